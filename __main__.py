@@ -1,0 +1,53 @@
+"""supabase-access: the access rules of one Supabase database, per stack."""
+
+from pathlib import Path
+
+import pulumi
+
+from components.access_rules import AccessRules, AccessRulesArgs
+from components.resources import Provider
+from supabase_access.profiles import plan_access
+from supabase_access.stack_config import NAMESPACE, ConfigError, parse_stack_settings
+
+access_config = pulumi.Config(NAMESPACE)
+postgresql_config = pulumi.Config("postgresql")
+
+try:
+    settings = parse_stack_settings(
+        {
+            "environment": access_config.get("environment"),
+            "profile": access_config.get("profile"),
+            "allowOpenProfileInProd": access_config.get_bool("allowOpenProfileInProd"),
+            "model": access_config.get_object("model"),
+            "modelFile": access_config.get("modelFile"),
+            "forceRls": access_config.get_bool("forceRls") or False,
+        },
+        {key: postgresql_config.get(key) for key in ("host", "port", "database", "username", "sslmode")},
+        project_dir=Path(__file__).parent,
+    )
+except ConfigError as exc:
+    # A clean one-line error at preview, before any resource is registered.
+    raise pulumi.RunError(str(exc)) from None
+
+connection = settings.connection
+database = Provider(
+    "supabase-db",
+    host=connection.host,
+    port=connection.port,
+    database=connection.database,
+    username=connection.username,
+    sslmode=connection.sslmode,
+    password=postgresql_config.require_secret("password"),
+)
+access = AccessRules(
+    "access",
+    AccessRulesArgs(
+        plan=plan_access(settings.model, settings.profile),
+        source=settings.model_source,
+        force_rls=settings.force_rls,
+    ),
+    opts=pulumi.ResourceOptions(providers=[database]),
+)
+pulumi.export("environment", settings.environment)
+pulumi.export("profile", settings.profile)
+pulumi.export("tables", list(settings.model.table_names))

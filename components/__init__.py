@@ -1,0 +1,1 @@
+"""Pulumi components and the typed resource classes of the supabase-access provider."""

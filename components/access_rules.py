@@ -1,0 +1,79 @@
+"""AccessRules: the grants, RLS, policies and constraint removals one access plan declares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+
+from components.resources import AccessPreflight, ConstraintRemoval, RowLevelSecurity, TableGrant, TablePolicies
+from supabase_access.policy import PolicySpec
+from supabase_access.profiles import AccessPlan
+from supabase_access.sql import plan_policies
+
+
+@dataclass
+class AccessRulesArgs:
+    plan: AccessPlan
+    # Where the model came from, named in preflight errors (e.g. "supabase-access:modelFile (access-model.yaml)").
+    source: str
+    force_rls: bool = False
+    # Extra policies per table (for example restrictive ones), added to the plan's.
+    extra_policies: dict[str, tuple[PolicySpec, ...]] = field(default_factory=dict)
+
+
+class AccessRules(pulumi.ComponentResource):
+    def __init__(self, name: str, args: AccessRulesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("supabase-access:components:AccessRules", name, None, opts)
+        plan = args.plan
+        schema = plan.schema
+        policies = {
+            table: {p.name: p.to_plain() for p in specs + args.extra_policies.get(table, ())}
+            for table, specs in plan_policies(plan).items()
+        }
+        tables = list(policies)
+        roles = sorted({r for specs in policies.values() for p in specs.values() for r in p["roles"]} | set(plan.grants))
+        preflight = AccessPreflight(
+            f"{name}-preflight",
+            schema=schema,
+            tables=tables,
+            roles=roles,
+            policies=policies,
+            source=args.source,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])
+        self.row_level_security = {
+            table: RowLevelSecurity(f"{table}-rls", schema=schema, table=table, force=args.force_rls, opts=after_preflight)
+            for table in tables
+        }
+        self.policies = {
+            table: TablePolicies(
+                f"{table}-policies",
+                schema=schema,
+                table=table,
+                policies=policies[table],
+                # Policies go in only once RLS is on, so the table is never open in between.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight, self.row_level_security[table]]),
+            )
+            for table in tables
+        }
+        self.grants = {
+            role: TableGrant(
+                f"{role}-table-grants", role=role, schema=schema, objects=tables, privileges=list(privileges), opts=after_preflight
+            )
+            for role, privileges in plan.grants.items()
+        }
+        self.constraint_removals = [
+            ConstraintRemoval(f"{table}-{constraint}-removal", schema=schema, table=table, constraint=constraint, opts=after_preflight)
+            for table, constraint in plan.removed_constraints
+        ]
+        self.register_outputs(
+            {
+                "profile": plan.profile,
+                "tables": tables,
+                "policyNames": {t: sorted(p) for t, p in policies.items()},
+                "grants": {role: list(p) for role, p in plan.grants.items()},
+                "removedConstraints": [f"{t}.{c}" for t, c in plan.removed_constraints],
+            }
+        )

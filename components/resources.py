@@ -1,0 +1,130 @@
+"""Typed Python classes for the supabase-access provider's resources (what a generated SDK would hold)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+
+PACKAGE = "supabase-access"
+
+
+class Provider(pulumi.ProviderResource):
+    """A connection to one Supabase Postgres database; the password is always a secret."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: pulumi.Input[str],
+        password: pulumi.Input[str],
+        port: pulumi.Input[int] = 5432,
+        database: pulumi.Input[str] = "postgres",
+        username: pulumi.Input[str] = "postgres",
+        sslmode: pulumi.Input[str] = "prefer",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "host": host,
+            "port": port,
+            "database": database,
+            "username": username,
+            "sslmode": sslmode,
+            "password": pulumi.Output.secret(password),
+        }
+        super().__init__(PACKAGE, name, props, opts)
+
+
+class _Resource(pulumi.CustomResource):
+    token: str
+    outputs: tuple[str, ...] = ()
+
+    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None) -> None:
+        super().__init__(self.token, name, {**props, **{k: None for k in self.outputs}}, opts)
+
+
+class AccessPreflight(_Resource):
+    """Checks tables, roles and policy expressions against the database before anything is applied."""
+
+    token = f"{PACKAGE}:index:AccessPreflight"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        schema: str,
+        tables: Sequence[str],
+        roles: Sequence[str],
+        policies: Mapping[str, Mapping[str, Any]],
+        source: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {"schema": schema, "tables": list(tables), "roles": list(roles), "policies": policies, "source": source}
+        super().__init__(name, props, opts)
+
+
+class RowLevelSecurity(_Resource):
+    token = f"{PACKAGE}:index:RowLevelSecurity"
+    outputs = ("enabled", "previous")
+
+    def __init__(self, name: str, *, schema: str, table: str, force: bool = False, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(name, {"schema": schema, "table": table, "force": force}, opts)
+
+
+class TablePolicies(_Resource):
+    """The complete set of RLS policies of one table; policies nobody declared are removed."""
+
+    token = f"{PACKAGE}:index:TablePolicies"
+    outputs = ("adopted",)
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        schema: str,
+        table: str,
+        policies: Mapping[str, Mapping[str, Any]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(name, {"schema": schema, "table": table, "policies": policies}, opts)
+
+
+class TableGrant(_Resource):
+    """Exactly `privileges` for `role` on `objects` (empty list: none)."""
+
+    token = f"{PACKAGE}:index:TableGrant"
+    outputs = ("previous",)
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        role: str,
+        schema: str,
+        objects: Sequence[str],
+        privileges: Sequence[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {"role": role, "schema": schema, "objectType": "table", "objects": list(objects), "privileges": list(privileges)}
+        super().__init__(name, props, opts)
+
+
+class ConstraintRemoval(_Resource):
+    """Keeps a constraint dropped; deleting this resource restores it."""
+
+    token = f"{PACKAGE}:index:ConstraintRemoval"
+    outputs = ("definition", "present")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        schema: str,
+        table: str,
+        constraint: str,
+        definition: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {"schema": schema, "table": table, "constraint": constraint, "definition": definition}
+        super().__init__(name, props, opts)

@@ -1,0 +1,1 @@
+"""supabase-access: Supabase access rules as code."""

@@ -1,0 +1,150 @@
+"""Reading access state back from PostgreSQL's catalogs, in PostgreSQL's own normalised form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+from supabase_access import sql as render
+from supabase_access.policy import PolicySpec
+
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+class CatalogError(ValueError):
+    """The database does not hold what a setting names; the message says which setting."""
+
+
+@dataclass(frozen=True)
+class RlsState:
+    enabled: bool
+    forced: bool
+
+
+@dataclass(frozen=True)
+class ForeignKeyInfo:
+    definition: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+def missing_tables(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> list[str]:
+    wanted = list(tables)
+    rows = conn.execute(
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p')",
+        (schema, wanted),
+    ).fetchall()
+    found = {r[0] for r in rows}
+    return [t for t in wanted if t not in found]
+
+
+def missing_roles(conn: psycopg.Connection, roles: Iterable[str]) -> list[str]:
+    wanted = [r for r in roles if r != "public"]
+    rows = conn.execute("select rolname from pg_roles where rolname = any(%s)", (wanted,)).fetchall()
+    found = {r[0] for r in rows}
+    return [r for r in wanted if r not in found]
+
+
+def read_rls(conn: psycopg.Connection, schema: str, table: str) -> RlsState | None:
+    row = conn.execute(
+        "select c.relrowsecurity, c.relforcerowsecurity from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s",
+        (schema, table),
+    ).fetchone()
+    return None if row is None else RlsState(enabled=row[0], forced=row[1])
+
+
+def read_policies(conn: psycopg.Connection, schema: str, table: str) -> dict[str, PolicySpec]:
+    rows = conn.execute(
+        "select policyname, cmd, roles::text[], permissive = 'PERMISSIVE', qual, with_check "
+        "from pg_policies where schemaname = %s and tablename = %s order by policyname",
+        (schema, table),
+    ).fetchall()
+    return {
+        name: PolicySpec(
+            name=name,
+            command=command,
+            roles=tuple(sorted(roles)),
+            permissive=permissive,
+            using=using,
+            with_check=with_check,
+        )
+        for name, command, roles, permissive, using, with_check in rows
+    }
+
+
+def replace_policies(conn: psycopg.Connection, schema: str, table: str, policies: Sequence[PolicySpec]) -> None:
+    """Drop every policy of the table and create `policies`, inside the caller's transaction.
+
+    The table keeps RLS on throughout and the transaction makes the switch atomic, so no
+    request ever sees a state wider than the old or the new set.
+    """
+    for name in read_policies(conn, schema, table):
+        conn.execute(render.drop_policy(schema, table, name))
+    for policy in policies:
+        conn.execute(render.create_policy(schema, table, policy))
+
+
+def normalize_policies(
+    conn: psycopg.Connection, schema: str, table: str, policies: Mapping[str, PolicySpec], *, setting: str
+) -> dict[str, PolicySpec]:
+    """Let PostgreSQL parse the policies and return them as it would store them; nothing is kept.
+
+    Each policy is created in its own savepoint so an error names the policy (and the
+    setting holding it) with PostgreSQL's own message.
+    """
+    with conn.transaction(force_rollback=True):
+        conn.execute("set local lock_timeout = '5s'")
+        for name in read_policies(conn, schema, table):
+            conn.execute(render.drop_policy(schema, table, name))
+        for name, policy in policies.items():
+            try:
+                with conn.transaction():
+                    conn.execute(render.create_policy(schema, table, policy))
+            except psycopg.errors.Error as exc:
+                message = exc.diag.message_primary or str(exc)
+                raise CatalogError(f"{setting}.{name}: PostgreSQL rejected the policy: {message}") from exc
+        return read_policies(conn, schema, table)
+
+
+def read_table_privileges(
+    conn: psycopg.Connection, role: str, schema: str, tables: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """Privileges granted directly to `role` on each table (defaults of a NULL ACL included)."""
+    rows = conn.execute(
+        "select c.relname, a.privilege_type from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "cross join lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a "
+        "where n.nspname = %s and c.relname = any(%s) "
+        "and a.grantee = (select oid from pg_roles where rolname = %s)",
+        (schema, list(tables), role),
+    ).fetchall()
+    found: dict[str, set[str]] = {t: set() for t in tables}
+    for table, privilege in rows:
+        found[table].add(privilege)
+    return {t: tuple(p for p in TABLE_PRIVILEGES if p in found[t]) for t in tables}
+
+
+def read_foreign_key(conn: psycopg.Connection, schema: str, table: str, constraint: str) -> ForeignKeyInfo | None:
+    row = conn.execute(
+        "select pg_get_constraintdef(k.oid), "
+        "array(select attname::text from unnest(k.conkey) with ordinality u(n, i) "
+        "  join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i), "
+        "rn.nspname, rc.relname, "
+        "array(select attname::text from unnest(k.confkey) with ordinality u(n, i) "
+        "  join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i) "
+        "from pg_constraint k join pg_class c on c.oid = k.conrelid "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "left join pg_class rc on rc.oid = k.confrelid left join pg_namespace rn on rn.oid = rc.relnamespace "
+        "where n.nspname = %s and c.relname = %s and k.conname = %s",
+        (schema, table, constraint),
+    ).fetchone()
+    if row is None:
+        return None
+    definition, columns, ref_schema, ref_table, ref_columns = row
+    return ForeignKeyInfo(definition, tuple(columns or ()), ref_schema or "", ref_table or "", tuple(ref_columns or ()))

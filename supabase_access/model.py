@@ -1,0 +1,161 @@
+"""The access model: which tables an app has and how each row is owned.
+
+Pure data and validation: no Pulumi, no database. A table is owned either
+directly (a column holds the owner's `auth.users.id`) or through a foreign-key
+column pointing at another table of the model, possibly over several hops.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class ModelError(ValueError):
+    """Bad access model input; the message names the setting that holds it."""
+
+
+def check_identifier(value: object, setting: str) -> str:
+    """Accept plain lower-case SQL identifiers only, so nothing needs quoting tricks."""
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise ModelError(
+            f"{setting}: {value!r} is not a valid identifier "
+            "(lower-case letters, digits and underscores, at most 63 characters, "
+            "no quotes, spaces or semicolons)"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ParentLink:
+    """A foreign-key hop: `column` of this table references `table`.`key`."""
+
+    column: str
+    table: str
+    key: str = "id"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    owner_column: str | None = None
+    parent: ParentLink | None = None
+    # The FK from owner_column to auth.users that the open profile removes.
+    user_foreign_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One step of an ownership path: rows of `table` whose `column` is in `parent`'s `key`."""
+
+    table: str
+    column: str
+    parent: str
+    key: str
+
+
+@dataclass(frozen=True)
+class AccessModel:
+    schema: str
+    tables: tuple[Table, ...]
+
+    def table(self, name: str) -> Table:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(name)
+
+    @property
+    def table_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tables)
+
+    def ownership_path(self, name: str) -> tuple[tuple[Hop, ...], Table]:
+        """The hops from `name` up to its root table, and that root (which has owner_column)."""
+        hops: list[Hop] = []
+        table = self.table(name)
+        while table.parent is not None:
+            hops.append(Hop(table.name, table.parent.column, table.parent.table, table.parent.key))
+            table = self.table(table.parent.table)
+        return tuple(hops), table
+
+
+def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
+    """Build and validate a model from plain data (YAML file or stack config)."""
+    if not isinstance(raw, Mapping):
+        raise ModelError(f"{setting}: expected a mapping with 'schema' and 'tables'")
+    schema = check_identifier(raw.get("schema", "public"), f"{setting}.schema")
+    raw_tables = raw.get("tables")
+    if not isinstance(raw_tables, Mapping) or not raw_tables:
+        raise ModelError(f"{setting}.tables: expected a non-empty mapping of table name to ownership")
+    tables = tuple(
+        _parse_table(name, spec, f"{setting}.tables.{name}") for name, spec in raw_tables.items()
+    )
+    model = AccessModel(schema=schema, tables=tables)
+    _check_paths(model, setting)
+    return model
+
+
+def load_model_file(path: Path, *, setting: str) -> AccessModel:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ModelError(f"{setting}: cannot read model file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{setting}: {path} is not valid YAML: {exc}") from exc
+    return parse_model(raw, setting=f"{setting} ({path})")
+
+
+def _parse_table(name: object, spec: object, setting: str) -> Table:
+    table_name = check_identifier(name, setting)
+    if not isinstance(spec, Mapping):
+        raise ModelError(f"{setting}: expected 'owner: <column>' or 'through: {{column, table}}'")
+    unknown = set(spec) - {"owner", "through", "userForeignKey"}
+    if unknown:
+        raise ModelError(f"{setting}: unknown key(s) {sorted(unknown)}")
+    has_owner, has_through = "owner" in spec, "through" in spec
+    if has_owner == has_through:
+        raise ModelError(f"{setting}: give exactly one of 'owner' or 'through'")
+    if has_owner:
+        fk = spec.get("userForeignKey")
+        return Table(
+            name=table_name,
+            owner_column=check_identifier(spec["owner"], f"{setting}.owner"),
+            user_foreign_key=None if fk is None else check_identifier(fk, f"{setting}.userForeignKey"),
+        )
+    if "userForeignKey" in spec:
+        raise ModelError(f"{setting}.userForeignKey: only a table with 'owner' references auth.users")
+    through = spec["through"]
+    if not isinstance(through, Mapping) or set(through) - {"column", "table", "key"}:
+        raise ModelError(f"{setting}.through: expected {{column, table[, key]}}")
+    return Table(
+        name=table_name,
+        parent=ParentLink(
+            column=check_identifier(through.get("column"), f"{setting}.through.column"),
+            table=check_identifier(through.get("table"), f"{setting}.through.table"),
+            key=check_identifier(through.get("key", "id"), f"{setting}.through.key"),
+        ),
+    )
+
+
+def _check_paths(model: AccessModel, setting: str) -> None:
+    names = set(model.table_names)
+    for table in model.tables:
+        seen = {table.name}
+        current = table
+        while current.parent is not None:
+            where = f"{setting}.tables.{current.name}.through.table"
+            if current.parent.table not in names:
+                raise ModelError(
+                    f"{where}: unknown table {current.parent.table!r} (known: {', '.join(sorted(names))})"
+                )
+            if current.parent.table in seen:
+                raise ModelError(f"{where}: ownership path of {table.name!r} loops back to {current.parent.table!r}")
+            seen.add(current.parent.table)
+            current = model.table(current.parent.table)

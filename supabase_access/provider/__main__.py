@@ -1,0 +1,3 @@
+from supabase_access.provider.server import main
+
+main()

@@ -1,0 +1,98 @@
+"""What every resource of the provider implements, and helpers they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from supabase_access.model import ModelError, check_identifier
+from supabase_access.provider.database import Database
+
+# Writes to the same table are serialised with a transaction-scoped advisory lock, because
+# concurrent GRANT/ALTER on one table can fail with "tuple concurrently updated".
+LOCK_NAMESPACE = "supabase-access:"
+
+Log = Callable[[str], None]
+
+
+class InputError(ValueError):
+    """Bad input for one property; `property` is the input's name as the user wrote it."""
+
+    def __init__(self, property: str, reason: str) -> None:
+        super().__init__(reason)
+        self.property = property
+        self.reason = reason
+
+
+@dataclass
+class Diff:
+    replaces: list[str] = field(default_factory=list)
+    # property path -> "add" | "delete" | "update"
+    changes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.replaces or self.changes)
+
+
+class ManagedResource(ABC):
+    token: str
+    # Inputs whose change PostgreSQL cannot apply in place.
+    replace_on: tuple[str, ...] = ()
+
+    @abstractmethod
+    def check(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Validate and return the inputs; raise InputError naming the property."""
+
+    @abstractmethod
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        """Compare the live database with the desired inputs (no replacement keys changed)."""
+
+    @abstractmethod
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]: ...
+
+    @abstractmethod
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None: ...
+
+    @abstractmethod
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(outputs, inputs) as the database has them now, or None if the object is gone."""
+
+    def diff(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> Diff:
+        replaces = [k for k in self.replace_on if state.get(k) != inputs.get(k)]
+        if replaces:
+            return Diff(replaces=replaces)
+        return Diff(changes=self.diff_live(db, state, inputs))
+
+
+def identifier(inputs: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    value = inputs.get(key, default)
+    try:
+        return check_identifier(value, key)
+    except ModelError as exc:
+        raise InputError(key, str(exc)) from exc
+
+
+def lock_tables(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> None:
+    for table in sorted(set(tables)):
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}{schema}.{table}",))
+
+
+def split_id(resource_id: str, parts: int, example: str) -> list[str]:
+    pieces = resource_id.split(".")
+    if len(pieces) != parts or not all(pieces):
+        raise InputError("id", f"expected an id like {example!r}, got {resource_id!r}")
+    return pieces
+
+
+def compare_fields(prefix: str, live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, str]:
+    return {f"{prefix}{k}": "update" for k in desired if live.get(k) != desired.get(k)}

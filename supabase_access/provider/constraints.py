@@ -1,0 +1,121 @@
+"""ConstraintRemoval: a named constraint kept dropped, holding the definition to restore.
+
+Deleting the resource restores the constraint. If existing rows would violate it, it is
+restored NOT VALID (no row is ever deleted to make it fit) and a warning says how many
+rows and how to validate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from supabase_access import catalog
+from supabase_access import sql as render
+from supabase_access.provider.base import InputError, Log, ManagedResource, identifier, lock_tables, split_id
+from supabase_access.provider.database import Database
+
+
+class ConstraintRemoval(ManagedResource):
+    token = "supabase-access:index:ConstraintRemoval"
+    replace_on = ("schema", "table", "constraint")
+
+    def check(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+        schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
+        constraint = identifier(inputs, "constraint")
+        definition = inputs.get("definition")
+        with db.connection() as conn:
+            if catalog.missing_tables(conn, schema, [table]):
+                raise InputError("table", f"table: {schema}.{table} does not exist in the database")
+            present = catalog.read_foreign_key(conn, schema, table, constraint) is not None
+        if not present and not definition:
+            raise InputError(
+                "constraint",
+                f"constraint: {constraint} does not exist on {schema}.{table} (already dropped by hand?); "
+                "set `definition` to what it was, so that destroy can restore it",
+            )
+        return {**inputs, "schema": schema}
+
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        with db.connection() as conn:
+            present = catalog.read_foreign_key(conn, inputs["schema"], inputs["table"], inputs["constraint"]) is not None
+        return {"present": "update"} if present else {}
+
+    def _drop(self, db: Database, inputs: dict[str, Any]) -> catalog.ForeignKeyInfo | None:
+        schema, table, constraint = inputs["schema"], inputs["table"], inputs["constraint"]
+        with db.connection() as conn, conn.transaction():
+            lock_tables(conn, schema, [table])
+            info = catalog.read_foreign_key(conn, schema, table, constraint)
+            if info is not None:
+                conn.execute(render.drop_constraint(schema, table, constraint))
+            return info
+
+    def _outputs(self, inputs: dict[str, Any], info: catalog.ForeignKeyInfo | None, state: dict[str, Any]) -> dict[str, Any]:
+        captured: dict[str, Any] = (
+            {
+                "definition": info.definition,
+                "columns": list(info.columns),
+                "referencedTable": f"{info.ref_schema}.{info.ref_table}" if info.ref_table else None,
+                "referencedColumns": list(info.ref_columns),
+            }
+            if info is not None
+            else {k: state.get(k) for k in ("definition", "columns", "referencedTable", "referencedColumns")}
+        )
+        if not captured.get("definition"):
+            captured["definition"] = inputs.get("definition")
+        return {"schema": inputs["schema"], "table": inputs["table"], "constraint": inputs["constraint"], "present": False, **captured}
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        info = self._drop(db, inputs)
+        return f"{inputs['schema']}.{inputs['table']}.{inputs['constraint']}", self._outputs(inputs, info, {})
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        info = self._drop(db, inputs)
+        return self._outputs(inputs, info, state)
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        schema, table, constraint = state["schema"], state["table"], state["constraint"]
+        definition = state.get("definition")
+        if not definition:
+            log(f"cannot restore {constraint} on {schema}.{table}: its definition was never known")
+            return
+        with db.connection() as conn, conn.transaction():
+            lock_tables(conn, schema, [table])
+            if catalog.missing_tables(conn, schema, [table]) or catalog.read_foreign_key(conn, schema, table, constraint):
+                return
+            try:
+                with conn.transaction():
+                    conn.execute(render.add_constraint(schema, table, constraint, definition, validate=True))
+                return
+            except (psycopg.errors.ForeignKeyViolation, psycopg.errors.CheckViolation):
+                pass
+            conn.execute(render.add_constraint(schema, table, constraint, definition, validate=False))
+            violations = self._count_violations(conn, state)
+        log(
+            f"restored {constraint} on {schema}.{table} as NOT VALID: {violations} existing row(s) violate it "
+            f"and were kept. New rows are checked. Once those rows are fixed, run: "
+            f"{render.validate_constraint(schema, table, constraint).as_string()};"
+        )
+
+    def _count_violations(self, conn: psycopg.Connection, state: dict[str, Any]) -> str:
+        columns, ref_columns, referenced = state.get("columns"), state.get("referencedColumns"), state.get("referencedTable")
+        if not (columns and ref_columns and referenced):
+            return "some"
+        ref_schema, ref_table = referenced.split(".", 1)
+        query = render.count_foreign_key_violations(state["schema"], state["table"], columns, ref_schema, ref_table, ref_columns)
+        row = conn.execute(query).fetchone()
+        return str(row[0]) if row else "some"
+
+    def read(self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        schema, table, constraint = split_id(resource_id, 3, "public.sessions.sessions_user_id_fkey")
+        with db.connection() as conn:
+            if catalog.missing_tables(conn, schema, [table]):
+                return None
+            info = catalog.read_foreign_key(conn, schema, table, constraint)
+        current_inputs = {"schema": schema, "table": table, "constraint": constraint}
+        outputs = self._outputs(current_inputs, None, state or {})
+        outputs["present"] = info is not None
+        if info is not None and not outputs.get("definition"):
+            outputs["definition"] = info.definition
+        return outputs, inputs or current_inputs

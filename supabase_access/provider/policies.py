@@ -1,0 +1,114 @@
+"""TablePolicies: the authoritative set of RLS policies of one table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from supabase_access import catalog
+from supabase_access.model import ModelError
+from supabase_access.policy import PolicySpec, policy_from_plain, policy_from_stored
+from supabase_access.provider.base import InputError, Log, ManagedResource, identifier, lock_tables, split_id
+from supabase_access.provider.database import Database
+
+
+def declared_policies(inputs: Mapping[str, Any]) -> dict[str, PolicySpec]:
+    raw = inputs.get("policies") or {}
+    if not isinstance(raw, Mapping):
+        raise InputError("policies", "policies: expected a map of policy name to policy")
+    try:
+        return {name: policy_from_plain(name, spec, setting=f"policies.{name}") for name, spec in raw.items()}
+    except ModelError as exc:
+        raise InputError("policies", str(exc)) from exc
+
+
+def plain_policies(policies: Mapping[str, PolicySpec]) -> dict[str, Any]:
+    return {name: spec.to_plain() for name, spec in policies.items()}
+
+
+def stored_policies(raw: Mapping[str, Any] | None) -> dict[str, PolicySpec]:
+    return {name: policy_from_stored(name, spec) for name, spec in (raw or {}).items()}
+
+
+def check_policies_against_database(db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec]) -> dict[str, PolicySpec]:
+    """Table and roles exist, and PostgreSQL accepts every expression; returns the normalised set."""
+    with db.connection() as conn:
+        if catalog.missing_tables(conn, schema, [table]):
+            raise InputError("table", f"table: {schema}.{table} does not exist in the database")
+        roles = {r for p in policies.values() for r in p.roles}
+        missing = catalog.missing_roles(conn, roles)
+        if missing:
+            raise InputError("policies", f"policies: role(s) {', '.join(missing)} do not exist in the database")
+        try:
+            return catalog.normalize_policies(conn, schema, table, policies, setting="policies")
+        except catalog.CatalogError as exc:
+            raise InputError("policies", str(exc)) from exc
+
+
+class TablePolicies(ManagedResource):
+    token = "supabase-access:index:TablePolicies"
+    replace_on = ("schema", "table")
+
+    def check(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+        schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
+        check_policies_against_database(db, schema, table, declared_policies(inputs))
+        return {**inputs, "schema": schema}
+
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        schema, table = inputs["schema"], inputs["table"]
+        desired = check_policies_against_database(db, schema, table, declared_policies(inputs))
+        with db.connection() as conn:
+            live = catalog.read_policies(conn, schema, table)
+        changes: dict[str, str] = {}
+        for name in sorted(set(desired) | set(live)):
+            if name not in live:
+                changes[f"policies.{name}"] = "add"
+            elif name not in desired:
+                changes[f"policies.{name}"] = "delete"
+            else:
+                old, new = live[name].to_plain(), desired[name].to_plain()
+                changes.update({f"policies.{name}.{k}": "update" for k in new if old[k] != new[k]})
+        return changes
+
+    def _apply(self, db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec]) -> tuple[dict[str, PolicySpec], dict[str, PolicySpec]]:
+        """Replace the table's policies in one transaction; returns (before, after)."""
+        with db.connection() as conn, conn.transaction():
+            lock_tables(conn, schema, [table])
+            before = catalog.read_policies(conn, schema, table)
+            catalog.replace_policies(conn, schema, table, list(policies.values()))
+            return before, catalog.read_policies(conn, schema, table)
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        schema, table = inputs["schema"], inputs["table"]
+        before, after = self._apply(db, schema, table, declared_policies(inputs))
+        if before:
+            log(f"took over {len(before)} existing polic{'y' if len(before) == 1 else 'ies'} on {schema}.{table} "
+                f"({', '.join(before)}); destroy puts them back")
+        # `adopted` is what was there before we managed the table: destroy restores it.
+        outputs = {"schema": schema, "table": table, "policies": plain_policies(after), "adopted": plain_policies(before)}
+        return f"{schema}.{table}", outputs
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        schema, table = inputs["schema"], inputs["table"]
+        _, after = self._apply(db, schema, table, declared_policies(inputs))
+        return {"schema": schema, "table": table, "policies": plain_policies(after), "adopted": state.get("adopted") or {}}
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        schema, table = state["schema"], state["table"]
+        with db.connection() as conn:
+            if catalog.missing_tables(conn, schema, [table]):
+                return
+        self._apply(db, schema, table, stored_policies(state.get("adopted")))
+
+    def read(self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        schema, table = split_id(resource_id, 2, "public.sessions")
+        with db.connection() as conn:
+            if catalog.missing_tables(conn, schema, [table]):
+                return None
+            live = plain_policies(catalog.read_policies(conn, schema, table))
+        adopted = state.get("adopted") if state else live  # an import adopts what it finds
+        outputs = {"schema": schema, "table": table, "policies": live, "adopted": adopted or {}}
+        if inputs and state.get("policies") == live:
+            return outputs, inputs
+        return outputs, {"schema": schema, "table": table, "policies": live}
+

@@ -1,0 +1,56 @@
+"""AccessPreflight: checks everything the other resources need before any of them runs.
+
+The other resources depend on it, so when a table is missing, an expression does not
+parse or the database cannot be reached, `up` stops before anything is applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supabase_access import catalog
+from supabase_access.model import ModelError
+from supabase_access.policy import policy_from_plain
+from supabase_access.provider.base import InputError, Log, ManagedResource, identifier
+from supabase_access.provider.database import Database
+
+
+class AccessPreflight(ManagedResource):
+    token = "supabase-access:index:AccessPreflight"
+
+    def check(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+        schema = identifier(inputs, "schema", "public")
+        source = str(inputs.get("source") or "the access model")
+        tables = [identifier({"tables": t}, "tables") for t in inputs.get("tables") or []]
+        roles = [identifier({"roles": r}, "roles") for r in inputs.get("roles") or []]
+        policies_by_table = inputs.get("policies") or {}
+        with db.connection() as conn:
+            missing = catalog.missing_tables(conn, schema, tables)
+            if missing:
+                raise InputError("tables", f"{source}: table(s) {', '.join(f'{schema}.{t}' for t in missing)} do not exist in the database")
+            missing_roles = catalog.missing_roles(conn, roles)
+            if missing_roles:
+                raise InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
+            for table, raw in policies_by_table.items():
+                setting = f"{source}: policies of {table}"
+                try:
+                    specs = {name: policy_from_plain(name, spec, setting=f"{setting}.{name}") for name, spec in raw.items()}
+                    catalog.normalize_policies(conn, schema, table, specs, setting=setting)
+                except (ModelError, catalog.CatalogError) as exc:
+                    raise InputError("policies", str(exc)) from exc
+        return {**inputs, "schema": schema}
+
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        return {k: "update" for k in ("schema", "tables", "roles", "policies", "source") if state.get(k) != inputs.get(k)}
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        return f"preflight.{inputs['schema']}", dict(inputs)
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        return dict(inputs)
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        return None
+
+    def read(self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        return (state, inputs) if state else None

@@ -1,0 +1,134 @@
+"""The provider plugin: Pulumi's experimental Python provider interface, dispatching by resource type."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from pulumi.provider.experimental import provider as api
+from pulumi.provider.experimental.server import main as serve
+from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
+
+from supabase_access.catalog import CatalogError
+from supabase_access.provider.base import InputError, ManagedResource
+from supabase_access.provider.constraints import ConstraintRemoval
+from supabase_access.provider.database import Database
+from supabase_access.provider.grants import TableGrant
+from supabase_access.provider.policies import TablePolicies
+from supabase_access.provider.preflight import AccessPreflight
+from supabase_access.provider.rls import RowLevelSecurity
+from supabase_access.provider.values import has_unknowns, plain_map, property_map
+
+VERSION = "0.1.0"
+RESOURCES: dict[str, ManagedResource] = {
+    r.token: r for r in (TablePolicies(), RowLevelSecurity(), TableGrant(), ConstraintRemoval(), AccessPreflight())
+}
+KINDS = {"add": api.PropertyDiffKind.ADD, "delete": api.PropertyDiffKind.DELETE, "update": api.PropertyDiffKind.UPDATE}
+T = TypeVar("T")
+
+
+class EngineLog:
+    """Warnings shown to the user next to the resource, through the engine's Log service."""
+
+    def __init__(self, engine_address: str) -> None:
+        self._stub = engine_pb2_grpc.EngineStub(grpc.insecure_channel(engine_address)) if engine_address else None
+
+    def warn(self, urn: str, message: str) -> None:
+        if self._stub is None:
+            print(f"warning: {message}", file=sys.stderr)
+            return
+        self._stub.Log(engine_pb2.LogRequest(severity=engine_pb2.WARNING, message=message, urn=urn))
+
+
+class SupabaseAccessProvider(api.Provider):
+    def __init__(self, engine_address: str) -> None:
+        self._db: Database | None = None
+        self._config: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._log = EngineLog(engine_address)
+
+    # --- configuration -----------------------------------------------------------------
+    async def configure(self, request: api.ConfigureRequest) -> api.ConfigureResponse:
+        if not has_unknowns(request.args):
+            self._config = plain_map(request.args)
+        return api.ConfigureResponse(accept_secrets=True, supports_preview=False)
+
+    def _database(self) -> Database:
+        with self._lock:
+            if self._db is None:
+                self._db = Database(self._config)
+            return self._db
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        # psycopg is synchronous; threads keep the engine's parallel calls parallel.
+        return await asyncio.to_thread(work)
+
+    # --- resource operations -----------------------------------------------------------
+    async def check(self, request: api.CheckRequest) -> api.CheckResponse:
+        resource = RESOURCES[request.type]
+        if has_unknowns(request.new_inputs):
+            return api.CheckResponse(inputs=request.new_inputs)
+        inputs = plain_map(request.new_inputs)
+        try:
+            checked = await self._run(lambda: resource.check(self._database(), inputs))
+        except InputError as exc:
+            return api.CheckResponse(inputs=request.new_inputs, failures=[api.CheckFailure(exc.property, exc.reason)])
+        except CatalogError as exc:
+            return api.CheckResponse(inputs=request.new_inputs, failures=[api.CheckFailure("", str(exc))])
+        return api.CheckResponse(inputs=property_map(checked))
+
+    async def diff(self, request: api.DiffRequest) -> api.DiffResponse:
+        resource = RESOURCES[request.type]
+        if has_unknowns(request.new_inputs):
+            return api.DiffResponse(changes=None)
+        state, inputs = plain_map(request.old_state), plain_map(request.new_inputs)
+        diff = await self._run(lambda: resource.diff(self._database(), state, inputs))
+        detailed = {k: api.PropertyDiff(KINDS[v], input_diff=False) for k, v in diff.changes.items()}
+        detailed.update({k: api.PropertyDiff(api.PropertyDiffKind.UPDATE_REPLACE, input_diff=True) for k in diff.replaces})
+        return api.DiffResponse(
+            changes=diff.has_changes,
+            replaces=diff.replaces,
+            diffs=sorted({k.split(".")[0] for k in detailed}),
+            detailed_diff=detailed,
+            delete_before_replace=bool(diff.replaces),
+        )
+
+    async def create(self, request: api.CreateRequest) -> api.CreateResponse:
+        resource = RESOURCES[request.type]
+        inputs = plain_map(request.properties)
+        resource_id, outputs = await self._run(lambda: resource.create(self._database(), inputs, self._warner(request.urn)))
+        return api.CreateResponse(resource_id=resource_id, properties=property_map(outputs))
+
+    async def update(self, request: api.UpdateRequest) -> api.UpdateResponse:
+        resource = RESOURCES[request.type]
+        state, inputs = plain_map(request.olds), plain_map(request.news)
+        outputs = await self._run(lambda: resource.update(self._database(), state, inputs, self._warner(request.urn)))
+        return api.UpdateResponse(properties=property_map(outputs))
+
+    async def delete(self, request: api.DeleteRequest) -> None:
+        resource = RESOURCES[request.type]
+        state = plain_map(request.properties)
+        await self._run(lambda: resource.delete(self._database(), state, self._warner(request.urn)))
+
+    async def read(self, request: api.ReadRequest) -> api.ReadResponse:
+        resource = RESOURCES[request.type]
+        state, inputs = plain_map(request.properties), plain_map(request.inputs)
+        found = await self._run(lambda: resource.read(self._database(), request.resource_id, state, inputs))
+        if found is None:
+            return api.ReadResponse(resource_id="")
+        outputs, current_inputs = found
+        return api.ReadResponse(
+            resource_id=request.resource_id, properties=property_map(outputs), inputs=property_map(current_inputs)
+        )
+
+    def _warner(self, urn: str) -> Callable[[str], None]:
+        return lambda message: self._log.warn(urn, message)
+
+
+def main() -> None:
+    engine_address = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+    serve(sys.argv[1:], VERSION, SupabaseAccessProvider(engine_address))

@@ -1,0 +1,57 @@
+"""Conversions between Pulumi property values and plain Python data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi.provider.experimental.property_value import Computed, PropertyValue
+
+
+class UnknownValue(Exception):
+    """An input is not known yet (preview before a dependency exists)."""
+
+
+def to_plain(value: PropertyValue) -> Any:
+    inner = value.value
+    if isinstance(inner, Computed):
+        raise UnknownValue()
+    if isinstance(inner, Mapping):
+        return {k: to_plain(v) for k, v in inner.items()}
+    if isinstance(inner, tuple):
+        return [to_plain(v) for v in inner]
+    if isinstance(inner, float) and inner.is_integer():
+        return int(inner)
+    return inner
+
+
+def plain_map(values: Mapping[str, PropertyValue]) -> dict[str, Any]:
+    return {k: to_plain(v) for k, v in values.items()}
+
+
+def has_unknowns(values: Mapping[str, PropertyValue]) -> bool:
+    try:
+        plain_map(values)
+    except UnknownValue:
+        return True
+    return False
+
+
+def to_property(value: Any, *, secret: bool = False) -> PropertyValue:
+    if isinstance(value, PropertyValue):
+        return value
+    if isinstance(value, Mapping):
+        wrapped: Any = {k: to_property(v) for k, v in value.items()}
+    elif isinstance(value, (list, tuple)):
+        wrapped = [to_property(v) for v in value]
+    elif isinstance(value, bool) or value is None or isinstance(value, str):
+        wrapped = value
+    elif isinstance(value, (int, float)):
+        wrapped = float(value)
+    else:
+        raise TypeError(f"cannot send {type(value).__name__} to the engine")
+    return PropertyValue(wrapped, is_secret=secret)
+
+
+def property_map(values: Mapping[str, Any]) -> dict[str, PropertyValue]:
+    return {k: to_property(v) for k, v in values.items()}

@@ -1,0 +1,91 @@
+"""Stack settings: the `supabase-access:*` and `postgresql:*` config of one stack, validated.
+
+Pure: takes plain values (what `pulumi config` holds), so it is tested without an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from supabase_access.model import AccessModel, ModelError, load_model_file, parse_model
+from supabase_access.profiles import PROFILES
+
+NAMESPACE = "supabase-access"
+ENVIRONMENTS = ("dev", "prod")
+
+
+class ConfigError(ValueError):
+    """A stack setting is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    host: str
+    port: int
+    database: str
+    username: str
+    sslmode: str
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    environment: str
+    profile: str
+    model: AccessModel
+    model_source: str
+    force_rls: bool
+    connection: Connection
+
+
+def parse_stack_settings(access: Mapping[str, Any], postgresql: Mapping[str, Any], *, project_dir: Path) -> StackSettings:
+    environment = access.get("environment") or "dev"
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"{NAMESPACE}:environment: {environment!r} is not one of {', '.join(ENVIRONMENTS)}")
+    profile = access.get("profile") or ("owner" if environment == "prod" else "open")
+    if profile not in PROFILES:
+        raise ConfigError(f"{NAMESPACE}:profile: {profile!r} is not one of {', '.join(PROFILES)}")
+    if environment == "prod" and profile == "open" and access.get("allowOpenProfileInProd") is not True:
+        raise ConfigError(
+            f"{NAMESPACE}:profile: a prod stack cannot use the open profile (every visitor could read and change "
+            f"every row). Use `owner`, or set {NAMESPACE}:allowOpenProfileInProd to true if you really mean it."
+        )
+    model, source = _model(access, project_dir)
+    force_rls = access.get("forceRls", False)
+    if not isinstance(force_rls, bool):
+        raise ConfigError(f"{NAMESPACE}:forceRls: expected true or false")
+    return StackSettings(environment, profile, model, source, force_rls, _connection(postgresql))
+
+
+def _model(access: Mapping[str, Any], project_dir: Path) -> tuple[AccessModel, str]:
+    try:
+        if access.get("model") is not None:
+            if access.get("modelFile") is not None:
+                raise ConfigError(f"{NAMESPACE}:model and {NAMESPACE}:modelFile are both set; keep one")
+            return parse_model(access["model"], setting=f"{NAMESPACE}:model"), f"{NAMESPACE}:model"
+        relative = access.get("modelFile") or "access-model.yaml"
+        source = f"{NAMESPACE}:modelFile ({relative})"
+        return load_model_file(project_dir / relative, setting=f"{NAMESPACE}:modelFile"), source
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _connection(postgresql: Mapping[str, Any]) -> Connection:
+    host = postgresql.get("host")
+    if not host:
+        raise ConfigError("postgresql:host is not set (pulumi config set postgresql:host <host>)")
+    try:
+        port = int(postgresql.get("port") or 5432)
+    except ValueError as exc:
+        raise ConfigError(f"postgresql:port: {postgresql.get('port')!r} is not a port number") from exc
+    if not 0 < port < 65536:
+        raise ConfigError(f"postgresql:port: {port} is not a port number")
+    return Connection(
+        host=str(host),
+        port=port,
+        database=str(postgresql.get("database") or "postgres"),
+        username=str(postgresql.get("username") or "postgres"),
+        sslmode=str(postgresql.get("sslmode") or "prefer"),
+    )
