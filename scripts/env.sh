@@ -8,8 +8,8 @@ if [ ! -f "$_sa_repo/.venv/.pulumi-bin-dir" ]; then
 fi
 # shellcheck disable=SC1091
 . "$_sa_repo/.venv/bin/activate"
-# Our provider plugin first; our language host last, so an installed real one wins.
-export PATH="$_sa_repo/bin:$(cat "$_sa_repo/.venv/.pulumi-bin-dir"):$PATH:$_sa_repo/tools/langhost"
+# Our provider plugin and the chosen CLI first.
+export PATH="$_sa_repo/bin:$(cat "$_sa_repo/.venv/.pulumi-bin-dir"):$PATH"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! grep -qs '"current": *"[^"]' "${PULUMI_HOME:-$HOME/.pulumi}/credentials.json"; then

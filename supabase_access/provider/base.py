@@ -45,7 +45,7 @@ class ManagedResource(ABC):
     replace_on: tuple[str, ...] = ()
 
     @abstractmethod
-    def check(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         """Validate and return the inputs; raise InputError naming the property."""
 
     @abstractmethod

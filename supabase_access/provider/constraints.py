@@ -21,7 +21,7 @@ class ConstraintRemoval(ManagedResource):
     token = "supabase-access:index:ConstraintRemoval"
     replace_on = ("schema", "table", "constraint")
 
-    def check(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
         constraint = identifier(inputs, "constraint")
         definition = inputs.get("definition")
@@ -29,7 +29,8 @@ class ConstraintRemoval(ManagedResource):
             if catalog.missing_tables(conn, schema, [table]):
                 raise InputError("table", f"table: {schema}.{table} does not exist in the database")
             present = catalog.read_foreign_key(conn, schema, table, constraint) is not None
-        if not present and not definition:
+        managed = bool(olds) and all(olds.get(k) == inputs.get(k) for k in self.replace_on)
+        if not present and not definition and not managed:
             raise InputError(
                 "constraint",
                 f"constraint: {constraint} does not exist on {schema}.{table} (already dropped by hand?); "

@@ -38,7 +38,7 @@ class TableGrant(ManagedResource):
     token = "supabase-access:index:TableGrant"
     replace_on = ("role", "schema", "objectType", "objects")
 
-    def check(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         role, schema = identifier(inputs, "role"), identifier(inputs, "schema", "public")
         if inputs.get("objectType", "table") != "table":
             raise InputError("objectType", "objectType: only 'table' is supported")

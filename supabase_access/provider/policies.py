@@ -49,7 +49,7 @@ class TablePolicies(ManagedResource):
     token = "supabase-access:index:TablePolicies"
     replace_on = ("schema", "table")
 
-    def check(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
         check_policies_against_database(db, schema, table, declared_policies(inputs))
         return {**inputs, "schema": schema}

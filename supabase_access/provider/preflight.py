@@ -18,7 +18,7 @@ from supabase_access.provider.database import Database
 class AccessPreflight(ManagedResource):
     token = "supabase-access:index:AccessPreflight"
 
-    def check(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         schema = identifier(inputs, "schema", "public")
         source = str(inputs.get("source") or "the access model")
         tables = [identifier({"tables": t}, "tables") for t in inputs.get("tables") or []]

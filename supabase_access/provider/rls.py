@@ -22,7 +22,7 @@ class RowLevelSecurity(ManagedResource):
     token = "supabase-access:index:RowLevelSecurity"
     replace_on = ("schema", "table")
 
-    def check(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
         force = inputs.get("force", False)
         if not isinstance(force, bool):

@@ -31,6 +31,11 @@ KINDS = {"add": api.PropertyDiffKind.ADD, "delete": api.PropertyDiffKind.DELETE,
 T = TypeVar("T")
 
 
+def _resource(urn: str) -> ManagedResource:
+    # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>; the SDK helper keeps the parent types.
+    return RESOURCES[urn.split("::")[2].split("$")[-1]]
+
+
 class EngineLog:
     """Warnings shown to the user next to the resource, through the engine's Log service."""
 
@@ -69,12 +74,12 @@ class SupabaseAccessProvider(api.Provider):
 
     # --- resource operations -----------------------------------------------------------
     async def check(self, request: api.CheckRequest) -> api.CheckResponse:
-        resource = RESOURCES[request.type]
+        resource = _resource(request.urn)
         if has_unknowns(request.new_inputs):
             return api.CheckResponse(inputs=request.new_inputs)
-        inputs = plain_map(request.new_inputs)
+        olds, inputs = plain_map(request.old_inputs), plain_map(request.new_inputs)
         try:
-            checked = await self._run(lambda: resource.check(self._database(), inputs))
+            checked = await self._run(lambda: resource.check(self._database(), olds, inputs))
         except InputError as exc:
             return api.CheckResponse(inputs=request.new_inputs, failures=[api.CheckFailure(exc.property, exc.reason)])
         except CatalogError as exc:
@@ -82,7 +87,7 @@ class SupabaseAccessProvider(api.Provider):
         return api.CheckResponse(inputs=property_map(checked))
 
     async def diff(self, request: api.DiffRequest) -> api.DiffResponse:
-        resource = RESOURCES[request.type]
+        resource = _resource(request.urn)
         if has_unknowns(request.new_inputs):
             return api.DiffResponse(changes=None)
         state, inputs = plain_map(request.old_state), plain_map(request.new_inputs)
@@ -98,24 +103,24 @@ class SupabaseAccessProvider(api.Provider):
         )
 
     async def create(self, request: api.CreateRequest) -> api.CreateResponse:
-        resource = RESOURCES[request.type]
+        resource = _resource(request.urn)
         inputs = plain_map(request.properties)
         resource_id, outputs = await self._run(lambda: resource.create(self._database(), inputs, self._warner(request.urn)))
         return api.CreateResponse(resource_id=resource_id, properties=property_map(outputs))
 
     async def update(self, request: api.UpdateRequest) -> api.UpdateResponse:
-        resource = RESOURCES[request.type]
+        resource = _resource(request.urn)
         state, inputs = plain_map(request.olds), plain_map(request.news)
         outputs = await self._run(lambda: resource.update(self._database(), state, inputs, self._warner(request.urn)))
         return api.UpdateResponse(properties=property_map(outputs))
 
     async def delete(self, request: api.DeleteRequest) -> None:
-        resource = RESOURCES[request.type]
+        resource = _resource(request.urn)
         state = plain_map(request.properties)
         await self._run(lambda: resource.delete(self._database(), state, self._warner(request.urn)))
 
     async def read(self, request: api.ReadRequest) -> api.ReadResponse:
-        resource = RESOURCES[request.type]
+        resource = _resource(request.urn)
         state, inputs = plain_map(request.properties), plain_map(request.inputs)
         found = await self._run(lambda: resource.read(self._database(), request.resource_id, state, inputs))
         if found is None:

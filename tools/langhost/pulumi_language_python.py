@@ -10,6 +10,7 @@ running `__main__.py`). A real language host found on PATH is always preferred.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import runpy
 import sys
@@ -17,7 +18,6 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-from pulumi import __version__ as sdk_version  # type: ignore[attr-defined]
 from pulumi.automation._server import LanguageServer
 from pulumi.runtime.proto import language_pb2_grpc, plugin_pb2
 
@@ -42,7 +42,7 @@ class ProjectProgramHost(LanguageServer):
         runpy.run_path(self._entry_point, run_name="__main__")
 
     def GetPluginInfo(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return plugin_pb2.PluginInfo(version=sdk_version)
+        return plugin_pb2.PluginInfo(version=importlib.metadata.version("pulumi"))
 
 
 def main() -> None:
@@ -56,7 +56,11 @@ def main() -> None:
     server.start()
     # The engine reads the port from the first line of stdout.
     print(port, flush=True)
-    server.wait_for_termination()
+    try:
+        server.wait_for_termination()
+    except KeyboardInterrupt:
+        # The engine interrupts its plugins when it is done: a normal end.
+        server.stop(grace=None)
 
 
 if __name__ == "__main__":
