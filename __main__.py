@@ -21,6 +21,7 @@ try:
             "model": access_config.get_object("model"),
             "modelFile": access_config.get("modelFile"),
             "forceRls": access_config.get_bool("forceRls") or False,
+            "extraPolicies": access_config.get_object("extraPolicies"),
         },
         {key: postgresql_config.get(key) for key in ("host", "port", "database", "username", "sslmode")},
         project_dir=Path(__file__).parent,
@@ -45,6 +46,7 @@ access = AccessRules(
         plan=plan_access(settings.model, settings.profile),
         source=settings.model_source,
         force_rls=settings.force_rls,
+        extra_policies=settings.extra_policies,
     ),
     opts=pulumi.ResourceOptions(providers=[database]),
 )

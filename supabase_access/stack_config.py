@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from supabase_access.model import AccessModel, ModelError, load_model_file, parse_model
+from supabase_access.policy import PolicySpec, policy_from_plain
 from supabase_access.profiles import PROFILES
 
 NAMESPACE = "supabase-access"
@@ -38,6 +39,8 @@ class StackSettings:
     model_source: str
     force_rls: bool
     connection: Connection
+    # Policies added to the profile's, per table (e.g. RESTRICTIVE ones).
+    extra_policies: dict[str, tuple[PolicySpec, ...]]
 
 
 def parse_stack_settings(access: Mapping[str, Any], postgresql: Mapping[str, Any], *, project_dir: Path) -> StackSettings:
@@ -56,7 +59,29 @@ def parse_stack_settings(access: Mapping[str, Any], postgresql: Mapping[str, Any
     force_rls = access.get("forceRls", False)
     if not isinstance(force_rls, bool):
         raise ConfigError(f"{NAMESPACE}:forceRls: expected true or false")
-    return StackSettings(environment, profile, model, source, force_rls, _connection(postgresql))
+    extra = _extra_policies(access.get("extraPolicies"), model)
+    return StackSettings(environment, profile, model, source, force_rls, _connection(postgresql), extra)
+
+
+def _extra_policies(raw: Any, model: AccessModel) -> dict[str, tuple[PolicySpec, ...]]:
+    setting = f"{NAMESPACE}:extraPolicies"
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{setting}: expected a map of table name to {{policy name: policy}}")
+    extra: dict[str, tuple[PolicySpec, ...]] = {}
+    for table, policies in raw.items():
+        if table not in model.table_names:
+            raise ConfigError(f"{setting}.{table}: unknown table (the model has {', '.join(model.table_names)})")
+        if not isinstance(policies, Mapping):
+            raise ConfigError(f"{setting}.{table}: expected a map of policy name to policy")
+        try:
+            extra[table] = tuple(
+                policy_from_plain(name, spec, setting=f"{setting}.{table}.{name}") for name, spec in policies.items()
+            )
+        except ModelError as exc:
+            raise ConfigError(str(exc)) from exc
+    return extra
 
 
 def _model(access: Mapping[str, Any], project_dir: Path) -> tuple[AccessModel, str]:
