@@ -20,6 +20,8 @@ class AccessRulesArgs:
     force_rls: bool = False
     # Extra policies per table (for example restrictive ones), added to the plan's.
     extra_policies: dict[str, tuple[PolicySpec, ...]] = field(default_factory=dict)
+    # The setting that holds extra_policies, named in errors.
+    extra_policies_setting: str = "supabase-access:extraPolicies"
 
 
 class AccessRules(pulumi.ComponentResource):
@@ -40,6 +42,11 @@ class AccessRules(pulumi.ComponentResource):
             roles=roles,
             policies=policies,
             source=args.source,
+            policy_settings={
+                f"{table}.{p.name}": f"{args.extra_policies_setting}.{table}.{p.name}"
+                for table, specs in args.extra_policies.items()
+                for p in specs
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])

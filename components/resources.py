@@ -58,9 +58,17 @@ class AccessPreflight(_Resource):
         roles: Sequence[str],
         policies: Mapping[str, Mapping[str, Any]],
         source: str,
+        policy_settings: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"schema": schema, "tables": list(tables), "roles": list(roles), "policies": policies, "source": source}
+        props = {
+            "schema": schema,
+            "tables": list(tables),
+            "roles": list(roles),
+            "policies": policies,
+            "source": source,
+            "policySettings": dict(policy_settings),
+        }
         super().__init__(name, props, opts)
 
 

@@ -17,6 +17,15 @@ class CatalogError(ValueError):
     """The database does not hold what a setting names; the message says which setting."""
 
 
+class PolicyRejected(CatalogError):
+    """PostgreSQL refused a policy (an expression that does not parse, an unknown column, ...)."""
+
+    def __init__(self, policy: str, message: str) -> None:
+        super().__init__(f"{policy}: PostgreSQL rejected the policy: {message}")
+        self.policy = policy
+        self.message = message
+
+
 @dataclass(frozen=True)
 class RlsState:
     enabled: bool
@@ -91,12 +100,12 @@ def replace_policies(conn: psycopg.Connection, schema: str, table: str, policies
 
 
 def normalize_policies(
-    conn: psycopg.Connection, schema: str, table: str, policies: Mapping[str, PolicySpec], *, setting: str
+    conn: psycopg.Connection, schema: str, table: str, policies: Mapping[str, PolicySpec]
 ) -> dict[str, PolicySpec]:
     """Let PostgreSQL parse the policies and return them as it would store them; nothing is kept.
 
-    Each policy is created in its own savepoint so an error names the policy (and the
-    setting holding it) with PostgreSQL's own message.
+    Each policy is created in its own savepoint so an error names the policy, with
+    PostgreSQL's own message.
     """
     with conn.transaction(force_rollback=True):
         conn.execute("set local lock_timeout = '5s'")
@@ -108,7 +117,7 @@ def normalize_policies(
                     conn.execute(render.create_policy(schema, table, policy))
             except psycopg.errors.Error as exc:
                 message = exc.diag.message_primary or str(exc)
-                raise CatalogError(f"{setting}.{name}: PostgreSQL rejected the policy: {message}") from exc
+                raise PolicyRejected(name, message) from exc
         return read_policies(conn, schema, table)
 
 

@@ -40,9 +40,9 @@ def check_policies_against_database(db: Database, schema: str, table: str, polic
         if missing:
             raise InputError("policies", f"policies: role(s) {', '.join(missing)} do not exist in the database")
         try:
-            return catalog.normalize_policies(conn, schema, table, policies, setting="policies")
-        except catalog.CatalogError as exc:
-            raise InputError("policies", str(exc)) from exc
+            return catalog.normalize_policies(conn, schema, table, policies)
+        except catalog.PolicyRejected as exc:
+            raise InputError("policies", f"policies.{exc}") from exc
 
 
 class TablePolicies(ManagedResource):

@@ -24,6 +24,8 @@ class AccessPreflight(ManagedResource):
         tables = [identifier({"tables": t}, "tables") for t in inputs.get("tables") or []]
         roles = [identifier({"roles": r}, "roles") for r in inputs.get("roles") or []]
         policies_by_table = inputs.get("policies") or {}
+        # Where each policy was declared, e.g. {"sessions.p": "supabase-access:extraPolicies.sessions.p"}.
+        policy_settings = inputs.get("policySettings") or {}
         with db.connection() as conn:
             missing = catalog.missing_tables(conn, schema, tables)
             if missing:
@@ -32,16 +34,20 @@ class AccessPreflight(ManagedResource):
             if missing_roles:
                 raise InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
             for table, raw in policies_by_table.items():
-                setting = f"{source}: policies of {table}"
+                def setting(name: str, table: str = table) -> str:
+                    return str(policy_settings.get(f"{table}.{name}") or f"{source}: policy {table}.{name}")
+
                 try:
-                    specs = {name: policy_from_plain(name, spec, setting=f"{setting}.{name}") for name, spec in raw.items()}
-                    catalog.normalize_policies(conn, schema, table, specs, setting=setting)
-                except (ModelError, catalog.CatalogError) as exc:
+                    specs = {name: policy_from_plain(name, spec, setting=setting(name)) for name, spec in raw.items()}
+                    catalog.normalize_policies(conn, schema, table, specs)
+                except ModelError as exc:
                     raise InputError("policies", str(exc)) from exc
+                except catalog.PolicyRejected as exc:
+                    raise InputError("policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}") from exc
         return {**inputs, "schema": schema}
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        return {k: "update" for k in ("schema", "tables", "roles", "policies", "source") if state.get(k) != inputs.get(k)}
+        return {k: "update" for k in ("schema", "tables", "roles", "policies", "source", "policySettings") if state.get(k) != inputs.get(k)}
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         return f"preflight.{inputs['schema']}", dict(inputs)

@@ -1,0 +1,175 @@
+"""End to end: the real Pulumi engine and provider plugin against a real Supabase-like PostgreSQL.
+
+Every test runs `pulumi preview/up/refresh/destroy` through the Automation API on a database
+of its own, and checks the result the way the app sees it: as PostgREST's roles.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from pulumi import automation as auto
+
+from supabase_access.postgrest import Persona, as_persona, connect_as_authenticator
+from tests.support.engine import changes, new_stack
+
+pytestmark = pytest.mark.e2e
+
+OPEN = {"supabase-access:environment": "dev", "supabase-access:profile": "open"}
+OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
+StackFactory = Callable[..., auto.Stack]
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path, fresh_db: str) -> StackFactory:
+    def make(config: dict[str, str], name: str = "local", dsn: str | None = None) -> auto.Stack:
+        return new_stack(tmp_path / name, name, dsn or fresh_db, config)
+
+    return make
+
+
+def policies(dsn: str, table: str) -> dict[str, str | None]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select policyname, coalesce(qual, with_check) from pg_policies where tablename = %s", (table,)
+        ).fetchall()
+    return dict(rows)
+
+
+def add_user(dsn: str, *, anonymous: bool) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("insert into auth.users (id, is_anonymous) values (%s, %s)", (user_id, anonymous))
+    return user_id
+
+
+def insert_session(dsn: str, persona: Persona, user_id: uuid.UUID) -> None:
+    with connect_as_authenticator(dsn) as conn, as_persona(conn, persona, commit=True) as cur:
+        cur.execute("insert into sessions (user_id, title) values (%s, 'mine')", (user_id,))
+
+
+def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fresh_db: str) -> None:
+    visitor = uuid.uuid4()  # an id the client made up: not in auth.users
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match='row-level security policy for table "sessions"'):
+        insert_session(fresh_db, Persona.anon(), visitor)
+
+    stack = make_stack(OPEN)
+    stack.up()
+    insert_session(fresh_db, Persona.anon(), visitor)  # both of the guide's errors are gone
+    assert set(policies(fresh_db, "sessions")) == {f"sessions_{c}_open" for c in ("select", "insert", "update", "delete")}
+
+    assert changes(stack.up().summary.resource_changes) == {}
+    refreshed = stack.refresh()
+    assert changes(refreshed.summary.resource_changes) == {}
+
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("create policy stray on sessions for select using (true)")
+        conn.execute("alter policy segments_select_open on segments using (position > 0)")
+    preview = stack.preview(diff=True, refresh=True)
+    assert changes(preview.change_summary) == {"update": 2}
+    assert "- stray: {" in preview.stdout
+    assert 'using: "(\\"position\\" > 0)" => "true"' in preview.stdout
+    stack.up()
+    assert "stray" not in policies(fresh_db, "sessions")
+    assert policies(fresh_db, "segments")["segments_select_open"] == "true"
+
+    with psycopg.connect(fresh_db) as conn:
+        rows_before = conn.execute("select count(*) from sessions").fetchone()
+    destroyed = stack.destroy()
+    assert "restored sessions_user_id_fkey on public.sessions as NOT VALID: 1 existing row(s)" in destroyed.stdout
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from sessions").fetchone() == rows_before
+        assert conn.execute(
+            "select convalidated from pg_constraint where conname = 'sessions_user_id_fkey'"
+        ).fetchone() == (False,)
+        acl = conn.execute("select relacl::text from pg_class where relname = 'sessions'").fetchone()
+    assert set(policies(fresh_db, "sessions")) == {f"sessions_{c}_own" for c in ("select", "insert", "update", "delete")}
+    assert "anon=arwdDxt/postgres" in acl[0]
+
+
+def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactory, fresh_db: str) -> None:
+    make_stack(OWNER, name="local-prod").up()
+    a, b = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=True)
+    as_a, as_b = Persona.signed_in(a, is_anonymous=True), Persona.signed_in(b, is_anonymous=True)
+    insert_session(fresh_db, as_a, a)
+    insert_session(fresh_db, as_b, b)
+    with connect_as_authenticator(fresh_db) as conn:
+        with as_persona(conn, as_a) as cur:
+            assert cur.execute("select user_id from sessions").fetchall() == [(a,)]
+            (mine,) = cur.execute("select id from sessions").fetchall()
+            turn = cur.execute(
+                "insert into turns (session_id, speaker) values (%s, 'a') returning id", (mine[0],)
+            ).fetchone()
+            cur.execute("insert into actions (turn_id, kind) values (%s, 'click')", (turn[0],))
+            assert cur.execute("select count(*) from actions").fetchone() == (1,)
+        with as_persona(conn, as_a) as cur:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+                cur.execute("update sessions set user_id = %s", (b,))
+        with as_persona(conn, Persona.anon()) as cur:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                cur.execute("select * from sessions")
+        # The FK is kept: a made-up user id fails even for a signed-in user claiming it.
+        ghost = uuid.uuid4()
+        with as_persona(conn, Persona.signed_in(ghost, is_anonymous=True)) as cur:
+            with pytest.raises(psycopg.errors.ForeignKeyViolation, match="sessions_user_id_fkey"):
+                cur.execute("insert into sessions (user_id) values (%s)", (ghost,))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({**OPEN, "supabase-access:model": json.dumps({"tables": {"nope": {"owner": "user_id"}}})},
+         "supabase-access:model: table(s) public.nope do not exist in the database"),
+        ({**OPEN, "supabase-access:model": json.dumps({"tables": {'x";drop': {"owner": "user_id"}}})},
+         "supabase-access:model.tables"),
+        ({**OPEN, "supabase-access:extraPolicies": json.dumps(
+            {"sessions": {"broken": {"command": "SELECT", "using": "user_id = = 1"}}})},
+         "supabase-access:extraPolicies.sessions.broken: PostgreSQL rejected the policy: syntax error"),
+        ({"supabase-access:environment": "prod", "supabase-access:profile": "open"},
+         "supabase-access:profile: a prod stack cannot use the open profile"),
+        ({**OPEN, "postgresql:port": "1"}, "cannot connect to PostgreSQL"),
+    ],
+)
+def test_bad_input_fails_at_preview_and_applies_nothing(
+    make_stack: StackFactory, fresh_db: str, config: dict[str, str], message: str
+) -> None:
+    stack = make_stack(config)
+    before = policies(fresh_db, "sessions")
+    with pytest.raises(auto.errors.CommandError) as info:
+        stack.up()
+    assert message in str(info.value)
+    assert policies(fresh_db, "sessions") == before
+
+
+def test_wrong_password_is_named_and_never_shown(make_stack: StackFactory, fresh_db: str) -> None:
+    params = psycopg.conninfo.conninfo_to_dict(fresh_db)
+    wrong = psycopg.conninfo.make_conninfo(fresh_db, password="not-the-password-4711")
+    stack = make_stack(OPEN, dsn=wrong)
+    with pytest.raises(auto.errors.CommandError) as info:
+        stack.preview()
+    text = str(info.value)
+    assert "postgresql:password" in text and "password authentication failed" in text
+    assert "not-the-password-4711" not in text
+    assert params["password"] not in text.replace("postgresql:password", "")
+
+
+def test_state_and_output_hold_no_plaintext_password(make_stack: StackFactory, fresh_db: str, tmp_path: Path) -> None:
+    secret = f"pw-{uuid.uuid4().hex}"
+    role = f"deployer_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(psycopg.sql.SQL("create role {} login password {} in role postgres").format(
+            psycopg.sql.Identifier(role), psycopg.sql.Literal(secret)))
+    dsn = psycopg.conninfo.make_conninfo(fresh_db, user=role, password=secret)
+    stack = make_stack(OPEN, dsn=dsn)
+    up = stack.up()
+    state = json.dumps(stack.export_stack().deployment)
+    assert secret not in state and secret not in up.stdout
+    assert secret not in "".join(p.read_text(errors="ignore") for p in (tmp_path / "local").rglob("*") if p.is_file())
+    stack.destroy()
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(psycopg.sql.SQL("drop role {}").format(psycopg.sql.Identifier(role)))
