@@ -34,7 +34,9 @@ class AccessRules(pulumi.ComponentResource):
             for table, specs in plan_policies(plan).items()
         }
         tables = list(policies)
-        roles = sorted({r for specs in policies.values() for p in specs.values() for r in p["roles"]} | set(plan.grants))
+        roles = sorted(
+            {r for specs in policies.values() for p in specs.values() for r in p["roles"]} | set(plan.grants)
+        )
         preflight = AccessPreflight(
             f"{name}-preflight",
             schema=schema,
@@ -51,7 +53,9 @@ class AccessRules(pulumi.ComponentResource):
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])
         self.row_level_security = {
-            table: RowLevelSecurity(f"{table}-rls", schema=schema, table=table, force=args.force_rls, opts=after_preflight)
+            table: RowLevelSecurity(
+                f"{table}-rls", schema=schema, table=table, force=args.force_rls, opts=after_preflight
+            )
             for table in tables
         }
         self.policies = {
@@ -67,12 +71,19 @@ class AccessRules(pulumi.ComponentResource):
         }
         self.grants = {
             role: TableGrant(
-                f"{role}-table-grants", role=role, schema=schema, objects=tables, privileges=list(privileges), opts=after_preflight
+                f"{role}-table-grants",
+                role=role,
+                schema=schema,
+                objects=tables,
+                privileges=list(privileges),
+                opts=after_preflight,
             )
             for role, privileges in plan.grants.items()
         }
         self.constraint_removals = [
-            ConstraintRemoval(f"{table}-{constraint}-removal", schema=schema, table=table, constraint=constraint, opts=after_preflight)
+            ConstraintRemoval(
+                f"{table}-{constraint}-removal", schema=schema, table=table, constraint=constraint, opts=after_preflight
+            )
             for table, constraint in plan.removed_constraints
         ]
         self.register_outputs(

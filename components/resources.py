@@ -76,7 +76,9 @@ class RowLevelSecurity(_Resource):
     token = f"{PACKAGE}:index:RowLevelSecurity"
     outputs = ("enabled", "previous")
 
-    def __init__(self, name: str, *, schema: str, table: str, force: bool = False, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, *, schema: str, table: str, force: bool = False, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__(name, {"schema": schema, "table": table, "force": force}, opts)
 
 
@@ -114,7 +116,13 @@ class TableGrant(_Resource):
         privileges: Sequence[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"role": role, "schema": schema, "objectType": "table", "objects": list(objects), "privileges": list(privileges)}
+        props = {
+            "role": role,
+            "schema": schema,
+            "objectType": "table",
+            "objects": list(objects),
+            "privileges": list(privileges),
+        }
         super().__init__(name, props, opts)
 
 

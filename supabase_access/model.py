@@ -94,9 +94,7 @@ def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
     raw_tables = raw.get("tables")
     if not isinstance(raw_tables, Mapping) or not raw_tables:
         raise ModelError(f"{setting}.tables: expected a non-empty mapping of table name to ownership")
-    tables = tuple(
-        _parse_table(name, spec, f"{setting}.tables.{name}") for name, spec in raw_tables.items()
-    )
+    tables = tuple(_parse_table(name, spec, f"{setting}.tables.{name}") for name, spec in raw_tables.items())
     model = AccessModel(schema=schema, tables=tables)
     _check_paths(model, setting)
     return model
@@ -152,9 +150,7 @@ def _check_paths(model: AccessModel, setting: str) -> None:
         while current.parent is not None:
             where = f"{setting}.tables.{current.name}.through.table"
             if current.parent.table not in names:
-                raise ModelError(
-                    f"{where}: unknown table {current.parent.table!r} (known: {', '.join(sorted(names))})"
-                )
+                raise ModelError(f"{where}: unknown table {current.parent.table!r} (known: {', '.join(sorted(names))})")
             if current.parent.table in seen:
                 raise ModelError(f"{where}: ownership path of {table.name!r} loops back to {current.parent.table!r}")
             seen.add(current.parent.table)

@@ -91,9 +91,7 @@ def _open_plan(model: AccessModel) -> AccessPlan:
         )
         for table in model.tables
     )
-    removed = tuple(
-        (t.name, t.user_foreign_key) for t in model.tables if t.user_foreign_key is not None
-    )
+    removed = tuple((t.name, t.user_foreign_key) for t in model.tables if t.user_foreign_key is not None)
     return AccessPlan(
         profile="open",
         schema=model.schema,

@@ -36,9 +36,7 @@ def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
         return sql.SQL("true")
     if isinstance(predicate, NotAnonymousUser):
         return sql.SQL("(select (auth.jwt() ->> 'is_anonymous')::boolean) is not true")
-    condition: sql.Composable = sql.SQL("{} = {}").format(
-        sql.Identifier(predicate.owner_column), CURRENT_USER_ID
-    )
+    condition: sql.Composable = sql.SQL("{} = {}").format(sql.Identifier(predicate.owner_column), CURRENT_USER_ID)
     # `col = any(array(subquery))` lets the planner use the index on `col`; a plain
     # `col in (subquery)` can become a filter over every row of a large child table.
     for hop in reversed(predicate.hops):
@@ -114,9 +112,7 @@ def grant(role: str, schema: str, tables: Iterable[str], privileges: Sequence[st
 
 
 def drop_constraint(schema: str, table: str, constraint: str) -> sql.Composed:
-    return sql.SQL("alter table {} drop constraint {}").format(
-        table_ref(schema, table), sql.Identifier(constraint)
-    )
+    return sql.SQL("alter table {} drop constraint {}").format(table_ref(schema, table), sql.Identifier(constraint))
 
 
 def add_constraint(schema: str, table: str, constraint: str, definition: str, *, validate: bool) -> sql.Composed:
@@ -130,9 +126,7 @@ def add_constraint(schema: str, table: str, constraint: str, definition: str, *,
 
 
 def validate_constraint(schema: str, table: str, constraint: str) -> sql.Composed:
-    return sql.SQL("alter table {} validate constraint {}").format(
-        table_ref(schema, table), sql.Identifier(constraint)
-    )
+    return sql.SQL("alter table {} validate constraint {}").format(table_ref(schema, table), sql.Identifier(constraint))
 
 
 def count_foreign_key_violations(
@@ -150,10 +144,7 @@ def count_foreign_key_violations(
 
 def plan_policies(plan: AccessPlan) -> dict[str, tuple[PolicySpec, ...]]:
     """The plan's policies per table, as PostgreSQL will store them."""
-    return {
-        access.table: tuple(policy_from_rule(plan.schema, rule) for rule in access.rules)
-        for access in plan.tables
-    }
+    return {access.table: tuple(policy_from_rule(plan.schema, rule) for rule in access.rules) for access in plan.tables}
 
 
 def render_guide_scripts(plan: AccessPlan) -> tuple[str, str]:

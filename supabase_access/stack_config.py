@@ -43,7 +43,9 @@ class StackSettings:
     extra_policies: dict[str, tuple[PolicySpec, ...]]
 
 
-def parse_stack_settings(access: Mapping[str, Any], postgresql: Mapping[str, Any], *, project_dir: Path) -> StackSettings:
+def parse_stack_settings(
+    access: Mapping[str, Any], postgresql: Mapping[str, Any], *, project_dir: Path
+) -> StackSettings:
     environment = access.get("environment") or "dev"
     if environment not in ENVIRONMENTS:
         raise ConfigError(f"{NAMESPACE}:environment: {environment!r} is not one of {', '.join(ENVIRONMENTS)}")

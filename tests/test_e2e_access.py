@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from pulumi import automation as auto
-
 from supabase_access.postgrest import Persona, as_persona, connect_as_authenticator
+
 from tests.support.engine import changes, new_stack
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +61,9 @@ def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fre
     stack = make_stack(OPEN)
     stack.up()
     insert_session(fresh_db, Persona.anon(), visitor)  # both of the guide's errors are gone
-    assert set(policies(fresh_db, "sessions")) == {f"sessions_{c}_open" for c in ("select", "insert", "update", "delete")}
+    assert set(policies(fresh_db, "sessions")) == {
+        f"sessions_{c}_open" for c in ("select", "insert", "update", "delete")
+    }
 
     assert changes(stack.up().summary.resource_changes) == {}
     refreshed = stack.refresh()
@@ -88,7 +90,9 @@ def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fre
             "select convalidated from pg_constraint where conname = 'sessions_user_id_fkey'"
         ).fetchone() == (False,)
         acl = conn.execute("select relacl::text from pg_class where relname = 'sessions'").fetchone()
-    assert set(policies(fresh_db, "sessions")) == {f"sessions_{c}_own" for c in ("select", "insert", "update", "delete")}
+    assert set(policies(fresh_db, "sessions")) == {
+        f"sessions_{c}_own" for c in ("select", "insert", "update", "delete")
+    }
     assert "anon=arwdDxt/postgres" in acl[0]
 
 
@@ -123,15 +127,27 @@ def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactor
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({**OPEN, "supabase-access:model": json.dumps({"tables": {"nope": {"owner": "user_id"}}})},
-         "supabase-access:model: table(s) public.nope do not exist in the database"),
-        ({**OPEN, "supabase-access:model": json.dumps({"tables": {'x";drop': {"owner": "user_id"}}})},
-         "supabase-access:model.tables"),
-        ({**OPEN, "supabase-access:extraPolicies": json.dumps(
-            {"sessions": {"broken": {"command": "SELECT", "using": "user_id = = 1"}}})},
-         "supabase-access:extraPolicies.sessions.broken: PostgreSQL rejected the policy: syntax error"),
-        ({"supabase-access:environment": "prod", "supabase-access:profile": "open"},
-         "supabase-access:profile: a prod stack cannot use the open profile"),
+        (
+            {**OPEN, "supabase-access:model": json.dumps({"tables": {"nope": {"owner": "user_id"}}})},
+            "supabase-access:model: table(s) public.nope do not exist in the database",
+        ),
+        (
+            {**OPEN, "supabase-access:model": json.dumps({"tables": {'x";drop': {"owner": "user_id"}}})},
+            "supabase-access:model.tables",
+        ),
+        (
+            {
+                **OPEN,
+                "supabase-access:extraPolicies": json.dumps(
+                    {"sessions": {"broken": {"command": "SELECT", "using": "user_id = = 1"}}}
+                ),
+            },
+            "supabase-access:extraPolicies.sessions.broken: PostgreSQL rejected the policy: syntax error",
+        ),
+        (
+            {"supabase-access:environment": "prod", "supabase-access:profile": "open"},
+            "supabase-access:profile: a prod stack cannot use the open profile",
+        ),
         ({**OPEN, "postgresql:port": "1"}, "cannot connect to PostgreSQL"),
     ],
 )
@@ -162,8 +178,11 @@ def test_state_and_output_hold_no_plaintext_password(make_stack: StackFactory, f
     secret = f"pw-{uuid.uuid4().hex}"
     role = f"deployer_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(fresh_db) as conn:
-        conn.execute(psycopg.sql.SQL("create role {} login password {} in role postgres").format(
-            psycopg.sql.Identifier(role), psycopg.sql.Literal(secret)))
+        conn.execute(
+            psycopg.sql.SQL("create role {} login password {} in role postgres").format(
+                psycopg.sql.Identifier(role), psycopg.sql.Literal(secret)
+            )
+        )
     dsn = psycopg.conninfo.make_conninfo(fresh_db, user=role, password=secret)
     stack = make_stack(OPEN, dsn=dsn)
     up = stack.up()

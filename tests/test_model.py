@@ -26,8 +26,19 @@ def test_reference_model_paths_reach_sessions_through_every_hop() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"tables": {"a": {"through": {"column": "x", "table": "nope"}}}}, "tables.a.through.table: unknown table 'nope'"),
-        ({"tables": {"a": {"through": {"column": "x", "table": "b"}}, "b": {"through": {"column": "y", "table": "a"}}}}, "loops back"),
+        (
+            {"tables": {"a": {"through": {"column": "x", "table": "nope"}}}},
+            "tables.a.through.table: unknown table 'nope'",
+        ),
+        (
+            {
+                "tables": {
+                    "a": {"through": {"column": "x", "table": "b"}},
+                    "b": {"through": {"column": "y", "table": "a"}},
+                }
+            },
+            "loops back",
+        ),
         ({"tables": {'bad"name': {"owner": "user_id"}}}, "is not a valid identifier"),
         ({"tables": {"a": {"owner": "user_id; drop table x"}}}, "tables.a.owner"),
         ({"tables": {"a": {"owner": "u", "through": {"column": "x", "table": "a"}}}}, "exactly one of"),
@@ -43,7 +54,10 @@ def test_bad_models_name_the_setting(raw: dict, message: str) -> None:
 
 def test_open_profile_is_the_guides_access_and_removes_the_user_fk() -> None:
     plan = plan_access(reference_model(), "open")
-    assert plan.grants == {"anon": ("SELECT", "INSERT", "UPDATE", "DELETE"), "authenticated": ("SELECT", "INSERT", "UPDATE", "DELETE")}
+    assert plan.grants == {
+        "anon": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+        "authenticated": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    }
     assert plan.removed_constraints == (("sessions", "sessions_user_id_fkey"),)
     assert {t.table for t in plan.tables} == {"sessions", "segments", "turns", "actions", "generated_content"}
     for access in plan.tables:

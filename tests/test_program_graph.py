@@ -29,8 +29,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
 def run_program(config: dict[str, str]) -> RecordingMocks:
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="supabase-access", stack="test", preview=False)
-    pulumi.runtime.set_all_config({**config, "postgresql:host": "127.0.0.1", "postgresql:password": "pw"},
-                                  ["postgresql:password"])
+    pulumi.runtime.set_all_config(
+        {**config, "postgresql:host": "127.0.0.1", "postgresql:password": "pw"}, ["postgresql:password"]
+    )
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
 
@@ -57,7 +58,10 @@ def test_open_stack_declares_the_guides_access() -> None:
     assert len(resources["supabase-access:index:TablePolicies"]) == 5
     assert len(resources["supabase-access:index:RowLevelSecurity"]) == 5
     grants = {r.inputs["role"]: r.inputs["privileges"] for r in resources["supabase-access:index:TableGrant"]}
-    assert grants == {"anon": ["SELECT", "INSERT", "UPDATE", "DELETE"], "authenticated": ["SELECT", "INSERT", "UPDATE", "DELETE"]}
+    assert grants == {
+        "anon": ["SELECT", "INSERT", "UPDATE", "DELETE"],
+        "authenticated": ["SELECT", "INSERT", "UPDATE", "DELETE"],
+    }
     (removal,) = resources["supabase-access:index:ConstraintRemoval"]
     assert removal.name == "sessions-sessions_user_id_fkey-removal"
     provider = resources["pulumi:providers:supabase-access"][0]
@@ -70,4 +74,10 @@ def test_owner_stack_keeps_the_fk_and_gives_anon_nothing() -> None:
     grants = {r.inputs["role"]: r.inputs["privileges"] for r in resources["supabase-access:index:TableGrant"]}
     assert grants["anon"] == []
     names = {r.name for r in resources["supabase-access:index:TablePolicies"]}
-    assert names == {"sessions-policies", "segments-policies", "turns-policies", "actions-policies", "generated_content-policies"}
+    assert names == {
+        "sessions-policies",
+        "segments-policies",
+        "turns-policies",
+        "actions-policies",
+        "generated_content-policies",
+    }

@@ -42,4 +42,6 @@ def test_restrictive_policy_renders_as_restrictive() -> None:
 def test_guide_scripts_in_database_are_rendered_from_the_open_profile() -> None:
     allow, remove_fk = render.render_guide_scripts(plan_access(model(), "open"))
     assert (REPO / "database/04-allow-anonymous-users.sql").read_text() == allow, "run scripts/render-guide-sql"
-    assert (REPO / "database/05-remove-user-fkey-constraint.sql").read_text() == remove_fk, "run scripts/render-guide-sql"
+    assert (REPO / "database/05-remove-user-fkey-constraint.sql").read_text() == remove_fk, (
+        "run scripts/render-guide-sql"
+    )

@@ -57,8 +57,16 @@ def test_inline_model_and_extra_policies() -> None:
     settings = parse(
         {
             "model": {"tables": {"notes": {"owner": "author_id"}}},
-            "extraPolicies": {"notes": {"notes_insert_not_anonymous": {"command": "INSERT", "permissive": False,
-                                                                         "roles": ["authenticated"], "withCheck": "true"}}},
+            "extraPolicies": {
+                "notes": {
+                    "notes_insert_not_anonymous": {
+                        "command": "INSERT",
+                        "permissive": False,
+                        "roles": ["authenticated"],
+                        "withCheck": "true",
+                    }
+                }
+            },
         }
     )
     assert settings.model.table_names == ("notes",)

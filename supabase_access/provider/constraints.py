@@ -40,7 +40,9 @@ class ConstraintRemoval(ManagedResource):
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         with db.connection() as conn:
-            present = catalog.read_foreign_key(conn, inputs["schema"], inputs["table"], inputs["constraint"]) is not None
+            present = (
+                catalog.read_foreign_key(conn, inputs["schema"], inputs["table"], inputs["constraint"]) is not None
+            )
         return {"present": "update"} if present else {}
 
     def _drop(self, db: Database, inputs: dict[str, Any]) -> catalog.ForeignKeyInfo | None:
@@ -52,7 +54,9 @@ class ConstraintRemoval(ManagedResource):
                 conn.execute(render.drop_constraint(schema, table, constraint))
             return info
 
-    def _outputs(self, inputs: dict[str, Any], info: catalog.ForeignKeyInfo | None, state: dict[str, Any]) -> dict[str, Any]:
+    def _outputs(
+        self, inputs: dict[str, Any], info: catalog.ForeignKeyInfo | None, state: dict[str, Any]
+    ) -> dict[str, Any]:
         captured: dict[str, Any] = (
             {
                 "definition": info.definition,
@@ -65,7 +69,13 @@ class ConstraintRemoval(ManagedResource):
         )
         if not captured.get("definition"):
             captured["definition"] = inputs.get("definition")
-        return {"schema": inputs["schema"], "table": inputs["table"], "constraint": inputs["constraint"], "present": False, **captured}
+        return {
+            "schema": inputs["schema"],
+            "table": inputs["table"],
+            "constraint": inputs["constraint"],
+            "present": False,
+            **captured,
+        }
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         info = self._drop(db, inputs)
@@ -83,7 +93,9 @@ class ConstraintRemoval(ManagedResource):
             return
         with db.connection() as conn, conn.transaction():
             lock_tables(conn, schema, [table])
-            if catalog.missing_tables(conn, schema, [table]) or catalog.read_foreign_key(conn, schema, table, constraint):
+            if catalog.missing_tables(conn, schema, [table]) or catalog.read_foreign_key(
+                conn, schema, table, constraint
+            ):
                 return
             try:
                 with conn.transaction():
@@ -100,15 +112,23 @@ class ConstraintRemoval(ManagedResource):
         )
 
     def _count_violations(self, conn: psycopg.Connection, state: dict[str, Any]) -> str:
-        columns, ref_columns, referenced = state.get("columns"), state.get("referencedColumns"), state.get("referencedTable")
+        columns, ref_columns, referenced = (
+            state.get("columns"),
+            state.get("referencedColumns"),
+            state.get("referencedTable"),
+        )
         if not (columns and ref_columns and referenced):
             return "some"
         ref_schema, ref_table = referenced.split(".", 1)
-        query = render.count_foreign_key_violations(state["schema"], state["table"], columns, ref_schema, ref_table, ref_columns)
+        query = render.count_foreign_key_violations(
+            state["schema"], state["table"], columns, ref_schema, ref_table, ref_columns
+        )
         row = conn.execute(query).fetchone()
         return str(row[0]) if row else "some"
 
-    def read(self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         schema, table, constraint = split_id(resource_id, 3, "public.sessions.sessions_user_id_fkey")
         with db.connection() as conn:
             if catalog.missing_tables(conn, schema, [table]):

@@ -48,7 +48,9 @@ class TableGrant(ManagedResource):
                 raise InputError("role", f"role: {role} does not exist in the database")
             missing = catalog.missing_tables(conn, schema, objects)
             if missing:
-                raise InputError("objects", f"objects: {', '.join(f'{schema}.{t}' for t in missing)} do not exist in the database")
+                raise InputError(
+                    "objects", f"objects: {', '.join(f'{schema}.{t}' for t in missing)} do not exist in the database"
+                )
         return {**inputs, "schema": schema, "objectType": "table", "objects": objects, "privileges": list(privileges)}
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
@@ -57,7 +59,9 @@ class TableGrant(ManagedResource):
         wanted = _privileges(inputs)
         return {"privileges": "update"} if any(p != wanted for p in live.values()) else {}
 
-    def _apply(self, db: Database, inputs: dict[str, Any], per_table: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    def _apply(
+        self, db: Database, inputs: dict[str, Any], per_table: dict[str, tuple[str, ...]]
+    ) -> dict[str, tuple[str, ...]]:
         role, schema, objects = inputs["role"], inputs["schema"], inputs["objects"]
         with db.connection() as conn, conn.transaction():
             lock_tables(conn, schema, objects)
@@ -86,11 +90,15 @@ class TableGrant(ManagedResource):
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         previous = state.get("previous") or {}
         with db.connection() as conn:
-            present = [t for t in state["objects"] if t not in catalog.missing_tables(conn, state["schema"], state["objects"])]
+            present = [
+                t for t in state["objects"] if t not in catalog.missing_tables(conn, state["schema"], state["objects"])
+            ]
         if present:
             self._apply(db, {**state, "objects": present}, {t: tuple(previous.get(t, ())) for t in present})
 
-    def read(self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         role, schema, _ = split_id(resource_id, 3, "anon.public.table")
         objects = (state or inputs or {}).get("objects")
         if not objects:

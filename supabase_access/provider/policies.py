@@ -30,7 +30,9 @@ def stored_policies(raw: Mapping[str, Any] | None) -> dict[str, PolicySpec]:
     return {name: policy_from_stored(name, spec) for name, spec in (raw or {}).items()}
 
 
-def check_policies_against_database(db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec]) -> dict[str, PolicySpec]:
+def check_policies_against_database(
+    db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec]
+) -> dict[str, PolicySpec]:
     """Table and roles exist, and PostgreSQL accepts every expression; returns the normalised set."""
     with db.connection() as conn:
         if catalog.missing_tables(conn, schema, [table]):
@@ -70,7 +72,9 @@ class TablePolicies(ManagedResource):
                 changes.update({f"policies.{name}.{k}": "update" for k in new if old[k] != new[k]})
         return changes
 
-    def _apply(self, db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec]) -> tuple[dict[str, PolicySpec], dict[str, PolicySpec]]:
+    def _apply(
+        self, db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec]
+    ) -> tuple[dict[str, PolicySpec], dict[str, PolicySpec]]:
         """Replace the table's policies in one transaction; returns (before, after)."""
         with db.connection() as conn, conn.transaction():
             lock_tables(conn, schema, [table])
@@ -82,16 +86,28 @@ class TablePolicies(ManagedResource):
         schema, table = inputs["schema"], inputs["table"]
         before, after = self._apply(db, schema, table, declared_policies(inputs))
         if before:
-            log(f"took over {len(before)} existing polic{'y' if len(before) == 1 else 'ies'} on {schema}.{table} "
-                f"({', '.join(before)}); destroy puts them back")
+            log(
+                f"took over {len(before)} existing polic{'y' if len(before) == 1 else 'ies'} on {schema}.{table} "
+                f"({', '.join(before)}); destroy puts them back"
+            )
         # `adopted` is what was there before we managed the table: destroy restores it.
-        outputs = {"schema": schema, "table": table, "policies": plain_policies(after), "adopted": plain_policies(before)}
+        outputs = {
+            "schema": schema,
+            "table": table,
+            "policies": plain_policies(after),
+            "adopted": plain_policies(before),
+        }
         return f"{schema}.{table}", outputs
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
         schema, table = inputs["schema"], inputs["table"]
         _, after = self._apply(db, schema, table, declared_policies(inputs))
-        return {"schema": schema, "table": table, "policies": plain_policies(after), "adopted": state.get("adopted") or {}}
+        return {
+            "schema": schema,
+            "table": table,
+            "policies": plain_policies(after),
+            "adopted": state.get("adopted") or {},
+        }
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         schema, table = state["schema"], state["table"]
@@ -100,7 +116,9 @@ class TablePolicies(ManagedResource):
                 return
         self._apply(db, schema, table, stored_policies(state.get("adopted")))
 
-    def read(self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         schema, table = split_id(resource_id, 2, "public.sessions")
         with db.connection() as conn:
             if catalog.missing_tables(conn, schema, [table]):
@@ -111,4 +129,3 @@ class TablePolicies(ManagedResource):
         if inputs and state.get("policies") == live:
             return outputs, inputs
         return outputs, {"schema": schema, "table": table, "policies": live}
-

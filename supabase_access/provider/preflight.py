@@ -29,11 +29,15 @@ class AccessPreflight(ManagedResource):
         with db.connection() as conn:
             missing = catalog.missing_tables(conn, schema, tables)
             if missing:
-                raise InputError("tables", f"{source}: table(s) {', '.join(f'{schema}.{t}' for t in missing)} do not exist in the database")
+                raise InputError(
+                    "tables",
+                    f"{source}: table(s) {', '.join(f'{schema}.{t}' for t in missing)} do not exist in the database",
+                )
             missing_roles = catalog.missing_roles(conn, roles)
             if missing_roles:
                 raise InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
             for table, raw in policies_by_table.items():
+
                 def setting(name: str, table: str = table) -> str:
                     return str(policy_settings.get(f"{table}.{name}") or f"{source}: policy {table}.{name}")
 
@@ -43,11 +47,17 @@ class AccessPreflight(ManagedResource):
                 except ModelError as exc:
                     raise InputError("policies", str(exc)) from exc
                 except catalog.PolicyRejected as exc:
-                    raise InputError("policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}") from exc
+                    raise InputError(
+                        "policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}"
+                    ) from exc
         return {**inputs, "schema": schema}
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        return {k: "update" for k in ("schema", "tables", "roles", "policies", "source", "policySettings") if state.get(k) != inputs.get(k)}
+        return {
+            k: "update"
+            for k in ("schema", "tables", "roles", "policies", "source", "policySettings")
+            if state.get(k) != inputs.get(k)
+        }
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         return f"preflight.{inputs['schema']}", dict(inputs)
@@ -58,5 +68,7 @@ class AccessPreflight(ManagedResource):
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         return None
 
-    def read(self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return (state, inputs) if state else None

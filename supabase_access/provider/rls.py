@@ -6,7 +6,15 @@ from typing import Any
 
 from supabase_access import catalog
 from supabase_access import sql as render
-from supabase_access.provider.base import InputError, Log, ManagedResource, compare_fields, identifier, lock_tables, split_id
+from supabase_access.provider.base import (
+    InputError,
+    Log,
+    ManagedResource,
+    compare_fields,
+    identifier,
+    lock_tables,
+    split_id,
+)
 from supabase_access.provider.database import Database
 
 
@@ -32,7 +40,9 @@ class RowLevelSecurity(ManagedResource):
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         live = _table_state(db, inputs["schema"], inputs["table"])
-        return compare_fields("", {"enabled": live.enabled, "force": live.forced}, {"enabled": True, "force": inputs["force"]})
+        return compare_fields(
+            "", {"enabled": live.enabled, "force": live.forced}, {"enabled": True, "force": inputs["force"]}
+        )
 
     def _apply(self, db: Database, schema: str, table: str, *, enabled: bool, force: bool) -> catalog.RlsState:
         with db.connection() as conn, conn.transaction():
@@ -50,7 +60,9 @@ class RowLevelSecurity(ManagedResource):
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         schema, table, force = inputs["schema"], inputs["table"], inputs["force"]
         before = self._apply(db, schema, table, enabled=True, force=force)
-        return f"{schema}.{table}", self._outputs(schema, table, force, {"enabled": before.enabled, "force": before.forced})
+        return f"{schema}.{table}", self._outputs(
+            schema, table, force, {"enabled": before.enabled, "force": before.forced}
+        )
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
         schema, table, force = inputs["schema"], inputs["table"], inputs["force"]
@@ -65,12 +77,20 @@ class RowLevelSecurity(ManagedResource):
                 return
         self._apply(db, schema, table, enabled=bool(previous["enabled"]), force=bool(previous["force"]))
 
-    def read(self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         schema, table = split_id(resource_id, 2, "public.sessions")
         with db.connection() as conn:
             live = catalog.read_rls(conn, schema, table)
         if live is None:
             return None
         previous = state.get("previous") if state else {"enabled": live.enabled, "force": live.forced}
-        outputs = {"schema": schema, "table": table, "enabled": live.enabled, "force": live.forced, "previous": previous}
+        outputs = {
+            "schema": schema,
+            "table": table,
+            "enabled": live.enabled,
+            "force": live.forced,
+            "previous": previous,
+        }
         return outputs, {"schema": schema, "table": table, "force": live.forced}

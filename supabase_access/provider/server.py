@@ -93,7 +93,9 @@ class SupabaseAccessProvider(api.Provider):
         state, inputs = plain_map(request.old_state), plain_map(request.new_inputs)
         diff = await self._run(lambda: resource.diff(self._database(), state, inputs))
         detailed = {k: api.PropertyDiff(KINDS[v], input_diff=False) for k, v in diff.changes.items()}
-        detailed.update({k: api.PropertyDiff(api.PropertyDiffKind.UPDATE_REPLACE, input_diff=True) for k in diff.replaces})
+        detailed.update(
+            {k: api.PropertyDiff(api.PropertyDiffKind.UPDATE_REPLACE, input_diff=True) for k in diff.replaces}
+        )
         return api.DiffResponse(
             changes=diff.has_changes,
             replaces=diff.replaces,
@@ -105,7 +107,9 @@ class SupabaseAccessProvider(api.Provider):
     async def create(self, request: api.CreateRequest) -> api.CreateResponse:
         resource = _resource(request.urn)
         inputs = plain_map(request.properties)
-        resource_id, outputs = await self._run(lambda: resource.create(self._database(), inputs, self._warner(request.urn)))
+        resource_id, outputs = await self._run(
+            lambda: resource.create(self._database(), inputs, self._warner(request.urn))
+        )
         return api.CreateResponse(resource_id=resource_id, properties=property_map(outputs))
 
     async def update(self, request: api.UpdateRequest) -> api.UpdateResponse:
