@@ -17,7 +17,7 @@ class CatalogError(ValueError):
     """The database does not hold what a setting names; the message says which setting."""
 
 
-class PolicyRejected(CatalogError):
+class PolicyRejectedError(CatalogError):
     """PostgreSQL refused a policy (an expression that does not parse, an unknown column, ...)."""
 
     def __init__(self, policy: str, message: str) -> None:
@@ -117,7 +117,7 @@ def normalize_policies(
                     conn.execute(render.create_policy(schema, table, policy))
             except psycopg.errors.Error as exc:
                 message = exc.diag.message_primary or str(exc)
-                raise PolicyRejected(name, message) from exc
+                raise PolicyRejectedError(name, message) from exc
         return read_policies(conn, schema, table)
 
 

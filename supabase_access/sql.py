@@ -134,12 +134,21 @@ def count_foreign_key_violations(
 ) -> sql.Composed:
     """Rows of `table` whose key has no match in the referenced table (NULL keys never violate)."""
     join = sql.SQL(" and ").join(
-        sql.SQL("r.{} = t.{}").format(sql.Identifier(rc), sql.Identifier(c)) for c, rc in zip(columns, ref_columns)
+        sql.SQL("r.{} = t.{}").format(sql.Identifier(rc), sql.Identifier(c)) for c, rc in zip(columns, ref_columns, strict=True)
     )
     not_null = sql.SQL(" and ").join(sql.SQL("t.{} is not null").format(sql.Identifier(c)) for c in columns)
     return sql.SQL("select count(*) from {} t where {} and not exists (select 1 from {} r where {})").format(
         table_ref(schema, table), not_null, table_ref(ref_schema, ref_table), join
     )
+
+
+def drop_all_policies_block(schema: str, table: str) -> sql.Composed:
+    """A DO block that drops every policy of a table, for the SQL-Editor scripts."""
+    return sql.SQL(
+        "do $$ declare p record; begin for p in select policyname from pg_policies "
+        "where schemaname = {schema} and tablename = {table} loop "
+        "execute format('drop policy %I on %I.%I', p.policyname, {schema}, {table}); end loop; end $$;"
+    ).format(schema=sql.Literal(schema), table=sql.Literal(table))
 
 
 def plan_policies(plan: AccessPlan) -> dict[str, tuple[PolicySpec, ...]]:
@@ -158,12 +167,7 @@ def render_guide_scripts(plan: AccessPlan) -> tuple[str, str]:
     for table, specs in policies.items():
         lines.append(f"\n-- {table}")
         lines.append(set_row_level_security(plan.schema, table, enabled=True).as_string() + ";")
-        lines.append(
-            "do $$ declare p record; begin for p in select policyname from pg_policies "
-            f"where schemaname = {sql.Literal(plan.schema).as_string()} and tablename = {sql.Literal(table).as_string()} loop "
-            f"execute format('drop policy %I on %I.%I', p.policyname, {sql.Literal(plan.schema).as_string()}, "
-            f"{sql.Literal(table).as_string()}); end loop; end $$;"
-        )
+        lines.append(drop_all_policies_block(plan.schema, table).as_string())
         for spec in specs:
             lines.append(create_policy(plan.schema, table, spec).as_string() + ";")
     for role, privileges in plan.grants.items():

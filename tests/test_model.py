@@ -47,7 +47,7 @@ def test_reference_model_paths_reach_sessions_through_every_hop() -> None:
     ],
 )
 def test_bad_models_name_the_setting(raw: dict, message: str) -> None:
-    with pytest.raises(ModelError, match="^cfg") as info:
+    with pytest.raises(ModelError, match=r"^cfg") as info:
         parse_model(raw, setting="cfg")
     assert message in str(info.value)
 

@@ -43,7 +43,7 @@ def check_policies_against_database(
             raise InputError("policies", f"policies: role(s) {', '.join(missing)} do not exist in the database")
         try:
             return catalog.normalize_policies(conn, schema, table, policies)
-        except catalog.PolicyRejected as exc:
+        except catalog.PolicyRejectedError as exc:
             raise InputError("policies", f"policies.{exc}") from exc
 
 

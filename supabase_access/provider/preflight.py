@@ -46,7 +46,7 @@ class AccessPreflight(ManagedResource):
                     catalog.normalize_policies(conn, schema, table, specs)
                 except ModelError as exc:
                     raise InputError("policies", str(exc)) from exc
-                except catalog.PolicyRejected as exc:
+                except catalog.PolicyRejectedError as exc:
                     raise InputError(
                         "policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}"
                     ) from exc

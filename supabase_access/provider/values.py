@@ -8,14 +8,14 @@ from typing import Any
 from pulumi.provider.experimental.property_value import Computed, PropertyValue
 
 
-class UnknownValue(Exception):
+class UnknownValueError(Exception):
     """An input is not known yet (preview before a dependency exists)."""
 
 
 def to_plain(value: PropertyValue) -> Any:
     inner = value.value
     if isinstance(inner, Computed):
-        raise UnknownValue()
+        raise UnknownValueError()
     if isinstance(inner, Mapping):
         return {k: to_plain(v) for k, v in inner.items()}
     if isinstance(inner, tuple):
@@ -32,7 +32,7 @@ def plain_map(values: Mapping[str, PropertyValue]) -> dict[str, Any]:
 def has_unknowns(values: Mapping[str, PropertyValue]) -> bool:
     try:
         plain_map(values)
-    except UnknownValue:
+    except UnknownValueError:
         return True
     return False
 
