@@ -134,7 +134,8 @@ def count_foreign_key_violations(
 ) -> sql.Composed:
     """Rows of `table` whose key has no match in the referenced table (NULL keys never violate)."""
     join = sql.SQL(" and ").join(
-        sql.SQL("r.{} = t.{}").format(sql.Identifier(rc), sql.Identifier(c)) for c, rc in zip(columns, ref_columns, strict=True)
+        sql.SQL("r.{} = t.{}").format(sql.Identifier(rc), sql.Identifier(c))
+        for c, rc in zip(columns, ref_columns, strict=True)
     )
     not_null = sql.SQL(" and ").join(sql.SQL("t.{} is not null").format(sql.Identifier(c)) for c in columns)
     return sql.SQL("select count(*) from {} t where {} and not exists (select 1 from {} r where {})").format(

@@ -28,7 +28,8 @@ class Database:
         missing = [CONNECTION_SETTINGS[k] for k in ("host", "username", "password") if not config.get(k)]
         if missing:
             raise CatalogError(f"PostgreSQL connection is not configured: set {', '.join(missing)}")
-        self.description = f"{config['username']}@{config['host']}:{int(config.get('port') or 5432)}/{config.get('database') or 'postgres'}"
+        port, database = int(config.get("port") or 5432), config.get("database") or "postgres"
+        self.description = f"{config['username']}@{config['host']}:{port}/{database}"
         self._conninfo = psycopg.conninfo.make_conninfo(
             host=str(config["host"]),
             port=str(int(config.get("port") or 5432)),
