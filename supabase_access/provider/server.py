@@ -21,6 +21,7 @@ from supabase_access.provider.grants import TableGrant
 from supabase_access.provider.policies import TablePolicies
 from supabase_access.provider.preflight import AccessPreflight
 from supabase_access.provider.rls import RowLevelSecurity
+from supabase_access.provider.schema import package_schema
 from supabase_access.provider.values import has_unknowns, plain_map, property_map
 
 VERSION = "0.1.0"
@@ -57,6 +58,9 @@ class SupabaseAccessProvider(api.Provider):
         self._log = EngineLog(engine_address)
 
     # --- configuration -----------------------------------------------------------------
+    async def get_schema(self, request: api.GetSchemaRequest) -> api.GetSchemaResponse:
+        return api.GetSchemaResponse(schema=package_schema(VERSION))
+
     async def configure(self, request: api.ConfigureRequest) -> api.ConfigureResponse:
         if not has_unknowns(request.args):
             self._config = plain_map(request.args)

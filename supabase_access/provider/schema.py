@@ -1,0 +1,67 @@
+"""The provider's Pulumi package schema: what `pulumi import` and SDK generators read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+STRING: dict[str, Any] = {"type": "string"}
+BOOLEAN: dict[str, Any] = {"type": "boolean"}
+STRINGS: dict[str, Any] = {"type": "array", "items": STRING}
+ANY_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"$ref": "pulumi.json#/Any"}}
+
+# resource name -> (required inputs, optional inputs, outputs beyond the inputs)
+RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    "AccessPreflight": (
+        {"schema": STRING, "tables": STRINGS},
+        {"roles": STRINGS, "policies": ANY_MAP, "source": STRING, "policySettings": ANY_MAP},
+        {},
+    ),
+    "RowLevelSecurity": (
+        {"schema": STRING, "table": STRING},
+        {"force": BOOLEAN},
+        {"enabled": BOOLEAN, "previous": ANY_MAP},
+    ),
+    "TablePolicies": ({"schema": STRING, "table": STRING, "policies": ANY_MAP}, {}, {"adopted": ANY_MAP}),
+    "TableGrant": (
+        {"role": STRING, "schema": STRING, "objects": STRINGS, "privileges": STRINGS},
+        {"objectType": STRING},
+        {"previous": ANY_MAP, "privilegesByTable": ANY_MAP},
+    ),
+    "ConstraintRemoval": (
+        {"schema": STRING, "table": STRING, "constraint": STRING},
+        {"definition": STRING},
+        {"present": BOOLEAN, "columns": STRINGS, "referencedTable": STRING, "referencedColumns": STRINGS},
+    ),
+}
+CONFIG: dict[str, Any] = {
+    "host": STRING,
+    "port": {"type": "integer"},
+    "database": STRING,
+    "username": STRING,
+    "password": {**STRING, "secret": True},
+    "sslmode": STRING,
+}
+
+
+def package_schema(version: str, extra_resources: dict[str, Any] | None = None) -> str:
+    resources: dict[str, Any] = {}
+    for name, (required, optional, outputs) in RESOURCES.items():
+        inputs = {**required, **optional}
+        resources[f"supabase-access:index:{name}"] = {
+            "inputProperties": inputs,
+            "requiredInputs": sorted(required),
+            "properties": {**inputs, **outputs},
+            "required": sorted(required),
+        }
+    resources.update(extra_resources or {})
+    return json.dumps(
+        {
+            "name": "supabase-access",
+            "version": version,
+            "description": "Supabase access rules: RLS, policies, grants and constraint removal as resources.",
+            "config": {"variables": CONFIG},
+            "provider": {"inputProperties": CONFIG, "requiredInputs": ["host", "password"]},
+            "resources": resources,
+        }
+    )
