@@ -1,0 +1,48 @@
+"""Shared fixtures: the local Supabase-like cluster (scripts/localdb) and a database per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from tests.support.localdb import LocaldbError, create_database_from_template, drop_database, run_localdb
+
+MARKERS = (
+    "unit: fast tests without a database or network",
+    "db: tests against the local PostgreSQL cluster (scripts/localdb)",
+    "e2e: the real Pulumi engine and provider plugin against the local cluster",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+
+
+@pytest.fixture(scope="session")
+def localdb_url() -> str:
+    """URL of role postgres on database postgres; starts (and provisions) the cluster once."""
+    try:
+        run_localdb("start")
+        return run_localdb("url")
+    except LocaldbError as error:
+        # Fail, never skip: a database test that cannot run has not passed.
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def localdb_admin_conninfo(localdb_url: str) -> str:
+    """Conninfo of supabase_admin (superuser) on database postgres, over the unix socket."""
+    return run_localdb("url", "--admin")
+
+
+@pytest.fixture
+def fresh_db(localdb_url: str, localdb_admin_conninfo: str) -> Iterator[str]:
+    """Conninfo of role postgres on a new database cloned from supabase_template, dropped afterwards."""
+    name = create_database_from_template(localdb_admin_conninfo)
+    try:
+        yield make_conninfo(localdb_url, dbname=name)
+    finally:
+        drop_database(localdb_admin_conninfo, name)
