@@ -192,3 +192,19 @@ def test_state_and_output_hold_no_plaintext_password(make_stack: StackFactory, f
     stack.destroy()
     with psycopg.connect(fresh_db) as conn:
         conn.execute(psycopg.sql.SQL("drop role {}").format(psycopg.sql.Identifier(role)))
+
+
+def test_preview_diff_shows_old_and_new_expression_of_a_changed_policy(make_stack: StackFactory) -> None:
+    def with_title_policy(using: str) -> dict[str, str]:
+        extra = {"sessions": {"sessions_titled": {"command": "SELECT", "roles": ["authenticated"], "using": using}}}
+        return {**OPEN, "supabase-access:extraPolicies": json.dumps(extra)}
+
+    stack = make_stack(with_title_policy("title is not null"))
+    stack.up()
+    stack.set_config(
+        "supabase-access:extraPolicies",
+        auto.ConfigValue(with_title_policy("length(title) > 0")["supabase-access:extraPolicies"]),
+    )
+    preview = stack.preview(diff=True)
+    assert changes(preview.change_summary) == {"update": 1}
+    assert 'using: "(title IS NOT NULL)" => "length(title) > 0"' in preview.stdout

@@ -53,11 +53,9 @@ class AccessPreflight(ManagedResource):
         return {**inputs, "schema": schema}
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        return {
-            k: "update"
-            for k in ("schema", "tables", "roles", "policies", "source", "policySettings")
-            if state.get(k) != inputs.get(k)
-        }
+        # Its work is done in check, which the engine runs on every preview and update; a
+        # reported change would only add noise to the preview.
+        return {}
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         return f"preflight.{inputs['schema']}", dict(inputs)
