@@ -10,6 +10,7 @@ fi
 . "$_sa_repo/.venv/bin/activate"
 # Our provider plugin and the chosen CLI first.
 export PATH="$_sa_repo/bin:$(cat "$_sa_repo/.venv/.pulumi-bin-dir"):$PATH"
+export SUPABASE_ACCESS_ACTIONLINT="$(cat "$_sa_repo/.venv/.actionlint" 2>/dev/null)"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! grep -qs '"current": *"[^"]' "${PULUMI_HOME:-$HOME/.pulumi}/credentials.json"; then

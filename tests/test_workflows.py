@@ -1,0 +1,23 @@
+"""The GitHub workflows lint clean with actionlint (built from Go modules by scripts/bootstrap)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_workflows_pass_actionlint() -> None:
+    actionlint = os.environ.get("SUPABASE_ACCESS_ACTIONLINT") or (REPO / ".venv/.actionlint").read_text().strip()
+    result = subprocess.run([actionlint, "-no-color", "-oneline"], cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_preview_posts_on_pull_requests_and_prod_is_protected() -> None:
+    preview = (REPO / ".github/workflows/preview.yml").read_text()
+    deploy = (REPO / ".github/workflows/deploy.yml").read_text()
+    assert "comment-on-pr: true" in preview and "command: preview" in preview
+    assert "environment: production" in deploy
