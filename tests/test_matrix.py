@@ -1,0 +1,135 @@
+"""The access matrix against real databases: the baseline, the open profile's SQL, another app's schema.
+
+Each test runs on a fresh copy of the local Supabase-like database (fixture `fresh_db`); the
+matrix probes as PostgREST does, through `authenticator`, never as the tables' owner.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from supabase_access.matrix import (
+    PERSONA_LABELS,
+    AccessMatrix,
+    Cell,
+    compute_matrix,
+    diff,
+    matrix_from_rule,
+)
+from supabase_access.model import AccessModel, load_model_file, parse_model
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = load_model_file(REPO / "access-model.yaml", setting="access-model.yaml")
+
+
+def owner_access(cell: Cell) -> bool:
+    """The owner profile: anon nothing, each user only their own rows, service_role everything."""
+    if cell.persona == "anon":
+        return False
+    if cell.persona == "service_role":
+        return True
+    return cell.whose == "own"
+
+
+def assert_matrix(actual: AccessMatrix, expected: AccessMatrix) -> None:
+    # The changed-cell lines say exactly which cells differ.
+    assert diff(expected, actual) == []
+    assert actual.notes == ()
+
+
+def fixture_leftovers(dsn: str) -> tuple[int, ...]:
+    """Row counts of the model's tables and auth.users."""
+    with psycopg.connect(dsn) as conn:
+        return tuple(
+            conn.execute(f"select count(*) from {table}").fetchone()[0]  # type: ignore[index]
+            for table in (*MODEL.table_names, "auth.users")
+        )
+
+
+@pytest.mark.unit
+def test_diff_names_each_changed_cell_and_render_marks_it() -> None:
+    before = matrix_from_rule(["generated_content"], lambda cell: True)
+    after = matrix_from_rule(
+        ["generated_content"],
+        lambda cell: not (cell.persona == "authenticated (anonymous A)" and cell.operation == "insert"),
+    )
+    assert diff(before, after) == [
+        "authenticated (anonymous A) · generated_content · insert own: allowed → denied",
+        "authenticated (anonymous A) · generated_content · insert other: allowed → denied",
+    ]
+    assert diff(after, after) == []
+    marked = {Cell("authenticated (anonymous A)", "generated_content", "insert", "own")}
+    text = after.render_text(marked)
+    assert "✗*" in text and "* changed" in text
+    assert text.count("\n") > len(PERSONA_LABELS)
+    assert "**✗ (changed)**" in after.render_markdown(marked)
+
+
+@pytest.mark.db
+def test_baseline_gives_each_user_their_own_rows_and_anon_nothing(fresh_db: str) -> None:
+    before = fixture_leftovers(fresh_db)
+    matrix = compute_matrix(fresh_db, MODEL)
+    assert_matrix(matrix, matrix_from_rule(MODEL.table_names, owner_access))
+    assert fixture_leftovers(fresh_db) == before  # the fixture rows are gone again
+
+
+@pytest.mark.db
+def test_open_profile_sql_opens_every_row_to_everyone(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        for script in ("04-allow-anonymous-users.sql", "05-remove-user-fkey-constraint.sql"):
+            conn.execute((REPO / "database" / script).read_text())
+    matrix = compute_matrix(fresh_db, MODEL)
+    assert_matrix(matrix, matrix_from_rule(MODEL.table_names, lambda cell: True))
+    assert fixture_leftovers(fresh_db) == (0,) * (len(MODEL.table_names) + 1)
+
+
+OTHER_APP_SCHEMA = """
+set role postgres;
+create type project_kind as enum ('internal', 'client');
+create table projects (
+  id bigint generated always as identity primary key,
+  owner uuid not null references auth.users on delete cascade,
+  name varchar(20) not null,
+  kind project_kind not null,
+  budget numeric(10, 2) not null,
+  tags text[] not null,
+  settings jsonb not null,
+  due date not null
+);
+create table tasks (
+  project_id bigint not null references projects on delete cascade,
+  position smallint not null,
+  done boolean not null,
+  primary key (project_id, position)
+);
+alter table projects enable row level security;
+alter table tasks enable row level security;
+create policy projects_own on projects for all to authenticated
+  using (owner = (select auth.uid())) with check (owner = (select auth.uid()));
+create policy tasks_own on tasks for all to authenticated
+  using (project_id in (select id from projects where owner = (select auth.uid())))
+  with check (project_id in (select id from projects where owner = (select auth.uid())));
+reset role;
+"""
+
+
+@pytest.mark.db
+def test_other_apps_schema_is_filled_from_the_catalog(fresh_db: str) -> None:
+    model: AccessModel = parse_model(
+        {
+            "tables": {
+                "projects": {"owner": "owner"},
+                "tasks": {"through": {"column": "project_id", "table": "projects"}},
+            }
+        },
+        setting="test model",
+    )
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(OTHER_APP_SCHEMA)
+    matrix = compute_matrix(fresh_db, model)
+    assert_matrix(matrix, matrix_from_rule(model.table_names, owner_access))
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from projects").fetchone() == (0,)
