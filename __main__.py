@@ -5,9 +5,10 @@ from pathlib import Path
 import pulumi
 
 from components.access_rules import AccessRules, AccessRulesArgs
+from components.auth_settings import declare_auth_settings
 from components.resources import Provider
 from supabase_access.profiles import plan_access
-from supabase_access.stack_config import NAMESPACE, ConfigError, parse_stack_settings
+from supabase_access.stack_config import NAMESPACE, ConfigError, parse_auth_stack_settings, parse_stack_settings
 
 access_config = pulumi.Config(NAMESPACE)
 postgresql_config = pulumi.Config("postgresql")
@@ -29,6 +30,18 @@ try:
 except ConfigError as exc:
     # A clean one-line error at preview, before any resource is registered.
     raise pulumi.RunError(str(exc)) from None
+try:
+    auth_settings = parse_auth_stack_settings(
+        {
+            "projectRef": access_config.get("projectRef"),
+            "managementApiUrl": access_config.get("managementApiUrl"),
+            "authSettings": access_config.get_object("authSettings"),
+        },
+        environment=settings.environment,
+        token_set=access_config.get_secret("accessToken") is not None,
+    )
+except ConfigError as exc:
+    raise pulumi.RunError(str(exc)) from None
 
 connection = settings.connection
 database = Provider(
@@ -39,6 +52,8 @@ database = Provider(
     username=connection.username,
     sslmode=connection.sslmode,
     password=postgresql_config.require_secret("password"),
+    management_api_url=access_config.get("managementApiUrl"),
+    access_token=access_config.get_secret("accessToken"),
 )
 access = AccessRules(
     "access",
@@ -50,6 +65,7 @@ access = AccessRules(
     ),
     opts=pulumi.ResourceOptions(providers=[database]),
 )
+declare_auth_settings("auth-settings", auth_settings, provider=database)
 pulumi.export("environment", settings.environment)
 pulumi.export("profile", settings.profile)
 pulumi.export("tables", list(settings.model.table_names))

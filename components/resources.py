@@ -23,6 +23,8 @@ class Provider(pulumi.ProviderResource):
         database: pulumi.Input[str] = "postgres",
         username: pulumi.Input[str] = "postgres",
         sslmode: pulumi.Input[str] = "prefer",
+        management_api_url: pulumi.Input[str] | None = None,
+        access_token: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
@@ -33,6 +35,11 @@ class Provider(pulumi.ProviderResource):
             "sslmode": sslmode,
             "password": pulumi.Output.secret(password),
         }
+        # Supabase Management API (AuthSettings); left out when unset so other stacks see no change.
+        if management_api_url is not None:
+            props["managementApiUrl"] = management_api_url
+        if access_token is not None:
+            props["accessToken"] = pulumi.Output.secret(access_token)
         super().__init__(PACKAGE, name, props, opts)
 
 
@@ -144,3 +151,23 @@ class ConstraintRemoval(_Resource):
     ) -> None:
         props = {"schema": schema, "table": table, "constraint": constraint, "definition": definition}
         super().__init__(name, props, opts)
+
+class AuthSettings(_Resource):
+    """The Supabase Auth settings a stack manages on one project (through the Management API).
+
+    Only the keys in `settings` are set and watched; destroying restores the values found before.
+    Pass `security_captcha_secret` as a secret Output.
+    """
+
+    token = f"{PACKAGE}:index:AuthSettings"
+    outputs = ("live", "previous", "sentSecretHashes", "appliedSecretHashes")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        project_ref: pulumi.Input[str],
+        settings: Mapping[str, pulumi.Input[Any]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(name, {"projectRef": project_ref, "settings": dict(settings)}, opts)

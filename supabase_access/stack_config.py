@@ -6,10 +6,12 @@ Pure: takes plain values (what `pulumi config` holds), so it is tested without a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supabase_access.auth_settings import validate_auth_settings
+from supabase_access.management_api import PROJECT_REF_PATTERN
 from supabase_access.model import AccessModel, ModelError, load_model_file, parse_model
 from supabase_access.policy import PolicySpec, policy_from_plain
 from supabase_access.profiles import PROFILES
@@ -115,4 +117,91 @@ def _connection(postgresql: Mapping[str, Any]) -> Connection:
         database=str(postgresql.get("database") or "postgres"),
         username=str(postgresql.get("username") or "postgres"),
         sslmode=str(postgresql.get("sslmode") or "prefer"),
+    )
+
+# --- Supabase Auth settings (Management API) -------------------------------------------
+PROJECT_REF_SETTING = f"{NAMESPACE}:projectRef"
+ACCESS_TOKEN_SETTING = f"{NAMESPACE}:accessToken"
+MANAGEMENT_API_URL_SETTING = f"{NAMESPACE}:managementApiUrl"
+AUTH_SETTINGS_SETTING = f"{NAMESPACE}:authSettings"
+
+
+@dataclass(frozen=True)
+class AuthStackSettings:
+    """The project's Supabase Auth settings as one stack declares them."""
+
+    # Validated, in canonical order; may hold the CAPTCHA secret, hence no repr.
+    settings: dict[str, object] = field(repr=False)
+    project_ref: str | None
+    management_api_url: str | None
+    # Settings still to set before the resource can be declared (empty: declare it).
+    missing: tuple[str, ...]
+    # Things worth telling at preview that do not stop the stack.
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def declared(self) -> bool:
+        return not self.missing
+
+    def skip_message(self) -> str:
+        what = f"the values in {AUTH_SETTINGS_SETTING} are not applied" if self.settings else "none are managed"
+        how = {
+            PROJECT_REF_SETTING: f"`pulumi config set {PROJECT_REF_SETTING} <project-ref>`",
+            ACCESS_TOKEN_SETTING: f"`pulumi config set --secret {ACCESS_TOKEN_SETTING} <personal access token>`",
+            AUTH_SETTINGS_SETTING: f"{AUTH_SETTINGS_SETTING} (an object of the auth settings to manage)",
+        }
+        return (
+            "Supabase Auth settings (rate limits, anonymous sign-ins, CAPTCHA) are skipped on this stack: "
+            f"{', '.join(self.missing)} not set, so {what}. Set {'; '.join(how[name] for name in self.missing)}."
+        )
+
+
+def parse_auth_stack_settings(
+    access: Mapping[str, Any], *, environment: str, token_set: bool
+) -> AuthStackSettings | None:
+    """The auth settings part of a stack, or None when a dev stack says nothing about them.
+
+    `access` holds `projectRef`, `managementApiUrl` and `authSettings` (an object); the token
+    itself stays out of plain data, only whether it is set. A prod stack always gets an
+    answer, so that a missing project ref or token is reported rather than silently ignored.
+    """
+    raw, project_ref, url = access.get("authSettings"), access.get("projectRef"), access.get("managementApiUrl")
+    if raw is None and not project_ref and not url and not token_set and environment != "prod":
+        return None
+    try:
+        settings = {} if raw is None else validate_auth_settings(raw, setting_prefix=AUTH_SETTINGS_SETTING)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if project_ref and (not isinstance(project_ref, str) or not PROJECT_REF_PATTERN.match(project_ref)):
+        raise ConfigError(
+            f"{PROJECT_REF_SETTING}: {project_ref!r} is not a Supabase project reference (20 lower-case letters, "
+            "as in https://supabase.com/dashboard/project/<ref>)"
+        )
+    if url and not (isinstance(url, str) and url.startswith(("https://", "http://"))):
+        raise ConfigError(
+            f"{MANAGEMENT_API_URL_SETTING}: {url!r} is not an http(s) URL (default https://api.supabase.com)"
+        )
+    missing = tuple(
+        name
+        for name, present in (
+            (PROJECT_REF_SETTING, bool(project_ref)),
+            (ACCESS_TOKEN_SETTING, token_set),
+            (AUTH_SETTINGS_SETTING, raw is not None),
+        )
+        if not present
+    )
+    warnings: list[str] = []
+    if settings.get("security_captcha_enabled") is True and "security_captcha_secret" not in settings:
+        warnings.append(
+            f"{AUTH_SETTINGS_SETTING}.security_captcha_enabled is true but "
+            f"{AUTH_SETTINGS_SETTING}.security_captcha_secret is not set: the project keeps whatever secret it has. "
+            "Set it with `pulumi config set --secret --path "
+            f"{AUTH_SETTINGS_SETTING}.security_captcha_secret <secret key from the CAPTCHA provider>`."
+        )
+    return AuthStackSettings(
+        settings=settings,
+        project_ref=project_ref or None,
+        management_api_url=url or None,
+        missing=missing,
+        warnings=tuple(warnings),
     )

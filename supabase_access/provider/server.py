@@ -14,6 +14,7 @@ from pulumi.provider.experimental.server import main as serve
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from supabase_access.catalog import CatalogError
+from supabase_access.provider.auth_config import AuthSettings
 from supabase_access.provider.base import InputError, ManagedResource
 from supabase_access.provider.constraints import ConstraintRemoval
 from supabase_access.provider.database import Database
@@ -28,6 +29,8 @@ VERSION = "0.1.0"
 RESOURCES: dict[str, ManagedResource] = {
     r.token: r for r in (TablePolicies(), RowLevelSecurity(), TableGrant(), ConstraintRemoval(), AccessPreflight())
 }
+AUTH_SETTINGS = AuthSettings()  # needs the provider's Management API settings, see configure
+RESOURCES[AUTH_SETTINGS.token] = AUTH_SETTINGS
 KINDS = {"add": api.PropertyDiffKind.ADD, "delete": api.PropertyDiffKind.DELETE, "update": api.PropertyDiffKind.UPDATE}
 T = TypeVar("T")
 
@@ -64,6 +67,7 @@ class SupabaseAccessProvider(api.Provider):
     async def configure(self, request: api.ConfigureRequest) -> api.ConfigureResponse:
         if not has_unknowns(request.args):
             self._config = plain_map(request.args)
+            AUTH_SETTINGS.configure(self._config)
         return api.ConfigureResponse(accept_secrets=True, supports_preview=False)
 
     def _database(self) -> Database:

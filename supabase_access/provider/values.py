@@ -55,3 +55,13 @@ def to_property(value: Any, *, secret: bool = False) -> PropertyValue:
 
 def property_map(values: Mapping[str, Any]) -> dict[str, PropertyValue]:
     return {k: to_property(v) for k, v in values.items()}
+
+
+def secret_property(value: Any) -> PropertyValue:
+    """`value` marked secret: the engine encrypts it in state and shows `[secret]` in output.
+
+    Needed because the provider accepts secrets (`accept_secrets=True`), so the engine keeps
+    only the secret marks the provider itself sends back; `plain_map` drops them on the way in.
+    """
+    plain = to_property(value)
+    return PropertyValue(plain.value, is_secret=True)
