@@ -6,6 +6,7 @@ import pulumi
 
 from components.access_rules import AccessRules, AccessRulesArgs
 from components.auth_settings import declare_auth_settings
+from components.hardening import ProductionHardening, read_hardening_settings
 from components.resources import Provider
 from supabase_access.profiles import plan_access
 from supabase_access.stack_config import NAMESPACE, ConfigError, parse_auth_stack_settings, parse_stack_settings
@@ -43,6 +44,9 @@ try:
 except ConfigError as exc:
     raise pulumi.RunError(str(exc)) from None
 
+# writeQuotas, retention and permanentUsersOnly (dev stacks set none of them); bad values stop the preview.
+hardening_plan = read_hardening_settings(access_config, settings)
+
 connection = settings.connection
 database = Provider(
     "supabase-db",
@@ -61,7 +65,7 @@ access = AccessRules(
         plan=plan_access(settings.model, settings.profile),
         source=settings.model_source,
         force_rls=settings.force_rls,
-        extra_policies=settings.extra_policies,
+        extra_policies=hardening_plan.extra_policies,
     ),
     opts=pulumi.ResourceOptions(providers=[database]),
 )
@@ -69,3 +73,8 @@ declare_auth_settings("auth-settings", auth_settings, provider=database)
 pulumi.export("environment", settings.environment)
 pulumi.export("profile", settings.profile)
 pulumi.export("tables", list(settings.model.table_names))
+if hardening_plan.has_resources:
+    production_hardening = ProductionHardening(
+        "hardening", hardening_plan, opts=pulumi.ResourceOptions(providers=[database])
+    )
+    pulumi.export("hardening", production_hardening.summary)

@@ -171,3 +171,84 @@ class AuthSettings(_Resource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, {"projectRef": project_ref, "settings": dict(settings)}, opts)
+
+
+class WriteQuota(_Resource):
+    """At most `limit` new rows of `table` per user per window: a BEFORE INSERT trigger (SQLSTATE PT429).
+
+    `path` is the table's ownership path (hops `{table, column, parent, key}` up to the table
+    holding `owner_column`); empty when the table itself holds the owner.
+    """
+
+    token = f"{PACKAGE}:index:WriteQuota"
+    outputs = ("function", "trigger", "index", "indexCreated", "sqlstate")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        schema: str,
+        table: str,
+        path: Sequence[Mapping[str, str]],
+        owner_column: str,
+        limit: int,
+        window_seconds: int,
+        window_label: str,
+        timestamp_column: str = "created_at",
+        private_schema: str = "supabase_access",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "schema": schema,
+            "table": table,
+            "path": [dict(hop) for hop in path],
+            "ownerColumn": owner_column,
+            "timestampColumn": timestamp_column,
+            "limit": limit,
+            "windowSeconds": window_seconds,
+            "windowLabel": window_label,
+            "privateSchema": private_schema,
+        }
+        super().__init__(name, props, opts)
+
+
+class RetentionPolicy(_Resource):
+    """`purge_expired()`: old anonymous users (with their rows) and old sessions; pg_cron runs it where it exists."""
+
+    token = f"{PACKAGE}:index:RetentionPolicy"
+    outputs = ("function", "scheduled", "runManually", "status")
+    scheduled: pulumi.Output[bool]
+    status: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        schema: str,
+        owned_tables: Sequence[Mapping[str, str]],
+        sessions_table: str,
+        sessions_timestamp_column: str,
+        anonymous_users_days: int | None,
+        sessions_days: int | None,
+        schedule: str,
+        job_name: str,
+        private_schema: str = "supabase_access",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "schema": schema,
+            "ownedTables": [dict(t) for t in owned_tables],
+            "sessionsTable": sessions_table,
+            "sessionsTimestampColumn": sessions_timestamp_column,
+            "anonymousUsersDays": anonymous_users_days,
+            "sessionsDays": sessions_days,
+            "schedule": schedule,
+            "jobName": job_name,
+            "privateSchema": private_schema,
+        }
+        super().__init__(name, props, opts)
+
+    @property
+    def run_manually(self) -> pulumi.Output[str]:
+        # The SDK sets each output as an attribute named like the property.
+        return self.__dict__["runManually"]  # type: ignore[no-any-return]

@@ -189,3 +189,365 @@ def render_guide_scripts(plan: AccessPlan) -> tuple[str, str]:
             .as_string()
         )
     return "\n".join(lines) + "\n", "\n".join(constraint_lines) + "\n"
+
+
+# --- Production hardening: a private schema, write quotas, retention ---------------------------
+
+# SQLSTATE of an insert refused by a write quota. PostgREST answers an error of class PT
+# (`PTxyz`) with HTTP status xyz, so API clients get 429 Too Many Requests. (Class P0 belongs
+# to PL/pgSQL, so a code like P0429 would pretend to be one of its errors.)
+QUOTA_SQLSTATE = "PT429"
+# Comments that mark what the provider created, so delete drops only that (even after state loss).
+PRIVATE_SCHEMA_MARKER = "supabase-access: private helpers (write quotas, retention); not exposed to the API"
+QUOTA_INDEX_MARKER = "supabase-access: index for a write quota"
+# Functions get EXECUTE for PUBLIC by default; the API roles must not call ours.
+_NOT_FOR_API = sql.SQL("public, {}, {}").format(sql.Identifier("anon"), sql.Identifier("authenticated"))
+
+
+def create_private_schema(schema: str) -> sql.Composed:
+    return sql.SQL("create schema if not exists {}").format(sql.Identifier(schema))
+
+
+def mark_private_schema(schema: str) -> sql.Composed:
+    return sql.SQL("comment on schema {} is {}").format(sql.Identifier(schema), sql.Literal(PRIVATE_SCHEMA_MARKER))
+
+
+def revoke_private_schema(schema: str) -> sql.Composed:
+    return sql.SQL("revoke all on schema {} from {}").format(sql.Identifier(schema), _NOT_FOR_API)
+
+
+def drop_private_schema(schema: str) -> sql.Composed:
+    # RESTRICT: it fails while anything (ours or not) is still in the schema.
+    return sql.SQL("drop schema if exists {} restrict").format(sql.Identifier(schema))
+
+
+def schema_comment_query() -> sql.SQL:
+    return sql.SQL("select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = %s")
+
+
+def revoke_function_from_api(schema: str, function: str, arg_types: Sequence[str] = ()) -> sql.Composed:
+    return sql.SQL("revoke all on function {}({}) from {}").format(
+        sql.Identifier(schema, function), sql.SQL(", ").join(sql.SQL(t) for t in arg_types), _NOT_FOR_API
+    )
+
+
+def drop_function(schema: str, function: str, arg_types: Sequence[str] = ()) -> sql.Composed:
+    return sql.SQL("drop function if exists {}({})").format(
+        sql.Identifier(schema, function), sql.SQL(", ").join(sql.SQL(t) for t in arg_types)
+    )
+
+
+def write_quota_function_body(schema: str, table: str, owned: Predicate, timestamp_column: str) -> str:
+    """The PL/pgSQL body of one table's write-quota trigger function (what `pg_proc.prosrc` holds).
+
+    The limit, the window in seconds and the window's name come from the trigger's arguments,
+    so a changed limit is one `create trigger` and `pg_trigger.tgargs` shows the live values.
+    """
+    ts = sql.Identifier(timestamp_column)
+    return (
+        sql.SQL(
+            """
+declare
+  _quota_max integer := tg_argv[0]::integer;
+  _quota_window interval := make_interval(secs => tg_argv[1]::integer);
+  _quota_retry_at timestamptz;
+begin
+  -- Requests without a user are RLS's business; the trusted server role is never limited.
+  if auth.uid() is null or current_setting('role', true) = 'service_role' then
+    return new;
+  end if;
+  -- One insert per user and table at a time: two concurrent requests cannot both see room for one more row.
+  perform pg_advisory_xact_lock(hashtextextended({lock_prefix} || auth.uid()::text, 0));
+  -- Rows are counted by this column, so the request cannot choose it (a backdated row would not count).
+  new.{ts} := now();
+  -- The oldest of the newest `_quota_max` rows of the window: once it leaves the window there is room again.
+  select t.{ts} + _quota_window into _quota_retry_at
+    from {table} t
+   where {owned} and t.{ts} > now() - _quota_window
+   order by t.{ts} desc
+  offset _quota_max - 1 limit 1;
+  if _quota_retry_at is not null then
+    raise exception using
+      errcode = {sqlstate},
+      message = format('write quota exceeded: at most %s new rows in %s per user per %s',
+                       _quota_max, {table_name}, tg_argv[2]),
+      detail = format('Rows of %s created in the last %s by the requesting user count against the quota.',
+                      {table_name}, tg_argv[2]),
+      hint = format('Try again after %s (in %s seconds).',
+                    to_char(_quota_retry_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                    greatest(1, ceil(extract(epoch from _quota_retry_at - clock_timestamp())))::bigint);
+  end if;
+  return new;
+end
+"""
+        )
+        .format(
+            lock_prefix=sql.Literal(f"supabase-access:write-quota:{schema}.{table}:"),
+            ts=ts,
+            table=table_ref(schema, table),
+            owned=_predicate(schema, owned),
+            sqlstate=sql.Literal(QUOTA_SQLSTATE),
+            table_name=sql.Literal(f"{schema}.{table}"),
+        )
+        .as_string()
+    )
+
+
+def create_write_quota_function(private_schema: str, function: str, body: str) -> sql.Composed:
+    """SECURITY DEFINER so it counts rows the requesting user may not see; a fixed, empty
+    search_path; row_security off so a FORCE RLS table makes it fail loudly instead of
+    silently counting nothing."""
+    return sql.SQL(
+        "create or replace function {}() returns trigger\n"
+        "language plpgsql security definer\n"
+        "set search_path = ''\n"
+        "set row_security = off\n"
+        "as {}"
+    ).format(sql.Identifier(private_schema, function), _dollar_quoted(body, "quota"))
+
+
+def _dollar_quoted(body: str, tag: str) -> sql.Composable:
+    # Identifiers are validated ([a-z0-9_]) and literals are quoted, so the tag cannot occur inside.
+    delimiter = f"${tag}$"
+    if delimiter in body:
+        raise ValueError(f"function body contains {delimiter}")
+    return sql.SQL(delimiter + body + delimiter)
+
+
+def create_write_quota_trigger(
+    schema: str,
+    table: str,
+    trigger: str,
+    private_schema: str,
+    function: str,
+    *,
+    limit: int,
+    window_seconds: int,
+    window_label: str,
+) -> sql.Composed:
+    return sql.SQL("create trigger {} before insert on {} for each row execute function {}({}, {}, {})").format(
+        sql.Identifier(trigger),
+        table_ref(schema, table),
+        sql.Identifier(private_schema, function),
+        sql.Literal(str(limit)),
+        sql.Literal(str(window_seconds)),
+        sql.Literal(window_label),
+    )
+
+
+def drop_trigger(schema: str, table: str, trigger: str) -> sql.Composed:
+    return sql.SQL("drop trigger if exists {} on {}").format(sql.Identifier(trigger), table_ref(schema, table))
+
+
+def read_trigger_query() -> sql.SQL:
+    """(tgenabled, tgargs, function schema, function name) of a user trigger on a table."""
+    return sql.SQL(
+        "select t.tgenabled, t.tgargs, fn.nspname, f.proname from pg_trigger t "
+        "join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_proc f on f.oid = t.tgfoid join pg_namespace fn on fn.oid = f.pronamespace "
+        "where n.nspname = %s and c.relname = %s and t.tgname = %s and not t.tgisinternal"
+    )
+
+
+def read_function_query() -> sql.SQL:
+    """(prosrc, arguments with defaults) of every function with this schema and name."""
+    return sql.SQL(
+        "select p.prosrc, pg_get_function_arguments(p.oid) from pg_proc p "
+        "join pg_namespace n on n.oid = p.pronamespace where n.nspname = %s and p.proname = %s"
+    )
+
+
+def create_quota_index(schema: str, table: str, index: str, key_column: str, timestamp_column: str) -> sql.Composed:
+    # CONCURRENTLY: building it on a large table must not block the app's writes.
+    return sql.SQL("create index concurrently if not exists {} on {} ({}, {})").format(
+        sql.Identifier(index), table_ref(schema, table), sql.Identifier(key_column), sql.Identifier(timestamp_column)
+    )
+
+
+def mark_quota_index(schema: str, index: str) -> sql.Composed:
+    return sql.SQL("comment on index {} is {}").format(sql.Identifier(schema, index), sql.Literal(QUOTA_INDEX_MARKER))
+
+
+def drop_index(schema: str, index: str, *, concurrently: bool = True) -> sql.Composed:
+    return sql.SQL("drop index {}if exists {}").format(
+        sql.SQL("concurrently " if concurrently else ""), sql.Identifier(schema, index)
+    )
+
+
+def find_leading_index_query() -> sql.SQL:
+    """Valid plain b-tree indexes of a table whose first two columns are the given ones, preferred name first.
+
+    Parameters: schema, table, first column, second column, preferred index name.
+    """
+    return sql.SQL(
+        "select i.relname, obj_description(i.oid, 'pg_class') from pg_index x "
+        "join pg_class i on i.oid = x.indexrelid join pg_class c on c.oid = x.indrelid "
+        "join pg_namespace n on n.oid = c.relnamespace join pg_am am on am.oid = i.relam "
+        "where n.nspname = %s and c.relname = %s and am.amname = 'btree' and x.indisvalid "
+        "and x.indpred is null and x.indexprs is null and x.indnkeyatts >= 2 "
+        "and (select attname from pg_attribute where attrelid = c.oid and attnum = x.indkey[0]) = %s "
+        "and (select attname from pg_attribute where attrelid = c.oid and attnum = x.indkey[1]) = %s "
+        "order by i.relname = %s desc, i.relname"
+    )
+
+
+def index_state_query() -> sql.SQL:
+    """(indisvalid, comment) of an index by schema and name."""
+    return sql.SQL(
+        "select x.indisvalid, obj_description(i.oid, 'pg_class') from pg_class i "
+        "join pg_index x on x.indexrelid = i.oid join pg_namespace n on n.oid = i.relnamespace "
+        "where n.nspname = %s and i.relname = %s"
+    )
+
+
+def table_privilege_query() -> sql.SQL:
+    """Whether the current role holds a privilege on a table (parameters: privilege, schema, table)."""
+    return sql.SQL(
+        "select has_table_privilege(c.oid, %s) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s"
+    )
+
+
+def database_create_privilege_query() -> sql.SQL:
+    return sql.SQL("select has_database_privilege(current_database(), 'CREATE')")
+
+
+def table_columns_query() -> sql.SQL:
+    """(column, type) of a table's live columns."""
+    return sql.SQL(
+        "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+        "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped"
+    )
+
+
+def row_security_active_query() -> sql.SQL:
+    """Whether RLS filters this table for the current role (then a helper of ours would count nothing)."""
+    return sql.SQL(
+        "select row_security_active(c.oid) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s"
+    )
+
+
+PURGE_ARG_TYPES = ("integer", "integer")
+
+
+def purge_function_body(
+    function: str,
+    schema: str,
+    owned_tables: Sequence[tuple[str, str]],
+    sessions_table: str,
+    sessions_timestamp_column: str,
+) -> str:
+    """The PL/pgSQL body of `purge_expired(anonymous_users_days, sessions_days)`.
+
+    Rows of old anonymous users in the owned (root) tables are deleted before the users, so the
+    purge works with or without a cascading FK to auth.users; their child rows go through the
+    app's own cascades. Only `is_anonymous is true` users are touched. Parameters are qualified
+    with the function's name, so a column of the same name can never be taken for one.
+    """
+    older_than_anonymous = sql.SQL("now() - make_interval(days => {}.anonymous_users_days)").format(
+        sql.Identifier(function)
+    )
+    anonymous_parts: list[sql.Composable] = [
+        sql.SQL(
+            "    delete from {} t using auth.users u\n"
+            "     where t.{} = u.id and u.is_anonymous is true and u.created_at < {};\n"
+            "    get diagnostics _purge_rows = row_count;\n"
+            "    kind := {}; removed := _purge_rows; return next;\n"
+        ).format(
+            table_ref(schema, table),
+            sql.Identifier(owner_column),
+            older_than_anonymous,
+            sql.Literal(f"{table}_of_anonymous_users"),
+        )
+        for table, owner_column in owned_tables
+    ]
+    return (
+        sql.SQL(
+            """
+#variable_conflict use_column
+declare
+  _purge_rows bigint;
+begin
+  if {fn}.anonymous_users_days is not null then
+    if {fn}.anonymous_users_days < 1 then
+      raise exception 'anonymous_users_days must be at least 1, got %', {fn}.anonymous_users_days;
+    end if;
+{owned}    delete from auth.users u where u.is_anonymous is true and u.created_at < {older_than_anonymous};
+    get diagnostics _purge_rows = row_count;
+    kind := 'anonymous_users'; removed := _purge_rows; return next;
+  end if;
+  if {fn}.sessions_days is not null then
+    if {fn}.sessions_days < 1 then
+      raise exception 'sessions_days must be at least 1, got %', {fn}.sessions_days;
+    end if;
+    delete from {sessions} t where t.{sessions_ts} < now() - make_interval(days => {fn}.sessions_days);
+    get diagnostics _purge_rows = row_count;
+    kind := {expired_kind}; removed := _purge_rows; return next;
+  end if;
+end
+"""
+        )
+        .format(
+            fn=sql.Identifier(function),
+            owned=sql.SQL("").join(anonymous_parts),
+            older_than_anonymous=older_than_anonymous,
+            sessions=table_ref(schema, sessions_table),
+            sessions_ts=sql.Identifier(sessions_timestamp_column),
+            expired_kind=sql.Literal(f"expired_{sessions_table}"),
+        )
+        .as_string()
+    )
+
+
+def create_purge_function(
+    private_schema: str, function: str, body: str, *, anonymous_users_days: int | None, sessions_days: int | None
+) -> sql.Composed:
+    """The defaults are the stack's settings; NULL skips that purge.
+
+    SECURITY INVOKER: it runs with the rights of whoever calls it (pg_cron runs it as the role
+    that scheduled it); row_security off so a FORCE RLS table makes it fail instead of silently
+    deleting nothing.
+    """
+    return sql.SQL(
+        "create or replace function {}(\n"
+        "  anonymous_users_days integer default {},\n"
+        "  sessions_days integer default {}\n"
+        ") returns table (kind text, removed bigint)\n"
+        "language plpgsql\n"
+        "set search_path = ''\n"
+        "set row_security = off\n"
+        "as {}"
+    ).format(
+        sql.Identifier(private_schema, function),
+        sql.Literal(anonymous_users_days),
+        sql.Literal(sessions_days),
+        _dollar_quoted(body, "purge"),
+    )
+
+
+def call_purge(private_schema: str, function: str) -> sql.Composed:
+    """What pg_cron runs, and what to run by hand where there is no pg_cron."""
+    return sql.SQL("select kind, removed from {}()").format(sql.Identifier(private_schema, function))
+
+
+def cron_installed_query() -> sql.SQL:
+    return sql.SQL("select exists (select from pg_extension where extname = 'pg_cron')")
+
+
+def cron_schedule(job_name: str, schedule: str, command: str) -> sql.Composed:
+    # cron.schedule(name, ...) replaces a job of the same name, so this is also the update.
+    return sql.SQL("select cron.schedule({}, {}, {})").format(
+        sql.Literal(job_name), sql.Literal(schedule), sql.Literal(command)
+    )
+
+
+def cron_unschedule(job_name: str) -> sql.Composed:
+    # Through cron.job, so a job that is already gone is not an error.
+    return sql.SQL("select cron.unschedule(jobid) from cron.job where jobname = {}").format(sql.Literal(job_name))
+
+
+def cron_job_query() -> sql.SQL:
+    """(schedule, command) of a pg_cron job by name."""
+    return sql.SQL("select schedule, command from cron.job where jobname = %s")

@@ -11,6 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from supabase_access.auth_settings import validate_auth_settings
+from supabase_access.hardening import (
+    CRON_SCHEDULE,
+    DEFAULT_PURGE_SCHEDULE,
+    MAX_QUOTA_LIMIT,
+    MAX_RETENTION_DAYS,
+    PERMANENT_ONLY_COMMANDS,
+    QUOTA_WINDOWS,
+    HardeningSettings,
+    RetentionSetting,
+    WriteQuotaSetting,
+    permanent_users_only_policies,
+)
 from supabase_access.management_api import PROJECT_REF_PATTERN
 from supabase_access.model import AccessModel, ModelError, load_model_file, parse_model
 from supabase_access.policy import PolicySpec, policy_from_plain
@@ -205,3 +217,114 @@ def parse_auth_stack_settings(
         missing=missing,
         warnings=tuple(warnings),
     )
+
+
+# --- Production hardening: writeQuotas, retention, permanentUsersOnly ---------------------------
+
+WRITE_QUOTAS_SETTING = f"{NAMESPACE}:writeQuotas"
+RETENTION_SETTING = f"{NAMESPACE}:retention"
+PERMANENT_USERS_ONLY_SETTING = f"{NAMESPACE}:permanentUsersOnly"
+RETENTION_KEYS = ("anonymousUsersDays", "sessionsDays", "sessionsTable", "schedule")
+
+
+def parse_hardening_settings(access: Mapping[str, Any], model: AccessModel) -> HardeningSettings:
+    """`writeQuotas`, `retention` and `permanentUsersOnly`; none set (dev stacks) means no hardening."""
+    return HardeningSettings(
+        write_quotas=_write_quotas(access.get("writeQuotas"), model),
+        retention=_retention(access.get("retention"), model),
+        permanent_users_only=_permanent_users_only(access.get("permanentUsersOnly"), model),
+    )
+
+
+def _whole_number(value: Any, setting: str, maximum: int) -> int:
+    # `pulumi config set --path` stores numbers as strings; YAML and JSON give ints. bool is not a count.
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise ConfigError(f"{setting}: expected a whole number from 1 to {maximum}, got {value!r}")
+    return value
+
+
+def _known_table(table: Any, model: AccessModel, setting: str) -> str:
+    if table not in model.table_names:
+        raise ConfigError(f"{setting}: unknown table {table!r} (the model has {', '.join(model.table_names)})")
+    return str(table)
+
+
+def _write_quotas(raw: Any, model: AccessModel) -> tuple[WriteQuotaSetting, ...]:
+    setting = WRITE_QUOTAS_SETTING
+    if raw is None:
+        return ()
+    windows = " / ".join(QUOTA_WINDOWS)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{setting}: expected a map of table name to {{perHour: N}} (or {windows})")
+    quotas = []
+    for table, spec in raw.items():
+        where = f"{setting}.{table}"
+        _known_table(table, model, where)
+        # One window per table: the table has one quota trigger.
+        if not isinstance(spec, Mapping) or len(spec) != 1 or next(iter(spec)) not in QUOTA_WINDOWS:
+            raise ConfigError(f"{where}: expected exactly one of {windows} with a whole number, e.g. {{perHour: 20}}")
+        ((window, limit),) = spec.items()
+        quotas.append(WriteQuotaSetting(table, _whole_number(limit, f"{where}.{window}", MAX_QUOTA_LIMIT), window))
+    return tuple(quotas)
+
+
+def _retention(raw: Any, model: AccessModel) -> RetentionSetting | None:
+    setting = RETENTION_SETTING
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{setting}: expected {{anonymousUsersDays: N, sessionsDays: M}}")
+    unknown = sorted(set(raw) - set(RETENTION_KEYS))
+    if unknown:
+        raise ConfigError(f"{setting}: unknown key(s) {unknown} (known: {', '.join(RETENTION_KEYS)})")
+    days = {
+        key: None if raw.get(key) is None else _whole_number(raw[key], f"{setting}.{key}", MAX_RETENTION_DAYS)
+        for key in ("anonymousUsersDays", "sessionsDays")
+    }
+    if days["anonymousUsersDays"] is None and days["sessionsDays"] is None:
+        raise ConfigError(f"{setting}: set anonymousUsersDays and/or sessionsDays")
+    sessions_table = _known_table(raw.get("sessionsTable", "sessions"), model, f"{setting}.sessionsTable")
+    schedule = raw.get("schedule", DEFAULT_PURGE_SCHEDULE)
+    if not isinstance(schedule, str) or not CRON_SCHEDULE.match(schedule):
+        raise ConfigError(f"{setting}.schedule: {schedule!r} is not a cron schedule like '17 3 * * *'")
+    return RetentionSetting(days["anonymousUsersDays"], days["sessionsDays"], sessions_table, schedule)
+
+
+def _permanent_users_only(raw: Any, model: AccessModel) -> dict[str, tuple[str, ...]]:
+    setting = PERMANENT_USERS_ONLY_SETTING
+    if raw is None:
+        return {}
+    commands_list = ", ".join(PERMANENT_ONLY_COMMANDS)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{setting}: expected a map of table name to a list of commands ({commands_list})")
+    reserved: dict[str, tuple[str, ...]] = {}
+    for table, commands in raw.items():
+        where = f"{setting}.{table}"
+        _known_table(table, model, where)
+        if not isinstance(commands, list) or not commands:
+            raise ConfigError(f"{where}: expected a non-empty list of commands ({commands_list})")
+        wanted = {str(c).upper() for c in commands}
+        unknown = sorted(wanted - set(PERMANENT_ONLY_COMMANDS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown command(s) {unknown} (known: {commands_list})")
+        reserved[table] = tuple(c for c in PERMANENT_ONLY_COMMANDS if c in wanted)
+    return reserved
+
+
+def extra_policies_with_hardening(
+    extra_policies: Mapping[str, tuple[PolicySpec, ...]], hardening: HardeningSettings, model: AccessModel
+) -> dict[str, tuple[PolicySpec, ...]]:
+    """`extraPolicies` plus the RESTRICTIVE policies of `permanentUsersOnly`, per table."""
+    reserved = permanent_users_only_policies(model.schema, hardening.permanent_users_only)
+    merged = {table: tuple(policies) for table, policies in extra_policies.items()}
+    for table, policies in reserved.items():
+        clash = sorted({p.name for p in merged.get(table, ())} & {p.name for p in policies})
+        if clash:
+            raise ConfigError(
+                f"{PERMANENT_USERS_ONLY_SETTING}.{table}: policy name(s) {clash} are also declared in "
+                f"{NAMESPACE}:extraPolicies.{table}; rename those"
+            )
+        merged[table] = merged.get(table, ()) + policies
+    return merged

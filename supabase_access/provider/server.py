@@ -21,6 +21,7 @@ from supabase_access.provider.database import Database
 from supabase_access.provider.grants import TableGrant
 from supabase_access.provider.policies import TablePolicies
 from supabase_access.provider.preflight import AccessPreflight
+from supabase_access.provider.quotas import RetentionPolicy, WriteQuota
 from supabase_access.provider.rls import RowLevelSecurity
 from supabase_access.provider.schema import package_schema
 from supabase_access.provider.values import has_unknowns, plain_map, property_map
@@ -29,6 +30,8 @@ VERSION = "0.1.0"
 RESOURCES: dict[str, ManagedResource] = {
     r.token: r for r in (TablePolicies(), RowLevelSecurity(), TableGrant(), ConstraintRemoval(), AccessPreflight())
 }
+# Production hardening: write quotas and retention inside the database.
+RESOURCES.update({r.token: r for r in (WriteQuota(), RetentionPolicy())})
 AUTH_SETTINGS = AuthSettings()  # needs the provider's Management API settings, see configure
 RESOURCES[AUTH_SETTINGS.token] = AUTH_SETTINGS
 KINDS = {"add": api.PropertyDiffKind.ADD, "delete": api.PropertyDiffKind.DELETE, "update": api.PropertyDiffKind.UPDATE}

@@ -1,0 +1,108 @@
+"""ProductionHardening: a stack's in-database limits (write quotas and retention).
+
+`read_hardening_settings` reads `supabase-access:writeQuotas`, `:retention` and
+`:permanentUsersOnly`; the last one is not a resource of its own but RESTRICTIVE policies added
+to the AccessRules' `extra_policies`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import pulumi
+
+from components.resources import RetentionPolicy, WriteQuota
+from supabase_access import hardening
+from supabase_access.policy import PolicySpec
+from supabase_access.sql import QUOTA_SQLSTATE
+from supabase_access.stack_config import (
+    ConfigError,
+    StackSettings,
+    extra_policies_with_hardening,
+    parse_hardening_settings,
+)
+
+HARDENING_KEYS = ("writeQuotas", "retention", "permanentUsersOnly")
+
+
+@dataclass(frozen=True)
+class HardeningPlan:
+    write_quotas: tuple[hardening.WriteQuotaTarget, ...] = ()
+    retention: hardening.RetentionTarget | None = None
+    # The stack's extraPolicies plus the permanentUsersOnly policies, per table.
+    extra_policies: dict[str, tuple[PolicySpec, ...]] = field(default_factory=dict)
+    private_schema: str = hardening.PRIVATE_SCHEMA
+
+    @property
+    def has_resources(self) -> bool:
+        return bool(self.write_quotas or self.retention)
+
+
+def read_hardening_settings(config: pulumi.Config, settings: StackSettings) -> HardeningPlan:
+    """The hardening a stack declares; a bad value stops the preview with the setting's name."""
+    try:
+        parsed = parse_hardening_settings({key: config.get_object(key) for key in HARDENING_KEYS}, settings.model)
+        extra = extra_policies_with_hardening(settings.extra_policies, parsed, settings.model)
+    except ConfigError as exc:
+        raise pulumi.RunError(str(exc)) from None
+    return HardeningPlan(
+        write_quotas=hardening.write_quota_targets(settings.model, parsed.write_quotas),
+        retention=None if parsed.retention is None else hardening.retention_target(settings.model, parsed.retention),
+        extra_policies=extra,
+    )
+
+
+class ProductionHardening(pulumi.ComponentResource):
+    def __init__(self, name: str, plan: HardeningPlan, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("supabase-access:components:ProductionHardening", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.write_quotas = {
+            quota.table: WriteQuota(
+                f"{quota.table}-write-quota",
+                schema=quota.schema,
+                table=quota.table,
+                path=[asdict(hop) for hop in quota.hops],
+                owner_column=quota.owner_column,
+                timestamp_column=quota.timestamp_column,
+                limit=quota.limit,
+                window_seconds=quota.window_seconds,
+                window_label=quota.window_label,
+                private_schema=plan.private_schema,
+                opts=child,
+            )
+            for quota in plan.write_quotas
+        }
+        retention = plan.retention
+        self.retention = (
+            None
+            if retention is None
+            else RetentionPolicy(
+                "retention",
+                schema=retention.schema,
+                owned_tables=[{"table": t.table, "ownerColumn": t.owner_column} for t in retention.owned_tables],
+                sessions_table=retention.sessions_table,
+                sessions_timestamp_column=retention.sessions_timestamp_column,
+                anonymous_users_days=retention.anonymous_users_days,
+                sessions_days=retention.sessions_days,
+                schedule=retention.schedule,
+                job_name=retention.job_name,
+                private_schema=plan.private_schema,
+                opts=child,
+            )
+        )
+        summary: dict[str, object] = {
+            "writeQuotas": {
+                q.table: f"at most {q.limit} new rows per user per {q.window_label}" for q in plan.write_quotas
+            },
+            # What API clients see when a quota refuses an insert (PostgREST answers HTTP 429).
+            "quotaSqlstate": QUOTA_SQLSTATE if plan.write_quotas else None,
+        }
+        if self.retention is not None:
+            # Says whether pg_cron runs the purge, and otherwise the exact SQL to run.
+            summary["retention"] = {
+                "scheduled": self.retention.scheduled,
+                "status": self.retention.status,
+                "runManually": self.retention.run_manually,
+            }
+        self.summary = summary
+        self.register_outputs(summary)

@@ -1,0 +1,202 @@
+"""Production hardening, as pure data: write quotas, retention and permanent-users-only policies.
+
+Turns validated stack settings (see `stack_config.parse_hardening_settings`) into what the
+resources and components need. No Pulumi, no database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from supabase_access.model import AccessModel, Hop
+from supabase_access.policy import PolicySpec
+from supabase_access.profiles import TABLE_COMMANDS, NotAnonymousUser, PolicyRule
+from supabase_access.sql import policy_from_rule
+
+# Where the quota trigger functions and the purge function live: not in an API-exposed schema.
+PRIVATE_SCHEMA = "supabase_access"
+QUOTA_TRIGGER = "supabase_access_write_quota"
+PURGE_FUNCTION = "purge_expired"
+DEFAULT_PURGE_SCHEDULE = "17 3 * * *"  # daily at 03:17 UTC, off the top of the hour
+DEFAULT_PURGE_JOB = "supabase-access-purge-expired"
+# Standard 5-field cron (names and pg_cron's `$` allowed), a macro, or pg_cron's "N seconds".
+CRON_SCHEDULE = re.compile(r"^(@[a-z]+|[1-5]?[0-9] seconds|[0-9A-Za-z*/,$-]+( [0-9A-Za-z*/,$-]+){4})$")
+DEFAULT_TIMESTAMP_COLUMN = "created_at"
+
+# Window names accepted in `supabase-access:writeQuotas`, with their length in seconds.
+QUOTA_WINDOWS: dict[str, tuple[str, int]] = {
+    "perMinute": ("minute", 60),
+    "perHour": ("hour", 3600),
+    "perDay": ("day", 86400),
+}
+MAX_IDENTIFIER = 63
+MAX_QUOTA_LIMIT = 1_000_000
+MAX_RETENTION_DAYS = 36500
+# Commands `supabase-access:permanentUsersOnly` may reserve for permanent users.
+PERMANENT_ONLY_COMMANDS = TABLE_COMMANDS
+
+
+@dataclass(frozen=True)
+class WriteQuotaSetting:
+    """At most `limit` new rows of `table` per user per window."""
+
+    table: str
+    limit: int
+    window: str  # a QUOTA_WINDOWS key
+
+    @property
+    def window_label(self) -> str:
+        return QUOTA_WINDOWS[self.window][0]
+
+    @property
+    def window_seconds(self) -> int:
+        return QUOTA_WINDOWS[self.window][1]
+
+
+@dataclass(frozen=True)
+class RetentionSetting:
+    anonymous_users_days: int | None
+    sessions_days: int | None
+    sessions_table: str = "sessions"
+    schedule: str = DEFAULT_PURGE_SCHEDULE
+
+
+@dataclass(frozen=True)
+class HardeningSettings:
+    write_quotas: tuple[WriteQuotaSetting, ...] = ()
+    retention: RetentionSetting | None = None
+    # table -> commands only permanent (non-anonymous) users may run
+    permanent_users_only: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.write_quotas or self.retention or self.permanent_users_only)
+
+
+@dataclass(frozen=True)
+class WriteQuotaTarget:
+    """Everything the WriteQuota resource needs for one table, derived from the access model."""
+
+    schema: str
+    table: str
+    hops: tuple[Hop, ...]  # from `table` up to the root table
+    owner_column: str  # on the root table
+    timestamp_column: str
+    limit: int
+    window_seconds: int
+    window_label: str
+
+    @property
+    def key_column(self) -> str:
+        """The column of `table` the counting query filters on, so the one its index leads with."""
+        return self.hops[0].column if self.hops else self.owner_column
+
+
+@dataclass(frozen=True)
+class OwnedTable:
+    """A root table of the model: its rows belong to the user in `owner_column`."""
+
+    table: str
+    owner_column: str
+
+
+@dataclass(frozen=True)
+class RetentionTarget:
+    schema: str
+    owned_tables: tuple[OwnedTable, ...]
+    sessions_table: str
+    sessions_timestamp_column: str
+    anonymous_users_days: int | None
+    sessions_days: int | None
+    schedule: str
+    job_name: str = DEFAULT_PURGE_JOB
+
+
+def short_identifier(name: str) -> str:
+    """`name` if PostgreSQL keeps it whole, else a prefix plus a hash, so two long names never collide."""
+    if len(name) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: MAX_IDENTIFIER - 11]}_{digest}"
+
+
+def quota_function_name(schema: str, table: str) -> str:
+    return short_identifier(f"write_quota_{schema}_{table}")
+
+
+def quota_index_name(table: str, key_column: str, timestamp_column: str) -> str:
+    return short_identifier(f"{table}_{key_column}_{timestamp_column}_quota_idx")
+
+
+def write_quota_targets(
+    model: AccessModel,
+    quotas: Sequence[WriteQuotaSetting],
+    *,
+    timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN,
+) -> tuple[WriteQuotaTarget, ...]:
+    targets = []
+    for quota in quotas:
+        hops, root = model.ownership_path(quota.table)
+        assert root.owner_column is not None  # guaranteed by parse_model
+        targets.append(
+            WriteQuotaTarget(
+                schema=model.schema,
+                table=quota.table,
+                hops=hops,
+                owner_column=root.owner_column,
+                timestamp_column=timestamp_column,
+                limit=quota.limit,
+                window_seconds=quota.window_seconds,
+                window_label=quota.window_label,
+            )
+        )
+    return tuple(targets)
+
+
+def retention_target(
+    model: AccessModel, retention: RetentionSetting, *, timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN
+) -> RetentionTarget:
+    # Rows of the root tables are deleted explicitly with their anonymous owner, so the purge
+    # does not rely on a cascading FK to auth.users (the open profile removes it).
+    owned = tuple(OwnedTable(t.name, t.owner_column) for t in model.tables if t.owner_column is not None)
+    return RetentionTarget(
+        schema=model.schema,
+        owned_tables=owned,
+        sessions_table=retention.sessions_table,
+        sessions_timestamp_column=timestamp_column,
+        anonymous_users_days=retention.anonymous_users_days,
+        sessions_days=retention.sessions_days,
+        schedule=retention.schedule,
+    )
+
+
+def not_anonymous_policy_name(table: str, command: str) -> str:
+    return short_identifier(f"{table}_{command.lower()}_not_anonymous")
+
+
+def permanent_users_only_policies(
+    schema: str, commands_by_table: Mapping[str, Sequence[str]]
+) -> dict[str, tuple[PolicySpec, ...]]:
+    """RESTRICTIVE policies refusing anonymous sign-ins, as extra policies per table.
+
+    Restrictive policies are AND-ed with the permissive ones, so they only ever narrow access.
+    Anonymous sign-ins use the `authenticated` role, hence `TO authenticated`.
+    """
+    extras: dict[str, tuple[PolicySpec, ...]] = {}
+    for table, commands in commands_by_table.items():
+        rules = [
+            PolicyRule(
+                name=not_anonymous_policy_name(table, command),
+                command=command,
+                roles=("authenticated",),
+                using=None if command == "INSERT" else NotAnonymousUser(),
+                with_check=NotAnonymousUser() if command in ("INSERT", "UPDATE") else None,
+                permissive=False,
+            )
+            for command in commands
+        ]
+        extras[table] = tuple(policy_from_rule(schema, rule) for rule in rules)
+    return extras
