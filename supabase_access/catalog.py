@@ -104,21 +104,23 @@ def normalize_policies(
 ) -> dict[str, PolicySpec]:
     """Let PostgreSQL parse the policies and return them as it would store them; nothing is kept.
 
-    Each policy is created in its own savepoint so an error names the policy, with
-    PostgreSQL's own message.
+    The policies are created on an empty temporary copy of the table inside a rolled-back
+    transaction, so a preview never takes a lock that would block the app's requests. Each
+    policy gets its own savepoint so an error names the policy, with PostgreSQL's own message.
     """
+    scratch = f"normalize_{table}"[:63]
     with conn.transaction(force_rollback=True):
-        conn.execute("set local lock_timeout = '5s'")
-        for name in read_policies(conn, schema, table):
-            conn.execute(render.drop_policy(schema, table, name))
+        conn.execute(render.create_scratch_copy(schema, table, scratch))
         for name, policy in policies.items():
             try:
                 with conn.transaction():
-                    conn.execute(render.create_policy(schema, table, policy))
+                    conn.execute(render.create_policy_on_scratch(scratch, policy))
             except psycopg.errors.Error as exc:
                 message = exc.diag.message_primary or str(exc)
                 raise PolicyRejectedError(name, message) from exc
-        return read_policies(conn, schema, table)
+        temp_schema = conn.execute("select nspname from pg_namespace where oid = pg_my_temp_schema()").fetchone()
+        assert temp_schema is not None
+        return read_policies(conn, temp_schema[0], scratch)
 
 
 def read_table_privileges(

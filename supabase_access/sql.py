@@ -77,6 +77,17 @@ def create_policy(schema: str, table: str, policy: PolicySpec) -> sql.Composed:
     return sql.SQL("\n  ").join(parts)
 
 
+def create_scratch_copy(schema: str, table: str, scratch: str) -> sql.Composed:
+    """A temporary, empty copy of a table's columns: lets PostgreSQL parse policies without locking the table."""
+    return sql.SQL("create temporary table {} (like {}) on commit drop").format(
+        sql.Identifier(scratch), table_ref(schema, table)
+    )
+
+
+def create_policy_on_scratch(scratch: str, policy: PolicySpec) -> sql.Composed:
+    return create_policy("pg_temp", scratch, policy)
+
+
 def drop_policy(schema: str, table: str, name: str) -> sql.Composed:
     return sql.SQL("drop policy {} on {}").format(sql.Identifier(name), table_ref(schema, table))
 

@@ -53,12 +53,26 @@ class TablePolicies(ManagedResource):
 
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
-        check_policies_against_database(db, schema, table, declared_policies(inputs))
+        declared = declared_policies(inputs)
+        unchanged = olds.get("policies") == inputs.get("policies") and olds.get("table") == table
+        if unchanged and olds.get("schema", "public") == schema:
+            # Already accepted by PostgreSQL at the last apply: only the table's presence is checked.
+            with db.connection() as conn:
+                if catalog.missing_tables(conn, schema, [table]):
+                    raise InputError("table", f"table: {schema}.{table} does not exist in the database")
+        else:
+            check_policies_against_database(db, schema, table, declared)
         return {**inputs, "schema": schema}
+
+    def _desired(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, PolicySpec]:
+        """The declared policies in PostgreSQL's form; reuses the last apply's when the declaration is the same."""
+        if state.get("declared") == inputs.get("policies") and state.get("normalized") is not None:
+            return stored_policies(state["normalized"])
+        return check_policies_against_database(db, inputs["schema"], inputs["table"], declared_policies(inputs))
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         schema, table = inputs["schema"], inputs["table"]
-        desired = check_policies_against_database(db, schema, table, declared_policies(inputs))
+        desired = self._desired(db, state, inputs)
         with db.connection() as conn:
             live = catalog.read_policies(conn, schema, table)
         changes: dict[str, str] = {}
@@ -78,6 +92,8 @@ class TablePolicies(ManagedResource):
         """Replace the table's policies in one transaction; returns (before, after)."""
         with db.connection() as conn, conn.transaction():
             lock_tables(conn, schema, [table])
+            # Fail rather than queue the app's requests behind us for long.
+            conn.execute("set local lock_timeout = '10s'")
             before = catalog.read_policies(conn, schema, table)
             catalog.replace_policies(conn, schema, table, list(policies.values()))
             return before, catalog.read_policies(conn, schema, table)
@@ -91,23 +107,25 @@ class TablePolicies(ManagedResource):
                 f"({', '.join(before)}); destroy puts them back"
             )
         # `adopted` is what was there before we managed the table: destroy restores it.
-        outputs = {
-            "schema": schema,
-            "table": table,
-            "policies": plain_policies(after),
-            "adopted": plain_policies(before),
-        }
+        outputs = {**self._applied(inputs, after), "adopted": plain_policies(before)}
         return f"{schema}.{table}", outputs
+
+    def _applied(self, inputs: dict[str, Any], after: Mapping[str, PolicySpec]) -> dict[str, Any]:
+        # `policies` follows the database (refresh updates it); `declared` and `normalized` record
+        # what the last apply was asked for and how PostgreSQL stored it.
+        live = plain_policies(after)
+        return {
+            "schema": inputs["schema"],
+            "table": inputs["table"],
+            "policies": live,
+            "declared": inputs.get("policies") or {},
+            "normalized": live,
+        }
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
         schema, table = inputs["schema"], inputs["table"]
         _, after = self._apply(db, schema, table, declared_policies(inputs))
-        return {
-            "schema": schema,
-            "table": table,
-            "policies": plain_policies(after),
-            "adopted": state.get("adopted") or {},
-        }
+        return {**self._applied(inputs, after), "adopted": state.get("adopted") or {}}
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         schema, table = state["schema"], state["table"]
@@ -125,7 +143,8 @@ class TablePolicies(ManagedResource):
                 return None
             live = plain_policies(catalog.read_policies(conn, schema, table))
         adopted = state.get("adopted") if state else live  # an import adopts what it finds
-        outputs = {"schema": schema, "table": table, "policies": live, "adopted": adopted or {}}
+        recorded = {k: state[k] for k in ("declared", "normalized") if state and k in state}
+        outputs = {"schema": schema, "table": table, "policies": live, "adopted": adopted or {}, **recorded}
         if inputs and state.get("policies") == live:
             return outputs, inputs
         return outputs, {"schema": schema, "table": table, "policies": live}

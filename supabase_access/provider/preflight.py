@@ -36,7 +36,10 @@ class AccessPreflight(ManagedResource):
             missing_roles = catalog.missing_roles(conn, roles)
             if missing_roles:
                 raise InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
+            old_policies = olds.get("policies") or {} if olds.get("schema") == schema else {}
             for table, raw in policies_by_table.items():
+                if old_policies.get(table) == raw:
+                    continue  # PostgreSQL accepted exactly these before
 
                 def setting(name: str, table: str = table) -> str:
                     return str(policy_settings.get(f"{table}.{name}") or f"{source}: policy {table}.{name}")
