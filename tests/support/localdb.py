@@ -36,6 +36,8 @@ def create_database_from_template(admin_conninfo: str) -> str:
         conn.execute(
             sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE_DB))
         )
+        # A database's own ACL is not copied from its template; Supabase's postgres may create schemas.
+        conn.execute(sql.SQL("grant all on database {} to postgres").format(sql.Identifier(name)))
     return name
 
 
