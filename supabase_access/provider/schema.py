@@ -7,6 +7,7 @@ from typing import Any
 
 STRING: dict[str, Any] = {"type": "string"}
 BOOLEAN: dict[str, Any] = {"type": "boolean"}
+INTEGER: dict[str, Any] = {"type": "integer"}
 STRINGS: dict[str, Any] = {"type": "array", "items": STRING}
 ANY_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"$ref": "pulumi.json#/Any"}}
 
@@ -33,6 +34,35 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"definition": STRING},
         {"present": BOOLEAN, "columns": STRINGS, "referencedTable": STRING, "referencedColumns": STRINGS},
     ),
+    "AuthSettings": (
+        {"projectRef": STRING, "settings": ANY_MAP},
+        {},
+        {"live": ANY_MAP, "previous": ANY_MAP, "sentSecretHashes": ANY_MAP, "appliedSecretHashes": ANY_MAP},
+    ),
+    "WriteQuota": (
+        {
+            "schema": STRING,
+            "table": STRING,
+            "path": {"type": "array", "items": ANY_MAP},
+            "ownerColumn": STRING,
+            "limit": INTEGER,
+            "windowSeconds": INTEGER,
+        },
+        {"windowLabel": STRING, "timestampColumn": STRING, "privateSchema": STRING},
+        {"function": STRING, "trigger": STRING, "index": STRING, "indexCreated": BOOLEAN, "sqlstate": STRING},
+    ),
+    "RetentionPolicy": (
+        {"schema": STRING, "ownedTables": {"type": "array", "items": ANY_MAP}, "sessionsTable": STRING},
+        {
+            "sessionsTimestampColumn": STRING,
+            "anonymousUsersDays": INTEGER,
+            "sessionsDays": INTEGER,
+            "schedule": STRING,
+            "jobName": STRING,
+            "privateSchema": STRING,
+        },
+        {"function": STRING, "scheduled": BOOLEAN, "runManually": STRING, "status": STRING},
+    ),
 }
 CONFIG: dict[str, Any] = {
     "host": STRING,
@@ -41,6 +71,8 @@ CONFIG: dict[str, Any] = {
     "username": STRING,
     "password": {**STRING, "secret": True},
     "sslmode": STRING,
+    "managementApiUrl": STRING,
+    "accessToken": {**STRING, "secret": True},
 }
 
 
