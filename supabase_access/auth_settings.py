@@ -134,8 +134,7 @@ def validate_auth_settings(
     """
     if not isinstance(settings, Mapping):
         raise ValueError(
-            f"{setting_prefix} must be a mapping of auth setting names to values, "
-            f"got {type(settings).__name__}"
+            f"{setting_prefix} must be a mapping of auth setting names to values, got {type(settings).__name__}"
         )
     schemas = load_auth_setting_schemas(openapi_path)
     problems: list[str] = []

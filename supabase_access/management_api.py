@@ -141,9 +141,7 @@ class _ManagementApiRetry(Retry):
                 retry_after = None  # a malformed header should not abort the call
             if retry_after is not None:
                 return retry_after
-        return seconds_until_rate_limit_reset(
-            response.headers.get("X-RateLimit-Reset"), now=self.clock()
-        )
+        return seconds_until_rate_limit_reset(response.headers.get("X-RateLimit-Reset"), now=self.clock())
 
 
 class _BearerAuth(AuthBase):
@@ -211,9 +209,7 @@ class ManagementApi:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.auth = _BearerAuth(token)
-        self._session.headers.update(
-            {"Accept": "application/json", "User-Agent": "supabase-access"}
-        )
+        self._session.headers.update({"Accept": "application/json", "User-Agent": "supabase-access"})
 
     def __repr__(self) -> str:
         return (
@@ -245,16 +241,10 @@ class ManagementApi:
         """
         if not changes:
             return self.get_auth_config()
-        secrets = [
-            value
-            for key, value in changes.items()
-            if key in SECRET_AUTH_SETTINGS and isinstance(value, str)
-        ]
+        secrets = [value for key, value in changes.items() if key in SECRET_AUTH_SETTINGS and isinstance(value, str)]
         return self._call("PATCH", dict(changes), secrets)
 
-    def _call(
-        self, method: str, body: dict[str, object] | None, secrets: Collection[str] = ()
-    ) -> dict[str, Any]:
+    def _call(self, method: str, body: dict[str, object] | None, secrets: Collection[str] = ()) -> dict[str, Any]:
         hidden = [self._token, *secrets]
         try:
             response = self._session.request(
@@ -285,9 +275,7 @@ class ManagementApi:
             project_ref=self.project_ref,
         )
 
-    def _interpret(
-        self, method: str, response: requests.Response, hidden: Collection[str]
-    ) -> dict[str, Any]:
+    def _interpret(self, method: str, response: requests.Response, hidden: Collection[str]) -> dict[str, Any]:
         status = response.status_code
         if 200 <= status < 300:
             try:
@@ -298,8 +286,7 @@ class ManagementApi:
                 return payload
             applied = " The change was applied." if method != "GET" else ""
             raise ManagementApiError(
-                f"Supabase Management API: {self._where(method)} answered {status} "
-                f"without a JSON object.{applied}",
+                f"Supabase Management API: {self._where(method)} answered {status} without a JSON object.{applied}",
                 project_ref=self.project_ref,
                 status=status,
             )
@@ -340,8 +327,7 @@ class ManagementApi:
             )
         after = f" after {attempts} attempt(s)" if status >= 500 else ""
         raise ManagementApiError(
-            f"Supabase Management API: {self._where(method)} answered {status} "
-            f"{response.reason}{after}: {detail}",
+            f"Supabase Management API: {self._where(method)} answered {status} {response.reason}{after}: {detail}",
             project_ref=self.project_ref,
             status=status,
         )

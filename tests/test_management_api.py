@@ -43,9 +43,7 @@ TOKEN_SETTING = "supabase-access:accessToken"
 PREFIX = "supabase-access:authSettings"
 CAPTCHA_SECRET = "0x4AAAAAAAcaptcha-secret-value"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-needs_spec = pytest.mark.skipif(
-    not DEFAULT_OPENAPI_PATH.is_file(), reason="shared OpenAPI spec not present"
-)
+needs_spec = pytest.mark.skipif(not DEFAULT_OPENAPI_PATH.is_file(), reason="shared OpenAPI spec not present")
 
 ApiFactory = Callable[..., ManagementApi]
 
@@ -98,9 +96,7 @@ def test_get_then_patch_round_trip(server: ManagementApiServer, make_api: ApiFac
     assert {key: initial[key] for key in PROJECT_DEFAULTS} == PROJECT_DEFAULTS
     assert set(initial) == set(server.response_fields)
 
-    after_patch = api.patch_auth_config(
-        {"rate_limit_otp": 60, "external_anonymous_users_enabled": True}
-    )
+    after_patch = api.patch_auth_config({"rate_limit_otp": 60, "external_anonymous_users_enabled": True})
     assert after_patch["rate_limit_otp"] == 60
     assert after_patch["external_anonymous_users_enabled"] is True
     assert after_patch["rate_limit_verify"] == 30  # untouched keys keep their value
@@ -123,9 +119,7 @@ def test_empty_patch_sends_no_write(server: ManagementApiServer, make_api: ApiFa
     assert server.requests_with("PATCH") == []
 
 
-def test_value_changed_behind_the_stacks_back_is_read(
-    server: ManagementApiServer, make_api: ApiFactory
-) -> None:
+def test_value_changed_behind_the_stacks_back_is_read(server: ManagementApiServer, make_api: ApiFactory) -> None:
     server.set_value(REF, "rate_limit_token_refresh", 999)
     assert make_api().get_auth_config()["rate_limit_token_refresh"] == 999
 
@@ -166,9 +160,7 @@ def test_server_accepts_spec_fields_the_stack_does_not_manage(
     assert config["site_url"] == "https://app.example.com"
 
 
-def test_captcha_secret_comes_back_hashed(
-    server: ManagementApiServer, make_api: ApiFactory
-) -> None:
+def test_captcha_secret_comes_back_hashed(server: ManagementApiServer, make_api: ApiFactory) -> None:
     api = make_api()
     answer = api.patch_auth_config(
         {
@@ -182,9 +174,7 @@ def test_captcha_secret_comes_back_hashed(
     assert api.get_auth_config()["security_captcha_secret"] == hash_secret(CAPTCHA_SECRET)
 
 
-def test_api_message_echoing_the_captcha_secret_is_scrubbed(
-    server: ManagementApiServer, make_api: ApiFactory
-) -> None:
+def test_api_message_echoing_the_captcha_secret_is_scrubbed(server: ManagementApiServer, make_api: ApiFactory) -> None:
     server.fail_next(400, message=f"secret {CAPTCHA_SECRET} rejected by provider")
     with pytest.raises(ManagementApiError) as caught:
         make_api().patch_auth_config({"security_captcha_secret": CAPTCHA_SECRET})
@@ -275,9 +265,7 @@ def test_rate_limit_without_any_hint_still_waits(
     assert waits == [RATE_LIMIT_FALLBACK_WAIT_SECONDS]
 
 
-def test_a_huge_wait_is_capped(
-    server: ManagementApiServer, make_api: ApiFactory, waits: list[float]
-) -> None:
+def test_a_huge_wait_is_capped(server: ManagementApiServer, make_api: ApiFactory, waits: list[float]) -> None:
     server.fail_next(429, headers={"Retry-After": "86400"})
     make_api().get_auth_config()
     assert waits == [DEFAULT_MAX_WAIT_SECONDS]
@@ -310,9 +298,7 @@ def test_server_error_on_get_is_retried_with_backoff(
     assert waits == [1.0]  # urllib3 backoff: 0 s before the first retry, then 0.5 * 2
 
 
-def test_server_error_on_get_gives_up_after_the_bound(
-    server: ManagementApiServer, make_api: ApiFactory
-) -> None:
+def test_server_error_on_get_gives_up_after_the_bound(server: ManagementApiServer, make_api: ApiFactory) -> None:
     server.fail_next(503, count=50, message="Failed to retrieve project's auth config")
     with pytest.raises(ManagementApiError) as caught:
         make_api(max_attempts=4).get_auth_config()
@@ -337,18 +323,14 @@ def test_server_error_on_patch_is_never_repeated(
     assert waits == []
 
 
-def test_connection_dropped_after_patch_is_never_repeated(
-    server: ManagementApiServer, make_api: ApiFactory
-) -> None:
+def test_connection_dropped_after_patch_is_never_repeated(server: ManagementApiServer, make_api: ApiFactory) -> None:
     server.drop_next()
     with pytest.raises(ManagementApiWriteOutcomeUnknownError, match="may or may not"):
         make_api().patch_auth_config({"rate_limit_otp": 40})
     assert len(server.requests_with("PATCH")) == 1
 
 
-def test_connection_dropped_on_get_is_retried(
-    server: ManagementApiServer, make_api: ApiFactory
-) -> None:
+def test_connection_dropped_on_get_is_retried(server: ManagementApiServer, make_api: ApiFactory) -> None:
     server.drop_next()
     assert make_api().get_auth_config()["rate_limit_otp"] == 30
     assert len(server.requests_with("GET")) == 2
@@ -379,9 +361,7 @@ def test_unreachable_api_reports_nothing_changed(make_api: ApiFactory, waits: li
     assert TOKEN not in full_text(caught.value)
 
 
-def test_other_client_errors_carry_status_and_api_message(
-    server: ManagementApiServer, make_api: ApiFactory
-) -> None:
+def test_other_client_errors_carry_status_and_api_message(server: ManagementApiServer, make_api: ApiFactory) -> None:
     server.fail_next(404, message="Project not found")
     with pytest.raises(ManagementApiError) as caught:
         make_api().get_auth_config()
@@ -433,13 +413,11 @@ def test_valid_settings_come_back_in_canonical_order() -> None:
     [
         (
             {"rate_limit_anonymous_users": 0},
-            f"{PREFIX}.rate_limit_anonymous_users must be an integer between 1 and "
-            "2147483647, got 0",
+            f"{PREFIX}.rate_limit_anonymous_users must be an integer between 1 and 2147483647, got 0",
         ),
         (
             {"rate_limit_email_sent": 2147483648},
-            f"{PREFIX}.rate_limit_email_sent must be an integer between 1 and 2147483647, "
-            "got 2147483648",
+            f"{PREFIX}.rate_limit_email_sent must be an integer between 1 and 2147483647, got 2147483648",
         ),
         (
             {"rate_limit_verify": "30"},
@@ -455,8 +433,7 @@ def test_valid_settings_come_back_in_canonical_order() -> None:
         ),
         (
             {"security_captcha_provider": "recaptcha"},
-            f'{PREFIX}.security_captcha_provider must be one of "turnstile", "hcaptcha", '
-            'got "recaptcha"',
+            f'{PREFIX}.security_captcha_provider must be one of "turnstile", "hcaptcha", got "recaptcha"',
         ),
     ],
 )
@@ -481,9 +458,7 @@ def test_unknown_setting_is_named_with_a_suggestion() -> None:
 
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ValueError) as caught:
-        validate_auth_settings(
-            {"rate_limit_otp": 0, "rate_limit_web3": -1, "bogus": 1}, setting_prefix=PREFIX
-        )
+        validate_auth_settings({"rate_limit_otp": 0, "rate_limit_web3": -1, "bogus": 1}, setting_prefix=PREFIX)
     lines = str(caught.value).splitlines()
     assert len(lines) == 3
     assert all(line.startswith(PREFIX + ".") for line in lines)
@@ -513,9 +488,7 @@ def test_committed_extract_is_in_sync_with_the_spec() -> None:
     assert BUNDLED_SCHEMA_PATH.read_text(encoding="utf-8") == render_auth_config_schema(spec), (
         "run scripts/extract-auth-schema"
     )
-    assert load_auth_setting_schemas(BUNDLED_SCHEMA_PATH) == load_auth_setting_schemas(
-        DEFAULT_OPENAPI_PATH
-    )
+    assert load_auth_setting_schemas(BUNDLED_SCHEMA_PATH) == load_auth_setting_schemas(DEFAULT_OPENAPI_PATH)
 
 
 @needs_spec
@@ -532,6 +505,4 @@ def test_extract_script_check_mode_passes() -> None:
 
 def test_validation_works_from_the_bundled_extract_alone() -> None:
     with pytest.raises(ValueError, match="between 1 and 2147483647"):
-        validate_auth_settings(
-            {"rate_limit_otp": 0}, setting_prefix=PREFIX, openapi_path=BUNDLED_SCHEMA_PATH
-        )
+        validate_auth_settings({"rate_limit_otp": 0}, setting_prefix=PREFIX, openapi_path=BUNDLED_SCHEMA_PATH)

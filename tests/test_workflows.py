@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_workflows_pass_actionlint() -> None:
     actionlint = os.environ.get("SUPABASE_ACCESS_ACTIONLINT") or (REPO / ".venv/.actionlint").read_text().strip()
-    result = subprocess.run([actionlint, "-no-color", "-oneline"], cwd=REPO, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [actionlint, "-no-color", "-oneline"], cwd=REPO, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

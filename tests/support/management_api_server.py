@@ -60,9 +60,7 @@ DEFAULT_RATE_LIMIT_HEADERS: dict[str, str] = {
     "X-RateLimit-Reset": "1",
 }
 
-_VALIDATED_KEYWORDS = frozenset(
-    {"type", "nullable", "minimum", "maximum", "enum", "pattern", "format"}
-)
+_VALIDATED_KEYWORDS = frozenset({"type", "nullable", "minimum", "maximum", "enum", "pattern", "format"})
 # Loose on purpose: the fake only needs to tell an address from a non-address.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
