@@ -89,11 +89,11 @@ def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fre
         assert conn.execute(
             "select convalidated from pg_constraint where conname = 'sessions_user_id_fkey'"
         ).fetchone() == (False,)
-        acl = conn.execute("select relacl::text from pg_class where relname = 'sessions'").fetchone()
+        (acl,) = conn.execute("select relacl::text from pg_class where relname = 'sessions'").fetchone() or (None,)
     assert set(policies(fresh_db, "sessions")) == {
         f"sessions_{c}_own" for c in ("select", "insert", "update", "delete")
     }
-    assert "anon=arwdDxt/postgres" in acl[0]
+    assert "anon=arwdDxt/postgres" in str(acl)
 
 
 def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactory, fresh_db: str) -> None:
@@ -106,9 +106,9 @@ def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactor
         with as_persona(conn, as_a) as cur:
             assert cur.execute("select user_id from sessions").fetchall() == [(a,)]
             (mine,) = cur.execute("select id from sessions").fetchall()
-            turn = cur.execute(
+            (turn,) = cur.execute(
                 "insert into turns (session_id, speaker) values (%s, 'a') returning id", (mine[0],)
-            ).fetchone()
+            ).fetchall()
             cur.execute("insert into actions (turn_id, kind) values (%s, 'click')", (turn[0],))
             assert cur.execute("select count(*) from actions").fetchone() == (1,)
         with as_persona(conn, as_a) as cur:

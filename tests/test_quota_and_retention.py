@@ -46,7 +46,7 @@ def supabase_db(fresh_db: str, localdb_admin_conninfo: str) -> str:
 
     Database-level grants live in pg_database, so a clone of the template does not inherit them.
     """
-    name = conninfo_to_dict(fresh_db)["dbname"]
+    name = str(conninfo_to_dict(fresh_db)["dbname"])
     with psycopg.connect(make_conninfo(localdb_admin_conninfo, dbname=name), autocommit=True) as admin:
         admin.execute(sql.SQL("grant create on database {} to postgres").format(sql.Identifier(name)))
     return fresh_db
@@ -380,7 +380,7 @@ def test_purge_removes_old_anonymous_users_and_their_rows_and_nothing_else(db: D
     assert outputs["runManually"] in outputs["status"]
 
     with psycopg.connect(supabase_db, autocommit=True) as conn:  # as postgres, as pg_cron would run it
-        removed = dict(conn.execute(outputs["runManually"]).fetchall())
+        removed: dict[str, int] = dict(conn.execute(outputs["runManually"]).fetchall())
     assert removed == {"sessions_of_anonymous_users": 1, "anonymous_users": 1}
     assert rows_of(supabase_db, old_anonymous) == dict.fromkeys(everything, 0)
     assert rows_of(supabase_db, recent_anonymous) == everything
@@ -397,7 +397,7 @@ def test_purge_of_old_sessions_keeps_users_and_recent_sessions(db: Database, sup
     resource = RetentionPolicy()
     _, outputs = resource.create(db, resource.check(db, {}, retention_inputs(30, 90)), log)
     with psycopg.connect(supabase_db, autocommit=True) as conn:
-        removed = dict(conn.execute(outputs["runManually"]).fetchall())
+        removed: dict[str, int] = dict(conn.execute(outputs["runManually"]).fetchall())
         assert conn.execute("select count(*) from sessions where id = %s", (old_session,)).fetchone() == (0,)
     assert removed == {"sessions_of_anonymous_users": 0, "anonymous_users": 0, "expired_sessions": 1}
     assert rows_of(supabase_db, permanent) == {

@@ -7,7 +7,9 @@ repository, so stack files and state never land in the work tree.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from pulumi import automation as auto
@@ -53,6 +55,6 @@ def new_stack(work_dir: Path, stack_name: str, dsn: str, config: dict[str, str])
     return stack
 
 
-def changes(summary: dict[str, int] | None) -> dict[str, int]:
+def changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
     """The operations of a preview/update summary other than 'same'."""
-    return {op: n for op, n in (summary or {}).items() if op != "same" and n}
+    return {str(op): n for op, n in (summary or {}).items() if op != "same" and n}
