@@ -1,0 +1,233 @@
+"""The guardrail rules, on plain data: what the policy pack checks, without the policy SDK.
+
+The pack (`__main__.py`) turns the engine's resources into `StackResource`s and reports each
+`Finding` as MANDATORY on a prod stack and ADVISORY on a dev stack. Kept free of Pulumi and of
+the program's own code, so a change in the program cannot quietly change what is checked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+PROVIDER: Final = "supabase-access:index"
+STACK_TYPE: Final = "pulumi:pulumi:Stack"
+ACCESS_RULES_TYPE: Final = "supabase-access:components:AccessRules"
+TABLE_POLICIES_TYPE: Final = f"{PROVIDER}:TablePolicies"
+TABLE_GRANT_TYPE: Final = f"{PROVIDER}:TableGrant"
+RLS_TYPE: Final = f"{PROVIDER}:RowLevelSecurity"
+CONSTRAINT_REMOVAL_TYPE: Final = f"{PROVIDER}:ConstraintRemoval"
+AUTH_SETTINGS_TYPE: Final = f"{PROVIDER}:AuthSettings"
+
+# Roles every visitor of a Supabase project acts as (`public` is PostgreSQL's "every role").
+VISITOR_ROLES: Final = frozenset({"anon", "authenticated", "public"})
+WRITE_COMMANDS: Final = frozenset({"INSERT", "UPDATE", "DELETE", "ALL"})
+RATE_LIMIT_PREFIX: Final = "rate_limit_"
+# Stack names that are prod whatever their config says (`prod`, `local-prod`, `prod-eu`, ...).
+PROD_NAME_PARTS: Final = frozenset({"prod", "production"})
+
+
+class Unknown:
+    """A value the engine cannot know yet (an output during preview)."""
+
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+UNKNOWN: Final = Unknown()
+
+# Rule name -> what it asks for (the policy description shown with every violation).
+RULES: Final[dict[str, str]] = {
+    "no-open-write-policies": (
+        "No permissive INSERT/UPDATE/DELETE/ALL policy whose USING or WITH CHECK is literally true "
+        "for anon, authenticated or public: anyone could change every row."
+    ),
+    "no-constraint-removal": "No ConstraintRemoval: foreign keys and other constraints stay in place.",
+    "rls-enabled": "Row level security stays on (a RowLevelSecurity resource) on every table given policies or grants.",
+    "no-open-profile": "The access profile is not `open` (supabase-access:profile).",
+    "auth-rate-limits": (
+        "Supabase Auth rate limits are managed: an AuthSettings resource (supabase-access:index:AuthSettings) "
+        "with rate_limit_* settings (supabase-access:authSettings, projectRef and accessToken)."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StackResource:
+    type: str
+    urn: str
+    name: str
+    # Output properties as the engine sends them for stack checks; UNKNOWN where not known yet.
+    props: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    message: str
+    urn: str | None = None
+
+
+@dataclass(frozen=True)
+class StackEnvironment:
+    name: str  # "prod" or "dev"
+    why: str
+
+
+def stack_environment(resources: Sequence[StackResource]) -> StackEnvironment:
+    """prod or dev, and why; prod when anything says prod or nothing says dev (fail closed).
+
+    Evidence: the program's stack output `environment` (its validated reading of
+    `supabase-access:environment`) and the stack's name, taken from any URN. A Python policy
+    pack started by the engine gets neither the stack config nor the stack name otherwise.
+    """
+    stack_name = _stack_name(resources)
+    root = next((r for r in resources if r.type == STACK_TYPE), None)
+    declared = root.props.get("environment") if root is not None else None
+    named_prod = stack_name is not None and bool(PROD_NAME_PARTS & set(re.split(r"[-_.]", stack_name.lower())))
+    if declared == "prod":
+        return StackEnvironment("prod", f"stack {stack_name!r} has supabase-access:environment prod")
+    if named_prod:
+        return StackEnvironment("prod", f"stack {stack_name!r} is named as a prod stack")
+    if declared == "dev":
+        return StackEnvironment("dev", f"stack {stack_name!r} has supabase-access:environment dev")
+    return StackEnvironment(
+        "prod", f"stack {stack_name!r} does not say its environment (no `environment` stack output): checked as prod"
+    )
+
+
+def findings(resources: Sequence[StackResource]) -> list[Finding]:
+    """Every guardrail finding of one stack, in rule order."""
+    return [
+        *open_write_policies(resources),
+        *constraint_removals(resources),
+        *rls_off(resources),
+        *open_profile(resources),
+        *missing_rate_limits(resources),
+    ]
+
+
+def open_write_policies(resources: Sequence[StackResource]) -> Iterator[Finding]:
+    """One finding per TablePolicies resource that holds open write policies, naming them."""
+    for resource in _of_type(resources, TABLE_POLICIES_TYPE):
+        policies = resource.props.get("policies")
+        if not isinstance(policies, Mapping):
+            continue
+        open_ones = [
+            f"{name} ({described})"
+            for name, policy in sorted(policies.items())
+            if isinstance(policy, Mapping) and (described := _open_write(policy))
+        ]
+        if open_ones:
+            table = _qualified(resource)
+            yield Finding("no-open-write-policies", f"{table}: {'; '.join(open_ones)}", resource.urn)
+
+
+def constraint_removals(resources: Sequence[StackResource]) -> Iterator[Finding]:
+    for resource in _of_type(resources, CONSTRAINT_REMOVAL_TYPE):
+        constraint = _text(resource.props.get("constraint"), "?")
+        yield Finding(
+            "no-constraint-removal", f"{_qualified(resource)}: constraint {constraint} is removed", resource.urn
+        )
+
+
+def rls_off(resources: Sequence[StackResource]) -> Iterator[Finding]:
+    """Tables given policies or grants with no RowLevelSecurity resource keeping RLS on.
+
+    A RowLevelSecurity resource dropped from the program is deleted, which puts back the RLS
+    state found before (possibly off), so its absence is the finding.
+    """
+    # Not the `enabled` output: after a refresh it shows RLS switched off by hand, which the next
+    # `up` repairs, and blocking that preview would block the repair.
+    protected = {_table_key(r) for r in _of_type(resources, RLS_TYPE)}
+    exposed: dict[tuple[str, str], str] = {}
+    for resource in _of_type(resources, TABLE_POLICIES_TYPE):
+        exposed.setdefault(_table_key(resource), resource.urn)
+    for resource in _of_type(resources, TABLE_GRANT_TYPE):
+        objects = resource.props.get("objects")
+        privileges = resource.props.get("privileges")
+        # A grant of nothing (anon on prod) exposes nothing.
+        if isinstance(objects, Sequence) and not isinstance(objects, str) and privileges != []:
+            for table in objects:
+                exposed.setdefault((_text(resource.props.get("schema"), "public"), _text(table, "?")), resource.urn)
+    for (schema, table), urn in sorted(exposed.items()):
+        if (schema, table) not in protected and table != "?":
+            yield Finding("rls-enabled", f"{schema}.{table}: no RowLevelSecurity resource keeps RLS on", urn)
+
+
+def open_profile(resources: Sequence[StackResource]) -> Iterator[Finding]:
+    """Once per stack: the AccessRules component (or the stack output) says profile `open`."""
+    for resource in (*_of_type(resources, ACCESS_RULES_TYPE), *_of_type(resources, STACK_TYPE)):
+        if resource.props.get("profile") == "open":
+            yield Finding("no-open-profile", f"{resource.name}: profile is open", resource.urn)
+            return
+
+
+def missing_rate_limits(resources: Sequence[StackResource]) -> Iterator[Finding]:
+    auth = list(_of_type(resources, AUTH_SETTINGS_TYPE))
+    for resource in auth:
+        settings = resource.props.get("settings")
+        if isinstance(settings, Mapping) and any(str(key).startswith(RATE_LIMIT_PREFIX) for key in settings):
+            return
+    root = next((r.urn for r in resources if r.type == STACK_TYPE), None)
+    if not auth:
+        yield Finding("auth-rate-limits", "the stack declares no AuthSettings resource", root)
+    else:
+        names = ", ".join(r.name for r in auth)
+        yield Finding("auth-rate-limits", f"AuthSettings {names} sets no rate_limit_* setting", auth[0].urn)
+
+
+def is_literally_true(expression: object) -> bool:
+    """`true`, `TRUE`, `(true)`, ` ( ( true ) ) `: what PostgreSQL keeps for "every row"."""
+    if not isinstance(expression, str):
+        return False
+    text = expression.strip().lower()
+    while text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    return text == "true"
+
+
+def _open_write(policy: Mapping[str, Any]) -> str | None:
+    """How a policy is an open write policy for visitors ("INSERT to anon: WITH CHECK (true)"), else None."""
+    command = _text(policy.get("command"), "ALL").upper()  # PostgreSQL's default is ALL
+    if command not in WRITE_COMMANDS or policy.get("permissive", True) is False:
+        return None
+    roles_value = policy.get("roles")
+    # No roles is PostgreSQL's TO PUBLIC.
+    roles = {str(r).lower() for r in roles_value} if isinstance(roles_value, list) and roles_value else {"public"}
+    visitors = sorted(roles & VISITOR_ROLES)
+    clauses = [
+        f"{label} (true)"
+        for key, label in (("using", "USING"), ("withCheck", "WITH CHECK"))
+        if is_literally_true(policy.get(key))
+    ]
+    if not visitors or not clauses:
+        return None
+    return f"{command} to {', '.join(visitors)}: {' and '.join(clauses)}"
+
+
+def _of_type(resources: Iterable[StackResource], resource_type: str) -> Iterator[StackResource]:
+    return (r for r in resources if r.type == resource_type)
+
+
+def _table_key(resource: StackResource) -> tuple[str, str]:
+    return _text(resource.props.get("schema"), "public"), _text(resource.props.get("table"), "?")
+
+
+def _qualified(resource: StackResource) -> str:
+    return ".".join(_table_key(resource))
+
+
+def _text(value: object, default: str) -> str:
+    return value if isinstance(value, str) else default
+
+
+def _stack_name(resources: Sequence[StackResource]) -> str | None:
+    # urn:pulumi:<stack>::<project>::<type>::<name>
+    for resource in resources:
+        parts = resource.urn.split("::")
+        if parts and parts[0].startswith("urn:pulumi:"):
+            return parts[0].removeprefix("urn:pulumi:")
+    return None
