@@ -133,8 +133,13 @@ def main() -> None:
     try:
         server.wait_for_termination()
     except KeyboardInterrupt:
-        # The engine interrupts its plugins when it is done: a normal end.
-        server.stop(grace=None)
+        # The engine interrupts its plugins when it is done (or gives up): a normal end. A program
+        # still running in a worker thread must not keep the process alive until the engine kills it.
+        # Cancelling the calls stops running plugins (RunPlugin's callback) before we go.
+        server.stop(grace=None).wait(timeout=6)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":
