@@ -152,6 +152,7 @@ class ConstraintRemoval(_Resource):
         props = {"schema": schema, "table": table, "constraint": constraint, "definition": definition}
         super().__init__(name, props, opts)
 
+
 class AuthSettings(_Resource):
     """The Supabase Auth settings a stack manages on one project (through the Management API).
 

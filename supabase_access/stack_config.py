@@ -131,6 +131,7 @@ def _connection(postgresql: Mapping[str, Any]) -> Connection:
         sslmode=str(postgresql.get("sslmode") or "prefer"),
     )
 
+
 # --- Supabase Auth settings (Management API) -------------------------------------------
 PROJECT_REF_SETTING = f"{NAMESPACE}:projectRef"
 ACCESS_TOKEN_SETTING = f"{NAMESPACE}:accessToken"
