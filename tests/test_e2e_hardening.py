@@ -17,7 +17,6 @@ from pulumi import automation as auto
 
 from supabase_access.postgrest import Persona, as_persona, connect_as_authenticator
 from tests.support.engine import changes, new_stack
-from tests.test_quota_and_retention import supabase_db  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -69,10 +68,10 @@ def database_state(dsn: str) -> dict[str, Any]:
 
 def test_up_enforces_quotas_retention_and_permanent_users_only_and_destroy_removes_them(
     tmp_path: Path,
-    supabase_db: str,  # noqa: F811
+    fresh_db: str,
 ) -> None:
-    before = database_state(supabase_db)
-    stack = new_stack(tmp_path / "local-prod", "local-prod", supabase_db, HARDENED)
+    before = database_state(fresh_db)
+    stack = new_stack(tmp_path / "local-prod", "local-prod", fresh_db, HARDENED)
     up = stack.up()
     summary = up.outputs["hardening"].value
     assert summary["writeQuotas"] == {
@@ -84,7 +83,7 @@ def test_up_enforces_quotas_retention_and_permanent_users_only_and_destroy_remov
     assert retention["scheduled"] is False and retention["status"].startswith("not scheduled: pg_cron is not installed")
     assert retention["runManually"] == 'select kind, removed from "supabase_access"."purge_expired"();'
 
-    applied = database_state(supabase_db)
+    applied = database_state(fresh_db)
     assert applied["triggers"] == [
         "supabase_access_write_quota on generated_content",
         "supabase_access_write_quota on sessions",
@@ -97,27 +96,27 @@ def test_up_enforces_quotas_retention_and_permanent_users_only_and_destroy_remov
     assert "generated_content_insert_not_anonymous" in applied["policies"]
 
     # The quota fires at N+1, per user, through the owner profile's policies.
-    guest, member = add_user(supabase_db, anonymous=True), add_user(supabase_db, anonymous=False)
+    guest, member = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=False)
     as_guest, as_member = Persona.signed_in(guest, is_anonymous=True), Persona.signed_in(member, is_anonymous=False)
     new_session = "insert into sessions (user_id) values (%s) returning id"
-    guest_session = request(supabase_db, as_guest, new_session, (guest,))
-    request(supabase_db, as_guest, new_session, (guest,))
+    guest_session = request(fresh_db, as_guest, new_session, (guest,))
+    request(fresh_db, as_guest, new_session, (guest,))
     with pytest.raises(psycopg.Error) as refused:
-        request(supabase_db, as_guest, new_session, (guest,))
+        request(fresh_db, as_guest, new_session, (guest,))
     assert refused.value.sqlstate == "PT429"
     assert (refused.value.diag.message_hint or "").startswith("Try again after ")
-    member_session = request(supabase_db, as_member, new_session, (member,))
+    member_session = request(fresh_db, as_member, new_session, (member,))
 
     # Only permanent users may add generated content, and they too within their quota.
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="generated_content_insert_not_anonymous"):
-        request(supabase_db, as_guest, INSERT_CONTENT, (guest_session,))
+        request(fresh_db, as_guest, INSERT_CONTENT, (guest_session,))
     for _ in range(3):
-        request(supabase_db, as_member, INSERT_CONTENT, (member_session,))
+        request(fresh_db, as_member, INSERT_CONTENT, (member_session,))
     with pytest.raises(psycopg.Error, match=r"write quota exceeded: at most 3 new rows in public\.generated_content"):
-        request(supabase_db, as_member, INSERT_CONTENT, (member_session,))
+        request(fresh_db, as_member, INSERT_CONTENT, (member_session,))
 
     # The purge runs as the output says; nothing is old enough yet.
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         assert dict(conn.execute(retention["runManually"]).fetchall()) == {
             "sessions_of_anonymous_users": 0,
             "anonymous_users": 0,
@@ -129,15 +128,15 @@ def test_up_enforces_quotas_retention_and_permanent_users_only_and_destroy_remov
     assert changes(stack.refresh().summary.resource_changes) == {}
 
     stack.destroy()
-    assert database_state(supabase_db) == before
+    assert database_state(fresh_db) == before
 
 
 def test_a_bad_hardening_value_fails_preview_naming_the_setting(
     tmp_path: Path,
-    supabase_db: str,  # noqa: F811
+    fresh_db: str,
 ) -> None:
     config = {**HARDENED, "supabase-access:retention": json.dumps({"anonymousUsersDays": "soon"})}
-    stack = new_stack(tmp_path / "bad", "bad", supabase_db, config)
+    stack = new_stack(tmp_path / "bad", "bad", fresh_db, config)
     with pytest.raises(auto.errors.CommandError) as info:
         stack.preview()
     assert "supabase-access:retention.anonymousUsersDays: expected a whole number from 1 to 36500" in str(info.value)

@@ -15,8 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from supabase_access import hardening
 from supabase_access.model import load_model_file
@@ -41,20 +40,8 @@ def log(message: str) -> None:
 
 
 @pytest.fixture
-def supabase_db(fresh_db: str, localdb_admin_conninfo: str) -> str:
-    """fresh_db plus what Supabase grants postgres on its database: CREATE (for the private schema).
-
-    Database-level grants live in pg_database, so a clone of the template does not inherit them.
-    """
-    name = str(conninfo_to_dict(fresh_db)["dbname"])
-    with psycopg.connect(make_conninfo(localdb_admin_conninfo, dbname=name), autocommit=True) as admin:
-        admin.execute(sql.SQL("grant create on database {} to postgres").format(sql.Identifier(name)))
-    return fresh_db
-
-
-@pytest.fixture
-def db(supabase_db: str) -> Iterator[Database]:
-    params = conninfo_to_dict(supabase_db)
+def db(fresh_db: str) -> Iterator[Database]:
+    params = conninfo_to_dict(fresh_db)
     database = Database(
         {
             "host": params["host"],
@@ -151,15 +138,15 @@ def catalog_state(dsn: str) -> dict[str, Any]:
 # --- write quotas ------------------------------------------------------------------------------
 
 
-def test_quota_fires_at_n_plus_one_per_user_and_not_for_service_role(db: Database, supabase_db: str) -> None:
+def test_quota_fires_at_n_plus_one_per_user_and_not_for_service_role(db: Database, fresh_db: str) -> None:
     outputs = create_quota(db, "sessions", 3)
     assert outputs["sqlstate"] == "PT429" and outputs["function"] == "supabase_access.write_quota_public_sessions"
-    a, b = add_user(supabase_db, anonymous=True), add_user(supabase_db, anonymous=False)
+    a, b = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=False)
 
     for _ in range(3):  # N inserts: all allowed
-        new_session(supabase_db, anonymous(a), a)
+        new_session(fresh_db, anonymous(a), a)
     with pytest.raises(psycopg.Error) as refused:
-        new_session(supabase_db, anonymous(a), a)
+        new_session(fresh_db, anonymous(a), a)
     error = refused.value
     assert error.sqlstate == "PT429"
     assert error.diag.message_primary == "write quota exceeded: at most 3 new rows in public.sessions per user per hour"
@@ -168,69 +155,67 @@ def test_quota_fires_at_n_plus_one_per_user_and_not_for_service_role(db: Databas
 
     # User B has a quota of their own.
     for _ in range(3):
-        new_session(supabase_db, Persona.signed_in(b, is_anonymous=False), b)
+        new_session(fresh_db, Persona.signed_in(b, is_anonymous=False), b)
     with pytest.raises(psycopg.Error, match="write quota exceeded"):
-        new_session(supabase_db, Persona.signed_in(b, is_anonymous=False), b)
+        new_session(fresh_db, Persona.signed_in(b, is_anonymous=False), b)
 
     # The trusted server is never limited, even for A's rows.
     for _ in range(2):
-        new_session(supabase_db, Persona.service(), a)
-    with psycopg.connect(supabase_db) as conn:
+        new_session(fresh_db, Persona.service(), a)
+    with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from sessions where user_id = %s", (a,)).fetchone() == (5,)
 
 
-def test_quota_on_a_child_table_counts_the_users_rows_through_the_ownership_path(
-    db: Database, supabase_db: str
-) -> None:
+def test_quota_on_a_child_table_counts_the_users_rows_through_the_ownership_path(db: Database, fresh_db: str) -> None:
     create_quota(db, "generated_content", 2)
-    a, b = add_user(supabase_db, anonymous=True), add_user(supabase_db, anonymous=True)
-    first, second = new_session(supabase_db, anonymous(a), a), new_session(supabase_db, anonymous(a), a)
+    a, b = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=True)
+    first, second = new_session(fresh_db, anonymous(a), a), new_session(fresh_db, anonymous(a), a)
     insert = "insert into generated_content (session_id, kind) values (%s, 'summary')"
-    insert_as(supabase_db, anonymous(a), insert, (first,))
+    insert_as(fresh_db, anonymous(a), insert, (first,))
     # Backdating the row does not hide it from the quota: the trigger stamps created_at.
     insert_as(
-        supabase_db,
+        fresh_db,
         anonymous(a),
         "insert into generated_content (session_id, kind, created_at) values (%s, 'x', '2000-01-01')",
         (second,),
     )
     with pytest.raises(psycopg.Error) as refused:
-        insert_as(supabase_db, anonymous(a), insert, (first,))
+        insert_as(fresh_db, anonymous(a), insert, (first,))
     assert refused.value.sqlstate == "PT429"
     assert "public.generated_content" in (refused.value.diag.message_primary or "")
 
     # B's rows are counted apart; a multi-row insert over the limit is refused as a whole.
-    mine = new_session(supabase_db, anonymous(b), b)
+    mine = new_session(fresh_db, anonymous(b), b)
     many = "insert into generated_content (session_id, kind) values (%s, 'a'), (%s, 'b'), (%s, 'c')"
     with pytest.raises(psycopg.Error, match="write quota exceeded"):
-        insert_as(supabase_db, anonymous(b), many, (mine, mine, mine))
+        insert_as(fresh_db, anonymous(b), many, (mine, mine, mine))
     insert_as(
-        supabase_db,
+        fresh_db,
         anonymous(b),
         "insert into generated_content (session_id, kind) values (%s, 'a'), (%s, 'b')",
         (mine, mine),
     )
-    with psycopg.connect(supabase_db) as conn:
+    with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from generated_content where session_id = %s", (mine,)).fetchone() == (2,)
 
 
-def test_requests_without_a_user_are_left_to_rls(db: Database, supabase_db: str) -> None:
+def test_requests_without_a_user_are_left_to_rls(db: Database, fresh_db: str) -> None:
     create_quota(db, "sessions", 1)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-        new_session(supabase_db, Persona.anon(), uuid.uuid4())
+        new_session(fresh_db, Persona.anon(), uuid.uuid4())
 
 
-def test_index_is_created_when_missing_and_dropped_only_if_ours(db: Database, supabase_db: str) -> None:
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+def test_index_is_created_when_missing_and_dropped_only_if_ours(db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("create index app_content_by_session_time on generated_content (session_id, created_at)")
-    before = catalog_state(supabase_db)
+    before = catalog_state(fresh_db)
     sessions = create_quota(db, "sessions", 5)
     content = create_quota(db, "generated_content", 5)
     # sessions had only (user_id): the quota built (user_id, created_at); generated_content had one already.
     assert (sessions["index"], sessions["indexCreated"]) == ("sessions_user_id_created_at_quota_idx", True)
     assert (content["index"], content["indexCreated"]) == ("app_content_by_session_time", False)
-    assert catalog_state(supabase_db)["triggers"] == ["generated_content", "sessions"]
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+    assert catalog_state(fresh_db)["triggers"] == ["generated_content", "sessions"]
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         plan = conn.execute(
             "explain select 1 from sessions where user_id = %s and created_at > now() - interval '1 hour' "
             "order by created_at desc limit 1",
@@ -239,13 +224,13 @@ def test_index_is_created_when_missing_and_dropped_only_if_ours(db: Database, su
     assert "sessions_user_id_created_at_quota_idx" in str(plan)
 
     WriteQuota().delete(db, sessions, log)
-    state = catalog_state(supabase_db)
+    state = catalog_state(fresh_db)
     assert state["triggers"] == ["generated_content"] and state["schema"] == (1,)  # still used
     WriteQuota().delete(db, content, log)
-    assert catalog_state(supabase_db) == before  # the app's own index stays, ours is gone, schema too
+    assert catalog_state(fresh_db) == before  # the app's own index stays, ours is gone, schema too
 
 
-def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, supabase_db: str) -> None:
+def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, fresh_db: str) -> None:
     resource = WriteQuota()
     inputs = resource.check(db, {}, quota_inputs("sessions", 3))
     resource_id, state = resource.create(db, inputs, log)
@@ -253,7 +238,7 @@ def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, supabase
     outputs, current = resource.read(db, resource_id, state, inputs) or ({}, {})
     assert current == inputs and outputs["triggerEnabled"] is True
 
-    with psycopg.connect(supabase_db, autocommit=True) as conn:  # someone raises the limit by hand
+    with psycopg.connect(fresh_db, autocommit=True) as conn:  # someone raises the limit by hand
         conn.execute("drop trigger supabase_access_write_quota on sessions")
         conn.execute(
             "create trigger supabase_access_write_quota before insert on sessions for each row "
@@ -263,10 +248,10 @@ def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, supabase
     found = resource.read(db, resource_id, state, inputs)
     assert found is not None and found[1]["limit"] == 99
 
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("alter table sessions disable trigger supabase_access_write_quota")
     assert resource.diff_live(db, state, inputs) == {"trigger": "update"}
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("drop trigger supabase_access_write_quota on sessions")
     assert resource.read(db, resource_id, state, inputs) is None
     assert resource.diff_live(db, state, inputs) == {"trigger": "update"}
@@ -296,21 +281,21 @@ def test_check_names_the_bad_input(db: Database, change: dict[str, Any], propert
     assert info.value.property == property and message in info.value.reason
 
 
-def test_forced_rls_the_function_could_not_see_through_is_refused(db: Database, supabase_db: str) -> None:
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+def test_forced_rls_the_function_could_not_see_through_is_refused(db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("alter table sessions force row level security")
     with pytest.raises(InputError, match=r"row-level security applies to role postgres on public\.sessions"):
         WriteQuota().check(db, {}, quota_inputs("generated_content", 3))
 
 
-def test_private_schema_is_closed_to_the_api_roles(db: Database, supabase_db: str) -> None:
+def test_private_schema_is_closed_to_the_api_roles(db: Database, fresh_db: str) -> None:
     create_quota(db, "sessions", 3)
     RetentionPolicy().create(db, RetentionPolicy().check(db, {}, retention_inputs(30, None)), log)
-    user = add_user(supabase_db, anonymous=True)
+    user = add_user(fresh_db, anonymous=True)
     for persona in (Persona.anon(), anonymous(user)):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for schema supabase_access"):
-            insert_as(supabase_db, persona, "select * from supabase_access.purge_expired()", ())
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+            insert_as(fresh_db, persona, "select * from supabase_access.purge_expired()", ())
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         for role in ("anon", "authenticated", "public"):
             grants = conn.execute(
                 "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace, "
@@ -362,12 +347,12 @@ def rows_of(dsn: str, user_id: uuid.UUID) -> dict[str, int]:
     return dict(zip(("users", "sessions", "segments", "turns", "actions", "generated_content"), counts, strict=True))
 
 
-def test_purge_removes_old_anonymous_users_and_their_rows_and_nothing_else(db: Database, supabase_db: str) -> None:
-    old_anonymous = add_user(supabase_db, anonymous=True, days_old=40)
-    recent_anonymous = add_user(supabase_db, anonymous=True, days_old=5)
-    old_permanent = add_user(supabase_db, anonymous=False, days_old=400)
+def test_purge_removes_old_anonymous_users_and_their_rows_and_nothing_else(db: Database, fresh_db: str) -> None:
+    old_anonymous = add_user(fresh_db, anonymous=True, days_old=40)
+    recent_anonymous = add_user(fresh_db, anonymous=True, days_old=5)
+    old_permanent = add_user(fresh_db, anonymous=False, days_old=400)
     for user in (old_anonymous, recent_anonymous, old_permanent):
-        add_owned_rows(supabase_db, user)
+        add_owned_rows(fresh_db, user)
     everything = {"users": 1, "sessions": 1, "segments": 1, "turns": 1, "actions": 1, "generated_content": 1}
 
     resource = RetentionPolicy()
@@ -379,28 +364,28 @@ def test_purge_removes_old_anonymous_users_and_their_rows_and_nothing_else(db: D
     assert outputs["status"].startswith("not scheduled: pg_cron is not installed")
     assert outputs["runManually"] in outputs["status"]
 
-    with psycopg.connect(supabase_db, autocommit=True) as conn:  # as postgres, as pg_cron would run it
+    with psycopg.connect(fresh_db, autocommit=True) as conn:  # as postgres, as pg_cron would run it
         removed: dict[str, int] = dict(conn.execute(outputs["runManually"]).fetchall())
     assert removed == {"sessions_of_anonymous_users": 1, "anonymous_users": 1}
-    assert rows_of(supabase_db, old_anonymous) == dict.fromkeys(everything, 0)
-    assert rows_of(supabase_db, recent_anonymous) == everything
-    assert rows_of(supabase_db, old_permanent) == everything
+    assert rows_of(fresh_db, old_anonymous) == dict.fromkeys(everything, 0)
+    assert rows_of(fresh_db, recent_anonymous) == everything
+    assert rows_of(fresh_db, old_permanent) == everything
 
     resource.delete(db, outputs, log)
-    assert catalog_state(supabase_db)["schema"] == (0,)
+    assert catalog_state(fresh_db)["schema"] == (0,)
 
 
-def test_purge_of_old_sessions_keeps_users_and_recent_sessions(db: Database, supabase_db: str) -> None:
-    permanent = add_user(supabase_db, anonymous=False, days_old=400)
-    old_session = add_owned_rows(supabase_db, permanent, days_old=100)
-    add_owned_rows(supabase_db, permanent, days_old=10)
+def test_purge_of_old_sessions_keeps_users_and_recent_sessions(db: Database, fresh_db: str) -> None:
+    permanent = add_user(fresh_db, anonymous=False, days_old=400)
+    old_session = add_owned_rows(fresh_db, permanent, days_old=100)
+    add_owned_rows(fresh_db, permanent, days_old=10)
     resource = RetentionPolicy()
     _, outputs = resource.create(db, resource.check(db, {}, retention_inputs(30, 90)), log)
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         removed: dict[str, int] = dict(conn.execute(outputs["runManually"]).fetchall())
         assert conn.execute("select count(*) from sessions where id = %s", (old_session,)).fetchone() == (0,)
     assert removed == {"sessions_of_anonymous_users": 0, "anonymous_users": 0, "expired_sessions": 1}
-    assert rows_of(supabase_db, permanent) == {
+    assert rows_of(fresh_db, permanent) == {
         "users": 1,
         "sessions": 1,
         "segments": 1,
@@ -410,14 +395,12 @@ def test_purge_of_old_sessions_keeps_users_and_recent_sessions(db: Database, sup
     }
 
 
-def test_retention_drift_and_a_pg_cron_stand_in(
-    db: Database, supabase_db: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_retention_drift_and_a_pg_cron_stand_in(db: Database, fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     resource = RetentionPolicy()
     inputs = resource.check(db, {}, retention_inputs(30, 90))
     resource_id, state = resource.create(db, inputs, log)
     assert resource.diff_live(db, state, inputs) == {}
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("alter function supabase_access.purge_expired(integer, integer) rename to purge_old")
     assert resource.read(db, resource_id, state, inputs) is None
     assert resource.diff_live(db, state, inputs) == {"function": "update"}
@@ -427,7 +410,7 @@ def test_retention_drift_and_a_pg_cron_stand_in(
 
     # A stand-in with pg_cron's cron.job, cron.schedule(name, schedule, command) and cron.unschedule(id):
     # the SQL the resource sends when the extension exists runs against it.
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("create schema cron")
         conn.execute(
             "create table cron.job (jobid bigserial primary key, jobname text unique, schedule text, command text)"
@@ -446,23 +429,21 @@ def test_retention_drift_and_a_pg_cron_stand_in(
     assert resource.diff_live(db, state, inputs) == {"scheduled": "update"}  # pg_cron appeared
     state = resource.update(db, state, inputs, log)
     assert state["scheduled"] is True and state["status"].startswith("scheduled with pg_cron")
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         jobs = conn.execute("select jobname, schedule, command from cron.job").fetchall()
     assert jobs == [
         (hardening.DEFAULT_PURGE_JOB, "17 3 * * *", 'select kind, removed from "supabase_access"."purge_expired"()')
     ]
     assert resource.diff_live(db, state, inputs) == {}
     resource.delete(db, state, log)
-    with psycopg.connect(supabase_db, autocommit=True) as conn:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
         assert conn.execute("select count(*) from cron.job").fetchone() == (0,)
 
 
 # --- permanent users only ----------------------------------------------------------------------
 
 
-def test_restrictive_policy_refuses_anonymous_sign_ins_and_allows_permanent_users(
-    db: Database, supabase_db: str
-) -> None:
+def test_restrictive_policy_refuses_anonymous_sign_ins_and_allows_permanent_users(db: Database, fresh_db: str) -> None:
     owner_policies = plan_policies(plan_access(MODEL, "owner"))["generated_content"]
     (not_anonymous,) = hardening.permanent_users_only_policies("public", {"generated_content": ("INSERT",)})[
         "generated_content"
@@ -471,18 +452,18 @@ def test_restrictive_policy_refuses_anonymous_sign_ins_and_allows_permanent_user
     resource = TablePolicies()
     resource.create(db, resource.check(db, {}, {"table": "generated_content", "policies": policies}), log)
 
-    guest, member = add_user(supabase_db, anonymous=True), add_user(supabase_db, anonymous=False)
-    guest_session = new_session(supabase_db, anonymous(guest), guest)
+    guest, member = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=False)
+    guest_session = new_session(fresh_db, anonymous(guest), guest)
     member_persona = Persona.signed_in(member, is_anonymous=False)
-    member_session = new_session(supabase_db, member_persona, member)
+    member_session = new_session(fresh_db, member_persona, member)
     insert = "insert into generated_content (session_id, kind) values (%s, 'summary')"
     with pytest.raises(
         psycopg.errors.InsufficientPrivilege,
         match='violates row-level security policy "generated_content_insert_not_anonymous"',
     ):
-        insert_as(supabase_db, anonymous(guest), insert, (guest_session,))
-    insert_as(supabase_db, member_persona, insert, (member_session,))
+        insert_as(fresh_db, anonymous(guest), insert, (guest_session,))
+    insert_as(fresh_db, member_persona, insert, (member_session,))
     # Reading stays open to the guest: only the reserved command is restricted.
-    with connect_as_authenticator(supabase_db) as conn, as_persona(conn, anonymous(guest)) as cur:
+    with connect_as_authenticator(fresh_db) as conn, as_persona(conn, anonymous(guest)) as cur:
         cur.execute("select count(*) from generated_content")
         assert cur.fetchone() == (0,)
