@@ -6,8 +6,6 @@ back), so secret marks and number types are what the engine would store.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -24,6 +22,8 @@ from supabase_access.provider.database import Database
 from supabase_access.provider.values import plain_map, property_map
 from supabase_access.stack_config import ConfigError, parse_auth_stack_settings
 from tests.support.management_api_server import PROJECT_DEFAULTS, ManagementApiServer, hash_secret
+from tests.support.program import RecordingMocks
+from tests.support.program import run_program as run_mocked_program
 
 pytestmark = pytest.mark.unit
 
@@ -446,18 +446,6 @@ def test_committed_prod_stack_settings_are_valid_production_values() -> None:
 # -- the program ---------------------------------------------------------------------------
 
 
-class _Mocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.resources: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        self.resources.append(args)
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
 def unwrap_secret(value: Any) -> Any:
     """The value inside the SDK's secret wrapper; fails if `value` is not one."""
     assert isinstance(value, dict) and set(value) == {pulumi.runtime.rpc._special_sig_key, "value"}, value
@@ -465,26 +453,10 @@ def unwrap_secret(value: Any) -> Any:
     return value["value"]
 
 
-def run_program(config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[_Mocks, list[str]]:
+def run_program(config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[RecordingMocks, list[str]]:
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
-    mocks = _Mocks()
-    pulumi.runtime.set_mocks(mocks, project="supabase-access", stack="test", preview=False)
-    pulumi.runtime.set_all_config(
-        {**config, "postgresql:host": "127.0.0.1", "postgresql:password": "pw"},
-        ["postgresql:password", "supabase-access:accessToken"],
-    )
-    monkeypatch.syspath_prepend(str(REPO))
-
-    @pulumi.runtime.test
-    def execute() -> None:
-        spec = importlib.util.spec_from_file_location("auth_program_under_test", REPO / "__main__.py")
-        assert spec and spec.loader
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
-
-    execute()
-    sys.modules.pop("auth_program_under_test", None)
-    return mocks, warnings
+    return run_mocked_program(config), warnings
 
 
 def test_program_declares_auth_settings_when_the_stack_sets_them(monkeypatch: pytest.MonkeyPatch) -> None:

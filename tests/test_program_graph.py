@@ -2,48 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from typing import Any
-
 import pulumi
 import pytest
 
+from tests.support.program import RecordingMocks, run_program
+
 pytestmark = pytest.mark.unit
-REPO = Path(__file__).resolve().parents[1]
-
-
-class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.resources: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        self.resources.append(args)
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
-def run_program(config: dict[str, str]) -> RecordingMocks:
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project="supabase-access", stack="test", preview=False)
-    pulumi.runtime.set_all_config(
-        {**config, "postgresql:host": "127.0.0.1", "postgresql:password": "pw"}, ["postgresql:password"]
-    )
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-
-    # pulumi.runtime.test waits for every registration the program started.
-    @pulumi.runtime.test
-    def execute() -> None:
-        spec = importlib.util.spec_from_file_location("program_under_test", REPO / "__main__.py")
-        assert spec and spec.loader
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
-
-    execute()
-    return mocks
 
 
 def by_type(mocks: RecordingMocks) -> dict[str, list[pulumi.runtime.MockResourceArgs]]:
