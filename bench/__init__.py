@@ -1,0 +1,1 @@
+"""Benchmarks: the cost of the access rules (bench.rls), of an engine run (bench.engine), of quotas (bench.quota)."""

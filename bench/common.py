@@ -1,0 +1,133 @@
+"""What the benchmarks share: throwaway databases on the local cluster, a progress bar, figures and tables."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE_DATABASE = "supabase_template"
+# The local cluster's well-known login of the app role (see scripts/localdb).
+APP_USER = "postgres"
+APP_PASSWORD = "postgres"
+LOCAL_HOST = "127.0.0.1"
+LOCAL_PORT = 54322
+
+
+def admin_conninfo(dbname: str = "postgres") -> str:
+    """The superuser over the local socket, as scripts/localdb gives it (the folder may have moved)."""
+    base = subprocess.run(
+        [str(REPO / "scripts" / "localdb"), "url", "--admin"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return psycopg.conninfo.make_conninfo(base, dbname=dbname)
+
+
+def app_conninfo(dbname: str) -> str:
+    """The app role over TCP, as the Pulumi program and PostgREST's tests reach the database."""
+    return psycopg.conninfo.make_conninfo(
+        host=LOCAL_HOST, port=str(LOCAL_PORT), dbname=dbname, user=APP_USER, password=APP_PASSWORD
+    )
+
+
+@contextmanager
+def scratch_database(prefix: str, *, keep: bool = False) -> Iterator[str]:
+    """A database cloned from the template, with a unique name; dropped afterwards unless `keep`."""
+    # Unique per run, so concurrent runs (and other engineers' tests) never collide.
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_conninfo(), autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE_DATABASE))
+        )
+        # Database privileges are not cloned; on Supabase, postgres may create schemas in its database.
+        admin.execute(sql.SQL("grant all on database {} to {}").format(sql.Identifier(name), sql.Identifier(APP_USER)))
+    try:
+        yield name
+    finally:
+        if keep:
+            print(f"kept database {name}", file=sys.stderr)
+        else:
+            with psycopg.connect(admin_conninfo(), autocommit=True) as admin:
+                admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+class ProgressBar:
+    """A one-line bar on a terminal; elsewhere (CI, pipes) one line per finished step."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, label: str = "") -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self.label = label
+        self.started = time.perf_counter()
+        self.interactive = sys.stderr.isatty()
+
+    def advance(self, count: int, step: str) -> None:
+        self.done += count
+        elapsed = time.perf_counter() - self.started
+        if self.interactive:
+            filled = int(self.WIDTH * self.done / self.total)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            percent = 100 * self.done / self.total
+            sys.stderr.write(f"\r{self.label} [{bar}] {percent:5.1f}% {step:<40.40} {elapsed:6.1f}s")
+            sys.stderr.flush()
+
+    def note(self, message: str) -> None:
+        """A finished step, printed on its own line when there is no terminal to redraw."""
+        if not self.interactive:
+            elapsed = time.perf_counter() - self.started
+            print(f"{self.label} {100 * self.done / self.total:5.1f}% {message} ({elapsed:.1f}s)", file=sys.stderr)
+
+    def finish(self) -> None:
+        if self.interactive:
+            sys.stderr.write("\n")
+        print(f"{self.label} done in {time.perf_counter() - self.started:.1f}s", file=sys.stderr)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def p95(values: Sequence[float]) -> float:
+    """Nearest-rank 95th percentile: a value that was actually measured."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table, aligned so it reads well in a terminal too."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), separator, *(line(r) for r in rows)])
+
+
+def machine_summary(conninfo: str | None = None) -> str:
+    """nproc, memory and the PostgreSQL server version, for the figures to be read against."""
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    parts = [f"{os.cpu_count()} CPUs", f"{memory_gib:.0f} GiB RAM", f"Python {platform.python_version()}"]
+    if conninfo is not None:
+        with psycopg.connect(conninfo) as conn:
+            row = conn.execute("show server_version").fetchone()
+        if row is not None:
+            parts.append(f"PostgreSQL {row[0]}")
+    return ", ".join(parts)
+
+
+def ratio(numerator: float, denominator: float) -> str:
+    return f"{numerator / denominator:.2f}" if denominator > 0 else "n/a"

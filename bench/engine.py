@@ -1,0 +1,241 @@
+"""How long the Pulumi engine takes over this program: no-change preview and first up, 5 tables and 50.
+
+    python -m bench.engine [--tables 50 --repeat 2 --previews 3]
+
+Runs the real CLI and provider plugin through the Automation API (as tests/support/engine.py
+does), each stack on a throwaway database cloned from `supabase_template` and a file backend in a
+temporary folder, with the local stack's settings (environment dev, profile open):
+
+- 5 tables: the reference app, model from access-model.yaml;
+- N tables (default 50): the app's five tables plus copies of the same shape (sessions_2,
+  segments_2, ...) created in the throwaway database, model given inline in
+  `supabase-access:model`;
+- an empty Pulumi program (a throwaway project whose __main__.py declares nothing), the floor.
+
+Issue 6's targets: a no-change preview of the 5-table stack within 2x the empty program's; the
+N-table first `up` within 3x the 5-table one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pulumi import automation as auto
+
+from bench.common import REPO, app_conninfo, format_table, machine_summary, median, scratch_database
+from tests.support.engine import changes, engine_env, new_stack
+
+PREVIEW_OVER_EMPTY_MAX = 2.0
+UP_50_OVER_5_MAX = 3.0
+# The local stack's settings (Pulumi.local.yaml), without its encrypted password.
+LOCAL_STACK = {"supabase-access:environment": "dev", "supabase-access:profile": "open"}
+APP_TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
+
+
+def use_toolchain() -> None:
+    """Put the CLI, our plugins and the .venv first on PATH, as scripts/env.sh does, unless it is sourced."""
+    bin_dir_file = REPO / ".venv" / ".pulumi-bin-dir"
+    extra = [str(REPO / "bin"), str(REPO / ".venv" / "bin")]
+    if bin_dir_file.exists():
+        extra.insert(1, bin_dir_file.read_text().strip())
+    os.environ["PATH"] = os.pathsep.join([*extra, os.environ.get("PATH", "")])
+    os.environ.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
+    os.environ.setdefault("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+
+
+# --- the N-table shape -----------------------------------------------------------------------
+
+
+def copy_suffixes(tables: int) -> list[str]:
+    """Suffixes of the app copies beyond the original five tables ('' is the original)."""
+    if tables % len(APP_TABLES):
+        raise SystemExit(f"bench.engine: --tables must be a multiple of {len(APP_TABLES)}")
+    return [f"_{k}" for k in range(2, tables // len(APP_TABLES) + 1)]
+
+
+COPY_STATEMENTS: tuple[sql.SQL, ...] = (
+    sql.SQL(
+        "create table {sessions} (id uuid primary key default gen_random_uuid(), user_id uuid not null,"
+        " title text, created_at timestamptz not null default now(),"
+        " constraint {fkey} foreign key (user_id) references auth.users (id) on delete cascade)"
+    ),
+    sql.SQL(
+        "create table {segments} (id uuid primary key default gen_random_uuid(),"
+        " session_id uuid not null references {sessions} on delete cascade, position int not null,"
+        " title text, created_at timestamptz not null default now())"
+    ),
+    sql.SQL(
+        "create table {turns} (id uuid primary key default gen_random_uuid(),"
+        " session_id uuid not null references {sessions} on delete cascade,"
+        " segment_id uuid references {segments} on delete set null, speaker text not null,"
+        " content text, created_at timestamptz not null default now())"
+    ),
+    sql.SQL(
+        "create table {actions} (id uuid primary key default gen_random_uuid(),"
+        " turn_id uuid not null references {turns} on delete cascade, kind text not null,"
+        " payload jsonb, created_at timestamptz not null default now())"
+    ),
+    sql.SQL(
+        "create table {generated_content} (id uuid primary key default gen_random_uuid(),"
+        " session_id uuid not null references {sessions} on delete cascade, kind text not null,"
+        " body text, created_at timestamptz not null default now())"
+    ),
+    sql.SQL("create index on {sessions} (user_id)"),
+    sql.SQL("create index on {segments} (session_id)"),
+    sql.SQL("create index on {turns} (session_id)"),
+    sql.SQL("create index on {turns} (segment_id)"),
+    sql.SQL("create index on {actions} (turn_id)"),
+    sql.SQL("create index on {generated_content} (session_id)"),
+)
+
+
+def create_copies(dsn: str, suffixes: Sequence[str]) -> None:
+    """The app's five tables again under suffixed names, with the same columns, keys, FKs and indexes."""
+
+    def ident(name: str, suffix: str) -> sql.Identifier:
+        return sql.Identifier(name + suffix)
+
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        for suffix in suffixes:
+            names = {t: ident(t, suffix) for t in APP_TABLES} | {"fkey": ident("sessions", suffix + "_user_id_fkey")}
+            for statement in COPY_STATEMENTS:
+                conn.execute(statement.format(**names))
+            for table in APP_TABLES:
+                # RLS on and no policy: how the baseline leaves a table before the stack runs.
+                conn.execute(sql.SQL("alter table {} enable row level security").format(names[table]))
+
+
+def inline_model(suffixes: Sequence[str]) -> dict[str, Any]:
+    """access-model.yaml's ownership, repeated for every copy."""
+    tables: dict[str, Any] = {}
+    for s in ["", *suffixes]:
+        tables[f"sessions{s}"] = {"owner": "user_id", "userForeignKey": f"sessions{s}_user_id_fkey"}
+        tables[f"segments{s}"] = {"through": {"column": "session_id", "table": f"sessions{s}"}}
+        tables[f"turns{s}"] = {"through": {"column": "session_id", "table": f"sessions{s}"}}
+        tables[f"actions{s}"] = {"through": {"column": "turn_id", "table": f"turns{s}"}}
+        tables[f"generated_content{s}"] = {"through": {"column": "session_id", "table": f"sessions{s}"}}
+    return {"schema": "public", "tables": tables}
+
+
+# --- the empty program -----------------------------------------------------------------------
+
+
+def empty_stack(work_dir: Path) -> auto.Stack:
+    """A throwaway project whose program declares nothing: the engine's and language host's own cost."""
+    work_dir.mkdir(parents=True)
+    (work_dir / "state").mkdir()
+    (work_dir / "Pulumi.yaml").write_text("name: bench-empty\nruntime: python\n")
+    (work_dir / "__main__.py").write_text('"""An empty Pulumi program."""\n\nimport pulumi  # noqa: F401\n')
+    workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars=engine_env(work_dir / "state"))
+    return auto.Stack.create("bench", workspace)
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    up: list[float] = field(default_factory=list)
+    preview: list[float] = field(default_factory=list)
+    # Changes a no-change preview reported anyway (it should report none).
+    drift: list[dict[str, int]] = field(default_factory=list)
+
+
+def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def measure_stack(stack: auto.Stack, figures: Figures, previews: int, label: str) -> None:
+    print(f"bench.engine: {label}: pulumi up", file=sys.stderr)
+    seconds, _ = timed(lambda: stack.up(on_output=None))
+    figures.up.append(seconds)
+    for index in range(previews):
+        print(f"bench.engine: {label}: pulumi preview {index + 1}/{previews}", file=sys.stderr)
+        seconds, result = timed(lambda: stack.preview())
+        figures.preview.append(seconds)
+        if found := changes(result.change_summary):
+            figures.drift.append(found)
+
+
+def run_round(work: Path, round_index: int, tables: int, previews: int, results: dict[str, Figures]) -> None:
+    # The empty program first, then the app: each round in the same order, on fresh stacks and databases.
+    measure_stack(empty_stack(work / f"empty-{round_index}"), results["empty program"], previews, "empty program")
+    with scratch_database("bench_engine") as dbname:
+        stack = new_stack(work / f"five-{round_index}", "local", app_conninfo(dbname), LOCAL_STACK)
+        measure_stack(stack, results["5 tables"], previews, "5 tables")
+    with scratch_database("bench_engine") as dbname:
+        suffixes = copy_suffixes(tables)
+        create_copies(app_conninfo(dbname), suffixes)
+        config = {**LOCAL_STACK, "supabase-access:model": json.dumps(inline_model(suffixes))}
+        stack = new_stack(work / f"many-{round_index}", "local", app_conninfo(dbname), config)
+        measure_stack(stack, results[f"{tables} tables"], previews, f"{tables} tables")
+
+
+def report(results: dict[str, Figures], tables: int) -> tuple[str, bool]:
+    empty, five, many = results["empty program"], results["5 tables"], results[f"{tables} tables"]
+    rows = [
+        [name, f"{median(f.preview):.2f}", f"{min(f.preview):.2f}", f"{median(f.up):.2f}", f"{min(f.up):.2f}"]
+        for name, f in results.items()
+    ]
+    preview_ratio = median(five.preview) / median(empty.preview)
+    up_ratio = median(many.up) / median(five.up)
+    preview_ok, up_ok = preview_ratio <= PREVIEW_OVER_EMPTY_MAX, up_ratio <= UP_50_OVER_5_MAX
+    text = format_table(["program", "preview median s", "preview min s", "first up median s", "first up min s"], rows)
+    text += (
+        f"\n\nno-change preview, 5 tables / empty program: {preview_ratio:.2f}"
+        f" (target <= {PREVIEW_OVER_EMPTY_MAX:g}: {'met' if preview_ok else 'MISSED'})"
+        f"\nfirst up, {tables} tables / 5 tables: {up_ratio:.2f}"
+        f" (target <= {UP_50_OVER_5_MAX:g}: {'met' if up_ok else 'MISSED'})"
+    )
+    for name, f in results.items():
+        if f.drift:
+            text += f"\nnote: {name}: a no-change preview reported changes: {f.drift}"
+    return text, preview_ok and up_ok
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tables", type=int, default=50, help="tables of the large stack (a multiple of 5)")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds, each on fresh stacks and databases")
+    parser.add_argument("--previews", type=int, default=3, help="no-change previews after each first up")
+    args = parser.parse_args(argv)
+    if args.tables < 10 or args.repeat < 1 or args.previews < 1:
+        parser.error("--tables must be at least 10; --repeat and --previews at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    use_toolchain()
+    results = {"empty program": Figures(), "5 tables": Figures(), f"{args.tables} tables": Figures()}
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as work:
+        for round_index in range(args.repeat):
+            run_round(Path(work), round_index, args.tables, args.previews, results)
+        machine = machine_summary(app_conninfo("postgres"))
+    table, met = report(results, args.tables)
+    print(
+        f"\n## bench.engine: local stack settings (dev, open profile); {args.repeat} rounds, "
+        f"{args.previews} no-change previews after each first up"
+    )
+    print(f"machine: {machine}")
+    print()
+    print(table)
+    print(f"\ntargets {'met' if met else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
