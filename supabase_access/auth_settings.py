@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,9 @@ SECRET_AUTH_SETTINGS: frozenset[str] = frozenset({"security_captcha_secret"})
 HASHED_ON_READ_AUTH_SETTINGS: frozenset[str] = frozenset({"security_captcha_secret"})
 
 REDACTED = "[secret]"
+DEFAULT_BASE_URL = "https://api.supabase.com"
+# The spec's `ref` path parameter: exactly 20 characters matching ^[a-z]+$.
+PROJECT_REF_PATTERN = re.compile(r"^[a-z]{20}$")
 UPDATE_BODY_SCHEMA = "UpdateAuthConfigBody"
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Self
@@ -24,17 +23,15 @@ from urllib3.exceptions import ConnectTimeoutError, InvalidHeader
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from supabase_access.auth_settings import SECRET_AUTH_SETTINGS
+from supabase_access.auth_settings import DEFAULT_BASE_URL, PROJECT_REF_PATTERN, SECRET_AUTH_SETTINGS
 
-DEFAULT_BASE_URL = "https://api.supabase.com"
+__all__ = ["DEFAULT_BASE_URL", "PROJECT_REF_PATTERN", "ManagementApi", "ManagementApiError"]
 # (connect, read) seconds; every request carries it, requests has no default timeout.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 # The API's rate-limit window is one minute; never wait much longer than that at once.
 DEFAULT_MAX_WAIT_SECONDS = 65.0
 # A 429 without any hint: retrying at once would just spend an attempt.
 RATE_LIMIT_FALLBACK_WAIT_SECONDS = 2.0
-# The spec's `ref` path parameter: exactly 20 characters matching ^[a-z]+$.
-PROJECT_REF_PATTERN = re.compile(r"^[a-z]{20}$")
 # Supabase documents X-RateLimit-Reset as seconds until the window resets (at most a
 # minute). Numbers this large can only be Unix timestamps, in seconds or milliseconds.
 EPOCH_SECONDS_THRESHOLD = 1_000_000_000

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supabase_access.auth_settings import validate_auth_settings
+from supabase_access.auth_settings import PROJECT_REF_PATTERN, validate_auth_settings
 from supabase_access.hardening import (
     CRON_SCHEDULE,
     DEFAULT_PURGE_SCHEDULE,
@@ -23,7 +23,6 @@ from supabase_access.hardening import (
     WriteQuotaSetting,
     permanent_users_only_policies,
 )
-from supabase_access.management_api import PROJECT_REF_PATTERN
 from supabase_access.model import AccessModel, ModelError, load_model_file, parse_model
 from supabase_access.policy import PolicySpec, policy_from_plain
 from supabase_access.profiles import PROFILES

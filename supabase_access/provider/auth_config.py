@@ -25,24 +25,26 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from supabase_access.auth_settings import (
+    DEFAULT_BASE_URL,
     HASHED_ON_READ_AUTH_SETTINGS,
+    PROJECT_REF_PATTERN,
     SECRET_AUTH_SETTINGS,
     managed_auth_settings,
     validate_auth_settings,
 )
-from supabase_access.management_api import (
-    DEFAULT_BASE_URL,
-    PROJECT_REF_PATTERN,
-    ManagementApi,
-    ManagementApiError,
-)
 from supabase_access.provider.base import InputError, Log, ManagedResource
 from supabase_access.provider.database import Database
 from supabase_access.provider.values import secret_property
+
+if TYPE_CHECKING:
+    from supabase_access.management_api import ManagementApi
+
+# The HTTP client (requests, urllib3) is imported on first use: most stacks never manage auth
+# settings, and the provider's start-up is part of every preview.
 
 # Provider configuration keys, as a stack sets them (`pulumi config set ...`).
 TOKEN_SETTING = "supabase-access:accessToken"
@@ -118,6 +120,8 @@ class AuthSettings(ManagedResource):
         return str(base_url), token
 
     def _client(self, project_ref: str) -> ManagementApi:
+        from supabase_access.management_api import ManagementApi, ManagementApiError
+
         try:
             base_url, token = self._connection()
         except AuthSettingsConfigError as exc:
@@ -246,6 +250,8 @@ class AuthSettings(ManagedResource):
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        from supabase_access.management_api import ManagementApiError
+
         project_ref = _project_ref(resource_id, "id")
         desired = (inputs or {}).get("settings") or (state or {}).get("settings") or {}
         try:
