@@ -363,9 +363,23 @@ OWNER_VARIANTS: dict[str, Callable[[AccessModel], dict[str, tuple[PolicySpec, ..
     # Not a rendering change but a model change: tables two or more hops down carry the owner
     # column themselves (see OWNER_COLUMN_SQL), so supabase_access renders `user_id = (select auth.uid())`.
     "owner-column": lambda m: owner_column_policies(m),
+    # The parent ids each user owns come from SECURITY DEFINER functions: one join per statement
+    # instead of the parent tables' own policies being applied again inside every policy subquery.
+    "definer-arrays": lambda m: definer_array_policies(m),
 }
 # Schema changes a variant needs before it runs (idempotent, so a --reuse run can repeat them).
 VARIANT_SCHEMA: dict[str, tuple[LiteralString, ...]] = {
+    "definer-arrays": (
+        "create schema if not exists bench_private",
+        "create or replace function bench_private.owned_session_ids() returns uuid[] language sql stable"
+        " security definer set search_path = '' as"
+        " $$ select coalesce(array_agg(s.id), '{}') from public.sessions s where s.user_id = auth.uid() $$",
+        "create or replace function bench_private.owned_turn_ids() returns uuid[] language sql stable"
+        " security definer set search_path = '' as"
+        " $$ select coalesce(array_agg(t.id), '{}') from public.sessions s join public.turns t on t.session_id = s.id"
+        " where s.user_id = auth.uid() $$",
+        "grant usage on schema bench_private to authenticated",
+    ),
     "owner-column": (
         "alter table public.actions add column if not exists user_id uuid",
         "update public.actions a set user_id = s.user_id from public.turns t join public.sessions s"
@@ -401,6 +415,30 @@ def owner_column_policies(model: AccessModel) -> dict[str, tuple[PolicySpec, ...
                 p.with_check
                 if p.with_check is None or p.with_check == original[p.name].with_check
                 else f"{p.with_check} and {original[p.name].with_check}",
+            )
+            for p in specs
+        )
+    return policies
+
+
+def definer_array_policies(model: AccessModel) -> dict[str, tuple[PolicySpec, ...]]:
+    """Child tables check their parent column against the ids a SECURITY DEFINER function returns."""
+    functions = {"sessions": "bench_private.owned_session_ids()", "turns": "bench_private.owned_turn_ids()"}
+    policies: dict[str, tuple[PolicySpec, ...]] = {}
+    for table, specs in owner_policies(model).items():
+        hops, _ = model.ownership_path(table)
+        if not hops:
+            policies[table] = specs
+            continue
+        predicate = f"{hops[0].column} = any ((select {functions[hops[0].parent]})::uuid[])"
+        policies[table] = tuple(
+            PolicySpec(
+                p.name,
+                p.command,
+                p.roles,
+                p.permissive,
+                None if p.using is None else predicate,
+                None if p.with_check is None else predicate,
             )
             for p in specs
         )
