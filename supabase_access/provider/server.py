@@ -27,13 +27,20 @@ from supabase_access.provider.schema import package_schema
 from supabase_access.provider.values import has_unknowns, plain_map, property_map
 
 VERSION = "0.1.0"
-RESOURCES: dict[str, ManagedResource] = {
-    r.token: r for r in (TablePolicies(), RowLevelSecurity(), TableGrant(), ConstraintRemoval(), AccessPreflight())
-}
-# Production hardening: write quotas and retention inside the database.
-RESOURCES.update({r.token: r for r in (WriteQuota(), RetentionPolicy())})
 AUTH_SETTINGS = AuthSettings()  # needs the provider's Management API settings, see configure
-RESOURCES[AUTH_SETTINGS.token] = AUTH_SETTINGS
+RESOURCES: dict[str, ManagedResource] = {
+    r.token: r
+    for r in (
+        AccessPreflight(),
+        RowLevelSecurity(),
+        TablePolicies(),
+        TableGrant(),
+        ConstraintRemoval(),
+        WriteQuota(),
+        RetentionPolicy(),
+        AUTH_SETTINGS,
+    )
+}
 KINDS = {"add": api.PropertyDiffKind.ADD, "delete": api.PropertyDiffKind.DELETE, "update": api.PropertyDiffKind.UPDATE}
 T = TypeVar("T")
 
