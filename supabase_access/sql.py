@@ -31,12 +31,12 @@ def render_predicate(schema: str, predicate: Predicate) -> str:
     return _predicate(schema, predicate).as_string()
 
 
-def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
+def _predicate(schema: str, predicate: Predicate, user_id: sql.Composable = CURRENT_USER_ID) -> sql.Composable:
     if isinstance(predicate, Always):
         return sql.SQL("true")
     if isinstance(predicate, NotAnonymousUser):
         return sql.SQL("(select (auth.jwt() ->> 'is_anonymous')::boolean) is not true")
-    condition: sql.Composable = sql.SQL("{} = {}").format(sql.Identifier(predicate.owner_column), CURRENT_USER_ID)
+    condition: sql.Composable = sql.SQL("{} = {}").format(sql.Identifier(predicate.owner_column), user_id)
     # `col = any(array(subquery))` lets the planner use the index on `col`; a plain
     # `col in (subquery)` can become a filter over every row of a large child table.
     for hop in reversed(predicate.hops):
@@ -259,16 +259,17 @@ def write_quota_function_body(schema: str, table: str, owned: Predicate, timesta
         sql.SQL(
             """
 declare
+  _quota_user uuid := auth.uid();
   _quota_max integer := tg_argv[0]::integer;
   _quota_window interval := make_interval(secs => tg_argv[1]::integer);
   _quota_retry_at timestamptz;
 begin
   -- Requests without a user are RLS's business; the trusted server role is never limited.
-  if auth.uid() is null or current_setting('role', true) = 'service_role' then
+  if _quota_user is null or current_setting('role', true) = 'service_role' then
     return new;
   end if;
   -- One insert per user and table at a time: two concurrent requests cannot both see room for one more row.
-  perform pg_advisory_xact_lock(hashtextextended({lock_prefix} || auth.uid()::text, 0));
+  perform pg_advisory_xact_lock(hashtextextended({lock_prefix} || _quota_user::text, 0));
   -- Rows are counted by this column, so the request cannot choose it (a backdated row would not count).
   new.{ts} := now();
   -- The oldest of the newest `_quota_max` rows of the window: once it leaves the window there is room again.
@@ -296,7 +297,8 @@ end
             lock_prefix=sql.Literal(f"supabase-access:write-quota:{schema}.{table}:"),
             ts=ts,
             table=table_ref(schema, table),
-            owned=_predicate(schema, owned),
+            # The user id read once into a variable: auth.uid() parses the JWT claims at every call.
+            owned=_predicate(schema, owned, sql.SQL("_quota_user")),
             sqlstate=sql.Literal(QUOTA_SQLSTATE),
             table_name=sql.Literal(f"{schema}.{table}"),
         )

@@ -48,14 +48,16 @@ def test_quota_function_is_a_locked_down_security_definer() -> None:
 
 def test_quota_function_limits_users_only_and_raises_with_sqlstate_message_and_hint() -> None:
     text = quota_function("sessions")
-    assert "if auth.uid() is null or current_setting('role', true) = 'service_role' then\n    return new;" in text
+    # auth.uid() parses the JWT claims: read once per insert.
+    assert "_quota_user uuid := auth.uid();" in text
+    assert "if _quota_user is null or current_setting('role', true) = 'service_role' then\n    return new;" in text
     assert "errcode = 'PT429'" in text
     assert "message = format('write quota exceeded: at most %s new rows in %s per user per %s'" in text
     assert "hint = format('Try again after %s (in %s seconds).'" in text
     # Serialised per user and table, so concurrent inserts cannot overshoot.
     assert (
-        "pg_advisory_xact_lock(hashtextextended('supabase-access:write-quota:public.sessions:' || auth.uid()::text, 0))"
-        in text
+        "pg_advisory_xact_lock(hashtextextended("
+        "'supabase-access:write-quota:public.sessions:' || _quota_user::text, 0))" in text
     )
     # The timestamp the quota counts by is the server's, not the client's.
     assert 'new."created_at" := now();' in text
@@ -65,14 +67,14 @@ def test_quota_function_limits_users_only_and_raises_with_sqlstate_message_and_h
 
 def test_quota_counts_direct_owners_on_the_owner_column() -> None:
     text = quota_function("sessions")
-    assert 'from "public"."sessions" t\n   where "user_id" = (select auth.uid()) and t."created_at" > now()' in text
+    assert 'from "public"."sessions" t\n   where "user_id" = _quota_user and t."created_at" > now()' in text
 
 
 def test_quota_counts_child_rows_through_the_ownership_path_with_index_friendly_filters() -> None:
     text = quota_function("actions")
     assert (
         'from "public"."actions" t\n   where "turn_id" = any (array(select "id" from "public"."turns" where '
-        '"session_id" = any (array(select "id" from "public"."sessions" where "user_id" = (select auth.uid())))))'
+        '"session_id" = any (array(select "id" from "public"."sessions" where "user_id" = _quota_user))))'
     ) in text
 
 
