@@ -10,7 +10,7 @@ from supabase_access import hardening
 from supabase_access import sql as render
 from supabase_access.model import load_model_file
 from supabase_access.profiles import OwnedByCurrentUser
-from supabase_access.provider.quotas import purge_command
+from supabase_access.provider.retention import purge_command
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[1]

@@ -21,11 +21,12 @@ from supabase_access import hardening
 from supabase_access.model import load_model_file
 from supabase_access.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
 from supabase_access.profiles import plan_access
-from supabase_access.provider import quotas
+from supabase_access.provider import retention
 from supabase_access.provider.base import InputError
 from supabase_access.provider.database import Database
 from supabase_access.provider.policies import TablePolicies
-from supabase_access.provider.quotas import RetentionPolicy, WriteQuota
+from supabase_access.provider.quotas import WriteQuota
+from supabase_access.provider.retention import RetentionPolicy
 from supabase_access.sql import plan_policies
 from tests.test_hardening_settings import REPO
 
@@ -425,7 +426,7 @@ def test_retention_drift_and_a_pg_cron_stand_in(db: Database, fresh_db: str, mon
             "create function cron.unschedule(job_id bigint) returns boolean language sql as "
             "$$ delete from cron.job where jobid = job_id returning true $$"
         )
-    monkeypatch.setattr(quotas, "_cron_installed", lambda conn: True)
+    monkeypatch.setattr(retention, "_cron_installed", lambda conn: True)
     assert resource.diff_live(db, state, inputs) == {"scheduled": "update"}  # pg_cron appeared
     state = resource.update(db, state, inputs, log)
     assert state["scheduled"] is True and state["status"].startswith("scheduled with pg_cron")

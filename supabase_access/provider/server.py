@@ -21,7 +21,8 @@ from supabase_access.provider.database import Database
 from supabase_access.provider.grants import TableGrant
 from supabase_access.provider.policies import TablePolicies
 from supabase_access.provider.preflight import AccessPreflight
-from supabase_access.provider.quotas import RetentionPolicy, WriteQuota
+from supabase_access.provider.quotas import WriteQuota
+from supabase_access.provider.retention import RetentionPolicy
 from supabase_access.provider.rls import RowLevelSecurity
 from supabase_access.provider.schema import package_schema
 from supabase_access.provider.values import has_unknowns, plain_map, property_map

@@ -1,0 +1,143 @@
+"""What WriteQuota and RetentionPolicy share: their private schema, column checks and dry runs.
+
+Both put their functions in a private schema that the provider creates, marks with a comment
+and drops once the last of its objects is gone; the API roles get no access to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from supabase_access import hardening
+from supabase_access import sql as render
+from supabase_access.provider.base import (
+    InputError,
+    identifier,
+    lock_tables,
+)
+from supabase_access.provider.database import Database
+
+TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
+# The schema lock key: a pseudo-table name no real table can have (identifiers are [a-z0-9_]).
+SCHEMA_LOCK = "(private schema)"
+
+
+def positive_int(inputs: Mapping[str, Any], key: str, maximum: int, *, optional: bool = False) -> int | None:
+    value = inputs.get(key)
+    if value is None and optional:
+        return None
+    # bool is an int in Python; `true` is not a count.
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise InputError(key, f"{key}: expected a whole number from 1 to {maximum}, got {value!r}")
+    return value
+
+
+def private_schema_name(inputs: Mapping[str, Any]) -> str:
+    return identifier(inputs, "privateSchema", hardening.PRIVATE_SCHEMA)
+
+
+def dry_run(db: Database, property: str, what: str, statements: Sequence[Any]) -> None:
+    """Let PostgreSQL check the statements (and our rights to run them) in a transaction that is rolled back."""
+    with db.connection() as conn:
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute("set local lock_timeout = '5s'")
+                for statement in statements:
+                    conn.execute(statement)
+        except psycopg.Error as exc:
+            message = exc.diag.message_primary or str(exc)
+            raise InputError(property, f"{property}: PostgreSQL refused the {what}: {message}") from exc
+
+
+def check_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
+    row = conn.execute(render.schema_comment_query(), (private_schema,)).fetchone()
+    if row is None:
+        (may_create,) = conn.execute(render.database_create_privilege_query()).fetchone() or (False,)
+        if not may_create:
+            raise InputError(
+                "privateSchema",
+                f"privateSchema: schema {private_schema} does not exist and role {conn.info.user} may not create "
+                "schemas in this database (grant create on database to it, as Supabase does for postgres)",
+            )
+    elif row[0] != render.PRIVATE_SCHEMA_MARKER:
+        # Our functions are SECURITY DEFINER: they must live where we control who may do what.
+        raise InputError(
+            "privateSchema",
+            f"privateSchema: schema {private_schema} exists but was not created by supabase-access; "
+            "choose another name",
+        )
+
+
+def ensure_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
+    """Inside the caller's transaction, so the schema cannot be dropped before our object is in it."""
+    lock_tables(conn, private_schema, [SCHEMA_LOCK])
+    if conn.execute(render.schema_comment_query(), (private_schema,)).fetchone() is None:
+        conn.execute(render.create_private_schema(private_schema))
+        conn.execute(render.mark_private_schema(private_schema))
+        conn.execute(render.revoke_private_schema(private_schema))
+
+
+def drop_private_schema_if_unused(db: Database, private_schema: str) -> None:
+    with db.connection() as conn, conn.transaction():
+        lock_tables(conn, private_schema, [SCHEMA_LOCK])
+        row = conn.execute(render.schema_comment_query(), (private_schema,)).fetchone()
+        if row is None or row[0] != render.PRIVATE_SCHEMA_MARKER:
+            return
+        try:
+            with conn.transaction():
+                conn.execute(render.drop_private_schema(private_schema))
+        except psycopg.errors.DependentObjectsStillExist:
+            pass  # another quota or the retention function still lives there
+
+
+def table_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+    return dict(conn.execute(render.table_columns_query(), (schema, table)).fetchall())
+
+
+def require_columns(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    wanted: Mapping[str, str],
+    *,
+    timestamp: str | None = None,
+    table_property: str = "table",
+) -> None:
+    """`wanted`: column -> the input that names it. Fails naming that input."""
+    columns = table_columns(conn, schema, table)
+    if not columns:
+        raise InputError(table_property, f"{table_property}: {schema}.{table} does not exist in the database")
+    for column, property in wanted.items():
+        if column not in columns:
+            raise InputError(property, f"{property}: {schema}.{table} has no column {column}")
+    if timestamp is not None and columns.get(timestamp) not in TIMESTAMP_TYPES:
+        raise InputError(
+            "timestampColumn", f"timestampColumn: {schema}.{table}.{timestamp} is {columns[timestamp]}, not a timestamp"
+        )
+
+
+def require_rls_not_filtering(conn: psycopg.Connection, property: str, schema: str, tables: Sequence[str]) -> None:
+    for table in tables:
+        row = conn.execute(render.row_security_active_query(), (schema, table)).fetchone()
+        if row is not None and row[0]:
+            raise InputError(
+                property,
+                f"{property}: row-level security applies to role {conn.info.user} on {schema}.{table} "
+                "(FORCE ROW LEVEL SECURITY, or not its owner, without BYPASSRLS), so the function could not see "
+                "its rows; connect as the table owner or a role with BYPASSRLS",
+            )
+
+
+@contextmanager
+def autocommit(db: Database) -> Iterator[psycopg.Connection]:
+    """For CREATE/DROP INDEX CONCURRENTLY, which cannot run inside a transaction."""
+    with db.connection() as conn:
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            conn.autocommit = False
