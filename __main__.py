@@ -28,10 +28,6 @@ try:
         {key: postgresql_config.get(key) for key in ("host", "port", "database", "username", "sslmode")},
         project_dir=Path(__file__).parent,
     )
-except ConfigError as exc:
-    # A clean one-line error at preview, before any resource is registered.
-    raise pulumi.RunError(str(exc)) from None
-try:
     auth_settings = parse_auth_stack_settings(
         {
             "projectRef": access_config.get("projectRef"),
@@ -42,6 +38,7 @@ try:
         token_set=access_config.get_secret("accessToken") is not None,
     )
 except ConfigError as exc:
+    # A clean one-line error at preview, before any resource is registered.
     raise pulumi.RunError(str(exc)) from None
 
 # writeQuotas, retention and permanentUsersOnly (dev stacks set none of them); bad values stop the preview.
