@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from supabase_access import catalog
 from supabase_access.model import ModelError, check_identifier
 from supabase_access.provider.database import Database
 
@@ -80,6 +81,16 @@ def identifier(inputs: Mapping[str, Any], key: str, default: str | None = None) 
         return check_identifier(value, key)
     except ModelError as exc:
         raise InputError(key, str(exc)) from exc
+
+
+def missing_table(table_property: str, schema: str, table: str) -> InputError:
+    """The error for a table the database does not have, naming the input that holds it."""
+    return InputError(table_property, f"{table_property}: {schema}.{table} does not exist in the database")
+
+
+def require_table(conn: psycopg.Connection, schema: str, table: str, table_property: str = "table") -> None:
+    if catalog.missing_tables(conn, schema, [table]):
+        raise missing_table(table_property, schema, table)
 
 
 def lock_tables(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> None:

@@ -13,7 +13,15 @@ import psycopg
 
 from supabase_access import catalog
 from supabase_access import sql as render
-from supabase_access.provider.base import InputError, Log, ManagedResource, identifier, lock_tables, split_id
+from supabase_access.provider.base import (
+    InputError,
+    Log,
+    ManagedResource,
+    identifier,
+    lock_tables,
+    require_table,
+    split_id,
+)
 from supabase_access.provider.database import Database
 
 
@@ -26,8 +34,7 @@ class ConstraintRemoval(ManagedResource):
         constraint = identifier(inputs, "constraint")
         definition = inputs.get("definition")
         with db.connection() as conn:
-            if catalog.missing_tables(conn, schema, [table]):
-                raise InputError("table", f"table: {schema}.{table} does not exist in the database")
+            require_table(conn, schema, table)
             present = catalog.read_foreign_key(conn, schema, table, constraint) is not None
         managed = bool(olds) and all(olds.get(k) == inputs.get(k) for k in self.replace_on)
         if not present and not definition and not managed:

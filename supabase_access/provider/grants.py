@@ -90,9 +90,8 @@ class TableGrant(ManagedResource):
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         previous = state.get("previous") or {}
         with db.connection() as conn:
-            present = [
-                t for t in state["objects"] if t not in catalog.missing_tables(conn, state["schema"], state["objects"])
-            ]
+            missing = set(catalog.missing_tables(conn, state["schema"], state["objects"]))
+        present = [t for t in state["objects"] if t not in missing]
         if present:
             self._apply(db, {**state, "objects": present}, {t: tuple(previous.get(t, ())) for t in present})
 
@@ -104,7 +103,8 @@ class TableGrant(ManagedResource):
         if not objects:
             raise InputError("id", "import a TableGrant with its objects set in the program (the id names no tables)")
         with db.connection() as conn:
-            present = [t for t in objects if t not in catalog.missing_tables(conn, schema, objects)]
+            missing = set(catalog.missing_tables(conn, schema, objects))
+            present = [t for t in objects if t not in missing]
             if not present:
                 return None
             live = catalog.read_table_privileges(conn, role, schema, present)

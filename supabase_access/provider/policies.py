@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from supabase_access import catalog
 from supabase_access.model import ModelError
 from supabase_access.policy import PolicySpec, policy_from_plain, policy_from_stored
-from supabase_access.provider.base import InputError, Log, ManagedResource, identifier, lock_tables, split_id
+from supabase_access.provider.base import (
+    InputError,
+    Log,
+    ManagedResource,
+    identifier,
+    lock_tables,
+    require_table,
+    split_id,
+)
 from supabase_access.provider.database import Database
 
 
@@ -35,8 +44,7 @@ def check_policies_against_database(
 ) -> dict[str, PolicySpec]:
     """Table and roles exist, and PostgreSQL accepts every expression; returns the normalised set."""
     with db.connection() as conn:
-        if catalog.missing_tables(conn, schema, [table]):
-            raise InputError("table", f"table: {schema}.{table} does not exist in the database")
+        require_table(conn, schema, table)
         roles = {r for p in policies.values() for r in p.roles}
         missing = catalog.missing_roles(conn, roles)
         if missing:
@@ -51,24 +59,34 @@ class TablePolicies(ManagedResource):
     token = "supabase-access:index:TablePolicies"
     replace_on = ("schema", "table")
 
+    def __init__(self) -> None:
+        # Check and diff of one preview parse the same declaration; PostgreSQL is asked once
+        # per provider process (which lives for one engine operation).
+        self._normalized: dict[str, dict[str, PolicySpec]] = {}
+
+    def _normalize(self, db: Database, schema: str, table: str, inputs: Mapping[str, Any]) -> dict[str, PolicySpec]:
+        key = json.dumps([schema, table, inputs.get("policies")], sort_keys=True)
+        if key not in self._normalized:
+            self._normalized[key] = check_policies_against_database(db, schema, table, declared_policies(inputs))
+        return self._normalized[key]
+
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
-        declared = declared_policies(inputs)
+        declared_policies(inputs)  # names a malformed policy before the database is asked
         unchanged = olds.get("policies") == inputs.get("policies") and olds.get("table") == table
         if unchanged and olds.get("schema", "public") == schema:
             # Already accepted by PostgreSQL at the last apply: only the table's presence is checked.
             with db.connection() as conn:
-                if catalog.missing_tables(conn, schema, [table]):
-                    raise InputError("table", f"table: {schema}.{table} does not exist in the database")
+                require_table(conn, schema, table)
         else:
-            check_policies_against_database(db, schema, table, declared)
+            self._normalize(db, schema, table, inputs)
         return {**inputs, "schema": schema}
 
     def _desired(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, PolicySpec]:
         """The declared policies in PostgreSQL's form; reuses the last apply's when the declaration is the same."""
         if state.get("declared") == inputs.get("policies") and state.get("normalized") is not None:
             return stored_policies(state["normalized"])
-        return check_policies_against_database(db, inputs["schema"], inputs["table"], declared_policies(inputs))
+        return self._normalize(db, inputs["schema"], inputs["table"], inputs)
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         schema, table = inputs["schema"], inputs["table"]

@@ -18,6 +18,7 @@ from supabase_access.provider.base import (
     InputError,
     identifier,
     lock_tables,
+    missing_table,
 )
 from supabase_access.provider.database import Database
 
@@ -40,12 +41,17 @@ def private_schema_name(inputs: Mapping[str, Any]) -> str:
     return identifier(inputs, "privateSchema", hardening.PRIVATE_SCHEMA)
 
 
-def dry_run(db: Database, property: str, what: str, statements: Sequence[Any]) -> None:
-    """Let PostgreSQL check the statements (and our rights to run them) in a transaction that is rolled back."""
+def dry_run(db: Database, property: str, what: str, private_schema: str, statements: Sequence[Any]) -> None:
+    """Let PostgreSQL check the statements (and our rights to run them) in a transaction that is rolled back.
+
+    The private schema is made the same way an apply makes it (under its lock), so a dry run
+    never races another resource creating the schema for real.
+    """
     with db.connection() as conn:
         try:
             with conn.transaction(force_rollback=True):
                 conn.execute("set local lock_timeout = '5s'")
+                ensure_private_schema(conn, private_schema)
                 for statement in statements:
                     conn.execute(statement)
         except psycopg.Error as exc:
@@ -72,9 +78,15 @@ def check_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
         )
 
 
+def lock_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
+    """Taken first by every transaction that changes the private schema or an object in it (then
+    any table lock): one order for all of them, so they queue instead of deadlocking."""
+    lock_tables(conn, private_schema, [SCHEMA_LOCK])
+
+
 def ensure_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
     """Inside the caller's transaction, so the schema cannot be dropped before our object is in it."""
-    lock_tables(conn, private_schema, [SCHEMA_LOCK])
+    lock_private_schema(conn, private_schema)
     if conn.execute(render.schema_comment_query(), (private_schema,)).fetchone() is None:
         conn.execute(render.create_private_schema(private_schema))
         conn.execute(render.mark_private_schema(private_schema))
@@ -83,7 +95,7 @@ def ensure_private_schema(conn: psycopg.Connection, private_schema: str) -> None
 
 def drop_private_schema_if_unused(db: Database, private_schema: str) -> None:
     with db.connection() as conn, conn.transaction():
-        lock_tables(conn, private_schema, [SCHEMA_LOCK])
+        lock_private_schema(conn, private_schema)
         row = conn.execute(render.schema_comment_query(), (private_schema,)).fetchone()
         if row is None or row[0] != render.PRIVATE_SCHEMA_MARKER:
             return
@@ -110,7 +122,7 @@ def require_columns(
     """`wanted`: column -> the input that names it. Fails naming that input."""
     columns = table_columns(conn, schema, table)
     if not columns:
-        raise InputError(table_property, f"{table_property}: {schema}.{table} does not exist in the database")
+        raise missing_table(table_property, schema, table)
     for column, property in wanted.items():
         if column not in columns:
             raise InputError(property, f"{property}: {schema}.{table} has no column {column}")

@@ -37,6 +37,7 @@ from supabase_access.provider.private_schema import (
     drop_private_schema_if_unused,
     dry_run,
     ensure_private_schema,
+    lock_private_schema,
     positive_int,
     private_schema_name,
     require_columns,
@@ -211,13 +212,7 @@ class WriteQuota(ManagedResource):
             tables = [target.table, *(hop.parent for hop in target.hops)]
             require_rls_not_filtering(conn, "table", target.schema, tables)
             check_private_schema(conn, private_schema)
-        dry_run(
-            db,
-            "table",
-            f"write quota trigger on {target.schema}.{target.table}",
-            [render.create_private_schema(private_schema), *_quota_statements(target, private_schema)],
-        )
-        return {
+        checked = {
             **inputs,
             "schema": target.schema,
             "path": [asdict(hop) for hop in target.hops],
@@ -225,6 +220,17 @@ class WriteQuota(ManagedResource):
             "windowLabel": target.window_label,
             "privateSchema": private_schema,
         }
+        # The dry run replaces the trigger on the live table (in a rolled-back transaction, but
+        # under its lock): only for a quota PostgreSQL has not accepted at the last apply.
+        if checked != olds:
+            dry_run(
+                db,
+                "table",
+                f"write quota trigger on {target.schema}.{target.table}",
+                private_schema,
+                _quota_statements(target, private_schema),
+            )
+        return checked
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         target, private_schema = _quota_target(inputs)
@@ -286,6 +292,7 @@ class WriteQuota(ManagedResource):
         schema, table = state["schema"], state["table"]
         private_schema = state.get("privateSchema") or hardening.PRIVATE_SCHEMA
         with db.connection() as conn, conn.transaction():
+            lock_private_schema(conn, private_schema)
             if table_columns(conn, schema, table):
                 lock_tables(conn, schema, [table])
                 conn.execute(render.drop_trigger(schema, table, hardening.QUOTA_TRIGGER))

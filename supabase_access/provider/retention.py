@@ -26,6 +26,7 @@ from supabase_access.provider.private_schema import (
     drop_private_schema_if_unused,
     dry_run,
     ensure_private_schema,
+    lock_private_schema,
     positive_int,
     private_schema_name,
     require_columns,
@@ -171,7 +172,8 @@ class RetentionPolicy(ManagedResource):
             db,
             "anonymousUsersDays",
             "purge function",
-            [render.create_private_schema(private_schema), *_purge_statements(target, private_schema)],
+            private_schema,
+            _purge_statements(target, private_schema),
         )
         return {
             **inputs,
@@ -248,6 +250,7 @@ class RetentionPolicy(ManagedResource):
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         private_schema = state.get("privateSchema") or hardening.PRIVATE_SCHEMA
         with db.connection() as conn, conn.transaction():
+            lock_private_schema(conn, private_schema)
             if _cron_installed(conn):
                 conn.execute(render.cron_unschedule(state.get("jobName") or hardening.DEFAULT_PURGE_JOB))
             conn.execute(render.drop_function(private_schema, hardening.PURGE_FUNCTION, render.PURGE_ARG_TYPES))

@@ -13,6 +13,7 @@ from supabase_access.provider.base import (
     compare_fields,
     identifier,
     lock_tables,
+    missing_table,
     split_id,
 )
 from supabase_access.provider.database import Database
@@ -22,7 +23,7 @@ def _table_state(db: Database, schema: str, table: str) -> catalog.RlsState:
     with db.connection() as conn:
         state = catalog.read_rls(conn, schema, table)
     if state is None:
-        raise InputError("table", f"table: {schema}.{table} does not exist in the database")
+        raise missing_table("table", schema, table)
     return state
 
 

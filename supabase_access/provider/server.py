@@ -25,7 +25,7 @@ from supabase_access.provider.quotas import WriteQuota
 from supabase_access.provider.retention import RetentionPolicy
 from supabase_access.provider.rls import RowLevelSecurity
 from supabase_access.provider.schema import package_schema
-from supabase_access.provider.values import has_unknowns, plain_map, property_map
+from supabase_access.provider.values import known_plain_map, plain_map, property_map
 
 VERSION = "0.1.0"
 AUTH_SETTINGS = AuthSettings()  # needs the provider's Management API settings, see configure
@@ -76,9 +76,10 @@ class SupabaseAccessProvider(api.Provider):
         return api.GetSchemaResponse(schema=package_schema(VERSION))
 
     async def configure(self, request: api.ConfigureRequest) -> api.ConfigureResponse:
-        if not has_unknowns(request.args):
-            self._config = plain_map(request.args)
-            AUTH_SETTINGS.configure(self._config)
+        config = known_plain_map(request.args)
+        if config is not None:
+            self._config = config
+            AUTH_SETTINGS.configure(config)
         return api.ConfigureResponse(accept_secrets=True, supports_preview=False)
 
     def _database(self) -> Database:
@@ -94,9 +95,10 @@ class SupabaseAccessProvider(api.Provider):
     # --- resource operations -----------------------------------------------------------
     async def check(self, request: api.CheckRequest) -> api.CheckResponse:
         resource = _resource(request.urn)
-        if has_unknowns(request.new_inputs):
+        inputs = known_plain_map(request.new_inputs)
+        if inputs is None:
             return api.CheckResponse(inputs=request.new_inputs)
-        olds, inputs = plain_map(request.old_inputs), plain_map(request.new_inputs)
+        olds = plain_map(request.old_inputs)
         try:
             checked = await self._run(lambda: resource.check(self._database(), olds, inputs))
         except InputError as exc:
@@ -107,9 +109,10 @@ class SupabaseAccessProvider(api.Provider):
 
     async def diff(self, request: api.DiffRequest) -> api.DiffResponse:
         resource = _resource(request.urn)
-        if has_unknowns(request.new_inputs):
+        inputs = known_plain_map(request.new_inputs)
+        if inputs is None:
             return api.DiffResponse(changes=None)
-        state, inputs = plain_map(request.old_state), plain_map(request.new_inputs)
+        state = plain_map(request.old_state)
         diff = await self._run(lambda: resource.diff(self._database(), state, inputs))
         detailed = {k: api.PropertyDiff(KINDS[v], input_diff=False) for k, v in diff.changes.items()}
         detailed.update(

@@ -29,12 +29,12 @@ def plain_map(values: Mapping[str, PropertyValue]) -> dict[str, Any]:
     return {k: to_plain(v) for k, v in values.items()}
 
 
-def has_unknowns(values: Mapping[str, PropertyValue]) -> bool:
+def known_plain_map(values: Mapping[str, PropertyValue]) -> dict[str, Any] | None:
+    """The values as plain data, or None while any of them is not known yet (a preview)."""
     try:
-        plain_map(values)
+        return plain_map(values)
     except UnknownValueError:
-        return True
-    return False
+        return None
 
 
 def to_property(value: Any, *, secret: bool = False) -> PropertyValue:
