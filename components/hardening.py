@@ -7,7 +7,7 @@ to the AccessRules' `extra_policies`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -61,9 +61,6 @@ class ProductionHardening(pulumi.ComponentResource):
                 f"{quota.table}-write-quota",
                 schema=quota.schema,
                 table=quota.table,
-                path=[asdict(hop) for hop in quota.hops],
-                owner_column=quota.owner_column,
-                timestamp_column=quota.timestamp_column,
                 limit=quota.limit,
                 window_seconds=quota.window_seconds,
                 window_label=quota.window_label,

@@ -177,12 +177,12 @@ class AuthSettings(_Resource):
 class WriteQuota(_Resource):
     """At most `limit` new rows of `table` per user per window: a BEFORE INSERT trigger (SQLSTATE PT429).
 
-    `path` is the table's ownership path (hops `{table, column, parent, key}` up to the table
-    holding `owner_column`); empty when the table itself holds the owner.
+    A fixed window per user, starting at their first insert; the count is a per-user row in the
+    private schema's usage table, so deleting rows does not give quota back.
     """
 
     token = f"{PACKAGE}:index:WriteQuota"
-    outputs = ("function", "trigger", "index", "indexCreated", "sqlstate")
+    outputs = ("function", "trigger", "usageTable", "sqlstate")
 
     def __init__(
         self,
@@ -190,21 +190,15 @@ class WriteQuota(_Resource):
         *,
         schema: str,
         table: str,
-        path: Sequence[Mapping[str, str]],
-        owner_column: str,
         limit: int,
         window_seconds: int,
         window_label: str,
-        timestamp_column: str = "created_at",
         private_schema: str = "supabase_access",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
             "schema": schema,
             "table": table,
-            "path": [dict(hop) for hop in path],
-            "ownerColumn": owner_column,
-            "timestampColumn": timestamp_column,
             "limit": limit,
             "windowSeconds": window_seconds,
             "windowLabel": window_label,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from supabase_access.model import AccessModel, Hop
+from supabase_access.model import AccessModel
 from supabase_access.policy import PolicySpec
 from supabase_access.profiles import TABLE_COMMANDS, NotAnonymousUser, PolicyRule
 from supabase_access.sql import policy_from_rule
@@ -78,21 +78,13 @@ class HardeningSettings:
 
 @dataclass(frozen=True)
 class WriteQuotaTarget:
-    """Everything the WriteQuota resource needs for one table, derived from the access model."""
+    """Everything the WriteQuota resource needs for one table."""
 
     schema: str
     table: str
-    hops: tuple[Hop, ...]  # from `table` up to the root table
-    owner_column: str  # on the root table
-    timestamp_column: str
     limit: int
     window_seconds: int
     window_label: str
-
-    @property
-    def key_column(self) -> str:
-        """The column of `table` the counting query filters on, so the one its index leads with."""
-        return self.hops[0].column if self.hops else self.owner_column
 
 
 @dataclass(frozen=True)
@@ -127,33 +119,22 @@ def quota_function_name(schema: str, table: str) -> str:
     return short_identifier(f"write_quota_{schema}_{table}")
 
 
-def quota_index_name(table: str, key_column: str, timestamp_column: str) -> str:
-    return short_identifier(f"{table}_{key_column}_{timestamp_column}_quota_idx")
+def quota_usage_table_name(schema: str, table: str) -> str:
+    """The quota's per-user counter table, in the private schema next to its function."""
+    return short_identifier(f"{quota_function_name(schema, table)}_usage")
 
 
-def write_quota_targets(
-    model: AccessModel,
-    quotas: Sequence[WriteQuotaSetting],
-    *,
-    timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN,
-) -> tuple[WriteQuotaTarget, ...]:
-    targets = []
-    for quota in quotas:
-        hops, root = model.ownership_path(quota.table)
-        assert root.owner_column is not None  # guaranteed by parse_model
-        targets.append(
-            WriteQuotaTarget(
-                schema=model.schema,
-                table=quota.table,
-                hops=hops,
-                owner_column=root.owner_column,
-                timestamp_column=timestamp_column,
-                limit=quota.limit,
-                window_seconds=quota.window_seconds,
-                window_label=quota.window_label,
-            )
+def write_quota_targets(model: AccessModel, quotas: Sequence[WriteQuotaSetting]) -> tuple[WriteQuotaTarget, ...]:
+    return tuple(
+        WriteQuotaTarget(
+            schema=model.schema,
+            table=quota.table,
+            limit=quota.limit,
+            window_seconds=quota.window_seconds,
+            window_label=quota.window_label,
         )
-    return tuple(targets)
+        for quota in quotas
+    )
 
 
 def retention_target(

@@ -31,12 +31,12 @@ def render_predicate(schema: str, predicate: Predicate) -> str:
     return _predicate(schema, predicate).as_string()
 
 
-def _predicate(schema: str, predicate: Predicate, user_id: sql.Composable = CURRENT_USER_ID) -> sql.Composable:
+def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
     if isinstance(predicate, Always):
         return sql.SQL("true")
     if isinstance(predicate, NotAnonymousUser):
         return sql.SQL("(select (auth.jwt() ->> 'is_anonymous')::boolean) is not true")
-    condition: sql.Composable = sql.SQL("{} = {}").format(sql.Identifier(predicate.owner_column), user_id)
+    condition: sql.Composable = sql.SQL("{} = {}").format(sql.Identifier(predicate.owner_column), CURRENT_USER_ID)
     # `col = any(array(subquery))` lets the planner use the index on `col`; a plain
     # `col in (subquery)` can become a filter over every row of a large child table.
     for hop in reversed(predicate.hops):
@@ -210,6 +210,7 @@ def render_guide_scripts(plan: AccessPlan) -> tuple[str, str]:
 QUOTA_SQLSTATE = "PT429"
 # Comments that mark what the provider created, so delete drops only that (even after state loss).
 PRIVATE_SCHEMA_MARKER = "supabase-access: private helpers (write quotas, retention); not exposed to the API"
+# The index the quota once built (before its usage table): an update or delete drops it.
 QUOTA_INDEX_MARKER = "supabase-access: index for a write quota"
 # Functions get EXECUTE for PUBLIC by default; the API roles must not call ours.
 _NOT_FOR_API = sql.SQL("public, {}, {}").format(sql.Identifier("anon"), sql.Identifier("authenticated"))
@@ -248,13 +249,14 @@ def drop_function(schema: str, function: str, arg_types: Sequence[str] = ()) -> 
     )
 
 
-def write_quota_function_body(schema: str, table: str, owned: Predicate, timestamp_column: str) -> str:
+def write_quota_function_body(schema: str, table: str, private_schema: str, usage_table: str) -> str:
     """The PL/pgSQL body of one table's write-quota trigger function (what `pg_proc.prosrc` holds).
 
     The limit, the window in seconds and the window's name come from the trigger's arguments,
     so a changed limit is one `create trigger` and `pg_trigger.tgargs` shows the live values.
+    Each user has one row in `usage_table`: a fixed window that starts at their first insert
+    (and the next one at their first insert after it ended), and the inserts made in it.
     """
-    ts = sql.Identifier(timestamp_column)
     return (
         sql.SQL(
             """
@@ -262,29 +264,29 @@ declare
   _quota_user uuid := auth.uid();
   _quota_max integer := tg_argv[0]::integer;
   _quota_window interval := make_interval(secs => tg_argv[1]::integer);
+  _quota_window_start timestamptz;
+  _quota_inserts integer;
   _quota_retry_at timestamptz;
 begin
   -- Requests without a user are RLS's business; the trusted server role is never limited.
   if _quota_user is null or current_setting('role', true) = 'service_role' then
     return new;
   end if;
-  -- One insert per user and table at a time: two concurrent requests cannot both see room for one more row.
-  perform pg_advisory_xact_lock(hashtextextended({lock_prefix} || _quota_user::text, 0));
-  -- Rows are counted by this column, so the request cannot choose it (a backdated row would not count).
-  new.{ts} := now();
-  -- The oldest of the newest `_quota_max` rows of the window: once it leaves the window there is room again.
-  select t.{ts} + _quota_window into _quota_retry_at
-    from {table} t
-   where {owned} and t.{ts} > now() - _quota_window
-   order by t.{ts} desc
-  offset _quota_max - 1 limit 1;
-  if _quota_retry_at is not null then
+  -- ON CONFLICT locks the user's row, so one user's concurrent inserts count one after another.
+  insert into {usage} as u (user_id, window_start, inserts) values (_quota_user, now(), 1)
+  on conflict (user_id) do update set
+    window_start = case when u.window_start <= now() - _quota_window then now() else u.window_start end,
+    inserts = case when u.window_start <= now() - _quota_window then 1 else u.inserts + 1 end
+  returning u.window_start, u.inserts into _quota_window_start, _quota_inserts;
+  -- The exception rolls the increment back with the insert: a refused row does not count.
+  if _quota_inserts > _quota_max then
+    _quota_retry_at := _quota_window_start + _quota_window;
     raise exception using
       errcode = {sqlstate},
       message = format('write quota exceeded: at most %s new rows in %s per user per %s',
                        _quota_max, {table_name}, tg_argv[2]),
-      detail = format('Rows of %s created in the last %s by the requesting user count against the quota.',
-                      {table_name}, tg_argv[2]),
+      detail = format('The window started at the requesting user''s first insert in it, at %s.',
+                      to_char(_quota_window_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
       hint = format('Try again after %s (in %s seconds).',
                     to_char(_quota_retry_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
                     greatest(1, ceil(extract(epoch from _quota_retry_at - clock_timestamp())))::bigint);
@@ -294,11 +296,7 @@ end
 """
         )
         .format(
-            lock_prefix=sql.Literal(f"supabase-access:write-quota:{schema}.{table}:"),
-            ts=ts,
-            table=table_ref(schema, table),
-            # The user id read once into a variable: auth.uid() parses the JWT claims at every call.
-            owned=_predicate(schema, owned, sql.SQL("_quota_user")),
+            usage=sql.Identifier(private_schema, usage_table),
             sqlstate=sql.Literal(QUOTA_SQLSTATE),
             table_name=sql.Literal(f"{schema}.{table}"),
         )
@@ -307,16 +305,35 @@ end
 
 
 def create_write_quota_function(private_schema: str, function: str, body: str) -> sql.Composed:
-    """SECURITY DEFINER so it counts rows the requesting user may not see; a fixed, empty
-    search_path; row_security off so a FORCE RLS table makes it fail loudly instead of
-    silently counting nothing."""
+    """SECURITY DEFINER so it writes the usage table no API role may touch; a fixed, empty search_path."""
     return sql.SQL(
         "create or replace function {}() returns trigger\n"
         "language plpgsql security definer\n"
         "set search_path = ''\n"
-        "set row_security = off\n"
         "as {}"
     ).format(sql.Identifier(private_schema, function), _dollar_quoted(body, "quota"))
+
+
+# (column, type as format_type() shows it) of a quota's usage table.
+QUOTA_USAGE_COLUMNS = (("user_id", "uuid"), ("window_start", "timestamp with time zone"), ("inserts", "integer"))
+# Every insert updates the user's row: free room on its page lets the update be HOT (no index write).
+QUOTA_USAGE_FILLFACTOR = 50
+
+
+def create_quota_usage_table(private_schema: str, usage_table: str) -> sql.Composed:
+    """One row per user who ever inserted into the quota's table (it only grows; a row is a few dozen bytes)."""
+    return sql.SQL(
+        "create table if not exists {} (user_id uuid primary key, window_start timestamptz not null, "
+        "inserts integer not null) with (fillfactor = {})"
+    ).format(sql.Identifier(private_schema, usage_table), sql.Literal(QUOTA_USAGE_FILLFACTOR))
+
+
+def revoke_table_from_api(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("revoke all on table {} from {}").format(sql.Identifier(schema, table), _NOT_FOR_API)
+
+
+def drop_table(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("drop table if exists {}").format(sql.Identifier(schema, table))
 
 
 def _dollar_quoted(body: str, tag: str) -> sql.Composable:
@@ -370,37 +387,9 @@ def read_function_query() -> sql.SQL:
     )
 
 
-def create_quota_index(schema: str, table: str, index: str, key_column: str, timestamp_column: str) -> sql.Composed:
-    # CONCURRENTLY: building it on a large table must not block the app's writes.
-    return sql.SQL("create index concurrently if not exists {} on {} ({}, {})").format(
-        sql.Identifier(index), table_ref(schema, table), sql.Identifier(key_column), sql.Identifier(timestamp_column)
-    )
-
-
-def mark_quota_index(schema: str, index: str) -> sql.Composed:
-    return sql.SQL("comment on index {} is {}").format(sql.Identifier(schema, index), sql.Literal(QUOTA_INDEX_MARKER))
-
-
 def drop_index(schema: str, index: str, *, concurrently: bool = True) -> sql.Composed:
     return sql.SQL("drop index {}if exists {}").format(
         sql.SQL("concurrently " if concurrently else ""), sql.Identifier(schema, index)
-    )
-
-
-def find_leading_index_query() -> sql.SQL:
-    """Valid plain b-tree indexes of a table whose first two columns are the given ones, preferred name first.
-
-    Parameters: schema, table, first column, second column, preferred index name.
-    """
-    return sql.SQL(
-        "select i.relname, obj_description(i.oid, 'pg_class') from pg_index x "
-        "join pg_class i on i.oid = x.indexrelid join pg_class c on c.oid = x.indrelid "
-        "join pg_namespace n on n.oid = c.relnamespace join pg_am am on am.oid = i.relam "
-        "where n.nspname = %s and c.relname = %s and am.amname = 'btree' and x.indisvalid "
-        "and x.indpred is null and x.indexprs is null and x.indnkeyatts >= 2 "
-        "and (select attname from pg_attribute where attrelid = c.oid and attnum = x.indkey[0]) = %s "
-        "and (select attname from pg_attribute where attrelid = c.oid and attnum = x.indkey[1]) = %s "
-        "order by i.relname = %s desc, i.relname"
     )
 
 

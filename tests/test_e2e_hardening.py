@@ -45,7 +45,7 @@ def request(dsn: str, persona: Persona, statement: str, params: tuple[Any, ...])
 
 
 def database_state(dsn: str) -> dict[str, Any]:
-    """What the hardening touches: triggers, private schema, indexes, generated_content's policies."""
+    """What the hardening touches: triggers, private schema and its tables, indexes, generated_content's policies."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         return {
             "triggers": sorted(
@@ -56,6 +56,9 @@ def database_state(dsn: str) -> dict[str, Any]:
             ),
             "schemas": sorted(
                 r[0] for r in conn.execute("select nspname from pg_namespace where nspname like 'supabase%'")
+            ),
+            "private tables": sorted(
+                r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'supabase_access'")
             ),
             "indexes": sorted(
                 r[0] for r in conn.execute("select indexname from pg_indexes where schemaname = 'public'")
@@ -89,10 +92,12 @@ def test_up_enforces_quotas_retention_and_permanent_users_only_and_destroy_remov
         "supabase_access_write_quota on sessions",
     ]
     assert applied["schemas"] == ["supabase_access"]
-    assert set(applied["indexes"]) - set(before["indexes"]) == {
-        "sessions_user_id_created_at_quota_idx",
-        "generated_content_session_id_created_at_quota_idx",
-    }
+    # One usage row per user and quota; no index on the app's tables.
+    assert applied["private tables"] == [
+        "write_quota_public_generated_content_usage",
+        "write_quota_public_sessions_usage",
+    ]
+    assert applied["indexes"] == before["indexes"]
     assert "generated_content_insert_not_anonymous" in applied["policies"]
 
     # The quota fires at N+1, per user, through the owner profile's policies.
@@ -100,7 +105,9 @@ def test_up_enforces_quotas_retention_and_permanent_users_only_and_destroy_remov
     as_guest, as_member = Persona.signed_in(guest, is_anonymous=True), Persona.signed_in(member, is_anonymous=False)
     new_session = "insert into sessions (user_id) values (%s) returning id"
     guest_session = request(fresh_db, as_guest, new_session, (guest,))
-    request(fresh_db, as_guest, new_session, (guest,))
+    second = request(fresh_db, as_guest, new_session, (guest,))
+    # Deleting a row does not give the quota back.
+    request(fresh_db, as_guest, "delete from sessions where id = %s", (second,))
     with pytest.raises(psycopg.Error) as refused:
         request(fresh_db, as_guest, new_session, (guest,))
     assert refused.value.sqlstate == "PT429"

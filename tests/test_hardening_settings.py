@@ -51,13 +51,12 @@ def test_write_quotas_per_window() -> None:
     assert (content.limit, content.window_seconds, content.window_label) == (500, 86400, "day")
 
 
-def test_quota_targets_follow_the_ownership_path() -> None:
+def test_quota_targets_carry_table_limit_and_window() -> None:
     quotas = parse(writeQuotas={"sessions": {"perHour": 3}, "actions": {"perMinute": 5}}).write_quotas
     sessions, actions = hardening.write_quota_targets(model(), quotas)
-    assert sessions.hops == () and sessions.key_column == "user_id" and sessions.owner_column == "user_id"
-    assert [h.table for h in actions.hops] == ["actions", "turns"]
-    # The counting query filters actions on turn_id, so that is what the index leads with.
-    assert actions.key_column == "turn_id" and actions.window_seconds == 60
+    assert sessions == hardening.WriteQuotaTarget("public", "sessions", 3, 3600, "hour")
+    # Counting is per user in the quota's usage table, whatever the table's ownership path.
+    assert actions == hardening.WriteQuotaTarget("public", "actions", 5, 60, "minute")
 
 
 def test_retention_defaults_and_target() -> None:
@@ -167,9 +166,14 @@ def test_program_declares_quotas_retention_and_restrictive_policies() -> None:
     assert len(resources["supabase-access:components:ProductionHardening"]) == 1
     quotas = {r.inputs["table"]: r.inputs for r in resources["supabase-access:index:WriteQuota"]}
     assert set(quotas) == {"sessions", "generated_content"}
-    assert quotas["generated_content"]["path"] == [
-        {"table": "generated_content", "column": "session_id", "parent": "sessions", "key": "id"}
-    ]
+    assert quotas["generated_content"] == {
+        "schema": "public",
+        "table": "generated_content",
+        "limit": 100,
+        "windowSeconds": 3600,
+        "windowLabel": "hour",
+        "privateSchema": "supabase_access",
+    }
     assert quotas["sessions"]["limit"] == 20 and quotas["sessions"]["windowSeconds"] == 3600
     (retention,) = resources["supabase-access:index:RetentionPolicy"]
     assert retention.inputs["anonymousUsersDays"] == 30 and retention.inputs["sessionsDays"] == 90

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from supabase_access import hardening
 from supabase_access import sql as render
-from supabase_access.model import load_model_file
-from supabase_access.profiles import OwnedByCurrentUser
 from supabase_access.provider.retention import purge_command
 
 pytestmark = pytest.mark.unit
-REPO = Path(__file__).resolve().parents[1]
-
-
-def owned(table: str) -> OwnedByCurrentUser:
-    model = load_model_file(REPO / "access-model.yaml", setting="supabase-access:modelFile")
-    hops, root = model.ownership_path(table)
-    assert root.owner_column is not None
-    return OwnedByCurrentUser(hops, root.name, root.owner_column)
 
 
 def quota_function(table: str) -> str:
-    body = render.write_quota_function_body("public", table, owned(table), "created_at")
+    usage = hardening.quota_usage_table_name("public", table)
+    body = render.write_quota_function_body("public", table, "supabase_access", usage)
     return render.create_write_quota_function("supabase_access", f"write_quota_public_{table}", body).as_string()
 
 
@@ -38,12 +27,11 @@ def test_sqlstate_is_a_valid_user_defined_code_postgrest_maps_to_429() -> None:
 def test_quota_function_is_a_locked_down_security_definer() -> None:
     text = quota_function("sessions")
     assert text.startswith(
-        'create or replace function "supabase_access"."write_quota_public_sessions"() returns trigger'
+        'create or replace function "supabase_access"."write_quota_public_sessions"() returns trigger\n'
+        "language plpgsql security definer\n"
+        "set search_path = ''\n"
+        "as $quota$"
     )
-    assert "security definer" in text
-    assert "set search_path = ''" in text
-    # Under FORCE RLS the owner would count nothing; off makes that an error instead of no limit.
-    assert "set row_security = off" in text
 
 
 def test_quota_function_limits_users_only_and_raises_with_sqlstate_message_and_hint() -> None:
@@ -53,29 +41,45 @@ def test_quota_function_limits_users_only_and_raises_with_sqlstate_message_and_h
     assert "if _quota_user is null or current_setting('role', true) = 'service_role' then\n    return new;" in text
     assert "errcode = 'PT429'" in text
     assert "message = format('write quota exceeded: at most %s new rows in %s per user per %s'" in text
+    assert "detail = format('The window started at the requesting user''s first insert in it, at %s.'" in text
     assert "hint = format('Try again after %s (in %s seconds).'" in text
-    # Serialised per user and table, so concurrent inserts cannot overshoot.
-    assert (
-        "pg_advisory_xact_lock(hashtextextended("
-        "'supabase-access:write-quota:public.sessions:' || _quota_user::text, 0))" in text
-    )
-    # The timestamp the quota counts by is the server's, not the client's.
-    assert 'new."created_at" := now();' in text
-    assert "offset _quota_max - 1 limit 1" in text
+    assert "_quota_retry_at := _quota_window_start + _quota_window;" in text
+    assert "if _quota_inserts > _quota_max then" in text
     assert "tg_argv[0]::integer" in text and "make_interval(secs => tg_argv[1]::integer)" in text
 
 
-def test_quota_counts_direct_owners_on_the_owner_column() -> None:
-    text = quota_function("sessions")
-    assert 'from "public"."sessions" t\n   where "user_id" = _quota_user and t."created_at" > now()' in text
-
-
-def test_quota_counts_child_rows_through_the_ownership_path_with_index_friendly_filters() -> None:
+def test_quota_counts_in_one_upsert_of_the_users_usage_row() -> None:
     text = quota_function("actions")
     assert (
-        'from "public"."actions" t\n   where "turn_id" = any (array(select "id" from "public"."turns" where '
-        '"session_id" = any (array(select "id" from "public"."sessions" where "user_id" = _quota_user))))'
+        'insert into "supabase_access"."write_quota_public_actions_usage" as u (user_id, window_start, inserts) '
+        "values (_quota_user, now(), 1)\n"
+        "  on conflict (user_id) do update set\n"
+        "    window_start = case when u.window_start <= now() - _quota_window then now() else u.window_start end,\n"
+        "    inserts = case when u.window_start <= now() - _quota_window then 1 else u.inserts + 1 end\n"
+        "  returning u.window_start, u.inserts into _quota_window_start, _quota_inserts;"
     ) in text
+    # No counting of the table's rows, no lock of our own (the row lock of ON CONFLICT serialises), no stamping.
+    assert '"public"."actions"' not in text
+    assert "pg_advisory_xact_lock" not in text and "new." not in text
+
+
+def test_quota_usage_table_is_hot_friendly_and_closed_to_the_api_roles() -> None:
+    usage = hardening.quota_usage_table_name("public", "sessions")
+    assert usage == "write_quota_public_sessions_usage"
+    assert render.create_quota_usage_table("supabase_access", usage).as_string() == (
+        'create table if not exists "supabase_access"."write_quota_public_sessions_usage" '
+        "(user_id uuid primary key, window_start timestamptz not null, inserts integer not null) "
+        "with (fillfactor = 50)"
+    )
+    assert render.revoke_table_from_api("supabase_access", usage).as_string() == (
+        'revoke all on table "supabase_access"."write_quota_public_sessions_usage" from public, "anon", "authenticated"'
+    )
+    assert render.drop_table("supabase_access", usage).as_string() == (
+        'drop table if exists "supabase_access"."write_quota_public_sessions_usage"'
+    )
+    # A shortened function name still leaves room for the suffix.
+    long_usage = hardening.quota_usage_table_name("public", "t" * 60)
+    assert len(long_usage) <= 63 and long_usage != hardening.quota_function_name("public", "t" * 60)
 
 
 def test_function_body_cannot_be_broken_out_of() -> None:
@@ -103,15 +107,8 @@ def test_trigger_passes_limit_and_window_as_arguments() -> None:
     assert dropped == 'drop trigger if exists "supabase_access_write_quota" on "public"."generated_content"'
 
 
-def test_quota_index_is_built_concurrently_and_marked() -> None:
-    name = hardening.quota_index_name("generated_content", "session_id", "created_at")
-    assert name == "generated_content_session_id_created_at_quota_idx"
-    assert render.create_quota_index("public", "generated_content", name, "session_id", "created_at").as_string() == (
-        f'create index concurrently if not exists "{name}" on "public"."generated_content" ("session_id", "created_at")'
-    )
-    assert render.mark_quota_index("public", name).as_string() == (
-        f'comment on index "public"."{name}" is \'{render.QUOTA_INDEX_MARKER}\''
-    )
+def test_old_quota_index_is_dropped_concurrently() -> None:
+    name = "generated_content_session_id_created_at_quota_idx"
     assert render.drop_index("public", name).as_string() == f'drop index concurrently if exists "public"."{name}"'
 
 

@@ -8,16 +8,18 @@ diff, update, delete) with a `Database` on the test's own database; requests go 
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from supabase_access import hardening
+from supabase_access import sql as render
 from supabase_access.model import load_model_file
 from supabase_access.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
 from supabase_access.profiles import plan_access
@@ -61,8 +63,6 @@ def quota_inputs(table: str, limit: int, window: str = "perHour") -> dict[str, A
     return {
         "schema": target.schema,
         "table": target.table,
-        "path": [asdict(hop) for hop in target.hops],
-        "ownerColumn": target.owner_column,
         "limit": target.limit,
         "windowSeconds": target.window_seconds,
         "windowLabel": target.window_label,
@@ -130,10 +130,34 @@ def catalog_state(dsn: str) -> dict[str, Any]:
                     "select tgrelid::regclass::text from pg_trigger where tgname = 'supabase_access_write_quota'"
                 )
             ),
+            "tables": sorted(
+                r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'supabase_access'")
+            ),
             "indexes": sorted(
                 r[0] for r in conn.execute("select indexname from pg_indexes where schemaname = 'public'")
             ),
         }
+
+
+USAGE = "supabase_access.write_quota_public_sessions_usage"
+
+
+def usage_of(dsn: str, user_id: uuid.UUID, table: str = "sessions") -> tuple[Any, ...] | None:
+    """(window_start, inserts) of a user in a quota's usage table, read as the admin."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(
+            f"select window_start, inserts from supabase_access.write_quota_public_{table}_usage where user_id = %s",
+            (user_id,),
+        ).fetchone()
+
+
+def start_window_ago(dsn: str, user_id: uuid.UUID, seconds: int) -> None:
+    """Move a user's window back in time, as the admin (as if the hour had passed)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            f"update {USAGE} set window_start = now() - make_interval(secs => %s) where user_id = %s",
+            (seconds, user_id),
+        )
 
 
 # --- write quotas ------------------------------------------------------------------------------
@@ -142,6 +166,7 @@ def catalog_state(dsn: str) -> dict[str, Any]:
 def test_quota_fires_at_n_plus_one_per_user_and_not_for_service_role(db: Database, fresh_db: str) -> None:
     outputs = create_quota(db, "sessions", 3)
     assert outputs["sqlstate"] == "PT429" and outputs["function"] == "supabase_access.write_quota_public_sessions"
+    assert outputs["usageTable"] == USAGE
     a, b = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=False)
 
     for _ in range(3):  # N inserts: all allowed
@@ -153,6 +178,10 @@ def test_quota_fires_at_n_plus_one_per_user_and_not_for_service_role(db: Databas
     assert error.diag.message_primary == "write quota exceeded: at most 3 new rows in public.sessions per user per hour"
     hint = HINT.match(error.diag.message_hint or "")
     assert hint is not None and 3500 < int(hint.group(1)) <= 3600, error.diag.message_hint
+    assert re.match(
+        r"^The window started at the requesting user's first insert in it, at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\.$",
+        error.diag.message_detail or "",
+    ), error.diag.message_detail
 
     # User B has a quota of their own.
     for _ in range(3):
@@ -160,20 +189,89 @@ def test_quota_fires_at_n_plus_one_per_user_and_not_for_service_role(db: Databas
     with pytest.raises(psycopg.Error, match="write quota exceeded"):
         new_session(fresh_db, Persona.signed_in(b, is_anonymous=False), b)
 
-    # The trusted server is never limited, even for A's rows.
+    # The trusted server is never limited, even for A's rows, and does not use up A's quota.
     for _ in range(2):
         new_session(fresh_db, Persona.service(), a)
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from sessions where user_id = %s", (a,)).fetchone() == (5,)
+    assert (usage_of(fresh_db, a) or ())[1:] == (3,)
 
 
-def test_quota_on_a_child_table_counts_the_users_rows_through_the_ownership_path(db: Database, fresh_db: str) -> None:
+def test_deleting_rows_does_not_free_quota_and_refused_inserts_do_not_count(db: Database, fresh_db: str) -> None:
+    create_quota(db, "sessions", 2)
+    a, b = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=True)
+    first = new_session(fresh_db, anonymous(a), a)
+    new_session(fresh_db, anonymous(a), a)
+    # The owner policies let A delete their own session: the quota counts inserts, not rows.
+    insert_as(fresh_db, anonymous(a), "delete from sessions where id = %s", (first,))
+    for _ in range(2):
+        with pytest.raises(psycopg.Error) as refused:
+            new_session(fresh_db, anonymous(a), a)
+        assert refused.value.sqlstate == "PT429"
+    # The refused inserts rolled their increments back.
+    assert (usage_of(fresh_db, a) or ())[1:] == (2,)
+    # B, meanwhile, is untouched by A's use.
+    assert usage_of(fresh_db, b) is None
+    new_session(fresh_db, anonymous(b), b)
+    assert (usage_of(fresh_db, b) or ())[1:] == (1,)
+
+
+def test_an_expired_window_lets_the_user_insert_again_and_restarts_the_count(db: Database, fresh_db: str) -> None:
+    create_quota(db, "sessions", 2)
+    a = add_user(fresh_db, anonymous=True)
+    for _ in range(2):
+        new_session(fresh_db, anonymous(a), a)
+    # Still inside the window one second before it ends: refused, with the hint counting down to its end.
+    start_window_ago(fresh_db, a, 3600 - 30)
+    with pytest.raises(psycopg.Error) as refused:
+        new_session(fresh_db, anonymous(a), a)
+    hint = HINT.match(refused.value.diag.message_hint or "")
+    assert hint is not None and 1 <= int(hint.group(1)) <= 30, refused.value.diag.message_hint
+
+    start_window_ago(fresh_db, a, 3600)  # the window has ended
+    new_session(fresh_db, anonymous(a), a)
+    usage = usage_of(fresh_db, a)
+    assert usage is not None and usage[1] == 1
+    with psycopg.connect(fresh_db, autocommit=True) as conn:  # the new window starts at this insert
+        assert conn.execute("select now() - %s < interval '1 minute'", (usage[0],)).fetchone() == (True,)
+    new_session(fresh_db, anonymous(a), a)
+    with pytest.raises(psycopg.Error, match="write quota exceeded"):
+        new_session(fresh_db, anonymous(a), a)
+
+
+def test_concurrent_inserts_of_one_user_cannot_overshoot(db: Database, fresh_db: str) -> None:
+    create_quota(db, "sessions", 1)
+    a = add_user(fresh_db, anonymous=True)
+    outcome: list[BaseException | None] = []
+    with connect_as_authenticator(fresh_db) as first, as_persona(first, anonymous(a), commit=True) as cur:
+        cur.execute("insert into sessions (user_id) values (%s)", (a,))
+
+        def second() -> None:
+            try:
+                new_session(fresh_db, anonymous(a), a)
+                outcome.append(None)
+            except psycopg.Error as exc:
+                outcome.append(exc)
+
+        # The second request waits on the user's usage row until the first one commits.
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive() and not outcome
+    thread.join(10)
+    (error,) = outcome
+    assert isinstance(error, psycopg.Error) and error.sqlstate == "PT429"
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from sessions where user_id = %s", (a,)).fetchone() == (1,)
+
+
+def test_quota_on_a_child_table_counts_the_users_inserts(db: Database, fresh_db: str) -> None:
     create_quota(db, "generated_content", 2)
     a, b = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=True)
     first, second = new_session(fresh_db, anonymous(a), a), new_session(fresh_db, anonymous(a), a)
     insert = "insert into generated_content (session_id, kind) values (%s, 'summary')"
     insert_as(fresh_db, anonymous(a), insert, (first,))
-    # Backdating the row does not hide it from the quota: the trigger stamps created_at.
+    # A backdated row counts like any other: the quota counts inserts, not timestamps.
     insert_as(
         fresh_db,
         anonymous(a),
@@ -184,6 +282,8 @@ def test_quota_on_a_child_table_counts_the_users_rows_through_the_ownership_path
         insert_as(fresh_db, anonymous(a), insert, (first,))
     assert refused.value.sqlstate == "PT429"
     assert "public.generated_content" in (refused.value.diag.message_primary or "")
+    # The sessions table has no quota: A's two sessions are not counted here.
+    assert (usage_of(fresh_db, a, "generated_content") or ())[1:] == (2,)
 
     # B's rows are counted apart; a multi-row insert over the limit is refused as a whole.
     mine = new_session(fresh_db, anonymous(b), b)
@@ -204,31 +304,70 @@ def test_requests_without_a_user_are_left_to_rls(db: Database, fresh_db: str) ->
     create_quota(db, "sessions", 1)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
         new_session(fresh_db, Persona.anon(), uuid.uuid4())
-
-
-def test_index_is_created_when_missing_and_dropped_only_if_ours(db: Database, fresh_db: str) -> None:
     with psycopg.connect(fresh_db, autocommit=True) as conn:
-        conn.execute("create index app_content_by_session_time on generated_content (session_id, created_at)")
+        assert conn.execute(f"select count(*) from {USAGE}").fetchone() == (0,)
+
+
+def test_usage_tables_live_and_die_with_their_quotas(db: Database, fresh_db: str) -> None:
     before = catalog_state(fresh_db)
     sessions = create_quota(db, "sessions", 5)
     content = create_quota(db, "generated_content", 5)
-    # sessions had only (user_id): the quota built (user_id, created_at); generated_content had one already.
-    assert (sessions["index"], sessions["indexCreated"]) == ("sessions_user_id_created_at_quota_idx", True)
-    assert (content["index"], content["indexCreated"]) == ("app_content_by_session_time", False)
-    assert catalog_state(fresh_db)["triggers"] == ["generated_content", "sessions"]
+    state = catalog_state(fresh_db)
+    assert state["triggers"] == ["generated_content", "sessions"]
+    assert state["tables"] == ["write_quota_public_generated_content_usage", "write_quota_public_sessions_usage"]
+    assert state["indexes"] == before["indexes"]  # counting needs no index on the app's tables
     with psycopg.connect(fresh_db, autocommit=True) as conn:
-        plan = conn.execute(
-            "explain select 1 from sessions where user_id = %s and created_at > now() - interval '1 hour' "
-            "order by created_at desc limit 1",
-            (uuid.uuid4(),),
-        ).fetchall()
-    assert "sessions_user_id_created_at_quota_idx" in str(plan)
+        (options,) = conn.execute(f"select reloptions from pg_class where oid = '{USAGE}'::regclass").fetchone() or (
+            None,
+        )
+    assert options == ["fillfactor=50"]
 
     WriteQuota().delete(db, sessions, log)
     state = catalog_state(fresh_db)
     assert state["triggers"] == ["generated_content"] and state["schema"] == (1,)  # still used
+    assert state["tables"] == ["write_quota_public_generated_content_usage"]
     WriteQuota().delete(db, content, log)
-    assert catalog_state(fresh_db) == before  # the app's own index stays, ours is gone, schema too
+    assert catalog_state(fresh_db) == before  # schema gone too
+
+
+def test_update_from_a_counting_quota_drops_its_old_index_only_if_ours(db: Database, fresh_db: str) -> None:
+    """A state written by the version that counted rows on an index it built (QUOTA_INDEX_MARKER)."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("create index sessions_user_id_created_at_quota_idx on sessions (user_id, created_at)")
+        conn.execute(
+            sql.SQL("comment on index sessions_user_id_created_at_quota_idx is {}").format(
+                sql.Literal(render.QUOTA_INDEX_MARKER)
+            )
+        )
+        conn.execute("create index app_content_by_session_time on generated_content (session_id, created_at)")
+    resource = WriteQuota()
+    old_inputs = {**quota_inputs("sessions", 3), "privateSchema": "supabase_access"}
+    old_sessions = {
+        **old_inputs,
+        "path": [],
+        "ownerColumn": "user_id",
+        "timestampColumn": "created_at",
+        "index": "sessions_user_id_created_at_quota_idx",
+        "indexCreated": True,
+    }
+    inputs = resource.check(db, old_sessions, old_inputs)
+    assert set(inputs) == {"schema", "table", "limit", "windowSeconds", "windowLabel", "privateSchema"}
+    assert resource.diff_live(db, old_sessions, inputs) == {
+        "trigger": "update",
+        "function": "update",
+        "usageTable": "update",
+        "index": "delete",
+    }
+    state = resource.update(db, old_sessions, inputs, log)
+    assert "index" not in state and "indexCreated" not in state
+    assert "sessions_user_id_created_at_quota_idx" not in catalog_state(fresh_db)["indexes"]
+    assert resource.diff_live(db, state, inputs) == {}
+
+    # An index the app had, which the old quota used (indexCreated false), stays.
+    content_inputs = resource.check(db, {}, quota_inputs("generated_content", 3))
+    old_content = {**content_inputs, "index": "app_content_by_session_time", "indexCreated": False}
+    resource.delete(db, old_content, log)
+    assert "app_content_by_session_time" in catalog_state(fresh_db)["indexes"]
 
 
 def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, fresh_db: str) -> None:
@@ -238,6 +377,9 @@ def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, fresh_db
     assert resource.diff_live(db, state, inputs) == {}
     outputs, current = resource.read(db, resource_id, state, inputs) or ({}, {})
     assert current == inputs and outputs["triggerEnabled"] is True
+    # An import has only the id: the trigger says the rest.
+    imported = resource.read(db, resource_id, {}, {})
+    assert imported is not None and imported[1] == inputs
 
     with psycopg.connect(fresh_db, autocommit=True) as conn:  # someone raises the limit by hand
         conn.execute("drop trigger supabase_access_write_quota on sessions")
@@ -259,20 +401,31 @@ def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, fresh_db
 
     resource.update(db, state, inputs, log)
     assert resource.diff_live(db, state, inputs) == {}
+
+    # The counts survive an update (a changed limit); a hand-changed usage table is recreated.
+    user = add_user(fresh_db, anonymous=True)
+    new_session(fresh_db, anonymous(user), user)
     changed = resource.check(db, inputs, {**inputs, "limit": 7})
     assert resource.diff_live(db, state, changed) == {"limit": "update"}
     resource.update(db, state, changed, log)
     found = resource.read(db, resource_id, state, changed)
     assert found is not None and found[1]["limit"] == 7
+    assert (usage_of(fresh_db, user) or ())[1:] == (1,)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(f"alter table {USAGE} drop column inserts")
+    assert resource.diff_live(db, state, changed) == {"usageTable": "update"}
+    resource.update(db, state, changed, log)
+    assert resource.diff_live(db, state, changed) == {}
+    new_session(fresh_db, anonymous(user), user)
+    assert (usage_of(fresh_db, user) or ())[1:] == (1,)
 
 
 @pytest.mark.parametrize(
     ("change", "property", "message"),
     [
-        ({"timestampColumn": "title"}, "timestampColumn", "is text, not a timestamp"),
-        ({"timestampColumn": "nope"}, "timestampColumn", "has no column nope"),
-        ({"ownerColumn": "owner"}, "ownerColumn", "public.sessions has no column owner"),
         ({"limit": 0}, "limit", "limit: expected a whole number"),
+        ({"windowSeconds": 31 * 86400 + 1}, "windowSeconds", "windowSeconds: expected a whole number"),
+        ({"windowLabel": "Hour!"}, "windowLabel", "windowLabel: expected a few lower-case words"),
         ({"table": "nope"}, "table", "public.nope does not exist"),
     ],
 )
@@ -282,29 +435,48 @@ def test_check_names_the_bad_input(db: Database, change: dict[str, Any], propert
     assert info.value.property == property and message in info.value.reason
 
 
-def test_forced_rls_the_function_could_not_see_through_is_refused(db: Database, fresh_db: str) -> None:
+def test_forced_rls_on_the_table_does_not_matter_to_the_quota(db: Database, fresh_db: str) -> None:
+    # The function never reads the table, so FORCE RLS (which would hide its rows from us) is fine.
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("alter table sessions force row level security")
-    with pytest.raises(InputError, match=r"row-level security applies to role postgres on public\.sessions"):
-        WriteQuota().check(db, {}, quota_inputs("generated_content", 3))
+    create_quota(db, "sessions", 1)
+    user = add_user(fresh_db, anonymous=True)
+    new_session(fresh_db, anonymous(user), user)
+    with pytest.raises(psycopg.Error, match="write quota exceeded"):
+        new_session(fresh_db, anonymous(user), user)
 
 
 def test_private_schema_is_closed_to_the_api_roles(db: Database, fresh_db: str) -> None:
     create_quota(db, "sessions", 3)
     RetentionPolicy().create(db, RetentionPolicy().check(db, {}, retention_inputs(30, None)), log)
     user = add_user(fresh_db, anonymous=True)
+    new_session(fresh_db, anonymous(user), user)
     for persona in (Persona.anon(), anonymous(user)):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for schema supabase_access"):
             insert_as(fresh_db, persona, "select * from supabase_access.purge_expired()", ())
+        for statement in (f"select * from {USAGE}", f"update {USAGE} set inserts = 0"):
+            with pytest.raises(
+                psycopg.errors.InsufficientPrivilege, match="permission denied for schema supabase_access"
+            ):
+                insert_as(fresh_db, persona, statement, ())
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         for role in ("anon", "authenticated", "public"):
-            grants = conn.execute(
+            grantee = "coalesce((select oid from pg_roles where rolname = %s), 0)"
+            functions = conn.execute(
                 "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace, "
-                "aclexplode(p.proacl) a where n.nspname = 'supabase_access' "
-                "and a.grantee = coalesce((select oid from pg_roles where rolname = %s), 0)",
+                f"aclexplode(p.proacl) a where n.nspname = 'supabase_access' and a.grantee = {grantee}",
                 (role,),
             ).fetchone()
-            assert grants == (0,), role
+            tables = conn.execute(
+                "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace, "
+                f"aclexplode(c.relacl) a where n.nspname = 'supabase_access' and a.grantee = {grantee}",
+                (role,),
+            ).fetchone()
+            assert functions == (0,) and tables == (0,), role
+            if role != "public":
+                # Even a grant on the schema would not open the table: it has none for the API roles.
+                usable = conn.execute(f"select has_table_privilege(%s, '{USAGE}', 'select')", (role,)).fetchone()
+                assert usable == (False,), role
 
 
 # --- retention ---------------------------------------------------------------------------------

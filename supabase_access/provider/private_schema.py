@@ -127,9 +127,8 @@ def require_columns(
         if column not in columns:
             raise InputError(property, f"{property}: {schema}.{table} has no column {column}")
     if timestamp is not None and columns.get(timestamp) not in TIMESTAMP_TYPES:
-        raise InputError(
-            "timestampColumn", f"timestampColumn: {schema}.{table}.{timestamp} is {columns[timestamp]}, not a timestamp"
-        )
+        property = wanted.get(timestamp, "timestamp")
+        raise InputError(property, f"{property}: {schema}.{table}.{timestamp} is {columns[timestamp]}, not a timestamp")
 
 
 def require_rls_not_filtering(conn: psycopg.Connection, property: str, schema: str, tables: Sequence[str]) -> None:
@@ -146,7 +145,7 @@ def require_rls_not_filtering(conn: psycopg.Connection, property: str, schema: s
 
 @contextmanager
 def autocommit(db: Database) -> Iterator[psycopg.Connection]:
-    """For CREATE/DROP INDEX CONCURRENTLY, which cannot run inside a transaction."""
+    """For DROP INDEX CONCURRENTLY, which cannot run inside a transaction."""
     with db.connection() as conn:
         conn.autocommit = True
         try:

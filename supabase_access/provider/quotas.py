@@ -1,26 +1,26 @@
 """WriteQuota: a BEFORE INSERT trigger that refuses a user's (N+1)-th new row of one table within
 a window, with SQLSTATE PT429 (PostgREST answers it with HTTP 429).
 
-It counts the rows of the table that belong to `auth.uid()` along the model's ownership path and
-were created in the window, so it needs an index on (the path's first column, the timestamp
-column): an existing one is used, otherwise the resource builds one (CONCURRENTLY) and only then
-drops it on delete.
+The window is fixed: it starts at the user's first insert, and the next one at their first
+insert after it ended. The trigger counts in a usage table of the quota's own in the private
+schema, one row per user, with one `insert ... on conflict (user_id) do update` per insert: its
+cost does not grow with the user's rows, and deleting rows does not give quota back. The table
+keeps a row (a few dozen bytes) for every user who ever inserted; nothing prunes it.
+
+Earlier versions counted the table's rows on an index they built (state `index`/`indexCreated`):
+an update or delete from such a state drops that index, if it is still ours.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 import psycopg
 
 from supabase_access import hardening
 from supabase_access import sql as render
-from supabase_access.catalog import CatalogError
-from supabase_access.model import Hop
-from supabase_access.profiles import OwnedByCurrentUser
 from supabase_access.provider.base import (
     InputError,
     Log,
@@ -28,6 +28,7 @@ from supabase_access.provider.base import (
     compare_fields,
     identifier,
     lock_tables,
+    require_table,
     split_id,
 )
 from supabase_access.provider.database import Database
@@ -40,48 +41,15 @@ from supabase_access.provider.private_schema import (
     lock_private_schema,
     positive_int,
     private_schema_name,
-    require_columns,
-    require_rls_not_filtering,
     table_columns,
 )
 
 MAX_WINDOW_SECONDS = 31 * 86400
 WINDOW_LABEL = re.compile(r"^[a-z0-9 ]{1,40}$")
+USAGE_COLUMNS = dict(render.QUOTA_USAGE_COLUMNS)
 
 
-QUOTA_INPUTS = (
-    "schema",
-    "table",
-    "path",
-    "ownerColumn",
-    "timestampColumn",
-    "limit",
-    "windowSeconds",
-    "windowLabel",
-    "privateSchema",
-)
-
-
-def _path(inputs: Mapping[str, Any], table: str) -> tuple[Hop, ...]:
-    raw = inputs.get("path") or []
-    if not isinstance(raw, list):
-        raise InputError("path", "path: expected a list of {table, column, parent, key} hops")
-    hops = []
-    expected_table = table
-    for position, hop in enumerate(raw):
-        if not isinstance(hop, Mapping):
-            raise InputError("path", f"path[{position}]: expected {{table, column, parent, key}}")
-        parsed = Hop(
-            table=identifier(hop, "table"),
-            column=identifier(hop, "column"),
-            parent=identifier(hop, "parent"),
-            key=identifier(hop, "key", "id"),
-        )
-        if parsed.table != expected_table:
-            raise InputError("path", f"path[{position}].table: expected {expected_table}, got {parsed.table}")
-        hops.append(parsed)
-        expected_table = parsed.parent
-    return tuple(hops)
+QUOTA_INPUTS = ("schema", "table", "limit", "windowSeconds", "windowLabel", "privateSchema")
 
 
 def _quota_target(inputs: Mapping[str, Any]) -> tuple[hardening.WriteQuotaTarget, str]:
@@ -94,29 +62,25 @@ def _quota_target(inputs: Mapping[str, Any]) -> tuple[hardening.WriteQuotaTarget
     limit = positive_int(inputs, "limit", 1_000_000)
     assert limit is not None
     target = hardening.WriteQuotaTarget(
-        schema=schema,
-        table=table,
-        hops=_path(inputs, table),
-        owner_column=identifier(inputs, "ownerColumn"),
-        timestamp_column=identifier(inputs, "timestampColumn", hardening.DEFAULT_TIMESTAMP_COLUMN),
-        limit=limit,
-        window_seconds=window_seconds,
-        window_label=label,
+        schema=schema, table=table, limit=limit, window_seconds=window_seconds, window_label=label
     )
     return target, private_schema_name(inputs)
 
 
-def _quota_body(target: hardening.WriteQuotaTarget) -> str:
-    root = target.hops[-1].parent if target.hops else target.table
-    owned = OwnedByCurrentUser(target.hops, root, target.owner_column)
-    return render.write_quota_function_body(target.schema, target.table, owned, target.timestamp_column)
+def _quota_body(target: hardening.WriteQuotaTarget, private_schema: str) -> str:
+    usage = hardening.quota_usage_table_name(target.schema, target.table)
+    return render.write_quota_function_body(target.schema, target.table, private_schema, usage)
 
 
 def _quota_statements(target: hardening.WriteQuotaTarget, private_schema: str) -> list[Any]:
-    """Function and trigger, after the private schema exists (the index is built separately)."""
+    """Usage table, function and trigger, after the private schema exists and under the table's lock."""
     function = hardening.quota_function_name(target.schema, target.table)
+    usage = hardening.quota_usage_table_name(target.schema, target.table)
     return [
-        render.create_write_quota_function(private_schema, function, _quota_body(target)),
+        # IF NOT EXISTS: an update keeps the users' counts.
+        render.create_quota_usage_table(private_schema, usage),
+        render.revoke_table_from_api(private_schema, usage),
+        render.create_write_quota_function(private_schema, function, _quota_body(target, private_schema)),
         render.revoke_function_from_api(private_schema, function),
         render.drop_trigger(target.schema, target.table, hardening.QUOTA_TRIGGER),
         render.create_write_quota_trigger(
@@ -139,54 +103,23 @@ def _quota_args(raw: bytes | memoryview) -> tuple[str, str, str]:
     return limit, window, label
 
 
-def _find_index(conn: psycopg.Connection, target: hardening.WriteQuotaTarget) -> tuple[str, bool] | None:
-    """(name, created by us) of a usable index leading with (key column, timestamp column)."""
-    preferred = hardening.quota_index_name(target.table, target.key_column, target.timestamp_column)
-    row = conn.execute(
-        render.find_leading_index_query(),
-        (target.schema, target.table, target.key_column, target.timestamp_column, preferred),
-    ).fetchone()
-    return None if row is None else (row[0], row[1] == render.QUOTA_INDEX_MARKER)
+def _old_index(conn: psycopg.Connection, state: Mapping[str, Any]) -> str | None:
+    """The index an earlier version built for this quota, if the state says so and it is still there and ours."""
+    name = state.get("index")
+    if not state.get("indexCreated") or not name:
+        return None
+    row = conn.execute(render.index_state_query(), (state["schema"], name)).fetchone()
+    return name if row is not None and row[1] == render.QUOTA_INDEX_MARKER else None
 
 
-def _ensure_index(db: Database, target: hardening.WriteQuotaTarget, log: Log) -> tuple[str, bool]:
-    name = hardening.quota_index_name(target.table, target.key_column, target.timestamp_column)
+def _drop_old_index(db: Database, state: Mapping[str, Any], log: Log) -> None:
     with db.connection() as conn:
-        found = _find_index(conn, target)
-        leftover = conn.execute(render.index_state_query(), (target.schema, name)).fetchone()
-    if found is not None:
-        return found
-    with autocommit(db) as conn:
-        if leftover is not None:
-            if leftover[1] != render.QUOTA_INDEX_MARKER:
-                raise CatalogError(
-                    f"index {target.schema}.{name} exists but does not lead with "
-                    f"({target.key_column}, {target.timestamp_column}) and is not ours; rename or drop it"
-                )
-            # An invalid index left by an interrupted concurrent build of ours.
-            conn.execute(render.drop_index(target.schema, name))
-        try:
-            conn.execute(
-                render.create_quota_index(target.schema, target.table, name, target.key_column, target.timestamp_column)
-            )
-        except psycopg.Error:
-            # A failed concurrent build leaves an invalid index behind.
-            conn.execute(render.drop_index(target.schema, name))
-            raise
-        conn.execute(render.mark_quota_index(target.schema, name))
-    log(
-        f"created index {target.schema}.{name} on {target.table} ({target.key_column}, {target.timestamp_column}) "
-        "for the write quota; destroy drops it"
-    )
-    return name, True
-
-
-def _drop_index_if_ours(db: Database, schema: str, name: str) -> None:
-    with db.connection() as conn:
-        row = conn.execute(render.index_state_query(), (schema, name)).fetchone()
-    if row is not None and row[1] == render.QUOTA_INDEX_MARKER:
+        name = _old_index(conn, state)
+    if name is not None:
+        # CONCURRENTLY, outside a transaction: the app's writes to the table go on meanwhile.
         with autocommit(db) as conn:
-            conn.execute(render.drop_index(schema, name))
+            conn.execute(render.drop_index(state["schema"], name))
+        log(f"dropped index {state['schema']}.{name}, which the write quota no longer needs")
 
 
 class WriteQuota(ManagedResource):
@@ -196,27 +129,11 @@ class WriteQuota(ManagedResource):
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         target, private_schema = _quota_target(inputs)
         with db.connection() as conn:
-            key_property = "path" if target.hops else "ownerColumn"
-            require_columns(
-                conn,
-                target.schema,
-                target.table,
-                {target.key_column: key_property, target.timestamp_column: "timestampColumn"},
-                timestamp=target.timestamp_column,
-            )
-            for hop in target.hops:
-                require_columns(conn, target.schema, hop.table, {hop.column: "path"}, table_property="path")
-                require_columns(conn, target.schema, hop.parent, {hop.key: "path"}, table_property="path")
-            root = target.hops[-1].parent if target.hops else target.table
-            require_columns(conn, target.schema, root, {target.owner_column: "ownerColumn"}, table_property="path")
-            tables = [target.table, *(hop.parent for hop in target.hops)]
-            require_rls_not_filtering(conn, "table", target.schema, tables)
+            require_table(conn, target.schema, target.table)
             check_private_schema(conn, private_schema)
         checked = {
-            **inputs,
+            **{k: inputs[k] for k in QUOTA_INPUTS if k in inputs},
             "schema": target.schema,
-            "path": [asdict(hop) for hop in target.hops],
-            "timestampColumn": target.timestamp_column,
             "windowLabel": target.window_label,
             "privateSchema": private_schema,
         }
@@ -235,12 +152,14 @@ class WriteQuota(ManagedResource):
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         target, private_schema = _quota_target(inputs)
         function = hardening.quota_function_name(target.schema, target.table)
+        usage = hardening.quota_usage_table_name(target.schema, target.table)
         with db.connection() as conn:
             trigger = conn.execute(
                 render.read_trigger_query(), (target.schema, target.table, hardening.QUOTA_TRIGGER)
             ).fetchone()
             functions = conn.execute(render.read_function_query(), (private_schema, function)).fetchall()
-            index = _find_index(conn, target)
+            usage_columns = table_columns(conn, private_schema, usage)
+            old_index = _old_index(conn, state)
         changes: dict[str, str] = {}
         if trigger is None or trigger[0] == "D" or (trigger[2], trigger[3]) != (private_schema, function):
             changes["trigger"] = "update"
@@ -253,31 +172,36 @@ class WriteQuota(ManagedResource):
                 "windowLabel": target.window_label,
             }
             changes.update(compare_fields("", live, desired))
-        if [row[0] for row in functions] != [_quota_body(target)]:
+        if [row[0] for row in functions] != [_quota_body(target, private_schema)]:
             changes["function"] = "update"
-        if index is None:
-            changes["index"] = "update"
+        if usage_columns != USAGE_COLUMNS:
+            changes["usageTable"] = "update"
+        if old_index is not None:
+            changes["index"] = "delete"
         return changes
 
     def _apply(self, db: Database, inputs: dict[str, Any], previous: Mapping[str, Any], log: Log) -> dict[str, Any]:
         target, private_schema = _quota_target(inputs)
-        # The index first: from its first insert on, the trigger's query is an index range scan.
-        index, index_created = _ensure_index(db, target, log)
+        usage = hardening.quota_usage_table_name(target.schema, target.table)
         with db.connection() as conn, conn.transaction():
             ensure_private_schema(conn, private_schema)
             lock_tables(conn, target.schema, [target.table])
+            columns = table_columns(conn, private_schema, usage)
+            if columns and columns != USAGE_COLUMNS:
+                # Changed by hand: its counts cannot be trusted, and the function needs these columns.
+                conn.execute(render.drop_table(private_schema, usage))
+                log(f"recreated {private_schema}.{usage}, whose columns had been changed; every user's count restarts")
             for statement in _quota_statements(target, private_schema):
                 conn.execute(statement)
-        old_index = previous.get("index")
-        if previous.get("indexCreated") and old_index and old_index != index:
-            _drop_index_if_ours(db, target.schema, old_index)
+        # After the new trigger is in: it no longer reads the table, so the old index can go.
+        if previous:
+            _drop_old_index(db, previous, log)
         function = hardening.quota_function_name(target.schema, target.table)
         return {
             **{k: inputs.get(k) for k in QUOTA_INPUTS},
             "function": f"{private_schema}.{function}",
             "trigger": hardening.QUOTA_TRIGGER,
-            "index": index,
-            "indexCreated": index_created,
+            "usageTable": f"{private_schema}.{usage}",
             "sqlstate": render.QUOTA_SQLSTATE,
         }
 
@@ -297,35 +221,38 @@ class WriteQuota(ManagedResource):
                 lock_tables(conn, schema, [table])
                 conn.execute(render.drop_trigger(schema, table, hardening.QUOTA_TRIGGER))
             conn.execute(render.drop_function(private_schema, hardening.quota_function_name(schema, table)))
+            conn.execute(render.drop_table(private_schema, hardening.quota_usage_table_name(schema, table)))
         drop_private_schema_if_unused(db, private_schema)
-        if state.get("indexCreated") and state.get("index"):
-            _drop_index_if_ours(db, schema, state["index"])
+        _drop_old_index(db, state, log)
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         schema, table = split_id(resource_id, 2, "public.sessions")
-        known = state or inputs
-        if not known:
-            raise InputError("id", "import a WriteQuota with its inputs set in the program (the id names no path)")
         with db.connection() as conn:
             trigger = conn.execute(render.read_trigger_query(), (schema, table, hardening.QUOTA_TRIGGER)).fetchone()
         if trigger is None:
             return None  # the limit is gone: the next `up` puts it back
         enabled, raw_args, function_schema, function = trigger
         limit, window, label = _quota_args(raw_args)
+        known = state or inputs
+        # The id and the trigger say everything, so `pulumi import` needs no inputs; a trigger
+        # calling a function elsewhere is diff_live's drift, not a move of the private schema.
         current = {
-            **{k: known.get(k) for k in QUOTA_INPUTS},
             "schema": schema,
             "table": table,
             "limit": int(limit) if limit.isdigit() else limit,
             "windowSeconds": int(window) if window.isdigit() else window,
             "windowLabel": label,
+            "privateSchema": known.get("privateSchema") or function_schema,
         }
         outputs = {
             **(state or {}),
             **current,
             "function": f"{function_schema}.{function}",
+            "trigger": hardening.QUOTA_TRIGGER,
+            "usageTable": f"{current['privateSchema']}.{hardening.quota_usage_table_name(schema, table)}",
+            "sqlstate": render.QUOTA_SQLSTATE,
             "triggerEnabled": enabled != "D",
         }
         same = all(inputs.get(k) == current[k] for k in ("limit", "windowSeconds", "windowLabel"))

@@ -40,16 +40,9 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"live": ANY_MAP, "previous": ANY_MAP, "sentSecretHashes": ANY_MAP, "appliedSecretHashes": ANY_MAP},
     ),
     "WriteQuota": (
-        {
-            "schema": STRING,
-            "table": STRING,
-            "path": {"type": "array", "items": ANY_MAP},
-            "ownerColumn": STRING,
-            "limit": INTEGER,
-            "windowSeconds": INTEGER,
-        },
-        {"windowLabel": STRING, "timestampColumn": STRING, "privateSchema": STRING},
-        {"function": STRING, "trigger": STRING, "index": STRING, "indexCreated": BOOLEAN, "sqlstate": STRING},
+        {"schema": STRING, "table": STRING, "limit": INTEGER, "windowSeconds": INTEGER},
+        {"windowLabel": STRING, "privateSchema": STRING},
+        {"function": STRING, "trigger": STRING, "usageTable": STRING, "sqlstate": STRING},
     ),
     "RetentionPolicy": (
         {"schema": STRING, "ownedTables": {"type": "array", "items": ANY_MAP}, "sessionsTable": STRING},
