@@ -26,7 +26,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, LiteralString
 
 import psycopg
@@ -47,7 +47,7 @@ from bench.common import (
 )
 from supabase_access import catalog
 from supabase_access import sql as render
-from supabase_access.model import AccessModel, Table, load_model_file
+from supabase_access.model import AccessModel, load_model_file
 from supabase_access.policy import PolicySpec
 from supabase_access.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
 from supabase_access.profiles import OwnedByCurrentUser, plan_access
@@ -391,34 +391,17 @@ VARIANT_SCHEMA: dict[str, tuple[LiteralString, ...]] = {
 
 
 def with_owner_column_on_deep_tables(model: AccessModel) -> AccessModel:
-    """The model with every table two or more hops from its owner owned directly, by a `user_id` of its own."""
+    """The model with every table two or more hops from its owner also carrying a `user_id` of its own
+    (`owner` and `through` both set)."""
     tables = tuple(
-        Table(t.name, owner_column="user_id") if len(model.ownership_path(t.name)[0]) >= 2 else t for t in model.tables
+        replace(t, owner_column="user_id") if len(model.ownership_path(t.name)[0]) >= 2 else t for t in model.tables
     )
     return AccessModel(model.schema, tables)
 
 
 def owner_column_policies(model: AccessModel) -> dict[str, tuple[PolicySpec, ...]]:
-    """USING from the owner column; WITH CHECK also keeps the path check, so no row can claim another's parent."""
-    by_column = owner_policies(with_owner_column_on_deep_tables(model))
-    by_path = owner_policies(model)
-    policies: dict[str, tuple[PolicySpec, ...]] = {}
-    for table, specs in by_column.items():
-        original = {p.name: p for p in by_path[table]}
-        policies[table] = tuple(
-            PolicySpec(
-                p.name,
-                p.command,
-                p.roles,
-                p.permissive,
-                p.using,
-                p.with_check
-                if p.with_check is None or p.with_check == original[p.name].with_check
-                else f"{p.with_check} and {original[p.name].with_check}",
-            )
-            for p in specs
-        )
-    return policies
+    """The owner profile as rendered for that model: reads by the column, writes also check the path."""
+    return owner_policies(with_owner_column_on_deep_tables(model))
 
 
 def definer_array_policies(model: AccessModel) -> dict[str, tuple[PolicySpec, ...]]:

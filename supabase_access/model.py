@@ -2,7 +2,9 @@
 
 Pure data and validation: no Pulumi, no database. A table is owned either
 directly (a column holds the owner's `auth.users.id`) or through a foreign-key
-column pointing at another table of the model, possibly over several hops.
+column pointing at another table of the model, possibly over several hops, or both:
+a table deep in a path may carry a copy of its owner, so reading it needs no path
+walk while writing it still checks the path.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class ParentLink:
 @dataclass(frozen=True)
 class Table:
     name: str
+    # Both may be set: the owner column answers reads, the parent link is checked on writes.
     owner_column: str | None = None
     parent: ParentLink | None = None
     # The FK from owner_column to auth.users that the open profile removes.
@@ -77,13 +80,24 @@ class AccessModel:
         return tuple(t.name for t in self.tables)
 
     def ownership_path(self, name: str) -> tuple[tuple[Hop, ...], Table]:
-        """The hops from `name` up to its root table, and that root (which has owner_column)."""
+        """The hops from `name` up to the nearest table with an owner column (`name` itself if it
+        has one), and that table."""
         hops: list[Hop] = []
         table = self.table(name)
-        while table.parent is not None:
+        while table.owner_column is None:
+            assert table.parent is not None  # guaranteed by parse_model
             hops.append(Hop(table.name, table.parent.column, table.parent.table, table.parent.key))
             table = self.table(table.parent.table)
         return tuple(hops), table
+
+    def parent_path(self, name: str) -> tuple[tuple[Hop, ...], Table] | None:
+        """For a table with both an owner column and a parent: the path through its parent, which
+        writes must also satisfy. None for other tables."""
+        table = self.table(name)
+        if table.owner_column is None or table.parent is None:
+            return None
+        hops, root = self.ownership_path(table.parent.table)
+        return (Hop(table.name, table.parent.column, table.parent.table, table.parent.key), *hops), root
 
 
 def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
@@ -118,27 +132,26 @@ def _parse_table(name: object, spec: object, setting: str) -> Table:
     if unknown:
         raise ModelError(f"{setting}: unknown key(s) {sorted(unknown)}")
     has_owner, has_through = "owner" in spec, "through" in spec
-    if has_owner == has_through:
-        raise ModelError(f"{setting}: give exactly one of 'owner' or 'through'")
-    if has_owner:
-        fk = spec.get("userForeignKey")
-        return Table(
-            name=table_name,
-            owner_column=check_identifier(spec["owner"], f"{setting}.owner"),
-            user_foreign_key=None if fk is None else check_identifier(fk, f"{setting}.userForeignKey"),
-        )
-    if "userForeignKey" in spec:
+    if not (has_owner or has_through):
+        raise ModelError(f"{setting}: give 'owner', 'through', or both (an owner column copied down a path)")
+    if "userForeignKey" in spec and not has_owner:
         raise ModelError(f"{setting}.userForeignKey: only a table with 'owner' references auth.users")
-    through = spec["through"]
-    if not isinstance(through, Mapping) or set(through) - {"column", "table", "key"}:
-        raise ModelError(f"{setting}.through: expected {{column, table[, key]}}")
+    fk = spec.get("userForeignKey")
     return Table(
         name=table_name,
-        parent=ParentLink(
-            column=check_identifier(through.get("column"), f"{setting}.through.column"),
-            table=check_identifier(through.get("table"), f"{setting}.through.table"),
-            key=check_identifier(through.get("key", "id"), f"{setting}.through.key"),
-        ),
+        owner_column=check_identifier(spec["owner"], f"{setting}.owner") if has_owner else None,
+        parent=_parse_through(spec["through"], f"{setting}.through") if has_through else None,
+        user_foreign_key=None if fk is None else check_identifier(fk, f"{setting}.userForeignKey"),
+    )
+
+
+def _parse_through(through: object, setting: str) -> ParentLink:
+    if not isinstance(through, Mapping) or set(through) - {"column", "table", "key"}:
+        raise ModelError(f"{setting}: expected {{column, table[, key]}}")
+    return ParentLink(
+        column=check_identifier(through.get("column"), f"{setting}.column"),
+        table=check_identifier(through.get("table"), f"{setting}.table"),
+        key=check_identifier(through.get("key", "id"), f"{setting}.key"),
     )
 
 

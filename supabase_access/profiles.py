@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from supabase_access.model import AccessModel, Hop, ModelError
+from supabase_access.model import AccessModel, Hop, ModelError, Table
 
 PROFILES = ("open", "owner")
 TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -36,7 +36,14 @@ class NotAnonymousUser:
     """The request does not come from an anonymous sign-in."""
 
 
-Predicate = Always | OwnedByCurrentUser | NotAnonymousUser
+@dataclass(frozen=True)
+class AllOf:
+    """Every one of the parts holds."""
+
+    parts: tuple[OwnedByCurrentUser, ...]
+
+
+Predicate = Always | OwnedByCurrentUser | NotAnonymousUser | AllOf
 
 
 @dataclass(frozen=True)
@@ -101,12 +108,19 @@ def _open_plan(model: AccessModel) -> AccessPlan:
     )
 
 
+def _owned(hops: tuple[Hop, ...], root: Table) -> OwnedByCurrentUser:
+    assert root.owner_column is not None  # guaranteed by AccessModel.ownership_path
+    return OwnedByCurrentUser(hops, root.name, root.owner_column)
+
+
 def _owner_plan(model: AccessModel) -> AccessPlan:
     tables = []
     for table in model.tables:
-        hops, root = model.ownership_path(table.name)
-        assert root.owner_column is not None  # guaranteed by parse_model
-        owned = OwnedByCurrentUser(hops, root.name, root.owner_column)
+        owned = _owned(*model.ownership_path(table.name))
+        # A table with its own copy of the owner is read by that column; a write must also hang
+        # under a parent the user owns, so nobody can attach a row to someone else's data.
+        through = model.parent_path(table.name)
+        written: Predicate = owned if through is None else AllOf((owned, _owned(*through)))
         tables.append(
             TableAccess(
                 table.name,
@@ -117,7 +131,7 @@ def _owner_plan(model: AccessModel) -> AccessPlan:
                         roles=("authenticated",),
                         using=None if command == "INSERT" else owned,
                         # WITH CHECK on insert and update: no row may land under someone else.
-                        with_check=owned if command in ("INSERT", "UPDATE") else None,
+                        with_check=written if command in ("INSERT", "UPDATE") else None,
                     )
                     for command in TABLE_COMMANDS
                 ),

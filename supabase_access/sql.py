@@ -14,6 +14,7 @@ from psycopg import sql
 from supabase_access.policy import PolicySpec
 from supabase_access.profiles import (
     AccessPlan,
+    AllOf,
     Always,
     NotAnonymousUser,
     PolicyRule,
@@ -36,17 +37,47 @@ def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
         return sql.SQL("true")
     if isinstance(predicate, NotAnonymousUser):
         return sql.SQL("(select (auth.jwt() ->> 'is_anonymous')::boolean) is not true")
-    condition: sql.Composable = sql.SQL("{} = {}").format(sql.Identifier(predicate.owner_column), CURRENT_USER_ID)
+    if isinstance(predicate, AllOf):
+        return sql.SQL(" and ").join(sql.SQL("({})").format(_predicate(schema, p)) for p in predicate.parts)
+    hops = predicate.hops
+    if not hops:
+        return sql.SQL("{} = {}").format(sql.Identifier(predicate.owner_column), CURRENT_USER_ID)
     # `col = any(array(subquery))` lets the planner use the index on `col`; a plain
     # `col in (subquery)` can become a filter over every row of a large child table.
-    for hop in reversed(predicate.hops):
-        condition = sql.SQL("{} = any (array(select {} from {} where {}))").format(
+    if len(hops) == 1:
+        (hop,) = hops
+        return sql.SQL("{} = any (array(select {} from {} where {} = {}))").format(
             sql.Identifier(hop.column),
             sql.Identifier(hop.key),
             table_ref(schema, hop.parent),
-            condition,
+            sql.Identifier(predicate.owner_column),
+            CURRENT_USER_ID,
         )
-    return condition
+    # Deeper paths join up to the owner in one subquery: nested `any(array(...))` levels would each
+    # get the parent's own policy again from PostgreSQL, computing the owned parents once per level.
+    aliases = [sql.Identifier(f"hop{level}") for level in range(1, len(hops) + 1)]
+    joins = [sql.SQL("{} {}").format(table_ref(schema, hops[0].parent), aliases[0])]
+    for level in range(1, len(hops)):
+        hop = hops[level]
+        joins.append(
+            sql.SQL("join {} {} on {}.{} = {}.{}").format(
+                table_ref(schema, hop.parent),
+                aliases[level],
+                aliases[level],
+                sql.Identifier(hop.key),
+                aliases[level - 1],
+                sql.Identifier(hop.column),
+            )
+        )
+    return sql.SQL("{} = any (array(select {}.{} from {} where {}.{} = {}))").format(
+        sql.Identifier(hops[0].column),
+        aliases[0],
+        sql.Identifier(hops[0].key),
+        sql.SQL(" ").join(joins),
+        aliases[-1],
+        sql.Identifier(predicate.owner_column),
+        CURRENT_USER_ID,
+    )
 
 
 def policy_from_rule(schema: str, rule: PolicyRule) -> PolicySpec:

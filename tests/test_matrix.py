@@ -6,11 +6,16 @@ matrix probes as PostgREST does, through `authenticator`, never as the tables' o
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
+from psycopg.errors import InsufficientPrivilege
 
+from supabase_access import catalog
+from supabase_access import sql as render
 from supabase_access.matrix import (
     PERSONA_LABELS,
     AccessMatrix,
@@ -20,6 +25,8 @@ from supabase_access.matrix import (
     matrix_from_rule,
 )
 from supabase_access.model import AccessModel, load_model_file, parse_model
+from supabase_access.postgrest import Persona, as_persona, connect_as_authenticator
+from supabase_access.profiles import plan_access
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = load_model_file(REPO / "access-model.yaml", setting="access-model.yaml")
@@ -133,3 +140,41 @@ def test_other_apps_schema_is_filled_from_the_catalog(fresh_db: str) -> None:
     assert_matrix(matrix, matrix_from_rule(model.table_names, owner_access))
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from projects").fetchone() == (0,)
+
+
+@pytest.mark.db
+def test_copied_owner_column_keeps_each_user_to_their_own_rows(fresh_db: str) -> None:
+    """actions carries its owner (owner + through): reads use the column, writes also need an owned turn."""
+    raw = yaml.safe_load((REPO / "access-model.yaml").read_text())
+    raw["tables"]["actions"]["owner"] = "user_id"
+    model = parse_model(raw, setting="test model")
+    policies = render.plan_policies(plan_access(model, "owner"))
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("alter table actions add column user_id uuid not null references auth.users on delete cascade")
+        with conn.transaction():
+            for table, specs in policies.items():
+                catalog.replace_policies(conn, model.schema, table, specs)
+    assert_matrix(compute_matrix(fresh_db, model), matrix_from_rule(model.table_names, owner_access))
+
+    me, other = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        for user in (me, other):
+            conn.execute("insert into auth.users (id, is_anonymous) values (%s, true)", (user,))
+        turns = {}
+        for user in (me, other):
+            row = conn.execute(
+                "with s as (insert into sessions (user_id) values (%s) returning id)"
+                " insert into turns (session_id, speaker, content) select id, 'user', 'hi' from s returning id",
+                (user,),
+            ).fetchone()
+            assert row is not None
+            turns[user] = row[0]
+    insert = "insert into actions (turn_id, user_id, kind) values (%s, %s, 'click')"
+    with connect_as_authenticator(fresh_db) as conn:
+        with as_persona(conn, Persona.signed_in(me, is_anonymous=True)) as cur:
+            cur.execute(insert, (turns[me], me))
+            assert cur.rowcount == 1
+        for turn, owner in ((turns[other], me), (turns[me], other)):
+            with pytest.raises(InsufficientPrivilege, match="row-level security"):
+                with as_persona(conn, Persona.signed_in(me, is_anonymous=True)) as cur:
+                    cur.execute(insert, (turn, owner))

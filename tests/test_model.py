@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from supabase_access import sql as render
 from supabase_access.model import AccessModel, Hop, ModelError, load_model_file, parse_model
 from supabase_access.profiles import plan_access
 
@@ -41,7 +42,12 @@ def test_reference_model_paths_reach_sessions_through_every_hop() -> None:
         ),
         ({"tables": {'bad"name': {"owner": "user_id"}}}, "is not a valid identifier"),
         ({"tables": {"a": {"owner": "user_id; drop table x"}}}, "tables.a.owner"),
-        ({"tables": {"a": {"owner": "u", "through": {"column": "x", "table": "a"}}}}, "exactly one of"),
+        ({"tables": {"a": {"owner": "u", "through": {"column": "x", "table": "a"}}}}, "loops back"),
+        ({"tables": {"a": {}}}, "give 'owner', 'through', or both"),
+        (
+            {"tables": {"a": {"through": {"column": "x", "table": "b"}, "userForeignKey": "fk"}, "b": {"owner": "u"}}},
+            "tables.a.userForeignKey: only a table with 'owner'",
+        ),
         ({"tables": {}}, "non-empty mapping"),
         ({"tables": {"a": {"owner": "u", "extra": 1}}}, "unknown key"),
     ],
@@ -78,3 +84,35 @@ def test_owner_profile_gives_anon_nothing_and_keeps_the_fk() -> None:
 def test_unknown_profile_names_the_setting() -> None:
     with pytest.raises(ModelError, match="supabase-access:profile: unknown profile 'closed'"):
         plan_access(reference_model(), "closed")
+
+
+DENORMALISED = {
+    "tables": {
+        "sessions": {"owner": "user_id"},
+        "turns": {"through": {"column": "session_id", "table": "sessions"}},
+        "actions": {"owner": "user_id", "through": {"column": "turn_id", "table": "turns"}},
+        "reactions": {"through": {"column": "action_id", "table": "actions"}},
+    }
+}
+
+
+def test_a_copied_owner_column_answers_reads_and_writes_also_check_the_path() -> None:
+    model = parse_model(DENORMALISED, setting="cfg")
+    policies = {
+        table: {p.name: p for p in specs} for table, specs in render.plan_policies(plan_access(model, "owner")).items()
+    }
+    own = '"user_id" = (select auth.uid())'
+    path = (
+        '"turn_id" = any (array(select "hop1"."id" from "public"."turns" "hop1" '
+        'join "public"."sessions" "hop2" on "hop2"."id" = "hop1"."session_id" '
+        'where "hop2"."user_id" = (select auth.uid())))'
+    )
+    assert policies["actions"]["actions_select_own"].using == own
+    assert policies["actions"]["actions_delete_own"].using == own
+    assert policies["actions"]["actions_insert_own"].with_check == f"({own}) and ({path})"
+    assert policies["actions"]["actions_update_own"].using == own
+    assert policies["actions"]["actions_update_own"].with_check == f"({own}) and ({path})"
+    # A table below it stops at the nearest owner column: one hop instead of three.
+    assert policies["reactions"]["reactions_select_own"].using == (
+        '"action_id" = any (array(select "id" from "public"."actions" where "user_id" = (select auth.uid())))'
+    )

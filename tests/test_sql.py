@@ -23,8 +23,13 @@ def test_owner_predicates_wrap_auth_uid_and_avoid_per_row_joins() -> None:
     assert sessions["sessions_select_own"].using == '"user_id" = (select auth.uid())'
     actions = {p.name: p for p in policies["actions"]}
     assert actions["actions_insert_own"].with_check == (
-        '"turn_id" = any (array(select "id" from "public"."turns" where "session_id" = any '
-        '(array(select "id" from "public"."sessions" where "user_id" = (select auth.uid())))))'
+        '"turn_id" = any (array(select "hop1"."id" from "public"."turns" "hop1" '
+        'join "public"."sessions" "hop2" on "hop2"."id" = "hop1"."session_id" '
+        'where "hop2"."user_id" = (select auth.uid())))'
+    )
+    turns = {p.name: p for p in policies["turns"]}
+    assert turns["turns_insert_own"].with_check == (
+        '"session_id" = any (array(select "id" from "public"."sessions" where "user_id" = (select auth.uid())))'
     )
 
 
