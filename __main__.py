@@ -71,7 +71,9 @@ pulumi.export("environment", settings.environment)
 pulumi.export("profile", settings.profile)
 pulumi.export("tables", list(settings.model.table_names))
 if hardening_plan.has_resources:
+    # After the access rules: a quota's trigger on a table must not be created while that table's
+    # policy lookup index is built concurrently (each would wait for the other).
     production_hardening = ProductionHardening(
-        "hardening", hardening_plan, opts=pulumi.ResourceOptions(providers=[database])
+        "hardening", hardening_plan, opts=pulumi.ResourceOptions(providers=[database], depends_on=[access])
     )
     pulumi.export("hardening", production_hardening.summary)

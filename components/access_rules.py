@@ -1,4 +1,4 @@
-"""AccessRules: the grants, RLS, policies and constraint removals one access plan declares."""
+"""AccessRules: the grants, RLS, policies, constraint removals and policy lookup indexes one access plan declares."""
 
 from __future__ import annotations
 
@@ -6,8 +6,16 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components.resources import AccessPreflight, ConstraintRemoval, RowLevelSecurity, TableGrant, TablePolicies
+from components.resources import (
+    AccessPreflight,
+    ConstraintRemoval,
+    PolicyIndex,
+    RowLevelSecurity,
+    TableGrant,
+    TablePolicies,
+)
 from supabase_access.policy import PolicySpec
+from supabase_access.policy_indexes import PolicyLookup, policy_lookups
 from supabase_access.profiles import AccessPlan
 from supabase_access.sql import plan_policies
 
@@ -86,6 +94,29 @@ class AccessRules(pulumi.ComponentResource):
             )
             for table, constraint in plan.removed_constraints
         ]
+        # One covering index per lookup the policies make. A concurrent index build waits for every
+        # older transaction, so it must not run beside a change to its own table (RLS, policies) or
+        # to the grants: such a change would wait for the build's lock and the build for it.
+        lookups = policy_lookups(plan)
+        self.policy_indexes = {
+            lookup: PolicyIndex(
+                _lookup_resource_name(lookup, lookups),
+                schema=schema,
+                table=lookup.table,
+                column=lookup.column,
+                include=lookup.include,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[
+                        preflight,
+                        self.row_level_security[lookup.table],
+                        self.policies[lookup.table],
+                        *self.grants.values(),
+                    ],
+                ),
+            )
+            for lookup in lookups
+        }
         self.register_outputs(
             {
                 "profile": plan.profile,
@@ -93,5 +124,15 @@ class AccessRules(pulumi.ComponentResource):
                 "policyNames": {t: sorted(p) for t, p in policies.items()},
                 "grants": {role: list(p) for role, p in plan.grants.items()},
                 "removedConstraints": [f"{t}.{c}" for t, c in plan.removed_constraints],
+                "policyIndexes": [
+                    f"{lookup.table} ({lookup.column}) include ({lookup.include})" for lookup in self.policy_indexes
+                ],
             }
         )
+
+
+def _lookup_resource_name(lookup: PolicyLookup, lookups: tuple[PolicyLookup, ...]) -> str:
+    """`<table>-<column>-lookup-index`, naming the included column too only where two lookups share both."""
+    shared = sum(1 for other in lookups if (other.table, other.column) == (lookup.table, lookup.column))
+    middle = lookup.column if shared == 1 else f"{lookup.column}-{lookup.include}"
+    return f"{lookup.table}-{middle}-lookup-index"

@@ -153,6 +153,29 @@ class ConstraintRemoval(_Resource):
         super().__init__(name, props, opts)
 
 
+class PolicyIndex(_Resource):
+    """An index that serves one RLS policy lookup as an index-only scan: `table (column) include (include)`.
+
+    An existing index that serves it is used; otherwise one is built CONCURRENTLY, and only that one
+    is dropped by destroy.
+    """
+
+    token = f"{PACKAGE}:index:PolicyIndex"
+    outputs = ("index", "created")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        schema: str,
+        table: str,
+        column: str,
+        include: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(name, {"schema": schema, "table": table, "column": column, "include": include}, opts)
+
+
 class AuthSettings(_Resource):
     """The Supabase Auth settings a stack manages on one project (through the Management API).
 

@@ -584,3 +584,63 @@ def cron_unschedule(job_name: str) -> sql.Composed:
 def cron_job_query() -> sql.SQL:
     """(schedule, command) of a pg_cron job by name."""
     return sql.SQL("select schedule, command from cron.job where jobname = %s")
+
+
+# --- Indexes for RLS policy lookups -------------------------------------------------------------
+
+# Marks the indexes PolicyIndex built, so delete drops only those (even after state loss).
+POLICY_INDEX_MARKER = "supabase-access: index for RLS policy lookups"
+
+
+def create_policy_index(schema: str, table: str, index: str, column: str, include: str) -> sql.Composed:
+    # CONCURRENTLY: building it on a large table must not block the app's writes.
+    return sql.SQL("create index concurrently if not exists {} on {} ({}) include ({})").format(
+        sql.Identifier(index), table_ref(schema, table), sql.Identifier(column), sql.Identifier(include)
+    )
+
+
+def mark_policy_index(schema: str, index: str) -> sql.Composed:
+    return sql.SQL("comment on index {} is {}").format(sql.Identifier(schema, index), sql.Literal(POLICY_INDEX_MARKER))
+
+
+def drop_policy_index(schema: str, index: str) -> sql.Composed:
+    return sql.SQL("drop index concurrently if exists {}").format(sql.Identifier(schema, index))
+
+
+def find_serving_index_query() -> sql.SQL:
+    """(name, comment) of each valid plain b-tree index of a table that serves a policy lookup as an
+    index-only scan: its first key column is the searched one and it holds the returned column as a
+    key or INCLUDE column (`indkey` lists both; the first `indnkeyatts` are the keys). Preferred name first.
+
+    Parameters: schema, table, searched column, returned column, preferred index name.
+    """
+    return sql.SQL(
+        "select i.relname, obj_description(i.oid, 'pg_class') from pg_index x "
+        "join pg_class i on i.oid = x.indexrelid join pg_class c on c.oid = x.indrelid "
+        "join pg_namespace n on n.oid = c.relnamespace join pg_am am on am.oid = i.relam "
+        "where n.nspname = %s and c.relname = %s and am.amname = 'btree' "
+        "and x.indisvalid and x.indisready and x.indislive "
+        "and x.indpred is null and x.indexprs is null and x.indnkeyatts >= 1 "
+        "and x.indkey[0] = (select attnum from pg_attribute "
+        "where attrelid = c.oid and attname = %s and attnum > 0 and not attisdropped) "
+        "and (select attnum from pg_attribute "
+        "where attrelid = c.oid and attname = %s and attnum > 0 and not attisdropped) = any (x.indkey::int2[]) "
+        "order by i.relname = %s desc, i.relname"
+    )
+
+
+def relation_kind_query() -> sql.SQL:
+    """(relkind, table of the index or null) of a relation by schema and name: is a name taken, and by what."""
+    return sql.SQL(
+        "select r.relkind::text, t.relname from pg_class r join pg_namespace n on n.oid = r.relnamespace "
+        "left join pg_index x on x.indexrelid = r.oid left join pg_class t on t.oid = x.indrelid "
+        "where n.nspname = %s and r.relname = %s"
+    )
+
+
+def relation_size_query() -> sql.SQL:
+    """(estimated rows, size in bytes) of a table, from the planner's statistics."""
+    return sql.SQL(
+        "select greatest(c.reltuples, 0)::bigint, pg_relation_size(c.oid) from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s"
+    )

@@ -26,6 +26,7 @@ def test_open_stack_declares_the_guides_access() -> None:
         "anon": ["SELECT", "INSERT", "UPDATE", "DELETE"],
         "authenticated": ["SELECT", "INSERT", "UPDATE", "DELETE"],
     }
+    assert "supabase-access:index:PolicyIndex" not in resources
     (removal,) = resources["supabase-access:index:ConstraintRemoval"]
     assert removal.name == "sessions-sessions_user_id_fkey-removal"
     provider = resources["pulumi:providers:supabase-access"][0]
@@ -44,4 +45,23 @@ def test_owner_stack_keeps_the_fk_and_gives_anon_nothing() -> None:
         "turns-policies",
         "actions-policies",
         "generated_content-policies",
+    }
+
+
+def test_owner_stack_indexes_what_its_policies_look_up() -> None:
+    resources = by_type(run_program({"supabase-access:environment": "prod"}))
+    indexes = {r.name: dict(r.inputs) for r in resources["supabase-access:index:PolicyIndex"]}
+    assert indexes == {
+        "sessions-user_id-lookup-index": {
+            "schema": "public",
+            "table": "sessions",
+            "column": "user_id",
+            "include": "id",
+        },
+        "turns-session_id-lookup-index": {
+            "schema": "public",
+            "table": "turns",
+            "column": "session_id",
+            "include": "id",
+        },
     }

@@ -34,6 +34,11 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"definition": STRING},
         {"present": BOOLEAN, "columns": STRINGS, "referencedTable": STRING, "referencedColumns": STRINGS},
     ),
+    "PolicyIndex": (
+        {"table": STRING, "column": STRING, "include": STRING},
+        {"schema": STRING},
+        {"index": STRING, "created": BOOLEAN},
+    ),
     "AuthSettings": (
         {"projectRef": STRING, "settings": ANY_MAP},
         {},

@@ -20,6 +20,7 @@ from supabase_access.provider.constraints import ConstraintRemoval
 from supabase_access.provider.database import Database
 from supabase_access.provider.grants import TableGrant
 from supabase_access.provider.policies import TablePolicies
+from supabase_access.provider.policy_indexes import PolicyIndex
 from supabase_access.provider.preflight import AccessPreflight
 from supabase_access.provider.quotas import WriteQuota
 from supabase_access.provider.retention import RetentionPolicy
@@ -37,6 +38,7 @@ RESOURCES: dict[str, ManagedResource] = {
         TablePolicies(),
         TableGrant(),
         ConstraintRemoval(),
+        PolicyIndex(),
         WriteQuota(),
         RetentionPolicy(),
         AUTH_SETTINGS,

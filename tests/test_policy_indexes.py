@@ -1,0 +1,331 @@
+"""Covering indexes for the owner policies' lookups: which ones a plan needs, the SQL that finds
+and builds them, and the PolicyIndex resource on a real database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from supabase_access import sql as render
+from supabase_access.catalog import CatalogError
+from supabase_access.model import load_model_file, parse_model
+from supabase_access.policy_indexes import PolicyLookup, policy_index_name, policy_lookups
+from supabase_access.profiles import plan_access
+from supabase_access.provider.base import InputError
+from supabase_access.provider.database import Database
+from supabase_access.provider.policy_indexes import PolicyIndex, find_serving_index
+from tests.test_sql import REPO
+
+MODEL = load_model_file(REPO / "access-model.yaml", setting="supabase-access:modelFile")
+OURS = "turns_session_id_id_rls_idx"
+TURNS_LOOKUP = {"schema": "public", "table": "turns", "column": "session_id", "include": "id"}
+messages: list[str] = []
+
+
+def log(message: str) -> None:
+    messages.append(message)
+
+
+# --- which lookups a plan makes -----------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_owner_profile_looks_up_sessions_by_user_and_turns_by_session() -> None:
+    assert policy_lookups(plan_access(MODEL, "owner")) == (
+        PolicyLookup("sessions", "user_id", "id"),
+        PolicyLookup("turns", "session_id", "id"),
+    )
+
+
+@pytest.mark.unit
+def test_open_profile_makes_no_lookups() -> None:
+    assert policy_lookups(plan_access(MODEL, "open")) == ()
+
+
+@pytest.mark.unit
+def test_a_table_with_its_own_owner_column_ends_the_path() -> None:
+    model = parse_model(
+        {
+            "tables": {
+                "sessions": {"owner": "user_id"},
+                "turns": {"through": {"column": "session_id", "table": "sessions"}},
+                # Reads compare actions.user_id (no lookup); writes also check the path up to sessions.
+                "actions": {"owner": "user_id", "through": {"column": "turn_id", "table": "turns"}},
+                # Below actions the path stops at actions, which has an owner column.
+                "clicks": {"through": {"column": "action_id", "table": "actions", "key": "action_key"}},
+            }
+        },
+        setting="m",
+    )
+    assert policy_lookups(plan_access(model, "owner")) == (
+        PolicyLookup("actions", "user_id", "action_key"),
+        PolicyLookup("sessions", "user_id", "id"),
+        PolicyLookup("turns", "session_id", "id"),
+    )
+
+
+@pytest.mark.unit
+def test_a_table_owned_only_by_its_own_column_needs_no_index() -> None:
+    model = parse_model({"tables": {"notes": {"owner": "user_id"}}}, setting="m")
+    assert policy_lookups(plan_access(model, "owner")) == ()
+
+
+@pytest.mark.unit
+def test_index_names_are_readable_and_fit_postgres() -> None:
+    assert PolicyLookup("sessions", "user_id", "id").index_name == "sessions_user_id_id_rls_idx"
+    long_a = policy_index_name("t" * 40, "c" * 30, "a")
+    long_b = policy_index_name("t" * 40, "c" * 30, "b")
+    assert len(long_a) <= 63 and len(long_b) <= 63
+    assert long_a != long_b
+    assert long_a.startswith("tttt") and long_a.endswith("_rls_idx")
+    assert policy_index_name("t" * 40, "c" * 30, "a") == long_a  # deterministic
+
+
+@pytest.mark.unit
+def test_build_statements_quote_identifiers_and_run_concurrently() -> None:
+    create = render.create_policy_index("public", "turns", OURS, "session_id", "id").as_string()
+    assert create == (
+        f'create index concurrently if not exists "{OURS}" on "public"."turns" ("session_id") include ("id")'
+    )
+    assert render.drop_policy_index("public", OURS).as_string() == (
+        f'drop index concurrently if exists "public"."{OURS}"'
+    )
+    assert render.POLICY_INDEX_MARKER in render.mark_policy_index("public", OURS).as_string()
+
+
+# --- the finder on a real database --------------------------------------------------------------
+
+
+def serving(dsn: str, table: str = "turns", column: str = "session_id", include: str = "id") -> tuple[str, bool] | None:
+    with psycopg.connect(dsn) as conn:
+        return find_serving_index(conn, "public", table, column, include)
+
+
+def run(dsn: str, *statements: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def add_duplicate_turns(dsn: str) -> None:
+    """Two turns of one session, so a unique index on turns (session_id) fails to build."""
+    user_id = uuid.uuid4()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("insert into auth.users (id) values (%s)", (user_id,))
+        (session_id,) = conn.execute(
+            "insert into sessions (user_id) values (%s) returning id", (user_id,)
+        ).fetchone() or (None,)
+        conn.execute("insert into turns (session_id, speaker) values (%s, 'a'), (%s, 'b')", (session_id, session_id))
+
+
+def add_invalid_index(dsn: str, name: str, *, marked: bool) -> None:
+    add_duplicate_turns(dsn)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        run(dsn, f"create unique index concurrently {name} on turns (session_id) include (id)")
+    if marked:
+        run(dsn, f"comment on index {name} is '{render.POLICY_INDEX_MARKER}'")
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(render.index_state_query(), ("public", name)).fetchone() == (
+            False,
+            render.POLICY_INDEX_MARKER if marked else None,
+        )
+
+
+@pytest.mark.db
+def test_the_apps_plain_indexes_do_not_serve_the_lookups(fresh_db: str) -> None:
+    assert serving(fresh_db) is None
+    assert serving(fresh_db, "sessions", "user_id", "id") is None
+
+
+@pytest.mark.db
+@pytest.mark.parametrize(
+    "definition",
+    ["(session_id, id)", "(session_id) include (id)", "(session_id, created_at) include (speaker, id)"],
+)
+def test_an_index_leading_with_the_column_and_holding_the_key_serves(fresh_db: str, definition: str) -> None:
+    run(fresh_db, f"create index users_own on turns {definition}")
+    assert serving(fresh_db) == ("users_own", False)
+
+
+@pytest.mark.db
+@pytest.mark.parametrize(
+    "definition",
+    [
+        "(id, session_id)",  # the searched column is not first
+        "(session_id) include (speaker)",  # does not hold the key
+        "(session_id) include (id) where speaker = 'a'",  # partial
+        "(session_id, (id::text))",  # an expression
+        "using hash (session_id)",  # not a b-tree
+    ],
+)
+def test_an_index_that_cannot_answer_the_lookup_alone_does_not_serve(fresh_db: str, definition: str) -> None:
+    run(fresh_db, f"create index not_serving on turns {definition}")
+    assert serving(fresh_db) is None
+
+
+@pytest.mark.db
+def test_an_invalid_index_does_not_serve(fresh_db: str) -> None:
+    add_invalid_index(fresh_db, "broken", marked=False)
+    assert serving(fresh_db) is None
+
+
+@pytest.mark.db
+def test_our_index_is_preferred_and_recognised_by_its_marker(fresh_db: str) -> None:
+    run(
+        fresh_db,
+        "create index a_users_own on turns (session_id, id)",
+        render.create_policy_index("public", "turns", OURS, "session_id", "id").as_string(),
+        render.mark_policy_index("public", OURS).as_string(),
+    )
+    assert serving(fresh_db) == (OURS, True)
+
+
+# --- the PolicyIndex resource -------------------------------------------------------------------
+
+
+@pytest.fixture
+def db(fresh_db: str) -> Iterator[Database]:
+    params = conninfo_to_dict(fresh_db)
+    database = Database(
+        {
+            "host": params["host"],
+            "port": params.get("port", 5432),
+            "database": params["dbname"],
+            "username": params["user"],
+            "password": params["password"],
+        }
+    )
+    yield database
+    database.close()
+
+
+def indexes(dsn: str, table: str = "turns") -> dict[str, str | None]:
+    """Index name -> comment, of a table."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select indexname, obj_description(format('%%I.%%I', schemaname, indexname)::regclass, 'pg_class') "
+            "from pg_indexes where schemaname = 'public' and tablename = %s",
+            (table,),
+        ).fetchall()
+    return dict(rows)
+
+
+def create(db: Database, inputs: dict[str, Any] = TURNS_LOOKUP) -> dict[str, Any]:
+    resource = PolicyIndex()
+    resource_id, outputs = resource.create(db, resource.check(db, {}, dict(inputs)), log)
+    assert resource_id == "public.turns.session_id.id"
+    return outputs
+
+
+@pytest.mark.db
+def test_create_builds_ours_a_second_create_adopts_it_and_only_the_builder_drops_it(
+    db: Database, fresh_db: str
+) -> None:
+    messages.clear()
+    first = create(db)
+    assert first == {**TURNS_LOOKUP, "index": OURS, "created": True}
+    assert indexes(fresh_db)[OURS] == render.POLICY_INDEX_MARKER
+    assert messages == [
+        f"created index public.{OURS} on public.turns (session_id) include (id) for RLS policy lookups; "
+        "destroy drops it"
+    ]
+    assert PolicyIndex().diff(db, first, dict(TURNS_LOOKUP)).has_changes is False
+
+    second = create(db)
+    assert second == {**TURNS_LOOKUP, "index": OURS, "created": False}
+    PolicyIndex().delete(db, second, log)
+    assert OURS in indexes(fresh_db)
+    PolicyIndex().delete(db, first, log)
+    assert OURS not in indexes(fresh_db)
+    assert "turns_session_id_idx" in indexes(fresh_db)  # the app's own index stays
+
+
+@pytest.mark.db
+def test_a_users_serving_index_is_used_and_never_dropped(db: Database, fresh_db: str) -> None:
+    run(fresh_db, "create index turns_by_session on turns (session_id, id)")
+    outputs = create(db)
+    assert outputs["index"] == "turns_by_session" and outputs["created"] is False
+    assert OURS not in indexes(fresh_db)
+    PolicyIndex().delete(db, outputs, log)
+    # Even a state that claims to have built it: the index carries no marker of ours.
+    PolicyIndex().delete(db, {**outputs, "created": True}, log)
+    assert "turns_by_session" in indexes(fresh_db)
+
+
+@pytest.mark.db
+def test_an_index_of_ours_someone_took_over_is_not_dropped(db: Database, fresh_db: str) -> None:
+    outputs = create(db)
+    run(fresh_db, f"comment on index {OURS} is 'ours now, the reporting team'")
+    PolicyIndex().delete(db, outputs, log)
+    assert OURS in indexes(fresh_db)
+
+
+@pytest.mark.db
+def test_an_index_dropped_by_hand_is_drift_that_update_repairs(db: Database, fresh_db: str) -> None:
+    resource = PolicyIndex()
+    outputs = create(db)
+    run(fresh_db, f"drop index {OURS}")
+    assert resource.diff(db, outputs, dict(TURNS_LOOKUP)).changes == {"index": "update"}
+    assert resource.read(db, "public.turns.session_id.id", outputs, dict(TURNS_LOOKUP)) is None
+    updated = resource.update(db, outputs, dict(TURNS_LOOKUP), log)
+    assert updated["created"] is True and indexes(fresh_db)[OURS] == render.POLICY_INDEX_MARKER
+    assert resource.diff(db, updated, dict(TURNS_LOOKUP)).has_changes is False
+
+
+@pytest.mark.db
+def test_an_invalid_leftover_of_ours_is_rebuilt(db: Database, fresh_db: str) -> None:
+    add_invalid_index(fresh_db, OURS, marked=True)
+    outputs = create(db)
+    assert outputs["created"] is True
+    assert serving(fresh_db) == (OURS, True)
+
+
+@pytest.mark.db
+def test_a_foreign_relation_with_our_name_is_not_touched(db: Database, fresh_db: str) -> None:
+    add_invalid_index(fresh_db, OURS, marked=False)
+    with pytest.raises(CatalogError, match="was not created by supabase-access"):
+        create(db)
+    assert indexes(fresh_db)[OURS] is None
+
+
+@pytest.mark.db
+def test_read_reports_the_serving_index_for_refresh_and_import(db: Database, fresh_db: str) -> None:
+    resource = PolicyIndex()
+    outputs = create(db)
+    assert resource.read(db, "public.turns.session_id.id", outputs, dict(TURNS_LOOKUP)) == (
+        outputs,
+        dict(TURNS_LOOKUP),
+    )
+    # Import: no state; the index carries our marker, so it counts as ours.
+    assert resource.read(db, "public.turns.session_id.id", {}, {}) == (outputs, TURNS_LOOKUP)
+    with pytest.raises(InputError, match="expected an id like"):
+        resource.read(db, "turns.session_id", {}, {})
+
+
+@pytest.mark.db
+@pytest.mark.parametrize(
+    ("change", "property", "message"),
+    [
+        ({"table": "nope"}, "table", "table: public.nope does not exist in the database"),
+        ({"column": "nope"}, "column", "column: public.turns has no column nope"),
+        ({"include": "nope"}, "include", "include: public.turns has no column nope"),
+        ({"include": 'id"; drop'}, "include", "not a valid identifier"),
+        ({"include": "session_id"}, "include", "the searched column itself"),
+    ],
+)
+def test_check_names_the_bad_input(db: Database, change: dict[str, Any], property: str, message: str) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        PolicyIndex().check(db, {}, {**TURNS_LOOKUP, **change})
+    assert info.value.property == property
+
+
+@pytest.mark.unit
+def test_changing_what_is_indexed_replaces_the_resource() -> None:
+    state = {**TURNS_LOOKUP, "index": OURS, "created": True}
+    diff = PolicyIndex().diff(None, state, {**TURNS_LOOKUP, "include": "segment_id"})  # type: ignore[arg-type]
+    assert diff.replaces == ["include"]
