@@ -16,6 +16,7 @@ import pytest
 from pulumi import automation as auto
 
 from supabase_access.postgrest import Persona, as_persona, connect_as_authenticator
+from supabase_access.sql import POLICY_INDEX_MARKER
 from tests.support.engine import changes, new_stack
 
 pytestmark = pytest.mark.e2e
@@ -96,8 +97,32 @@ def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fre
     assert "anon=arwdDxt/postgres" in str(acl)
 
 
+def lookup_indexes(dsn: str) -> dict[str, str]:
+    """Name -> definition of the indexes supabase-access built for policy lookups."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select i.relname, pg_get_indexdef(i.oid) from pg_class i join pg_index x on x.indexrelid = i.oid "
+            "where obj_description(i.oid, 'pg_class') = %s",
+            (POLICY_INDEX_MARKER,),
+        ).fetchall()
+    return dict(rows)
+
+
 def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactory, fresh_db: str) -> None:
-    make_stack(OWNER, name="local-prod").up()
+    stack = make_stack(OWNER, name="local-prod")
+    up = stack.up()
+    # The policies' lookups read covering indexes only; the app's plain ones cannot serve them.
+    assert lookup_indexes(fresh_db) == {
+        "sessions_user_id_id_rls_idx": (
+            "CREATE INDEX sessions_user_id_id_rls_idx ON public.sessions USING btree (user_id) INCLUDE (id)"
+        ),
+        "turns_session_id_id_rls_idx": (
+            "CREATE INDEX turns_session_id_id_rls_idx ON public.turns USING btree (session_id) INCLUDE (id)"
+        ),
+    }
+    assert "created index public.turns_session_id_id_rls_idx" in up.stdout
+    assert changes(stack.preview().change_summary) == {}
+    assert changes(stack.up().summary.resource_changes) == {}
     a, b = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=True)
     as_a, as_b = Persona.signed_in(a, is_anonymous=True), Persona.signed_in(b, is_anonymous=True)
     insert_session(fresh_db, as_a, a)
@@ -122,6 +147,15 @@ def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactor
         with as_persona(conn, Persona.signed_in(ghost, is_anonymous=True)) as cur:
             with pytest.raises(psycopg.errors.ForeignKeyViolation, match="sessions_user_id_fkey"):
                 cur.execute("insert into sessions (user_id) values (%s)", (ghost,))
+
+    # An index dropped by hand is drift; the next `up` builds it again; destroy drops both.
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("drop index turns_session_id_id_rls_idx")
+    assert changes(stack.preview().change_summary) == {"update": 1}
+    stack.up()
+    assert set(lookup_indexes(fresh_db)) == {"sessions_user_id_id_rls_idx", "turns_session_id_id_rls_idx"}
+    stack.destroy()
+    assert lookup_indexes(fresh_db) == {}
 
 
 @pytest.mark.parametrize(

@@ -97,7 +97,10 @@ def test_up_enforces_quotas_retention_and_permanent_users_only_and_destroy_remov
         "write_quota_public_generated_content_usage",
         "write_quota_public_sessions_usage",
     ]
-    assert applied["indexes"] == before["indexes"]
+    # The quotas build no index on the app's tables; only the owner policies' lookups get theirs.
+    assert applied["indexes"] == sorted(
+        [*before["indexes"], "sessions_user_id_id_rls_idx", "turns_session_id_id_rls_idx"]
+    )
     assert "generated_content_insert_not_anonymous" in applied["policies"]
 
     # The quota fires at N+1, per user, through the owner profile's policies.
