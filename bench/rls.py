@@ -6,7 +6,8 @@ Creates a database of its own from `supabase_template`, fills it with generated 
 with generate_series), and times the app's typical requests as a signed-in user exactly as
 PostgREST runs them (supabase_access.postgrest), in three setups side by side:
 
-- owner:    the owner profile's policies, rendered and applied by supabase_access itself;
+- owner:    the owner profile's policies, rendered and applied by supabase_access itself, with
+            the covering indexes its PolicyIndex resources build;
 - explicit: no RLS (service_role), the same request with the ownership filter written by hand;
 - naive:    policies in the style of the seed guide's alternative (auth.uid() unwrapped, per-row
             EXISTS joins to sessions).
@@ -34,6 +35,10 @@ from psycopg import sql
 from psycopg.types.numeric import Int4
 
 from bench.common import (
+    APP_PASSWORD,
+    APP_USER,
+    LOCAL_HOST,
+    LOCAL_PORT,
     REPO,
     ProgressBar,
     admin_conninfo,
@@ -49,6 +54,7 @@ from supabase_access import catalog
 from supabase_access import sql as render
 from supabase_access.model import AccessModel, load_model_file
 from supabase_access.policy import PolicySpec
+from supabase_access.policy_indexes import policy_lookups
 from supabase_access.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
 from supabase_access.profiles import OwnedByCurrentUser, plan_access
 
@@ -628,6 +634,38 @@ def apply_owner_grants(dbname: str, model: AccessModel) -> None:
                 conn.execute(render.grant(role, plan.schema, model.table_names, privileges))
 
 
+def build_policy_indexes(dbname: str, models: Sequence[AccessModel]) -> None:
+    """The covering indexes the owner profile's lookups need, built (or found) by the provider's own
+    PolicyIndex resource, as `pulumi up` builds them for an owner stack."""
+    from supabase_access.provider.database import Database
+    from supabase_access.provider.policy_indexes import PolicyIndex
+
+    db = Database(
+        {
+            "host": LOCAL_HOST,
+            "port": LOCAL_PORT,
+            "database": dbname,
+            "username": APP_USER,
+            "password": APP_PASSWORD,
+            "sslmode": "disable",
+        }
+    )
+    resource = PolicyIndex()
+    lookups = sorted({lookup for model in models for lookup in policy_lookups(plan_access(model, "owner"))})
+    try:
+        for lookup in lookups:
+            print(f"bench.rls: index for {lookup.table} ({lookup.column}) include ({lookup.include})", file=sys.stderr)
+            inputs = {
+                "schema": models[0].schema,
+                "table": lookup.table,
+                "column": lookup.column,
+                "include": lookup.include,
+            }
+            resource.create(db, resource.check(db, {}, inputs), lambda message: print(f"  {message}", file=sys.stderr))
+    finally:
+        db.close()
+
+
 def persona_for(setup: Setup, subject: Subject) -> Persona:
     if setup.policies is None:
         return Persona.service()
@@ -916,6 +954,8 @@ def run(
     apply_owner_grants(dbname, model)
     if args.owner_variant:
         prepare_variant_schema(dbname, args.owner_variant)
+    variant_models = [with_owner_column_on_deep_tables(model)] if args.owner_variant == "owner-column" else []
+    build_policy_indexes(dbname, [model, *variant_models])
     if not generated:
         # Dead rows left by earlier runs' rolled-back writes would slow down this one.
         vacuum(dbname)
