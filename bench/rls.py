@@ -722,6 +722,12 @@ class StatementRunner:
             else sql.SQL("execute {}").format(sql.Identifier(name))
         )
 
+    def plan_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(generic, custom) plans PostgreSQL used so far, per (setup, statement) prepared on this connection."""
+        rows = self.conn.execute("select name, generic_plans, custom_plans from pg_prepared_statements").fetchall()
+        counts = {name: (generic, custom) for name, generic, custom in rows}
+        return {key: counts[name] for key, name in self.names.items() if name in counts}
+
     def run(self, setup: Setup, request: Request, subject: Subject) -> tuple[float, object]:
         """Time one request's statement inside a PostgREST-style transaction (rolled back).
 
@@ -796,10 +802,21 @@ def measure(
                             elapsed, _ = runner.run(setup, request, subject)
                             cell.seconds.append(elapsed)
                     progress.advance(1, f"block {block + 1}/{blocks}: {setup.name}")
+            if prepared:
+                report_plan_counts(runner.plan_counts())
     finally:
         switcher.close()
     progress.finish()
     return cells
+
+
+def report_plan_counts(counts: Mapping[tuple[str, str], tuple[int, int]]) -> None:
+    """Whether PostgreSQL re-planned every execution (custom plans) or reused one (generic): a setup
+    whose statements are planned each time pays the planning inside every request."""
+    statements = {text: request.name for request in REQUESTS for text in (request.app_sql, request.explicit_sql)}
+    for (setup, statement), (generic, custom) in sorted(counts.items()):
+        label = statements.get(statement, statement[:40])
+        print(f"bench.rls: plans: {setup} / {label}: {generic} generic, {custom} custom", file=sys.stderr)
 
 
 def warm_up(
