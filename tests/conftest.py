@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from supabase_access.provider.database import Database
 from tests.support.localdb import LocaldbError, create_database_from_template, drop_database, run_localdb
 
 MARKERS = (
@@ -46,3 +47,20 @@ def fresh_db(localdb_url: str, localdb_admin_conninfo: str) -> Iterator[str]:
         yield make_conninfo(localdb_url, dbname=name)
     finally:
         drop_database(localdb_admin_conninfo, name)
+
+
+@pytest.fixture
+def db(fresh_db: str) -> Iterator[Database]:
+    """The provider's own connection pool on a fresh database, as the plugin opens it."""
+    params = conninfo_to_dict(fresh_db)
+    database = Database(
+        {
+            "host": params["host"],
+            "port": params.get("port", 5432),
+            "database": params["dbname"],
+            "username": params["user"],
+            "password": params["password"],
+        }
+    )
+    yield database
+    database.close()

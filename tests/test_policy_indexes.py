@@ -4,12 +4,10 @@ and builds them, and the PolicyIndex resource on a real database."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
 from supabase_access import sql as render
 from supabase_access.catalog import CatalogError
@@ -186,22 +184,6 @@ def test_our_index_is_preferred_and_recognised_by_its_marker(fresh_db: str) -> N
 
 
 # --- the PolicyIndex resource -------------------------------------------------------------------
-
-
-@pytest.fixture
-def db(fresh_db: str) -> Iterator[Database]:
-    params = conninfo_to_dict(fresh_db)
-    database = Database(
-        {
-            "host": params["host"],
-            "port": params.get("port", 5432),
-            "database": params["dbname"],
-            "username": params["user"],
-            "password": params["password"],
-        }
-    )
-    yield database
-    database.close()
 
 
 def indexes(dsn: str, table: str = "turns") -> dict[str, str | None]:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from supabase_access import hardening
 from supabase_access import sql as render
@@ -40,22 +38,6 @@ messages: list[str] = []
 
 def log(message: str) -> None:
     messages.append(message)
-
-
-@pytest.fixture
-def db(fresh_db: str) -> Iterator[Database]:
-    params = conninfo_to_dict(fresh_db)
-    database = Database(
-        {
-            "host": params["host"],
-            "port": params.get("port", 5432),
-            "database": params["dbname"],
-            "username": params["user"],
-            "password": params["password"],
-        }
-    )
-    yield database
-    database.close()
 
 
 def quota_inputs(table: str, limit: int, window: str = "perHour") -> dict[str, Any]:
