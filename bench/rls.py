@@ -213,6 +213,9 @@ VACUUM_ANALYZE: LiteralString = (
 )
 
 
+VACUUM_WRITTEN: LiteralString = "vacuum public.sessions, public.turns, public.actions"
+
+
 def vacuum(dbname: str) -> None:
     with psycopg.connect(admin_conninfo(dbname), autocommit=True) as admin:
         admin.execute(VACUUM_ANALYZE)
@@ -784,7 +787,10 @@ def measure(
     switcher = PolicySwitcher(dbname, schema)
     progress = ProgressBar(blocks * len(setups), "requests")
     try:
-        with connect_as_authenticator(app_conninfo(dbname)) as conn:
+        with (
+            connect_as_authenticator(app_conninfo(dbname)) as conn,
+            psycopg.connect(admin_conninfo(dbname), autocommit=True) as admin,
+        ):
             runner = StatementRunner(conn, prepared=prepared)
             verify_agreement(runner, switcher, setups, verification)
             for block in range(blocks):
@@ -801,6 +807,9 @@ def measure(
                             subject = timed_subjects[len(cell.seconds) % len(timed_subjects)]
                             elapsed, _ = runner.run(setup, request, subject)
                             cell.seconds.append(elapsed)
+                    # The block's rolled-back writes left dead rows under its subjects; without this
+                    # they slow that setup's later reads until autovacuum happens to come by.
+                    admin.execute(VACUUM_WRITTEN)
                     progress.advance(1, f"block {block + 1}/{blocks}: {setup.name}")
             if prepared:
                 report_plan_counts(runner.plan_counts())
