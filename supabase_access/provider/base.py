@@ -17,7 +17,12 @@ from supabase_access.provider.database import Database
 # concurrent GRANT/ALTER on one table can fail with "tuple concurrently updated".
 LOCK_NAMESPACE = "supabase-access:"
 
+# Messages for the user, next to the resource: warnings unless they are a Notice.
 Log = Callable[[str], None]
+
+
+class Notice(str):
+    """A message that reports what was done (shown as info), not something to act on (a warning)."""
 
 
 class InputError(ValueError):

@@ -13,6 +13,7 @@ from supabase_access.provider.base import (
     InputError,
     Log,
     ManagedResource,
+    Notice,
     identifier,
     lock_tables,
     require_table,
@@ -121,8 +122,10 @@ class TablePolicies(ManagedResource):
         before, after = self._apply(db, schema, table, declared_policies(inputs))
         if before:
             log(
-                f"took over {len(before)} existing polic{'y' if len(before) == 1 else 'ies'} on {schema}.{table} "
-                f"({', '.join(before)}); destroy puts them back"
+                Notice(
+                    f"took over {len(before)} existing polic{'y' if len(before) == 1 else 'ies'} on "
+                    f"{schema}.{table} ({', '.join(before)}); destroy puts them back"
+                )
             )
         # `adopted` is what was there before we managed the table: destroy restores it.
         outputs = {**self._applied(inputs, after), "adopted": plain_policies(before)}

@@ -22,6 +22,7 @@ from supabase_access.provider.base import (
     InputError,
     Log,
     ManagedResource,
+    Notice,
     identifier,
     split_id,
 )
@@ -81,8 +82,10 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
         )
     if large:
         log(
-            f"building index {schema}.{name} on {what} for RLS policy lookups, concurrently "
-            "(the app keeps reading and writing); on a table this large it may take a while"
+            Notice(
+                f"building index {schema}.{name} on {what} for RLS policy lookups, concurrently "
+                "(the app keeps reading and writing); on a table this large it may take a while"
+            )
         )
     with autocommit(db) as conn:
         if leftover is not None:
@@ -98,7 +101,7 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
         found = find_serving_index(conn, schema, table, column, include)
     if found is None or found[0] != name:
         raise CatalogError(f"index {schema}.{name} was built but does not serve {what}; check it by hand")
-    log(f"created index {schema}.{name} on {what} for RLS policy lookups; destroy drops it")
+    log(Notice(f"created index {schema}.{name} on {what} for RLS policy lookups; destroy drops it"))
     return name, True
 
 

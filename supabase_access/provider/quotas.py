@@ -25,6 +25,7 @@ from supabase_access.provider.base import (
     InputError,
     Log,
     ManagedResource,
+    Notice,
     compare_fields,
     identifier,
     lock_tables,
@@ -119,7 +120,7 @@ def _drop_old_index(db: Database, state: Mapping[str, Any], log: Log) -> None:
         # CONCURRENTLY, outside a transaction: the app's writes to the table go on meanwhile.
         with autocommit(db) as conn:
             conn.execute(render.drop_index(state["schema"], name))
-        log(f"dropped index {state['schema']}.{name}, which the write quota no longer needs")
+        log(Notice(f"dropped index {state['schema']}.{name}, which the write quota no longer needs"))
 
 
 class WriteQuota(ManagedResource):

@@ -15,7 +15,7 @@ from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from supabase_access.catalog import CatalogError
 from supabase_access.provider.auth_config import AuthSettings
-from supabase_access.provider.base import InputError, ManagedResource
+from supabase_access.provider.base import InputError, ManagedResource, Notice
 from supabase_access.provider.constraints import ConstraintRemoval
 from supabase_access.provider.database import Database
 from supabase_access.provider.grants import TableGrant
@@ -59,11 +59,13 @@ class EngineLog:
     def __init__(self, engine_address: str) -> None:
         self._stub = engine_pb2_grpc.EngineStub(grpc.insecure_channel(engine_address)) if engine_address else None
 
-    def warn(self, urn: str, message: str) -> None:
+    def write(self, urn: str, message: str) -> None:
+        notice = isinstance(message, Notice)
         if self._stub is None:
-            print(f"warning: {message}", file=sys.stderr)
+            print(f"{'info' if notice else 'warning'}: {message}", file=sys.stderr)
             return
-        self._stub.Log(engine_pb2.LogRequest(severity=engine_pb2.WARNING, message=message, urn=urn))
+        severity = engine_pb2.INFO if notice else engine_pb2.WARNING
+        self._stub.Log(engine_pb2.LogRequest(severity=severity, message=message, urn=urn))
 
 
 class SupabaseAccessProvider(api.Provider):
@@ -159,7 +161,7 @@ class SupabaseAccessProvider(api.Provider):
         )
 
     def _warner(self, urn: str) -> Callable[[str], None]:
-        return lambda message: self._log.warn(urn, message)
+        return lambda message: self._log.write(urn, message)
 
 
 def main() -> None:
