@@ -17,6 +17,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from supabase_access.provider.database import Database
+
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DATABASE = "supabase_template"
 # The local cluster's well-known login of the app role (see scripts/localdb).
@@ -38,6 +40,20 @@ def app_conninfo(dbname: str) -> str:
     """The app role over TCP, as the Pulumi program and PostgREST's tests reach the database."""
     return psycopg.conninfo.make_conninfo(
         host=LOCAL_HOST, port=str(LOCAL_PORT), dbname=dbname, user=APP_USER, password=APP_PASSWORD
+    )
+
+
+def provider_database(dbname: str) -> Database:
+    """The provider's own connection pool on a bench database, as the plugin opens it for a stack."""
+    return Database(
+        {
+            "host": LOCAL_HOST,
+            "port": LOCAL_PORT,
+            "database": dbname,
+            "username": APP_USER,
+            "password": APP_PASSWORD,
+            "sslmode": "disable",
+        }
     )
 
 

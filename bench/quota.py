@@ -24,8 +24,6 @@ import psycopg
 from psycopg.types.numeric import Int4
 
 from bench.common import (
-    LOCAL_HOST,
-    LOCAL_PORT,
     REPO,
     ProgressBar,
     admin_conninfo,
@@ -34,6 +32,7 @@ from bench.common import (
     machine_summary,
     median,
     p95,
+    provider_database,
     scratch_database,
 )
 from supabase_access import catalog
@@ -107,18 +106,7 @@ class QuotaSwitch:
     """Creates and deletes the quota through the provider resource, exactly as `pulumi up`/`destroy` would."""
 
     def __init__(self, resource_class: Any, dbname: str, inputs: dict[str, Any]) -> None:
-        from supabase_access.provider.database import Database
-
-        self.db = Database(
-            {
-                "host": LOCAL_HOST,
-                "port": LOCAL_PORT,
-                "database": dbname,
-                "username": "postgres",
-                "password": "postgres",
-                "sslmode": "disable",
-            }
-        )
+        self.db = provider_database(dbname)
         self.resource = resource_class()
         self.inputs = self.resource.check(self.db, {}, inputs)
         self.state: dict[str, Any] | None = None

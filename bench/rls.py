@@ -35,10 +35,6 @@ from psycopg import sql
 from psycopg.types.numeric import Int4
 
 from bench.common import (
-    APP_PASSWORD,
-    APP_USER,
-    LOCAL_HOST,
-    LOCAL_PORT,
     REPO,
     ProgressBar,
     admin_conninfo,
@@ -47,6 +43,7 @@ from bench.common import (
     machine_summary,
     median,
     p95,
+    provider_database,
     ratio,
     scratch_database,
 )
@@ -640,19 +637,9 @@ def apply_owner_grants(dbname: str, model: AccessModel) -> None:
 def build_policy_indexes(dbname: str, models: Sequence[AccessModel]) -> None:
     """The covering indexes the owner profile's lookups need, built (or found) by the provider's own
     PolicyIndex resource, as `pulumi up` builds them for an owner stack."""
-    from supabase_access.provider.database import Database
     from supabase_access.provider.policy_indexes import PolicyIndex
 
-    db = Database(
-        {
-            "host": LOCAL_HOST,
-            "port": LOCAL_PORT,
-            "database": dbname,
-            "username": APP_USER,
-            "password": APP_PASSWORD,
-            "sslmode": "disable",
-        }
-    )
+    db = provider_database(dbname)
     resource = PolicyIndex()
     lookups = sorted({lookup for model in models for lookup in policy_lookups(plan_access(model, "owner"))})
     try:

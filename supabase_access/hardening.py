@@ -6,12 +6,11 @@ resources and components need. No Pulumi, no database.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from supabase_access.model import AccessModel
+from supabase_access.model import AccessModel, short_identifier
 from supabase_access.policy import PolicySpec
 from supabase_access.profiles import TABLE_COMMANDS, NotAnonymousUser, PolicyRule
 from supabase_access.sql import policy_from_rule
@@ -32,7 +31,6 @@ QUOTA_WINDOWS: dict[str, tuple[str, int]] = {
     "perHour": ("hour", 3600),
     "perDay": ("day", 86400),
 }
-MAX_IDENTIFIER = 63
 MAX_QUOTA_LIMIT = 1_000_000
 MAX_RETENTION_DAYS = 36500
 # Commands `supabase-access:permanentUsersOnly` may reserve for permanent users.
@@ -105,14 +103,6 @@ class RetentionTarget:
     sessions_days: int | None
     schedule: str
     job_name: str = DEFAULT_PURGE_JOB
-
-
-def short_identifier(name: str) -> str:
-    """`name` if PostgreSQL keeps it whole, else a prefix plus a hash, so two long names never collide."""
-    if len(name) <= MAX_IDENTIFIER:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return f"{name[: MAX_IDENTIFIER - 11]}_{digest}"
 
 
 def quota_function_name(schema: str, table: str) -> str:

@@ -9,6 +9,7 @@ walk while writing it still checks the path.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1: longer names are cut silently
 
 
 class ModelError(ValueError):
@@ -33,6 +35,16 @@ def check_identifier(value: object, setting: str) -> str:
             "no quotes, spaces or semicolons)"
         )
     return value
+
+
+def short_identifier(name: str, *, suffix: str = "") -> str:
+    """`name + suffix` if PostgreSQL keeps it whole, else a prefix of `name`, a hash of the whole
+    and `suffix`: two long names never collide, and the suffix stays readable."""
+    whole = name + suffix
+    if len(whole) <= MAX_IDENTIFIER:
+        return whole
+    digest = hashlib.sha256(whole.encode()).hexdigest()[:10]
+    return f"{name[: MAX_IDENTIFIER - len(suffix) - 11]}_{digest}{suffix}"
 
 
 @dataclass(frozen=True)

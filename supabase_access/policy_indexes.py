@@ -12,13 +12,12 @@ A predicate that compares the table's own owner column (no hops) needs no coveri
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from supabase_access.model import short_identifier
 from supabase_access.profiles import AccessPlan, AllOf, OwnedByCurrentUser, Predicate
 
-MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 INDEX_SUFFIX = "_rls_idx"
 
 
@@ -36,14 +35,8 @@ class PolicyLookup:
 
 
 def policy_index_name(table: str, column: str, include: str) -> str:
-    """`<table>_<column>_<include>_rls_idx`; a longer name is cut with a short hash of the whole, so
-    two different lookups never share a name and the result stays within 63 bytes."""
-    name = f"{table}_{column}_{include}{INDEX_SUFFIX}"
-    if len(name) <= MAX_IDENTIFIER:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    keep = MAX_IDENTIFIER - len(INDEX_SUFFIX) - len(digest) - 1
-    return f"{name[:keep].rstrip('_')}_{digest}{INDEX_SUFFIX}"
+    """`<table>_<column>_<include>_rls_idx`, shortened with a hash when PostgreSQL would cut it."""
+    return short_identifier(f"{table}_{column}_{include}", suffix=INDEX_SUFFIX)
 
 
 def _owned(predicate: Predicate | None) -> Iterator[OwnedByCurrentUser]:

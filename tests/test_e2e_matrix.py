@@ -17,6 +17,7 @@ import yaml
 from supabase_access.matrix import Cell, compute_matrix, diff, matrix_from_rule
 from supabase_access.model import load_model_file
 from tests.support.engine import new_stack
+from tests.support.expectations import owner_access
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL = load_model_file(REPO / "access-model.yaml", setting="access-model.yaml")
 OPEN = {"supabase-access:environment": "dev", "supabase-access:profile": "open"}
 OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
-
-
-def owner_access(cell: Cell) -> bool:
-    if cell.persona == "anon":
-        return False
-    if cell.persona == "service_role":
-        return True
-    return cell.whose == "own"
 
 
 OPEN_MATRIX = matrix_from_rule(MODEL.table_names, lambda cell: True)

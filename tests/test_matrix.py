@@ -27,18 +27,10 @@ from supabase_access.matrix import (
 from supabase_access.model import AccessModel, load_model_file, parse_model
 from supabase_access.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.profiles import plan_access
+from tests.support.expectations import owner_access
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = load_model_file(REPO / "access-model.yaml", setting="access-model.yaml")
-
-
-def owner_access(cell: Cell) -> bool:
-    """The owner profile: anon nothing, each user only their own rows, service_role everything."""
-    if cell.persona == "anon":
-        return False
-    if cell.persona == "service_role":
-        return True
-    return cell.whose == "own"
 
 
 def assert_matrix(actual: AccessMatrix, expected: AccessMatrix) -> None:
