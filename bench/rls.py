@@ -748,6 +748,21 @@ def check_rls_applies(conn: psycopg.Connection[Any], setup: Setup, subject: Subj
         assert_rls_applies(cur)
 
 
+def block_groups(setups: Sequence[Setup]) -> list[list[Setup]]:
+    """The setups that share a block: each policy setup, with the RLS-free ones riding along with the first.
+
+    A setup without policies (explicit, as service_role) does not care which policies are
+    installed, so it is timed in the same block as the owner, run for run: their ratio then
+    compares requests made at the same moments, not minutes apart on a machine whose speed drifts.
+    """
+    with_policies = [[s] for s in setups if s.policies is not None]
+    riders = [s for s in setups if s.policies is None]
+    if not with_policies:
+        return [riders]
+    with_policies[0].extend(riders)
+    return with_policies
+
+
 def measure(
     dbname: str,
     setups: Sequence[Setup],
@@ -759,20 +774,28 @@ def measure(
     schema: str,
     prepared: bool,
 ) -> dict[tuple[str, str], Cell]:
-    """Time every request in every setup, `repeat` times, in `blocks` rotations of the setups.
+    """Time every request in every setup, `repeat` times, in `blocks` rotations of the setups' groups.
 
-    A setup's policies stay installed for a whole block, as they stay in production, so cached
-    plans are reused; its untimed warm-up runs re-plan after the swap. Each setup has subjects
-    of its own, so the dead rows that one setup's rolled-back writes leave are never in
-    another's way; `verify_agreement` compares the setups on shared subjects beforehand.
+    A group's policies stay installed for a whole block, as they stay in production, so cached
+    plans are reused; untimed warm-up runs re-plan after the swap. Within a block the group's
+    setups take turns, one run each (see `block_groups`). Each setup has subjects of its own,
+    so the dead rows that one setup's rolled-back writes leave are never in another's way;
+    `verify_agreement` compares the setups on shared subjects beforehand.
     """
     cells = {(request.name, setup.name): Cell() for request in REQUESTS for setup in setups}
     verification, pool = subjects[:VERIFICATION_SUBJECTS], subjects[VERIFICATION_SUBJECTS:]
     # One warm-up subject, then `repeat` timed subjects, per setup.
     own = {setup.name: pool[index :: len(setups)] for index, setup in enumerate(setups)}
+    groups = block_groups(setups)
     per_block = -(-repeat // blocks)
     switcher = PolicySwitcher(dbname, schema)
-    progress = ProgressBar(blocks * len(setups), "requests")
+    progress = ProgressBar(blocks * len(groups), "requests")
+
+    def wants_more(cell: Cell, block: int) -> bool:
+        if len(cell.seconds) >= MIN_RUNS_PER_CELL and cell.spent > max_seconds:
+            return False
+        return len(cell.seconds) < min(repeat, (block + 1) * per_block)
+
     try:
         with (
             connect_as_authenticator(app_conninfo(dbname)) as conn,
@@ -781,23 +804,27 @@ def measure(
             runner = StatementRunner(conn, prepared=prepared)
             verify_agreement(runner, switcher, setups, verification)
             for block in range(blocks):
-                # Rotate the order so that no setup always runs first (or last).
-                for setup in [setups[(block + k) % len(setups)] for k in range(len(setups))]:
-                    switcher.install(setup)
-                    warm_up_subject, timed_subjects = own[setup.name][0], own[setup.name][1:]
+                # Rotate the order so that no group always runs first (or last).
+                for group in [groups[(block + k) % len(groups)] for k in range(len(groups))]:
+                    switcher.install(group[0])
                     for request in REQUESTS:
-                        cell = cells[(request.name, setup.name)]
-                        warm_up(runner, setup, request, warm_up_subject, cell, first=block == 0)
-                        while len(cell.seconds) < min(repeat, (block + 1) * per_block):
-                            if len(cell.seconds) >= MIN_RUNS_PER_CELL and cell.spent > max_seconds:
-                                break
-                            subject = timed_subjects[len(cell.seconds) % len(timed_subjects)]
-                            elapsed, _ = runner.run(setup, request, subject)
-                            cell.seconds.append(elapsed)
+                        for setup in group:
+                            cell = cells[(request.name, setup.name)]
+                            warm_up(runner, setup, request, own[setup.name][0], cell, first=block == 0)
+                        turn = [s for s in group if wants_more(cells[(request.name, s.name)], block)]
+                        while turn:
+                            for setup in turn:
+                                cell = cells[(request.name, setup.name)]
+                                timed_subjects = own[setup.name][1:]
+                                subject = timed_subjects[len(cell.seconds) % len(timed_subjects)]
+                                elapsed, _ = runner.run(setup, request, subject)
+                                cell.seconds.append(elapsed)
+                            turn = [s for s in turn if wants_more(cells[(request.name, s.name)], block)]
                     # The block's rolled-back writes left dead rows under its subjects; without this
-                    # they slow that setup's later reads until autovacuum happens to come by.
+                    # they slow that group's later reads until autovacuum happens to come by.
                     admin.execute(VACUUM_WRITTEN)
-                    progress.advance(1, f"block {block + 1}/{blocks}: {setup.name}")
+                    names = "+".join(s.name for s in group)
+                    progress.advance(1, f"block {block + 1}/{blocks}: {names}")
             if prepared:
                 report_plan_counts(runner.plan_counts())
     finally:

@@ -63,3 +63,12 @@ def test_engine_prints_its_table(localdb_url: str) -> None:
     assert "| program " in out and "preview median s" in out
     for program in ("empty program", "5 tables", "10 tables"):
         assert f"| {program}" in out
+
+
+@pytest.mark.unit
+def test_rls_times_the_rls_free_setup_beside_the_first_policy_setup() -> None:
+    from bench.rls import Setup, block_groups
+
+    owner, explicit, naive = (Setup(n, p, n) for n, p in (("owner", {}), ("explicit", None), ("naive", {})))
+    assert [[s.name for s in g] for g in block_groups([owner, explicit, naive])] == [["owner", "explicit"], ["naive"]]
+    assert [[s.name for s in g] for g in block_groups([explicit])] == [["explicit"]]
