@@ -19,6 +19,7 @@ N-table first `up` within 3x the 5-table one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -158,30 +159,39 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def measure_stack(stack: auto.Stack, figures: Figures, previews: int, label: str) -> None:
+def first_up(stack: auto.Stack, figures: Figures, label: str) -> None:
     print(f"bench.engine: {label}: pulumi up", file=sys.stderr)
     seconds, _ = timed(lambda: stack.up(on_output=None))
     figures.up.append(seconds)
-    for index in range(previews):
-        print(f"bench.engine: {label}: pulumi preview {index + 1}/{previews}", file=sys.stderr)
-        seconds, result = timed(lambda: stack.preview())
-        figures.preview.append(seconds)
-        if found := changes(result.change_summary):
-            figures.drift.append(found)
+
+
+def no_change_preview(stack: auto.Stack, figures: Figures, label: str) -> None:
+    print(f"bench.engine: {label}: pulumi preview", file=sys.stderr)
+    seconds, result = timed(lambda: stack.preview())
+    figures.preview.append(seconds)
+    if found := changes(result.change_summary):
+        figures.drift.append(found)
 
 
 def run_round(work: Path, round_index: int, tables: int, previews: int, results: dict[str, Figures]) -> None:
-    # The empty program first, then the app: each round in the same order, on fresh stacks and databases.
-    measure_stack(empty_stack(work / f"empty-{round_index}"), results["empty program"], previews, "empty program")
-    with scratch_database("bench_engine") as dbname:
-        stack = new_stack(work / f"five-{round_index}", "local", app_conninfo(dbname), LOCAL_STACK)
-        measure_stack(stack, results["5 tables"], previews, "5 tables")
-    with scratch_database("bench_engine") as dbname:
+    """Fresh stacks and databases; the first ups in turn, then the previews in turn, one of each program
+    after the other, so the ratios compare runs made at the same moments on a machine whose speed drifts."""
+    with contextlib.ExitStack() as databases:
+        five_db = databases.enter_context(scratch_database("bench_engine"))
+        many_db = databases.enter_context(scratch_database("bench_engine"))
         suffixes = copy_suffixes(tables)
-        create_copies(app_conninfo(dbname), suffixes)
-        config = {**LOCAL_STACK, "supabase-access:model": json.dumps(inline_model(suffixes))}
-        stack = new_stack(work / f"many-{round_index}", "local", app_conninfo(dbname), config)
-        measure_stack(stack, results[f"{tables} tables"], previews, f"{tables} tables")
+        create_copies(app_conninfo(many_db), suffixes)
+        many_config = {**LOCAL_STACK, "supabase-access:model": json.dumps(inline_model(suffixes))}
+        stacks = {
+            "empty program": empty_stack(work / f"empty-{round_index}"),
+            "5 tables": new_stack(work / f"five-{round_index}", "local", app_conninfo(five_db), LOCAL_STACK),
+            f"{tables} tables": new_stack(work / f"many-{round_index}", "local", app_conninfo(many_db), many_config),
+        }
+        for label, stack in stacks.items():
+            first_up(stack, results[label], label)
+        for _ in range(previews):
+            for label, stack in stacks.items():
+                no_change_preview(stack, results[label], label)
 
 
 def report(results: dict[str, Figures], tables: int) -> tuple[str, bool]:
