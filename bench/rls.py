@@ -372,6 +372,9 @@ OWNER_VARIANTS: dict[str, Callable[[AccessModel], dict[str, tuple[PolicySpec, ..
     # The parent ids each user owns come from SECURITY DEFINER functions: one join per statement
     # instead of the parent tables' own policies being applied again inside every policy subquery.
     "definer-arrays": lambda m: definer_array_policies(m),
+    # A diagnostic, never a setting: tables two or more hops down check nothing (USING and WITH
+    # CHECK true), so what is left is what the other tables' policies cost a request.
+    "deep-unchecked": lambda m: deep_unchecked_policies(m),
 }
 # Schema changes a variant needs before it runs (idempotent, so a --reuse run can repeat them).
 VARIANT_SCHEMA: dict[str, tuple[LiteralString, ...]] = {
@@ -432,6 +435,20 @@ def definer_array_policies(model: AccessModel) -> dict[str, tuple[PolicySpec, ..
             for p in specs
         )
     return policies
+
+
+def deep_unchecked_policies(model: AccessModel) -> dict[str, tuple[PolicySpec, ...]]:
+    """The owner policies, with `true` for every predicate of tables two or more hops from their owner."""
+
+    def unchecked(p: PolicySpec) -> PolicySpec:
+        return replace(
+            p, using=None if p.using is None else "true", with_check=None if p.with_check is None else "true"
+        )
+
+    return {
+        table: tuple(unchecked(p) for p in specs) if len(model.ownership_path(table)[0]) >= 2 else specs
+        for table, specs in owner_policies(model).items()
+    }
 
 
 def prepare_variant_schema(dbname: str, variant: str) -> None:
