@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,20 +42,30 @@ class Database:
             application_name="supabase-access",
         )
         self._pool: ConnectionPool | None = None
+        self._opening = threading.Lock()
 
     def connection(self) -> Any:
         """A context manager yielding a pooled connection; errors name the settings to check."""
-        if self._pool is None:
-            # Connect once directly: a wrong password or host fails now with PostgreSQL's own
-            # message, instead of as a pool timeout.
-            try:
-                psycopg.connect(self._conninfo).close()
-            except psycopg.OperationalError as exc:
-                raise self._connect_error(exc) from exc
-            self._pool = ConnectionPool(
-                self._conninfo, min_size=0, max_size=4, open=True, timeout=15, check=ConnectionPool.check_connection
-            )
+        with self._opening:
+            if self._pool is None:
+                # Connect once directly: a wrong password or host fails now with PostgreSQL's own
+                # message, instead of as a pool timeout.
+                try:
+                    psycopg.connect(self._conninfo).close()
+                except psycopg.OperationalError as exc:
+                    raise self._connect_error(exc) from exc
+                self._pool = ConnectionPool(
+                    self._conninfo, min_size=0, max_size=4, open=True, timeout=15, check=ConnectionPool.check_connection
+                )
         return _Checkout(self)
+
+    def warm_up(self) -> None:
+        """Open the pool and one connection ahead of the first call; a failure is left for that call to report."""
+        try:
+            with self.connection():
+                pass
+        except CatalogError:
+            pass
 
     def _connect_error(self, exc: Exception) -> CatalogError:
         settings = ", ".join(CONNECTION_SETTINGS[k] for k in ("host", "port", "database", "username", "password"))

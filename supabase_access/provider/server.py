@@ -87,7 +87,17 @@ class SupabaseAccessProvider(api.Provider):
         if config is not None:
             self._config = config
             AUTH_SETTINGS.configure(config)
+            if config.get("host"):
+                # Connecting (TLS, SCRAM) overlaps with the engine's own work before its first call.
+                threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         return api.ConfigureResponse(accept_secrets=True, supports_preview=False)
+
+    def _warm_up(self) -> None:
+        try:
+            db = self._database()
+        except CatalogError:
+            return  # incomplete settings: the first call names them
+        db.warm_up()
 
     def _database(self) -> Database:
         with self._lock:
