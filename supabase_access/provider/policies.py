@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +34,11 @@ def declared_policies(inputs: Mapping[str, Any]) -> dict[str, PolicySpec]:
         raise InputError("policies", str(exc)) from exc
 
 
+def declaration_digest(declared: Mapping[str, Any]) -> str:
+    """Stands for a declaration in state: equal digests, equal declarations."""
+    return hashlib.sha256(json.dumps(declared, sort_keys=True).encode()).hexdigest()
+
+
 def plain_policies(policies: Mapping[str, PolicySpec]) -> dict[str, Any]:
     return {name: spec.to_plain() for name, spec in policies.items()}
 
@@ -40,10 +47,41 @@ def stored_policies(raw: Mapping[str, Any] | None) -> dict[str, PolicySpec]:
     return {name: policy_from_stored(name, spec) for name, spec in (raw or {}).items()}
 
 
+class NormalizedPolicies:
+    """PostgreSQL's form of each declared policy set, asked once per provider process (one engine
+    operation): the preflight's check, then each table's check and diff, parse the same declarations."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, dict[str, PolicySpec]] = {}
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        conn: Any,
+        schema: str,
+        table: str,
+        declared: Mapping[str, Any],
+        policies: Mapping[str, PolicySpec],
+    ) -> dict[str, PolicySpec]:
+        """`policies` parsed from `declared` (their plain form, the cache key); errors are never kept."""
+        key = json.dumps([schema, table, declared], sort_keys=True)
+        with self._lock:
+            known = self._known.get(key)
+        if known is None:
+            known = catalog.normalize_policies(conn, schema, table, policies)
+            with self._lock:
+                self._known[key] = known
+        return known
+
+
+NORMALIZED = NormalizedPolicies()
+
+
 def check_policies_against_database(
-    db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec]
+    db: Database, schema: str, table: str, inputs: Mapping[str, Any]
 ) -> dict[str, PolicySpec]:
     """Table and roles exist, and PostgreSQL accepts every expression; returns the normalised set."""
+    policies = declared_policies(inputs)
     with db.connection() as conn:
         require_table(conn, schema, table)
         roles = {r for p in policies.values() for r in p.roles}
@@ -51,7 +89,7 @@ def check_policies_against_database(
         if missing:
             raise InputError("policies", f"policies: role(s) {', '.join(missing)} do not exist in the database")
         try:
-            return catalog.normalize_policies(conn, schema, table, policies)
+            return NORMALIZED.get(conn, schema, table, inputs.get("policies") or {}, policies)
         except catalog.PolicyRejectedError as exc:
             raise InputError("policies", f"policies.{exc}") from exc
 
@@ -59,17 +97,6 @@ def check_policies_against_database(
 class TablePolicies(ManagedResource):
     token = "supabase-access:index:TablePolicies"
     replace_on = ("schema", "table")
-
-    def __init__(self) -> None:
-        # Check and diff of one preview parse the same declaration; PostgreSQL is asked once
-        # per provider process (which lives for one engine operation).
-        self._normalized: dict[str, dict[str, PolicySpec]] = {}
-
-    def _normalize(self, db: Database, schema: str, table: str, inputs: Mapping[str, Any]) -> dict[str, PolicySpec]:
-        key = json.dumps([schema, table, inputs.get("policies")], sort_keys=True)
-        if key not in self._normalized:
-            self._normalized[key] = check_policies_against_database(db, schema, table, declared_policies(inputs))
-        return self._normalized[key]
 
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
@@ -80,14 +107,18 @@ class TablePolicies(ManagedResource):
             with db.connection() as conn:
                 require_table(conn, schema, table)
         else:
-            self._normalize(db, schema, table, inputs)
+            check_policies_against_database(db, schema, table, inputs)
         return {**inputs, "schema": schema}
 
     def _desired(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, PolicySpec]:
         """The declared policies in PostgreSQL's form; reuses the last apply's when the declaration is the same."""
-        if state.get("declared") == inputs.get("policies") and state.get("normalized") is not None:
-            return stored_policies(state["normalized"])
-        return self._normalize(db, inputs["schema"], inputs["table"], inputs)
+        declared = inputs.get("policies") or {}
+        # States written before `declaredDigest` kept the declaration itself.
+        same = state.get("declaredDigest") == declaration_digest(declared) or state.get("declared") == declared
+        applied = state.get("normalized", state.get("policies"))
+        if same and applied is not None:
+            return stored_policies(applied)
+        return check_policies_against_database(db, inputs["schema"], inputs["table"], inputs)
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         schema, table = inputs["schema"], inputs["table"]
@@ -132,15 +163,15 @@ class TablePolicies(ManagedResource):
         return f"{schema}.{table}", outputs
 
     def _applied(self, inputs: dict[str, Any], after: Mapping[str, PolicySpec]) -> dict[str, Any]:
-        # `policies` follows the database (refresh updates it); `declared` and `normalized` record
-        # what the last apply was asked for and how PostgreSQL stored it.
-        live = plain_policies(after)
+        # `policies` follows the database (refresh updates it). What the last apply was asked for is
+        # kept as a digest, and how PostgreSQL stored it (`normalized`) is `policies` until a refresh
+        # finds drift, which is when `read` records it. The engine rewrites the whole state file
+        # after every step, so copies of every table's policies cost each step of a large stack.
         return {
             "schema": inputs["schema"],
             "table": inputs["table"],
-            "policies": live,
-            "declared": inputs.get("policies") or {},
-            "normalized": live,
+            "policies": plain_policies(after),
+            "declaredDigest": declaration_digest(inputs.get("policies") or {}),
         }
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
@@ -164,7 +195,9 @@ class TablePolicies(ManagedResource):
                 return None
             live = plain_policies(catalog.read_policies(conn, schema, table))
         adopted = state.get("adopted") if state else live  # an import adopts what it finds
-        recorded = {k: state[k] for k in ("declared", "normalized") if state and k in state}
+        recorded = {k: state[k] for k in ("declared", "declaredDigest", "normalized") if state and k in state}
+        if state and "normalized" not in state and "policies" in state and state["policies"] != live:
+            recorded["normalized"] = state["policies"]  # what the last apply left, before the drift
         outputs = {"schema": schema, "table": table, "policies": live, "adopted": adopted or {}, **recorded}
         if inputs and state.get("policies") == live:
             return outputs, inputs

@@ -13,6 +13,7 @@ from supabase_access.model import ModelError
 from supabase_access.policy import policy_from_plain
 from supabase_access.provider.base import InputError, Log, ManagedResource, identifier
 from supabase_access.provider.database import Database
+from supabase_access.provider.policies import NORMALIZED
 
 
 class AccessPreflight(ManagedResource):
@@ -46,7 +47,7 @@ class AccessPreflight(ManagedResource):
 
                 try:
                     specs = {name: policy_from_plain(name, spec, setting=setting(name)) for name, spec in raw.items()}
-                    catalog.normalize_policies(conn, schema, table, specs)
+                    NORMALIZED.get(conn, schema, table, raw, specs)
                 except ModelError as exc:
                     raise InputError("policies", str(exc)) from exc
                 except catalog.PolicyRejectedError as exc:
@@ -61,10 +62,10 @@ class AccessPreflight(ManagedResource):
         return {}
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        return f"preflight.{inputs['schema']}", dict(inputs)
+        return f"preflight.{inputs['schema']}", _outputs(inputs)
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        return dict(inputs)
+        return _outputs(inputs)
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         return None
@@ -73,3 +74,9 @@ class AccessPreflight(ManagedResource):
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return (state, inputs) if state else None
+
+
+def _outputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    # Not the policies again: the engine rewrites the whole state file after every step, so a
+    # second copy of every table's policies would cost each step of a large stack.
+    return {"schema": inputs["schema"], "tables": inputs.get("tables") or []}
