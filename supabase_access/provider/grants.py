@@ -43,6 +43,15 @@ class TableGrant(ManagedResource):
         if inputs.get("objectType", "table") != "table":
             raise InputError("objectType", "objectType: only 'table' is supported")
         objects, privileges = _objects(inputs), _privileges(inputs)
+        checked = {
+            **inputs,
+            "schema": schema,
+            "objectType": "table",
+            "objects": objects,
+            "privileges": list(privileges),
+        }
+        if checked == olds:  # passed at the last apply; diff reads the live privileges
+            return checked
         with db.connection() as conn:
             if catalog.missing_roles(conn, [role]):
                 raise InputError("role", f"role: {role} does not exist in the database")
@@ -51,7 +60,7 @@ class TableGrant(ManagedResource):
                 raise InputError(
                     "objects", f"objects: {', '.join(f'{schema}.{t}' for t in missing)} do not exist in the database"
                 )
-        return {**inputs, "schema": schema, "objectType": "table", "objects": objects, "privileges": list(privileges)}
+        return checked
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         with db.connection() as conn:
