@@ -14,10 +14,9 @@ from components.resources import (
     TableGrant,
     TablePolicies,
 )
-from supabase_access.policy import PolicySpec
 from supabase_access.policy_indexes import PolicyLookup, policy_lookups
 from supabase_access.profiles import AccessPlan
-from supabase_access.sql import plan_policies
+from supabase_access.rule_data import DeclaredPolicy, declared_to_plain, rule_to_plain
 
 
 @dataclass
@@ -27,7 +26,7 @@ class AccessRulesArgs:
     source: str
     force_rls: bool = False
     # Extra policies per table (for example restrictive ones), added to the plan's.
-    extra_policies: dict[str, tuple[PolicySpec, ...]] = field(default_factory=dict)
+    extra_policies: dict[str, tuple[DeclaredPolicy, ...]] = field(default_factory=dict)
     # The setting that holds extra_policies, named in errors.
     extra_policies_setting: str = "supabase-access:extraPolicies"
 
@@ -37,9 +36,11 @@ class AccessRules(pulumi.ComponentResource):
         super().__init__("supabase-access:components:AccessRules", name, None, opts)
         plan = args.plan
         schema = plan.schema
+        # Rules go as data; the provider renders them to SQL (which state and previews show).
         policies = {
-            table: {p.name: p.to_plain() for p in specs + args.extra_policies.get(table, ())}
-            for table, specs in plan_policies(plan).items()
+            access.table: {rule.name: rule_to_plain(rule) for rule in access.rules}
+            | {p.name: declared_to_plain(p) for p in args.extra_policies.get(access.table, ())}
+            for access in plan.tables
         }
         tables = list(policies)
         roles = sorted(

@@ -13,8 +13,8 @@ import pulumi
 
 from components.resources import RetentionPolicy, WriteQuota
 from supabase_access import hardening
-from supabase_access.policy import PolicySpec
-from supabase_access.sql import QUOTA_SQLSTATE
+from supabase_access.hardening import QUOTA_SQLSTATE
+from supabase_access.rule_data import DeclaredPolicy
 from supabase_access.stack_config import (
     ConfigError,
     StackSettings,
@@ -30,7 +30,7 @@ class HardeningPlan:
     write_quotas: tuple[hardening.WriteQuotaTarget, ...] = ()
     retention: hardening.RetentionTarget | None = None
     # The stack's extraPolicies plus the permanentUsersOnly policies, per table.
-    extra_policies: dict[str, tuple[PolicySpec, ...]] = field(default_factory=dict)
+    extra_policies: dict[str, tuple[DeclaredPolicy, ...]] = field(default_factory=dict)
     private_schema: str = hardening.PRIVATE_SCHEMA
 
     @property

@@ -11,12 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from supabase_access.model import AccessModel, short_identifier
-from supabase_access.policy import PolicySpec
 from supabase_access.profiles import TABLE_COMMANDS, NotAnonymousUser, PolicyRule
-from supabase_access.sql import policy_from_rule
 
 # Where the quota trigger functions and the purge function live: not in an API-exposed schema.
 PRIVATE_SCHEMA = "supabase_access"
+# SQLSTATE of an insert refused by a write quota. PostgREST answers an error of class PT
+# (`PTxyz`) with HTTP status xyz, so API clients get 429 Too Many Requests. (Class P0 belongs
+# to PL/pgSQL, so a code like P0429 would pretend to be one of its errors.)
+QUOTA_SQLSTATE = "PT429"
 QUOTA_TRIGGER = "supabase_access_write_quota"
 PURGE_FUNCTION = "purge_expired"
 DEFAULT_PURGE_SCHEDULE = "17 3 * * *"  # daily at 03:17 UTC, off the top of the hour
@@ -148,17 +150,15 @@ def not_anonymous_policy_name(table: str, command: str) -> str:
     return short_identifier(f"{table}_{command.lower()}_not_anonymous")
 
 
-def permanent_users_only_policies(
-    schema: str, commands_by_table: Mapping[str, Sequence[str]]
-) -> dict[str, tuple[PolicySpec, ...]]:
+def permanent_users_only_policies(commands_by_table: Mapping[str, Sequence[str]]) -> dict[str, tuple[PolicyRule, ...]]:
     """RESTRICTIVE policies refusing anonymous sign-ins, as extra policies per table.
 
     Restrictive policies are AND-ed with the permissive ones, so they only ever narrow access.
     Anonymous sign-ins use the `authenticated` role, hence `TO authenticated`.
     """
-    extras: dict[str, tuple[PolicySpec, ...]] = {}
+    extras: dict[str, tuple[PolicyRule, ...]] = {}
     for table, commands in commands_by_table.items():
-        rules = [
+        extras[table] = tuple(
             PolicyRule(
                 name=not_anonymous_policy_name(table, command),
                 command=command,
@@ -168,6 +168,5 @@ def permanent_users_only_policies(
                 permissive=False,
             )
             for command in commands
-        ]
-        extras[table] = tuple(policy_from_rule(schema, rule) for rule in rules)
+        )
     return extras

@@ -7,10 +7,12 @@ validates them (see `catalog.normalize_policies`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from psycopg import sql
 
+from supabase_access.hardening import QUOTA_SQLSTATE
 from supabase_access.policy import PolicySpec
 from supabase_access.profiles import (
     AccessPlan,
@@ -20,6 +22,7 @@ from supabase_access.profiles import (
     PolicyRule,
     Predicate,
 )
+from supabase_access.rule_data import predicate_from_plain
 
 CURRENT_USER_ID = sql.SQL("(select auth.uid())")
 
@@ -30,6 +33,22 @@ def table_ref(schema: str, table: str) -> sql.Composable:
 
 def render_predicate(schema: str, predicate: Predicate) -> str:
     return _predicate(schema, predicate).as_string()
+
+
+def render_declared_policies(schema: str, policies: Mapping[str, Any]) -> dict[str, Any]:
+    """Policy inputs with the predicates of rule-based policies (sent as data, see rule_data)
+    rendered to SQL; SQL text stays as written. A malformed predicate is a ModelError."""
+    rendered: dict[str, Any] = {}
+    for name, spec in policies.items():
+        if isinstance(spec, Mapping):
+            spec = {
+                key: render_predicate(schema, predicate_from_plain(value, f"policies.{name}.{key}"))
+                if key in ("using", "withCheck") and isinstance(value, Mapping)
+                else value
+                for key, value in spec.items()
+            }
+        rendered[name] = spec
+    return rendered
 
 
 def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
@@ -235,10 +254,6 @@ def render_guide_scripts(plan: AccessPlan) -> tuple[str, str]:
 
 # --- Production hardening: a private schema, write quotas, retention ---------------------------
 
-# SQLSTATE of an insert refused by a write quota. PostgREST answers an error of class PT
-# (`PTxyz`) with HTTP status xyz, so API clients get 429 Too Many Requests. (Class P0 belongs
-# to PL/pgSQL, so a code like P0429 would pretend to be one of its errors.)
-QUOTA_SQLSTATE = "PT429"
 # Comments that mark what the provider created, so delete drops only that (even after state loss).
 PRIVATE_SCHEMA_MARKER = "supabase-access: private helpers (write quotas, retention); not exposed to the API"
 # The index the quota once built (before its usage table): an update or delete drops it.

@@ -26,6 +26,7 @@ from supabase_access.hardening import (
 from supabase_access.model import AccessModel, ModelError, load_model_file, parse_model
 from supabase_access.policy import PolicySpec, policy_from_plain
 from supabase_access.profiles import PROFILES
+from supabase_access.rule_data import DeclaredPolicy
 
 NAMESPACE = "supabase-access"
 ENVIRONMENTS = ("dev", "prod")
@@ -315,10 +316,10 @@ def _permanent_users_only(raw: Any, model: AccessModel) -> dict[str, tuple[str, 
 
 def extra_policies_with_hardening(
     extra_policies: Mapping[str, tuple[PolicySpec, ...]], hardening: HardeningSettings, model: AccessModel
-) -> dict[str, tuple[PolicySpec, ...]]:
+) -> dict[str, tuple[DeclaredPolicy, ...]]:
     """`extraPolicies` plus the RESTRICTIVE policies of `permanentUsersOnly`, per table."""
-    reserved = permanent_users_only_policies(model.schema, hardening.permanent_users_only)
-    merged = {table: tuple(policies) for table, policies in extra_policies.items()}
+    reserved = permanent_users_only_policies(hardening.permanent_users_only)
+    merged: dict[str, tuple[DeclaredPolicy, ...]] = {table: tuple(p) for table, p in extra_policies.items()}
     for table, policies in reserved.items():
         clash = sorted({p.name for p in merged.get(table, ())} & {p.name for p in policies})
         if clash:

@@ -12,6 +12,7 @@ import yaml
 from supabase_access import hardening
 from supabase_access.model import load_model_file
 from supabase_access.policy import PolicySpec
+from supabase_access.sql import policy_from_rule
 from supabase_access.stack_config import (
     ConfigError,
     extra_policies_with_hardening,
@@ -71,8 +72,8 @@ def test_retention_defaults_and_target() -> None:
 def test_permanent_users_only_become_restrictive_policies() -> None:
     settings = parse(permanentUsersOnly={"generated_content": ["insert", "UPDATE", "INSERT"]})
     assert settings.permanent_users_only == {"generated_content": ("INSERT", "UPDATE")}
-    policies = hardening.permanent_users_only_policies("public", settings.permanent_users_only)
-    insert, update = policies["generated_content"]
+    rules = hardening.permanent_users_only_policies(settings.permanent_users_only)
+    insert, update = (policy_from_rule("public", rule) for rule in rules["generated_content"])
     assert insert == PolicySpec(
         "generated_content_insert_not_anonymous", "INSERT", ("authenticated",), False, None, NOT_ANONYMOUS
     )
@@ -180,12 +181,13 @@ def test_program_declares_quotas_retention_and_restrictive_policies() -> None:
     assert retention.inputs["ownedTables"] == [{"table": "sessions", "ownerColumn": "user_id"}]
     policies = {r.inputs["table"]: r.inputs["policies"] for r in resources["supabase-access:index:TablePolicies"]}
     restrictive = policies["generated_content"]["generated_content_insert_not_anonymous"]
-    # (the mocks drop the None-valued `using`)
+    # (the mocks drop the None-valued `using`; the predicate goes as data, the provider's check
+    # renders it to NOT_ANONYMOUS: see test_rule_data)
     assert restrictive == {
         "command": "INSERT",
         "roles": ["authenticated"],
         "permissive": False,
-        "withCheck": NOT_ANONYMOUS,
+        "withCheck": {"notAnonymous": True},
     }
 
 

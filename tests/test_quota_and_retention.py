@@ -27,6 +27,7 @@ from supabase_access.provider.database import Database
 from supabase_access.provider.policies import TablePolicies
 from supabase_access.provider.quotas import WriteQuota
 from supabase_access.provider.retention import RetentionPolicy
+from supabase_access.rule_data import rule_to_plain
 from supabase_access.sql import plan_policies
 from tests.test_hardening_settings import REPO
 
@@ -600,10 +601,9 @@ def test_retention_drift_and_a_pg_cron_stand_in(db: Database, fresh_db: str, mon
 
 def test_restrictive_policy_refuses_anonymous_sign_ins_and_allows_permanent_users(db: Database, fresh_db: str) -> None:
     owner_policies = plan_policies(plan_access(MODEL, "owner"))["generated_content"]
-    (not_anonymous,) = hardening.permanent_users_only_policies("public", {"generated_content": ("INSERT",)})[
-        "generated_content"
-    ]
-    policies = {p.name: p.to_plain() for p in (*owner_policies, not_anonymous)}
+    (not_anonymous,) = hardening.permanent_users_only_policies({"generated_content": ("INSERT",)})["generated_content"]
+    # As the program sends them: the owner rules as SQL, the restrictive rule still as data (the check renders it).
+    policies = {p.name: p.to_plain() for p in owner_policies} | {not_anonymous.name: rule_to_plain(not_anonymous)}
     resource = TablePolicies()
     resource.create(db, resource.check(db, {}, {"table": "generated_content", "policies": policies}), log)
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from supabase_access import catalog
+from supabase_access import sql as render
 from supabase_access.model import ModelError
 from supabase_access.policy import PolicySpec, policy_from_plain, policy_from_stored
 from supabase_access.provider.base import (
@@ -30,6 +31,16 @@ def declared_policies(inputs: Mapping[str, Any]) -> dict[str, PolicySpec]:
         raise InputError("policies", "policies: expected a map of policy name to policy")
     try:
         return {name: policy_from_plain(name, spec, setting=f"policies.{name}") for name, spec in raw.items()}
+    except ModelError as exc:
+        raise InputError("policies", str(exc)) from exc
+
+
+def rendered_policies(schema: str, raw: object) -> object:
+    """Policy inputs with rule predicates (sent as data by the program) rendered to SQL."""
+    if not isinstance(raw, Mapping):
+        return raw  # declared_policies names the problem
+    try:
+        return render.render_declared_policies(schema, raw)
     except ModelError as exc:
         raise InputError("policies", str(exc)) from exc
 
@@ -100,6 +111,7 @@ class TablePolicies(ManagedResource):
 
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
+        inputs = {**inputs, "policies": rendered_policies(schema, inputs.get("policies"))}
         declared_policies(inputs)  # names a malformed policy before the database is asked
         unchanged = olds.get("policies") == inputs.get("policies") and olds.get("table") == table
         if not (unchanged and olds.get("schema", "public") == schema):

@@ -6,6 +6,7 @@ parse or the database cannot be reached, `up` stops before anything is applied.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from supabase_access import catalog
@@ -13,7 +14,7 @@ from supabase_access.model import ModelError
 from supabase_access.policy import policy_from_plain
 from supabase_access.provider.base import InputError, Log, ManagedResource, identifier
 from supabase_access.provider.database import Database
-from supabase_access.provider.policies import NORMALIZED
+from supabase_access.provider.policies import NORMALIZED, rendered_policies
 
 
 class AccessPreflight(ManagedResource):
@@ -24,7 +25,10 @@ class AccessPreflight(ManagedResource):
         source = str(inputs.get("source") or "the access model")
         tables = [identifier({"tables": t}, "tables") for t in inputs.get("tables") or []]
         roles = [identifier({"roles": r}, "roles") for r in inputs.get("roles") or []]
-        policies_by_table = inputs.get("policies") or {}
+        raw_policies = inputs.get("policies") or {}
+        if not isinstance(raw_policies, dict):
+            raise InputError("policies", f"{source}: policies: expected a map of table to policies")
+        policies_by_table = {table: rendered_policies(schema, raw) for table, raw in raw_policies.items()}
         # Where each policy was declared, e.g. {"sessions.p": "supabase-access:extraPolicies.sessions.p"}.
         policy_settings = inputs.get("policySettings") or {}
         with db.connection() as conn:
@@ -39,6 +43,8 @@ class AccessPreflight(ManagedResource):
                 raise InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
             old_policies = olds.get("policies") or {} if olds.get("schema") == schema else {}
             for table, raw in policies_by_table.items():
+                if not isinstance(raw, Mapping):
+                    raise InputError("policies", f"{source}: policies.{table}: expected a map of policy name to policy")
                 if old_policies.get(table) == raw:
                     continue  # PostgreSQL accepted exactly these before
 
@@ -54,7 +60,8 @@ class AccessPreflight(ManagedResource):
                     raise InputError(
                         "policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}"
                     ) from exc
-        return {**inputs, "schema": schema}
+        # The rendered SQL, not the rules' data, is what state keeps and previews show.
+        return {**inputs, "schema": schema, "policies": policies_by_table}
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         # Its work is done in check, which the engine runs on every preview and update; a
