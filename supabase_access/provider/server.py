@@ -117,11 +117,16 @@ class SupabaseAccessProvider(api.Provider):
 
     def stop_if_idle(self) -> bool:
         """Close the database connections and end the process, unless a call is at work."""
-        with self._lock:
+        # Called from a signal handler, on the main thread, which may hold the lock already.
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
             if self._running:
                 return False
             if self._db is not None:
                 self._db.close()
+        finally:
+            self._lock.release()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
