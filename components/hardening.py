@@ -42,7 +42,7 @@ def read_hardening_settings(config: pulumi.Config, settings: StackSettings) -> H
     """The hardening a stack declares; a bad value stops the preview with the setting's name."""
     try:
         parsed = parse_hardening_settings({key: config.get_object(key) for key in HARDENING_KEYS}, settings.model)
-        extra = extra_policies_with_hardening(settings.extra_policies, parsed, settings.model)
+        extra = extra_policies_with_hardening(settings.extra_policies, parsed)
     except ConfigError as exc:
         raise pulumi.RunError(str(exc)) from None
     return HardeningPlan(

@@ -315,7 +315,7 @@ def _permanent_users_only(raw: Any, model: AccessModel) -> dict[str, tuple[str, 
 
 
 def extra_policies_with_hardening(
-    extra_policies: Mapping[str, tuple[PolicySpec, ...]], hardening: HardeningSettings, model: AccessModel
+    extra_policies: Mapping[str, tuple[PolicySpec, ...]], hardening: HardeningSettings
 ) -> dict[str, tuple[DeclaredPolicy, ...]]:
     """`extraPolicies` plus the RESTRICTIVE policies of `permanentUsersOnly`, per table."""
     reserved = permanent_users_only_policies(hardening.permanent_users_only)

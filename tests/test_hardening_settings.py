@@ -84,11 +84,11 @@ def test_permanent_users_only_become_restrictive_policies() -> None:
 def test_permanent_users_only_join_the_extra_policies() -> None:
     extra = {"sessions": (PolicySpec("sessions_extra", "SELECT", ("authenticated",), False, "true", None),)}
     settings = parse(permanentUsersOnly={"sessions": ["DELETE"]})
-    merged = extra_policies_with_hardening(extra, settings, model())
+    merged = extra_policies_with_hardening(extra, settings)
     assert [p.name for p in merged["sessions"]] == ["sessions_extra", "sessions_delete_not_anonymous"]
     clashing = {"sessions": (PolicySpec("sessions_delete_not_anonymous", "DELETE", ("anon",), True, "true"),)}
     with pytest.raises(ConfigError, match=r"supabase-access:permanentUsersOnly\.sessions: .*extraPolicies"):
-        extra_policies_with_hardening(clashing, settings, model())
+        extra_policies_with_hardening(clashing, settings)
 
 
 @pytest.mark.parametrize(
