@@ -2,9 +2,10 @@
 
     python -m bench.engine [--tables 50 --repeat 2 --previews 3]
 
-Runs the real CLI and provider plugin through the Automation API (as tests/support/engine.py
-does), each stack on a throwaway database cloned from `supabase_template` and a file backend in a
-temporary folder, with the local stack's settings (environment dev, profile open):
+Sets the stacks up through the Automation API (as tests/support/engine.py does) and times the
+real `pulumi` CLI and provider plugin, each stack on a throwaway database cloned from
+`supabase_template` and a file backend in a temporary folder, with the local stack's settings
+(environment dev, profile open):
 
 - 5 tables: the reference app, model from access-model.yaml;
 - N tables (default 50): the app's five tables plus copies of the same shape (sessions_2,
