@@ -92,14 +92,7 @@ def quota_inputs(model: AccessModel, table: str, limit: int, window: str) -> dic
     from supabase_access import hardening
 
     (target,) = hardening.write_quota_targets(model, [hardening.WriteQuotaSetting(table, limit, window)])
-    return {
-        "schema": target.schema,
-        "table": target.table,
-        "limit": target.limit,
-        "windowSeconds": target.window_seconds,
-        "windowLabel": target.window_label,
-        "privateSchema": hardening.PRIVATE_SCHEMA,
-    }
+    return {**target.to_plain(), "privateSchema": hardening.PRIVATE_SCHEMA}
 
 
 class QuotaSwitch:

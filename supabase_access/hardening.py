@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from supabase_access.model import AccessModel, short_identifier
 from supabase_access.profiles import TABLE_COMMANDS, NotAnonymousUser, PolicyRule
@@ -85,6 +86,16 @@ class WriteQuotaTarget:
     limit: int
     window_seconds: int
     window_label: str
+
+    def to_plain(self) -> dict[str, Any]:
+        """As WriteQuota resource inputs (without `privateSchema`)."""
+        return {
+            "schema": self.schema,
+            "table": self.table,
+            "limit": self.limit,
+            "windowSeconds": self.window_seconds,
+            "windowLabel": self.window_label,
+        }
 
 
 @dataclass(frozen=True)

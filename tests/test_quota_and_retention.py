@@ -43,13 +43,7 @@ def log(message: str) -> None:
 
 def quota_inputs(table: str, limit: int, window: str = "perHour") -> dict[str, Any]:
     (target,) = hardening.write_quota_targets(MODEL, [hardening.WriteQuotaSetting(table, limit, window)])
-    return {
-        "schema": target.schema,
-        "table": target.table,
-        "limit": target.limit,
-        "windowSeconds": target.window_seconds,
-        "windowLabel": target.window_label,
-    }
+    return target.to_plain()
 
 
 def create_quota(db: Database, table: str, limit: int) -> dict[str, Any]:

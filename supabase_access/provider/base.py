@@ -50,9 +50,24 @@ class ManagedResource(ABC):
     # Inputs whose change PostgreSQL cannot apply in place.
     replace_on: tuple[str, ...] = ()
 
-    @abstractmethod
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-        """Validate and return the inputs; raise InputError naming the property."""
+        """Validate and return the inputs; raise InputError naming the property.
+
+        By default the inputs are normalised, and the database is asked (`validate`) only when they
+        differ from the last apply's: those passed then, and diff reads the live state anyway.
+        """
+        checked = self.normalize(inputs)
+        if checked != olds:
+            self.validate(db, olds, checked)
+        return checked
+
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The inputs with defaults filled in, checked without the database."""
+        return dict(inputs)
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        """What only the database can tell about new or changed inputs (by default: nothing to ask)."""
+        return None
 
     @abstractmethod
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:

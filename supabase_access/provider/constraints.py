@@ -29,24 +29,23 @@ class ConstraintRemoval(ManagedResource):
     token = "supabase-access:index:ConstraintRemoval"
     replace_on = ("schema", "table", "constraint")
 
-    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
-        constraint = identifier(inputs, "constraint")
-        definition = inputs.get("definition")
-        checked = {**inputs, "schema": schema}
-        if checked == olds:  # passed at the last apply; diff reads the live constraint
-            return checked
+        return {**inputs, "schema": schema, "table": table, "constraint": identifier(inputs, "constraint")}
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        schema, table, constraint = checked["schema"], checked["table"], checked["constraint"]
+        definition = checked.get("definition")
         with db.connection() as conn:
             require_table(conn, schema, table)
             present = catalog.read_foreign_key(conn, schema, table, constraint) is not None
-        managed = bool(olds) and all(olds.get(k) == inputs.get(k) for k in self.replace_on)
+        managed = bool(olds) and all(olds.get(k) == checked.get(k) for k in self.replace_on)
         if not present and not definition and not managed:
             raise InputError(
                 "constraint",
                 f"constraint: {constraint} does not exist on {schema}.{table} (already dropped by hand?); "
                 "set `definition` to what it was, so that destroy can restore it",
             )
-        return checked
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         with db.connection() as conn:

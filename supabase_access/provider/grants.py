@@ -38,20 +38,21 @@ class TableGrant(ManagedResource):
     token = "supabase-access:index:TableGrant"
     replace_on = ("role", "schema", "objectType", "objects")
 
-    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         role, schema = identifier(inputs, "role"), identifier(inputs, "schema", "public")
         if inputs.get("objectType", "table") != "table":
             raise InputError("objectType", "objectType: only 'table' is supported")
-        objects, privileges = _objects(inputs), _privileges(inputs)
-        checked = {
+        return {
             **inputs,
+            "role": role,
             "schema": schema,
             "objectType": "table",
-            "objects": objects,
-            "privileges": list(privileges),
+            "objects": _objects(inputs),
+            "privileges": list(_privileges(inputs)),
         }
-        if checked == olds:  # passed at the last apply; diff reads the live privileges
-            return checked
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        role, schema, objects = checked["role"], checked["schema"], checked["objects"]
         with db.connection() as conn:
             if catalog.missing_roles(conn, [role]):
                 raise InputError("role", f"role: {role} does not exist in the database")
@@ -60,7 +61,6 @@ class TableGrant(ManagedResource):
                 raise InputError(
                     "objects", f"objects: {', '.join(f'{schema}.{t}' for t in missing)} do not exist in the database"
                 )
-        return checked
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         with db.connection() as conn:

@@ -66,6 +66,15 @@ class NormalizedPolicies:
         self._known: dict[str, dict[str, PolicySpec]] = {}
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _key(schema: str, table: str, declared: Mapping[str, Any]) -> str:
+        return json.dumps([schema, table, declared], sort_keys=True)
+
+    def known(self, schema: str, table: str, declared: Mapping[str, Any]) -> dict[str, PolicySpec] | None:
+        """The set PostgreSQL already parsed in this process, if any."""
+        with self._lock:
+            return self._known.get(self._key(schema, table, declared))
+
     def get(
         self,
         conn: Any,
@@ -75,13 +84,11 @@ class NormalizedPolicies:
         policies: Mapping[str, PolicySpec],
     ) -> dict[str, PolicySpec]:
         """`policies` parsed from `declared` (their plain form, the cache key); errors are never kept."""
-        key = json.dumps([schema, table, declared], sort_keys=True)
-        with self._lock:
-            known = self._known.get(key)
+        known = self.known(schema, table, declared)
         if known is None:
             known = catalog.normalize_policies(conn, schema, table, policies)
             with self._lock:
-                self._known[key] = known
+                self._known[self._key(schema, table, declared)] = known
         return known
 
 
@@ -93,6 +100,10 @@ def check_policies_against_database(
 ) -> dict[str, PolicySpec]:
     """Table and roles exist, and PostgreSQL accepts every expression; returns the normalised set."""
     policies = declared_policies(inputs)
+    declared = inputs.get("policies") or {}
+    known = NORMALIZED.known(schema, table, declared)
+    if known is not None:
+        return known  # parsed on this very table moments ago (the preflight's check), roles and all
     with db.connection() as conn:
         require_table(conn, schema, table)
         roles = {r for p in policies.values() for r in p.roles}
@@ -100,7 +111,7 @@ def check_policies_against_database(
         if missing:
             raise InputError("policies", f"policies: role(s) {', '.join(missing)} do not exist in the database")
         try:
-            return NORMALIZED.get(conn, schema, table, inputs.get("policies") or {}, policies)
+            return NORMALIZED.get(conn, schema, table, declared, policies)
         except catalog.PolicyRejectedError as exc:
             raise InputError("policies", f"policies.{exc}") from exc
 
@@ -109,15 +120,15 @@ class TablePolicies(ManagedResource):
     token = "supabase-access:index:TablePolicies"
     replace_on = ("schema", "table")
 
-    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
-        inputs = {**inputs, "policies": rendered_policies(schema, inputs.get("policies"))}
-        declared_policies(inputs)  # names a malformed policy before the database is asked
-        unchanged = olds.get("policies") == inputs.get("policies") and olds.get("table") == table
-        if not (unchanged and olds.get("schema", "public") == schema):
-            # Unchanged policies were accepted by PostgreSQL at the last apply, and diff reads the live ones.
-            check_policies_against_database(db, schema, table, inputs)
-        return {**inputs, "schema": schema}
+        policies = rendered_policies(schema, inputs.get("policies"))
+        checked = {**inputs, "schema": schema, "table": table, "policies": policies}
+        declared_policies(checked)  # names a malformed policy before the database is asked
+        return checked
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        check_policies_against_database(db, checked["schema"], checked["table"], checked)
 
     def _desired(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, PolicySpec]:
         """The declared policies in PostgreSQL's form; reuses the last apply's when the declaration is the same."""

@@ -31,15 +31,15 @@ class RowLevelSecurity(ManagedResource):
     token = "supabase-access:index:RowLevelSecurity"
     replace_on = ("schema", "table")
 
-    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
         force = inputs.get("force", False)
         if not isinstance(force, bool):
             raise InputError("force", "force: expected true or false")
-        checked = {**inputs, "schema": schema, "force": force}
-        if checked != olds:  # unchanged inputs passed at the last apply; diff reads the live table
-            _table_state(db, schema, table)
-        return checked
+        return {**inputs, "schema": schema, "table": table, "force": force}
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        _table_state(db, checked["schema"], checked["table"])
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         live = _table_state(db, inputs["schema"], inputs["table"])
