@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pulumi
+import pulumi_postgresql as postgresql
 
 from components.access_rules import AccessRules, AccessRulesArgs
 from components.auth_settings import declare_auth_settings
@@ -56,15 +57,27 @@ database = Provider(
     management_api_url=access_config.get("managementApiUrl"),
     access_token=access_config.get_secret("accessToken"),
 )
+# The official provider, for grants. Supabase's postgres role is not a superuser.
+grants_provider = postgresql.Provider(
+    "postgresql",
+    host=connection.host,
+    port=connection.port,
+    database=connection.database,
+    username=connection.username,
+    sslmode=connection.sslmode,
+    password=postgresql_config.require_secret("password"),
+    superuser=False,
+)
 access = AccessRules(
     "access",
     AccessRulesArgs(
         plan=plan_access(settings.model, settings.profile),
+        database=connection.database,
         source=settings.model_source,
         force_rls=settings.force_rls,
         extra_policies=hardening_plan.extra_policies,
     ),
-    opts=pulumi.ResourceOptions(providers=[database]),
+    opts=pulumi.ResourceOptions(providers=[database, grants_provider]),
 )
 declare_auth_settings("auth-settings", auth_settings, provider=database)
 pulumi.export("environment", settings.environment)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
+import pulumi_postgresql as postgresql
 
 from components.resources import (
     AccessPreflight,
     ConstraintRemoval,
     PolicyIndex,
     RowLevelSecurity,
-    TableGrant,
     TablePolicies,
 )
 from supabase_access.policy_indexes import PolicyLookup, policy_lookups
@@ -22,6 +22,8 @@ from supabase_access.rule_data import DeclaredPolicy, declared_to_plain, rule_to
 @dataclass
 class AccessRulesArgs:
     plan: AccessPlan
+    # The database the grants are in (pulumi_postgresql.Grant names it).
+    database: str
     # Where the model came from, named in preflight errors (e.g. "supabase-access:modelFile (access-model.yaml)").
     source: str
     force_rls: bool = False
@@ -32,6 +34,8 @@ class AccessRulesArgs:
 
 
 class AccessRules(pulumi.ComponentResource):
+    """Give it, in `opts.providers`, a supabase-access provider and a pulumi_postgresql one."""
+
     def __init__(self, name: str, args: AccessRulesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("supabase-access:components:AccessRules", name, None, opts)
         plan = args.plan
@@ -63,7 +67,12 @@ class AccessRules(pulumi.ComponentResource):
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])
         self.row_level_security = {
             table: RowLevelSecurity(
-                f"{table}-rls", schema=schema, table=table, force=args.force_rls, opts=after_preflight
+                f"{table}-rls",
+                schema=schema,
+                table=table,
+                force=args.force_rls,
+                revoke_unguarded_from=sorted(plan.grants),
+                opts=after_preflight,
             )
             for table in tables
         }
@@ -78,23 +87,45 @@ class AccessRules(pulumi.ComponentResource):
             )
             for table in tables
         }
-        self.grants = {
-            role: TableGrant(
-                f"{role}-table-grants",
-                role=role,
-                schema=schema,
-                objects=tables,
-                privileges=list(privileges),
-                opts=after_preflight,
-            )
-            for role, privileges in plan.grants.items()
-        }
         self.constraint_removals = [
             ConstraintRemoval(
                 f"{table}-{constraint}-removal", schema=schema, table=table, constraint=constraint, opts=after_preflight
             )
             for table, constraint in plan.removed_constraints
         ]
+        removals_of = {
+            table: [
+                r for (t, _), r in zip(plan.removed_constraints, self.constraint_removals, strict=True) if t == table
+            ]
+            for table in tables
+        }
+        # One Grant per role and table: adding a table adds Grants and changing privileges updates
+        # in place (revoke and grant in one transaction), so no change replaces a grant and no
+        # moment passes with other access than the old or the new. After RLS: the table is closed
+        # (and its unguarded privileges revoked) before any privilege is declared, and after the
+        # table's policies and constraint changes (concurrent catalog updates of one table fail).
+        self.grants = {
+            (role, table): postgresql.Grant(
+                f"{role}-{table}-grant",
+                role=role,
+                database=args.database,
+                schema=schema,
+                object_type="table",
+                objects=[table],
+                privileges=list(privileges),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[
+                        preflight,
+                        self.row_level_security[table],
+                        self.policies[table],
+                        *removals_of[table],
+                    ],
+                ),
+            )
+            for role, privileges in plan.grants.items()
+            for table in tables
+        }
         # One covering index per lookup the policies make. A concurrent index build waits for every
         # older transaction, so it must not run beside a change to its own table (RLS, policies) or
         # to the grants: such a change would wait for the build's lock and the build for it.

@@ -84,9 +84,17 @@ class RowLevelSecurity(_Resource):
     outputs = ("enabled", "previous")
 
     def __init__(
-        self, name: str, *, schema: str, table: str, force: bool = False, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        *,
+        schema: str,
+        table: str,
+        force: bool = False,
+        revoke_unguarded_from: Sequence[str] = (),
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(name, {"schema": schema, "table": table, "force": force}, opts)
+        props = {"schema": schema, "table": table, "force": force, "revokeUnguardedFrom": list(revoke_unguarded_from)}
+        super().__init__(name, props, opts)
 
 
 class TablePolicies(_Resource):
@@ -105,32 +113,6 @@ class TablePolicies(_Resource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, {"schema": schema, "table": table, "policies": policies}, opts)
-
-
-class TableGrant(_Resource):
-    """Exactly `privileges` for `role` on `objects` (empty list: none)."""
-
-    token = f"{PACKAGE}:index:TableGrant"
-    outputs = ("previous",)
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        role: str,
-        schema: str,
-        objects: Sequence[str],
-        privileges: Sequence[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        props = {
-            "role": role,
-            "schema": schema,
-            "objectType": "table",
-            "objects": list(objects),
-            "privileges": list(privileges),
-        }
-        super().__init__(name, props, opts)
 
 
 class ConstraintRemoval(_Resource):

@@ -2,12 +2,15 @@
 
 Every rule of `guardrails.RULES` is two stack policies: `prod-<rule>` (MANDATORY: the preview
 fails) and `dev-<rule>` (ADVISORY: shown, nothing stops). Only the one matching the stack's
-environment reports; `guardrails.stack_environment` says how the environment is found.
+environment reports; `guardrails.stack_environment` says how the environment is found, from
+the stack name and config that Pulumi's language host passes the pack (PULUMI_STACK, PULUMI_CONFIG).
 Stack policies, not resource ones: the environment is only known from the whole stack.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -51,10 +54,18 @@ def stack_resources(resources: Sequence[PolicyResource]) -> list[StackResource]:
     return [StackResource(r.resource_type, r.urn, r.name, plain(r.props)) for r in resources]
 
 
+def stack_config() -> dict[str, Any]:
+    try:
+        config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def rule_policy(rule: str, environment: str) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = stack_resources(args.resources)
-        stack = stack_environment(resources)
+        stack = stack_environment(os.environ.get("PULUMI_STACK"), stack_config())
         if stack.name != environment:
             return
         for finding in findings(resources):

@@ -16,7 +16,9 @@ PROVIDER: Final = "supabase-access:index"
 STACK_TYPE: Final = "pulumi:pulumi:Stack"
 ACCESS_RULES_TYPE: Final = "supabase-access:components:AccessRules"
 TABLE_POLICIES_TYPE: Final = f"{PROVIDER}:TablePolicies"
-TABLE_GRANT_TYPE: Final = f"{PROVIDER}:TableGrant"
+# pulumi_postgresql's Grant: one per role and table (object type table).
+TABLE_GRANT_TYPE: Final = "postgresql:index/grant:Grant"
+ENVIRONMENT_KEY: Final = "supabase-access:environment"
 RLS_TYPE: Final = f"{PROVIDER}:RowLevelSecurity"
 CONSTRAINT_REMOVAL_TYPE: Final = f"{PROVIDER}:ConstraintRemoval"
 AUTH_SETTINGS_TYPE: Final = f"{PROVIDER}:AuthSettings"
@@ -76,26 +78,22 @@ class StackEnvironment:
     why: str
 
 
-def stack_environment(resources: Sequence[StackResource]) -> StackEnvironment:
+def stack_environment(stack_name: str | None, config: Mapping[str, Any] | None) -> StackEnvironment:
     """prod or dev, and why; prod when anything says prod or nothing says dev (fail closed).
 
-    Evidence: the program's stack output `environment` (its validated reading of
-    `supabase-access:environment`) and the stack's name, taken from any URN. A Python policy
-    pack started by the engine gets neither the stack config nor the stack name otherwise.
+    Evidence: the stack's name and its `supabase-access:environment` setting, which Pulumi's
+    Python language host hands the pack (PULUMI_STACK, PULUMI_CONFIG). Missing either, the
+    stack is checked as prod.
     """
-    stack_name = _stack_name(resources)
-    root = next((r for r in resources if r.type == STACK_TYPE), None)
-    declared = root.props.get("environment") if root is not None else None
+    declared = (config or {}).get(ENVIRONMENT_KEY)
     named_prod = stack_name is not None and bool(PROD_NAME_PARTS & set(re.split(r"[-_.]", stack_name.lower())))
     if declared == "prod":
-        return StackEnvironment("prod", f"stack {stack_name!r} has supabase-access:environment prod")
+        return StackEnvironment("prod", f"stack {stack_name!r} has {ENVIRONMENT_KEY} prod")
     if named_prod:
         return StackEnvironment("prod", f"stack {stack_name!r} is named as a prod stack")
     if declared == "dev":
-        return StackEnvironment("dev", f"stack {stack_name!r} has supabase-access:environment dev")
-    return StackEnvironment(
-        "prod", f"stack {stack_name!r} does not say its environment (no `environment` stack output): checked as prod"
-    )
+        return StackEnvironment("dev", f"stack {stack_name!r} has {ENVIRONMENT_KEY} dev")
+    return StackEnvironment("prod", f"stack {stack_name!r} does not set {ENVIRONMENT_KEY}: checked as prod")
 
 
 def findings(resources: Sequence[StackResource]) -> list[Finding]:
@@ -222,12 +220,3 @@ def _qualified(resource: StackResource) -> str:
 
 def _text(value: object, default: str) -> str:
     return value if isinstance(value, str) else default
-
-
-def _stack_name(resources: Sequence[StackResource]) -> str | None:
-    # urn:pulumi:<stack>::<project>::<type>::<name>
-    for resource in resources:
-        parts = resource.urn.split("::")
-        if parts and parts[0].startswith("urn:pulumi:"):
-            return parts[0].removeprefix("urn:pulumi:")
-    return None

@@ -8,8 +8,8 @@ if [ ! -f "$_sa_repo/.venv/.pulumi-bin-dir" ]; then
 fi
 # shellcheck disable=SC1091
 . "$_sa_repo/.venv/bin/activate"
-# Our provider plugin and the chosen CLI first.
-export PATH="$_sa_repo/bin:$(cat "$_sa_repo/.venv/.pulumi-bin-dir"):$PATH"
+# Our provider plugin, Pulumi's Python language host and the chosen CLI first.
+export PATH="$_sa_repo/bin:$(cat "$_sa_repo/.venv/.pulumi-host-dir" 2>/dev/null):$(cat "$_sa_repo/.venv/.pulumi-bin-dir"):$PATH"
 export SUPABASE_ACCESS_ACTIONLINT="$(cat "$_sa_repo/.venv/.actionlint" 2>/dev/null)"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true

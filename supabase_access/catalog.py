@@ -11,6 +11,9 @@ from supabase_access import sql as render
 from supabase_access.policy import PolicySpec
 
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+# Table privileges that row-level security does not guard: TRUNCATE empties a table whatever its
+# policies, REFERENCES and TRIGGER are schema powers no Data API request needs.
+UNGUARDED_PRIVILEGES = ("TRUNCATE", "REFERENCES", "TRIGGER")
 
 
 class CatalogError(ValueError):
@@ -139,6 +142,15 @@ def read_table_privileges(
     for table, privilege in rows:
         found[table].add(privilege)
     return {t: tuple(p for p in TABLE_PRIVILEGES if p in found[t]) for t in tables}
+
+
+def roles_holding_unguarded(conn: psycopg.Connection, schema: str, table: str, roles: Sequence[str]) -> list[str]:
+    """Those of `roles` that hold TRUNCATE, REFERENCES or TRIGGER on the table."""
+    return [
+        role
+        for role in roles
+        if set(read_table_privileges(conn, role, schema, [table])[table]) & set(UNGUARDED_PRIVILEGES)
+    ]
 
 
 def read_foreign_key(conn: psycopg.Connection, schema: str, table: str, constraint: str) -> ForeignKeyInfo | None:

@@ -164,6 +164,14 @@ def revoke_all(role: str, schema: str, tables: Iterable[str]) -> sql.Composed:
     )
 
 
+def revoke(roles: Sequence[str], schema: str, table: str, privileges: Sequence[str]) -> sql.Composed:
+    return sql.SQL("revoke {} on table {} from {}").format(
+        sql.SQL(", ").join(sql.SQL(p.lower()) for p in privileges),
+        table_ref(schema, table),
+        sql.SQL(", ").join(_role(r) for r in roles),
+    )
+
+
 def grant(role: str, schema: str, tables: Iterable[str], privileges: Sequence[str]) -> sql.Composed:
     return sql.SQL("grant {} on table {} to {}").format(
         sql.SQL(", ").join(sql.SQL(p.lower()) for p in privileges),

@@ -1,8 +1,8 @@
 """The guardrails policy pack (policy/): its rules on plain data, and through the real engine.
 
 End to end, `pulumi preview` runs with the pack the way `pulumi preview --policy-pack policy`
-does: the engine starts the pack through the language host's RunPlugin
-(tools/langhost/pulumi_language_python.py) and fails the preview on a MANDATORY violation.
+does: the engine starts the pack through Pulumi's Python language host (RunPlugin, which hands
+it the stack name and config) and fails the preview on a MANDATORY violation.
 """
 
 from __future__ import annotations
@@ -75,7 +75,9 @@ SAFE_STACK = [
         table="sessions",
         policies={"own": policy("ALL", ["authenticated"], using="user_id = auth.uid()")},
     ),
-    resource(TABLE_GRANT_TYPE, "anon-table-grants", role="anon", schema="public", objects=["sessions"], privileges=[]),
+    resource(
+        TABLE_GRANT_TYPE, "anon-sessions-grant", role="anon", schema="public", objects=["sessions"], privileges=[]
+    ),
     resource(AUTH_SETTINGS_TYPE, "auth-settings", projectRef="x", settings={"rate_limit_otp": 30}),
 ]
 
@@ -114,7 +116,7 @@ def test_rls_missing_for_a_table_with_policies_or_grants() -> None:
     granted = [
         *SAFE_STACK,
         resource(
-            TABLE_GRANT_TYPE, "authenticated-table-grants", schema="public", objects=["turns"], privileges=["SELECT"]
+            TABLE_GRANT_TYPE, "authenticated-turns-grant", schema="public", objects=["turns"], privileges=["SELECT"]
         ),
     ]
     [finding] = findings(granted)
@@ -134,8 +136,9 @@ def test_rate_limits_need_an_auth_settings_resource_with_rate_limit_settings() -
 
 @pytest.mark.unit
 def test_environment_prod_when_anything_says_prod_or_nothing_says() -> None:
-    def environment(stack: str, declared: object) -> str:
-        return stack_environment([resource(STACK_TYPE, f"supabase-access-{stack}", stack, environment=declared)]).name
+    def environment(stack: str | None, declared: object) -> str:
+        config = {} if declared is None else {"supabase-access:environment": declared}
+        return stack_environment(stack, config).name
 
     assert environment("dev", "dev") == "dev"
     assert environment("review-42", "dev") == "dev"
@@ -144,6 +147,8 @@ def test_environment_prod_when_anything_says_prod_or_nothing_says() -> None:
     assert environment("production", "dev") == "prod"
     assert environment("dev", None) == "prod"  # fail closed
     assert environment("dev", UNKNOWN) == "prod"
+    assert environment(None, "dev") == "dev"
+    assert stack_environment("dev", None).name == "prod"
 
 
 @pytest.mark.unit

@@ -17,15 +17,38 @@ def by_type(mocks: RecordingMocks) -> dict[str, list[pulumi.runtime.MockResource
     return found
 
 
+TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
+GRANT_TYPE = "postgresql:index/grant:Grant"
+
+
+def grants_by_role_and_table(
+    resources: dict[str, list[pulumi.runtime.MockResourceArgs]],
+) -> dict[tuple[str, str], list[str]]:
+    """One pulumi_postgresql Grant per role and table, named after both, through the postgresql provider."""
+    grants = {}
+    for grant in resources[GRANT_TYPE]:
+        (table,) = grant.inputs["objects"]
+        assert grant.name == f"{grant.inputs['role']}-{table}-grant"
+        assert grant.inputs["objectType"] == "table" and grant.inputs["schema"] == "public"
+        assert grant.provider and "pulumi:providers:postgresql" in grant.provider
+        grants[grant.inputs["role"], table] = list(grant.inputs["privileges"])
+    return grants
+
+
 def test_open_stack_declares_the_guides_access() -> None:
     resources = by_type(run_program({"supabase-access:environment": "dev", "supabase-access:profile": "open"}))
     assert len(resources["supabase-access:index:TablePolicies"]) == 5
     assert len(resources["supabase-access:index:RowLevelSecurity"]) == 5
-    grants = {r.inputs["role"]: r.inputs["privileges"] for r in resources["supabase-access:index:TableGrant"]}
+    grants = grants_by_role_and_table(resources)
     assert grants == {
-        "anon": ["SELECT", "INSERT", "UPDATE", "DELETE"],
-        "authenticated": ["SELECT", "INSERT", "UPDATE", "DELETE"],
+        (role, table): ["SELECT", "INSERT", "UPDATE", "DELETE"]
+        for role in ("anon", "authenticated")
+        for table in TABLES
     }
+    rls = {
+        r.inputs["table"]: r.inputs["revokeUnguardedFrom"] for r in resources["supabase-access:index:RowLevelSecurity"]
+    }
+    assert rls == {table: ["anon", "authenticated"] for table in TABLES}
     assert "supabase-access:index:PolicyIndex" not in resources
     (removal,) = resources["supabase-access:index:ConstraintRemoval"]
     assert removal.name == "sessions-sessions_user_id_fkey-removal"
@@ -36,8 +59,9 @@ def test_open_stack_declares_the_guides_access() -> None:
 def test_owner_stack_keeps_the_fk_and_gives_anon_nothing() -> None:
     resources = by_type(run_program({"supabase-access:environment": "prod"}))
     assert "supabase-access:index:ConstraintRemoval" not in resources
-    grants = {r.inputs["role"]: r.inputs["privileges"] for r in resources["supabase-access:index:TableGrant"]}
-    assert grants["anon"] == []
+    grants = grants_by_role_and_table(resources)
+    assert {table: grants["anon", table] for table in TABLES} == {table: [] for table in TABLES}
+    assert {grants["authenticated", table] == ["SELECT", "INSERT", "UPDATE", "DELETE"] for table in TABLES} == {True}
     names = {r.name for r in resources["supabase-access:index:TablePolicies"]}
     assert names == {
         "sessions-policies",

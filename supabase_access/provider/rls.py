@@ -1,4 +1,10 @@
-"""RowLevelSecurity: RLS switched on for a table, and FORCE where asked."""
+"""RowLevelSecurity: RLS switched on for a table, and FORCE where asked.
+
+It also takes from the roles in `revokeUnguardedFrom` the table privileges RLS does not guard
+(TRUNCATE, REFERENCES, TRIGGER; Supabase's default privileges give them to anon and
+authenticated). pulumi_postgresql.Grant revokes only the privileges it declares, so without this
+`authenticated` could still empty a table. Delete does not give them back.
+"""
 
 from __future__ import annotations
 
@@ -36,18 +42,37 @@ class RowLevelSecurity(ManagedResource):
         force = inputs.get("force", False)
         if not isinstance(force, bool):
             raise InputError("force", "force: expected true or false")
-        return {**inputs, "schema": schema, "table": table, "force": force}
+        revoke_from = inputs.get("revokeUnguardedFrom", [])
+        if not isinstance(revoke_from, list):
+            raise InputError("revokeUnguardedFrom", "revokeUnguardedFrom: expected a list of role names")
+        roles = sorted({identifier({"revokeUnguardedFrom": r}, "revokeUnguardedFrom") for r in revoke_from})
+        return {**inputs, "schema": schema, "table": table, "force": force, "revokeUnguardedFrom": roles}
 
     def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
         _table_state(db, checked["schema"], checked["table"])
+        with db.connection() as conn:
+            missing = catalog.missing_roles(conn, checked["revokeUnguardedFrom"])
+        if missing:
+            raise InputError("revokeUnguardedFrom", f"revokeUnguardedFrom: role {', '.join(missing)} does not exist")
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        live = _table_state(db, inputs["schema"], inputs["table"])
-        return compare_fields(
+        schema, table = inputs["schema"], inputs["table"]
+        live = _table_state(db, schema, table)
+        changes = compare_fields(
             "", {"enabled": live.enabled, "force": live.forced}, {"enabled": True, "force": inputs["force"]}
         )
+        roles = inputs.get("revokeUnguardedFrom") or []
+        if roles != (state.get("revokeUnguardedFrom") or []):
+            changes["revokeUnguardedFrom"] = "update"
+        elif roles:
+            with db.connection() as conn:
+                if catalog.roles_holding_unguarded(conn, schema, table, roles):
+                    changes["revokeUnguardedFrom"] = "update"
+        return changes
 
-    def _apply(self, db: Database, schema: str, table: str, *, enabled: bool, force: bool) -> catalog.RlsState:
+    def _apply(
+        self, db: Database, schema: str, table: str, *, enabled: bool, force: bool, revoke_from: list[str]
+    ) -> catalog.RlsState:
         with db.connection() as conn, conn.transaction():
             lock_tables(conn, schema, [table])
             before = catalog.read_rls(conn, schema, table)
@@ -55,22 +80,25 @@ class RowLevelSecurity(ManagedResource):
             # Order matters only across transactions; inside one, no request sees the steps.
             conn.execute(render.set_row_level_security(schema, table, enabled=enabled))
             conn.execute(render.set_force_row_level_security(schema, table, force=force))
+            if revoke_from:
+                conn.execute(render.revoke(revoke_from, schema, table, catalog.UNGUARDED_PRIVILEGES))
             return before
 
-    def _outputs(self, schema: str, table: str, force: bool, previous: dict[str, Any]) -> dict[str, Any]:
-        return {"schema": schema, "table": table, "enabled": True, "force": force, "previous": previous}
+    def _outputs(self, inputs: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+        keys = ("schema", "table", "force", "revokeUnguardedFrom")
+        return {**{k: inputs[k] for k in keys}, "enabled": True, "previous": previous}
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        schema, table, force = inputs["schema"], inputs["table"], inputs["force"]
-        before = self._apply(db, schema, table, enabled=True, force=force)
-        return f"{schema}.{table}", self._outputs(
-            schema, table, force, {"enabled": before.enabled, "force": before.forced}
+        schema, table = inputs["schema"], inputs["table"]
+        before = self._apply(
+            db, schema, table, enabled=True, force=inputs["force"], revoke_from=inputs["revokeUnguardedFrom"]
         )
+        return f"{schema}.{table}", self._outputs(inputs, {"enabled": before.enabled, "force": before.forced})
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        schema, table, force = inputs["schema"], inputs["table"], inputs["force"]
-        self._apply(db, schema, table, enabled=True, force=force)
-        return self._outputs(schema, table, force, state.get("previous") or {"enabled": True, "force": False})
+        schema, table = inputs["schema"], inputs["table"]
+        self._apply(db, schema, table, enabled=True, force=inputs["force"], revoke_from=inputs["revokeUnguardedFrom"])
+        return self._outputs(inputs, state.get("previous") or {"enabled": True, "force": False})
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         previous = state.get("previous") or {"enabled": True, "force": False}
@@ -78,22 +106,27 @@ class RowLevelSecurity(ManagedResource):
         with db.connection() as conn:
             if catalog.read_rls(conn, schema, table) is None:
                 return
-        self._apply(db, schema, table, enabled=bool(previous["enabled"]), force=bool(previous["force"]))
+        self._apply(db, schema, table, enabled=bool(previous["enabled"]), force=bool(previous["force"]), revoke_from=[])
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         schema, table = split_id(resource_id, 2, "public.sessions")
+        declared = list((state or inputs or {}).get("revokeUnguardedFrom") or [])
         with db.connection() as conn:
             live = catalog.read_rls(conn, schema, table)
+            # A declared role that holds one again shows as drift (left out), which `up` repairs.
+            holders = set(catalog.roles_holding_unguarded(conn, schema, table, declared)) if live else set()
         if live is None:
             return None
         previous = state.get("previous") if state else {"enabled": live.enabled, "force": live.forced}
+        revoked = [r for r in declared if r not in holders]
         outputs = {
             "schema": schema,
             "table": table,
             "enabled": live.enabled,
             "force": live.forced,
+            "revokeUnguardedFrom": revoked,
             "previous": previous,
         }
-        return outputs, {"schema": schema, "table": table, "force": live.forced}
+        return outputs, {"schema": schema, "table": table, "force": live.forced, "revokeUnguardedFrom": revoked}

@@ -20,14 +20,14 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     ),
     "RowLevelSecurity": (
         {"schema": STRING, "table": STRING},
-        {"force": BOOLEAN},
+        {"force": BOOLEAN, "revokeUnguardedFrom": STRINGS},
         {"enabled": BOOLEAN, "previous": ANY_MAP},
     ),
     "TablePolicies": ({"schema": STRING, "table": STRING, "policies": ANY_MAP}, {}, {"adopted": ANY_MAP}),
     "TableGrant": (
         {"role": STRING, "schema": STRING, "objects": STRINGS, "privileges": STRINGS},
         {"objectType": STRING},
-        {"previous": ANY_MAP, "privilegesByTable": ANY_MAP},
+        {"previous": ANY_MAP},
     ),
     "ConstraintRemoval": (
         {"schema": STRING, "table": STRING, "constraint": STRING},

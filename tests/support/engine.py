@@ -35,7 +35,7 @@ def new_stack(work_dir: Path, stack_name: str, dsn: str, config: dict[str, str])
     (work_dir / "state").mkdir(exist_ok=True)
     (work_dir / "Pulumi.yaml").write_text(
         "name: supabase-access\n"
-        "runtime: python\n"
+        f"runtime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: {REPO / '.venv'}\n"
         f"main: {REPO}\n"
         "plugins:\n  providers:\n    - name: supabase-access\n"
         f"      path: {REPO / 'bin'}\n"
