@@ -42,6 +42,18 @@ def policies(dsn: str, table: str) -> dict[str, str | None]:
     return dict(rows)
 
 
+OPEN_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+
+
+def table_privileges(dsn: str, table: str, role: str) -> set[str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select privilege_type from information_schema.role_table_grants where table_name = %s and grantee = %s",
+            (table, role),
+        ).fetchall()
+    return {privilege for (privilege,) in rows}
+
+
 def add_user(dsn: str, *, anonymous: bool) -> uuid.UUID:
     user_id = uuid.uuid4()
     with psycopg.connect(dsn) as conn:
@@ -81,6 +93,19 @@ def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fre
     assert "stray" not in policies(fresh_db, "sessions")
     assert policies(fresh_db, "segments")["segments_select_open"] == "true"
 
+    # Hand-made GRANT/REVOKE: pulumi-postgresql reads grants on refresh, so `--refresh` shows and repairs them.
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("revoke select on sessions from anon")
+        conn.execute("grant truncate on segments to authenticated")
+    preview = stack.preview(diff=True, refresh=True)
+    assert changes(preview.change_summary) == {"update": 3}, preview.stdout
+    for drifted in ("anon-sessions-grant", "authenticated-segments-grant", "segments-rls"):
+        assert drifted in preview.stdout
+    stack.up(refresh=True)
+    assert table_privileges(fresh_db, "sessions", "anon") == OPEN_PRIVILEGES
+    assert table_privileges(fresh_db, "segments", "authenticated") == OPEN_PRIVILEGES
+    assert changes(stack.preview(refresh=True).change_summary) == {}
+
     with psycopg.connect(fresh_db) as conn:
         rows_before = conn.execute("select count(*) from sessions").fetchone()
     destroyed = stack.destroy()
@@ -94,7 +119,9 @@ def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fre
     assert set(policies(fresh_db, "sessions")) == {
         f"sessions_{c}_own" for c in ("select", "insert", "update", "delete")
     }
-    assert "anon=arwdDxt/postgres" in str(acl)
+    # Destroy closes the tables: the Grants revoke what they granted, RLS took TRUNCATE, REFERENCES
+    # and TRIGGER (Supabase's defaults gave anon and authenticated everything).
+    assert "anon=" not in str(acl) and "authenticated=" not in str(acl), acl
 
 
 def lookup_indexes(dsn: str) -> dict[str, str]:
