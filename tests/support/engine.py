@@ -29,17 +29,22 @@ def engine_env(state_dir: Path) -> dict[str, str]:
     }
 
 
-def new_stack(work_dir: Path, stack_name: str, dsn: str, config: dict[str, str]) -> auto.Stack:
-    """A stack of this project connected to the database `dsn` (as its role, with its password)."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / "state").mkdir(exist_ok=True)
+def write_project(work_dir: Path, program: Path = REPO) -> None:
+    """Pulumi.yaml in `work_dir` running `program` (a checkout of this project) and its provider plugin."""
     (work_dir / "Pulumi.yaml").write_text(
         "name: supabase-access\n"
         f"runtime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: {REPO / '.venv'}\n"
-        f"main: {REPO}\n"
+        f"main: {program}\n"
         "plugins:\n  providers:\n    - name: supabase-access\n"
-        f"      path: {REPO / 'bin'}\n"
+        f"      path: {program / 'bin'}\n"
     )
+
+
+def new_stack(work_dir: Path, stack_name: str, dsn: str, config: dict[str, str], program: Path = REPO) -> auto.Stack:
+    """A stack of this project connected to the database `dsn` (as its role, with its password)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "state").mkdir(exist_ok=True)
+    write_project(work_dir, program)
     workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars=engine_env(work_dir / "state"))
     stack = auto.Stack.create(stack_name, workspace)
     params = psycopg.conninfo.conninfo_to_dict(dsn)

@@ -1,0 +1,63 @@
+"""A stack made by an earlier main upgrades with one `pulumi up`, never opening anything on the way."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.engine import REPO, changes, new_stack, write_project
+
+pytestmark = pytest.mark.e2e
+
+# The last main whose grants were supabase-access TableGrant resources (one per role, all tables).
+TABLE_GRANT_MAIN = "d3a36f78f2e137ce8648bd30c0af62c1b2f3381c"
+OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
+TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
+
+
+def checkout(commit: str, into: Path) -> Path:
+    """The project as it was at `commit` (from this repository's history), using today's .venv."""
+    if subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"], check=False).returncode:
+        pytest.fail(f"commit {commit} is not in this clone's history (a shallow clone?)", pytrace=False)
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    (into / ".venv").symlink_to(REPO / ".venv")
+    return into
+
+
+def api_privileges(dsn: str) -> dict[tuple[str, str], set[str]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select c.relname, r.rolname, a.privilege_type from pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public' "
+            "cross join lateral aclexplode(c.relacl) a join pg_roles r on r.oid = a.grantee "
+            "where c.relname = any(%s) and r.rolname in ('anon', 'authenticated')",
+            (list(TABLES),),
+        ).fetchall()
+    found: dict[tuple[str, str], set[str]] = {}
+    for table, role, privilege in rows:
+        found.setdefault((table, role), set()).add(privilege)
+    return found
+
+
+def test_a_table_grant_stack_upgrades_with_one_up(tmp_path: Path, fresh_db: str) -> None:
+    old = checkout(TABLE_GRANT_MAIN, tmp_path / "old-main")
+    work_dir = tmp_path / "stack"
+    stack = new_stack(work_dir, "local-prod", fresh_db, OWNER, program=old)
+    stack.up()
+    closed = {(table, "authenticated"): {"SELECT", "INSERT", "UPDATE", "DELETE"} for table in TABLES}
+    assert api_privileges(fresh_db) == closed
+
+    write_project(work_dir)  # today's program and provider
+    upgrade = stack.up()
+    assert changes(upgrade.summary.resource_changes) == {"create": 11, "delete": 2, "update": 5}, upgrade.stdout
+    assert "replace" not in (upgrade.summary.resource_changes or {})
+    assert "TableGrant is retired: the privileges stay as they are" in upgrade.stdout
+    # The old TableGrant's delete used to put back what it found before the stack (Supabase's
+    # anon=arwdDxt): now anon still has nothing and nobody holds TRUNCATE.
+    assert api_privileges(fresh_db) == closed
+    assert changes(stack.preview(refresh=True).change_summary) == {}
