@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from pulumi import automation as auto
+from pulumi.automation._stack import ImportResult
 
 from tests.support.engine import new_stack
 
@@ -69,7 +70,7 @@ def test_import_of_hand_made_policies_with_generated_code(tmp_path: Path, fresh_
     assert record["outputs"]["adopted"]["notes_own"]["roles"] == ["authenticated"]
 
 
-def changes_of(result: auto.ImportResult) -> dict[str, int]:
+def changes_of(result: ImportResult) -> dict[str, int]:
     return {str(op): n for op, n in (result.summary.resource_changes or {}).items() if op != "same" and n}
 
 

@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[1]
@@ -23,3 +24,16 @@ def test_preview_posts_on_pull_requests_and_prod_is_protected() -> None:
     deploy = (REPO / ".github/workflows/deploy.yml").read_text()
     assert "comment-on-pr: true" in preview and "command: preview" in preview
     assert "environment: production" in deploy
+
+
+def test_every_job_uses_the_official_cli_and_builds_no_go() -> None:
+    for workflow in (REPO / ".github/workflows").glob("*.yml"):
+        jobs = yaml.safe_load(workflow.read_text())["jobs"]
+        for name, job in jobs.items():
+            steps = job["steps"]
+            uses = [step.get("uses", "") for step in steps]
+            assert any(u.startswith("pulumi/actions@") for u in uses), f"{workflow.name}:{name}"
+            assert not any(u.startswith("actions/setup-go") for u in uses), f"{workflow.name}:{name}"
+            assert not any("go build" in step.get("run", "") for step in steps), f"{workflow.name}:{name}"
+            installs = [s for s in steps if s.get("uses", "").startswith("pulumi/actions@")]
+            assert {s["with"]["pulumi-version"] for s in installs} == {"3.260.0"}, f"{workflow.name}:{name}"
