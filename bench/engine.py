@@ -138,7 +138,11 @@ def empty_stack(work_dir: Path) -> auto.Stack:
     """A throwaway project whose program declares nothing: the engine's and language host's own cost."""
     work_dir.mkdir(parents=True)
     (work_dir / "state").mkdir()
-    (work_dir / "Pulumi.yaml").write_text("name: bench-empty\nruntime: python\n")
+    # The same runtime options as the project's stacks (tests/support/engine.py), so only the program differs.
+    (work_dir / "Pulumi.yaml").write_text(
+        "name: bench-empty\n"
+        f"runtime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: {REPO / '.venv'}\n"
+    )
     (work_dir / "__main__.py").write_text('"""An empty Pulumi program."""\n\nimport pulumi  # noqa: F401\n')
     workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars=engine_env(work_dir / "state"))
     return auto.Stack.create("bench", workspace)
