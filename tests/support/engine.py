@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import yaml
 from pulumi import automation as auto
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,12 +34,14 @@ def new_stack(work_dir: Path, stack_name: str, dsn: str, config: dict[str, str])
     """A stack of this project connected to the database `dsn` (as its role, with its password)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "state").mkdir(exist_ok=True)
+    # The project's own config declarations too, so every test stack is checked against them.
+    declared = yaml.safe_load((REPO / "Pulumi.yaml").read_text()).get("config") or {}
     (work_dir / "Pulumi.yaml").write_text(
         "name: supabase-access\n"
         "runtime: python\n"
         f"main: {REPO}\n"
         "plugins:\n  providers:\n    - name: supabase-access\n"
-        f"      path: {REPO / 'bin'}\n"
+        f"      path: {REPO / 'bin'}\n" + yaml.safe_dump({"config": declared})
     )
     workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars=engine_env(work_dir / "state"))
     stack = auto.Stack.create(stack_name, workspace)
