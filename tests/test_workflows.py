@@ -23,3 +23,10 @@ def test_preview_posts_on_pull_requests_and_prod_is_protected() -> None:
     deploy = (REPO / ".github/workflows/deploy.yml").read_text()
     assert "comment-on-pr: true" in preview and "command: preview" in preview
     assert "environment: production" in deploy
+
+
+def test_access_review_gates_wider_prod_access_on_a_label() -> None:
+    preview = (REPO / ".github/workflows/preview.yml").read_text()
+    assert "--json" in preview and "widened-prod" in preview
+    assert "contains(github.event.pull_request.labels.*.name, 'access-widening-approved')" in preview
+    assert "labeled, unlabeled" in preview  # adding the label runs the review again
