@@ -10,12 +10,27 @@ from components.auth_settings import declare_auth_settings
 from components.hardening import ProductionHardening, read_hardening_settings
 from components.resources import Provider
 from supabase_access.profiles import plan_access
-from supabase_access.stack_config import NAMESPACE, ConfigError, parse_auth_stack_settings, parse_stack_settings
+from supabase_access.stack_config import (
+    NAMESPACE,
+    ConfigError,
+    check_config_keys,
+    parse_auth_stack_settings,
+    parse_stack_settings,
+)
 
 access_config = pulumi.Config(NAMESPACE)
 postgresql_config = pulumi.Config("postgresql")
 
+
+def stack_config_keys() -> dict[str, bool]:
+    """Every config key of the stack and whether Pulumi keeps it encrypted (the values stay out)."""
+    secret_keys = set(pulumi.runtime.get_config_secret_keys_env())
+    keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.get_config_env())
+    return {key: pulumi.runtime.is_config_secret(key) or key in secret_keys for key in keys}
+
+
 try:
+    check_config_keys(stack_config_keys())
     settings = parse_stack_settings(
         {
             "environment": access_config.get("environment"),
@@ -41,6 +56,9 @@ try:
 except ConfigError as exc:
     # A clean one-line error at preview, before any resource is registered.
     raise pulumi.RunError(str(exc)) from None
+
+for notice in settings.replacement_notices():
+    pulumi.log.warn(notice)
 
 # writeQuotas, retention and permanentUsersOnly (dev stacks set none of them); bad values stop the preview.
 hardening_plan = read_hardening_settings(access_config, settings)
@@ -76,6 +94,8 @@ access = AccessRules(
         source=settings.model_source,
         force_rls=settings.force_rls,
         extra_policies=hardening_plan.extra_policies,
+        # The open profile on prod (allowOpenProfileInProd) is open on purpose.
+        refuse_open_writes=settings.environment == "prod" and settings.profile != "open",
     ),
     opts=pulumi.ResourceOptions(providers=[database, grants_provider]),
 )

@@ -31,6 +31,8 @@ class AccessRulesArgs:
     extra_policies: dict[str, tuple[DeclaredPolicy, ...]] = field(default_factory=dict)
     # The setting that holds extra_policies, named in errors.
     extra_policies_setting: str = "supabase-access:extraPolicies"
+    # Prod: refuse permissive write policies for the API's roles that admit every row.
+    refuse_open_writes: bool = False
 
 
 class AccessRules(pulumi.ComponentResource):
@@ -62,6 +64,8 @@ class AccessRules(pulumi.ComponentResource):
                 for table, specs in args.extra_policies.items()
                 for p in specs
             },
+            grants=plan.grants,
+            refuse_open_writes=args.refuse_open_writes,
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])

@@ -66,6 +66,8 @@ class AccessPreflight(_Resource):
         policies: Mapping[str, Mapping[str, Any]],
         source: str,
         policy_settings: Mapping[str, str],
+        grants: Mapping[str, Sequence[str]] | None = None,
+        refuse_open_writes: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
@@ -75,6 +77,10 @@ class AccessPreflight(_Resource):
             "policies": policies,
             "source": source,
             "policySettings": dict(policy_settings),
+            # Role -> privileges the stack grants: a policy for a role without its command is refused.
+            "grants": {role: list(p) for role, p in (grants or {}).items()},
+            # Prod: a permissive write policy for the API's roles that PostgreSQL folds to true is refused.
+            "refuseOpenWrites": refuse_open_writes,
         }
         super().__init__(name, props, opts)
 

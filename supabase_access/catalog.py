@@ -126,6 +126,52 @@ def normalize_policies(
         return read_policies(conn, temp_schema[0], scratch)
 
 
+def expressions_folded_to_true(
+    conn: psycopg.Connection, schema: str, table: str, expressions: Mapping[str, str]
+) -> list[str]:
+    """The keys of `expressions` that PostgreSQL's planner reduces to constant true for `table`.
+
+    Each is planned (never run) as the filter of a query on an empty temporary copy of the table;
+    a plan that keeps no filter at all (no Filter, no One-Time Filter, no sub-plan) lets every row
+    through, whatever its text (`true`, `1 = 1`, `coalesce(true, false)`, `true or ...`).
+    """
+    scratch = f"probe_{table}"[:63]
+    folded = []
+    with conn.transaction(force_rollback=True):
+        conn.execute(render.create_scratch_copy(schema, table, scratch))
+        for key, expression in expressions.items():
+            row = conn.execute(render.explain_filter_on_scratch(scratch, table, expression)).fetchone()
+            assert row is not None
+            plan = row[0][0]["Plan"]
+            if not _filters(plan):
+                folded.append(key)
+    return folded
+
+
+def _filters(plan: Mapping[str, object]) -> bool:
+    if "Filter" in plan or "One-Time Filter" in plan:
+        return True
+    children = plan.get("Plans")
+    return isinstance(children, list) and bool(children)
+
+
+def roles_lacking_privilege(
+    conn: psycopg.Connection, schema: str, table: str, wanted: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """The roles of `wanted` (role -> privileges, any one of which will do) holding none of them on the table."""
+    lacking = []
+    for role, privileges in wanted.items():
+        row = conn.execute(
+            "select bool_or(has_table_privilege(r.oid, c.oid, p)) from pg_roles r, pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace, unnest(%s::text[]) p "
+            "where r.rolname = %s and n.nspname = %s and c.relname = %s",
+            (list(privileges), role, schema, table),
+        ).fetchone()
+        if not (row and row[0]):
+            lacking.append(role)
+    return lacking
+
+
 def read_table_privileges(
     conn: psycopg.Connection, role: str, schema: str, tables: Sequence[str]
 ) -> dict[str, tuple[str, ...]]:

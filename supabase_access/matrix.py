@@ -43,7 +43,7 @@ OPERATIONS = ("select", "insert", "update", "delete")
 WHOSE = ("own", "other")
 # The PostgREST request method of each operation (GET runs read-only, as in PostgREST).
 METHODS = {"select": "GET", "insert": "POST", "update": "PATCH", "delete": "DELETE"}
-ALLOWED, DENIED = "✓", "✗"
+ALLOWED, DENIED, FAILED = "✓", "✗", "!"
 AUTH_SCHEMA, AUTH_USERS = "auth", "users"
 
 
@@ -94,7 +94,9 @@ class AccessMatrix:
     personas: tuple[str, ...]
     tables: tuple[str, ...]
     allowed: Mapping[Cell, bool]
-    # Denials caused by something other than privileges, RLS, FKs or 0 rows (worth a look).
+    # Probes that failed for another reason than a privilege or policy check (a NOT NULL, unique or
+    # CHECK constraint, a trigger, a quota): the cell says neither allowed nor denied. Cell -> error.
+    failed: Mapping[Cell, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     def cells(self) -> Iterator[Cell]:
@@ -102,9 +104,16 @@ class AccessMatrix:
             yield Cell(persona, table, operation, whose)
 
     def state(self, cell: Cell) -> str:
+        if cell in self.failed:
+            return "probe failed"
         if cell not in self.allowed:
             return "absent"
         return "allowed" if self.allowed[cell] else "denied"
+
+    def symbol(self, cell: Cell) -> str:
+        if cell in self.failed:
+            return FAILED
+        return "?" if cell not in self.allowed else ALLOWED if self.allowed[cell] else DENIED
 
     def _rows(self, marked: Collection[Cell], mark: str) -> Iterator[list[str]]:
         for persona in self.personas:
@@ -112,7 +121,7 @@ class AccessMatrix:
                 row = [persona if index == 0 else "", table]
                 for operation, whose in itertools.product(OPERATIONS, WHOSE):
                     cell = Cell(persona, table, operation, whose)
-                    symbol = "?" if cell not in self.allowed else ALLOWED if self.allowed[cell] else DENIED
+                    symbol = self.symbol(cell)
                     row.append(mark.format(symbol) if cell in marked else symbol)
                 yield row
 
@@ -129,7 +138,8 @@ class AccessMatrix:
             if number > 1 and row[0]:
                 lines.append("")  # a blank line between personas
             lines.append("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
-        legend = f"{ALLOWED} allowed  {DENIED} denied" + ("  * changed" if marked else "")
+        legend = f"{ALLOWED} allowed  {DENIED} denied" + (f"  {FAILED} probe failed (see below)" if self.failed else "")
+        legend += "  * changed" if marked else ""
         return "\n".join([*lines, "", legend, OWN_CONVENTION])
 
     def render_markdown(self, marked: Collection[Cell] = ()) -> str:
@@ -137,7 +147,8 @@ class AccessMatrix:
         header = ["persona", "table", *(f"{op} {whose}" for op, whose in itertools.product(OPERATIONS, WHOSE))]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in self._rows(marked, "**{} (changed)**")]
-        legend = f"{ALLOWED} allowed, {DENIED} denied. {OWN_CONVENTION}."
+        failed = f", {FAILED} probe failed for another reason (see the notes)" if self.failed else ""
+        legend = f"{ALLOWED} allowed, {DENIED} denied{failed}. {OWN_CONVENTION}."
         return "\n".join([*lines, "", legend])
 
 
@@ -172,6 +183,16 @@ class Column:
     base_type: str
     category: str
     first_enum_label: str | None
+    # The column's default as PostgreSQL prints it (None: none, or identity / generated).
+    default_sql: str | None = None
+    # Identity (BY DEFAULT or ALWAYS) or a sequence default: new rows get fresh values by themselves.
+    self_numbered: bool = False
+
+    @property
+    def default_is_the_requesting_user(self) -> bool:
+        # e.g. `author_id uuid not null default auth.uid()`: a request without a user of its own
+        # (anon, service_role) must send the value, as a client using those keys would.
+        return self.default_sql is not None and "auth.uid()" in self.default_sql
 
 
 @dataclass(frozen=True)
@@ -195,8 +216,11 @@ select a.attname,
        a.attidentity = 'a' or a.attgenerated <> '',
        format_type(a.atttypid, a.atttypmod),
        b.typname, b.typcategory,
-       (select e.enumlabel from pg_enum e where e.enumtypid = b.oid order by e.enumsortorder limit 1)
+       (select e.enumlabel from pg_enum e where e.enumtypid = b.oid order by e.enumsortorder limit 1),
+       case when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end,
+       a.attidentity <> '' or coalesce(pg_get_expr(d.adbin, d.adrelid) like 'nextval(%%', false)
 from pg_attribute a
+left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
 join pg_type t on t.oid = a.atttypid
 join pg_type b on b.oid = case when t.typtype = 'd' then t.typbasetype else t.oid end
 where a.attrelid = %(oid)s and a.attnum > 0 and not a.attisdropped
@@ -298,8 +322,14 @@ class Fixture:
     rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     values: MadeUpValues = field(default_factory=MadeUpValues)
 
-    def new_row(self, table_name: str, owner: str) -> dict[str, sql.Composable]:
-        """Column values of a new row owned by `owner`: its owner column, or its parents' keys."""
+    def new_row(self, table_name: str, owner: str, *, as_user: bool = True) -> dict[str, sql.Composable]:
+        """Column values of a new row owned by `owner`: its owner column, or its parents' keys.
+
+        Columns with a default keep it (the row is written with the owner's claims set, so a
+        default of `auth.uid()` is the owner), except a key column whose default is no fresh
+        value (it would repeat the fixture row's key) and, unless `as_user`, a default of the
+        requesting user, which a request without a user of its own must send.
+        """
         table: Table = self.model.table(table_name)
         shape = self.shapes[table_name]
         values: dict[str, sql.Composable] = {}
@@ -309,7 +339,19 @@ class Fixture:
             parent_row = self.rows[(owner, table.parent.table)]
             values[table.parent.column] = sql.Literal(parent_row[table.parent.key])
         for column in shape.columns:
-            if column.name in values or not column.not_null or column.has_default:
+            if column.name in values or column.read_only:
+                continue
+            if column.has_default and not as_user and column.default_is_the_requesting_user:
+                values[column.name] = sql.Literal(self.user_ids[owner])
+                continue
+            in_key = column.name in shape.primary_key
+            # A key default that gives each row a new value (identity, sequence, random uuid).
+            fresh_default = column.self_numbered or any(
+                word in (column.default_sql or "") for word in ("random", "uuid_generate")
+            )
+            if not column.not_null and not in_key:
+                continue
+            if column.has_default and not (in_key and not fresh_default and column.name not in shape.foreign_keys):
                 continue
             reference = shape.foreign_keys.get(column.name)
             if reference is None:
@@ -421,6 +463,9 @@ def create_fixture(conn: psycopg.Connection[TupleRow], model: AccessModel) -> Fi
             shape = shapes[table_name]
             returned = fixture.returned_columns(table_name)
             for user in FIXTURE_USERS:
+                # Written as its owner would write it: defaults such as auth.uid() give the owner.
+                claims = Persona.signed_in(fixture.user_ids[user.key], is_anonymous=user.is_anonymous)
+                cur.execute("select set_config('request.jwt.claims', %s, true)", (claims.claims_setting(),))
                 statement = sql.SQL("{} returning {}").format(
                     insert_statement(shape, fixture.new_row(table_name, user.key)),
                     sql.SQL(", ").join(map(sql.Identifier, returned)),
@@ -453,14 +498,17 @@ def delete_fixture(conn: psycopg.Connection[TupleRow], fixture: Fixture) -> None
 
 # --- probing -----------------------------------------------------------------------------------
 
-# What PostgREST would answer with 401/403/409 for: the request is refused, not broken.
-_REFUSALS = (errors.InsufficientPrivilege, errors.ForeignKeyViolation)
+# A privilege or a policy said no (42501: "permission denied", "new row violates row-level
+# security policy"). Any other error is a probe that failed, shown as neither allowed nor denied.
+_REFUSALS = (errors.InsufficientPrivilege,)
 
 
-def probe_statement(fixture: Fixture, table_name: str, operation: str, owner: str) -> sql.Composed:
+def probe_statement(
+    fixture: Fixture, table_name: str, operation: str, owner: str, *, as_user: bool = True
+) -> sql.Composed:
     shape = fixture.shapes[table_name]
     if operation == "insert":
-        return insert_statement(shape, fixture.new_row(table_name, owner))
+        return insert_statement(shape, fixture.new_row(table_name, owner, as_user=as_user))
     where = fixture.key_condition(table_name, owner)
     if operation == "select":
         return sql.SQL("select 1 from {} where {}").format(shape.ref, where)
@@ -480,9 +528,12 @@ def persona_of(spec: ProbePersona, fixture: Fixture) -> Persona:
     return Persona.signed_in(fixture.user_ids[user.key], is_anonymous=user.is_anonymous)
 
 
-def probe_all(conn: psycopg.Connection[TupleRow], fixture: Fixture) -> tuple[dict[Cell, bool], list[str]]:
+def probe_all(
+    conn: psycopg.Connection[TupleRow], fixture: Fixture
+) -> tuple[dict[Cell, bool], dict[Cell, str], list[str]]:
     """Every cell, one request transaction per persona and operation, one savepoint per probe."""
     allowed: dict[Cell, bool] = {}
+    failed: dict[Cell, str] = {}
     notes: list[str] = []
     for spec in PERSONAS:
         persona = persona_of(spec, fixture)
@@ -491,7 +542,7 @@ def probe_all(conn: psycopg.Connection[TupleRow], fixture: Fixture) -> tuple[dic
                 for table_name, whose in itertools.product(fixture.model.table_names, WHOSE):
                     cell = Cell(spec.label, table_name, operation, whose)
                     owner = spec.own if whose == "own" else spec.other
-                    statement = probe_statement(fixture, table_name, operation, owner)
+                    statement = probe_statement(fixture, table_name, operation, owner, as_user=spec.user is not None)
                     try:
                         with conn.transaction(force_rollback=True):
                             cur.execute(statement)
@@ -500,10 +551,11 @@ def probe_all(conn: psycopg.Connection[TupleRow], fixture: Fixture) -> tuple[dic
                     except _REFUSALS:
                         allowed[cell] = False
                     except psycopg.Error as exc:
-                        # Counted as denied, but named: a trigger, check or quota refused it.
-                        allowed[cell] = False
-                        notes.append(f"{cell.label()}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-    return allowed, notes
+                        # Neither allowed nor denied: a constraint, trigger or quota stopped the probe.
+                        error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+                        failed[cell] = error
+                        notes.append(f"{FAILED} {cell.label()}: {error}")
+    return allowed, failed, notes
 
 
 def compute_matrix(
@@ -514,10 +566,10 @@ def compute_matrix(
         fixture = create_fixture(admin, model)
         try:
             with connect_as_authenticator(dsn, authenticator_password) as api:
-                allowed, notes = probe_all(api, fixture)
+                allowed, failed, notes = probe_all(api, fixture)
         finally:
             delete_fixture(admin, fixture)
-    return AccessMatrix(PERSONA_LABELS, model.table_names, allowed, tuple(notes))
+    return AccessMatrix(PERSONA_LABELS, model.table_names, allowed, failed, tuple(notes))
 
 
 # --- a stack's settings from its config values ------------------------------------------------

@@ -134,6 +134,13 @@ def create_scratch_copy(schema: str, table: str, scratch: str) -> sql.Composed:
     )
 
 
+def explain_filter_on_scratch(scratch: str, alias: str, expression: str) -> sql.Composed:
+    """The plan of a query filtered by a policy expression, on a scratch copy named as the table it copies."""
+    return sql.SQL("explain (format json, costs off) select from pg_temp.{} as {} where ({})").format(
+        sql.Identifier(scratch), sql.Identifier(alias), sql.SQL(expression)
+    )
+
+
 def create_policy_on_scratch(scratch: str, policy: PolicySpec) -> sql.Composed:
     return create_policy("pg_temp", scratch, policy)
 

@@ -5,6 +5,7 @@ Pure: takes plain values (what `pulumi config` holds), so it is tested without a
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,35 @@ from supabase_access.hardening import (
 )
 from supabase_access.model import AccessModel, ModelError, load_model_file, parse_model
 from supabase_access.policy import PolicySpec, policy_from_plain
-from supabase_access.profiles import PROFILES
+from supabase_access.profiles import PROFILES, plan_access
 from supabase_access.rule_data import DeclaredPolicy
 
 NAMESPACE = "supabase-access"
 ENVIRONMENTS = ("dev", "prod")
+# Every key of the `supabase-access` namespace the program reads; any other is a typo.
+KNOWN_KEYS = (
+    "environment",
+    "profile",
+    "allowOpenProfileInProd",
+    "model",
+    "modelFile",
+    "forceRls",
+    "extraPolicies",
+    "projectRef",
+    "accessToken",
+    "managementApiUrl",
+    "authSettings",
+    "writeQuotas",
+    "retention",
+    "permanentUsersOnly",
+)
+# Settings that must be stored encrypted, and how to set each one again as a secret.
+SECRET_SETTINGS = {
+    "postgresql:password": "pulumi config set --secret postgresql:password <database password>",
+    f"{NAMESPACE}:accessToken": f"pulumi config set --secret {NAMESPACE}:accessToken <personal access token>",
+}
+# An extraPolicies entry may take the place of a policy the profile generates only if it says so.
+REPLACES_KEY = "replaces"
 
 
 class ConfigError(ValueError):
@@ -55,12 +80,55 @@ class StackSettings:
     connection: Connection
     # Policies added to the profile's, per table (e.g. RESTRICTIVE ones).
     extra_policies: dict[str, tuple[PolicySpec, ...]]
+    # "table.policy" of the extraPolicies entries that replace a policy the profile generates.
+    replaced_policies: tuple[str, ...] = ()
+
+    def replacement_notices(self) -> list[str]:
+        """What the preview says about each generated policy an extraPolicies entry replaces."""
+        return [
+            f"{NAMESPACE}:extraPolicies.{name} replaces the {self.profile} profile's own policy {name.split('.')[1]} "
+            f"on {name.split('.')[0]} (it says `{REPLACES_KEY}: true`): the profile's rule for it no longer applies"
+            for name in self.replaced_policies
+        ]
+
+
+def check_config_keys(secret_by_key: Mapping[str, bool]) -> None:
+    """Refuse unknown `supabase-access:` keys and secrets kept in plain text.
+
+    `secret_by_key` holds every config key of the stack (`namespace:name`) and whether Pulumi stores
+    it encrypted; the values themselves never come here.
+    """
+    prefix = f"{NAMESPACE}:"
+    for key in sorted(secret_by_key):
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix) :]
+        if name not in KNOWN_KEYS:
+            close = difflib.get_close_matches(name, KNOWN_KEYS, n=1)
+            hint = f"did you mean {prefix}{close[0]}? " if close else ""
+            raise ConfigError(
+                f"{key}: unknown setting; {hint}(known: {', '.join(KNOWN_KEYS)}). "
+                f"Remove it with `pulumi config rm {key}`"
+            )
+    for key, command in SECRET_SETTINGS.items():
+        if key in secret_by_key and not secret_by_key[key]:
+            raise ConfigError(
+                f"{key} is stored in plain text in the stack's config; it must be a secret. "
+                f"Set it again with `{command}`"
+            )
 
 
 def parse_stack_settings(
     access: Mapping[str, Any], postgresql: Mapping[str, Any], *, project_dir: Path
 ) -> StackSettings:
-    environment = access.get("environment") or "dev"
+    environment = access.get("environment")
+    if not environment:
+        # No silent default: a stack that forgot it would get the open profile.
+        raise ConfigError(
+            f"{NAMESPACE}:environment is not set; say which kind of stack this is: "
+            f"`pulumi config set {NAMESPACE}:environment prod` (owner-only access) or "
+            f"`pulumi config set {NAMESPACE}:environment dev` (the open profile)"
+        )
     if environment not in ENVIRONMENTS:
         raise ConfigError(f"{NAMESPACE}:environment: {environment!r} is not one of {', '.join(ENVIRONMENTS)}")
     profile = access.get("profile") or ("owner" if environment == "prod" else "open")
@@ -75,29 +143,59 @@ def parse_stack_settings(
     force_rls = access.get("forceRls", False)
     if not isinstance(force_rls, bool):
         raise ConfigError(f"{NAMESPACE}:forceRls: expected true or false")
-    extra = _extra_policies(access.get("extraPolicies"), model)
-    return StackSettings(environment, profile, model, source, force_rls, _connection(postgresql), extra)
+    extra, replaced = _extra_policies(access.get("extraPolicies"), model, profile)
+    return StackSettings(environment, profile, model, source, force_rls, _connection(postgresql), extra, replaced)
 
 
-def _extra_policies(raw: Any, model: AccessModel) -> dict[str, tuple[PolicySpec, ...]]:
+def _extra_policies(
+    raw: Any, model: AccessModel, profile: str
+) -> tuple[dict[str, tuple[PolicySpec, ...]], tuple[str, ...]]:
     setting = f"{NAMESPACE}:extraPolicies"
     if raw is None:
-        return {}
+        return {}, ()
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{setting}: expected a map of table name to {{policy name: policy}}")
+    try:
+        plan = plan_access(model, profile)
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from exc
+    generated = {access.table: {rule.name for rule in access.rules} for access in plan.tables}
     extra: dict[str, tuple[PolicySpec, ...]] = {}
+    replaced: list[str] = []
     for table, policies in raw.items():
         if table not in model.table_names:
             raise ConfigError(f"{setting}.{table}: unknown table (the model has {', '.join(model.table_names)})")
         if not isinstance(policies, Mapping):
             raise ConfigError(f"{setting}.{table}: expected a map of policy name to policy")
-        try:
-            extra[table] = tuple(
-                policy_from_plain(name, spec, setting=f"{setting}.{table}.{name}") for name, spec in policies.items()
-            )
-        except ModelError as exc:
-            raise ConfigError(str(exc)) from exc
-    return extra
+        specs = []
+        for name, spec in policies.items():
+            where = f"{setting}.{table}.{name}"
+            if not isinstance(spec, Mapping):
+                raise ConfigError(f"{where}: expected a policy (command, roles, using, withCheck)")
+            replaces = spec.get(REPLACES_KEY, False)
+            if not isinstance(replaces, bool):
+                raise ConfigError(f"{where}.{REPLACES_KEY}: expected true or false")
+            if name in generated.get(table, set()):
+                if not replaces:
+                    raise ConfigError(
+                        f"{where}: the {profile} profile already generates a policy named {name} on {table}; this "
+                        f"entry would silently take its place. Give it another name, or add `{REPLACES_KEY}: true` "
+                        "to the entry if replacing the profile's policy is what you mean"
+                    )
+                replaced.append(f"{table}.{name}")
+            elif replaces:
+                raise ConfigError(
+                    f"{where}.{REPLACES_KEY}: the {profile} profile generates no policy named {name} on {table} "
+                    f"(it has {', '.join(sorted(generated.get(table, ())))})"
+                )
+            try:
+                specs.append(
+                    policy_from_plain(name, {k: v for k, v in spec.items() if k != REPLACES_KEY}, setting=where)
+                )
+            except ModelError as exc:
+                raise ConfigError(str(exc)) from exc
+        extra[table] = tuple(specs)
+    return extra, tuple(replaced)
 
 
 def _model(access: Mapping[str, Any], project_dir: Path) -> tuple[AccessModel, str]:

@@ -54,6 +54,19 @@ def table_privileges(dsn: str, table: str, role: str) -> set[str]:
     return {privilege for (privilege,) in rows}
 
 
+def access_catalog(dsn: str) -> list[tuple[object, ...]]:
+    """Every policy, grant and RLS flag of the public schema: what a refused preview must leave alone."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "select c.relname, c.relrowsecurity, c.relforcerowsecurity, c.relacl::text, "
+            "coalesce((select array_agg(p.polname || ':' || coalesce(pg_get_expr(p.polqual, p.polrelid), '') "
+            "|| ':' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') order by p.polname) "
+            "from pg_policy p where p.polrelid = c.oid), '{}') "
+            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = 'public' and c.relkind = 'r' order by c.relname"
+        ).fetchall()
+
+
 def add_user(dsn: str, *, anonymous: bool) -> uuid.UUID:
     user_id = uuid.uuid4()
     with psycopg.connect(dsn) as conn:
@@ -210,17 +223,92 @@ def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactor
             "supabase-access:profile: a prod stack cannot use the open profile",
         ),
         ({**OPEN, "postgresql:port": "1"}, "cannot connect to PostgreSQL"),
+        # A generated policy's name, without `replaces: true`.
+        (
+            {
+                **OPEN,
+                "supabase-access:extraPolicies": json.dumps(
+                    {
+                        "sessions": {
+                            "sessions_select_open": {
+                                "command": "SELECT",
+                                "roles": ["anon", "authenticated"],
+                                "using": "title is not null",
+                            }
+                        }
+                    }
+                ),
+            },
+            "supabase-access:extraPolicies.sessions.sessions_select_open: the open profile already generates a policy",
+        ),
+        # Declared in Pulumi.yaml: the engine checks the type before the program runs.
+        ({**OPEN, "supabase-access:forceRls": "maybe"}, "configuration key 'forceRls' must be of type 'boolean'"),
+        # No environment: no silent default.
+        ({"supabase-access:profile": "owner"}, "`pulumi config set supabase-access:environment prod`"),
+        ({**OPEN, "supabase-access:enviroment": "prod"}, "did you mean supabase-access:environment?"),
+        ({**OPEN, "supabase-access:writeQuota": "{}"}, "did you mean supabase-access:writeQuotas?"),
+        # Secrets set without --secret.
+        ({**OPEN, "postgresql:password": "typed-in-plain"}, "postgresql:password is stored in plain text"),
+        ({**OPEN, "supabase-access:accessToken": "sbp_plain"}, "supabase-access:accessToken is stored in plain text"),
+        # A policy for a role the stack grants nothing (owner: anon has no table privileges).
+        (
+            {
+                **OWNER,
+                "supabase-access:extraPolicies": json.dumps(
+                    {"sessions": {"sessions_anon_read": {"command": "SELECT", "roles": ["anon"], "using": "true"}}}
+                ),
+            },
+            "supabase-access:extraPolicies.sessions.sessions_anon_read.roles: anon has no SELECT grant on "
+            "public.sessions (this stack grants anon no privileges)",
+        ),
+        # Prod: a write policy PostgreSQL folds to constant true, whatever its text.
+        *(
+            (
+                {
+                    **OWNER,
+                    "supabase-access:extraPolicies": json.dumps(
+                        {"sessions": {"sessions_insert_any": {"command": "INSERT", **rule}}}
+                    ),
+                },
+                f"supabase-access:extraPolicies.sessions.sessions_insert_any.{part}: on a prod stack",
+            )
+            for rule, part in (
+                ({"roles": ["authenticated"], "withCheck": "1 = 1"}, "withCheck"),
+                ({"roles": ["authenticated"], "withCheck": "true or user_id = auth.uid()"}, "withCheck"),
+            )
+        ),
     ],
 )
 def test_bad_input_fails_at_preview_and_applies_nothing(
     make_stack: StackFactory, fresh_db: str, config: dict[str, str], message: str
 ) -> None:
     stack = make_stack(config)
-    before = policies(fresh_db, "sessions")
+    before = access_catalog(fresh_db)
     with pytest.raises(auto.errors.CommandError) as info:
         stack.up()
     assert message in str(info.value)
-    assert policies(fresh_db, "sessions") == before
+    assert access_catalog(fresh_db) == before
+    state = (stack.export_stack().deployment or {}).get("resources") or []
+    assert [r["urn"] for r in state if r["type"].startswith("supabase-access:index:")] == []
+
+
+def test_an_extra_policy_that_says_it_replaces_a_generated_one_is_named_at_preview(make_stack: StackFactory) -> None:
+    extra = {
+        "sessions": {
+            "sessions_select_open": {
+                "command": "SELECT",
+                "roles": ["anon", "authenticated"],
+                "using": "title is not null",
+                "replaces": True,
+            }
+        }
+    }
+    stack = make_stack({**OPEN, "supabase-access:extraPolicies": json.dumps(extra)})
+    preview = stack.preview()
+    assert (
+        "supabase-access:extraPolicies.sessions.sessions_select_open replaces the open profile's own policy "
+        "sessions_select_open on sessions" in preview.stdout
+    )
 
 
 def test_wrong_password_is_named_and_never_shown(make_stack: StackFactory, fresh_db: str) -> None:

@@ -170,3 +170,78 @@ def test_copied_owner_column_keeps_each_user_to_their_own_rows(fresh_db: str) ->
             with pytest.raises(InsufficientPrivilege, match="row-level security"):
                 with as_persona(conn, Persona.signed_in(me, is_anonymous=True)) as cur:
                     cur.execute(insert, (turn, owner))
+
+
+# An app whose rows are stamped by defaults: the creator from the JWT (`default auth.uid()`), a
+# generated column, a composite key whose second column defaults to a constant, a CHECK the probes
+# cannot all meet.
+DEFAULTED_SCHEMA = """
+set role postgres;
+create table boards (
+  id uuid primary key default gen_random_uuid(),
+  owner_id uuid not null references auth.users on delete cascade,
+  created_by uuid not null default auth.uid() references auth.users on delete cascade,
+  title text not null,
+  slug text generated always as (lower(title)) stored,
+  created_at timestamptz not null default now()
+);
+create table board_cards (
+  board_id uuid not null references boards on delete cascade,
+  position integer not null default 0,
+  body text not null,
+  primary key (board_id, position)
+);
+alter table boards enable row level security;
+alter table board_cards enable row level security;
+create policy boards_own on boards for all to authenticated
+  using (owner_id = (select auth.uid())) with check (owner_id = (select auth.uid()));
+create policy cards_own on board_cards for all to authenticated
+  using (board_id in (select id from boards where owner_id = (select auth.uid())))
+  with check (board_id in (select id from boards where owner_id = (select auth.uid())));
+reset role;
+"""
+DEFAULTED_MODEL = parse_model(
+    {
+        "tables": {
+            "boards": {"owner": "owner_id"},
+            "board_cards": {"through": {"column": "board_id", "table": "boards"}},
+        }
+    },
+    setting="test model",
+)
+
+
+@pytest.mark.db
+def test_defaults_from_the_jwt_generated_columns_and_composite_keys(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(DEFAULTED_SCHEMA)
+    matrix = compute_matrix(fresh_db, DEFAULTED_MODEL)
+    # No crash on `created_by` (the fixture rows are written with their owner's claims), no insert
+    # cell lost to the composite key's constant default, and nothing failed.
+    assert matrix.failed == {}
+    assert_matrix(matrix, matrix_from_rule(DEFAULTED_MODEL.table_names, owner_access))
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from boards").fetchone() == (0,)
+
+
+@pytest.mark.db
+def test_a_probe_that_fails_for_another_reason_is_neither_allowed_nor_denied(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(DEFAULTED_SCHEMA)
+        # A CHECK that refuses every card sent through the API (PostgREST sets request.method), not the
+        # fixture's: PostgreSQL checks it after the privileges and the policy.
+        conn.execute(
+            "alter table board_cards add constraint no_api_cards"
+            " check (coalesce(current_setting('request.method', true), '') <> 'POST')"
+        )
+    matrix = compute_matrix(fresh_db, DEFAULTED_MODEL)
+    insert_cells = {cell for cell in matrix.cells() if cell.table == "board_cards" and cell.operation == "insert"}
+    # Refused by the privileges or the policy first (anon, other users' boards): still ✗.
+    refused = {cell for cell in insert_cells if not owner_access(cell)}
+    assert {cell for cell in insert_cells if matrix.state(cell) == "denied"} == refused
+    failed = insert_cells - refused
+    assert set(matrix.failed) == failed and failed
+    assert all("CheckViolation" in matrix.failed[cell] for cell in failed)
+    text = matrix.render_text()
+    assert "!" in text and "! probe failed" in text
+    assert any(note.startswith("! service_role · board_cards · insert own: CheckViolation:") for note in matrix.notes)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from supabase_access.stack_config import ConfigError, parse_stack_settings
+from supabase_access.stack_config import ConfigError, check_config_keys, parse_stack_settings
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[1]
@@ -12,6 +12,7 @@ LOCAL = {"host": "127.0.0.1", "port": "54322"}
 
 
 def parse(access: dict, postgresql: dict | None = None):
+    access = {"environment": "dev", **access}
     return parse_stack_settings(access, LOCAL if postgresql is None else postgresql, project_dir=REPO)
 
 
@@ -19,6 +20,51 @@ def test_defaults_follow_the_environment() -> None:
     assert parse({"environment": "dev"}).profile == "open"
     assert parse({"environment": "prod"}).profile == "owner"
     assert parse({}).connection.port == 54322
+
+
+def test_a_stack_without_environment_is_refused_with_the_command() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_stack_settings({}, LOCAL, project_dir=REPO)
+    assert "supabase-access:environment is not set" in str(info.value)
+    assert "`pulumi config set supabase-access:environment prod`" in str(info.value)
+
+
+def test_unknown_keys_name_the_closest_known_one() -> None:
+    with pytest.raises(ConfigError) as info:
+        check_config_keys({"supabase-access:enviroment": False, "postgresql:password": True})
+    message = str(info.value)
+    assert message.startswith("supabase-access:enviroment: unknown setting; did you mean supabase-access:environment?")
+    with pytest.raises(ConfigError, match="did you mean supabase-access:writeQuotas"):
+        check_config_keys({"supabase-access:writeQuota": False})
+    # Other namespaces (postgresql:*, a provider's own) are not ours to judge.
+    check_config_keys({"postgresql:sslmode": False, "aws:region": False, "supabase-access:forceRls": False})
+
+
+@pytest.mark.parametrize("key", ["postgresql:password", "supabase-access:accessToken"])
+def test_secrets_in_plain_text_are_refused(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_config_keys({key: False})
+    assert str(info.value).startswith(f"{key} is stored in plain text")
+    assert f"pulumi config set --secret {key}" in str(info.value)
+    check_config_keys({key: True})
+
+
+def test_an_extra_policy_may_not_take_a_generated_name_unless_it_says_so() -> None:
+    entry = {"command": "SELECT", "roles": ["anon", "authenticated"], "using": "title is not null"}
+    with pytest.raises(ConfigError) as info:
+        parse({"extraPolicies": {"sessions": {"sessions_select_open": entry}}})
+    assert str(info.value).startswith(
+        "supabase-access:extraPolicies.sessions.sessions_select_open: the open profile already generates"
+    )
+    assert "`replaces: true`" in str(info.value)
+    settings = parse({"extraPolicies": {"sessions": {"sessions_select_open": {**entry, "replaces": True}}}})
+    assert settings.replaced_policies == ("sessions.sessions_select_open",)
+    (notice,) = settings.replacement_notices()
+    assert (
+        "supabase-access:extraPolicies.sessions.sessions_select_open replaces the open profile's own policy" in notice
+    )
+    with pytest.raises(ConfigError, match=r"sessions_titled\.replaces: the open profile generates no policy"):
+        parse({"extraPolicies": {"sessions": {"sessions_titled": {**entry, "replaces": True}}}})
 
 
 def test_prod_refuses_the_open_profile_unless_overridden() -> None:

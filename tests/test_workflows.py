@@ -37,3 +37,10 @@ def test_every_job_uses_the_official_cli_and_builds_no_go() -> None:
             assert not any("go build" in step.get("run", "") for step in steps), f"{workflow.name}:{name}"
             installs = [s for s in steps if s.get("uses", "").startswith("pulumi/actions@")]
             assert {s["with"]["pulumi-version"] for s in installs} == {"3.260.0"}, f"{workflow.name}:{name}"
+
+
+def test_access_review_gates_wider_prod_access_on_a_label() -> None:
+    preview = (REPO / ".github/workflows/preview.yml").read_text()
+    assert "--json" in preview and "widened-prod" in preview
+    assert "contains(github.event.pull_request.labels.*.name, 'access-widening-approved')" in preview
+    assert "labeled, unlabeled" in preview  # adding the label runs the review again

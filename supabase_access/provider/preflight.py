@@ -6,15 +6,21 @@ parse or the database cannot be reached, `up` stops before anything is applied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import psycopg
 
 from supabase_access import catalog
 from supabase_access.model import ModelError
-from supabase_access.policy import policy_from_plain
+from supabase_access.policy import PolicySpec, policy_from_plain
 from supabase_access.provider.base import InputError, Log, ManagedResource, identifier
 from supabase_access.provider.database import Database
 from supabase_access.provider.policies import NORMALIZED, rendered_policies
+
+TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+# Roles a request from the API can take: a write policy for them that admits every row opens the table.
+API_ROLES = frozenset({"anon", "authenticated", "public"})
 
 
 class AccessPreflight(ManagedResource):
@@ -42,10 +48,14 @@ class AccessPreflight(ManagedResource):
             if missing_roles:
                 raise InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
             old_policies = olds.get("policies") or {} if olds.get("schema") == schema else {}
+            # Role -> privileges this stack grants on every table (roles not here keep the database's grants).
+            grants = inputs.get("grants")
+            refuse_open_writes = inputs.get("refuseOpenWrites") is True
+            same_rules = olds.get("grants") == grants and olds.get("refuseOpenWrites") == inputs.get("refuseOpenWrites")
             for table, raw in policies_by_table.items():
                 if not isinstance(raw, Mapping):
                     raise InputError("policies", f"{source}: policies.{table}: expected a map of policy name to policy")
-                if old_policies.get(table) == raw:
+                if old_policies.get(table) == raw and same_rules:
                     continue  # PostgreSQL accepted exactly these before
 
                 def setting(name: str, table: str = table) -> str:
@@ -53,13 +63,16 @@ class AccessPreflight(ManagedResource):
 
                 try:
                     specs = {name: policy_from_plain(name, spec, setting=setting(name)) for name, spec in raw.items()}
-                    NORMALIZED.get(conn, schema, table, raw, specs)
+                    normalized = NORMALIZED.get(conn, schema, table, raw, specs)
                 except ModelError as exc:
                     raise InputError("policies", str(exc)) from exc
                 except catalog.PolicyRejectedError as exc:
                     raise InputError(
                         "policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}"
                     ) from exc
+                _check_roles_hold_grants(conn, schema, table, normalized, grants, setting)
+                if refuse_open_writes:
+                    _check_no_open_writes(conn, schema, table, normalized, setting)
         # The rendered SQL, not the rules' data, is what state keeps and previews show.
         return {**inputs, "schema": schema, "policies": policies_by_table}
 
@@ -87,3 +100,69 @@ def _outputs(inputs: dict[str, Any]) -> dict[str, Any]:
     # Not the policies again: the engine rewrites the whole state file after every step, so a
     # second copy of every table's policies would cost each step of a large stack.
     return {"schema": inputs["schema"], "tables": inputs.get("tables") or []}
+
+
+def _needed_privileges(command: str) -> tuple[str, ...]:
+    # A FOR ALL policy is of use as soon as the role holds any one of the commands.
+    return TABLE_COMMANDS if command == "ALL" else (command,)
+
+
+def _check_roles_hold_grants(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    policies: Mapping[str, PolicySpec],
+    grants: object,
+    setting: Callable[[str], str],
+) -> None:
+    """A policy for a role that cannot run its command on the table never applies: likely a mistake."""
+    managed = grants if isinstance(grants, Mapping) else {}
+    for name, policy in policies.items():
+        needed = _needed_privileges(policy.command)
+        in_database = {}
+        for role in policy.roles:
+            if role == "public":
+                continue
+            if role in managed:
+                if not set(needed) & set(managed[role] or ()):
+                    held = ", ".join(managed[role] or ()) or "no privileges"
+                    raise InputError(
+                        "policies",
+                        f"{setting(name)}.roles: {role} has no {' or '.join(needed)} grant on {schema}.{table} "
+                        f"(this stack grants {role} {held}), so the policy would never apply. "
+                        f"Remove {role} from the policy's roles, or use a profile that grants it",
+                    )
+            else:
+                in_database[role] = needed
+        for role in catalog.roles_lacking_privilege(conn, schema, table, in_database):
+            raise InputError(
+                "policies",
+                f"{setting(name)}.roles: {role} has no {' or '.join(needed)} grant on {schema}.{table} in the "
+                f"database, so the policy would never apply. Remove {role} from the policy's roles, or grant it",
+            )
+
+
+def _check_no_open_writes(
+    conn: psycopg.Connection, schema: str, table: str, policies: Mapping[str, PolicySpec], setting: Callable[[str], str]
+) -> None:
+    """On prod, no permissive write policy for the API's roles may admit every row (asked of PostgreSQL's planner)."""
+    expressions = {}
+    for name, policy in policies.items():
+        if policy.permissive and policy.command != "SELECT" and API_ROLES & set(policy.roles):
+            for part, expression in (("using", policy.using), ("withCheck", policy.with_check)):
+                if expression is not None:
+                    expressions[(name, part)] = expression
+    keys = list(expressions)
+    folded = catalog.expressions_folded_to_true(
+        conn, schema, table, {str(i): expressions[key] for i, key in enumerate(keys)}
+    )
+    for index in folded:
+        name, part = keys[int(index)]
+        policy = policies[name]
+        raise InputError(
+            "policies",
+            f"{setting(name)}.{part}: on a prod stack a {policy.command} policy for "
+            f"{', '.join(sorted(API_ROLES & set(policy.roles)))} may not admit every row, and PostgreSQL reduces "
+            f"`{expressions[(name, part)]}` to constant true. Check the row (e.g. its owner column against "
+            "(select auth.uid())), or make the policy restrictive (permissive: false)",
+        )

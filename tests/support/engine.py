@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import yaml
 from pulumi import automation as auto
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +38,8 @@ def write_project(work_dir: Path, program: Path = REPO) -> None:
         f"main: {program}\n"
         "plugins:\n  providers:\n    - name: supabase-access\n"
         f"      path: {program / 'bin'}\n"
+        # The program's own config declarations too, so every test stack is checked against them.
+        + yaml.safe_dump({"config": yaml.safe_load((program / "Pulumi.yaml").read_text()).get("config") or {}})
     )
 
 
