@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import os
 import platform
 import statistics
 import subprocess
@@ -25,7 +26,8 @@ TEMPLATE_DATABASE = "supabase_template"
 APP_USER = "postgres"
 APP_PASSWORD = "postgres"
 LOCAL_HOST = "127.0.0.1"
-LOCAL_PORT = 54322
+# The cluster scripts/localdb runs for this checkout (a second work tree sets its own port).
+LOCAL_PORT = int(os.environ.get("SUPABASE_ACCESS_LOCALDB_PORT") or 54322)
 
 
 def admin_conninfo(dbname: str = "postgres") -> str:
