@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import os
 import platform
 import statistics
 import subprocess
@@ -23,9 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DATABASE = "supabase_template"
 # The local cluster's well-known login of the app role (see scripts/localdb).
 APP_USER = "postgres"
-APP_PASSWORD = "postgres"
+APP_PASSWORD = "sa-local-pw-7d3f9b2c"
 LOCAL_HOST = "127.0.0.1"
-LOCAL_PORT = 54322
+# The cluster scripts/localdb runs for this checkout (a second work tree sets its own port).
+LOCAL_PORT = int(os.environ.get("SUPABASE_ACCESS_LOCALDB_PORT") or 54322)
 
 
 def admin_conninfo(dbname: str = "postgres") -> str:

@@ -28,10 +28,10 @@ alter role anon nologin noinherit nobypassrls;
 alter role authenticated nologin noinherit nobypassrls;
 alter role service_role nologin noinherit bypassrls;
 -- PostgREST logs in as authenticator and switches to one of the API roles per request.
-alter role authenticator login noinherit nobypassrls password 'postgres';
+alter role authenticator login noinherit nobypassrls password 'sa-local-pw-7d3f9b2c';
 grant anon, authenticated, service_role to authenticator;
 -- As on Supabase, postgres is not a superuser: it owns the app tables and administers the API roles.
-alter role postgres login createrole nosuperuser nobypassrls password 'postgres';
+alter role postgres login createrole nosuperuser nobypassrls password 'sa-local-pw-7d3f9b2c';
 grant anon, authenticated, service_role to postgres with admin option;
 
 -- Lets postgres create schemas in this database, as on Supabase.

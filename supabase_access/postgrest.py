@@ -27,7 +27,7 @@ ApiRole = Literal["anon", "authenticated", "service_role"]
 API_ROLES: Final[frozenset[str]] = frozenset(get_args(ApiRole))
 AUTHENTICATOR: Final = "authenticator"
 # The local cluster's password (scripts/localdb); never a real project's.
-LOCAL_AUTHENTICATOR_PASSWORD: Final = "postgres"
+LOCAL_AUTHENTICATOR_PASSWORD: Final = "sa-local-pw-7d3f9b2c"
 # PostgREST runs these methods in read-only transactions.
 READ_ONLY_METHODS: Final = frozenset({"GET", "HEAD"})
 
