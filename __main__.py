@@ -9,7 +9,13 @@ from components.auth_settings import declare_auth_settings
 from components.hardening import ProductionHardening, read_hardening_settings
 from components.resources import Provider
 from supabase_access.profiles import plan_access
-from supabase_access.stack_config import NAMESPACE, ConfigError, parse_auth_stack_settings, parse_stack_settings
+from supabase_access.stack_config import (
+    NAMESPACE,
+    ConfigError,
+    check_extra_policy_names,
+    parse_auth_stack_settings,
+    parse_stack_settings,
+)
 
 access_config = pulumi.Config(NAMESPACE)
 postgresql_config = pulumi.Config("postgresql")
@@ -56,10 +62,15 @@ database = Provider(
     management_api_url=access_config.get("managementApiUrl"),
     access_token=access_config.get_secret("accessToken"),
 )
+access_plan = plan_access(settings.model, settings.profile)
+try:
+    check_extra_policy_names(access_plan, hardening_plan.extra_policies)
+except ConfigError as exc:
+    raise pulumi.RunError(str(exc)) from None
 access = AccessRules(
     "access",
     AccessRulesArgs(
-        plan=plan_access(settings.model, settings.profile),
+        plan=access_plan,
         source=settings.model_source,
         force_rls=settings.force_rls,
         extra_policies=hardening_plan.extra_policies,

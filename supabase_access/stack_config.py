@@ -25,7 +25,7 @@ from supabase_access.hardening import (
 )
 from supabase_access.model import AccessModel, ModelError, load_model_file, parse_model
 from supabase_access.policy import PolicySpec, policy_from_plain
-from supabase_access.profiles import PROFILES
+from supabase_access.profiles import PROFILES, AccessPlan
 from supabase_access.rule_data import DeclaredPolicy
 
 NAMESPACE = "supabase-access"
@@ -329,3 +329,14 @@ def extra_policies_with_hardening(
             )
         merged[table] = merged.get(table, ()) + policies
     return merged
+
+
+def check_extra_policy_names(plan: AccessPlan, extra_policies: Mapping[str, tuple[DeclaredPolicy, ...]]) -> None:
+    """An extra policy named like one of the profile's would silently replace it (say the owner check)."""
+    for access in plan.tables:
+        clash = sorted({rule.name for rule in access.rules} & {p.name for p in extra_policies.get(access.table, ())})
+        if clash:
+            raise ConfigError(
+                f"{NAMESPACE}:extraPolicies.{access.table}: policy name(s) {clash} are policies of the "
+                f"{plan.profile} profile; an extra policy cannot replace one of them, rename it"
+            )
