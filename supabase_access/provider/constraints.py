@@ -21,6 +21,7 @@ from supabase_access.provider.base import (
     lock_tables,
     require_table,
     split_id,
+    write_transaction,
 )
 from supabase_access.provider.database import Database
 
@@ -56,7 +57,7 @@ class ConstraintRemoval(ManagedResource):
 
     def _drop(self, db: Database, inputs: dict[str, Any]) -> catalog.ForeignKeyInfo | None:
         schema, table, constraint = inputs["schema"], inputs["table"], inputs["constraint"]
-        with db.connection() as conn, conn.transaction():
+        with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
             info = catalog.read_foreign_key(conn, schema, table, constraint)
             if info is not None:
@@ -100,7 +101,7 @@ class ConstraintRemoval(ManagedResource):
         if not definition:
             log(f"cannot restore {constraint} on {schema}.{table}: its definition was never known")
             return
-        with db.connection() as conn, conn.transaction():
+        with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
             if catalog.missing_tables(conn, schema, [table]) or catalog.read_foreign_key(
                 conn, schema, table, constraint

@@ -12,7 +12,15 @@ from typing import Any
 
 from supabase_access import catalog
 from supabase_access import sql as render
-from supabase_access.provider.base import InputError, Log, ManagedResource, identifier, lock_tables, split_id
+from supabase_access.provider.base import (
+    InputError,
+    Log,
+    ManagedResource,
+    identifier,
+    lock_tables,
+    split_id,
+    write_transaction,
+)
 from supabase_access.provider.database import Database
 
 
@@ -72,7 +80,7 @@ class TableGrant(ManagedResource):
         self, db: Database, inputs: dict[str, Any], per_table: dict[str, tuple[str, ...]]
     ) -> dict[str, tuple[str, ...]]:
         role, schema, objects = inputs["role"], inputs["schema"], inputs["objects"]
-        with db.connection() as conn, conn.transaction():
+        with write_transaction(db) as conn:
             lock_tables(conn, schema, objects)
             before = catalog.read_table_privileges(conn, role, schema, objects)
             conn.execute(render.revoke_all(role, schema, objects))

@@ -21,6 +21,7 @@ from supabase_access.provider.base import (
     lock_tables,
     require_table,
     split_id,
+    write_transaction,
 )
 from supabase_access.provider.database import Database
 
@@ -160,10 +161,8 @@ class TablePolicies(ManagedResource):
         self, db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec]
     ) -> tuple[dict[str, PolicySpec], dict[str, PolicySpec]]:
         """Replace the table's policies in one transaction; returns (before, after)."""
-        with db.connection() as conn, conn.transaction():
+        with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
-            # Fail rather than queue the app's requests behind us for long.
-            conn.execute("set local lock_timeout = '10s'")
             before = catalog.read_policies(conn, schema, table)
             catalog.replace_policies(conn, schema, table, list(policies.values()))
             return before, catalog.read_policies(conn, schema, table)

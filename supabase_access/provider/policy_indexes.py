@@ -23,16 +23,19 @@ from supabase_access.provider.base import (
     Log,
     ManagedResource,
     Notice,
+    autocommit,
     identifier,
     split_id,
 )
 from supabase_access.provider.database import Database
-from supabase_access.provider.private_schema import autocommit, require_columns
+from supabase_access.provider.private_schema import require_columns
 
 INPUTS = ("schema", "table", "column", "include")
 # Above this many rows (planner estimate) or bytes a build is announced before it starts.
 LARGE_TABLE_ROWS = 1_000_000
 LARGE_TABLE_BYTES = 256 * 1024 * 1024
+# A build reads the whole table: bounded, but far above the other statements' limit.
+INDEX_BUILD_TIMEOUT = "2h"
 
 
 def _target(inputs: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -87,7 +90,7 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
                 "(the app keeps reading and writing); on a table this large it may take a while"
             )
         )
-    with autocommit(db) as conn:
+    with autocommit(db, schema, table, statement_timeout=INDEX_BUILD_TIMEOUT) as conn:
         if leftover is not None:
             # Ours but not serving: an invalid index left by an interrupted concurrent build.
             conn.execute(render.drop_policy_index(schema, name))
@@ -105,11 +108,11 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
     return name, True
 
 
-def _drop_index_if_ours(db: Database, schema: str, index: str) -> None:
+def _drop_index_if_ours(db: Database, schema: str, table: str, index: str) -> None:
     with db.connection() as conn:
         ours = _is_ours(conn, schema, index)
     if ours:
-        with autocommit(db) as conn:
+        with autocommit(db, schema, table) as conn:
             conn.execute(render.drop_policy_index(schema, index))
 
 
@@ -147,7 +150,7 @@ class PolicyIndex(ManagedResource):
         # Only what we built, and only while it carries our mark: an index someone else serves
         # their queries with (or took over and re-commented) stays.
         if state.get("created") and state.get("index"):
-            _drop_index_if_ours(db, state.get("schema") or "public", state["index"])
+            _drop_index_if_ours(db, state.get("schema") or "public", state["table"], state["index"])
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -199,9 +200,26 @@ class SupabaseAccessProvider(api.Provider):
         return lambda message: self._log.write(urn, message)
 
 
+# How often the plugin checks that the engine that started it is still there.
+PARENT_CHECK_SECONDS = 0.5
+
+
+def exit_when_orphaned(parent: int) -> None:
+    """End the process once its parent (the engine) is gone, say killed with SIGKILL.
+
+    Otherwise the plugin lives on, its connections and any lock it holds with it. The kernel
+    closes our connections; each backend notices within client_connection_check_interval, even
+    mid-statement or mid lock wait, and rolls back.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
+
+
 def main() -> None:
     engine_address = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
     provider = SupabaseAccessProvider(engine_address)
+    threading.Thread(target=exit_when_orphaned, args=(os.getppid(),), name="parent-watch", daemon=True).start()
 
     def on_engine_close(signum: int, frame: object) -> None:
         # The engine ends a plugin with SIGINT and waits for it to exit. The SDK server's own

@@ -1,0 +1,56 @@
+"""`kill -9` of the CLI (or its whole process tree) while the provider waits on a lock: no
+plugin backend is left holding a connection or lock, and the next `up` converges.
+
+The moment is chosen with our own advisory lock on public.sessions, held by the test: the
+preflight passes, other tables are changed, and the provider waits for sessions' lock.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from pulumi import automation as auto
+
+from supabase_access.provider.base import LOCK_NAMESPACE
+from tests.support.engine import changes, new_stack
+from tests.support.fault import alive, descendants, kill, plugin_backends, reap, start_up, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+
+OPEN = {"supabase-access:environment": "dev", "supabase-access:profile": "open"}
+# Below the provider's lock_timeout (10s): the backend ends because its client is gone, not
+# because its own wait timed out.
+GONE_WITHIN_SECONDS = 8
+PLUGIN_MODULE = "supabase_access.provider"
+
+
+@pytest.mark.parametrize("tree", [False, True], ids=["cli-alone", "process-tree"])
+def test_kill_during_a_lock_wait_leaves_no_backend_and_up_recovers(tmp_path: Path, fresh_db: str, tree: bool) -> None:
+    stack = new_stack(tmp_path / "local", "local", fresh_db, OPEN)
+    with psycopg.connect(fresh_db, autocommit=True, application_name="fault-test-holder") as holder:
+        holder.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}public.sessions",))
+        cli = start_up(tmp_path / "local", "local")
+        below: list[int] = []
+        try:
+            wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 25, "the provider waits for the lock")
+            below = kill(cli, tree=tree)
+            # Still holding the lock: the plugin's backend must go because the plugin went.
+            wait_until(lambda: not plugin_backends(fresh_db), GONE_WITHIN_SECONDS, "no plugin backend is left")
+            wait_until(lambda: not [p for p in below if alive(p, PLUGIN_MODULE)], 5, "no plugin process is left")
+        finally:
+            reap(below or descendants(cli.pid))
+            cli.kill()
+        holder.execute("select pg_advisory_unlock_all()")
+    # The killed run left its lock on the stack; `pulumi cancel` is the documented way out.
+    try:
+        stack.cancel()
+        stack.up()
+    except auto.errors.CommandError as exc:
+        if "failed to load checkpoint: EOF" in str(exc):
+            # Seen once in ~14 runs: the CLI killed while it wrote the file backend's checkpoint
+            # leaves it empty. The engine's, not the provider's; reported, not hidden.
+            pytest.xfail("the killed CLI left the file backend's checkpoint empty (pulumi, not the provider)")
+        raise
+    assert changes(stack.preview().change_summary) == {}
