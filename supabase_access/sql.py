@@ -283,6 +283,42 @@ def schema_comment_query() -> sql.SQL:
     return sql.SQL("select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = %s")
 
 
+# What the provider must still know when a run dies between its change and the engine's record
+# of it (say the definition of a constraint it dropped): one row per object, in the private schema.
+LEDGER_TABLE = "ledger"
+
+
+def create_ledger(private_schema: str) -> sql.Composed:
+    return sql.SQL(
+        "create table if not exists {} (kind text not null, object text not null, detail jsonb not null, "
+        "recorded_at timestamptz not null default now(), primary key (kind, object))"
+    ).format(sql.Identifier(private_schema, LEDGER_TABLE))
+
+
+def ledger_record(private_schema: str, *, replace: bool = False) -> sql.Composed:
+    """Parameters: kind, object, detail (json). The first record of an object stands, unless `replace`."""
+    return sql.SQL("insert into {} (kind, object, detail) values (%s, %s, %s) on conflict (kind, object) {}").format(
+        sql.Identifier(private_schema, LEDGER_TABLE),
+        sql.SQL("do update set detail = excluded.detail, recorded_at = now()" if replace else "do nothing"),
+    )
+
+
+def ledger_read(private_schema: str) -> sql.Composed:
+    return sql.SQL("select detail from {} where kind = %s and object = %s").format(
+        sql.Identifier(private_schema, LEDGER_TABLE)
+    )
+
+
+def ledger_forget(private_schema: str) -> sql.Composed:
+    return sql.SQL("delete from {} where kind = %s and object = %s").format(
+        sql.Identifier(private_schema, LEDGER_TABLE)
+    )
+
+
+def ledger_is_empty(private_schema: str) -> sql.Composed:
+    return sql.SQL("select not exists (select from {})").format(sql.Identifier(private_schema, LEDGER_TABLE))
+
+
 def revoke_function_from_api(schema: str, function: str, arg_types: Sequence[str] = ()) -> sql.Composed:
     return sql.SQL("revoke all on function {}({}) from {}").format(
         sql.Identifier(schema, function), sql.SQL(", ").join(sql.SQL(t) for t in arg_types), _NOT_FOR_API
@@ -616,6 +652,10 @@ def create_policy_index(schema: str, table: str, index: str, column: str, includ
 
 def mark_policy_index(schema: str, index: str) -> sql.Composed:
     return sql.SQL("comment on index {} is {}").format(sql.Identifier(schema, index), sql.Literal(POLICY_INDEX_MARKER))
+
+
+def rename_index(schema: str, index: str, new_name: str) -> sql.Composed:
+    return sql.SQL("alter index {} rename to {}").format(sql.Identifier(schema, index), sql.Identifier(new_name))
 
 
 def drop_policy_index(schema: str, index: str) -> sql.Composed:

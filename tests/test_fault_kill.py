@@ -15,7 +15,7 @@ from pulumi import automation as auto
 
 from supabase_access.provider.base import LOCK_NAMESPACE
 from tests.support.engine import changes, new_stack
-from tests.support.fault import alive, descendants, kill, plugin_backends, reap, start_up, wait_until
+from tests.support.fault import alive, catalog_snapshot, descendants, kill, plugin_backends, reap, start_up, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 
@@ -54,3 +54,46 @@ def test_kill_during_a_lock_wait_leaves_no_backend_and_up_recovers(tmp_path: Pat
             pytest.xfail("the killed CLI left the file backend's checkpoint empty (pulumi, not the provider)")
         raise
     assert changes(stack.preview().change_summary) == {}
+
+
+OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
+TURNS_INDEX = "turns_session_id_id_rls_idx"
+TURNS_BUILD = "turns_session_id_id_rls_build"
+
+
+def index_validity(dsn: str, name: str) -> bool | None:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "select indisvalid from pg_index where indexrelid = to_regclass(%s)", (f"public.{name}",)
+        ).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def test_a_concurrent_index_build_killed_midway_is_rebuilt_and_destroy_is_exact(tmp_path: Path, fresh_db: str) -> None:
+    before_stack = catalog_snapshot(fresh_db)
+    stack = new_stack(tmp_path / "local-prod", "local-prod", fresh_db, OWNER)
+    stack.up()
+    clean = catalog_snapshot(fresh_db)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(f"drop index {TURNS_INDEX}")  # drift: the next `up` builds it again
+    # A writer's open transaction on turns: the concurrent build waits for it, after it has
+    # put its (still invalid) index in the catalog.
+    with psycopg.connect(fresh_db, application_name="fault-test-writer") as writer:
+        writer.execute("lock table public.turns in row exclusive mode")
+        cli = start_up(tmp_path / "local-prod", "local-prod")
+        below: list[int] = []
+        try:
+            wait_until(lambda: index_validity(fresh_db, TURNS_BUILD) is False, 25, "the build is under way")
+            wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 10, "the build waits for the writer")
+            below = kill(cli, tree=True)
+            wait_until(lambda: not plugin_backends(fresh_db), GONE_WITHIN_SECONDS, "no plugin backend is left")
+        finally:
+            reap(below or descendants(cli.pid))
+            cli.kill()
+        writer.rollback()
+    assert index_validity(fresh_db, TURNS_BUILD) is False  # what an interrupted build leaves
+    stack.cancel()
+    stack.up()
+    assert catalog_snapshot(fresh_db) == clean
+    stack.destroy()
+    assert catalog_snapshot(fresh_db) == before_stack

@@ -99,3 +99,27 @@ def reap(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
+    """What a stack may change, as PostgreSQL reports it: policies, ACLs and RLS flags, constraints,
+    indexes (with validity and comment), triggers, and the schemas with their comments."""
+    queries = {
+        "policies": "select schemaname, tablename, policyname, permissive, roles::text, cmd, qual, with_check "
+        "from pg_policies order by 1, 2, 3",
+        # ACL entries as a sorted list: destroy's grants put back the same entries, not their order.
+        "tables": "select n.nspname, c.relname, array(select a::text from unnest(c.relacl) a order by 1), "
+        "c.relrowsecurity, c.relforcerowsecurity "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' "
+        "and n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2",
+        "constraints": "select conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated "
+        "from pg_constraint where connamespace <> 'pg_catalog'::regnamespace order by 1, 2",
+        "indexes": "select i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), i.indisvalid, "
+        "obj_description(i.indexrelid, 'pg_class') from pg_index i join pg_class c on c.oid = i.indexrelid "
+        "where c.relnamespace <> 'pg_catalog'::regnamespace order by 1",
+        "triggers": "select tgrelid::regclass::text, tgname, tgenabled from pg_trigger where not tgisinternal "
+        "order by 1, 2",
+        "schemas": "select nspname, obj_description(oid, 'pg_namespace') from pg_namespace order by 1",
+    }
+    with psycopg.connect(dsn) as conn:
+        return {name: conn.execute(query).fetchall() for name, query in queries.items()}  # type: ignore[arg-type]
