@@ -98,7 +98,13 @@ def read_policies(conn: psycopg.Connection, schema: str, table: str) -> dict[str
     }
 
 
-def replace_policies(conn: psycopg.Connection, schema: str, table: str, policies: Sequence[PolicySpec]) -> None:
+def policy_comments(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str | None]:
+    return dict(conn.execute(render.policy_comments_query(), (schema, table)).fetchall())
+
+
+def replace_policies(
+    conn: psycopg.Connection, schema: str, table: str, policies: Sequence[PolicySpec], *, marker: str | None = None
+) -> None:
     """Drop every policy of the table and create `policies`, inside the caller's transaction.
 
     The table keeps RLS on throughout and the transaction makes the switch atomic, so no
@@ -109,6 +115,8 @@ def replace_policies(conn: psycopg.Connection, schema: str, table: str, policies
         conn.execute(render.drop_policy(schema, table, name))
     for policy in policies:
         conn.execute(render.create_policy(schema, table, policy))
+        if marker is not None:
+            conn.execute(render.mark_policy(schema, table, policy.name, marker))
     stored = read_policies(conn, schema, table)
     for policy in policies:
         problem = clause_problem(policy, stored.get(policy.name))

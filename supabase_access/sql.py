@@ -138,6 +138,28 @@ def create_policy_on_scratch(scratch: str, policy: PolicySpec) -> sql.Composed:
     return create_policy("pg_temp", scratch, policy)
 
 
+# Comments on the policies supabase-access creates: never taken for the user's own (a baseline).
+POLICY_MARKER_PREFIX = "supabase-access: created by stack "
+
+
+def policy_marker(stack: str) -> str:
+    return f"{POLICY_MARKER_PREFIX}{stack or '(unknown)'}"
+
+
+def mark_policy(schema: str, table: str, name: str, marker: str) -> sql.Composed:
+    return sql.SQL("comment on policy {} on {} is {}").format(
+        sql.Identifier(name), table_ref(schema, table), sql.Literal(marker)
+    )
+
+
+def policy_comments_query() -> sql.SQL:
+    """(policy name, comment) of every policy of a table. Parameters: schema, table."""
+    return sql.SQL(
+        "select p.polname, obj_description(p.oid, 'pg_policy') from pg_policy p join pg_class c on c.oid = p.polrelid "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s"
+    )
+
+
 def drop_policy(schema: str, table: str, name: str) -> sql.Composed:
     return sql.SQL("drop policy {} on {}").format(sql.Identifier(name), table_ref(schema, table))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,10 @@ from supabase_access.provider.database import STATEMENT_TIMEOUT, Database
 # Writes to the same table are serialised with a transaction-scoped advisory lock, because
 # concurrent GRANT/ALTER on one table can fail with "tuple concurrently updated".
 LOCK_NAMESPACE = "supabase-access:"
+
+# The stack of the engine call at work (from its URN), for the marks on what we create. The
+# server sets it per call; threads started with asyncio.to_thread see the caller's value.
+CURRENT_STACK: ContextVar[str] = ContextVar("CURRENT_STACK", default="")
 
 # Messages for the user, next to the resource: warnings unless they are a Notice.
 Log = Callable[[str], None]

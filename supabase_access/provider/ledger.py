@@ -26,14 +26,20 @@ from supabase_access.provider.private_schema import (
 LEDGER_SCHEMA = hardening.PRIVATE_SCHEMA
 
 
+def prepare(conn: psycopg.Connection) -> None:
+    """Inside the caller's write_transaction, before any table lock: the private schema's lock comes first."""
+    ensure_private_schema(conn, LEDGER_SCHEMA)
+    if not _exists(conn):
+        conn.execute(render.create_ledger(LEDGER_SCHEMA))
+        conn.execute(render.revoke_table_from_api(LEDGER_SCHEMA, render.LEDGER_TABLE))
+
+
 def record(conn: psycopg.Connection, kind: str, obj: str, detail: Mapping[str, Any], *, replace: bool = False) -> None:
-    """Inside the caller's write_transaction, before any table lock (the private schema's lock comes first).
+    """Inside the caller's write_transaction, before any table lock (or after `prepare`).
 
     The first record of an object stands (a baseline), unless `replace` (what is true right now).
     """
-    ensure_private_schema(conn, LEDGER_SCHEMA)
-    conn.execute(render.create_ledger(LEDGER_SCHEMA))
-    conn.execute(render.revoke_table_from_api(LEDGER_SCHEMA, render.LEDGER_TABLE))
+    prepare(conn)
     conn.execute(render.ledger_record(LEDGER_SCHEMA, replace=replace), (kind, obj, Jsonb(dict(detail))))
 
 

@@ -18,7 +18,7 @@ from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from supabase_access.catalog import CatalogError
 from supabase_access.provider.auth_config import AuthSettings
-from supabase_access.provider.base import InputError, ManagedResource, Notice
+from supabase_access.provider.base import CURRENT_STACK, InputError, ManagedResource, Notice
 from supabase_access.provider.constraints import ConstraintRemoval
 from supabase_access.provider.database import Database
 from supabase_access.provider.grants import TableGrant
@@ -53,6 +53,8 @@ T = TypeVar("T")
 
 def _resource(urn: str) -> ManagedResource:
     # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>; the SDK helper keeps the parent types.
+    # The stack goes with the call (to its worker thread too): what we create is marked with it.
+    CURRENT_STACK.set(urn.split("::")[0].split(":", 2)[-1])
     return RESOURCES[urn.split("::")[2].split("$")[-1]]
 
 
