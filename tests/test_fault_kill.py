@@ -97,3 +97,52 @@ def test_a_concurrent_index_build_killed_midway_is_rebuilt_and_destroy_is_exact(
     assert catalog_snapshot(fresh_db) == clean
     stack.destroy()
     assert catalog_snapshot(fresh_db) == before_stack
+
+
+def open_policies_on_sessions(dsn: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        names = {r[0] for r in conn.execute("select policyname from pg_policies where tablename = 'sessions'")}
+    return names == {f"sessions_{c}_open" for c in ("select", "insert", "update", "delete")}
+
+
+def test_a_first_up_killed_after_opening_a_table_leaves_destroy_exact(tmp_path: Path, fresh_db: str) -> None:
+    # Killed while the grants wait (sessions already opened, its FK maybe dropped): the rerun
+    # converges and destroy gives back exactly the database from before the stack.
+    before_stack = catalog_snapshot(fresh_db)
+    stack = new_stack(tmp_path / "local", "local", fresh_db, OPEN)
+    with psycopg.connect(fresh_db, autocommit=True, application_name="fault-test-holder") as holder:
+        holder.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}public.segments",))
+        cli = start_up(tmp_path / "local", "local")
+        below: list[int] = []
+        try:
+            wait_until(lambda: open_policies_on_sessions(fresh_db), 25, "sessions is opened")
+            wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 8, "the provider waits for the lock")
+            below = kill(cli, tree=True)
+            wait_until(lambda: not plugin_backends(fresh_db), GONE_WITHIN_SECONDS, "no plugin backend is left")
+        finally:
+            reap(below or descendants(cli.pid))
+            cli.kill()
+        holder.execute("select pg_advisory_unlock_all()")
+    stack.cancel()
+    stack.up()
+    assert changes(stack.preview().change_summary) == {}
+    stack.destroy()
+    assert catalog_snapshot(fresh_db) == before_stack
+
+
+def test_changes_the_engine_never_recorded_are_not_taken_for_the_baseline(tmp_path: Path, fresh_db: str) -> None:
+    # The case, made exact: the provider committed the open policies and the FK drop,
+    # the engine never recorded them (its CLI died in between). Deleting them from the state
+    # makes the next `up` create them again over our own changes.
+    before_stack = catalog_snapshot(fresh_db)
+    stack = new_stack(tmp_path / "local", "local", fresh_db, OPEN)
+    stack.up()
+    exported = stack.export_stack()
+    state = dict(exported.deployment or {})
+    lost = ("TablePolicies", "ConstraintRemoval")
+    kept = [r for r in state["resources"] if not r["type"].endswith(lost)]
+    assert len(kept) < len(state["resources"])
+    stack.import_stack(auto.Deployment(version=exported.version, deployment={**state, "resources": kept}))
+    stack.up()
+    stack.destroy()
+    assert catalog_snapshot(fresh_db) == before_stack
