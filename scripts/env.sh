@@ -16,9 +16,44 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! grep -qs '"current": *"[^"]' "${PULUMI_HOME:-$HOME/.pulumi}/credentials.json"; then
   mkdir -p "$_sa_repo/.pulumi-state"
   export PULUMI_BACKEND_URL="file://$_sa_repo/.pulumi-state"
-  # Only for the local file backend: real stacks keep their own passphrase or secrets provider.
+  # The published passphrase of the local stacks' secrets (the local database's well-known
+  # password). Never exported as PULUMI_CONFIG_PASSPHRASE: a dev or prod stack would encrypt a
+  # real password with it. `pulumi` below (and scripts/matrix) pass it to the local stacks only.
   if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
-    export PULUMI_CONFIG_PASSPHRASE="local-only-passphrase"
+    export SUPABASE_ACCESS_LOCAL_PASSPHRASE="local-only-passphrase"
   fi
 fi
 unset _sa_repo
+
+# The stack a pulumi command line names (--stack/-s), or nothing.
+supabase_access_stack_arg() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --stack=*) printf '%s\n' "${1#--stack=}"; return ;;
+      -s=*) printf '%s\n' "${1#-s=}"; return ;;
+      --stack | -s) printf '%s\n' "${2:-}"; return ;;
+    esac
+    shift
+  done
+}
+
+# The passphrase a pulumi command line gets: the local one for the local stacks only.
+supabase_access_passphrase_for() {
+  [ -n "${SUPABASE_ACCESS_LOCAL_PASSPHRASE:-}" ] || return 0
+  local stack
+  stack=$(supabase_access_stack_arg "$@")
+  [ -n "$stack" ] || stack=$(command pulumi stack --show-name 2>/dev/null || true)
+  case $stack in
+    local | local-prod) printf '%s\n' "$SUPABASE_ACCESS_LOCAL_PASSPHRASE" ;;
+  esac
+}
+
+pulumi() {
+  local passphrase
+  passphrase=$(supabase_access_passphrase_for "$@")
+  if [ -n "$passphrase" ]; then
+    PULUMI_CONFIG_PASSPHRASE=$passphrase command pulumi "$@"
+  else
+    command pulumi "$@"
+  fi
+}

@@ -55,6 +55,17 @@ def missing_tables(conn: psycopg.Connection, schema: str, tables: Iterable[str])
     return [t for t in wanted if t not in found]
 
 
+def tables_not_alterable(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> dict[str, str]:
+    """Tables the login role cannot ALTER (it neither owns them nor is a member of the owner), with their owners."""
+    rows = conn.execute(
+        "select c.relname, pg_get_userbyid(c.relowner) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = any(%s) and not pg_has_role(current_user, c.relowner, 'MEMBER') "
+        "order by c.relname",
+        (schema, list(tables)),
+    ).fetchall()
+    return dict(rows)
+
+
 def missing_roles(conn: psycopg.Connection, roles: Iterable[str]) -> list[str]:
     wanted = [r for r in roles if r != "public"]
     rows = conn.execute("select rolname from pg_roles where rolname = any(%s)", (wanted,)).fetchall()
@@ -90,16 +101,82 @@ def read_policies(conn: psycopg.Connection, schema: str, table: str) -> dict[str
     }
 
 
-def replace_policies(conn: psycopg.Connection, schema: str, table: str, policies: Sequence[PolicySpec]) -> None:
+def policy_comments(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str | None]:
+    return dict(conn.execute(render.policy_comments_query(), (schema, table)).fetchall())
+
+
+def replace_policies(
+    conn: psycopg.Connection, schema: str, table: str, policies: Sequence[PolicySpec], *, marker: str | None = None
+) -> None:
     """Drop every policy of the table and create `policies`, inside the caller's transaction.
 
     The table keeps RLS on throughout and the transaction makes the switch atomic, so no
-    request ever sees a state wider than the old or the new set.
+    request ever sees a state wider than the old or the new set. Each created policy is read
+    back: one whose expression left its clause fails the transaction, so nothing is applied.
     """
     for name in read_policies(conn, schema, table):
         conn.execute(render.drop_policy(schema, table, name))
     for policy in policies:
         conn.execute(render.create_policy(schema, table, policy))
+        if marker is not None:
+            conn.execute(render.mark_policy(schema, table, policy.name, marker))
+    stored = read_policies(conn, schema, table)
+    for policy in policies:
+        problem = clause_problem(policy, stored.get(policy.name))
+        if problem:
+            raise PolicyRejectedError(policy.name, problem)
+
+
+# Names no declared policy can have (declared names are plain lower-case identifiers).
+_PROBE_USING = "supabase-access probe: using"
+_PROBE_CHECK = "supabase-access probe: withCheck"
+
+
+def clause_problem(
+    declared: PolicySpec, stored: PolicySpec | None, parsed: Mapping[str, str] | None = None
+) -> str | None:
+    """Why the policy PostgreSQL stored is not exactly the declared one's clauses, or None.
+
+    `parsed` holds each expression as PostgreSQL parsed it alone (`using`, `withCheck`): the
+    stored clause must be that expression and nothing more.
+    """
+    if stored is None:
+        return "PostgreSQL did not store it"
+    for key, declared_text, stored_text in (
+        ("using", declared.using, stored.using),
+        ("withCheck", declared.with_check, stored.with_check),
+    ):
+        if (declared_text is None) != (stored_text is None):
+            return (
+                f"the policy as PostgreSQL reads it has {'a' if stored_text is not None else 'no'} "
+                f"{'USING' if key == 'using' else 'WITH CHECK'} clause ({stored_text}) although "
+                f"{key} is {'not ' if declared_text is None else ''}given: an expression reaches outside its clause"
+            )
+        if parsed is not None and key in parsed and parsed[key] != stored_text:
+            return (
+                f"{key} reads as {stored_text} inside the policy but as {parsed[key]} alone: "
+                "it is not exactly one expression"
+            )
+    return None
+
+
+def _parse_alone(conn: psycopg.Connection, scratch: str, temp_schema: str, name: str, key: str, text: str) -> str:
+    """`text` as PostgreSQL stores it as the only clause of a probe policy (so nothing can follow it)."""
+    probe = (
+        PolicySpec(_PROBE_USING, "SELECT", using=text)
+        if key == "using"
+        else PolicySpec(_PROBE_CHECK, "INSERT", with_check=text)
+    )
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(render.create_policy_on_scratch(scratch, probe))
+            stored = read_policies(conn, temp_schema, scratch)[probe.name]
+    except psycopg.errors.Error as exc:
+        message = exc.diag.message_primary or str(exc)
+        raise PolicyRejectedError(name, f"{key} is not one expression on its own: {message}") from exc
+    parsed = stored.using if key == "using" else stored.with_check
+    assert parsed is not None
+    return parsed
 
 
 def normalize_policies(
@@ -110,20 +187,29 @@ def normalize_policies(
     The policies are created on an empty temporary copy of the table inside a rolled-back
     transaction, so a preview never takes a lock that would block the app's requests. Each
     policy gets its own savepoint so an error names the policy, with PostgreSQL's own message.
+    Each expression is also parsed alone (as the only clause of a probe policy), and the policy
+    must read back with exactly the declared clauses, each equal to its expression alone.
     """
     scratch = f"normalize_{table}"[:63]
     with conn.transaction(force_rollback=True):
         conn.execute(render.create_scratch_copy(schema, table, scratch))
+        temp_schema_row = conn.execute("select nspname from pg_namespace where oid = pg_my_temp_schema()").fetchone()
+        assert temp_schema_row is not None
+        temp_schema = temp_schema_row[0]
         for name, policy in policies.items():
             try:
                 with conn.transaction():
                     conn.execute(render.create_policy_on_scratch(scratch, policy))
             except psycopg.errors.Error as exc:
-                message = exc.diag.message_primary or str(exc)
-                raise PolicyRejectedError(name, message) from exc
-        temp_schema = conn.execute("select nspname from pg_namespace where oid = pg_my_temp_schema()").fetchone()
-        assert temp_schema is not None
-        return read_policies(conn, temp_schema[0], scratch)
+                raise PolicyRejectedError(name, exc.diag.message_primary or str(exc)) from exc
+            problem = clause_problem(policy, read_policies(conn, temp_schema, scratch).get(name))
+            if problem:
+                raise PolicyRejectedError(name, problem)
+            parsed = {key: _parse_alone(conn, scratch, temp_schema, name, key, text) for key, text in policy.clauses()}
+            problem = clause_problem(policy, read_policies(conn, temp_schema, scratch).get(name), parsed)
+            if problem:
+                raise PolicyRejectedError(name, problem)
+        return read_policies(conn, temp_schema, scratch)
 
 
 def expressions_folded_to_true(

@@ -19,6 +19,9 @@ from supabase_access.model import short_identifier
 from supabase_access.profiles import AccessPlan, AllOf, OwnedByCurrentUser, Predicate
 
 INDEX_SUFFIX = "_rls_idx"
+# The name an index is built under: ours by name from the moment the build starts, so a build
+# interrupted anywhere (invalid, or finished by a killed run's backend) is known as ours.
+BUILD_SUFFIX = "_rls_build"
 
 
 @dataclass(frozen=True, order=True)
@@ -37,6 +40,11 @@ class PolicyLookup:
 def policy_index_name(table: str, column: str, include: str) -> str:
     """`<table>_<column>_<include>_rls_idx`, shortened with a hash when PostgreSQL would cut it."""
     return short_identifier(f"{table}_{column}_{include}", suffix=INDEX_SUFFIX)
+
+
+def policy_index_build_name(table: str, column: str, include: str) -> str:
+    """`<table>_<column>_<include>_rls_build`: where the index is built before it takes its name and mark."""
+    return short_identifier(f"{table}_{column}_{include}", suffix=BUILD_SUFFIX)
 
 
 def _owned(predicate: Predicate | None) -> Iterator[OwnedByCurrentUser]:

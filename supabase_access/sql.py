@@ -145,6 +145,28 @@ def create_policy_on_scratch(scratch: str, policy: PolicySpec) -> sql.Composed:
     return create_policy("pg_temp", scratch, policy)
 
 
+# Comments on the policies supabase-access creates: never taken for the user's own (a baseline).
+POLICY_MARKER_PREFIX = "supabase-access: created by stack "
+
+
+def policy_marker(stack: str) -> str:
+    return f"{POLICY_MARKER_PREFIX}{stack or '(unknown)'}"
+
+
+def mark_policy(schema: str, table: str, name: str, marker: str) -> sql.Composed:
+    return sql.SQL("comment on policy {} on {} is {}").format(
+        sql.Identifier(name), table_ref(schema, table), sql.Literal(marker)
+    )
+
+
+def policy_comments_query() -> sql.SQL:
+    """(policy name, comment) of every policy of a table. Parameters: schema, table."""
+    return sql.SQL(
+        "select p.polname, obj_description(p.oid, 'pg_policy') from pg_policy p join pg_class c on c.oid = p.polrelid "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s"
+    )
+
+
 def drop_policy(schema: str, table: str, name: str) -> sql.Composed:
     return sql.SQL("drop policy {} on {}").format(sql.Identifier(name), table_ref(schema, table))
 
@@ -296,6 +318,42 @@ def drop_private_schema(schema: str) -> sql.Composed:
 
 def schema_comment_query() -> sql.SQL:
     return sql.SQL("select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = %s")
+
+
+# What the provider must still know when a run dies between its change and the engine's record
+# of it (say the definition of a constraint it dropped): one row per object, in the private schema.
+LEDGER_TABLE = "ledger"
+
+
+def create_ledger(private_schema: str) -> sql.Composed:
+    return sql.SQL(
+        "create table if not exists {} (kind text not null, object text not null, detail jsonb not null, "
+        "recorded_at timestamptz not null default now(), primary key (kind, object))"
+    ).format(sql.Identifier(private_schema, LEDGER_TABLE))
+
+
+def ledger_record(private_schema: str, *, replace: bool = False) -> sql.Composed:
+    """Parameters: kind, object, detail (json). The first record of an object stands, unless `replace`."""
+    return sql.SQL("insert into {} (kind, object, detail) values (%s, %s, %s) on conflict (kind, object) {}").format(
+        sql.Identifier(private_schema, LEDGER_TABLE),
+        sql.SQL("do update set detail = excluded.detail, recorded_at = now()" if replace else "do nothing"),
+    )
+
+
+def ledger_read(private_schema: str) -> sql.Composed:
+    return sql.SQL("select detail from {} where kind = %s and object = %s").format(
+        sql.Identifier(private_schema, LEDGER_TABLE)
+    )
+
+
+def ledger_forget(private_schema: str) -> sql.Composed:
+    return sql.SQL("delete from {} where kind = %s and object = %s").format(
+        sql.Identifier(private_schema, LEDGER_TABLE)
+    )
+
+
+def ledger_is_empty(private_schema: str) -> sql.Composed:
+    return sql.SQL("select not exists (select from {})").format(sql.Identifier(private_schema, LEDGER_TABLE))
 
 
 def revoke_function_from_api(schema: str, function: str, arg_types: Sequence[str] = ()) -> sql.Composed:
@@ -631,6 +689,10 @@ def create_policy_index(schema: str, table: str, index: str, column: str, includ
 
 def mark_policy_index(schema: str, index: str) -> sql.Composed:
     return sql.SQL("comment on index {} is {}").format(sql.Identifier(schema, index), sql.Literal(POLICY_INDEX_MARKER))
+
+
+def rename_index(schema: str, index: str, new_name: str) -> sql.Composed:
+    return sql.SQL("alter index {} rename to {}").format(sql.Identifier(schema, index), sql.Identifier(new_name))
 
 
 def drop_policy_index(schema: str, index: str) -> sql.Composed:

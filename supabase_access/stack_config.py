@@ -55,6 +55,8 @@ SECRET_SETTINGS = {
 }
 # An extraPolicies entry may take the place of a policy the profile generates only if it says so.
 REPLACES_KEY = "replaces"
+# Stacks whose secrets use the published local passphrase (scripts/env.sh); never dev or prod.
+LOCAL_STACKS = ("local", "local-prod")
 
 
 class ConfigError(ValueError):
@@ -230,6 +232,16 @@ def _connection(postgresql: Mapping[str, Any]) -> Connection:
     )
 
 
+def passphrase_env(stack: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """What a pulumi call on `stack` adds to `environ`: the local passphrase (that scripts/env.sh
+    offers as SUPABASE_ACCESS_LOCAL_PASSPHRASE) for the local stacks only, never a chosen one's override."""
+    local = environ.get("SUPABASE_ACCESS_LOCAL_PASSPHRASE")
+    chosen = environ.get("PULUMI_CONFIG_PASSPHRASE") or environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
+    if stack in LOCAL_STACKS and local and not chosen:
+        return {"PULUMI_CONFIG_PASSPHRASE": local}
+    return {}
+
+
 # --- Supabase Auth settings (Management API) -------------------------------------------
 PROJECT_REF_SETTING = f"{NAMESPACE}:projectRef"
 ACCESS_TOKEN_SETTING = f"{NAMESPACE}:accessToken"
@@ -291,6 +303,14 @@ def parse_auth_stack_settings(
     if url and not (isinstance(url, str) and url.startswith(("https://", "http://"))):
         raise ConfigError(
             f"{MANAGEMENT_API_URL_SETTING}: {url!r} is not an http(s) URL (default https://api.supabase.com)"
+        )
+    if project_ref and raw is not None and not token_set:
+        # The stack manages this project's settings: skipping them now would plan their revert
+        # (a destroy of the resource) instead of saying what is missing.
+        raise ConfigError(
+            f"{ACCESS_TOKEN_SETTING} is not set, but this stack manages the Supabase Auth settings of project "
+            f"{project_ref} ({AUTH_SETTINGS_SETTING}); set it: `pulumi config set --secret {ACCESS_TOKEN_SETTING} "
+            "<personal access token>` (in CI, the secret that provides it)"
         )
     missing = tuple(
         name

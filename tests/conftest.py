@@ -14,6 +14,8 @@ MARKERS = (
     "unit: fast tests without a database or network",
     "db: tests against the local PostgreSQL cluster (scripts/localdb)",
     "e2e: the real Pulumi engine and provider plugin against the local cluster",
+    "fault: kills the pulumi CLI or its process tree at a chosen point (a lock held by another session), "
+    "then checks recovery",
 )
 
 

@@ -501,3 +501,17 @@ def test_program_stops_at_preview_naming_the_bad_setting(monkeypatch: pytest.Mon
             {"supabase-access:environment": "dev", "supabase-access:authSettings": '{"rate_limit_anonymous_users": 0}'},
             monkeypatch,
         )
+
+
+def test_program_managing_auth_settings_without_the_token_stops_instead_of_reverting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(Exception, match=r"supabase-access:accessToken is not set, but this stack manages"):
+        run_program(
+            {
+                "supabase-access:environment": "prod",
+                "supabase-access:projectRef": REF,
+                "supabase-access:authSettings": '{"rate_limit_anonymous_users": 30}',
+            },
+            monkeypatch,
+        )

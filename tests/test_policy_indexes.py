@@ -267,6 +267,54 @@ def test_an_invalid_leftover_of_ours_is_rebuilt(db: Database, fresh_db: str) -> 
     assert serving(fresh_db) == (OURS, True)
 
 
+BUILD = "turns_session_id_id_rls_build"
+
+
+@pytest.mark.db
+def test_an_interrupted_build_under_our_build_name_is_rebuilt(db: Database, fresh_db: str) -> None:
+    # What a run killed mid `create index concurrently` leaves: an invalid index, unmarked.
+    add_invalid_index(fresh_db, BUILD, marked=False)
+    assert PolicyIndex().diff(db, {**TURNS_LOOKUP, "index": OURS, "created": True}, dict(TURNS_LOOKUP)).changes == {
+        "index": "update"
+    }
+    run(fresh_db, "delete from turns")  # the duplicates that made it fail
+    outputs = create(db)
+    assert outputs["created"] is True
+    assert serving(fresh_db) == (OURS, True)
+    assert BUILD not in indexes(fresh_db)
+
+
+@pytest.mark.db
+def test_a_build_a_killed_run_finished_is_named_marked_and_ours(db: Database, fresh_db: str) -> None:
+    # The CLI died, the backend finished the build: valid, unmarked, under our build name.
+    run(fresh_db, f"create index {BUILD} on turns (session_id) include (id)")
+    messages.clear()
+    outputs = create(db)
+    assert outputs == {**TURNS_LOOKUP, "index": OURS, "created": True}
+    assert indexes(fresh_db)[OURS] == render.POLICY_INDEX_MARKER and BUILD not in indexes(fresh_db)
+    assert messages == [
+        f"finished index public.{OURS} on public.turns (session_id) include (id), which an interrupted run had built"
+    ]
+    PolicyIndex().delete(db, outputs, log)
+    assert OURS not in indexes(fresh_db)
+
+
+@pytest.mark.db
+def test_delete_drops_a_leftover_build_too(db: Database, fresh_db: str) -> None:
+    outputs = create(db)
+    add_invalid_index(fresh_db, BUILD, marked=False)
+    PolicyIndex().delete(db, outputs, log)
+    assert OURS not in indexes(fresh_db) and BUILD not in indexes(fresh_db)
+
+
+@pytest.mark.db
+def test_our_build_name_on_another_table_is_not_touched(db: Database, fresh_db: str) -> None:
+    run(fresh_db, f"create index {BUILD} on sessions (user_id)")
+    with pytest.raises(CatalogError, match="exists on sessions and was not created by supabase-access"):
+        create(db)
+    assert BUILD in indexes(fresh_db, "sessions")
+
+
 @pytest.mark.db
 def test_a_foreign_relation_with_our_name_is_not_touched(db: Database, fresh_db: str) -> None:
     add_invalid_index(fresh_db, OURS, marked=False)

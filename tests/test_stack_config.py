@@ -119,3 +119,68 @@ def test_inline_model_and_extra_policies() -> None:
     assert settings.model_source == "supabase-access:model"
     (policy,) = settings.extra_policies["notes"]
     assert policy.permissive is False and policy.command == "INSERT"
+
+
+def test_a_stack_managing_auth_settings_without_its_token_stops_the_preview() -> None:
+    from supabase_access.stack_config import parse_auth_stack_settings
+
+    access = {"projectRef": "abcdefghijklmnopqrst", "authSettings": {"rate_limit_otp": 30}}
+    with pytest.raises(ConfigError) as raised:
+        parse_auth_stack_settings(access, environment="prod", token_set=False)
+    assert str(raised.value).startswith(
+        "supabase-access:accessToken is not set, but this stack manages the Supabase Auth settings of project "
+        "abcdefghijklmnopqrst (supabase-access:authSettings)"
+    )
+    # Without a project named yet, nothing was ever managed: skipped with a warning, as before.
+    skipped = parse_auth_stack_settings({"authSettings": {"rate_limit_otp": 30}}, environment="prod", token_set=False)
+    assert skipped is not None and not skipped.declared
+
+
+@pytest.mark.parametrize(
+    ("stack", "environ", "added"),
+    [
+        ("local", {"SUPABASE_ACCESS_LOCAL_PASSPHRASE": "lp"}, {"PULUMI_CONFIG_PASSPHRASE": "lp"}),
+        ("local-prod", {"SUPABASE_ACCESS_LOCAL_PASSPHRASE": "lp"}, {"PULUMI_CONFIG_PASSPHRASE": "lp"}),
+        ("dev", {"SUPABASE_ACCESS_LOCAL_PASSPHRASE": "lp"}, {}),
+        ("prod", {"SUPABASE_ACCESS_LOCAL_PASSPHRASE": "lp"}, {}),
+        ("local", {"SUPABASE_ACCESS_LOCAL_PASSPHRASE": "lp", "PULUMI_CONFIG_PASSPHRASE": "mine"}, {}),
+        ("local", {}, {}),
+    ],
+)
+def test_the_local_passphrase_goes_to_the_local_stacks_only(stack: str, environ: dict, added: dict) -> None:
+    from supabase_access.stack_config import passphrase_env
+
+    assert passphrase_env(stack, environ) == added
+
+
+ENV_SH = REPO / "scripts" / "env.sh"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ("up --stack local", "local-only-passphrase"),
+        ("preview -s local-prod --diff", "local-only-passphrase"),
+        ("config set --secret postgresql:password x --stack=local", "local-only-passphrase"),
+        ("config set --secret postgresql:password x --stack prod", ""),
+        ("up -s dev", ""),
+        ("stack select --create --stack prod", ""),
+    ],
+)
+def test_env_sh_gives_the_local_passphrase_to_local_stacks_only(args: str, expected: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    if not (REPO / ".venv" / ".pulumi-bin-dir").exists():
+        pytest.fail("run scripts/bootstrap first", pytrace=False)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SUPABASE_ACCESS_LOCAL"))}
+    script = f'source "{ENV_SH}" && test -z "${{PULUMI_CONFIG_PASSPHRASE:-}}" && supabase_access_passphrase_for {args}'
+    result = subprocess.run(
+        ["bash", "-c", script],
+        env={**environ, "PULUMI_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected

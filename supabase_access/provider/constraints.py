@@ -3,6 +3,10 @@
 Deleting the resource restores the constraint. If existing rows would violate it, it is
 restored NOT VALID (no row is ever deleted to make it fit) and a warning says how many
 rows and how to validate.
+
+The definition is written to the ledger in the transaction that drops the constraint, so a
+run killed before the engine recorded the drop leaves it known: the next `up` takes the
+removal over and `destroy` restores it.
 """
 
 from __future__ import annotations
@@ -13,16 +17,18 @@ import psycopg
 
 from supabase_access import catalog
 from supabase_access import sql as render
+from supabase_access.provider import ledger
 from supabase_access.provider.base import (
-    InputError,
     Log,
     ManagedResource,
     identifier,
     lock_tables,
     require_table,
     split_id,
+    write_transaction,
 )
 from supabase_access.provider.database import Database
+from supabase_access.provider.private_schema import check_private_schema
 
 
 class ConstraintRemoval(ManagedResource):
@@ -34,18 +40,9 @@ class ConstraintRemoval(ManagedResource):
         return {**inputs, "schema": schema, "table": table, "constraint": identifier(inputs, "constraint")}
 
     def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
-        schema, table, constraint = checked["schema"], checked["table"], checked["constraint"]
-        definition = checked.get("definition")
         with db.connection() as conn:
-            require_table(conn, schema, table)
-            present = catalog.read_foreign_key(conn, schema, table, constraint) is not None
-        managed = bool(olds) and all(olds.get(k) == checked.get(k) for k in self.replace_on)
-        if not present and not definition and not managed:
-            raise InputError(
-                "constraint",
-                f"constraint: {constraint} does not exist on {schema}.{table} (already dropped by hand?); "
-                "set `definition` to what it was, so that destroy can restore it",
-            )
+            require_table(conn, checked["schema"], checked["table"])
+            check_private_schema(conn, ledger.LEDGER_SCHEMA)
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         with db.connection() as conn:
@@ -55,13 +52,21 @@ class ConstraintRemoval(ManagedResource):
         return {"present": "update"} if present else {}
 
     def _drop(self, db: Database, inputs: dict[str, Any]) -> catalog.ForeignKeyInfo | None:
+        """Drop the constraint, its definition in the ledger first; (what was dropped, else what the ledger knows)."""
         schema, table, constraint = inputs["schema"], inputs["table"], inputs["constraint"]
-        with db.connection() as conn, conn.transaction():
+        key = _ledger_key(schema, table, constraint)
+        with write_transaction(db) as conn:
+            known = ledger.read(conn, LEDGER_KIND, key)
+            info = catalog.read_foreign_key(conn, schema, table, constraint)
+            if info is None:
+                return _from_ledger(known)
+            # The definition dropped now (not an older record): the private schema's lock comes first.
+            ledger.record(conn, LEDGER_KIND, key, _to_ledger(info), replace=True)
             lock_tables(conn, schema, [table])
             info = catalog.read_foreign_key(conn, schema, table, constraint)
             if info is not None:
                 conn.execute(render.drop_constraint(schema, table, constraint))
-            return info
+            return info or _from_ledger(known)
 
     def _outputs(
         self, inputs: dict[str, Any], info: catalog.ForeignKeyInfo | None, state: dict[str, Any]
@@ -88,6 +93,11 @@ class ConstraintRemoval(ManagedResource):
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         info = self._drop(db, inputs)
+        if info is None and not inputs.get("definition"):
+            log(
+                f"{inputs['constraint']} was already gone from {inputs['schema']}.{inputs['table']} and not "
+                "removed by supabase-access, so its definition is unknown: destroy cannot restore it"
+            )
         return f"{inputs['schema']}.{inputs['table']}.{inputs['constraint']}", self._outputs(inputs, info, {})
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
@@ -96,29 +106,43 @@ class ConstraintRemoval(ManagedResource):
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         schema, table, constraint = state["schema"], state["table"], state["constraint"]
-        definition = state.get("definition")
+        key = _ledger_key(schema, table, constraint)
+        with db.connection() as conn:
+            known = _from_ledger(ledger.read(conn, LEDGER_KIND, key))
+        definition = state.get("definition") or (known.definition if known else None)
         if not definition:
             log(f"cannot restore {constraint} on {schema}.{table}: its definition was never known")
             return
-        with db.connection() as conn, conn.transaction():
-            lock_tables(conn, schema, [table])
-            if catalog.missing_tables(conn, schema, [table]) or catalog.read_foreign_key(
-                conn, schema, table, constraint
-            ):
-                return
-            try:
-                with conn.transaction():
-                    conn.execute(render.add_constraint(schema, table, constraint, definition, validate=True))
-                return
-            except (psycopg.errors.ForeignKeyViolation, psycopg.errors.CheckViolation):
-                pass
-            conn.execute(render.add_constraint(schema, table, constraint, definition, validate=False))
-            violations = self._count_violations(conn, state)
+        if known is not None and not state.get("columns"):
+            state = {**state, **self._outputs(state, known, {})}
+        violations = self._restore(db, state, definition, key)
+        ledger.tidy(db)
+        if violations is None:
+            return
         log(
             f"restored {constraint} on {schema}.{table} as NOT VALID: {violations} existing row(s) violate it "
             f"and were kept. New rows are checked. Once those rows are fixed, run: "
             f"{render.validate_constraint(schema, table, constraint).as_string()};"
         )
+
+    def _restore(self, db: Database, state: dict[str, Any], definition: str, key: str) -> str | None:
+        """Put the constraint back (NOT VALID if rows violate it: then how many) and forget its ledger row."""
+        schema, table, constraint = state["schema"], state["table"], state["constraint"]
+        with write_transaction(db) as conn:
+            ledger.forget(conn, LEDGER_KIND, key)  # the private schema's lock before the table's
+            lock_tables(conn, schema, [table])
+            if catalog.missing_tables(conn, schema, [table]) or catalog.read_foreign_key(
+                conn, schema, table, constraint
+            ):
+                return None
+            try:
+                with conn.transaction():
+                    conn.execute(render.add_constraint(schema, table, constraint, definition, validate=True))
+                return None
+            except (psycopg.errors.ForeignKeyViolation, psycopg.errors.CheckViolation):
+                pass
+            conn.execute(render.add_constraint(schema, table, constraint, definition, validate=False))
+            return self._count_violations(conn, state)
 
     def _count_violations(self, conn: psycopg.Connection, state: dict[str, Any]) -> str:
         columns, ref_columns, referenced = (
@@ -144,8 +168,41 @@ class ConstraintRemoval(ManagedResource):
                 return None
             info = catalog.read_foreign_key(conn, schema, table, constraint)
         current_inputs = {"schema": schema, "table": table, "constraint": constraint}
+        if not (state or {}).get("definition"):
+            with db.connection() as conn:
+                known = _from_ledger(ledger.read(conn, LEDGER_KIND, _ledger_key(schema, table, constraint)))
+            state = self._outputs(current_inputs, known, state or {}) if known else state
         outputs = self._outputs(current_inputs, None, state or {})
         outputs["present"] = info is not None
         if info is not None and not outputs.get("definition"):
             outputs["definition"] = info.definition
         return outputs, inputs or current_inputs
+
+
+LEDGER_KIND = "constraint-removal"
+
+
+def _ledger_key(schema: str, table: str, constraint: str) -> str:
+    return f"{schema}.{table}.{constraint}"
+
+
+def _to_ledger(info: catalog.ForeignKeyInfo) -> dict[str, Any]:
+    return {
+        "definition": info.definition,
+        "columns": list(info.columns),
+        "refSchema": info.ref_schema,
+        "refTable": info.ref_table,
+        "refColumns": list(info.ref_columns),
+    }
+
+
+def _from_ledger(detail: dict[str, Any] | None) -> catalog.ForeignKeyInfo | None:
+    if not detail or not detail.get("definition"):
+        return None
+    return catalog.ForeignKeyInfo(
+        str(detail["definition"]),
+        tuple(detail.get("columns") or ()),
+        str(detail.get("refSchema") or ""),
+        str(detail.get("refTable") or ""),
+        tuple(detail.get("refColumns") or ()),
+    )

@@ -22,6 +22,36 @@ CONNECTION_SETTINGS = {
 }
 
 
+# Every statement of the provider waits a bounded time: for a lock (advisory locks included,
+# so one stuck `up` cannot queue every other one behind it), and in all. Set on each pooled
+# connection before its first statement, so nothing runs without them.
+LOCK_TIMEOUT = "10s"
+STATEMENT_TIMEOUT = "5min"
+# How often a busy backend checks that we are still there: a plugin killed mid-statement (or
+# mid lock wait) leaves no backend holding locks for longer than this.
+CLIENT_CHECK_INTERVAL = "1s"
+SESSION_SETTINGS = {
+    "lock_timeout": LOCK_TIMEOUT,
+    "statement_timeout": STATEMENT_TIMEOUT,
+    "idle_in_transaction_session_timeout": STATEMENT_TIMEOUT,
+    "client_connection_check_interval": CLIENT_CHECK_INTERVAL,
+}
+
+
+def configure_session(conn: psycopg.Connection) -> None:
+    """The provider's session settings (those this server knows: client_connection_check_interval is PostgreSQL 14+)."""
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        conn.execute(
+            "select set_config(s.name, v.value, false) from pg_settings s "
+            "join unnest(%s::text[], %s::text[]) v(name, value) on v.name = s.name",
+            (list(SESSION_SETTINGS), list(SESSION_SETTINGS.values())),
+        )
+    finally:
+        conn.autocommit = autocommit
+
+
 class Database:
     """Lazily opened pool; the engine runs resource operations in parallel, so one connection is not enough."""
 
@@ -55,7 +85,13 @@ class Database:
                 except psycopg.OperationalError as exc:
                     raise self._connect_error(exc) from exc
                 self._pool = ConnectionPool(
-                    self._conninfo, min_size=0, max_size=4, open=True, timeout=15, check=ConnectionPool.check_connection
+                    self._conninfo,
+                    min_size=0,
+                    max_size=4,
+                    open=True,
+                    timeout=15,
+                    check=ConnectionPool.check_connection,
+                    configure=configure_session,
                 )
         return _Checkout(self)
 

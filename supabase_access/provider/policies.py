@@ -12,7 +12,9 @@ from supabase_access import catalog
 from supabase_access import sql as render
 from supabase_access.model import ModelError
 from supabase_access.policy import PolicySpec, policy_from_plain, policy_from_stored
+from supabase_access.provider import ledger
 from supabase_access.provider.base import (
+    CURRENT_STACK,
     InputError,
     Log,
     ManagedResource,
@@ -21,8 +23,12 @@ from supabase_access.provider.base import (
     lock_tables,
     require_table,
     split_id,
+    write_transaction,
 )
 from supabase_access.provider.database import Database
+
+# The ledger's record of the policies a table had before the stack first changed it.
+LEDGER_KIND = "table-policies-baseline"
 
 
 def declared_policies(inputs: Mapping[str, Any]) -> dict[str, PolicySpec]:
@@ -157,29 +163,58 @@ class TablePolicies(ManagedResource):
         return changes
 
     def _apply(
-        self, db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec]
-    ) -> tuple[dict[str, PolicySpec], dict[str, PolicySpec]]:
-        """Replace the table's policies in one transaction; returns (before, after)."""
-        with db.connection() as conn, conn.transaction():
+        self, db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec], *, baseline: bool = False
+    ) -> tuple[dict[str, PolicySpec], dict[str, PolicySpec], list[str]]:
+        """Replace the table's policies in one transaction, marked as ours; returns (baseline, after, made by us).
+
+        `baseline` (the first create): what was there before the stack, recorded in the ledger in
+        this same transaction, or the record an earlier, interrupted run left (the first stands).
+        Policies carrying our mark are never part of it. Otherwise: the policies just replaced.
+        """
+        marker = render.policy_marker(CURRENT_STACK.get())
+        with write_transaction(db) as conn:
+            if baseline:
+                ledger.prepare(conn)  # the private schema's lock before the table's
             lock_tables(conn, schema, [table])
-            # Fail rather than queue the app's requests behind us for long.
-            conn.execute("set local lock_timeout = '10s'")
             before = catalog.read_policies(conn, schema, table)
-            catalog.replace_policies(conn, schema, table, list(policies.values()))
-            return before, catalog.read_policies(conn, schema, table)
+            comments = catalog.policy_comments(conn, schema, table)
+            made_by_us = sorted(n for n in before if (comments.get(n) or "").startswith(render.POLICY_MARKER_PREFIX))
+            if baseline:
+                found = {n: p.to_plain() for n, p in before.items() if n not in made_by_us}
+                key = f"{schema}.{table}"
+                ledger.record(conn, LEDGER_KIND, key, {"policies": found})
+                recorded = ledger.read(conn, LEDGER_KIND, key) or {}
+                before = stored_policies(recorded.get("policies") or {})
+            catalog.replace_policies(conn, schema, table, list(policies.values()), marker=marker)
+            return before, catalog.read_policies(conn, schema, table), made_by_us
+
+    def _restore(self, db: Database, schema: str, table: str, adopted: Mapping[str, PolicySpec]) -> None:
+        """Put back the policies found before the stack (unmarked: they are the user's) and forget the record."""
+        with write_transaction(db) as conn:
+            ledger.forget(conn, LEDGER_KIND, f"{schema}.{table}")  # the private schema's lock first
+            lock_tables(conn, schema, [table])
+            catalog.replace_policies(conn, schema, table, list(adopted.values()))
+        ledger.tidy(db)
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         schema, table = inputs["schema"], inputs["table"]
-        before, after = self._apply(db, schema, table, declared_policies(inputs))
-        if before:
+        adopted, after, made_by_us = self._apply(db, schema, table, declared_policies(inputs), baseline=True)
+        if made_by_us:
             log(
                 Notice(
-                    f"took over {len(before)} existing polic{'y' if len(before) == 1 else 'ies'} on "
-                    f"{schema}.{table} ({', '.join(before)}); destroy puts them back"
+                    f"replaced {len(made_by_us)} polic{'y' if len(made_by_us) == 1 else 'ies'} on {schema}.{table} "
+                    f"that supabase-access had created ({', '.join(made_by_us)}); destroy does not put them back"
+                )
+            )
+        if adopted:
+            log(
+                Notice(
+                    f"took over {len(adopted)} existing polic{'y' if len(adopted) == 1 else 'ies'} on "
+                    f"{schema}.{table} ({', '.join(adopted)}); destroy puts them back"
                 )
             )
         # `adopted` is what was there before we managed the table: destroy restores it.
-        outputs = {**self._applied(inputs, after), "adopted": plain_policies(before)}
+        outputs = {**self._applied(inputs, after), "adopted": plain_policies(adopted)}
         return f"{schema}.{table}", outputs
 
     def _applied(self, inputs: dict[str, Any], after: Mapping[str, PolicySpec]) -> dict[str, Any]:
@@ -196,15 +231,19 @@ class TablePolicies(ManagedResource):
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
         schema, table = inputs["schema"], inputs["table"]
-        _, after = self._apply(db, schema, table, declared_policies(inputs))
+        _, after, _ = self._apply(db, schema, table, declared_policies(inputs))
         return {**self._applied(inputs, after), "adopted": state.get("adopted") or {}}
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         schema, table = state["schema"], state["table"]
         with db.connection() as conn:
-            if catalog.missing_tables(conn, schema, [table]):
-                return
-        self._apply(db, schema, table, stored_policies(state.get("adopted")))
+            missing = bool(catalog.missing_tables(conn, schema, [table]))
+        if missing:
+            with write_transaction(db) as conn:
+                ledger.forget(conn, LEDGER_KIND, f"{schema}.{table}")
+            ledger.tidy(db)
+            return
+        self._restore(db, schema, table, stored_policies(state.get("adopted")))
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]

@@ -17,22 +17,27 @@ import psycopg
 
 from supabase_access import sql as render
 from supabase_access.catalog import CatalogError
-from supabase_access.policy_indexes import policy_index_name
+from supabase_access.policy_indexes import policy_index_build_name, policy_index_name
 from supabase_access.provider.base import (
     InputError,
     Log,
     ManagedResource,
     Notice,
+    autocommit,
     identifier,
+    lock_tables,
     split_id,
+    write_transaction,
 )
 from supabase_access.provider.database import Database
-from supabase_access.provider.private_schema import autocommit, require_columns
+from supabase_access.provider.private_schema import require_columns
 
 INPUTS = ("schema", "table", "column", "include")
 # Above this many rows (planner estimate) or bytes a build is announced before it starts.
 LARGE_TABLE_ROWS = 1_000_000
 LARGE_TABLE_BYTES = 256 * 1024 * 1024
+# A build reads the whole table: bounded, but far above the other statements' limit.
+INDEX_BUILD_TIMEOUT = "2h"
 
 
 def _target(inputs: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -64,18 +69,59 @@ def _is_large(conn: psycopg.Connection, schema: str, table: str) -> bool:
     return row is not None and (row[0] >= LARGE_TABLE_ROWS or row[1] >= LARGE_TABLE_BYTES)
 
 
+def _build_leftover(conn: psycopg.Connection, schema: str, table: str, build: str) -> bool | None:
+    """Validity of an index left under our build name on `table` (None: there is none)."""
+    kind = conn.execute(render.relation_kind_query(), (schema, build)).fetchone()
+    if kind is None:
+        return None
+    if kind[0] != "i" or kind[1] != table:
+        raise CatalogError(
+            f"cannot build index {schema}.{build} for RLS policy lookups: a relation of that name exists on "
+            f"{kind[1] or 'no table'} and was not created by supabase-access; rename or drop it"
+        )
+    state = conn.execute(render.index_state_query(), (schema, build)).fetchone()
+    return bool(state and state[0])
+
+
+def _finish_build(db: Database, schema: str, table: str, build: str, name: str) -> None:
+    """Give a valid index built under `build` its name and our mark, both or neither."""
+    with write_transaction(db) as conn:
+        lock_tables(conn, schema, [table])
+        conn.execute(render.rename_index(schema, build, name))
+        conn.execute(render.mark_policy_index(schema, name))
+
+
 def _ensure_index(db: Database, schema: str, table: str, column: str, include: str, log: Log) -> tuple[str, bool]:
-    """(index name, created now) of an index serving the lookup, built if there is none."""
+    """(index name, created now) of an index serving the lookup, built if there is none.
+
+    The build runs under a name of ours (`..._rls_build`) and is renamed and marked once valid,
+    so a build interrupted at any point is recognised by the next run: rebuilt if invalid,
+    finished (renamed, marked) if a killed run's backend completed it.
+    """
     name = policy_index_name(table, column, include)
+    build = policy_index_build_name(table, column, include)
     what = f"{schema}.{table} ({column}) include ({include})"
+    with db.connection() as conn:
+        leftover_build = _build_leftover(conn, schema, table, build)
+        taken = conn.execute(render.relation_kind_query(), (schema, name)).fetchone()
+        leftover = conn.execute(render.index_state_query(), (schema, name)).fetchone()
+    ours_by_name = leftover is not None and leftover[1] == render.POLICY_INDEX_MARKER
+    if leftover_build is not None:
+        if leftover_build and (taken is None or (ours_by_name and not leftover[0])):
+            if taken is not None:
+                with autocommit(db, schema, table) as conn:
+                    conn.execute(render.drop_policy_index(schema, name))
+            _finish_build(db, schema, table, build, name)
+            log(Notice(f"finished index {schema}.{name} on {what}, which an interrupted run had built"))
+            return name, True
+        with autocommit(db, schema, table) as conn:
+            conn.execute(render.drop_policy_index(schema, build))
     with db.connection() as conn:
         found = find_serving_index(conn, schema, table, column, include)
         if found is not None:
             return found[0], False
-        taken = conn.execute(render.relation_kind_query(), (schema, name)).fetchone()
-        leftover = conn.execute(render.index_state_query(), (schema, name)).fetchone()
         large = _is_large(conn, schema, table)
-    if taken is not None and (leftover is None or leftover[1] != render.POLICY_INDEX_MARKER):
+    if taken is not None and not ours_by_name:
         raise CatalogError(
             f"cannot build index {schema}.{name} on {what} for RLS policy lookups: a relation of that name exists "
             "and was not created by supabase-access; rename or drop it"
@@ -87,17 +133,18 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
                 "(the app keeps reading and writing); on a table this large it may take a while"
             )
         )
-    with autocommit(db) as conn:
+    with autocommit(db, schema, table, statement_timeout=INDEX_BUILD_TIMEOUT) as conn:
         if leftover is not None:
-            # Ours but not serving: an invalid index left by an interrupted concurrent build.
+            # Ours but not serving (say invalid, from before builds ran under their own name).
             conn.execute(render.drop_policy_index(schema, name))
         try:
-            conn.execute(render.create_policy_index(schema, table, name, column, include))
+            conn.execute(render.create_policy_index(schema, table, build, column, include))
         except psycopg.Error:
             # A failed concurrent build leaves an invalid index behind.
-            conn.execute(render.drop_policy_index(schema, name))
+            conn.execute(render.drop_policy_index(schema, build))
             raise
-        conn.execute(render.mark_policy_index(schema, name))
+    _finish_build(db, schema, table, build, name)
+    with db.connection() as conn:
         found = find_serving_index(conn, schema, table, column, include)
     if found is None or found[0] != name:
         raise CatalogError(f"index {schema}.{name} was built but does not serve {what}; check it by hand")
@@ -105,11 +152,11 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
     return name, True
 
 
-def _drop_index_if_ours(db: Database, schema: str, index: str) -> None:
+def _drop_index_if_ours(db: Database, schema: str, table: str, index: str) -> None:
     with db.connection() as conn:
         ours = _is_ours(conn, schema, index)
     if ours:
-        with autocommit(db) as conn:
+        with autocommit(db, schema, table) as conn:
             conn.execute(render.drop_policy_index(schema, index))
 
 
@@ -126,8 +173,10 @@ class PolicyIndex(ManagedResource):
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         schema, table, column, include = _target(inputs)
         with db.connection() as conn:
+            build = _build_leftover(conn, schema, table, policy_index_build_name(table, column, include))
             found = find_serving_index(conn, schema, table, column, include)
-        return {"index": "update"} if found is None else {}
+        # A leftover build of an interrupted run: the next `up` finishes or rebuilds it.
+        return {"index": "update"} if found is None or build is not None else {}
 
     def _apply(self, db: Database, inputs: dict[str, Any], previous: dict[str, Any], log: Log) -> dict[str, Any]:
         schema, table, column, include = _target(inputs)
@@ -146,8 +195,16 @@ class PolicyIndex(ManagedResource):
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         # Only what we built, and only while it carries our mark: an index someone else serves
         # their queries with (or took over and re-commented) stays.
+        schema, table = state.get("schema") or "public", state["table"]
         if state.get("created") and state.get("index"):
-            _drop_index_if_ours(db, state.get("schema") or "public", state["index"])
+            _drop_index_if_ours(db, schema, table, state["index"])
+        # An interrupted build of ours (its name says so) goes too.
+        build = policy_index_build_name(table, state["column"], state["include"])
+        with db.connection() as conn:
+            leftover = _build_leftover(conn, schema, table, build)
+        if leftover is not None:
+            with autocommit(db, schema, table) as conn:
+                conn.execute(render.drop_policy_index(schema, build))
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]

@@ -15,7 +15,7 @@ from supabase_access import catalog
 from supabase_access.model import ModelError
 from supabase_access.policy import PolicySpec, policy_from_plain
 from supabase_access.provider.base import InputError, Log, ManagedResource, identifier
-from supabase_access.provider.database import Database
+from supabase_access.provider.database import CONNECTION_SETTINGS, Database
 from supabase_access.provider.policies import NORMALIZED, rendered_policies
 
 TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -47,6 +47,17 @@ class AccessPreflight(ManagedResource):
             missing_roles = catalog.missing_roles(conn, roles)
             if missing_roles:
                 raise InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
+            # Else PostgreSQL refuses the ALTERs half way through `up`, or ignores a REVOKE with a warning.
+            foreign = catalog.tables_not_alterable(conn, schema, tables)
+            if foreign:
+                login = conn.execute("select current_user").fetchone()
+                owned = "; ".join(f"{schema}.{t} is owned by {owner}" for t, owner in foreign.items())
+                raise InputError(
+                    "tables",
+                    f"{source}: the login role {login[0] if login else '?'} ({CONNECTION_SETTINGS['username']}) "
+                    f"cannot alter every table: {owned}. Log in as the owner, or grant the owner role to the "
+                    "login role (`grant <owner> to <login role>`)",
+                )
             old_policies = olds.get("policies") or {} if olds.get("schema") == schema else {}
             # Role -> privileges this stack grants on every table (roles not here keep the database's grants).
             grants = inputs.get("grants")

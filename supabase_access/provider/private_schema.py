@@ -6,8 +6,7 @@ and drops once the last of its objects is gone; the API roles get no access to i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -19,6 +18,7 @@ from supabase_access.provider.base import (
     identifier,
     lock_tables,
     missing_table,
+    write_transaction,
 )
 from supabase_access.provider.database import Database
 
@@ -47,16 +47,14 @@ def dry_run(db: Database, property: str, what: str, private_schema: str, stateme
     The private schema is made the same way an apply makes it (under its lock), so a dry run
     never races another resource creating the schema for real.
     """
-    with db.connection() as conn:
-        try:
-            with conn.transaction(force_rollback=True):
-                conn.execute("set local lock_timeout = '5s'")
-                ensure_private_schema(conn, private_schema)
-                for statement in statements:
-                    conn.execute(statement)
-        except psycopg.Error as exc:
-            message = exc.diag.message_primary or str(exc)
-            raise InputError(property, f"{property}: PostgreSQL refused the {what}: {message}") from exc
+    try:
+        with write_transaction(db, rollback=True) as conn:
+            ensure_private_schema(conn, private_schema)
+            for statement in statements:
+                conn.execute(statement)
+    except psycopg.Error as exc:
+        message = exc.diag.message_primary or str(exc)
+        raise InputError(property, f"{property}: PostgreSQL refused the {what}: {message}") from exc
 
 
 def check_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
@@ -94,7 +92,7 @@ def ensure_private_schema(conn: psycopg.Connection, private_schema: str) -> None
 
 
 def drop_private_schema_if_unused(db: Database, private_schema: str) -> None:
-    with db.connection() as conn, conn.transaction():
+    with write_transaction(db) as conn:
         lock_private_schema(conn, private_schema)
         row = conn.execute(render.schema_comment_query(), (private_schema,)).fetchone()
         if row is None or row[0] != render.PRIVATE_SCHEMA_MARKER:
@@ -141,14 +139,3 @@ def require_rls_not_filtering(conn: psycopg.Connection, property: str, schema: s
                 "(FORCE ROW LEVEL SECURITY, or not its owner, without BYPASSRLS), so the function could not see "
                 "its rows; connect as the table owner or a role with BYPASSRLS",
             )
-
-
-@contextmanager
-def autocommit(db: Database) -> Iterator[psycopg.Connection]:
-    """For DROP INDEX CONCURRENTLY, which cannot run inside a transaction."""
-    with db.connection() as conn:
-        conn.autocommit = True
-        try:
-            yield conn
-        finally:
-            conn.autocommit = False

@@ -26,15 +26,16 @@ from supabase_access.provider.base import (
     Log,
     ManagedResource,
     Notice,
+    autocommit,
     compare_fields,
     identifier,
     lock_tables,
     require_table,
     split_id,
+    write_transaction,
 )
 from supabase_access.provider.database import Database
 from supabase_access.provider.private_schema import (
-    autocommit,
     check_private_schema,
     drop_private_schema_if_unused,
     dry_run,
@@ -118,7 +119,7 @@ def _drop_old_index(db: Database, state: Mapping[str, Any], log: Log) -> None:
         name = _old_index(conn, state)
     if name is not None:
         # CONCURRENTLY, outside a transaction: the app's writes to the table go on meanwhile.
-        with autocommit(db) as conn:
+        with autocommit(db, state["schema"], state["table"]) as conn:
             conn.execute(render.drop_index(state["schema"], name))
         log(Notice(f"dropped index {state['schema']}.{name}, which the write quota no longer needs"))
 
@@ -184,7 +185,7 @@ class WriteQuota(ManagedResource):
     def _apply(self, db: Database, inputs: dict[str, Any], previous: Mapping[str, Any], log: Log) -> dict[str, Any]:
         target, private_schema = _quota_target(inputs)
         usage = hardening.quota_usage_table_name(target.schema, target.table)
-        with db.connection() as conn, conn.transaction():
+        with write_transaction(db) as conn:
             ensure_private_schema(conn, private_schema)
             lock_tables(conn, target.schema, [target.table])
             columns = table_columns(conn, private_schema, usage)
@@ -216,7 +217,7 @@ class WriteQuota(ManagedResource):
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         schema, table = state["schema"], state["table"]
         private_schema = state.get("privateSchema") or hardening.PRIVATE_SCHEMA
-        with db.connection() as conn, conn.transaction():
+        with write_transaction(db) as conn:
             lock_private_schema(conn, private_schema)
             if table_columns(conn, schema, table):
                 lock_tables(conn, schema, [table])

@@ -19,6 +19,7 @@ from supabase_access.provider.base import (
     compare_fields,
     identifier,
     split_id,
+    write_transaction,
 )
 from supabase_access.provider.database import Database
 from supabase_access.provider.private_schema import (
@@ -217,7 +218,7 @@ class RetentionPolicy(ManagedResource):
     def _apply(self, db: Database, inputs: dict[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
         target, private_schema = _retention(inputs), private_schema_name(inputs)
         command = purge_command(private_schema)
-        with db.connection() as conn, conn.transaction():
+        with write_transaction(db) as conn:
             ensure_private_schema(conn, private_schema)
             for statement in _purge_statements(target, private_schema):
                 conn.execute(statement)
@@ -249,7 +250,7 @@ class RetentionPolicy(ManagedResource):
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         private_schema = state.get("privateSchema") or hardening.PRIVATE_SCHEMA
-        with db.connection() as conn, conn.transaction():
+        with write_transaction(db) as conn:
             lock_private_schema(conn, private_schema)
             if _cron_installed(conn):
                 conn.execute(render.cron_unschedule(state.get("jobName") or hardening.DEFAULT_PURGE_JOB))

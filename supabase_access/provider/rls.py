@@ -21,6 +21,7 @@ from supabase_access.provider.base import (
     lock_tables,
     missing_table,
     split_id,
+    write_transaction,
 )
 from supabase_access.provider.database import Database
 
@@ -73,7 +74,7 @@ class RowLevelSecurity(ManagedResource):
     def _apply(
         self, db: Database, schema: str, table: str, *, enabled: bool, force: bool, revoke_from: list[str]
     ) -> catalog.RlsState:
-        with db.connection() as conn, conn.transaction():
+        with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
             before = catalog.read_rls(conn, schema, table)
             assert before is not None

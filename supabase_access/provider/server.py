@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,7 +18,7 @@ from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from supabase_access.catalog import CatalogError
 from supabase_access.provider.auth_config import AuthSettings
-from supabase_access.provider.base import InputError, ManagedResource, Notice
+from supabase_access.provider.base import CURRENT_STACK, InputError, ManagedResource, Notice
 from supabase_access.provider.constraints import ConstraintRemoval
 from supabase_access.provider.database import Database
 from supabase_access.provider.grants import TableGrant
@@ -52,6 +53,8 @@ T = TypeVar("T")
 
 def _resource(urn: str) -> ManagedResource:
     # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>; the SDK helper keeps the parent types.
+    # The stack goes with the call (to its worker thread too): what we create is marked with it.
+    CURRENT_STACK.set(urn.split("::")[0].split(":", 2)[-1])
     return RESOURCES[urn.split("::")[2].split("$")[-1]]
 
 
@@ -199,9 +202,26 @@ class SupabaseAccessProvider(api.Provider):
         return lambda message: self._log.write(urn, message)
 
 
+# How often the plugin checks that the engine that started it is still there.
+PARENT_CHECK_SECONDS = 0.5
+
+
+def exit_when_orphaned(parent: int) -> None:
+    """End the process once its parent (the engine) is gone, say killed with SIGKILL.
+
+    Otherwise the plugin lives on, its connections and any lock it holds with it. The kernel
+    closes our connections; each backend notices within client_connection_check_interval, even
+    mid-statement or mid lock wait, and rolls back.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
+
+
 def main() -> None:
     engine_address = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
     provider = SupabaseAccessProvider(engine_address)
+    threading.Thread(target=exit_when_orphaned, args=(os.getppid(),), name="parent-watch", daemon=True).start()
 
     def on_engine_close(signum: int, frame: object) -> None:
         # The engine ends a plugin with SIGINT and waits for it to exit. The SDK server's own

@@ -1,0 +1,75 @@
+"""The ledger: what the provider must still know when a run dies between a change and the engine's
+record of it, kept in the database in the same transaction as the change.
+
+A table in the private schema (created on first use, revoked from the API roles, dropped with
+the schema once its last row is forgotten). A record is written once: the first one stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from supabase_access import hardening
+from supabase_access import sql as render
+from supabase_access.provider.base import write_transaction
+from supabase_access.provider.database import Database
+from supabase_access.provider.private_schema import (
+    drop_private_schema_if_unused,
+    ensure_private_schema,
+    lock_private_schema,
+)
+
+LEDGER_SCHEMA = hardening.PRIVATE_SCHEMA
+
+
+def prepare(conn: psycopg.Connection) -> None:
+    """Inside the caller's write_transaction, before any table lock: the private schema's lock comes first."""
+    ensure_private_schema(conn, LEDGER_SCHEMA)
+    if not _exists(conn):
+        conn.execute(render.create_ledger(LEDGER_SCHEMA))
+        conn.execute(render.revoke_table_from_api(LEDGER_SCHEMA, render.LEDGER_TABLE))
+
+
+def record(conn: psycopg.Connection, kind: str, obj: str, detail: Mapping[str, Any], *, replace: bool = False) -> None:
+    """Inside the caller's write_transaction, before any table lock (or after `prepare`).
+
+    The first record of an object stands (a baseline), unless `replace` (what is true right now).
+    """
+    prepare(conn)
+    conn.execute(render.ledger_record(LEDGER_SCHEMA, replace=replace), (kind, obj, Jsonb(dict(detail))))
+
+
+def read(conn: psycopg.Connection, kind: str, obj: str) -> dict[str, Any] | None:
+    if not _exists(conn):
+        return None
+    row = conn.execute(render.ledger_read(LEDGER_SCHEMA), (kind, obj)).fetchone()
+    return None if row is None else dict(row[0])
+
+
+def forget(conn: psycopg.Connection, kind: str, obj: str) -> None:
+    """Inside the caller's write_transaction; call `tidy` after it commits."""
+    if _exists(conn):
+        lock_private_schema(conn, LEDGER_SCHEMA)
+        conn.execute(render.ledger_forget(LEDGER_SCHEMA), (kind, obj))
+
+
+def tidy(db: Database) -> None:
+    """Drop the ledger once empty, and the private schema once nothing else lives there."""
+    with write_transaction(db) as conn:
+        lock_private_schema(conn, LEDGER_SCHEMA)
+        if not _exists(conn):
+            return
+        (empty,) = conn.execute(render.ledger_is_empty(LEDGER_SCHEMA)).fetchone() or (False,)
+        if not empty:
+            return
+        conn.execute(render.drop_table(LEDGER_SCHEMA, render.LEDGER_TABLE))
+    drop_private_schema_if_unused(db, LEDGER_SCHEMA)
+
+
+def _exists(conn: psycopg.Connection) -> bool:
+    row = conn.execute("select to_regclass(%s) is not null", (f"{LEDGER_SCHEMA}.{render.LEDGER_TABLE}",)).fetchone()
+    return bool(row and row[0])

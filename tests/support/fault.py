@@ -1,0 +1,125 @@
+"""Killing a real `pulumi up` at a chosen point: a lock held by another session makes the
+provider wait there, the test waits for its backend in pg_stat_activity, then kills."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+from tests.support.engine import engine_env
+
+# application_name of the provider's connections (supabase_access/provider/database.py).
+PLUGIN_APPLICATION = "supabase-access"
+
+
+def start_up(work_dir: Path, stack_name: str) -> subprocess.Popen[bytes]:
+    """`pulumi up` of a stack made by engine.new_stack, in a process group of its own."""
+    pulumi = shutil.which("pulumi")
+    assert pulumi, "pulumi is not on PATH (source scripts/env.sh)"
+    return subprocess.Popen(
+        [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack_name],
+        cwd=work_dir,
+        env={**os.environ, **engine_env(work_dir / "state")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def plugin_backends(dsn: str, *, waiting: bool = False) -> list[tuple[int, str | None, str | None]]:
+    """(pid, state, wait event) of the provider's backends on this database."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "select pid, state, wait_event from pg_stat_activity where application_name = %s "
+            "and datname = current_database() and (not %s or wait_event_type = 'Lock')",
+            (PLUGIN_APPLICATION, waiting),
+        ).fetchall()
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {seconds}s waiting until {what}")
+        time.sleep(0.2)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (the engine starts each plugin in a process group of its own)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The field after the parenthesised command name: state, then the parent pid.
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int, marker: str = "") -> bool:
+    """Running (not gone, not a zombie), and with `marker` in its command line."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and marker in command
+
+
+def kill(process: subprocess.Popen[bytes], *, tree: bool) -> list[int]:
+    """SIGKILL the CLI alone, or it and every process below it; returns the processes below it."""
+    below = descendants(process.pid)
+    for pid in [process.pid, *below] if tree else [process.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait(timeout=10)
+    return below
+
+
+def reap(pids: list[int]) -> None:
+    """Whatever of a killed run is still alive at the end of a test (a failed test's orphans)."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
+    """What a stack may change, as PostgreSQL reports it: policies, ACLs and RLS flags, constraints,
+    indexes (with validity and comment), triggers, and the schemas with their comments."""
+    queries = {
+        "policies": "select schemaname, tablename, policyname, permissive, roles::text, cmd, qual, with_check "
+        "from pg_policies order by 1, 2, 3",
+        # ACL entries as a sorted list: destroy's grants put back the same entries, not their order.
+        "tables": "select n.nspname, c.relname, array(select a::text from unnest(c.relacl) a order by 1), "
+        "c.relrowsecurity, c.relforcerowsecurity "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' "
+        "and n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2",
+        "constraints": "select conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated "
+        "from pg_constraint where connamespace <> 'pg_catalog'::regnamespace order by 1, 2",
+        "indexes": "select i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), i.indisvalid, "
+        "obj_description(i.indexrelid, 'pg_class') from pg_index i join pg_class c on c.oid = i.indexrelid "
+        "where c.relnamespace <> 'pg_catalog'::regnamespace order by 1",
+        "triggers": "select tgrelid::regclass::text, tgname, tgenabled from pg_trigger where not tgisinternal "
+        "order by 1, 2",
+        "schemas": "select nspname, obj_description(oid, 'pg_namespace') from pg_namespace order by 1",
+    }
+    with psycopg.connect(dsn) as conn:
+        return {name: conn.execute(query).fetchall() for name, query in queries.items()}  # type: ignore[arg-type]

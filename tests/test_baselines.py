@@ -1,0 +1,80 @@
+"""Baselines that cannot be poisoned: what destroy puts back is recorded once, in the database,
+in the transaction of the stack's first change, and never taken from what supabase-access made."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from supabase_access import sql as render
+from supabase_access.provider.base import CURRENT_STACK
+from supabase_access.provider.database import Database
+from supabase_access.provider.policies import TablePolicies
+
+pytestmark = pytest.mark.db
+
+OPEN_SESSIONS = {
+    "schema": "public",
+    "table": "sessions",
+    "policies": {"sessions_select_open": {"command": "SELECT", "roles": ["anon"], "using": "true"}},
+}
+
+
+@pytest.fixture(autouse=True)
+def stack_name() -> Iterator[None]:
+    token = CURRENT_STACK.set("dev")
+    yield
+    CURRENT_STACK.reset(token)
+
+
+def live(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "select p.policyname, p.cmd, p.roles::text, p.qual, p.with_check, obj_description(o.oid, 'pg_policy') "
+            "from pg_policies p join pg_policy o "
+            "on o.polname = p.policyname and o.polrelid = 'public.sessions'::regclass "
+            "where p.tablename = 'sessions' order by 1"
+        ).fetchall()
+
+
+def private_schema_exists(dsn: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        return bool(conn.execute("select to_regnamespace('supabase_access') is not null").fetchone()[0])  # type: ignore[index]
+
+
+def create(db: Database, log: Any = print) -> dict[str, Any]:
+    resource = TablePolicies()
+    _, outputs = resource.create(db, resource.check(db, {}, dict(OPEN_SESSIONS)), log)
+    return outputs
+
+
+def test_what_we_create_carries_the_stack_name(db: Database, fresh_db: str) -> None:
+    create(db)
+    assert [(row[0], row[5]) for row in live(fresh_db)] == [("sessions_select_open", render.policy_marker("dev"))]
+
+
+def test_a_first_up_killed_after_its_change_does_not_become_the_baseline(db: Database, fresh_db: str) -> None:
+    before_stack = live(fresh_db)
+    assert before_stack and all(row[5] is None for row in before_stack)  # the app's own policies
+    create(db)  # the CLI dies here: the engine never records these outputs
+    notices: list[str] = []
+    outputs = create(db, notices.append)  # the rerun creates the resource again
+    assert set(outputs["adopted"]) == {row[0] for row in before_stack}
+    assert notices[0].startswith("replaced 1 policy on public.sessions that supabase-access had created")
+    TablePolicies().delete(db, outputs, print)
+    assert live(fresh_db) == before_stack
+    assert not private_schema_exists(fresh_db)  # the ledger went with its last record
+
+
+def test_a_marked_policy_is_never_adopted(db: Database, fresh_db: str) -> None:
+    # Left by another run or stack of ours without a ledger record: not the user's.
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("create policy leftover on sessions for select to anon using (true)")
+        conn.execute(render.mark_policy("public", "sessions", "leftover", render.policy_marker("other")))
+    outputs = create(db)
+    assert "leftover" not in outputs["adopted"]
+    TablePolicies().delete(db, outputs, print)
+    assert "leftover" not in {row[0] for row in live(fresh_db)}
