@@ -86,19 +86,22 @@ class RowLevelSecurity(ManagedResource):
             return before
 
     def _outputs(self, inputs: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
-        keys = ("schema", "table", "force", "revokeUnguardedFrom")
-        return {**{k: inputs[k] for k in keys}, "enabled": True, "previous": previous}
+        revoked = inputs.get("revokeUnguardedFrom", [])
+        keys = ("schema", "table", "force")
+        return {**{k: inputs[k] for k in keys}, "revokeUnguardedFrom": revoked, "enabled": True, "previous": previous}
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         schema, table = inputs["schema"], inputs["table"]
         before = self._apply(
-            db, schema, table, enabled=True, force=inputs["force"], revoke_from=inputs["revokeUnguardedFrom"]
+            db, schema, table, enabled=True, force=inputs["force"], revoke_from=inputs.get("revokeUnguardedFrom", [])
         )
         return f"{schema}.{table}", self._outputs(inputs, {"enabled": before.enabled, "force": before.forced})
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
         schema, table = inputs["schema"], inputs["table"]
-        self._apply(db, schema, table, enabled=True, force=inputs["force"], revoke_from=inputs["revokeUnguardedFrom"])
+        self._apply(
+            db, schema, table, enabled=True, force=inputs["force"], revoke_from=inputs.get("revokeUnguardedFrom", [])
+        )
         return self._outputs(inputs, state.get("previous") or {"enabled": True, "force": False})
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
