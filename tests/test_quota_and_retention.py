@@ -298,6 +298,9 @@ def test_usage_tables_live_and_die_with_their_quotas(db: Database, fresh_db: str
             None,
         )
     assert options == ["fillfactor=50"]
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        # UNLOGGED: the counts write no WAL; a crash restarts the windows.
+        assert conn.execute(f"select relpersistence from pg_class where oid = '{USAGE}'::regclass").fetchone() == ("u",)
 
     WriteQuota().delete(db, sessions, log)
     state = catalog_state(fresh_db)
@@ -395,6 +398,37 @@ def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, fresh_db
     assert resource.diff_live(db, state, changed) == {}
     new_session(fresh_db, anonymous(user), user)
     assert (usage_of(fresh_db, user) or ())[1:] == (1,)
+
+
+def test_update_from_a_logged_usage_table_keeps_the_counts(db: Database, fresh_db: str) -> None:
+    """A quota applied by the version whose usage table was logged and whose trigger upserted on every insert."""
+    resource = WriteQuota()
+    inputs = resource.check(db, {}, quota_inputs("sessions", 3))
+    _, state = resource.create(db, inputs, log)
+    user = add_user(fresh_db, anonymous=True)
+    for _ in range(2):
+        new_session(fresh_db, anonymous(user), user)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(f"alter table {USAGE} set logged")
+        body = conn.execute(
+            "select prosrc from pg_proc where oid = 'supabase_access.write_quota_public_sessions'::regproc"
+        ).fetchone()
+        assert body is not None
+        conn.execute(
+            sql.SQL(
+                "create or replace function supabase_access.write_quota_public_sessions() returns trigger "
+                "language plpgsql security definer set search_path = '' as {}"
+            ).format(sql.Literal(body[0] + "\n-- an earlier version\n"))
+        )
+    assert resource.diff_live(db, state, inputs) == {"function": "update", "usageTable": "update"}
+    resource.update(db, state, inputs, log)
+    assert resource.diff_live(db, state, inputs) == {}
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert conn.execute(f"select relpersistence from pg_class where oid = '{USAGE}'::regclass").fetchone() == ("u",)
+    assert (usage_of(fresh_db, user) or ())[1:] == (2,)  # the counts survived the rewrite
+    new_session(fresh_db, anonymous(user), user)
+    with pytest.raises(psycopg.Error, match="write quota exceeded"):
+        new_session(fresh_db, anonymous(user), user)
 
 
 @pytest.mark.parametrize(

@@ -91,3 +91,14 @@ class _Checkout:
 
     def __exit__(self, *exc_info: Any) -> None:
         self._context.__exit__(*exc_info)
+
+
+def read_together(conn: psycopg.Connection, *queries: tuple[Any, Any]) -> list[list[tuple[Any, ...]]]:
+    """The rows of several reads, sent in one round trip (libpq pipeline mode), in order.
+
+    Against a hosted database every round trip costs 20-80 ms; a resource's reads do not depend
+    on one another, so they need not wait for each other.
+    """
+    with conn.pipeline():
+        cursors = [conn.execute(query, params) for query, params in queries]
+    return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
