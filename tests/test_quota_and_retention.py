@@ -21,7 +21,6 @@ from supabase_access import sql as render
 from supabase_access.model import load_model_file
 from supabase_access.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
 from supabase_access.profiles import plan_access
-from supabase_access.provider import retention
 from supabase_access.provider.base import InputError
 from supabase_access.provider.database import Database
 from supabase_access.provider.policies import TablePolicies
@@ -609,7 +608,8 @@ def test_retention_drift_and_a_pg_cron_stand_in(db: Database, fresh_db: str, mon
             "create function cron.unschedule(job_id bigint) returns boolean language sql as "
             "$$ delete from cron.job where jobid = job_id returning true $$"
         )
-    monkeypatch.setattr(retention, "_cron_installed", lambda conn: True)
+    # pg_cron "installed": the resource asks PostgreSQL with this query (in one round trip with others).
+    monkeypatch.setattr(render, "cron_installed_query", lambda: sql.SQL("select true"))
     assert resource.diff_live(db, state, inputs) == {"scheduled": "update"}  # pg_cron appeared
     state = resource.update(db, state, inputs, log)
     assert state["scheduled"] is True and state["status"].startswith("scheduled with pg_cron")

@@ -145,10 +145,8 @@ def require_rls_not_filtering(conn: psycopg.Connection, property: str, schema: s
 
 @contextmanager
 def autocommit(db: Database) -> Iterator[psycopg.Connection]:
-    """For DROP INDEX CONCURRENTLY, which cannot run inside a transaction."""
+    """For DROP INDEX CONCURRENTLY, which cannot run inside a transaction (the provider's connections are
+    in autocommit; this says so where it matters)."""
     with db.connection() as conn:
         conn.autocommit = True
-        try:
-            yield conn
-        finally:
-            conn.autocommit = False
+        yield conn

@@ -137,18 +137,19 @@ class WriteQuota(ManagedResource):
 
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         target, private_schema = _quota_target(inputs)
-        with db.connection() as conn:
-            require_table(conn, target.schema, target.table)
-            check_private_schema(conn, private_schema)
         checked = {
             **{k: inputs[k] for k in QUOTA_INPUTS if k in inputs},
             "schema": target.schema,
             "windowLabel": target.window_label,
             "privateSchema": private_schema,
         }
-        # The dry run replaces the trigger on the live table (in a rolled-back transaction, but
-        # under its lock): only for a quota PostgreSQL has not accepted at the last apply.
+        # Only for a quota PostgreSQL has not accepted at the last apply (diff reads the live state
+        # anyway); the dry run replaces the trigger on the live table, in a rolled-back transaction
+        # but under its lock.
         if checked != olds:
+            with db.connection() as conn:
+                require_table(conn, target.schema, target.table)
+                check_private_schema(conn, private_schema)
             dry_run(
                 db,
                 "table",
