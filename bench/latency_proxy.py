@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import sys
 import threading
@@ -111,9 +112,15 @@ class LatencyProxy:
         if not self.port:
             raise RuntimeError("latency proxy did not start within 10 s")
 
+    def wait(self) -> None:
+        """Until the proxy stops (its lifetime is over, or `stop` from another thread)."""
+        if self._thread is not None:
+            self._thread.join()
+
     def stop(self) -> None:
-        if self._loop is not None and self._stopped is not None:
-            self._loop.call_soon_threadsafe(self._stopped.set)
+        if self._loop is not None and self._stopped is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stopped already
+                self._loop.call_soon_threadsafe(self._stopped.set)
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
@@ -234,8 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         try:
-            assert proxy._thread is not None
-            proxy._thread.join()
+            proxy.wait()
         except KeyboardInterrupt:
             pass
     counts = proxy.counts()

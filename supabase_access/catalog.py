@@ -111,10 +111,12 @@ def replace_policies(conn: psycopg.Connection, schema: str, table: str, policies
     The table keeps RLS on throughout and the transaction makes the switch atomic, so no
     request ever sees a state wider than the old or the new set.
     """
-    for name in read_policies(conn, schema, table):
-        conn.execute(render.drop_policy(schema, table, name))
-    for policy in policies:
-        conn.execute(render.create_policy(schema, table, policy))
+    drops = [render.drop_policy(schema, table, name) for name in read_policies(conn, schema, table)]
+    creates = [render.create_policy(schema, table, policy) for policy in policies]
+    # One round trip for all of them (libpq pipeline mode): a remote database is 20-80 ms away.
+    with conn.pipeline():
+        for statement in [*drops, *creates]:
+            conn.execute(statement)
 
 
 def normalize_policies(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -140,3 +140,14 @@ def read_together(conn: psycopg.Connection, *queries: tuple[Any, Any]) -> list[l
     with conn.pipeline():
         cursors = [conn.execute(query, params) for query, params in queries]
     return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+
+
+def execute_together(conn: psycopg.Connection, statements: Iterable[Any]) -> None:
+    """Statements that return nothing the caller needs, sent in one round trip (libpq pipeline mode).
+
+    PostgreSQL still runs them one after another; the first error stops the rest and is raised
+    here, inside the caller's transaction, which then rolls back as before.
+    """
+    with conn.pipeline():
+        for statement in statements:
+            conn.execute(statement)

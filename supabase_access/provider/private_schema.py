@@ -20,7 +20,7 @@ from supabase_access.provider.base import (
     lock_tables,
     missing_table,
 )
-from supabase_access.provider.database import Database
+from supabase_access.provider.database import Database, execute_together
 
 TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
 # The schema lock key: a pseudo-table name no real table can have (identifiers are [a-z0-9_]).
@@ -52,8 +52,7 @@ def dry_run(db: Database, property: str, what: str, private_schema: str, stateme
             with conn.transaction(force_rollback=True):
                 conn.execute("set local lock_timeout = '5s'")
                 ensure_private_schema(conn, private_schema)
-                for statement in statements:
-                    conn.execute(statement)
+                execute_together(conn, statements)
         except psycopg.Error as exc:
             message = exc.diag.message_primary or str(exc)
             raise InputError(property, f"{property}: PostgreSQL refused the {what}: {message}") from exc

@@ -32,7 +32,7 @@ from supabase_access.provider.base import (
     require_table,
     split_id,
 )
-from supabase_access.provider.database import Database, read_together
+from supabase_access.provider.database import Database, execute_together, read_together
 from supabase_access.provider.private_schema import (
     autocommit,
     check_private_schema,
@@ -211,8 +211,7 @@ class WriteQuota(ManagedResource):
                 # Made logged by an earlier version: rewritten in place, the counts kept (a short lock).
                 conn.execute(render.set_unlogged(private_schema, usage))
                 log(Notice(f"made {private_schema}.{usage} UNLOGGED (counts kept); a crash now restarts the windows"))
-            for statement in _quota_statements(target, private_schema):
-                conn.execute(statement)
+            execute_together(conn, _quota_statements(target, private_schema))
         # After the new trigger is in: it no longer reads the table, so the old index can go.
         if previous:
             _drop_old_index(db, previous, log)

@@ -20,7 +20,7 @@ from supabase_access.provider.base import (
     identifier,
     split_id,
 )
-from supabase_access.provider.database import Database, read_together
+from supabase_access.provider.database import Database, execute_together, read_together
 from supabase_access.provider.private_schema import (
     check_private_schema,
     drop_private_schema_if_unused,
@@ -225,8 +225,7 @@ class RetentionPolicy(ManagedResource):
         command = purge_command(private_schema)
         with db.connection() as conn, conn.transaction():
             ensure_private_schema(conn, private_schema)
-            for statement in _purge_statements(target, private_schema):
-                conn.execute(statement)
+            execute_together(conn, _purge_statements(target, private_schema))
             scheduled = _cron_installed(conn)
             if scheduled:
                 old_job = previous.get("jobName")
