@@ -375,14 +375,17 @@ def write_quota_function_body(schema: str, table: str, private_schema: str, usag
     so a changed limit is one `create trigger` and `pg_trigger.tgargs` shows the live values.
     Each user has one row in `usage_table`: a fixed window that starts at their first insert
     (and the next one at their first insert after it ended), and the inserts made in it.
+
+    Most inserts fall in a window already open: one plain `update` counts them (cheaper than
+    `insert ... on conflict`, which probes the key, locks the row and then updates it). Only a
+    user's first insert ever and the first one after their window ended take the upsert.
     """
     return (
         sql.SQL(
             """
 declare
   _quota_user uuid := auth.uid();
-  _quota_max integer := tg_argv[0]::integer;
-  _quota_window interval := make_interval(secs => tg_argv[1]::integer);
+  _quota_window interval;
   _quota_window_start timestamptz;
   _quota_inserts integer;
   _quota_retry_at timestamptz;
@@ -391,19 +394,26 @@ begin
   if _quota_user is null or current_setting('role', true) = 'service_role' then
     return new;
   end if;
-  -- ON CONFLICT locks the user's row, so one user's concurrent inserts count one after another.
-  insert into {usage} as u (user_id, window_start, inserts) values (_quota_user, now(), 1)
-  on conflict (user_id) do update set
-    window_start = case when u.window_start <= now() - _quota_window then now() else u.window_start end,
-    inserts = case when u.window_start <= now() - _quota_window then 1 else u.inserts + 1 end
+  _quota_window := make_interval(secs => tg_argv[1]::integer);
+  -- The row lock makes one user's concurrent inserts count one after another.
+  update {usage} as u set inserts = u.inserts + 1
+  where u.user_id = _quota_user and u.window_start > now() - _quota_window
   returning u.window_start, u.inserts into _quota_window_start, _quota_inserts;
+  if not found then
+    -- First insert ever, or the window ended: a new window (a concurrent first insert is a conflict).
+    insert into {usage} as u (user_id, window_start, inserts) values (_quota_user, now(), 1)
+    on conflict (user_id) do update set
+      window_start = case when u.window_start <= now() - _quota_window then now() else u.window_start end,
+      inserts = case when u.window_start <= now() - _quota_window then 1 else u.inserts + 1 end
+    returning u.window_start, u.inserts into _quota_window_start, _quota_inserts;
+  end if;
   -- The exception rolls the increment back with the insert: a refused row does not count.
-  if _quota_inserts > _quota_max then
+  if _quota_inserts > tg_argv[0]::integer then
     _quota_retry_at := _quota_window_start + _quota_window;
     raise exception using
       errcode = {sqlstate},
       message = format('write quota exceeded: at most %s new rows in %s per user per %s',
-                       _quota_max, {table_name}, tg_argv[2]),
+                       tg_argv[0], {table_name}, tg_argv[2]),
       detail = format('The window started at the requesting user''s first insert in it, at %s.',
                       to_char(_quota_window_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
       hint = format('Try again after %s (in %s seconds).',
@@ -440,11 +450,20 @@ QUOTA_USAGE_FILLFACTOR = 50
 
 
 def create_quota_usage_table(private_schema: str, usage_table: str) -> sql.Composed:
-    """One row per user who ever inserted into the quota's table (it only grows; a row is a few dozen bytes)."""
+    """One row per user who ever inserted into the quota's table (it only grows; a row is a few dozen bytes).
+
+    UNLOGGED: the counts write no WAL (no full-page image after each checkpoint either), and a
+    crash empties the table, which restarts every user's window: a rate limit, not a ledger.
+    """
     return sql.SQL(
-        "create table if not exists {} (user_id uuid primary key, window_start timestamptz not null, "
+        "create unlogged table if not exists {} (user_id uuid primary key, window_start timestamptz not null, "
         "inserts integer not null) with (fillfactor = {})"
     ).format(sql.Identifier(private_schema, usage_table), sql.Literal(QUOTA_USAGE_FILLFACTOR))
+
+
+def set_unlogged(schema: str, table: str) -> sql.Composed:
+    """A usage table made by an earlier version (logged): rewritten as UNLOGGED, its rows kept."""
+    return sql.SQL("alter table {} set unlogged").format(sql.Identifier(schema, table))
 
 
 def revoke_table_from_api(schema: str, table: str) -> sql.Composed:
@@ -539,6 +558,14 @@ def table_columns_query() -> sql.SQL:
         "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
         "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped"
+    )
+
+
+def relation_persistence_query() -> sql.SQL:
+    """pg_class.relpersistence of a relation by schema and name: 'p' logged, 'u' unlogged, 't' temporary."""
+    return sql.SQL(
+        "select c.relpersistence from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s"
     )
 
 

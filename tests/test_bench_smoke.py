@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +55,8 @@ def test_quota_prints_its_table(localdb_url: str) -> None:
     if "SKIPPED" in out:
         pytest.skip(out.strip())
     assert "| setting " in out and "inserts/s" in out
-    assert "| without quota" in out and "| with quota" in out
+    assert "| without quota" in out and "| with quota" in out and "| with quota, a user's first insert" in out
+    assert "median of block pairs" in out
 
 
 @pytest.mark.e2e
@@ -63,6 +65,38 @@ def test_engine_prints_its_table(localdb_url: str) -> None:
     assert "| program " in out and "preview median s" in out
     for program in ("empty program", "5 tables", "10 tables"):
         assert f"| {program}" in out
+
+
+@pytest.mark.e2e
+def test_remote_prints_its_table(localdb_url: str) -> None:
+    out = run_bench("remote", "--repeat", "1", "--previews", "1", "--delay-ms", "5", timeout=600)
+    assert "| database " in out and "round trips per preview" in out
+    for setting in ("direct", "remote"):
+        assert f"| {setting}" in out
+    assert "Round trips per provider call" in out and "| WriteQuota" in out
+
+
+@pytest.mark.db
+def test_latency_proxy_stops_by_itself(localdb_url: str) -> None:
+    port = psycopg.conninfo.conninfo_to_dict(localdb_url).get("port") or "5432"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.latency_proxy", "--target-port", str(port), "--delay-ms", "1", "--seconds", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "stopped after its lifetime" in result.stderr and "round trips 0" in result.stderr
+
+
+@pytest.mark.unit
+def test_latency_proxy_forwards_on_loopback_only() -> None:
+    from bench.latency_proxy import LatencyProxy
+
+    with pytest.raises(ValueError, match="only forwards on loopback"):
+        LatencyProxy(5432, delay=0.025, target_host="10.0.0.1")
 
 
 @pytest.mark.unit

@@ -44,21 +44,28 @@ def test_quota_function_limits_users_only_and_raises_with_sqlstate_message_and_h
     assert "detail = format('The window started at the requesting user''s first insert in it, at %s.'" in text
     assert "hint = format('Try again after %s (in %s seconds).'" in text
     assert "_quota_retry_at := _quota_window_start + _quota_window;" in text
-    assert "if _quota_inserts > _quota_max then" in text
+    assert "if _quota_inserts > tg_argv[0]::integer then" in text
     assert "tg_argv[0]::integer" in text and "make_interval(secs => tg_argv[1]::integer)" in text
 
 
-def test_quota_counts_in_one_upsert_of_the_users_usage_row() -> None:
+def test_quota_counts_with_one_update_and_upserts_only_to_open_a_window() -> None:
     text = quota_function("actions")
-    assert (
+    update = (
+        'update "supabase_access"."write_quota_public_actions_usage" as u set inserts = u.inserts + 1\n'
+        "  where u.user_id = _quota_user and u.window_start > now() - _quota_window\n"
+        "  returning u.window_start, u.inserts into _quota_window_start, _quota_inserts;\n"
+        "  if not found then\n"
+    )
+    upsert = (
         'insert into "supabase_access"."write_quota_public_actions_usage" as u (user_id, window_start, inserts) '
         "values (_quota_user, now(), 1)\n"
-        "  on conflict (user_id) do update set\n"
-        "    window_start = case when u.window_start <= now() - _quota_window then now() else u.window_start end,\n"
-        "    inserts = case when u.window_start <= now() - _quota_window then 1 else u.inserts + 1 end\n"
-        "  returning u.window_start, u.inserts into _quota_window_start, _quota_inserts;"
-    ) in text
-    # No counting of the table's rows, no lock of our own (the row lock of ON CONFLICT serialises), no stamping.
+        "    on conflict (user_id) do update set\n"
+        "      window_start = case when u.window_start <= now() - _quota_window then now() else u.window_start end,\n"
+        "      inserts = case when u.window_start <= now() - _quota_window then 1 else u.inserts + 1 end\n"
+        "    returning u.window_start, u.inserts into _quota_window_start, _quota_inserts;"
+    )
+    assert update in text and upsert in text and text.index(update) < text.index(upsert)
+    # No counting of the table's rows, no lock of our own (the row lock serialises), no stamping.
     assert '"public"."actions"' not in text
     assert "pg_advisory_xact_lock" not in text and "new." not in text
 
@@ -67,7 +74,7 @@ def test_quota_usage_table_is_hot_friendly_and_closed_to_the_api_roles() -> None
     usage = hardening.quota_usage_table_name("public", "sessions")
     assert usage == "write_quota_public_sessions_usage"
     assert render.create_quota_usage_table("supabase_access", usage).as_string() == (
-        'create table if not exists "supabase_access"."write_quota_public_sessions_usage" '
+        'create unlogged table if not exists "supabase_access"."write_quota_public_sessions_usage" '
         "(user_id uuid primary key, window_start timestamptz not null, inserts integer not null) "
         "with (fillfactor = 50)"
     )

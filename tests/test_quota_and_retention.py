@@ -21,7 +21,6 @@ from supabase_access import sql as render
 from supabase_access.model import load_model_file
 from supabase_access.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
 from supabase_access.profiles import plan_access
-from supabase_access.provider import retention
 from supabase_access.provider.base import InputError
 from supabase_access.provider.database import Database
 from supabase_access.provider.policies import TablePolicies
@@ -298,6 +297,9 @@ def test_usage_tables_live_and_die_with_their_quotas(db: Database, fresh_db: str
             None,
         )
     assert options == ["fillfactor=50"]
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        # UNLOGGED: the counts write no WAL; a crash restarts the windows.
+        assert conn.execute(f"select relpersistence from pg_class where oid = '{USAGE}'::regclass").fetchone() == ("u",)
 
     WriteQuota().delete(db, sessions, log)
     state = catalog_state(fresh_db)
@@ -395,6 +397,37 @@ def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, fresh_db
     assert resource.diff_live(db, state, changed) == {}
     new_session(fresh_db, anonymous(user), user)
     assert (usage_of(fresh_db, user) or ())[1:] == (1,)
+
+
+def test_update_from_a_logged_usage_table_keeps_the_counts(db: Database, fresh_db: str) -> None:
+    """A quota applied by the version whose usage table was logged and whose trigger upserted on every insert."""
+    resource = WriteQuota()
+    inputs = resource.check(db, {}, quota_inputs("sessions", 3))
+    _, state = resource.create(db, inputs, log)
+    user = add_user(fresh_db, anonymous=True)
+    for _ in range(2):
+        new_session(fresh_db, anonymous(user), user)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(f"alter table {USAGE} set logged")
+        body = conn.execute(
+            "select prosrc from pg_proc where oid = 'supabase_access.write_quota_public_sessions'::regproc"
+        ).fetchone()
+        assert body is not None
+        conn.execute(
+            sql.SQL(
+                "create or replace function supabase_access.write_quota_public_sessions() returns trigger "
+                "language plpgsql security definer set search_path = '' as {}"
+            ).format(sql.Literal(body[0] + "\n-- an earlier version\n"))
+        )
+    assert resource.diff_live(db, state, inputs) == {"function": "update", "usageTable": "update"}
+    resource.update(db, state, inputs, log)
+    assert resource.diff_live(db, state, inputs) == {}
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert conn.execute(f"select relpersistence from pg_class where oid = '{USAGE}'::regclass").fetchone() == ("u",)
+    assert (usage_of(fresh_db, user) or ())[1:] == (2,)  # the counts survived the rewrite
+    new_session(fresh_db, anonymous(user), user)
+    with pytest.raises(psycopg.Error, match="write quota exceeded"):
+        new_session(fresh_db, anonymous(user), user)
 
 
 @pytest.mark.parametrize(
@@ -575,7 +608,8 @@ def test_retention_drift_and_a_pg_cron_stand_in(db: Database, fresh_db: str, mon
             "create function cron.unschedule(job_id bigint) returns boolean language sql as "
             "$$ delete from cron.job where jobid = job_id returning true $$"
         )
-    monkeypatch.setattr(retention, "_cron_installed", lambda conn: True)
+    # pg_cron "installed": the resource asks PostgreSQL with this query (in one round trip with others).
+    monkeypatch.setattr(render, "cron_installed_query", lambda: sql.SQL("select true"))
     assert resource.diff_live(db, state, inputs) == {"scheduled": "update"}  # pg_cron appeared
     state = resource.update(db, state, inputs, log)
     assert state["scheduled"] is True and state["status"].startswith("scheduled with pg_cron")

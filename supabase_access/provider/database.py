@@ -1,13 +1,21 @@
-"""The provider's connection to PostgreSQL: one small pool per provider process."""
+"""The provider's connection to PostgreSQL: a few connections per provider process, kept open and reused.
+
+A hosted database is 20-80 ms away, so round trips are what a preview waits for. Connections
+are in autocommit: a read is one round trip (no BEGIN, no COMMIT), and a write says where its
+transaction begins and ends (`with conn.transaction():`). A connection taken back is not pinged
+again unless it sat idle long enough for a server or pooler to have closed it.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg.pq import TransactionStatus
 
 from supabase_access.catalog import CatalogError
 
@@ -20,6 +28,11 @@ CONNECTION_SETTINGS = {
     "password": "postgresql:password",
     "sslmode": "postgresql:sslmode",
 }
+# The engine runs up to this many resource operations at once against us (more wait for a connection).
+MAX_CONNECTIONS = 4
+WAIT_FOR_CONNECTION_SECONDS = 15.0
+# A connection idle longer than this is pinged before use (poolers close idle clients after minutes).
+PING_AFTER_IDLE_SECONDS = 30.0
 
 
 # Every statement of the provider waits a bounded time: for a lock (advisory locks included,
@@ -53,7 +66,7 @@ def configure_session(conn: psycopg.Connection) -> None:
 
 
 class Database:
-    """Lazily opened pool; the engine runs resource operations in parallel, so one connection is not enough."""
+    """Up to MAX_CONNECTIONS connections, opened on demand and reused; the engine runs operations in parallel."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         missing = [CONNECTION_SETTINGS[k] for k in ("host", "username", "password") if not config.get(k)]
@@ -71,32 +84,67 @@ class Database:
             connect_timeout="10",
             application_name="supabase-access",
         )
-        self._pool: ConnectionPool | None = None
-        self._opening = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._lock = threading.Lock()
+        self._idle: list[tuple[psycopg.Connection, float]] = []  # (connection, when it was given back)
+        self._closed = False
 
-    def connection(self) -> Any:
-        """A context manager yielding a pooled connection; errors name the settings to check."""
-        with self._opening:
-            if self._pool is None:
-                # Connect once directly: a wrong password or host fails now with PostgreSQL's own
-                # message, instead of as a pool timeout.
-                try:
-                    psycopg.connect(self._conninfo).close()
-                except psycopg.OperationalError as exc:
-                    raise self._connect_error(exc) from exc
-                self._pool = ConnectionPool(
-                    self._conninfo,
-                    min_size=0,
-                    max_size=4,
-                    open=True,
-                    timeout=15,
-                    check=ConnectionPool.check_connection,
-                    configure=configure_session,
-                )
-        return _Checkout(self)
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A connection in autocommit, for this operation alone; errors name the settings to check."""
+        if not self._slots.acquire(timeout=WAIT_FOR_CONNECTION_SECONDS):
+            raise CatalogError(
+                f"no PostgreSQL connection to {self.description} became free within {WAIT_FOR_CONNECTION_SECONDS:g} s"
+            )
+        try:
+            conn = self._take()
+            try:
+                yield conn
+            finally:
+                self._give_back(conn)
+        finally:
+            self._slots.release()
+
+    def _take(self) -> psycopg.Connection:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise CatalogError(f"the connection to {self.description} was closed (the provider is stopping)")
+                if not self._idle:
+                    break
+                conn, returned_at = self._idle.pop()
+            if conn.closed or conn.broken:
+                continue
+            if time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
+                return conn
+            try:
+                conn.execute("")  # an empty query: one round trip, nothing parsed
+                return conn
+            except psycopg.Error:
+                conn.close()
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise self._connect_error(exc) from exc
+        configure_session(conn)  # before its first statement: every wait is bounded
+        return conn
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
+        if not conn.closed and not conn.broken:
+            try:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.rollback()  # an operation that left a transaction open (a bug) must not leak it
+                conn.autocommit = True
+            except psycopg.Error:
+                conn.close()
+        with self._lock:
+            if conn.closed or conn.broken or self._closed:
+                conn.close()
+            else:
+                self._idle.append((conn, time.monotonic()))
 
     def warm_up(self) -> None:
-        """Open the pool and one connection ahead of the first call; a failure is left for that call to report."""
+        """Open one connection ahead of the first call; a failure is left for that call to report."""
         try:
             with self.connection():
                 pass
@@ -108,22 +156,30 @@ class Database:
         return CatalogError(f"cannot connect to PostgreSQL as {self.description} (check {settings}): {exc}")
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.close()
 
 
-class _Checkout:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-        self._context: Any = None
+def read_together(conn: psycopg.Connection, *queries: tuple[Any, Any]) -> list[list[tuple[Any, ...]]]:
+    """The rows of several reads, sent in one round trip (libpq pipeline mode), in order.
 
-    def __enter__(self) -> psycopg.Connection:
-        assert self._database._pool is not None
-        try:
-            self._context = self._database._pool.connection()
-            return self._context.__enter__()  # type: ignore[no-any-return]
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise self._database._connect_error(exc) from exc
+    Against a hosted database every round trip costs 20-80 ms; a resource's reads do not depend
+    on one another, so they need not wait for each other.
+    """
+    with conn.pipeline():
+        cursors = [conn.execute(query, params) for query, params in queries]
+    return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self._context.__exit__(*exc_info)
+
+def execute_together(conn: psycopg.Connection, statements: Iterable[Any]) -> None:
+    """Statements that return nothing the caller needs, sent in one round trip (libpq pipeline mode).
+
+    PostgreSQL still runs them one after another; the first error stops the rest and is raised
+    here, inside the caller's transaction, which then rolls back as before.
+    """
+    with conn.pipeline():
+        for statement in statements:
+            conn.execute(statement)

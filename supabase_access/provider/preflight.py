@@ -38,13 +38,13 @@ class AccessPreflight(ManagedResource):
         # Where each policy was declared, e.g. {"sessions.p": "supabase-access:extraPolicies.sessions.p"}.
         policy_settings = inputs.get("policySettings") or {}
         with db.connection() as conn:
-            missing = catalog.missing_tables(conn, schema, tables)
+            # On every preview (the database can be reached, the tables and roles are there): one round trip.
+            missing, missing_roles = catalog.missing_tables_and_roles(conn, schema, tables, roles)
             if missing:
                 raise InputError(
                     "tables",
                     f"{source}: table(s) {', '.join(f'{schema}.{t}' for t in missing)} do not exist in the database",
                 )
-            missing_roles = catalog.missing_roles(conn, roles)
             if missing_roles:
                 raise InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
             # Else PostgreSQL refuses the ALTERs half way through `up`, or ignores a REVOKE with a warning.

@@ -20,7 +20,7 @@ from supabase_access.provider.base import (
     missing_table,
     write_transaction,
 )
-from supabase_access.provider.database import Database
+from supabase_access.provider.database import Database, execute_together
 
 TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
 # The schema lock key: a pseudo-table name no real table can have (identifiers are [a-z0-9_]).
@@ -50,8 +50,7 @@ def dry_run(db: Database, property: str, what: str, private_schema: str, stateme
     try:
         with write_transaction(db, rollback=True) as conn:
             ensure_private_schema(conn, private_schema)
-            for statement in statements:
-                conn.execute(statement)
+            execute_together(conn, statements)
     except psycopg.Error as exc:
         message = exc.diag.message_primary or str(exc)
         raise InputError(property, f"{property}: PostgreSQL refused the {what}: {message}") from exc

@@ -3,9 +3,11 @@ a window, with SQLSTATE PT429 (PostgREST answers it with HTTP 429).
 
 The window is fixed: it starts at the user's first insert, and the next one at their first
 insert after it ended. The trigger counts in a usage table of the quota's own in the private
-schema, one row per user, with one `insert ... on conflict (user_id) do update` per insert: its
-cost does not grow with the user's rows, and deleting rows does not give quota back. The table
-keeps a row (a few dozen bytes) for every user who ever inserted; nothing prunes it.
+schema, one row per user: one `update` per insert (an upsert for a user's first insert and the
+first after a window ended), so its cost does not grow with the user's rows, and deleting rows
+does not give quota back. The table keeps a row (a few dozen bytes) for every user who ever
+inserted; nothing prunes it. It is UNLOGGED: a crash empties it, so every user's window
+restarts (as any rate limiter's counters do); the app's rows are not touched.
 
 Earlier versions counted the table's rows on an index they built (state `index`/`indexCreated`):
 an update or delete from such a state drops that index, if it is still ours.
@@ -16,8 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-
-import psycopg
 
 from supabase_access import hardening
 from supabase_access import sql as render
@@ -34,7 +34,7 @@ from supabase_access.provider.base import (
     split_id,
     write_transaction,
 )
-from supabase_access.provider.database import Database
+from supabase_access.provider.database import Database, execute_together, read_together
 from supabase_access.provider.private_schema import (
     check_private_schema,
     drop_private_schema_if_unused,
@@ -49,6 +49,7 @@ from supabase_access.provider.private_schema import (
 MAX_WINDOW_SECONDS = 31 * 86400
 WINDOW_LABEL = re.compile(r"^[a-z0-9 ]{1,40}$")
 USAGE_COLUMNS = dict(render.QUOTA_USAGE_COLUMNS)
+UNLOGGED = "u"  # pg_class.relpersistence
 
 
 QUOTA_INPUTS = ("schema", "table", "limit", "windowSeconds", "windowLabel", "privateSchema")
@@ -105,18 +106,25 @@ def _quota_args(raw: bytes | memoryview) -> tuple[str, str, str]:
     return limit, window, label
 
 
-def _old_index(conn: psycopg.Connection, state: Mapping[str, Any]) -> str | None:
-    """The index an earlier version built for this quota, if the state says so and it is still there and ours."""
+def _old_index_query(state: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Reads the index an earlier version may have built for this quota (no row when the state names none)."""
+    name = state.get("index") if state.get("indexCreated") else None
+    return render.index_state_query(), (state.get("schema") or "public", name or "")
+
+
+def _old_index(state: Mapping[str, Any], rows: list[tuple[Any, ...]]) -> str | None:
+    """That index's name, if the state says an earlier version built it and it is still there and ours."""
     name = state.get("index")
-    if not state.get("indexCreated") or not name:
+    if not state.get("indexCreated") or not name or not rows:
         return None
-    row = conn.execute(render.index_state_query(), (state["schema"], name)).fetchone()
-    return name if row is not None and row[1] == render.QUOTA_INDEX_MARKER else None
+    return name if rows[0][1] == render.QUOTA_INDEX_MARKER else None
 
 
 def _drop_old_index(db: Database, state: Mapping[str, Any], log: Log) -> None:
+    if not state.get("indexCreated") or not state.get("index"):
+        return
     with db.connection() as conn:
-        name = _old_index(conn, state)
+        name = _old_index(state, conn.execute(*_old_index_query(state)).fetchall())
     if name is not None:
         # CONCURRENTLY, outside a transaction: the app's writes to the table go on meanwhile.
         with autocommit(db, state["schema"], state["table"]) as conn:
@@ -130,18 +138,19 @@ class WriteQuota(ManagedResource):
 
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         target, private_schema = _quota_target(inputs)
-        with db.connection() as conn:
-            require_table(conn, target.schema, target.table)
-            check_private_schema(conn, private_schema)
         checked = {
             **{k: inputs[k] for k in QUOTA_INPUTS if k in inputs},
             "schema": target.schema,
             "windowLabel": target.window_label,
             "privateSchema": private_schema,
         }
-        # The dry run replaces the trigger on the live table (in a rolled-back transaction, but
-        # under its lock): only for a quota PostgreSQL has not accepted at the last apply.
+        # Only for a quota PostgreSQL has not accepted at the last apply (diff reads the live state
+        # anyway); the dry run replaces the trigger on the live table, in a rolled-back transaction
+        # but under its lock.
         if checked != olds:
+            with db.connection() as conn:
+                require_table(conn, target.schema, target.table)
+                check_private_schema(conn, private_schema)
             dry_run(
                 db,
                 "table",
@@ -156,12 +165,16 @@ class WriteQuota(ManagedResource):
         function = hardening.quota_function_name(target.schema, target.table)
         usage = hardening.quota_usage_table_name(target.schema, target.table)
         with db.connection() as conn:
-            trigger = conn.execute(
-                render.read_trigger_query(), (target.schema, target.table, hardening.QUOTA_TRIGGER)
-            ).fetchone()
-            functions = conn.execute(render.read_function_query(), (private_schema, function)).fetchall()
-            usage_columns = table_columns(conn, private_schema, usage)
-            old_index = _old_index(conn, state)
+            triggers, functions, usage_columns, usage_persistence, old_index_rows = read_together(
+                conn,
+                (render.read_trigger_query(), (target.schema, target.table, hardening.QUOTA_TRIGGER)),
+                (render.read_function_query(), (private_schema, function)),
+                (render.table_columns_query(), (private_schema, usage)),
+                (render.relation_persistence_query(), (private_schema, usage)),
+                _old_index_query(state),
+            )
+        trigger = triggers[0] if triggers else None
+        old_index = _old_index(state, old_index_rows)
         changes: dict[str, str] = {}
         if trigger is None or trigger[0] == "D" or (trigger[2], trigger[3]) != (private_schema, function):
             changes["trigger"] = "update"
@@ -176,7 +189,7 @@ class WriteQuota(ManagedResource):
             changes.update(compare_fields("", live, desired))
         if [row[0] for row in functions] != [_quota_body(target, private_schema)]:
             changes["function"] = "update"
-        if usage_columns != USAGE_COLUMNS:
+        if dict(usage_columns) != USAGE_COLUMNS or usage_persistence != [(UNLOGGED,)]:
             changes["usageTable"] = "update"
         if old_index is not None:
             changes["index"] = "delete"
@@ -193,8 +206,13 @@ class WriteQuota(ManagedResource):
                 # Changed by hand: its counts cannot be trusted, and the function needs these columns.
                 conn.execute(render.drop_table(private_schema, usage))
                 log(f"recreated {private_schema}.{usage}, whose columns had been changed; every user's count restarts")
-            for statement in _quota_statements(target, private_schema):
-                conn.execute(statement)
+            elif columns and conn.execute(render.relation_persistence_query(), (private_schema, usage)).fetchone() != (
+                UNLOGGED,
+            ):
+                # Made logged by an earlier version: rewritten in place, the counts kept (a short lock).
+                conn.execute(render.set_unlogged(private_schema, usage))
+                log(Notice(f"made {private_schema}.{usage} UNLOGGED (counts kept); a crash now restarts the windows"))
+            execute_together(conn, _quota_statements(target, private_schema))
         # After the new trigger is in: it no longer reads the table, so the old index can go.
         if previous:
             _drop_old_index(db, previous, log)

@@ -21,7 +21,7 @@ from supabase_access.provider.base import (
     split_id,
     write_transaction,
 )
-from supabase_access.provider.database import Database
+from supabase_access.provider.database import Database, execute_together, read_together
 from supabase_access.provider.private_schema import (
     check_private_schema,
     drop_private_schema_if_unused,
@@ -143,6 +143,17 @@ class RetentionPolicy(ManagedResource):
 
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         target, private_schema = _retention(inputs), private_schema_name(inputs)
+        checked = {
+            **inputs,
+            "privateSchema": private_schema,
+            "schema": target.schema,
+            "sessionsTable": target.sessions_table,
+            "sessionsTimestampColumn": target.sessions_timestamp_column,
+            "schedule": target.schedule,
+            "jobName": target.job_name,
+        }
+        if checked == olds:
+            return checked  # accepted at the last apply; diff reads the live function and job anyway
         with db.connection() as conn:
             # Supabase's auth.users: anonymous sign-ins are rows with is_anonymous = true.
             auth_columns = dict.fromkeys(("id", "is_anonymous", "created_at"), "anonymousUsersDays")
@@ -176,24 +187,19 @@ class RetentionPolicy(ManagedResource):
             private_schema,
             _purge_statements(target, private_schema),
         )
-        return {
-            **inputs,
-            "privateSchema": private_schema,
-            "schema": target.schema,
-            "sessionsTable": target.sessions_table,
-            "sessionsTimestampColumn": target.sessions_timestamp_column,
-            "schedule": target.schedule,
-            "jobName": target.job_name,
-        }
+        return checked
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         target, private_schema = _retention(inputs), private_schema_name(inputs)
         command = purge_command(private_schema)
         with db.connection() as conn:
-            functions = conn.execute(
-                render.read_function_query(), (private_schema, hardening.PURGE_FUNCTION)
-            ).fetchall()
-            cron = _cron_installed(conn)
+            # One round trip; a second only where pg_cron is installed (cron.job exists only then).
+            functions, cron_rows = read_together(
+                conn,
+                (render.read_function_query(), (private_schema, hardening.PURGE_FUNCTION)),
+                (render.cron_installed_query(), None),
+            )
+            cron = bool(cron_rows and cron_rows[0][0])
             job = conn.execute(render.cron_job_query(), (target.job_name,)).fetchone() if cron else None
         if len(functions) != 1:
             return {"function": "update"}
@@ -220,8 +226,7 @@ class RetentionPolicy(ManagedResource):
         command = purge_command(private_schema)
         with write_transaction(db) as conn:
             ensure_private_schema(conn, private_schema)
-            for statement in _purge_statements(target, private_schema):
-                conn.execute(statement)
+            execute_together(conn, _purge_statements(target, private_schema))
             scheduled = _cron_installed(conn)
             if scheduled:
                 old_job = previous.get("jobName")
