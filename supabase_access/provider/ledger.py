@@ -59,14 +59,19 @@ def forget(conn: psycopg.Connection, kind: str, obj: str) -> None:
 
 def tidy(db: Database) -> None:
     """Drop the ledger once empty, and the private schema once nothing else lives there."""
-    with write_transaction(db) as conn:
-        lock_private_schema(conn, LEDGER_SCHEMA)
-        if not _exists(conn):
-            return
-        (empty,) = conn.execute(render.ledger_is_empty(LEDGER_SCHEMA)).fetchone() or (False,)
-        if not empty:
-            return
-        conn.execute(render.drop_table(LEDGER_SCHEMA, render.LEDGER_TABLE))
+    try:
+        with write_transaction(db) as conn:
+            lock_private_schema(conn, LEDGER_SCHEMA)
+            if not _exists(conn):
+                return
+            (empty,) = conn.execute(render.ledger_is_empty(LEDGER_SCHEMA)).fetchone() or (False,)
+            if not empty:
+                return
+            conn.execute(render.drop_table(LEDGER_SCHEMA, render.LEDGER_TABLE))
+    except psycopg.errors.UndefinedTable:
+        # Another resource's tidy dropped it while this one waited for the lock (an advisory lock
+        # does not refresh the catalog cache, so the existence check above can be stale).
+        return
     drop_private_schema_if_unused(db, LEDGER_SCHEMA)
 
 
