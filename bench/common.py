@@ -25,7 +25,8 @@ TEMPLATE_DATABASE = "supabase_template"
 APP_USER = "postgres"
 APP_PASSWORD = "postgres"
 LOCAL_HOST = "127.0.0.1"
-LOCAL_PORT = 54322
+# scripts/localdb's port: a second work tree runs its own cluster on SUPABASE_ACCESS_LOCALDB_PORT.
+LOCAL_PORT = int(os.environ.get("SUPABASE_ACCESS_LOCALDB_PORT") or 54322)
 
 
 def admin_conninfo(dbname: str = "postgres") -> str:
