@@ -10,9 +10,11 @@ import psycopg
 import pytest
 
 from supabase_access import sql as render
+from supabase_access.provider.auth_config import AuthSettings
 from supabase_access.provider.base import CURRENT_STACK
 from supabase_access.provider.database import Database
 from supabase_access.provider.policies import TablePolicies
+from tests.support.management_api_server import ManagementApiServer
 
 pytestmark = pytest.mark.db
 
@@ -78,3 +80,33 @@ def test_a_marked_policy_is_never_adopted(db: Database, fresh_db: str) -> None:
     assert "leftover" not in outputs["adopted"]
     TablePolicies().delete(db, outputs, print)
     assert "leftover" not in {row[0] for row in live(fresh_db)}
+
+
+# --- Auth settings: the values before the first PATCH ------------------------------------------
+
+TOKEN = "sbp_unit_0123456789abcdef0123456789abcdef0123"
+REF = "abcdefghijklmnopqrst"
+AUTH_DESIRED = {"rate_limit_anonymous_users": 7, "rate_limit_verify": 9}
+
+
+@pytest.fixture
+def management_api() -> Iterator[ManagementApiServer]:
+    with ManagementApiServer(token=TOKEN) as running:
+        yield running
+
+
+def test_auth_settings_patched_by_a_killed_run_are_not_the_previous_values(
+    db: Database, fresh_db: str, management_api: ManagementApiServer
+) -> None:
+    resource = AuthSettings(sleep=lambda seconds: None)
+    resource.configure({"managementApiUrl": management_api.base_url, "accessToken": TOKEN})
+    inputs = resource.check(db, {}, {"projectRef": REF, "settings": dict(AUTH_DESIRED)})
+    original = {key: management_api.config(REF)[key] for key in AUTH_DESIRED}
+    assert original != AUTH_DESIRED
+    resource.create(db, inputs, print)  # the PATCH lands, the engine never records it
+    assert {key: management_api.config(REF)[key] for key in AUTH_DESIRED} == AUTH_DESIRED
+    _, outputs = resource.create(db, inputs, print)  # the rerun
+    assert outputs["previous"] == original
+    resource.delete(db, outputs, print)
+    assert {key: management_api.config(REF)[key] for key in AUTH_DESIRED} == original
+    assert not private_schema_exists(fresh_db)

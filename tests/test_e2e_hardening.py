@@ -92,8 +92,9 @@ def test_up_enforces_quotas_retention_and_permanent_users_only_and_destroy_remov
         "supabase_access_write_quota on sessions",
     ]
     assert applied["schemas"] == ["supabase_access"]
-    # One usage row per user and quota; no index on the app's tables.
+    # One usage row per user and quota; no index on the app's tables. The ledger: what destroy restores.
     assert applied["private tables"] == [
+        "ledger",
         "write_quota_public_generated_content_usage",
         "write_quota_public_sessions_usage",
     ]

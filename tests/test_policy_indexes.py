@@ -14,7 +14,7 @@ from supabase_access.catalog import CatalogError
 from supabase_access.model import load_model_file, parse_model
 from supabase_access.policy_indexes import PolicyLookup, policy_index_name, policy_lookups
 from supabase_access.profiles import plan_access
-from supabase_access.provider.base import InputError
+from supabase_access.provider.base import CURRENT_STACK, InputError
 from supabase_access.provider.database import Database
 from supabase_access.provider.policy_indexes import PolicyIndex, find_serving_index
 from tests.test_sql import REPO
@@ -218,13 +218,26 @@ def test_create_builds_ours_a_second_create_adopts_it_and_only_the_builder_drops
     ]
     assert PolicyIndex().diff(db, first, dict(TURNS_LOOKUP)).has_changes is False
 
-    second = create(db)
+    token = CURRENT_STACK.set("another-stack")
+    try:
+        second = create(db)  # another stack on the same database: it uses ours, never drops it
+    finally:
+        CURRENT_STACK.reset(token)
     assert second == {**TURNS_LOOKUP, "index": OURS, "created": False}
     PolicyIndex().delete(db, second, log)
     assert OURS in indexes(fresh_db)
     PolicyIndex().delete(db, first, log)
     assert OURS not in indexes(fresh_db)
     assert "turns_session_id_idx" in indexes(fresh_db)  # the app's own index stays
+
+
+@pytest.mark.db
+def test_a_rerun_of_the_building_stack_knows_the_index_as_its_own(db: Database, fresh_db: str) -> None:
+    create(db)  # built and marked, then the CLI died before the engine recorded it
+    again = create(db)
+    assert again == {**TURNS_LOOKUP, "index": OURS, "created": True}
+    PolicyIndex().delete(db, again, log)
+    assert OURS not in indexes(fresh_db)
 
 
 @pytest.mark.db

@@ -36,7 +36,8 @@ from supabase_access.auth_settings import (
     managed_auth_settings,
     validate_auth_settings,
 )
-from supabase_access.provider.base import InputError, Log, ManagedResource
+from supabase_access.provider import ledger
+from supabase_access.provider.base import InputError, Log, ManagedResource, write_transaction
 from supabase_access.provider.database import Database
 from supabase_access.provider.values import secret_property
 
@@ -222,7 +223,7 @@ class AuthSettings(ManagedResource):
         with self._client(project_ref) as api:
             before = managed_auth_settings(api.get_auth_config())
             # A hashed value cannot be sent back, so secrets have no previous value.
-            previous = {key: before.get(key) for key in desired if key not in HASHED_ON_READ_AUTH_SETTINGS}
+            previous = _baseline(db, project_ref, before, [k for k in desired if k not in HASHED_ON_READ_AUTH_SETTINGS])
             live, sent, applied = self._write(api, {}, desired, before, {}, log)
         return project_ref, self._state(project_ref, desired, live, previous, sent, applied)
 
@@ -232,11 +233,12 @@ class AuthSettings(ManagedResource):
         dropped = [key for key in (state.get("settings") or {}) if key not in desired]
         with self._client(project_ref) as api:
             before = managed_auth_settings(api.get_auth_config())
-            for key in desired:
-                if key not in previous and key not in HASHED_ON_READ_AUTH_SETTINGS:
-                    previous[key] = before.get(key)  # managed from now on: remember what it was
+            # Managed from now on: remember what it was.
+            new = [key for key in desired if key not in previous and key not in HASHED_ON_READ_AUTH_SETTINGS]
+            previous.update(_baseline(db, project_ref, before, new))
             restore = self._restorable({key: previous.pop(key, None) for key in dropped}, project_ref, log)
             live, sent, applied = self._write(api, state, desired, before, restore, log)
+        _forget_baseline(db, project_ref, dropped)
         return self._state(project_ref, desired, live, previous, sent, applied)
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
@@ -246,6 +248,7 @@ class AuthSettings(ManagedResource):
         if restore:
             with self._client(project_ref) as api:
                 api.patch_auth_config(restore)
+        _forget_baseline(db, project_ref, list(state.get("settings") or {}))
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
@@ -286,3 +289,32 @@ class AuthSettings(ManagedResource):
                 "the stack set it, and the API has no call to clear a setting"
             )
         return {key: value for key, value in previous.items() if key not in hashed and value is not None}
+
+
+# The ledger's record of a setting's value before the stack first changed it.
+LEDGER_KIND = "auth-settings-baseline"
+
+
+def _baseline(db: Database | None, project_ref: str, before: Mapping[str, Any], keys: list[str]) -> dict[str, Any]:
+    """What `keys` were before the stack first changed them, recorded in the ledger before any PATCH;
+    a record an earlier, interrupted run left stands (its PATCH may be what `before` shows now).
+
+    Without a database (the resource's API-only tests) the values read now are the baseline.
+    """
+    if db is None or not keys:
+        return {key: before.get(key) for key in keys}
+    with write_transaction(db) as conn:
+        ledger.prepare(conn)
+        for key in keys:
+            ledger.record(conn, LEDGER_KIND, f"{project_ref}.{key}", {"value": before.get(key)})
+        return {key: (ledger.read(conn, LEDGER_KIND, f"{project_ref}.{key}") or {}).get("value") for key in keys}
+
+
+def _forget_baseline(db: Database | None, project_ref: str, keys: list[str]) -> None:
+    """Once the keys are put back (or no longer managed), their records go; the ledger with its last one."""
+    if db is None or not keys:
+        return
+    with write_transaction(db) as conn:
+        for key in keys:
+            ledger.forget(conn, LEDGER_KIND, f"{project_ref}.{key}")
+    ledger.tidy(db)

@@ -51,9 +51,9 @@ def read(conn: psycopg.Connection, kind: str, obj: str) -> dict[str, Any] | None
 
 
 def forget(conn: psycopg.Connection, kind: str, obj: str) -> None:
-    """Inside the caller's write_transaction; call `tidy` after it commits."""
+    """Inside the caller's write_transaction, before any table lock; call `tidy` after it commits."""
+    lock_private_schema(conn, LEDGER_SCHEMA)
     if _exists(conn):
-        lock_private_schema(conn, LEDGER_SCHEMA)
         conn.execute(render.ledger_forget(LEDGER_SCHEMA), (kind, obj))
 
 
@@ -76,5 +76,11 @@ def tidy(db: Database) -> None:
 
 
 def _exists(conn: psycopg.Connection) -> bool:
-    row = conn.execute("select to_regclass(%s) is not null", (f"{LEDGER_SCHEMA}.{render.LEDGER_TABLE}",)).fetchone()
+    # pg_class itself, not to_regclass: after an advisory lock (which processes no invalidation
+    # messages) the relation cache may still hold a ledger another session has just dropped.
+    row = conn.execute(
+        "select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s)",
+        (LEDGER_SCHEMA, render.LEDGER_TABLE),
+    ).fetchone()
     return bool(row and row[0])

@@ -18,7 +18,9 @@ import psycopg
 from supabase_access import sql as render
 from supabase_access.catalog import CatalogError
 from supabase_access.policy_indexes import policy_index_build_name, policy_index_name
+from supabase_access.provider import ledger
 from supabase_access.provider.base import (
+    CURRENT_STACK,
     InputError,
     Log,
     ManagedResource,
@@ -33,6 +35,8 @@ from supabase_access.provider.database import Database
 from supabase_access.provider.private_schema import require_columns
 
 INPUTS = ("schema", "table", "column", "include")
+# The ledger's record of which stack built an index.
+LEDGER_KIND = "policy-index-builder"
 # Above this many rows (planner estimate) or bytes a build is announced before it starts.
 LARGE_TABLE_ROWS = 1_000_000
 LARGE_TABLE_BYTES = 256 * 1024 * 1024
@@ -86,6 +90,8 @@ def _build_leftover(conn: psycopg.Connection, schema: str, table: str, build: st
 def _finish_build(db: Database, schema: str, table: str, build: str, name: str) -> None:
     """Give a valid index built under `build` its name and our mark, both or neither."""
     with write_transaction(db) as conn:
+        # Which stack built it, in the same transaction: its rerun knows it as its own.
+        ledger.record(conn, LEDGER_KIND, f"{schema}.{name}", {"stack": CURRENT_STACK.get()}, replace=True)
         lock_tables(conn, schema, [table])
         conn.execute(render.rename_index(schema, build, name))
         conn.execute(render.mark_policy_index(schema, name))
@@ -119,7 +125,9 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
     with db.connection() as conn:
         found = find_serving_index(conn, schema, table, column, include)
         if found is not None:
-            return found[0], False
+            # Ours only if this stack built it (say a run killed before the engine recorded that).
+            built_by = (ledger.read(conn, LEDGER_KIND, f"{schema}.{found[0]}") or {}).get("stack")
+            return found[0], found[1] and found[0] == name and built_by == CURRENT_STACK.get()
         large = _is_large(conn, schema, table)
     if taken is not None and not ours_by_name:
         raise CatalogError(
@@ -158,6 +166,9 @@ def _drop_index_if_ours(db: Database, schema: str, table: str, index: str) -> No
     if ours:
         with autocommit(db, schema, table) as conn:
             conn.execute(render.drop_policy_index(schema, index))
+    with write_transaction(db) as conn:
+        ledger.forget(conn, LEDGER_KIND, f"{schema}.{index}")
+    ledger.tidy(db)
 
 
 class PolicyIndex(ManagedResource):
