@@ -3,7 +3,9 @@
 It also takes from the roles in `revokeUnguardedFrom` the table privileges RLS does not guard
 (TRUNCATE, REFERENCES, TRIGGER; Supabase's default privileges give them to anon and
 authenticated). pulumi_postgresql.Grant revokes only the privileges it declares, so without this
-`authenticated` could still empty a table. Delete does not give them back.
+`authenticated` could still empty a table. Before the stack's first change, the privileges those
+roles held are recorded in the ledger (in the same transaction, the first record stands); delete,
+which runs after the table's Grants are deleted, gives exactly those back.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from supabase_access import catalog
 from supabase_access import sql as render
+from supabase_access.provider import ledger
 from supabase_access.provider.base import (
     InputError,
     Log,
@@ -24,6 +27,8 @@ from supabase_access.provider.base import (
     write_transaction,
 )
 from supabase_access.provider.database import Database
+
+LEDGER_KIND = "table-privileges"
 
 
 def _table_state(db: Database, schema: str, table: str) -> catalog.RlsState:
@@ -72,8 +77,23 @@ class RowLevelSecurity(ManagedResource):
         return changes
 
     def _apply(
-        self, db: Database, schema: str, table: str, *, enabled: bool, force: bool, revoke_from: list[str]
+        self,
+        db: Database,
+        schema: str,
+        table: str,
+        *,
+        enabled: bool,
+        force: bool,
+        revoke_from: list[str],
+        record_baseline: bool = False,
     ) -> catalog.RlsState:
+        if revoke_from and record_baseline:
+            # What destroy gives back, committed before this stack changes any of it. A transaction of
+            # its own: holding the ledger's lock while waiting for the table's would hold up every
+            # other resource's ledger write behind one busy table.
+            with write_transaction(db) as conn:
+                held = {r: list(catalog.read_table_privileges(conn, r, schema, [table])[table]) for r in revoke_from}
+                ledger.record(conn, LEDGER_KIND, f"{schema}.{table}", held)
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
             before = catalog.read_rls(conn, schema, table)
@@ -93,7 +113,13 @@ class RowLevelSecurity(ManagedResource):
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         schema, table = inputs["schema"], inputs["table"]
         before = self._apply(
-            db, schema, table, enabled=True, force=inputs["force"], revoke_from=inputs.get("revokeUnguardedFrom", [])
+            db,
+            schema,
+            table,
+            enabled=True,
+            force=inputs["force"],
+            revoke_from=inputs.get("revokeUnguardedFrom", []),
+            record_baseline=True,
         )
         return f"{schema}.{table}", self._outputs(inputs, {"enabled": before.enabled, "force": before.forced})
 
@@ -107,10 +133,22 @@ class RowLevelSecurity(ManagedResource):
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         previous = state.get("previous") or {"enabled": True, "force": False}
         schema, table = state["schema"], state["table"]
-        with db.connection() as conn:
-            if catalog.read_rls(conn, schema, table) is None:
-                return
-        self._apply(db, schema, table, enabled=bool(previous["enabled"]), force=bool(previous["force"]), revoke_from=[])
+        key = f"{schema}.{table}"
+        with write_transaction(db) as conn:
+            baseline = ledger.read(conn, LEDGER_KIND, key)
+            if baseline is not None:
+                ledger.forget(conn, LEDGER_KIND, key)
+            if catalog.read_rls(conn, schema, table) is not None:
+                lock_tables(conn, schema, [table])
+                conn.execute(render.set_row_level_security(schema, table, enabled=bool(previous["enabled"])))
+                conn.execute(render.set_force_row_level_security(schema, table, force=bool(previous["force"])))
+                # The table's Grants are gone by now (they depend on this resource).
+                for role, privileges in (baseline or {}).items():
+                    conn.execute(render.revoke_all(role, schema, [table]))
+                    if privileges:
+                        conn.execute(render.grant(role, schema, [table], privileges))
+        if baseline is not None:
+            ledger.tidy(db)
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
