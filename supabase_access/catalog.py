@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -100,12 +101,17 @@ def read_rls(conn: psycopg.Connection, schema: str, table: str) -> RlsState | No
     return None if row is None else RlsState(enabled=row[0], forced=row[1])
 
 
+_POLICY_COLUMNS = "select policyname, cmd, roles::text[], permissive = 'PERMISSIVE', qual, with_check from pg_policies "
+
+
 def read_policies(conn: psycopg.Connection, schema: str, table: str) -> dict[str, PolicySpec]:
     rows = conn.execute(
-        "select policyname, cmd, roles::text[], permissive = 'PERMISSIVE', qual, with_check "
-        "from pg_policies where schemaname = %s and tablename = %s order by policyname",
-        (schema, table),
+        _POLICY_COLUMNS + "where schemaname = %s and tablename = %s order by policyname", (schema, table)
     ).fetchall()
+    return _policies_from_rows(rows)
+
+
+def _policies_from_rows(rows: Sequence[tuple[Any, ...]]) -> dict[str, PolicySpec]:
     return {
         name: PolicySpec(
             name=name,
@@ -212,6 +218,22 @@ def normalize_policies(
     must read back with exactly the declared clauses, each equal to its expression alone.
     """
     scratch = f"normalize_{table}"[:63]
+    # All at once first (libpq pipeline: one or two round trips instead of three per policy); only
+    # when PostgreSQL refuses something, again one savepoint per policy to name the one it refused.
+    try:
+        with conn.pipeline():
+            with conn.transaction(force_rollback=True):
+                conn.execute(render.create_scratch_copy(schema, table, scratch))
+                for policy in policies.values():
+                    conn.execute(render.create_policy_on_scratch(scratch, policy))
+                read_back = conn.execute(
+                    _POLICY_COLUMNS + "where schemaname = (select nspname from pg_namespace "
+                    "where oid = pg_my_temp_schema()) and tablename = %s order by policyname",
+                    (scratch,),
+                )
+        return _policies_from_rows(read_back.fetchall())
+    except psycopg.errors.Error:
+        pass
     with conn.transaction(force_rollback=True):
         conn.execute(render.create_scratch_copy(schema, table, scratch))
         temp_schema_row = conn.execute("select nspname from pg_namespace where oid = pg_my_temp_schema()").fetchone()

@@ -1,6 +1,9 @@
 """The provider's connections: opened ahead of the first call (errors left for that call to report), kept
 across calls, a read in one round trip (counted by bench.latency_proxy)."""
 
+import threading
+import time
+
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -78,4 +81,20 @@ def test_a_connection_closed_while_idle_is_replaced(fresh_db: str, monkeypatch: 
             conn.execute("create table left_open (id int)")
         with db.connection() as conn:
             assert conn.execute("select to_regclass('left_open')").fetchone() == (None,)
+        db.close()
+
+
+@pytest.mark.db
+def test_a_call_during_warm_up_uses_its_connection(fresh_db: str) -> None:
+    port = int(conninfo_to_dict(fresh_db).get("port") or 5432)
+    with LatencyProxy(port, delay=0.02, lifetime=60) as proxy:  # connecting takes a while
+        db = proxied_database(fresh_db, proxy)
+        warming = threading.Thread(target=db.warm_up)
+        warming.start()
+        while not db._warming_up.is_set():  # the plugin's first call arrives while it connects
+            time.sleep(0.001)
+        with db.connection() as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+        warming.join()
+        assert proxy.counts().connections == 1
         db.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from supabase_access import catalog
+from supabase_access.policy import PolicySpec
 from supabase_access.provider.database import Database
 from supabase_access.provider.policies import TablePolicies, declaration_digest
 
@@ -54,3 +56,16 @@ def test_state_written_before_the_digest_still_reuses_its_record(db: Database) -
     older = {k: v for k, v in state.items() if k != "declaredDigest"}
     older |= {"declared": DECLARED, "normalized": state["policies"]}
     assert not resource.diff(db, older, dict(INPUTS)).has_changes
+
+
+def test_policies_are_parsed_all_at_once_and_a_refused_one_is_named(db: Database) -> None:
+    good = PolicySpec("sessions_select_mine", "SELECT", ("authenticated",), True, "user_id = (select auth.uid())")
+    bad = PolicySpec("sessions_update_typo", "UPDATE", ("authenticated",), True, "user_idd = (select auth.uid())")
+    with db.connection() as conn:
+        normalized = catalog.normalize_policies(conn, "public", "sessions", {good.name: good})
+        assert normalized[good.name].using == "(user_id = ( SELECT auth.uid() AS uid))"
+        with pytest.raises(catalog.PolicyRejectedError) as refused:
+            catalog.normalize_policies(conn, "public", "sessions", {good.name: good, bad.name: bad})
+        assert refused.value.policy == bad.name and 'column "user_idd" does not exist' in refused.value.message
+        # Nothing was kept, and the connection is ready for the next call.
+        assert conn.execute("select count(*) from pg_policies where tablename like 'normalize_%'").fetchone() == (0,)

@@ -31,6 +31,7 @@ CONNECTION_SETTINGS = {
 # The engine runs up to this many resource operations at once against us (more wait for a connection).
 MAX_CONNECTIONS = 4
 WAIT_FOR_CONNECTION_SECONDS = 15.0
+CONNECT_TIMEOUT_SECONDS = 10
 # A connection idle longer than this is pinged before use (poolers close idle clients after minutes).
 PING_AFTER_IDLE_SECONDS = 30.0
 
@@ -81,13 +82,18 @@ class Database:
             user=str(config["username"]),
             password=str(config["password"]),
             sslmode=str(config.get("sslmode") or "prefer"),
-            connect_timeout="10",
+            connect_timeout=str(CONNECT_TIMEOUT_SECONDS),
             application_name="supabase-access",
         )
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._lock = threading.Lock()
         self._idle: list[tuple[psycopg.Connection, float]] = []  # (connection, when it was given back)
         self._closed = False
+        # Set while warm_up opens the first connection: a call arriving meanwhile waits for that one
+        # (it is given back at once) instead of opening a second (three more round trips, one more
+        # of the project's connections).
+        self._warming_up = threading.Event()
+        self._warmed_up = threading.Event()
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -106,6 +112,8 @@ class Database:
             self._slots.release()
 
     def _take(self) -> psycopg.Connection:
+        if self._warming_up.is_set():
+            self._warmed_up.wait(CONNECT_TIMEOUT_SECONDS)
         while True:
             with self._lock:
                 if self._closed:
@@ -145,11 +153,22 @@ class Database:
 
     def warm_up(self) -> None:
         """Open one connection ahead of the first call; a failure is left for that call to report."""
+        self._warming_up.set()
         try:
-            with self.connection():
-                pass
-        except CatalogError:
-            pass
+            conn = self._take_warm_up()
+            if conn is not None:
+                self._give_back(conn)
+        finally:
+            self._warmed_up.set()
+
+    def _take_warm_up(self) -> psycopg.Connection | None:
+        with self._lock:
+            if self._idle or self._closed:
+                return None
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.OperationalError:
+            return None
 
     def _connect_error(self, exc: Exception) -> CatalogError:
         settings = ", ".join(CONNECTION_SETTINGS[k] for k in ("host", "port", "database", "username", "password"))
