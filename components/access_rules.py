@@ -9,6 +9,7 @@ import pulumi_postgresql as postgresql
 
 from components.resources import (
     AccessPreflight,
+    ConstraintPresence,
     ConstraintRemoval,
     PolicyIndex,
     RowLevelSecurity,
@@ -33,6 +34,10 @@ class AccessRulesArgs:
     extra_policies_setting: str = "supabase-access:extraPolicies"
     # Prod: refuse permissive write policies for the API's roles that admit every row.
     refuse_open_writes: bool = False
+    # The schemas the Data API exposes; every table in them must be in the model.
+    exposed_schemas: tuple[str, ...] = ("public",)
+    # Prod: a table outside the model in those schemas stops the preview (else a warning).
+    refuse_uncovered_tables: bool = False
 
 
 class AccessRules(pulumi.ComponentResource):
@@ -66,6 +71,8 @@ class AccessRules(pulumi.ComponentResource):
             },
             grants=plan.grants,
             refuse_open_writes=args.refuse_open_writes,
+            exposed_schemas=args.exposed_schemas,
+            uncovered_tables="fail" if args.refuse_uncovered_tables else "warn",
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])
@@ -97,9 +104,27 @@ class AccessRules(pulumi.ComponentResource):
             )
             for table, constraint in plan.removed_constraints
         ]
+        # The owner profile keeps the user foreign keys present (re-created if someone dropped them).
+        self.kept_constraints = [
+            ConstraintPresence(
+                f"{kept.table}-{kept.constraint}-presence",
+                schema=schema,
+                table=kept.table,
+                constraint=kept.constraint,
+                columns=[kept.column],
+                on_delete=kept.on_delete,
+                opts=after_preflight,
+            )
+            for kept in plan.kept_constraints
+        ]
         removals_of = {
             table: [
-                r for (t, _), r in zip(plan.removed_constraints, self.constraint_removals, strict=True) if t == table
+                *(
+                    r
+                    for (t, _), r in zip(plan.removed_constraints, self.constraint_removals, strict=True)
+                    if t == table
+                ),
+                *(r for k, r in zip(plan.kept_constraints, self.kept_constraints, strict=True) if k.table == table),
             ]
             for table in tables
         }
@@ -160,6 +185,7 @@ class AccessRules(pulumi.ComponentResource):
                 "policyNames": {t: sorted(p) for t, p in policies.items()},
                 "grants": {role: list(p) for role, p in plan.grants.items()},
                 "removedConstraints": [f"{t}.{c}" for t, c in plan.removed_constraints],
+                "keptConstraints": [f"{k.table}.{k.constraint}" for k in plan.kept_constraints],
                 "policyIndexes": [
                     f"{lookup.table} ({lookup.column}) include ({lookup.include})" for lookup in self.policy_indexes
                 ],

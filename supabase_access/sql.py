@@ -223,6 +223,28 @@ def add_constraint(schema: str, table: str, constraint: str, definition: str, *,
     )
 
 
+# ON DELETE actions a kept foreign key may declare, as PostgreSQL spells them.
+ON_DELETE_ACTIONS = ("cascade", "restrict", "no action", "set null", "set default")
+
+
+def foreign_key_definition(
+    columns: Sequence[str], ref_schema: str, ref_table: str, ref_columns: Sequence[str], on_delete: str
+) -> str:
+    """`FOREIGN KEY (...) REFERENCES ...`, as pg_get_constraintdef() gives it (for add_constraint)."""
+    if on_delete not in ON_DELETE_ACTIONS:
+        raise ValueError(f"unknown ON DELETE action {on_delete!r}")
+    return (
+        sql.SQL("FOREIGN KEY ({}) REFERENCES {}({}) ON DELETE {}")
+        .format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            table_ref(ref_schema, ref_table),
+            sql.SQL(", ").join(sql.Identifier(c) for c in ref_columns),
+            sql.SQL(on_delete.upper()),
+        )
+        .as_string()
+    )
+
+
 def validate_constraint(schema: str, table: str, constraint: str) -> sql.Composed:
     return sql.SQL("alter table {} validate constraint {}").format(table_ref(schema, table), sql.Identifier(constraint))
 

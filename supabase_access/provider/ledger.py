@@ -71,5 +71,11 @@ def tidy(db: Database) -> None:
 
 
 def _exists(conn: psycopg.Connection) -> bool:
-    row = conn.execute("select to_regclass(%s) is not null", (f"{LEDGER_SCHEMA}.{render.LEDGER_TABLE}",)).fetchone()
+    # pg_class through the statement's snapshot, not to_regclass: after waiting for the schema lock
+    # the backend's name cache may still hold a ledger another transaction has just dropped.
+    row = conn.execute(
+        "select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s)",
+        (LEDGER_SCHEMA, render.LEDGER_TABLE),
+    ).fetchone()
     return bool(row and row[0])

@@ -18,8 +18,8 @@ from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from supabase_access.catalog import CatalogError
 from supabase_access.provider.auth_config import AuthSettings
-from supabase_access.provider.base import CURRENT_STACK, InputError, ManagedResource, Notice
-from supabase_access.provider.constraints import ConstraintRemoval
+from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, InputError, ManagedResource, Notice
+from supabase_access.provider.constraints import ConstraintPresence, ConstraintRemoval
 from supabase_access.provider.database import Database
 from supabase_access.provider.grants import TableGrant
 from supabase_access.provider.policies import TablePolicies
@@ -41,6 +41,7 @@ RESOURCES: dict[str, ManagedResource] = {
         TablePolicies(),
         TableGrant(),
         ConstraintRemoval(),
+        ConstraintPresence(),
         PolicyIndex(),
         WriteQuota(),
         RetentionPolicy(),
@@ -141,6 +142,7 @@ class SupabaseAccessProvider(api.Provider):
         if inputs is None:
             return api.CheckResponse(inputs=request.new_inputs)
         olds = plain_map(request.old_inputs)
+        CHECK_LOG.set(self._warner(request.urn))
         try:
             checked = await self._run(lambda: resource.check(self._database(), olds, inputs))
         except InputError as exc:
