@@ -99,6 +99,7 @@ access = AccessRules(
         refuse_open_writes=settings.environment == "prod" and settings.profile != "open",
         exposed_schemas=settings.exposed_schemas,
         refuse_uncovered_tables=settings.environment == "prod",
+        born_closed=settings.environment == "prod" and settings.profile != "open",
     ),
     opts=pulumi.ResourceOptions(providers=[database, grants_provider]),
 )

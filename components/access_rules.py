@@ -11,6 +11,7 @@ from components.resources import (
     AccessPreflight,
     ConstraintPresence,
     ConstraintRemoval,
+    DefaultPrivilegesBaseline,
     PolicyIndex,
     RowLevelSecurity,
     TablePolicies,
@@ -38,6 +39,15 @@ class AccessRulesArgs:
     exposed_schemas: tuple[str, ...] = ("public",)
     # Prod: a table outside the model in those schemas stops the preview (else a warning).
     refuse_uncovered_tables: bool = False
+    # Prod: objects created later in the exposed schemas give the API roles nothing (default privileges).
+    born_closed: bool = False
+
+
+# The roles that create objects in a Supabase project's schemas and that the login role may speak
+# for (supabase_admin's defaults only a superuser may change: see README, "Born closed").
+OBJECT_CREATORS = ("postgres",)
+# pulumi_postgresql.DefaultPrivileges object types closed for the API roles.
+CLOSED_OBJECT_TYPES = ("table", "sequence", "function")
 
 
 class AccessRules(pulumi.ComponentResource):
@@ -178,6 +188,33 @@ class AccessRules(pulumi.ComponentResource):
             )
             for lookup in lookups
         }
+        # Born closed: what postgres creates later in an exposed schema gives anon and authenticated
+        # nothing until declared (Supabase's defaults give them everything). The baseline remembers
+        # the defaults found, and destroy puts them back after the DefaultPrivileges revoke.
+        self.default_privileges: dict[tuple[str, str, str, str], postgresql.DefaultPrivileges] = {}
+        if args.born_closed:
+            api_roles = sorted(plan.grants)
+            for owner in OBJECT_CREATORS:
+                for exposed in args.exposed_schemas:
+                    baseline = DefaultPrivilegesBaseline(
+                        f"{owner}-{exposed}-default-privileges-baseline",
+                        owner=owner,
+                        schema=exposed,
+                        roles=api_roles,
+                        opts=after_preflight,
+                    )
+                    for role in api_roles:
+                        for object_type in CLOSED_OBJECT_TYPES:
+                            self.default_privileges[owner, exposed, role, object_type] = postgresql.DefaultPrivileges(
+                                f"{owner}-{exposed}-{role}-{object_type}-defaults",
+                                database=args.database,
+                                owner=owner,
+                                schema=exposed,
+                                role=role,
+                                object_type=object_type,
+                                privileges=[],
+                                opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight, baseline]),
+                            )
         self.register_outputs(
             {
                 "profile": plan.profile,

@@ -178,6 +178,18 @@ class ConstraintPresence(_Resource):
         super().__init__(name, props, opts)
 
 
+class DefaultPrivilegesBaseline(_Resource):
+    """What `owner`'s default privileges gave `roles` in `schema` before the stack; destroy puts it back."""
+
+    token = f"{PACKAGE}:index:DefaultPrivilegesBaseline"
+    outputs = ("previous",)
+
+    def __init__(
+        self, name: str, *, owner: str, schema: str, roles: Sequence[str], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(name, {"owner": owner, "schema": schema, "roles": list(roles)}, opts)
+
+
 class PolicyIndex(_Resource):
     """An index that serves one RLS policy lookup as an index-only scan: `table (column) include (include)`.
 

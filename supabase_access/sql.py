@@ -55,7 +55,7 @@ def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
     if isinstance(predicate, Always):
         return sql.SQL("true")
     if isinstance(predicate, NotAnonymousUser):
-        return sql.SQL("(select (auth.jwt() ->> 'is_anonymous')::boolean) is not true")
+        return sql.SQL("((select auth.jwt()) ->> 'is_anonymous')::boolean is not true")
     if isinstance(predicate, AllOf):
         return sql.SQL(" and ").join(sql.SQL("({})").format(_predicate(schema, p)) for p in predicate.parts)
     hops = predicate.hops
@@ -784,4 +784,40 @@ def relation_size_query() -> sql.SQL:
     return sql.SQL(
         "select greatest(c.reltuples, 0)::bigint, pg_relation_size(c.oid) from pg_class c "
         "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s"
+    )
+
+
+# Default privileges (ALTER DEFAULT PRIVILEGES): pg_default_acl's object type -> the keyword and
+# the privileges PostgreSQL knows for it.
+DEFAULT_ACL_OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "r": ("tables", ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")),
+    "S": ("sequences", ("USAGE", "SELECT", "UPDATE")),
+    "f": ("functions", ("EXECUTE",)),
+}
+
+
+def default_privileges_query() -> sql.SQL:
+    """(object type, grantee, privilege) of the default privileges `owner` gives in `schema`."""
+    return sql.SQL(
+        "select d.defaclobjtype::text, coalesce(g.rolname::text, 'public'), a.privilege_type "
+        "from pg_default_acl d cross join aclexplode(d.defaclacl) a left join pg_roles g on g.oid = a.grantee "
+        "where d.defaclrole = (select oid from pg_roles where rolname = %s) "
+        "and d.defaclnamespace = (select oid from pg_namespace where nspname = %s)"
+    )
+
+
+def alter_default_privileges(
+    owner: str, schema: str, object_type: str, role: str, privileges: Sequence[str], *, grant: bool
+) -> sql.Composed:
+    keyword, known = DEFAULT_ACL_OBJECTS[object_type]
+    wanted = [p for p in privileges if p in known]
+    what = sql.SQL(", ").join(sql.SQL(p.lower()) for p in wanted) if wanted else sql.SQL("all")
+    return sql.SQL("alter default privileges for role {} in schema {} {} {} on {} {} {}").format(
+        sql.Identifier(owner),
+        sql.Identifier(schema),
+        sql.SQL("grant" if grant else "revoke"),
+        what,
+        sql.SQL(keyword),
+        sql.SQL("to" if grant else "from"),
+        _role(role),
     )

@@ -46,6 +46,11 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"referencedTable": STRING, "referencedColumns": STRINGS, "onDelete": STRING},
         {"present": BOOLEAN, "validated": BOOLEAN, "definition": STRING},
     ),
+    "DefaultPrivilegesBaseline": (
+        {"owner": STRING, "schema": STRING, "roles": STRINGS},
+        {},
+        {"previous": ANY_MAP},
+    ),
     "PolicyIndex": (
         {"table": STRING, "column": STRING, "include": STRING},
         {"schema": STRING},

@@ -21,6 +21,7 @@ from supabase_access.provider.auth_config import AuthSettings
 from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, InputError, ManagedResource, Notice
 from supabase_access.provider.constraints import ConstraintPresence, ConstraintRemoval
 from supabase_access.provider.database import Database
+from supabase_access.provider.default_privileges import DefaultPrivilegesBaseline
 from supabase_access.provider.grants import TableGrant
 from supabase_access.provider.policies import TablePolicies
 from supabase_access.provider.policy_indexes import PolicyIndex
@@ -42,6 +43,7 @@ RESOURCES: dict[str, ManagedResource] = {
         TableGrant(),
         ConstraintRemoval(),
         ConstraintPresence(),
+        DefaultPrivilegesBaseline(),
         PolicyIndex(),
         WriteQuota(),
         RetentionPolicy(),
