@@ -13,6 +13,7 @@ from components.resources import (
     ConstraintRemoval,
     DefaultPrivilegesBaseline,
     PolicyIndex,
+    RlsForNewTables,
     RowLevelSecurity,
     TablePolicies,
 )
@@ -192,6 +193,11 @@ class AccessRules(pulumi.ComponentResource):
         # nothing until declared (Supabase's defaults give them everything). The baseline remembers
         # the defaults found, and destroy puts them back after the DefaultPrivileges revoke.
         self.default_privileges: dict[tuple[str, str, str, str], postgresql.DefaultPrivileges] = {}
+        self.rls_for_new_tables = (
+            RlsForNewTables("rls-for-new-tables", schemas=args.exposed_schemas, opts=after_preflight)
+            if args.born_closed
+            else None
+        )
         if args.born_closed:
             api_roles = sorted(plan.grants)
             for owner in OBJECT_CREATORS:

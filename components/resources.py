@@ -190,6 +190,16 @@ class DefaultPrivilegesBaseline(_Resource):
         super().__init__(name, {"owner": owner, "schema": schema, "roles": list(roles)}, opts)
 
 
+class RlsForNewTables(_Resource):
+    """An event trigger switching RLS on for tables created later in `schemas` (where the login role may)."""
+
+    token = f"{PACKAGE}:index:RlsForNewTables"
+    outputs = ("installed",)
+
+    def __init__(self, name: str, *, schemas: Sequence[str], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(name, {"schemas": list(schemas)}, opts)
+
+
 class PolicyIndex(_Resource):
     """An index that serves one RLS policy lookup as an index-only scan: `table (column) include (include)`.
 

@@ -821,3 +821,39 @@ def alter_default_privileges(
         sql.SQL("to" if grant else "from"),
         _role(role),
     )
+
+
+# Born closed: an event trigger switching RLS on for every table created in the exposed schemas.
+RLS_EVENT_TRIGGER = "supabase_access_rls_on_new_tables"
+RLS_EVENT_FUNCTION = "enable_rls_on_new_tables"
+
+
+def create_rls_event_function(private_schema: str, schemas: Sequence[str]) -> sql.Composed:
+    # Runs as the role issuing the CREATE TABLE, which owns the new table and may alter it.
+    return sql.SQL(
+        "create or replace function {}() returns event_trigger language plpgsql set search_path = '' as $fn$\n"
+        "declare created record;\n"
+        "begin\n"
+        "  for created in select * from pg_event_trigger_ddl_commands()\n"
+        "    where object_type in ('table', 'table column') and schema_name = any ({}::text[]) loop\n"
+        "    if created.object_type = 'table' then\n"
+        "      execute format('alter table %s enable row level security', created.object_identity);\n"
+        "    end if;\n"
+        "  end loop;\n"
+        "end\n"
+        "$fn$"
+    ).format(sql.Identifier(private_schema, RLS_EVENT_FUNCTION), sql.Literal(list(schemas)))
+
+
+def create_rls_event_trigger(private_schema: str) -> sql.Composed:
+    return sql.SQL(
+        "create event trigger {} on ddl_command_end when tag in ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO') "
+        "execute function {}()"
+    ).format(sql.Identifier(RLS_EVENT_TRIGGER), sql.Identifier(private_schema, RLS_EVENT_FUNCTION))
+
+
+def drop_rls_event_trigger(private_schema: str) -> tuple[sql.Composed, sql.Composed]:
+    return (
+        sql.SQL("drop event trigger if exists {}").format(sql.Identifier(RLS_EVENT_TRIGGER)),
+        sql.SQL("drop function if exists {}()").format(sql.Identifier(private_schema, RLS_EVENT_FUNCTION)),
+    )

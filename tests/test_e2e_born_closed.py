@@ -32,6 +32,11 @@ def test_a_table_created_after_up_is_closed_and_named_by_the_next_preview(tmp_pa
     before = default_acls(fresh_db)
     assert any("anon=arwdDxt" in acl for _, acl in before)  # Supabase's defaults: everything
     stack = new_stack(tmp_path / "prod", "prod", fresh_db, OWNER)
+    preview = stack.preview()
+    # The local postgres role, like any non-superuser on plain PostgreSQL, may not create event triggers.
+    assert "RLS is not switched on automatically for new tables: the login role may not create event triggers" in (
+        " ".join(preview.stdout.split())
+    )
     stack.up()
     assert changes(stack.preview().change_summary) == {}
     with psycopg.connect(fresh_db) as conn:
@@ -58,3 +63,43 @@ def test_a_table_created_after_up_is_closed_and_named_by_the_next_preview(tmp_pa
         conn.execute("drop table notes")
     stack.destroy()
     assert default_acls(fresh_db) == before
+
+
+def test_where_the_login_role_may_the_event_trigger_switches_rls_on_for_new_tables(
+    fresh_db: str, localdb_admin_conninfo: str
+) -> None:
+    """The trigger itself, installed as a superuser (as Supabase lets its postgres role)."""
+    from supabase_access.provider.database import Database
+    from supabase_access.provider.event_trigger import RlsForNewTables
+
+    params = psycopg.conninfo.conninfo_to_dict(fresh_db)
+    admin = Database(
+        {
+            "host": params["host"],
+            "port": params.get("port", 5432),
+            "database": params["dbname"],
+            "username": "supabase_admin",
+            "password": params["password"],
+        }
+    )
+    resource = RlsForNewTables()
+    messages: list[str] = []
+    try:
+        inputs = resource.check(admin, {}, {"schemas": ["public"]})
+        _, state = resource.create(admin, inputs, messages.append)
+        assert state["installed"] is True and messages == []
+        with psycopg.connect(fresh_db) as conn:
+            conn.execute("create schema internal")
+            conn.execute("create table public.born (id int)")
+            conn.execute("create table public.copied as select 1 as id")
+            conn.execute("create table internal.elsewhere (id int)")
+            rows = conn.execute(
+                "select relname, relrowsecurity from pg_class where relname in ('born', 'copied', 'elsewhere') "
+                "order by 1"
+            ).fetchall()
+        assert rows == [("born", True), ("copied", True), ("elsewhere", False)]
+        resource.delete(admin, state, messages.append)
+        with psycopg.connect(fresh_db) as conn:
+            assert conn.execute("select count(*) from pg_event_trigger").fetchone() == (0,)
+    finally:
+        admin.close()

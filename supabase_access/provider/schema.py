@@ -51,6 +51,7 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {},
         {"previous": ANY_MAP},
     ),
+    "RlsForNewTables": ({"schemas": STRINGS}, {"privateSchema": STRING}, {"installed": BOOLEAN}),
     "PolicyIndex": (
         {"table": STRING, "column": STRING, "include": STRING},
         {"schema": STRING},

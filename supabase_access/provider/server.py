@@ -22,6 +22,7 @@ from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, InputError, 
 from supabase_access.provider.constraints import ConstraintPresence, ConstraintRemoval
 from supabase_access.provider.database import Database
 from supabase_access.provider.default_privileges import DefaultPrivilegesBaseline
+from supabase_access.provider.event_trigger import RlsForNewTables
 from supabase_access.provider.grants import TableGrant
 from supabase_access.provider.policies import TablePolicies
 from supabase_access.provider.policy_indexes import PolicyIndex
@@ -44,6 +45,7 @@ RESOURCES: dict[str, ManagedResource] = {
         ConstraintRemoval(),
         ConstraintPresence(),
         DefaultPrivilegesBaseline(),
+        RlsForNewTables(),
         PolicyIndex(),
         WriteQuota(),
         RetentionPolicy(),
