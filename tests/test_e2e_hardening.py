@@ -94,6 +94,7 @@ def test_up_enforces_quotas_retention_and_permanent_users_only_and_destroy_remov
     assert applied["schemas"] == ["supabase_access"]
     # One usage row per user and quota; no index on the app's tables.
     assert applied["private tables"] == [
+        "ledger",  # the default privileges found before the stack closed them (DefaultPrivilegesBaseline)
         "write_quota_public_generated_content_usage",
         "write_quota_public_sessions_usage",
     ]
