@@ -40,6 +40,7 @@ try:
             "modelFile": access_config.get("modelFile"),
             "forceRls": access_config.get_bool("forceRls") or False,
             "extraPolicies": access_config.get_object("extraPolicies"),
+            "schemas": access_config.get_object("schemas"),
         },
         {key: postgresql_config.get(key) for key in ("host", "port", "database", "username", "sslmode")},
         project_dir=Path(__file__).parent,
@@ -96,6 +97,9 @@ access = AccessRules(
         extra_policies=hardening_plan.extra_policies,
         # The open profile on prod (allowOpenProfileInProd) is open on purpose.
         refuse_open_writes=settings.environment == "prod" and settings.profile != "open",
+        exposed_schemas=settings.exposed_schemas,
+        refuse_uncovered_tables=settings.environment == "prod",
+        born_closed=settings.environment == "prod" and settings.profile != "open",
     ),
     opts=pulumi.ResourceOptions(providers=[database, grants_provider]),
 )

@@ -9,8 +9,11 @@ import pulumi_postgresql as postgresql
 
 from components.resources import (
     AccessPreflight,
+    ConstraintPresence,
     ConstraintRemoval,
+    DefaultPrivilegesBaseline,
     PolicyIndex,
+    RlsForNewTables,
     RowLevelSecurity,
     TablePolicies,
 )
@@ -33,6 +36,19 @@ class AccessRulesArgs:
     extra_policies_setting: str = "supabase-access:extraPolicies"
     # Prod: refuse permissive write policies for the API's roles that admit every row.
     refuse_open_writes: bool = False
+    # The schemas the Data API exposes; every table in them must be in the model.
+    exposed_schemas: tuple[str, ...] = ("public",)
+    # Prod: a table outside the model in those schemas stops the preview (else a warning).
+    refuse_uncovered_tables: bool = False
+    # Prod: objects created later in the exposed schemas give the API roles nothing (default privileges).
+    born_closed: bool = False
+
+
+# The roles that create objects in a Supabase project's schemas and that the login role may speak
+# for (supabase_admin's defaults only a superuser may change: see README, "Born closed").
+OBJECT_CREATORS = ("postgres",)
+# pulumi_postgresql.DefaultPrivileges object types closed for the API roles.
+CLOSED_OBJECT_TYPES = ("table", "sequence", "function")
 
 
 class AccessRules(pulumi.ComponentResource):
@@ -66,6 +82,8 @@ class AccessRules(pulumi.ComponentResource):
             },
             grants=plan.grants,
             refuse_open_writes=args.refuse_open_writes,
+            exposed_schemas=args.exposed_schemas,
+            uncovered_tables="fail" if args.refuse_uncovered_tables else "warn",
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])
@@ -97,9 +115,27 @@ class AccessRules(pulumi.ComponentResource):
             )
             for table, constraint in plan.removed_constraints
         ]
+        # The owner profile keeps the user foreign keys present (re-created if someone dropped them).
+        self.kept_constraints = [
+            ConstraintPresence(
+                f"{kept.table}-{kept.constraint}-presence",
+                schema=schema,
+                table=kept.table,
+                constraint=kept.constraint,
+                columns=[kept.column],
+                on_delete=kept.on_delete,
+                opts=after_preflight,
+            )
+            for kept in plan.kept_constraints
+        ]
         removals_of = {
             table: [
-                r for (t, _), r in zip(plan.removed_constraints, self.constraint_removals, strict=True) if t == table
+                *(
+                    r
+                    for (t, _), r in zip(plan.removed_constraints, self.constraint_removals, strict=True)
+                    if t == table
+                ),
+                *(r for k, r in zip(plan.kept_constraints, self.kept_constraints, strict=True) if k.table == table),
             ]
             for table in tables
         }
@@ -153,6 +189,38 @@ class AccessRules(pulumi.ComponentResource):
             )
             for lookup in lookups
         }
+        # Born closed: what postgres creates later in an exposed schema gives anon and authenticated
+        # nothing until declared (Supabase's defaults give them everything). The baseline remembers
+        # the defaults found, and destroy puts them back after the DefaultPrivileges revoke.
+        self.default_privileges: dict[tuple[str, str, str, str], postgresql.DefaultPrivileges] = {}
+        self.rls_for_new_tables = (
+            RlsForNewTables("rls-for-new-tables", schemas=args.exposed_schemas, opts=after_preflight)
+            if args.born_closed
+            else None
+        )
+        if args.born_closed:
+            api_roles = sorted(plan.grants)
+            for owner in OBJECT_CREATORS:
+                for exposed in args.exposed_schemas:
+                    baseline = DefaultPrivilegesBaseline(
+                        f"{owner}-{exposed}-default-privileges-baseline",
+                        owner=owner,
+                        schema=exposed,
+                        roles=api_roles,
+                        opts=after_preflight,
+                    )
+                    for role in api_roles:
+                        for object_type in CLOSED_OBJECT_TYPES:
+                            self.default_privileges[owner, exposed, role, object_type] = postgresql.DefaultPrivileges(
+                                f"{owner}-{exposed}-{role}-{object_type}-defaults",
+                                database=args.database,
+                                owner=owner,
+                                schema=exposed,
+                                role=role,
+                                object_type=object_type,
+                                privileges=[],
+                                opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight, baseline]),
+                            )
         self.register_outputs(
             {
                 "profile": plan.profile,
@@ -160,6 +228,7 @@ class AccessRules(pulumi.ComponentResource):
                 "policyNames": {t: sorted(p) for t, p in policies.items()},
                 "grants": {role: list(p) for role, p in plan.grants.items()},
                 "removedConstraints": [f"{t}.{c}" for t, c in plan.removed_constraints],
+                "keptConstraints": [f"{k.table}.{k.constraint}" for k in plan.kept_constraints],
                 "policyIndexes": [
                     f"{lookup.table} ({lookup.column}) include ({lookup.include})" for lookup in self.policy_indexes
                 ],

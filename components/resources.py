@@ -68,6 +68,8 @@ class AccessPreflight(_Resource):
         policy_settings: Mapping[str, str],
         grants: Mapping[str, Sequence[str]] | None = None,
         refuse_open_writes: bool = False,
+        exposed_schemas: Sequence[str] = (),
+        uncovered_tables: str = "warn",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
@@ -81,6 +83,9 @@ class AccessPreflight(_Resource):
             "grants": {role: list(p) for role, p in (grants or {}).items()},
             # Prod: a permissive write policy for the API's roles that PostgreSQL folds to true is refused.
             "refuseOpenWrites": refuse_open_writes,
+            # The Data API's schemas: a table in them outside the model fails ("fail", prod) or warns.
+            "exposedSchemas": list(exposed_schemas),
+            "uncoveredTables": uncovered_tables,
         }
         super().__init__(name, props, opts)
 
@@ -139,6 +144,60 @@ class ConstraintRemoval(_Resource):
     ) -> None:
         props = {"schema": schema, "table": table, "constraint": constraint, "definition": definition}
         super().__init__(name, props, opts)
+
+
+class ConstraintPresence(_Resource):
+    """Keeps a foreign key present: re-created when missing (NOT VALID, with a warning, when rows
+    violate it), validated once none does; deleting this resource leaves the constraint."""
+
+    token = f"{PACKAGE}:index:ConstraintPresence"
+    outputs = ("present", "validated", "definition")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        schema: str,
+        table: str,
+        constraint: str,
+        columns: Sequence[str],
+        referenced_table: str = "auth.users",
+        referenced_columns: Sequence[str] = ("id",),
+        on_delete: str = "cascade",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "schema": schema,
+            "table": table,
+            "constraint": constraint,
+            "columns": list(columns),
+            "referencedTable": referenced_table,
+            "referencedColumns": list(referenced_columns),
+            "onDelete": on_delete,
+        }
+        super().__init__(name, props, opts)
+
+
+class DefaultPrivilegesBaseline(_Resource):
+    """What `owner`'s default privileges gave `roles` in `schema` before the stack; destroy puts it back."""
+
+    token = f"{PACKAGE}:index:DefaultPrivilegesBaseline"
+    outputs = ("previous",)
+
+    def __init__(
+        self, name: str, *, owner: str, schema: str, roles: Sequence[str], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(name, {"owner": owner, "schema": schema, "roles": list(roles)}, opts)
+
+
+class RlsForNewTables(_Resource):
+    """An event trigger switching RLS on for tables created later in `schemas` (where the login role may)."""
+
+    token = f"{PACKAGE}:index:RlsForNewTables"
+    outputs = ("installed",)
+
+    def __init__(self, name: str, *, schemas: Sequence[str], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(name, {"schemas": list(schemas)}, opts)
 
 
 class PolicyIndex(_Resource):

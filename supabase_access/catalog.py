@@ -43,6 +43,8 @@ class ForeignKeyInfo:
     ref_schema: str
     ref_table: str
     ref_columns: tuple[str, ...]
+    # False for a constraint added NOT VALID and not validated since.
+    validated: bool = True
 
 
 def missing_tables(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> list[str]:
@@ -90,6 +92,50 @@ def missing_tables_and_roles(
         [t for t in wanted_tables if ("table", t) not in found],
         [r for r in wanted_roles if ("role", r) not in found],
     )
+
+
+@dataclass(frozen=True)
+class ExposedTable:
+    """A table in a schema the Data API exposes, with what its rows could be owned by."""
+
+    schema: str
+    table: str
+    rls: bool
+    # (columns, referenced schema, referenced table, referenced columns) of each foreign key.
+    foreign_keys: tuple[tuple[tuple[str, ...], str, str, tuple[str, ...]], ...]
+
+
+def tables_outside(
+    conn: psycopg.Connection, schemas: Sequence[str], model_schema: str, model_tables: Iterable[str]
+) -> list[ExposedTable]:
+    """The tables of `schemas` that are not `model_schema`.`model_tables` (partitions count as their parent)."""
+    rows = conn.execute(
+        "select n.nspname::text, c.relname::text, c.relrowsecurity, "
+        "coalesce((select jsonb_agg(jsonb_build_array("
+        "  array(select a.attname::text from unnest(k.conkey) with ordinality u(n, i) "
+        "    join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i), "
+        "  rn.nspname, rc.relname, "
+        "  array(select a.attname::text from unnest(k.confkey) with ordinality u(n, i) "
+        "    join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i)) order by k.conname) "
+        "  from pg_constraint k join pg_class rc on rc.oid = k.confrelid "
+        "  join pg_namespace rn on rn.oid = rc.relnamespace where k.conrelid = c.oid and k.contype = 'f'), '[]') "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = any(%s) and c.relkind in ('r', 'p') and not c.relispartition "
+        "and not (n.nspname = %s and c.relname = any(%s)) order by 1, 2",
+        (list(schemas), model_schema, list(model_tables)),
+    ).fetchall()
+    return [
+        ExposedTable(
+            schema,
+            table,
+            bool(rls),
+            tuple(
+                (tuple(cols), str(ref_schema), str(ref_table), tuple(ref_cols))
+                for cols, ref_schema, ref_table, ref_cols in fks
+            ),
+        )
+        for schema, table, rls, fks in rows
+    ]
 
 
 def read_rls(conn: psycopg.Connection, schema: str, table: str) -> RlsState | None:
@@ -338,7 +384,7 @@ def read_foreign_key(conn: psycopg.Connection, schema: str, table: str, constrai
         "  join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i), "
         "rn.nspname, rc.relname, "
         "array(select attname::text from unnest(k.confkey) with ordinality u(n, i) "
-        "  join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i) "
+        "  join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i), k.convalidated "
         "from pg_constraint k join pg_class c on c.oid = k.conrelid "
         "join pg_namespace n on n.oid = c.relnamespace "
         "left join pg_class rc on rc.oid = k.confrelid left join pg_namespace rn on rn.oid = rc.relnamespace "
@@ -347,5 +393,7 @@ def read_foreign_key(conn: psycopg.Connection, schema: str, table: str, constrai
     ).fetchone()
     if row is None:
         return None
-    definition, columns, ref_schema, ref_table, ref_columns = row
-    return ForeignKeyInfo(definition, tuple(columns or ()), ref_schema or "", ref_table or "", tuple(ref_columns or ()))
+    definition, columns, ref_schema, ref_table, ref_columns, validated = row
+    return ForeignKeyInfo(
+        definition, tuple(columns or ()), ref_schema or "", ref_table or "", tuple(ref_columns or ()), bool(validated)
+    )

@@ -180,3 +180,27 @@ def _check_paths(model: AccessModel, setting: str) -> None:
                 raise ModelError(f"{where}: ownership path of {table.name!r} loops back to {current.parent.table!r}")
             seen.add(current.parent.table)
             current = model.table(current.parent.table)
+
+
+# (columns, referenced schema, referenced table, referenced columns) of one foreign key.
+ForeignKeyShape = tuple[tuple[str, ...], str, str, tuple[str, ...]]
+
+
+def suggested_entry(
+    table: str, foreign_keys: tuple[ForeignKeyShape, ...], schema: str, model_tables: tuple[str, ...]
+) -> str | None:
+    """The model line for a table, guessed from its foreign keys: an owner column referencing
+    auth.users, else a path to a table of the model; None when it has neither."""
+    single = [
+        (cols[0], ref_schema, ref_table, ref_cols[0])
+        for cols, ref_schema, ref_table, ref_cols in foreign_keys
+        if len(cols) == 1
+    ]
+    for column, ref_schema, ref_table, ref_column in single:
+        if (ref_schema, ref_table, ref_column) == ("auth", "users", "id"):
+            return f"{table}: {{owner: {column}}}"
+    for column, ref_schema, ref_table, ref_column in single:
+        if ref_schema == schema and ref_table in model_tables and ref_table != table:
+            key = "" if ref_column == "id" else f", key: {ref_column}"
+            return f"{table}: {{through: {{column: {column}, table: {ref_table}{key}}}}}"
+    return None

@@ -3,7 +3,8 @@
 open  - the seed guide's access: anon and authenticated may use every table; the
         user foreign key is removed so clients can invent user ids.
 owner - each signed-in user (anonymous sign-ins included) reaches only rows they
-        own, through every table; anon has no table privileges; the FK stays.
+        own, through every table; anon has no table privileges; the FK is kept present
+        (re-created if someone dropped it).
 """
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ class TableAccess:
 
 
 @dataclass(frozen=True)
+class KeptForeignKey:
+    """A foreign key from `column` to auth.users (id) that the plan keeps present (re-created if dropped)."""
+
+    table: str
+    constraint: str
+    column: str
+    # What happens to the rows when their user is deleted (retention relies on the cascade).
+    on_delete: str = "cascade"
+
+
+@dataclass(frozen=True)
 class AccessPlan:
     profile: str
     schema: str
@@ -71,6 +83,8 @@ class AccessPlan:
     tables: tuple[TableAccess, ...]
     # (table, constraint) pairs the profile removes.
     removed_constraints: tuple[tuple[str, str], ...]
+    # The user foreign keys the profile keeps present (the owner profile: those the open one removes).
+    kept_constraints: tuple[KeptForeignKey, ...] = ()
 
 
 def plan_access(model: AccessModel, profile: str, *, setting: str = "supabase-access:profile") -> AccessPlan:
@@ -143,4 +157,9 @@ def _owner_plan(model: AccessModel) -> AccessPlan:
         grants={"anon": (), "authenticated": TABLE_COMMANDS},
         tables=tuple(tables),
         removed_constraints=(),
+        kept_constraints=tuple(
+            KeptForeignKey(t.name, t.user_foreign_key, t.owner_column)
+            for t in model.tables
+            if t.user_foreign_key is not None and t.owner_column is not None
+        ),
     )

@@ -55,7 +55,7 @@ def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
     if isinstance(predicate, Always):
         return sql.SQL("true")
     if isinstance(predicate, NotAnonymousUser):
-        return sql.SQL("(select (auth.jwt() ->> 'is_anonymous')::boolean) is not true")
+        return sql.SQL("((select auth.jwt()) ->> 'is_anonymous')::boolean is not true")
     if isinstance(predicate, AllOf):
         return sql.SQL(" and ").join(sql.SQL("({})").format(_predicate(schema, p)) for p in predicate.parts)
     hops = predicate.hops
@@ -220,6 +220,28 @@ def add_constraint(schema: str, table: str, constraint: str, definition: str, *,
         sql.Identifier(constraint),
         sql.SQL(definition),
         sql.SQL("" if validate else " not valid"),
+    )
+
+
+# ON DELETE actions a kept foreign key may declare, as PostgreSQL spells them.
+ON_DELETE_ACTIONS = ("cascade", "restrict", "no action", "set null", "set default")
+
+
+def foreign_key_definition(
+    columns: Sequence[str], ref_schema: str, ref_table: str, ref_columns: Sequence[str], on_delete: str
+) -> str:
+    """`FOREIGN KEY (...) REFERENCES ...`, as pg_get_constraintdef() gives it (for add_constraint)."""
+    if on_delete not in ON_DELETE_ACTIONS:
+        raise ValueError(f"unknown ON DELETE action {on_delete!r}")
+    return (
+        sql.SQL("FOREIGN KEY ({}) REFERENCES {}({}) ON DELETE {}")
+        .format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            table_ref(ref_schema, ref_table),
+            sql.SQL(", ").join(sql.Identifier(c) for c in ref_columns),
+            sql.SQL(on_delete.upper()),
+        )
+        .as_string()
     )
 
 
@@ -762,4 +784,76 @@ def relation_size_query() -> sql.SQL:
     return sql.SQL(
         "select greatest(c.reltuples, 0)::bigint, pg_relation_size(c.oid) from pg_class c "
         "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s"
+    )
+
+
+# Default privileges (ALTER DEFAULT PRIVILEGES): pg_default_acl's object type -> the keyword and
+# the privileges PostgreSQL knows for it.
+DEFAULT_ACL_OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "r": ("tables", ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")),
+    "S": ("sequences", ("USAGE", "SELECT", "UPDATE")),
+    "f": ("functions", ("EXECUTE",)),
+}
+
+
+def default_privileges_query() -> sql.SQL:
+    """(object type, grantee, privilege) of the default privileges `owner` gives in `schema`."""
+    return sql.SQL(
+        "select d.defaclobjtype::text, coalesce(g.rolname::text, 'public'), a.privilege_type "
+        "from pg_default_acl d cross join aclexplode(d.defaclacl) a left join pg_roles g on g.oid = a.grantee "
+        "where d.defaclrole = (select oid from pg_roles where rolname = %s) "
+        "and d.defaclnamespace = (select oid from pg_namespace where nspname = %s)"
+    )
+
+
+def alter_default_privileges(
+    owner: str, schema: str, object_type: str, role: str, privileges: Sequence[str], *, grant: bool
+) -> sql.Composed:
+    keyword, known = DEFAULT_ACL_OBJECTS[object_type]
+    wanted = [p for p in privileges if p in known]
+    what = sql.SQL(", ").join(sql.SQL(p.lower()) for p in wanted) if wanted else sql.SQL("all")
+    return sql.SQL("alter default privileges for role {} in schema {} {} {} on {} {} {}").format(
+        sql.Identifier(owner),
+        sql.Identifier(schema),
+        sql.SQL("grant" if grant else "revoke"),
+        what,
+        sql.SQL(keyword),
+        sql.SQL("to" if grant else "from"),
+        _role(role),
+    )
+
+
+# Born closed: an event trigger switching RLS on for every table created in the exposed schemas.
+RLS_EVENT_TRIGGER = "supabase_access_rls_on_new_tables"
+RLS_EVENT_FUNCTION = "enable_rls_on_new_tables"
+
+
+def create_rls_event_function(private_schema: str, schemas: Sequence[str]) -> sql.Composed:
+    # Runs as the role issuing the CREATE TABLE, which owns the new table and may alter it.
+    return sql.SQL(
+        "create or replace function {}() returns event_trigger language plpgsql set search_path = '' as $fn$\n"
+        "declare created record;\n"
+        "begin\n"
+        "  for created in select * from pg_event_trigger_ddl_commands()\n"
+        "    where object_type in ('table', 'table column') and schema_name = any ({}::text[]) loop\n"
+        "    if created.object_type = 'table' then\n"
+        "      execute format('alter table %s enable row level security', created.object_identity);\n"
+        "    end if;\n"
+        "  end loop;\n"
+        "end\n"
+        "$fn$"
+    ).format(sql.Identifier(private_schema, RLS_EVENT_FUNCTION), sql.Literal(list(schemas)))
+
+
+def create_rls_event_trigger(private_schema: str) -> sql.Composed:
+    return sql.SQL(
+        "create event trigger {} on ddl_command_end when tag in ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO') "
+        "execute function {}()"
+    ).format(sql.Identifier(RLS_EVENT_TRIGGER), sql.Identifier(private_schema, RLS_EVENT_FUNCTION))
+
+
+def drop_rls_event_trigger(private_schema: str) -> tuple[sql.Composed, sql.Composed]:
+    return (
+        sql.SQL("drop event trigger if exists {}").format(sql.Identifier(RLS_EVENT_TRIGGER)),
+        sql.SQL("drop function if exists {}()").format(sql.Identifier(private_schema, RLS_EVENT_FUNCTION)),
     )

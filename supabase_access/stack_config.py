@@ -24,7 +24,7 @@ from supabase_access.hardening import (
     WriteQuotaSetting,
     permanent_users_only_policies,
 )
-from supabase_access.model import AccessModel, ModelError, load_model_file, parse_model
+from supabase_access.model import AccessModel, ModelError, check_identifier, load_model_file, parse_model
 from supabase_access.policy import PolicySpec, policy_from_plain
 from supabase_access.profiles import PROFILES, plan_access
 from supabase_access.rule_data import DeclaredPolicy
@@ -47,6 +47,7 @@ KNOWN_KEYS = (
     "writeQuotas",
     "retention",
     "permanentUsersOnly",
+    "schemas",
 )
 # Settings that must be stored encrypted, and how to set each one again as a secret.
 SECRET_SETTINGS = {
@@ -84,6 +85,8 @@ class StackSettings:
     extra_policies: dict[str, tuple[PolicySpec, ...]]
     # "table.policy" of the extraPolicies entries that replace a policy the profile generates.
     replaced_policies: tuple[str, ...] = ()
+    # The schemas the Data API exposes (supabase-access:schemas): every table in them must be in the model.
+    exposed_schemas: tuple[str, ...] = ("public",)
 
     def replacement_notices(self) -> list[str]:
         """What the preview says about each generated policy an extraPolicies entry replaces."""
@@ -146,7 +149,25 @@ def parse_stack_settings(
     if not isinstance(force_rls, bool):
         raise ConfigError(f"{NAMESPACE}:forceRls: expected true or false")
     extra, replaced = _extra_policies(access.get("extraPolicies"), model, profile)
-    return StackSettings(environment, profile, model, source, force_rls, _connection(postgresql), extra, replaced)
+    schemas = _exposed_schemas(access.get("schemas"))
+    return StackSettings(
+        environment, profile, model, source, force_rls, _connection(postgresql), extra, replaced, schemas
+    )
+
+
+def _exposed_schemas(raw: Any) -> tuple[str, ...]:
+    setting = f"{NAMESPACE}:schemas"
+    if raw is None:
+        return ("public",)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(
+            f"{setting}: expected a non-empty list of the schemas the Data API exposes, e.g. [public] "
+            "(Supabase: Project Settings > Data API > Exposed schemas)"
+        )
+    try:
+        return tuple(dict.fromkeys(check_identifier(name, f"{setting}[{i}]") for i, name in enumerate(raw)))
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _extra_policies(

@@ -54,7 +54,9 @@ def test_a_table_grant_stack_upgrades_with_one_up(tmp_path: Path, fresh_db: str)
 
     write_project(work_dir)  # today's program and provider
     upgrade = stack.up()
-    assert changes(upgrade.summary.resource_changes) == {"create": 11, "delete": 2, "update": 5}, upgrade.stdout
+    # 11, plus the FK kept present, the default privileges' baseline, the RLS event trigger and
+    # 6 DefaultPrivileges (anon and authenticated x table, sequence, function).
+    assert changes(upgrade.summary.resource_changes) == {"create": 20, "delete": 2, "update": 5}, upgrade.stdout
     assert "replace" not in (upgrade.summary.resource_changes or {})
     assert "TableGrant is retired: the privileges stay as they are" in upgrade.stdout
     # The old TableGrant's delete used to put back what it found before the stack (Supabase's

@@ -22,7 +22,7 @@ from tests.test_program_graph import by_type, run_program
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[1]
-NOT_ANONYMOUS = "(select (auth.jwt() ->> 'is_anonymous')::boolean) is not true"
+NOT_ANONYMOUS = "((select auth.jwt()) ->> 'is_anonymous')::boolean is not true"
 
 
 def model():

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from supabase_access import sql as render
-from supabase_access.model import AccessModel, Hop, ModelError, load_model_file, parse_model
-from supabase_access.profiles import plan_access
+from supabase_access.model import AccessModel, Hop, ModelError, load_model_file, parse_model, suggested_entry
+from supabase_access.profiles import KeptForeignKey, plan_access
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +75,7 @@ def test_owner_profile_gives_anon_nothing_and_keeps_the_fk() -> None:
     plan = plan_access(reference_model(), "owner")
     assert plan.grants["anon"] == ()
     assert plan.removed_constraints == ()
+    assert plan.kept_constraints == (KeptForeignKey("sessions", "sessions_user_id_fkey", "user_id", "cascade"),)
     rules = {r.name: r for a in plan.tables for r in a.rules}
     assert rules["sessions_insert_own"].using is None and rules["sessions_insert_own"].with_check is not None
     assert rules["sessions_update_own"].using == rules["sessions_update_own"].with_check
@@ -116,3 +117,18 @@ def test_a_copied_owner_column_answers_reads_and_writes_also_check_the_path() ->
     assert policies["reactions"]["reactions_select_own"].using == (
         '"action_id" = any (array(select "id" from "public"."actions" where "user_id" = (select auth.uid())))'
     )
+
+
+def test_the_line_suggested_for_a_table_outside_the_model_follows_its_foreign_keys() -> None:
+    users = (("owner_id",), "auth", "users", ("id",))
+    project = (("project_id",), "public", "projects", ("id",))
+    by_code = (("project_code",), "public", "projects", ("code",))
+    assert suggested_entry("projects", (users,), "public", ("sessions",)) == "projects: {owner: owner_id}"
+    assert suggested_entry("tasks", (project,), "public", ("projects",)) == (
+        "tasks: {through: {column: project_id, table: projects}}"
+    )
+    assert suggested_entry("tasks", (by_code,), "public", ("projects",)) == (
+        "tasks: {through: {column: project_code, table: projects, key: code}}"
+    )
+    assert suggested_entry("tasks", (project,), "public", ("sessions",)) is None
+    assert suggested_entry("labels", (), "public", ("sessions",)) is None

@@ -59,6 +59,15 @@ def test_open_stack_declares_the_guides_access() -> None:
 def test_owner_stack_keeps_the_fk_and_gives_anon_nothing() -> None:
     resources = by_type(run_program({"supabase-access:environment": "prod"}))
     assert "supabase-access:index:ConstraintRemoval" not in resources
+    (kept,) = resources["supabase-access:index:ConstraintPresence"]
+    assert kept.name == "sessions-sessions_user_id_fkey-presence"
+    assert {k: kept.inputs[k] for k in ("table", "constraint", "columns", "referencedTable", "onDelete")} == {
+        "table": "sessions",
+        "constraint": "sessions_user_id_fkey",
+        "columns": ["user_id"],
+        "referencedTable": "auth.users",
+        "onDelete": "cascade",
+    }
     grants = grants_by_role_and_table(resources)
     assert {table: grants["anon", table] for table in TABLES} == {table: [] for table in TABLES}
     assert {grants["authenticated", table] == ["SELECT", "INSERT", "UPDATE", "DELETE"] for table in TABLES} == {True}

@@ -50,3 +50,12 @@ def test_guide_scripts_in_database_are_rendered_from_the_open_profile() -> None:
     assert (REPO / "database/05-remove-user-fkey-constraint.sql").read_text() == remove_fk, (
         "run scripts/render-guide-sql"
     )
+
+
+def test_a_kept_foreign_key_renders_as_postgresql_prints_it() -> None:
+    assert (
+        render.foreign_key_definition(["user_id"], "auth", "users", ["id"], "cascade")
+        == 'FOREIGN KEY ("user_id") REFERENCES "auth"."users"("id") ON DELETE CASCADE'
+    )
+    with pytest.raises(ValueError, match="ON DELETE"):
+        render.foreign_key_definition(["user_id"], "auth", "users", ["id"], "cascade; drop table x")

@@ -20,6 +20,8 @@ def test_defaults_follow_the_environment() -> None:
     assert parse({"environment": "dev"}).profile == "open"
     assert parse({"environment": "prod"}).profile == "owner"
     assert parse({}).connection.port == 54322
+    assert parse({}).exposed_schemas == ("public",)
+    assert parse({"schemas": ["public", "api", "public"]}).exposed_schemas == ("public", "api")
 
 
 def test_a_stack_without_environment_is_refused_with_the_command() -> None:
@@ -91,6 +93,13 @@ def test_prod_refuses_the_open_profile_unless_overridden() -> None:
             "supabase-access:extraPolicies.sessions.p.using",
         ),
         ({"extraPolicies": {"sessions": {"p": {"command": "TRUNCATE", "using": "true"}}}}, None, "p.command"),
+        ({"schemas": []}, None, "supabase-access:schemas: expected a non-empty list"),
+        ({"schemas": "public"}, None, "supabase-access:schemas: expected a non-empty list"),
+        (
+            {"schemas": ["public", "My Schema"]},
+            None,
+            "supabase-access:schemas[1]: 'My Schema' is not a valid identifier",
+        ),
     ],
 )
 def test_bad_settings_are_named(access: dict, postgresql: dict | None, message: str) -> None:

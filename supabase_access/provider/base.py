@@ -27,6 +27,9 @@ CURRENT_STACK: ContextVar[str] = ContextVar("CURRENT_STACK", default="")
 # Messages for the user, next to the resource: warnings unless they are a Notice.
 Log = Callable[[str], None]
 
+# Where `check` (which runs on every preview) may say something without failing; the server sets it per call.
+CHECK_LOG: ContextVar[Log | None] = ContextVar("CHECK_LOG", default=None)
+
 
 class Notice(str):
     """A message that reports what was done (shown as info), not something to act on (a warning)."""

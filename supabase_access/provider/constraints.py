@@ -1,4 +1,5 @@
-"""ConstraintRemoval: a named constraint kept dropped, holding the definition to restore.
+"""ConstraintRemoval: a named constraint kept dropped, holding the definition to restore;
+ConstraintPresence: a foreign key kept present (re-created, NOT VALID if rows violate it).
 
 Deleting the resource restores the constraint. If existing rows would violate it, it is
 restored NOT VALID (no row is ever deleted to make it fit) and a warning says how many
@@ -19,8 +20,10 @@ from supabase_access import catalog
 from supabase_access import sql as render
 from supabase_access.provider import ledger
 from supabase_access.provider.base import (
+    InputError,
     Log,
     ManagedResource,
+    Notice,
     identifier,
     lock_tables,
     require_table,
@@ -119,11 +122,7 @@ class ConstraintRemoval(ManagedResource):
         ledger.tidy(db)
         if violations is None:
             return
-        log(
-            f"restored {constraint} on {schema}.{table} as NOT VALID: {violations} existing row(s) violate it "
-            f"and were kept. New rows are checked. Once those rows are fixed, run: "
-            f"{render.validate_constraint(schema, table, constraint).as_string()};"
-        )
+        log(not_valid_warning(schema, table, constraint, violations, "restored"))
 
     def _restore(self, db: Database, state: dict[str, Any], definition: str, key: str) -> str | None:
         """Put the constraint back (NOT VALID if rows violate it: then how many) and forget its ledger row."""
@@ -135,29 +134,7 @@ class ConstraintRemoval(ManagedResource):
                 conn, schema, table, constraint
             ):
                 return None
-            try:
-                with conn.transaction():
-                    conn.execute(render.add_constraint(schema, table, constraint, definition, validate=True))
-                return None
-            except (psycopg.errors.ForeignKeyViolation, psycopg.errors.CheckViolation):
-                pass
-            conn.execute(render.add_constraint(schema, table, constraint, definition, validate=False))
-            return self._count_violations(conn, state)
-
-    def _count_violations(self, conn: psycopg.Connection, state: dict[str, Any]) -> str:
-        columns, ref_columns, referenced = (
-            state.get("columns"),
-            state.get("referencedColumns"),
-            state.get("referencedTable"),
-        )
-        if not (columns and ref_columns and referenced):
-            return "some"
-        ref_schema, ref_table = referenced.split(".", 1)
-        query = render.count_foreign_key_violations(
-            state["schema"], state["table"], columns, ref_schema, ref_table, ref_columns
-        )
-        row = conn.execute(query).fetchone()
-        return str(row[0]) if row else "some"
+            return add_foreign_key(conn, schema, table, constraint, definition, _shape(state))
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
@@ -180,6 +157,59 @@ class ConstraintRemoval(ManagedResource):
 
 
 LEDGER_KIND = "constraint-removal"
+
+
+def add_foreign_key(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    constraint: str,
+    definition: str,
+    shape: tuple[list[str], str, str, list[str]] | None,
+) -> str | None:
+    """Inside the caller's write_transaction, the table locked: add the constraint, validated when every
+    row satisfies it; else NOT VALID (no row is deleted to make it fit) and how many rows violate it."""
+    try:
+        with conn.transaction():
+            conn.execute(render.add_constraint(schema, table, constraint, definition, validate=True))
+        return None
+    except (psycopg.errors.ForeignKeyViolation, psycopg.errors.CheckViolation):
+        pass
+    conn.execute(render.add_constraint(schema, table, constraint, definition, validate=False))
+    return count_violations(conn, schema, table, shape)
+
+
+def count_violations(
+    conn: psycopg.Connection, schema: str, table: str, shape: tuple[list[str], str, str, list[str]] | None
+) -> str:
+    """How many rows of the table have a key the referenced table lacks ("some" if the shape is unknown)."""
+    if shape is None:
+        return "some"
+    columns, ref_schema, ref_table, ref_columns = shape
+    row = conn.execute(
+        render.count_foreign_key_violations(schema, table, columns, ref_schema, ref_table, ref_columns)
+    ).fetchone()
+    return str(row[0]) if row else "some"
+
+
+def not_valid_warning(schema: str, table: str, constraint: str, violations: str, verb: str) -> str:
+    return (
+        f"{verb} {constraint} on {schema}.{table} as NOT VALID: {violations} existing row(s) violate it "
+        f"and were kept. New rows are checked. Once those rows are fixed, run: "
+        f"{render.validate_constraint(schema, table, constraint).as_string()};"
+    )
+
+
+def _shape(state: dict[str, Any]) -> tuple[list[str], str, str, list[str]] | None:
+    columns, ref_columns, referenced = (
+        state.get("columns"),
+        state.get("referencedColumns"),
+        state.get("referencedTable"),
+    )
+    if not (columns and ref_columns and referenced):
+        return None
+    ref_schema, ref_table = str(referenced).split(".", 1)
+    return list(columns), ref_schema, ref_table, list(ref_columns)
 
 
 def _ledger_key(schema: str, table: str, constraint: str) -> str:
@@ -206,3 +236,133 @@ def _from_ledger(detail: dict[str, Any] | None) -> catalog.ForeignKeyInfo | None
         str(detail.get("refTable") or ""),
         tuple(detail.get("refColumns") or ()),
     )
+
+
+class ConstraintPresence(ManagedResource):
+    """A foreign key kept present: what the owner profile does with the constraint the open one removes.
+
+    Missing, it is re-created: with the definition a ConstraintRemoval recorded when it dropped it in
+    this database, else the one the inputs describe; validated when every row satisfies it, else
+    NOT VALID with a warning giving the count of violating rows and the VALIDATE statement (no row is
+    deleted). Present but NOT VALID, it is validated once no row violates it. Deleting the resource
+    leaves the constraint in place: it only protects data.
+    """
+
+    token = "supabase-access:index:ConstraintPresence"
+    replace_on = ("schema", "table", "constraint")
+
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        referenced = str(inputs.get("referencedTable") or "auth.users")
+        ref_schema, _, ref_table = referenced.rpartition(".")
+        on_delete = str(inputs.get("onDelete") or "cascade").lower()
+        if on_delete not in render.ON_DELETE_ACTIONS:
+            raise InputError("onDelete", f"onDelete: {on_delete!r} is not one of {', '.join(render.ON_DELETE_ACTIONS)}")
+        columns = [identifier({"columns": c}, "columns") for c in inputs.get("columns") or []]
+        ref_columns = [
+            identifier({"referencedColumns": c}, "referencedColumns") for c in inputs.get("referencedColumns") or ["id"]
+        ]
+        if not columns or len(columns) != len(ref_columns):
+            raise InputError("columns", "columns: give as many columns as referencedColumns (at least one)")
+        return {
+            "schema": identifier(inputs, "schema", "public"),
+            "table": identifier(inputs, "table"),
+            "constraint": identifier(inputs, "constraint"),
+            "columns": columns,
+            "referencedTable": f"{identifier({'referencedTable': ref_schema or 'public'}, 'referencedTable')}."
+            f"{identifier({'referencedTable': ref_table}, 'referencedTable')}",
+            "referencedColumns": ref_columns,
+            "onDelete": on_delete,
+        }
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        ref_schema, ref_table = checked["referencedTable"].split(".", 1)
+        with db.connection() as conn:
+            require_table(conn, checked["schema"], checked["table"])
+            require_table(conn, ref_schema, ref_table, "referencedTable")
+
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        schema, table, constraint = inputs["schema"], inputs["table"], inputs["constraint"]
+        with db.connection() as conn:
+            info = catalog.read_foreign_key(conn, schema, table, constraint)
+            if info is None:
+                return {"present": "update"}
+            # NOT VALID and the violating rows fixed since: the next `up` validates it.
+            if not info.validated and count_violations(conn, schema, table, _shape(inputs)) == "0":
+                return {"validated": "update"}
+        return {}
+
+    def _ensure(self, db: Database, inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        schema, table, constraint = inputs["schema"], inputs["table"], inputs["constraint"]
+        shape = _shape(inputs)
+        recreated, violations = False, None
+        with write_transaction(db) as conn:
+            # A removal's record (ledger) holds the exact definition it dropped here.
+            known = _from_ledger(ledger.read(conn, LEDGER_KIND, _ledger_key(schema, table, constraint)))
+            lock_tables(conn, schema, [table])
+            info = catalog.read_foreign_key(conn, schema, table, constraint)
+            if info is None:
+                ref_schema, ref_table = inputs["referencedTable"].split(".", 1)
+                definition = (
+                    known.definition
+                    if known is not None
+                    else render.foreign_key_definition(
+                        inputs["columns"], ref_schema, ref_table, inputs["referencedColumns"], inputs["onDelete"]
+                    )
+                )
+                violations = add_foreign_key(conn, schema, table, constraint, definition, shape)
+                recreated = True
+            elif not info.validated:
+                violations = count_violations(conn, schema, table, shape)
+                if violations == "0":
+                    conn.execute(render.validate_constraint(schema, table, constraint))
+                    violations = None
+            info = catalog.read_foreign_key(conn, schema, table, constraint)
+        if violations is not None:
+            log(not_valid_warning(schema, table, constraint, violations, "re-created" if recreated else "kept"))
+        elif recreated:
+            log(Notice(f"re-created {constraint} on {schema}.{table}: every row satisfies it (validated)"))
+        return {
+            **inputs,
+            "present": info is not None,
+            "validated": bool(info and info.validated),
+            "definition": info.definition if info else None,
+        }
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        return f"{inputs['schema']}.{inputs['table']}.{inputs['constraint']}", self._ensure(db, inputs, log)
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        return self._ensure(db, inputs, log)
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        return None  # the constraint stays: dropping it is the open profile's ConstraintRemoval
+
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        schema, table, constraint = split_id(resource_id, 3, "public.sessions.sessions_user_id_fkey")
+        with db.connection() as conn:
+            if catalog.missing_tables(conn, schema, [table]):
+                return None
+            info = catalog.read_foreign_key(conn, schema, table, constraint)
+        current_inputs = inputs or {
+            "schema": schema,
+            "table": table,
+            "constraint": constraint,
+            **(
+                {
+                    "columns": list(info.columns),
+                    "referencedTable": f"{info.ref_schema}.{info.ref_table}",
+                    "referencedColumns": list(info.ref_columns),
+                }
+                if info is not None
+                else {}
+            ),
+        }
+        outputs = {
+            **(state or current_inputs),
+            "present": info is not None,
+            "validated": bool(info and info.validated),
+            "definition": info.definition if info else None,
+        }
+        return outputs, current_inputs

@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 
 from supabase_access import catalog
-from supabase_access.model import ModelError
+from supabase_access.model import ModelError, suggested_entry
 from supabase_access.policy import PolicySpec, policy_from_plain
-from supabase_access.provider.base import InputError, Log, ManagedResource, identifier
+from supabase_access.provider.base import CHECK_LOG, InputError, Log, ManagedResource, identifier
 from supabase_access.provider.database import CONNECTION_SETTINGS, Database
 from supabase_access.provider.policies import NORMALIZED, rendered_policies
 
@@ -58,6 +58,11 @@ class AccessPreflight(ManagedResource):
                     f"cannot alter every table: {owned}. Log in as the owner, or grant the owner role to the "
                     "login role (`grant <owner> to <login role>`)",
                 )
+            exposed = [identifier({"exposedSchemas": s}, "exposedSchemas") for s in inputs.get("exposedSchemas") or []]
+            if exposed:
+                uncovered = catalog.tables_outside(conn, exposed, schema, tables)
+                if uncovered:
+                    _report_uncovered(uncovered, schema, tables, source, fail=inputs.get("uncoveredTables") == "fail")
             old_policies = olds.get("policies") or {} if olds.get("schema") == schema else {}
             # Role -> privileges this stack grants on every table (roles not here keep the database's grants).
             grants = inputs.get("grants")
@@ -105,6 +110,53 @@ class AccessPreflight(ManagedResource):
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return (state, inputs) if state else None
+
+
+EXPOSED_SCHEMAS_SETTING = "supabase-access:schemas"
+
+
+def _report_uncovered(
+    uncovered: list[catalog.ExposedTable], schema: str, tables: list[str], source: str, *, fail: bool
+) -> None:
+    """Tables the Data API exposes that the model leaves out: each with the model line to add."""
+    # A table may hang under another uncovered one (comments -> tasks -> projects): guess in rounds.
+    known, lines = tuple(tables), {}
+    while True:
+        found = {
+            t.table: line
+            for t in uncovered
+            if t.schema == schema
+            and t.table not in lines
+            and (line := suggested_entry(t.table, t.foreign_keys, schema, known)) is not None
+        }
+        if not found:
+            break
+        lines.update(found)
+        known = (*known, *found)
+    described = []
+    for t in uncovered:
+        state = "RLS on" if t.rls else "RLS off"
+        if t.schema != schema:
+            hint = f"the model describes schema {schema} only: take {t.schema} out of {EXPOSED_SCHEMAS_SETTING}"
+        elif t.table in lines:
+            hint = f"add `{lines[t.table]}`"
+        else:
+            hint = (
+                "no column references auth.users or a table of the model: give it an owner column "
+                f"(`{t.table}: {{owner: <column>}}`) or move it out of the exposed schemas"
+            )
+        described.append(f"{t.schema}.{t.table} ({state}): {hint}")
+    where = f"under `tables:` in {source}"
+    message = (
+        f"{EXPOSED_SCHEMAS_SETTING}: the Data API exposes {len(uncovered)} table(s) the model does not cover, so "
+        f"nothing here controls who reaches them (Supabase's default privileges give anon and authenticated "
+        f"everything on a new table). Add them {where}: " + "; ".join(described)
+    )
+    if fail:
+        raise InputError("tables", f"{message}. A prod stack applies nothing until every exposed table is covered")
+    log = CHECK_LOG.get()
+    if log is not None:
+        log(message)
 
 
 def _outputs(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,14 @@ ANY_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"$ref": "p
 RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     "AccessPreflight": (
         {"schema": STRING, "tables": STRINGS},
-        {"roles": STRINGS, "policies": ANY_MAP, "source": STRING, "policySettings": ANY_MAP},
+        {
+            "roles": STRINGS,
+            "policies": ANY_MAP,
+            "source": STRING,
+            "policySettings": ANY_MAP,
+            "exposedSchemas": STRINGS,
+            "uncoveredTables": STRING,
+        },
         {},
     ),
     "RowLevelSecurity": (
@@ -34,6 +41,17 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"definition": STRING},
         {"present": BOOLEAN, "columns": STRINGS, "referencedTable": STRING, "referencedColumns": STRINGS},
     ),
+    "ConstraintPresence": (
+        {"schema": STRING, "table": STRING, "constraint": STRING, "columns": STRINGS},
+        {"referencedTable": STRING, "referencedColumns": STRINGS, "onDelete": STRING},
+        {"present": BOOLEAN, "validated": BOOLEAN, "definition": STRING},
+    ),
+    "DefaultPrivilegesBaseline": (
+        {"owner": STRING, "schema": STRING, "roles": STRINGS},
+        {},
+        {"previous": ANY_MAP},
+    ),
+    "RlsForNewTables": ({"schemas": STRINGS}, {"privateSchema": STRING}, {"installed": BOOLEAN}),
     "PolicyIndex": (
         {"table": STRING, "column": STRING, "include": STRING},
         {"schema": STRING},

@@ -18,9 +18,11 @@ from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from supabase_access.catalog import CatalogError
 from supabase_access.provider.auth_config import AuthSettings
-from supabase_access.provider.base import CURRENT_STACK, InputError, ManagedResource, Notice
-from supabase_access.provider.constraints import ConstraintRemoval
+from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, InputError, ManagedResource, Notice
+from supabase_access.provider.constraints import ConstraintPresence, ConstraintRemoval
 from supabase_access.provider.database import Database
+from supabase_access.provider.default_privileges import DefaultPrivilegesBaseline
+from supabase_access.provider.event_trigger import RlsForNewTables
 from supabase_access.provider.grants import TableGrant
 from supabase_access.provider.policies import TablePolicies
 from supabase_access.provider.policy_indexes import PolicyIndex
@@ -41,6 +43,9 @@ RESOURCES: dict[str, ManagedResource] = {
         TablePolicies(),
         TableGrant(),
         ConstraintRemoval(),
+        ConstraintPresence(),
+        DefaultPrivilegesBaseline(),
+        RlsForNewTables(),
         PolicyIndex(),
         WriteQuota(),
         RetentionPolicy(),
@@ -141,6 +146,7 @@ class SupabaseAccessProvider(api.Provider):
         if inputs is None:
             return api.CheckResponse(inputs=request.new_inputs)
         olds = plain_map(request.old_inputs)
+        CHECK_LOG.set(self._warner(request.urn))
         try:
             checked = await self._run(lambda: resource.check(self._database(), olds, inputs))
         except InputError as exc:
