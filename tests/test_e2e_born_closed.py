@@ -73,13 +73,15 @@ def test_where_the_login_role_may_the_event_trigger_switches_rls_on_for_new_tabl
     from supabase_access.provider.event_trigger import RlsForNewTables
 
     params = psycopg.conninfo.conninfo_to_dict(fresh_db)
+    socket = psycopg.conninfo.conninfo_to_dict(localdb_admin_conninfo)
     admin = Database(
         {
-            "host": params["host"],
-            "port": params.get("port", 5432),
+            # The local superuser over the cluster's unix socket (trust): no password of its own to know.
+            "host": socket["host"],
+            "port": socket.get("port", 5432),
             "database": params["dbname"],
             "username": "supabase_admin",
-            "password": params["password"],
+            "password": "unused-over-the-socket",
         }
     )
     resource = RlsForNewTables()

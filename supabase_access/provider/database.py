@@ -131,9 +131,12 @@ class Database:
             except psycopg.Error:
                 conn.close()
         try:
-            conn = psycopg.connect(self._conninfo, autocommit=True)
+            return self._connect()
         except psycopg.OperationalError as exc:
             raise self._connect_error(exc) from exc
+
+    def _connect(self) -> psycopg.Connection:
+        conn = psycopg.connect(self._conninfo, autocommit=True)
         configure_session(conn)  # before its first statement: every wait is bounded
         return conn
 
@@ -166,7 +169,7 @@ class Database:
             if self._idle or self._closed:
                 return None
         try:
-            return psycopg.connect(self._conninfo, autocommit=True)
+            return self._connect()
         except psycopg.OperationalError:
             return None
 
