@@ -182,7 +182,12 @@ def autocommit(
 
 def _wait_error(conn: psycopg.Connection, exc: psycopg.Error) -> LockWaitError:
     targets = list(dict.fromkeys(_LOCKING.get(id(conn), [])))
-    where = ", ".join(f"{schema}.{table}" for schema, table in targets) or "the database"
+    # The wait that timed out is on the last lock taken (an advisory lock, or the table's own
+    # lock taken by the statements after it); holders are looked up for all of them.
+    where = "the database"
+    if targets:
+        schema, table = targets[-1]
+        where = f"the private schema {schema}" if table.startswith("(") else f"{schema}.{table}"
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         what = f"gave up waiting for a lock on {where} after {_setting(conn, 'lock_timeout')} (lock_timeout)"
     else:

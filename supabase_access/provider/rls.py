@@ -6,6 +6,7 @@ from typing import Any
 
 from supabase_access import catalog
 from supabase_access import sql as render
+from supabase_access.provider import ledger
 from supabase_access.provider.base import (
     InputError,
     Log,
@@ -18,6 +19,9 @@ from supabase_access.provider.base import (
     write_transaction,
 )
 from supabase_access.provider.database import Database
+
+# The ledger's record of a table's RLS flags before the stack first changed them.
+LEDGER_KIND = "rls-baseline"
 
 
 def _table_state(db: Database, schema: str, table: str) -> catalog.RlsState:
@@ -48,11 +52,25 @@ class RowLevelSecurity(ManagedResource):
             "", {"enabled": live.enabled, "force": live.forced}, {"enabled": True, "force": inputs["force"]}
         )
 
-    def _apply(self, db: Database, schema: str, table: str, *, enabled: bool, force: bool) -> catalog.RlsState:
+    def _apply(
+        self, db: Database, schema: str, table: str, *, enabled: bool, force: bool, baseline: bool = False
+    ) -> catalog.RlsState:
+        """Set RLS (and FORCE) in one transaction; returns the state before.
+
+        `baseline` (the first create): the state before the stack, recorded in the ledger in this
+        same transaction, or the record an interrupted earlier run left (the first stands).
+        """
         with write_transaction(db) as conn:
+            if baseline:
+                ledger.prepare(conn)  # the private schema's lock before the table's
             lock_tables(conn, schema, [table])
             before = catalog.read_rls(conn, schema, table)
             assert before is not None
+            if baseline:
+                key = f"{schema}.{table}"
+                ledger.record(conn, LEDGER_KIND, key, {"enabled": before.enabled, "force": before.forced})
+                recorded = ledger.read(conn, LEDGER_KIND, key) or {}
+                before = catalog.RlsState(bool(recorded.get("enabled")), bool(recorded.get("force")))
             # Order matters only across transactions; inside one, no request sees the steps.
             conn.execute(render.set_row_level_security(schema, table, enabled=enabled))
             conn.execute(render.set_force_row_level_security(schema, table, force=force))
@@ -63,7 +81,7 @@ class RowLevelSecurity(ManagedResource):
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         schema, table, force = inputs["schema"], inputs["table"], inputs["force"]
-        before = self._apply(db, schema, table, enabled=True, force=force)
+        before = self._apply(db, schema, table, enabled=True, force=force, baseline=True)
         return f"{schema}.{table}", self._outputs(
             schema, table, force, {"enabled": before.enabled, "force": before.forced}
         )
@@ -77,9 +95,12 @@ class RowLevelSecurity(ManagedResource):
         previous = state.get("previous") or {"enabled": True, "force": False}
         schema, table = state["schema"], state["table"]
         with db.connection() as conn:
-            if catalog.read_rls(conn, schema, table) is None:
-                return
-        self._apply(db, schema, table, enabled=bool(previous["enabled"]), force=bool(previous["force"]))
+            missing = catalog.read_rls(conn, schema, table) is None
+        if not missing:
+            self._apply(db, schema, table, enabled=bool(previous["enabled"]), force=bool(previous["force"]))
+        with write_transaction(db) as conn:
+            ledger.forget(conn, LEDGER_KIND, f"{schema}.{table}")
+        ledger.tidy(db)
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
