@@ -61,9 +61,9 @@ class RowLevelSecurity(ManagedResource):
         same transaction, or the record an interrupted earlier run left (the first stands).
         """
         with write_transaction(db) as conn:
-            if baseline:
-                ledger.prepare(conn)  # the private schema's lock before the table's
             lock_tables(conn, schema, [table])
+            if baseline:
+                ledger.prepare(conn)  # the private schema's lock after the table's
             before = catalog.read_rls(conn, schema, table)
             assert before is not None
             if baseline:
