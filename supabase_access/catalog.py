@@ -200,13 +200,12 @@ def replace_policies(
             raise PolicyRejectedError(policy.name, problem)
 
 
-# Names no declared policy can have (declared names are plain lower-case identifiers).
-_PROBE_USING = "supabase-access probe: using"
-_PROBE_CHECK = "supabase-access probe: withCheck"
+# Probe policies are named so no declared policy can be (declared names are plain lower-case identifiers).
+_PROBE_PREFIX = "supabase-access probe "
 
 
 def clause_problem(
-    declared: PolicySpec, stored: PolicySpec | None, parsed: Mapping[str, str] | None = None
+    declared: PolicySpec, stored: PolicySpec | None, parsed: Mapping[str, str | None] | None = None
 ) -> str | None:
     """Why the policy PostgreSQL stored is not exactly the declared one's clauses, or None.
 
@@ -233,23 +232,42 @@ def clause_problem(
     return None
 
 
-def _parse_alone(conn: psycopg.Connection, scratch: str, temp_schema: str, name: str, key: str, text: str) -> str:
-    """`text` as PostgreSQL stores it as the only clause of a probe policy (so nothing can follow it)."""
-    probe = (
-        PolicySpec(_PROBE_USING, "SELECT", using=text)
-        if key == "using"
-        else PolicySpec(_PROBE_CHECK, "INSERT", with_check=text)
-    )
+def _probes(index: int, policy: PolicySpec) -> dict[str, PolicySpec]:
+    """`clause -> probe policy` holding that expression as its only clause (so nothing can follow it)."""
+    probes = {}
+    if policy.using is not None:
+        probes["using"] = PolicySpec(f"{_PROBE_PREFIX}{index} using", "SELECT", using=policy.using)
+    if policy.with_check is not None:
+        probes["withCheck"] = PolicySpec(f"{_PROBE_PREFIX}{index} withCheck", "INSERT", with_check=policy.with_check)
+    return probes
+
+
+def _name_the_rejection(
+    conn: psycopg.Connection, scratch: str, name: str, policy: PolicySpec, probes: Mapping[str, PolicySpec]
+) -> None:
+    """Raise PolicyRejectedError saying what PostgreSQL refused: the policy itself (its own message), what
+    the policy grew (an expression that closed its clause), or an expression parsed alone."""
     try:
-        with conn.transaction(force_rollback=True):
-            conn.execute(render.create_policy_on_scratch(scratch, probe))
-            stored = read_policies(conn, temp_schema, scratch)[probe.name]
+        with conn.transaction():
+            conn.execute(render.create_policy_on_scratch(scratch, policy))
     except psycopg.errors.Error as exc:
-        message = exc.diag.message_primary or str(exc)
-        raise PolicyRejectedError(name, f"{key} is not one expression on its own: {message}") from exc
-    parsed = stored.using if key == "using" else stored.with_check
-    assert parsed is not None
-    return parsed
+        raise PolicyRejectedError(name, exc.diag.message_primary or str(exc)) from exc
+    grown = clause_problem(policy, read_policies(conn, _temp_schema(conn), scratch).get(name))
+    if grown:
+        raise PolicyRejectedError(name, grown)
+    for probe in probes.values():
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute(render.create_policy_on_scratch(scratch, probe))
+        except psycopg.errors.Error as exc:
+            message = exc.diag.message_primary or str(exc)
+            raise PolicyRejectedError(name, f"an expression is not one expression on its own: {message}") from exc
+
+
+def _temp_schema(conn: psycopg.Connection) -> str:
+    row = conn.execute("select nspname from pg_namespace where oid = pg_my_temp_schema()").fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def normalize_policies(
@@ -260,7 +278,7 @@ def normalize_policies(
     The policies are created on an empty temporary copy of the table inside a rolled-back
     transaction, so a preview never takes a lock that would block the app's requests. Each
     policy gets its own savepoint so an error names the policy, with PostgreSQL's own message.
-    Each expression is also parsed alone (as the only clause of a probe policy), and the policy
+    Each expression is also parsed alone (as the only clause of a probe policy), and each policy
     must read back with exactly the declared clauses, each equal to its expression alone.
     """
     scratch = f"normalize_{table}"[:63]
@@ -285,23 +303,26 @@ def normalize_policies(
         pass
     with conn.transaction(force_rollback=True):
         conn.execute(render.create_scratch_copy(schema, table, scratch))
-        temp_schema_row = conn.execute("select nspname from pg_namespace where oid = pg_my_temp_schema()").fetchone()
-        assert temp_schema_row is not None
-        temp_schema = temp_schema_row[0]
-        for name, policy in policies.items():
+        probes: dict[str, dict[str, PolicySpec]] = {}
+        for index, (name, policy) in enumerate(policies.items()):
+            probes[name] = _probes(index, policy)
             try:
-                with conn.transaction():
-                    conn.execute(render.create_policy_on_scratch(scratch, policy))
-            except psycopg.errors.Error as exc:
-                raise PolicyRejectedError(name, exc.diag.message_primary or str(exc)) from exc
-            problem = clause_problem(policy, read_policies(conn, temp_schema, scratch).get(name))
+                with conn.transaction():  # one savepoint for the policy and its probes
+                    for statement in (policy, *probes[name].values()):
+                        conn.execute(render.create_policy_on_scratch(scratch, statement))
+            except psycopg.errors.Error:
+                _name_the_rejection(conn, scratch, name, policy, probes[name])
+                raise
+        stored = read_policies(conn, _temp_schema(conn), scratch)
+        for name, policy in policies.items():
+            parsed = {
+                key: stored[probe.name].using if key == "using" else stored[probe.name].with_check
+                for key, probe in probes[name].items()
+            }
+            problem = clause_problem(policy, stored.get(name), parsed)
             if problem:
                 raise PolicyRejectedError(name, problem)
-            parsed = {key: _parse_alone(conn, scratch, temp_schema, name, key, text) for key, text in policy.clauses()}
-            problem = clause_problem(policy, read_policies(conn, temp_schema, scratch).get(name), parsed)
-            if problem:
-                raise PolicyRejectedError(name, problem)
-        return read_policies(conn, temp_schema, scratch)
+        return {name: stored[name] for name in policies}
 
 
 def expressions_folded_to_true(

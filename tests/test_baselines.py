@@ -14,6 +14,7 @@ from supabase_access.provider.auth_config import AuthSettings
 from supabase_access.provider.base import CURRENT_STACK
 from supabase_access.provider.database import Database
 from supabase_access.provider.policies import TablePolicies
+from supabase_access.provider.rls import RowLevelSecurity
 from tests.support.management_api_server import ManagementApiServer
 
 pytestmark = pytest.mark.db
@@ -109,4 +110,26 @@ def test_auth_settings_patched_by_a_killed_run_are_not_the_previous_values(
     assert outputs["previous"] == original
     resource.delete(db, outputs, print)
     assert {key: management_api.config(REF)[key] for key in AUTH_DESIRED} == original
+    assert not private_schema_exists(fresh_db)
+
+
+def rls_flags(dsn: str, table: str) -> tuple[bool, bool]:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "select relrowsecurity, relforcerowsecurity from pg_class where oid = to_regclass(%s)", (f"public.{table}",)
+        ).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
+def test_rls_switched_on_by_a_killed_run_is_not_the_previous_state(db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("alter table actions disable row level security")
+    inputs = RowLevelSecurity().check(db, {}, {"schema": "public", "table": "actions", "force": True})
+    RowLevelSecurity().create(db, inputs, print)  # the engine never records it
+    assert rls_flags(fresh_db, "actions") == (True, True)
+    _, outputs = RowLevelSecurity().create(db, inputs, print)
+    assert outputs["previous"] == {"enabled": False, "force": False}
+    RowLevelSecurity().delete(db, outputs, print)
+    assert rls_flags(fresh_db, "actions") == (False, False)
     assert not private_schema_exists(fresh_db)

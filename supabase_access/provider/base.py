@@ -185,16 +185,23 @@ def autocommit(
 
 def _wait_error(conn: psycopg.Connection, exc: psycopg.Error) -> LockWaitError:
     targets = list(dict.fromkeys(_LOCKING.get(id(conn), [])))
-    where = ", ".join(f"{schema}.{table}" for schema, table in targets) or "the database"
+    holders = lock_holders(conn, targets) if targets else []
+    # Named by what other sessions hold (PostgreSQL's error does not say which lock it waited for).
+    held_targets = list(dict.fromkeys(target for target, _ in holders))
+    where = ", ".join(held_targets or [_describe(*t) for t in targets]) or "the database"
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         what = f"gave up waiting for a lock on {where} after {_setting(conn, 'lock_timeout')} (lock_timeout)"
     else:
         what = f"a statement on {where} was cancelled: {exc.diag.message_primary or exc}"
-    holders = lock_holders(conn, targets) if targets else []
     if not holders:
         return LockWaitError(f"{what}; no session holds those locks any more, so running `pulumi up` again may pass")
-    held = "; ".join(holders)
+    held = "; ".join(holder for _, holder in holders)
     return LockWaitError(f"{what}; held by {held}. Run `pulumi up` again once it ends (or end it)")
+
+
+def _describe(schema: str, table: str) -> str:
+    # lock_private_schema's pseudo-table, "(private schema)", cannot be a table's name.
+    return f"the private schema {schema}" if table.startswith("(") else f"{schema}.{table}"
 
 
 def _setting(conn: psycopg.Connection, name: str) -> str:
@@ -205,30 +212,38 @@ def _setting(conn: psycopg.Connection, name: str) -> str:
     return str(row[0]) if row else "?"
 
 
-def lock_holders(conn: psycopg.Connection, targets: Sequence[tuple[str, str]]) -> list[str]:
-    """Other sessions holding a lock on these tables or our advisory lock for them, as pg_stat_activity shows them."""
+def lock_holders(conn: psycopg.Connection, targets: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(what, who) of other sessions holding a lock on these tables or our advisory lock for them,
+    as pg_locks and pg_stat_activity show them."""
     schemas, tables = [s for s, _ in targets], [t for _, t in targets]
     keys = [f"{LOCK_NAMESPACE}{s}.{t}" for s, t in targets]
     try:
         rows = conn.execute(
-            "select distinct on (a.pid) a.pid, a.application_name, a.state, a.query_start, "
-            "  case when l.locktype = 'advisory' then 'supabase-access lock' else l.mode end "
+            "select distinct a.pid, a.application_name, a.state, a.query_start, "
+            "  case when l.locktype = 'advisory' then 'supabase-access lock' else l.mode end, "
+            "  coalesce(n.nspname, k.target[1]), coalesce(c.relname, k.target[2]) "
             "from pg_locks l join pg_stat_activity a on a.pid = l.pid "
             "left join pg_class c on l.locktype = 'relation' and c.oid = l.relation "
             "left join pg_namespace n on n.oid = c.relnamespace "
+            "left join lateral (select array[s, t] as target "
+            "  from unnest(%s::text[], %s::text[], %s::text[]) u(s, t, key) "
+            "  where l.locktype = 'advisory' and l.objsubid = 1 "
+            "  and hashtext(u.key)::bigint = ((l.classid::bigint << 32) | l.objid::bigint) limit 1) k on true "
             "where l.granted and l.pid <> pg_backend_pid() and ("
             "  (l.locktype = 'relation' and (n.nspname, c.relname) in (select * from unnest(%s::text[], %s::text[])))"
-            "  or (l.locktype = 'advisory' and l.objsubid = 1 and ((l.classid::bigint << 32) | l.objid::bigint) "
-            "      in (select hashtext(k)::bigint from unnest(%s::text[]) k))) "
-            "order by a.pid",
-            (schemas, tables, keys),
+            "  or k.target is not null) "
+            "order by 1",
+            (schemas, tables, keys, schemas, tables),
         ).fetchall()
     except psycopg.Error:
         return []
     return [
-        f"pid {pid} (application_name {app or '(none)'!r}, state {state or 'unknown'}, "
-        f"query started {started.isoformat(timespec='seconds') if started else 'unknown'}, {mode})"
-        for pid, app, state, started, mode in rows
+        (
+            _describe(schema, table),
+            f"pid {pid} (application_name {app or '(none)'!r}, state {state or 'unknown'}, "
+            f"query started {started.isoformat(timespec='seconds') if started else 'unknown'}, {mode})",
+        )
+        for pid, app, state, started, mode, schema, table in rows
     ]
 
 

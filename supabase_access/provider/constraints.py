@@ -63,9 +63,9 @@ class ConstraintRemoval(ManagedResource):
             info = catalog.read_foreign_key(conn, schema, table, constraint)
             if info is None:
                 return _from_ledger(known)
-            # The definition dropped now (not an older record): the private schema's lock comes first.
-            ledger.record(conn, LEDGER_KIND, key, _to_ledger(info), replace=True)
             lock_tables(conn, schema, [table])
+            # The definition dropped now (not an older record), in the dropping transaction.
+            ledger.record(conn, LEDGER_KIND, key, _to_ledger(info), replace=True)
             info = catalog.read_foreign_key(conn, schema, table, constraint)
             if info is not None:
                 conn.execute(render.drop_constraint(schema, table, constraint))
@@ -128,8 +128,8 @@ class ConstraintRemoval(ManagedResource):
         """Put the constraint back (NOT VALID if rows violate it: then how many) and forget its ledger row."""
         schema, table, constraint = state["schema"], state["table"], state["constraint"]
         with write_transaction(db) as conn:
-            ledger.forget(conn, LEDGER_KIND, key)  # the private schema's lock before the table's
             lock_tables(conn, schema, [table])
+            ledger.forget(conn, LEDGER_KIND, key)
             if catalog.missing_tables(conn, schema, [table]) or catalog.read_foreign_key(
                 conn, schema, table, constraint
             ):

@@ -27,7 +27,7 @@ LEDGER_SCHEMA = hardening.PRIVATE_SCHEMA
 
 
 def prepare(conn: psycopg.Connection) -> None:
-    """Inside the caller's write_transaction, before any table lock: the private schema's lock comes first."""
+    """Inside the caller's write_transaction, after its table locks (the private schema's lock comes last)."""
     ensure_private_schema(conn, LEDGER_SCHEMA)
     if not _exists(conn):
         conn.execute(render.create_ledger(LEDGER_SCHEMA))
@@ -35,7 +35,7 @@ def prepare(conn: psycopg.Connection) -> None:
 
 
 def record(conn: psycopg.Connection, kind: str, obj: str, detail: Mapping[str, Any], *, replace: bool = False) -> None:
-    """Inside the caller's write_transaction, before any table lock (or after `prepare`).
+    """Inside the caller's write_transaction, after its table locks.
 
     The first record of an object stands (a baseline), unless `replace` (what is true right now).
     """
@@ -51,7 +51,7 @@ def read(conn: psycopg.Connection, kind: str, obj: str) -> dict[str, Any] | None
 
 
 def forget(conn: psycopg.Connection, kind: str, obj: str) -> None:
-    """Inside the caller's write_transaction, before any table lock; call `tidy` after it commits."""
+    """Inside the caller's write_transaction, after its table locks; call `tidy` after it commits."""
     lock_private_schema(conn, LEDGER_SCHEMA)
     if _exists(conn):
         conn.execute(render.ledger_forget(LEDGER_SCHEMA), (kind, obj))

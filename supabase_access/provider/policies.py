@@ -173,9 +173,9 @@ class TablePolicies(ManagedResource):
         """
         marker = render.policy_marker(CURRENT_STACK.get())
         with write_transaction(db) as conn:
-            if baseline:
-                ledger.prepare(conn)  # the private schema's lock before the table's
             lock_tables(conn, schema, [table])
+            if baseline:
+                ledger.prepare(conn)  # the private schema's lock after the table's
             before = catalog.read_policies(conn, schema, table)
             comments = catalog.policy_comments(conn, schema, table)
             made_by_us = sorted(n for n in before if (comments.get(n) or "").startswith(render.POLICY_MARKER_PREFIX))
@@ -191,8 +191,8 @@ class TablePolicies(ManagedResource):
     def _restore(self, db: Database, schema: str, table: str, adopted: Mapping[str, PolicySpec]) -> None:
         """Put back the policies found before the stack (unmarked: they are the user's) and forget the record."""
         with write_transaction(db) as conn:
-            ledger.forget(conn, LEDGER_KIND, f"{schema}.{table}")  # the private schema's lock first
             lock_tables(conn, schema, [table])
+            ledger.forget(conn, LEDGER_KIND, f"{schema}.{table}")
             catalog.replace_policies(conn, schema, table, list(adopted.values()))
         ledger.tidy(db)
 

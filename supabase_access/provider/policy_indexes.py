@@ -91,8 +91,8 @@ def _finish_build(db: Database, schema: str, table: str, build: str, name: str) 
     """Give a valid index built under `build` its name and our mark, both or neither."""
     with write_transaction(db) as conn:
         # Which stack built it, in the same transaction: its rerun knows it as its own.
-        ledger.record(conn, LEDGER_KIND, f"{schema}.{name}", {"stack": CURRENT_STACK.get()}, replace=True)
         lock_tables(conn, schema, [table])
+        ledger.record(conn, LEDGER_KIND, f"{schema}.{name}", {"stack": CURRENT_STACK.get()}, replace=True)
         conn.execute(render.rename_index(schema, build, name))
         conn.execute(render.mark_policy_index(schema, name))
 

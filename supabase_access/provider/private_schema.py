@@ -76,8 +76,9 @@ def check_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
 
 
 def lock_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
-    """Taken first by every transaction that changes the private schema or an object in it (then
-    any table lock): one order for all of them, so they queue instead of deadlocking."""
+    """Taken by every transaction that changes the private schema or an object in it, after its
+    table locks (lock_tables) and before any statement: one order for all of them, so they queue
+    instead of deadlocking, and none holds the schema while it waits for a table."""
     lock_tables(conn, private_schema, [SCHEMA_LOCK])
 
 

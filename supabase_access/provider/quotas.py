@@ -199,8 +199,8 @@ class WriteQuota(ManagedResource):
         target, private_schema = _quota_target(inputs)
         usage = hardening.quota_usage_table_name(target.schema, target.table)
         with write_transaction(db) as conn:
-            ensure_private_schema(conn, private_schema)
             lock_tables(conn, target.schema, [target.table])
+            ensure_private_schema(conn, private_schema)
             columns = table_columns(conn, private_schema, usage)
             if columns and columns != USAGE_COLUMNS:
                 # Changed by hand: its counts cannot be trusted, and the function needs these columns.
@@ -236,9 +236,11 @@ class WriteQuota(ManagedResource):
         schema, table = state["schema"], state["table"]
         private_schema = state.get("privateSchema") or hardening.PRIVATE_SCHEMA
         with write_transaction(db) as conn:
-            lock_private_schema(conn, private_schema)
-            if table_columns(conn, schema, table):
+            present = bool(table_columns(conn, schema, table))
+            if present:
                 lock_tables(conn, schema, [table])
+            lock_private_schema(conn, private_schema)  # after any table's lock, as everywhere
+            if present:
                 conn.execute(render.drop_trigger(schema, table, hardening.QUOTA_TRIGGER))
             conn.execute(render.drop_function(private_schema, hardening.quota_function_name(schema, table)))
             conn.execute(render.drop_table(private_schema, hardening.quota_usage_table_name(schema, table)))

@@ -28,7 +28,9 @@ from supabase_access.provider.base import (
 )
 from supabase_access.provider.database import Database
 
-LEDGER_KIND = "table-privileges"
+# The ledger's record of a table before the stack first changed it: its RLS flags and the
+# privileges the API roles held.
+LEDGER_KIND = "rls-baseline"
 
 
 def _table_state(db: Database, schema: str, table: str) -> catalog.RlsState:
@@ -85,19 +87,28 @@ class RowLevelSecurity(ManagedResource):
         enabled: bool,
         force: bool,
         revoke_from: list[str],
-        record_baseline: bool = False,
+        baseline: bool = False,
     ) -> catalog.RlsState:
-        if revoke_from and record_baseline:
-            # What destroy gives back, committed before this stack changes any of it. A transaction of
-            # its own: holding the ledger's lock while waiting for the table's would hold up every
-            # other resource's ledger write behind one busy table.
-            with write_transaction(db) as conn:
-                held = {r: list(catalog.read_table_privileges(conn, r, schema, [table])[table]) for r in revoke_from}
-                ledger.record(conn, LEDGER_KIND, f"{schema}.{table}", held)
+        """Set RLS (and FORCE) and take the unguarded privileges, in one transaction; returns the state before.
+
+        `baseline` (the first create): the state before the stack (flags and the API roles'
+        privileges), recorded in the ledger in this same transaction, or the record an interrupted
+        earlier run left (the first stands).
+        """
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
+            if baseline:
+                ledger.prepare(conn)  # the private schema's lock after the table's
             before = catalog.read_rls(conn, schema, table)
             assert before is not None
+            if baseline:
+                key = f"{schema}.{table}"
+                held = {r: list(catalog.read_table_privileges(conn, r, schema, [table])[table]) for r in revoke_from}
+                ledger.record(
+                    conn, LEDGER_KIND, key, {"enabled": before.enabled, "force": before.forced, "privileges": held}
+                )
+                recorded = ledger.read(conn, LEDGER_KIND, key) or {}
+                before = catalog.RlsState(bool(recorded.get("enabled")), bool(recorded.get("force")))
             # Order matters only across transactions; inside one, no request sees the steps.
             conn.execute(render.set_row_level_security(schema, table, enabled=enabled))
             conn.execute(render.set_force_row_level_security(schema, table, force=force))
@@ -119,7 +130,7 @@ class RowLevelSecurity(ManagedResource):
             enabled=True,
             force=inputs["force"],
             revoke_from=inputs.get("revokeUnguardedFrom", []),
-            record_baseline=True,
+            baseline=True,
         )
         return f"{schema}.{table}", self._outputs(inputs, {"enabled": before.enabled, "force": before.forced})
 
@@ -135,20 +146,19 @@ class RowLevelSecurity(ManagedResource):
         schema, table = state["schema"], state["table"]
         key = f"{schema}.{table}"
         with write_transaction(db) as conn:
-            baseline = ledger.read(conn, LEDGER_KIND, key)
-            if baseline is not None:
-                ledger.forget(conn, LEDGER_KIND, key)
             if catalog.read_rls(conn, schema, table) is not None:
                 lock_tables(conn, schema, [table])
+                recorded = ledger.read(conn, LEDGER_KIND, key) or {}
                 conn.execute(render.set_row_level_security(schema, table, enabled=bool(previous["enabled"])))
                 conn.execute(render.set_force_row_level_security(schema, table, force=bool(previous["force"])))
-                # The table's Grants are gone by now (they depend on this resource).
-                for role, privileges in (baseline or {}).items():
+                # The table's Grants are gone by now (they depend on this resource): give back
+                # exactly what the API roles held before the stack.
+                for role, privileges in (recorded.get("privileges") or {}).items():
                     conn.execute(render.revoke_all(role, schema, [table]))
                     if privileges:
                         conn.execute(render.grant(role, schema, [table], privileges))
-        if baseline is not None:
-            ledger.tidy(db)
+            ledger.forget(conn, LEDGER_KIND, key)  # the private schema's lock after the table's
+        ledger.tidy(db)
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
