@@ -1,6 +1,7 @@
 """supabase-access: the access rules of one Supabase database, per stack."""
 
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_postgresql as postgresql
@@ -65,28 +66,23 @@ for notice in settings.replacement_notices():
 hardening_plan = read_hardening_settings(access_config, settings)
 
 connection = settings.connection
+# Both providers connect the same way; the password is always a secret.
+connection_args: dict[str, Any] = {
+    "host": connection.host,
+    "port": connection.port,
+    "database": connection.database,
+    "username": connection.username,
+    "sslmode": connection.sslmode,
+    "password": postgresql_config.require_secret("password"),
+}
 database = Provider(
     "supabase-db",
-    host=connection.host,
-    port=connection.port,
-    database=connection.database,
-    username=connection.username,
-    sslmode=connection.sslmode,
-    password=postgresql_config.require_secret("password"),
+    **connection_args,
     management_api_url=access_config.get("managementApiUrl"),
     access_token=access_config.get_secret("accessToken"),
 )
 # The official provider, for grants. Supabase's postgres role is not a superuser.
-grants_provider = postgresql.Provider(
-    "postgresql",
-    host=connection.host,
-    port=connection.port,
-    database=connection.database,
-    username=connection.username,
-    sslmode=connection.sslmode,
-    password=postgresql_config.require_secret("password"),
-    superuser=False,
-)
+grants_provider = postgresql.Provider("postgresql", **connection_args, superuser=False)
 access = AccessRules(
     "access",
     AccessRulesArgs(
