@@ -65,17 +65,17 @@ class RowLevelSecurity(ManagedResource):
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         schema, table = inputs["schema"], inputs["table"]
-        live = _table_state(db, schema, table)
+        roles = inputs.get("revokeUnguardedFrom") or []
+        with db.connection() as conn:
+            live = catalog.read_rls(conn, schema, table)
+            holders = catalog.roles_holding_unguarded(conn, schema, table, roles) if live else []
+        if live is None:
+            raise missing_table("table", schema, table)
         changes = compare_fields(
             "", {"enabled": live.enabled, "force": live.forced}, {"enabled": True, "force": inputs["force"]}
         )
-        roles = inputs.get("revokeUnguardedFrom") or []
-        if roles != (state.get("revokeUnguardedFrom") or []):
+        if roles != (state.get("revokeUnguardedFrom") or []) or holders:
             changes["revokeUnguardedFrom"] = "update"
-        elif roles:
-            with db.connection() as conn:
-                if catalog.roles_holding_unguarded(conn, schema, table, roles):
-                    changes["revokeUnguardedFrom"] = "update"
         return changes
 
     def _apply(
