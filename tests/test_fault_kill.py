@@ -7,6 +7,7 @@ preflight passes, other tables are changed, and the provider waits for sessions'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -30,22 +31,32 @@ PLUGIN_MODULE = "supabase_access.provider"
 @pytest.mark.parametrize("tree", [False, True], ids=["cli-alone", "process-tree"])
 def test_kill_during_a_lock_wait_leaves_no_backend_and_up_recovers(tmp_path: Path, fresh_db: str, tree: bool) -> None:
     stack = new_stack(tmp_path / "local", "local", fresh_db, OPEN)
-    with psycopg.connect(fresh_db, autocommit=True, application_name="fault-test-holder") as holder:
-        holder.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}public.sessions",))
-        cli = start_up(tmp_path / "local", "local")
+    kill_up_waiting_on(tmp_path / "local", fresh_db, "sessions", tree=tree)
+    recover(stack)
+    assert changes(stack.preview().change_summary) == {}
+
+
+def kill_up_waiting_on(
+    work_dir: Path, dsn: str, table: str, *, tree: bool, after: Callable[[], bool] | None = None
+) -> None:
+    """Start `up` while another session holds `table`'s provider lock; once `after` holds (if given)
+    and the plugin waits for the lock, kill the CLI (or its whole tree). Still holding the lock, the
+    plugin's backend and process must go because the plugin went."""
+    with psycopg.connect(dsn, autocommit=True, application_name="fault-test-holder") as holder:
+        holder.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}public.{table}",))
+        cli = start_up(work_dir, work_dir.name)
         below: list[int] = []
         try:
-            wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 25, "the provider waits for the lock")
+            if after is not None:
+                wait_until(after, 25, "the change before the lock is applied")
+            wait_until(lambda: bool(plugin_backends(dsn, waiting=True)), 25, "the provider waits for the lock")
             below = kill(cli, tree=tree)
-            # Still holding the lock: the plugin's backend must go because the plugin went.
-            wait_until(lambda: not plugin_backends(fresh_db), GONE_WITHIN_SECONDS, "no plugin backend is left")
+            wait_until(lambda: not plugin_backends(dsn), GONE_WITHIN_SECONDS, "no plugin backend is left")
             wait_until(lambda: not [p for p in below if alive(p, PLUGIN_MODULE)], 5, "no plugin process is left")
         finally:
             reap(below or descendants(cli.pid))
             cli.kill()
         holder.execute("select pg_advisory_unlock_all()")
-    recover(stack)
-    assert changes(stack.preview().change_summary) == {}
 
 
 def recover(stack: auto.Stack) -> None:
@@ -115,19 +126,9 @@ def test_a_first_up_killed_after_opening_a_table_leaves_destroy_exact(tmp_path: 
     # converges and destroy gives back exactly the database from before the stack.
     before_stack = catalog_snapshot(fresh_db)
     stack = new_stack(tmp_path / "local", "local", fresh_db, OPEN)
-    with psycopg.connect(fresh_db, autocommit=True, application_name="fault-test-holder") as holder:
-        holder.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}public.segments",))
-        cli = start_up(tmp_path / "local", "local")
-        below: list[int] = []
-        try:
-            wait_until(lambda: open_policies_on_sessions(fresh_db), 25, "sessions is opened")
-            wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 8, "the provider waits for the lock")
-            below = kill(cli, tree=True)
-            wait_until(lambda: not plugin_backends(fresh_db), GONE_WITHIN_SECONDS, "no plugin backend is left")
-        finally:
-            reap(below or descendants(cli.pid))
-            cli.kill()
-        holder.execute("select pg_advisory_unlock_all()")
+    kill_up_waiting_on(
+        tmp_path / "local", fresh_db, "segments", tree=True, after=lambda: open_policies_on_sessions(fresh_db)
+    )
     recover(stack)
     assert changes(stack.preview().change_summary) == {}
     stack.destroy()

@@ -139,15 +139,13 @@ class ConstraintRemoval(ManagedResource):
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        schema, table, constraint = split_id(resource_id, 3, "public.sessions.sessions_user_id_fkey")
-        with db.connection() as conn:
-            if catalog.missing_tables(conn, schema, [table]):
-                return None
-            info = catalog.read_foreign_key(conn, schema, table, constraint)
+        live = read_live_foreign_key(db, resource_id, with_ledger=not (state or {}).get("definition"))
+        if live is None:
+            return None
+        schema, table, constraint, info, recorded = live
         current_inputs = {"schema": schema, "table": table, "constraint": constraint}
         if not (state or {}).get("definition"):
-            with db.connection() as conn:
-                known = _from_ledger(ledger.read(conn, LEDGER_KIND, _ledger_key(schema, table, constraint)))
+            known = _from_ledger(recorded)
             state = self._outputs(current_inputs, known, state or {}) if known else state
         outputs = self._outputs(current_inputs, None, state or {})
         outputs["present"] = info is not None
@@ -157,6 +155,20 @@ class ConstraintRemoval(ManagedResource):
 
 
 LEDGER_KIND = "constraint-removal"
+
+
+def read_live_foreign_key(
+    db: Database, resource_id: str, *, with_ledger: bool = False
+) -> tuple[str, str, str, catalog.ForeignKeyInfo | None, dict[str, Any] | None] | None:
+    """(schema, table, constraint, the key as it is, its ledger record if asked) for a resource id, one
+    connection; None when the table is gone."""
+    schema, table, constraint = split_id(resource_id, 3, "public.sessions.sessions_user_id_fkey")
+    with db.connection() as conn:
+        if catalog.missing_tables(conn, schema, [table]):
+            return None
+        info = catalog.read_foreign_key(conn, schema, table, constraint)
+        recorded = ledger.read(conn, LEDGER_KIND, _ledger_key(schema, table, constraint)) if with_ledger else None
+    return schema, table, constraint, info, recorded
 
 
 def add_foreign_key(
@@ -340,11 +352,10 @@ class ConstraintPresence(ManagedResource):
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        schema, table, constraint = split_id(resource_id, 3, "public.sessions.sessions_user_id_fkey")
-        with db.connection() as conn:
-            if catalog.missing_tables(conn, schema, [table]):
-                return None
-            info = catalog.read_foreign_key(conn, schema, table, constraint)
+        live = read_live_foreign_key(db, resource_id)
+        if live is None:
+            return None
+        schema, table, constraint, info, _ = live
         current_inputs = inputs or {
             "schema": schema,
             "table": table,
