@@ -123,6 +123,19 @@ def p95(values: Sequence[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
+def print_report(
+    title: str, machine: str, table: str, met: bool, *, notes: Sequence[str] = (), targets: str = "target"
+) -> None:
+    """A bench's closing figures: its title, the machine, any notes, the table and whether the goal was met."""
+    print(f"\n## {title}")
+    print(f"machine: {machine}")
+    for note in notes:
+        print(f"- {note}")
+    print()
+    print(table)
+    print(f"\n{targets} {'met' if met else 'NOT met'}")
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A Markdown table, aligned so it reads well in a terminal too."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]

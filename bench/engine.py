@@ -36,7 +36,7 @@ import psycopg
 from psycopg import sql
 from pulumi import automation as auto
 
-from bench.common import REPO, app_conninfo, format_table, machine_summary, median, scratch_database
+from bench.common import REPO, app_conninfo, format_table, machine_summary, median, print_report, scratch_database
 from tests.support.engine import engine_env, new_stack
 
 PREVIEW_OVER_EMPTY_MAX = 2.0
@@ -252,14 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_round(Path(work), round_index, args.tables, args.previews, results)
         machine = machine_summary(app_conninfo("postgres"))
     table, met = report(results, args.tables)
-    print(
-        f"\n## bench.engine: local stack settings (dev, open profile); {args.repeat} rounds, "
+    title = (
+        f"bench.engine: local stack settings (dev, open profile); {args.repeat} rounds, "
         f"{args.previews} no-change previews after each first up"
     )
-    print(f"machine: {machine}")
-    print()
-    print(table)
-    print(f"\ntargets {'met' if met else 'NOT met'}")
+    print_report(title, machine, table, met, targets="targets")
     return 0
 
 

@@ -35,6 +35,7 @@ from bench.common import (
     machine_summary,
     median,
     p95,
+    print_report,
     provider_database,
     scratch_database,
 )
@@ -324,17 +325,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             switch.close()
     table, met = report(totals)
-    print(
-        f"\n## bench.quota: {args.users:,} users, {args.sessions_per_user} sessions and {args.turns_per_user} turns "
+    title = (
+        f"bench.quota: {args.users:,} users, {args.sessions_per_user} sessions and {args.turns_per_user} turns "
         f"each; quota {args.limit} {args.table} per user {args.window}; {args.inserts:,} inserts per setting in "
         f"{args.blocks} blocks"
     )
-    print(f"machine: {machine}")
-    for message in dict.fromkeys(switch.messages):
-        print(f"- WriteQuota: {message}")
-    print()
-    print(table)
-    print(f"\ntarget {'met' if met else 'NOT met'}")
+    notes = [f"WriteQuota: {message}" for message in dict.fromkeys(switch.messages)]
+    print_report(title, machine, table, met, notes=notes)
     return 0
 
 

@@ -48,6 +48,7 @@ from bench.common import (
     format_table,
     machine_summary,
     median,
+    print_report,
     scratch_database,
 )
 from bench.engine import pulumi, use_toolchain
@@ -265,14 +266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_round(Path(work), round_index, proxy, args.previews, results)
         machine = machine_summary(app_conninfo("postgres"))
     table, met = report(results, args.delay_ms)
-    print(
-        f"\n## bench.remote: local-prod stack settings (prod, owner profile, quotas, retention); "
+    title = (
+        f"bench.remote: local-prod stack settings (prod, owner profile, quotas, retention); "
         f"{args.delay_ms:g} ms each way; {args.repeat} rounds, {args.previews} no-change previews each"
     )
-    print(f"machine: {machine}")
-    print()
-    print(table)
-    print(f"\ntarget {'met' if met else 'NOT met'}")
+    print_report(title, machine, table, met)
     return 0
 
 
