@@ -18,6 +18,7 @@ from pulumi import automation as auto
 from supabase_access.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.sql import POLICY_INDEX_MARKER
 from tests.support.engine import changes, new_stack
+from tests.support.fault import catalog_snapshot
 
 pytestmark = pytest.mark.e2e
 
@@ -52,19 +53,6 @@ def table_privileges(dsn: str, table: str, role: str) -> set[str]:
             (table, role),
         ).fetchall()
     return {privilege for (privilege,) in rows}
-
-
-def access_catalog(dsn: str) -> list[tuple[object, ...]]:
-    """Every policy, grant and RLS flag of the public schema: what a refused preview must leave alone."""
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(
-            "select c.relname, c.relrowsecurity, c.relforcerowsecurity, c.relacl::text, "
-            "coalesce((select array_agg(p.polname || ':' || coalesce(pg_get_expr(p.polqual, p.polrelid), '') "
-            "|| ':' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') order by p.polname) "
-            "from pg_policy p where p.polrelid = c.oid), '{}') "
-            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = 'public' and c.relkind = 'r' order by c.relname"
-        ).fetchall()
 
 
 def add_user(dsn: str, *, anonymous: bool) -> uuid.UUID:
@@ -310,11 +298,11 @@ def test_bad_input_fails_at_preview_and_applies_nothing(
     make_stack: StackFactory, fresh_db: str, config: dict[str, str], message: str
 ) -> None:
     stack = make_stack(config)
-    before = access_catalog(fresh_db)
+    before = catalog_snapshot(fresh_db)
     with pytest.raises(auto.errors.CommandError) as info:
         stack.up()
     assert message in " ".join(str(info.value).split())
-    assert access_catalog(fresh_db) == before
+    assert catalog_snapshot(fresh_db) == before
     state = (stack.export_stack().deployment or {}).get("resources") or []
     assert [r["urn"] for r in state if r["type"].startswith("supabase-access:index:")] == []
 
@@ -358,13 +346,13 @@ def test_a_table_the_login_role_cannot_alter_stops_up_before_anything(
         conn.execute(psycopg.sql.SQL("create role {}").format(psycopg.sql.Identifier(stranger)))
         conn.execute(psycopg.sql.SQL("alter table turns owner to {}").format(psycopg.sql.Identifier(stranger)))
     try:
-        before = access_catalog(fresh_db)
+        before = catalog_snapshot(fresh_db)
         with pytest.raises(auto.errors.CommandError) as info:
             make_stack(OPEN).up()
         # (The engine masks the local password, `postgres`, wherever it appears: in the role and setting too.)
         text = " ".join(str(info.value).split())
         assert f"cannot alter every table: public.turns is owned by {stranger}. Log in as the owner" in text
-        assert access_catalog(fresh_db) == before
+        assert catalog_snapshot(fresh_db) == before
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("alter table turns owner to postgres")

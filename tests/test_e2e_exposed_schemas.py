@@ -11,6 +11,7 @@ import pytest
 from pulumi import automation as auto
 
 from tests.support.engine import new_stack
+from tests.support.fault import catalog_snapshot
 
 pytestmark = pytest.mark.e2e
 
@@ -33,18 +34,9 @@ def add_second_app(dsn: str, schema: str = "public") -> None:
         conn.execute(SECOND_APP)
 
 
-def catalog_of(dsn: str) -> list[tuple[object, ...]]:
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(
-            "select c.relname, c.relrowsecurity, c.relacl::text, (select count(*) from pg_policy p "
-            "where p.polrelid = c.oid) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = 'public' and c.relkind = 'r' order by 1"
-        ).fetchall()
-
-
 def test_prod_preview_fails_naming_each_uncovered_table_with_its_line(tmp_path: Path, fresh_db: str) -> None:
     add_second_app(fresh_db)
-    before = catalog_of(fresh_db)
+    before = catalog_snapshot(fresh_db)
     stack = new_stack(tmp_path / "prod", "prod", fresh_db, OWNER)
     with pytest.raises(auto.errors.CommandError) as info:
         stack.up()
@@ -56,7 +48,7 @@ def test_prod_preview_fails_naming_each_uncovered_table_with_its_line(tmp_path: 
     # tasks hangs under projects, itself uncovered: the line follows the one suggested for projects.
     assert "public.tasks (RLS off): add `tasks: {through: {column: project_id, table: projects}}`" in text
     assert "A prod stack applies nothing until every exposed table is covered" in text
-    assert catalog_of(fresh_db) == before
+    assert catalog_snapshot(fresh_db) == before
     state = (stack.export_stack().deployment or {}).get("resources") or []
     assert [r for r in state if r["type"].startswith(("supabase-access:index:", "postgresql:index:"))] == []
 
