@@ -12,6 +12,7 @@ from components.resources import (
     ConstraintPresence,
     ConstraintRemoval,
     DefaultPrivilegesBaseline,
+    GroupFunctions,
     PolicyIndex,
     RlsForNewTables,
     RowLevelSecurity,
@@ -19,7 +20,7 @@ from components.resources import (
 )
 from supabase_access.policy_indexes import PolicyLookup, policy_lookups
 from supabase_access.profiles import AccessPlan
-from supabase_access.rule_data import DeclaredPolicy, declared_to_plain, rule_to_plain
+from supabase_access.rule_data import DeclaredPolicy, declared_to_plain, group_lookup_to_plain, rule_to_plain
 
 
 @dataclass
@@ -84,9 +85,21 @@ class AccessRules(pulumi.ComponentResource):
             refuse_open_writes=args.refuse_open_writes,
             exposed_schemas=args.exposed_schemas,
             uncovered_tables="fail" if args.refuse_uncovered_tables else "warn",
+            table_grants={a.table: a.grants for a in plan.tables if a.grants is not None},
+            group_helpers=[group_lookup_to_plain(lookup) for lookup in plan.group_lookups],
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])
+        # The functions that tell group rows' policies which groups the user belongs to: before the policies.
+        self.group_functions = [
+            GroupFunctions(
+                f"{lookup.membership_table}-group-functions",
+                schema=schema,
+                lookup=group_lookup_to_plain(lookup),
+                opts=after_preflight,
+            )
+            for lookup in plan.group_lookups
+        ]
         self.row_level_security = {
             table: RowLevelSecurity(
                 f"{table}-rls",
@@ -105,7 +118,9 @@ class AccessRules(pulumi.ComponentResource):
                 table=table,
                 policies=policies[table],
                 # Policies go in only once RLS is on, so the table is never open in between.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight, self.row_level_security[table]]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[preflight, self.row_level_security[table], *self.group_functions]
+                ),
             )
             for table in tables
         }
@@ -163,8 +178,9 @@ class AccessRules(pulumi.ComponentResource):
                     ],
                 ),
             )
-            for role, privileges in plan.grants.items()
+            for role in plan.grants
             for table in tables
+            for privileges in (plan.grants_on(table)[role],)
         }
         # One covering index per lookup the policies make. A concurrent index build waits for every
         # older transaction, so it must not run beside a change to its own table (RLS, policies) or
@@ -221,8 +237,10 @@ class AccessRules(pulumi.ComponentResource):
                                 privileges=[],
                                 opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight, baseline]),
                             )
+        table_grants = {a.table: {r: list(p) for r, p in a.grants.items()} for a in plan.tables if a.grants}
         self.register_outputs(
-            {
+            ({"tableGrants": table_grants} if table_grants else {})
+            | {
                 "profile": plan.profile,
                 "tables": tables,
                 "policyNames": {t: sorted(p) for t, p in policies.items()},

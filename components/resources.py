@@ -70,9 +70,11 @@ class AccessPreflight(_Resource):
         refuse_open_writes: bool = False,
         exposed_schemas: Sequence[str] = (),
         uncovered_tables: str = "warn",
+        table_grants: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+        group_helpers: Sequence[Mapping[str, Any]] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {
+        props: dict[str, Any] = {
             "schema": schema,
             "tables": list(tables),
             "roles": list(roles),
@@ -87,6 +89,13 @@ class AccessPreflight(_Resource):
             "exposedSchemas": list(exposed_schemas),
             "uncoveredTables": uncovered_tables,
         }
+        # Only when the model has such tables, so other stacks' preflight state stays as it was.
+        if table_grants:
+            # Table -> role -> privileges, for tables whose access kind grants other than `grants`.
+            props["tableGrants"] = {t: {r: list(p) for r, p in g.items()} for t, g in table_grants.items()}
+        if group_helpers:
+            # The group functions the policies call, made in the preflight's rolled-back parse.
+            props["groupHelpers"] = [dict(h) for h in group_helpers]
         super().__init__(name, props, opts)
 
 
@@ -198,6 +207,23 @@ class RlsForNewTables(_Resource):
 
     def __init__(self, name: str, *, schemas: Sequence[str], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, {"schemas": list(schemas)}, opts)
+
+
+class GroupFunctions(_Resource):
+    """The functions giving the groups of the current user (member of, admin of) for one membership table."""
+
+    token = f"{PACKAGE}:index:GroupFunctions"
+    outputs = ("memberFunction", "adminFunction")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        schema: str,
+        lookup: Mapping[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(name, {"schema": schema, **lookup}, opts)
 
 
 class PolicyIndex(_Resource):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from supabase_access import sql as render
 from supabase_access.policy import PolicySpec
@@ -271,7 +272,11 @@ def _temp_schema(conn: psycopg.Connection) -> str:
 
 
 def normalize_policies(
-    conn: psycopg.Connection, schema: str, table: str, policies: Mapping[str, PolicySpec]
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    policies: Mapping[str, PolicySpec],
+    prelude: Sequence[sql.Composable] = (),
 ) -> dict[str, PolicySpec]:
     """Let PostgreSQL parse the policies and return them as it would store them; nothing is kept.
 
@@ -280,6 +285,8 @@ def normalize_policies(
     policy gets its own savepoint so an error names the policy, with PostgreSQL's own message.
     Each expression is also parsed alone (as the only clause of a probe policy), and each policy
     must read back with exactly the declared clauses, each equal to its expression alone.
+    `prelude` makes, in the same rolled-back transaction, what the policies call and the first
+    apply creates (the group helper functions).
     """
     scratch = f"normalize_{table}"[:63]
     # All at once first (libpq pipeline: one or two round trips instead of three per policy); only
@@ -287,6 +294,8 @@ def normalize_policies(
     try:
         with conn.pipeline():
             with conn.transaction(force_rollback=True):
+                for statement in prelude:
+                    conn.execute(statement)
                 conn.execute(render.create_scratch_copy(schema, table, scratch))
                 for policy in policies.values():
                     conn.execute(render.create_policy_on_scratch(scratch, policy))
@@ -302,6 +311,8 @@ def normalize_policies(
     except psycopg.errors.Error:
         pass
     with conn.transaction(force_rollback=True):
+        for statement in prelude:
+            conn.execute(statement)
         conn.execute(render.create_scratch_copy(schema, table, scratch))
         probes: dict[str, dict[str, PolicySpec]] = {}
         for index, (name, policy) in enumerate(policies.items()):
@@ -326,7 +337,11 @@ def normalize_policies(
 
 
 def expressions_folded_to_true(
-    conn: psycopg.Connection, schema: str, table: str, expressions: Mapping[str, str]
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    expressions: Mapping[str, str],
+    prelude: Sequence[sql.Composable] = (),
 ) -> list[str]:
     """The keys of `expressions` that PostgreSQL's planner reduces to constant true for `table`.
 
@@ -337,6 +352,8 @@ def expressions_folded_to_true(
     scratch = f"probe_{table}"[:63]
     folded = []
     with conn.transaction(force_rollback=True):
+        for statement in prelude:
+            conn.execute(statement)
         conn.execute(render.create_scratch_copy(schema, table, scratch))
         for key, expression in expressions.items():
             row = conn.execute(render.explain_filter_on_scratch(scratch, table, expression)).fetchone()

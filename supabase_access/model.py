@@ -5,6 +5,11 @@ directly (a column holds the owner's `auth.users.id`) or through a foreign-key
 column pointing at another table of the model, possibly over several hops, or both:
 a table deep in a path may carry a copy of its owner, so reading it needs no path
 walk while writing it still checks the path.
+
+Other access kinds: a membership table (`membership`) makes users members of a
+group table's rows, and rows hanging under a group (`member`, or `through` a path
+ending at one) are read by its members and written by whom `write` says; `publicRead`
+tables are read by everyone; `serviceOnly` tables by the server alone.
 """
 
 from __future__ import annotations
@@ -54,6 +59,27 @@ class ParentLink:
     column: str
     table: str
     key: str = "id"
+    # Declared as `member: {group, column}`: the parent must be a group table.
+    group: bool = False
+
+
+# Who may write the rows of a group (`write:`): any member, its admins, or its owner alone.
+# The group's owner is always one of them.
+GROUP_WRITERS = ("members", "admins", "owner")
+MAX_ROLE_VALUE = 63
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Each row of the table makes `user` a member of the `group` row whose `key` is in `column`;
+    members whose `role` column holds one of `admins` administer the group with its owner."""
+
+    group: str
+    column: str
+    user: str
+    key: str = "id"
+    role: str | None = None
+    admins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,20 @@ class Table:
     parent: ParentLink | None = None
     # The FK from owner_column to auth.users that the open profile removes.
     user_foreign_key: str | None = None
+    # The table is a membership table of a group (its rows: who belongs to which group row).
+    membership: Membership | None = None
+    # Everyone signed in reads every row (and anon too when public_read_anon); writes as the rest says.
+    public_read: bool = False
+    public_read_anon: bool = False
+    # Reached by the server alone (service_role): RLS on, no policies, no API privileges.
+    service_only: bool = False
+    # Who writes rows under a group: one of GROUP_WRITERS (required for them, refused elsewhere).
+    write: str | None = None
+
+    @property
+    def owned(self) -> bool:
+        """Rows belong to a user, or to a group, through an owner column or a path."""
+        return self.owner_column is not None or self.parent is not None
 
 
 @dataclass(frozen=True)
@@ -90,6 +130,29 @@ class AccessModel:
     @property
     def table_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.tables)
+
+    def membership_of(self, group: str) -> Table | None:
+        """The membership table of a group table, or None when `group` is no group."""
+        for table in self.tables:
+            if table.membership is not None and table.membership.group == group:
+                return table
+        return None
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return tuple(t.membership.group for t in self.tables if t.membership is not None)
+
+    def group_path(self, name: str) -> tuple[tuple[Hop, ...], Table] | None:
+        """For a table whose ownership path ends at a group table (the group itself excluded): the
+        hops up to the group and the group's membership table. None for other tables."""
+        table = self.table(name)
+        if table.membership is not None or not table.owned:
+            return None
+        hops, root = self.ownership_path(name)
+        if not hops:
+            return None
+        membership = self.membership_of(root.name)
+        return None if membership is None else (hops, membership)
 
     def ownership_path(self, name: str) -> tuple[tuple[Hop, ...], Table]:
         """The hops from `name` up to the nearest table with an owner column (`name` itself if it
@@ -123,6 +186,7 @@ def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
     tables = tuple(_parse_table(name, spec, f"{setting}.tables.{name}") for name, spec in raw_tables.items())
     model = AccessModel(schema=schema, tables=tables)
     _check_paths(model, setting)
+    _check_groups(model, setting)
     return model
 
 
@@ -136,24 +200,104 @@ def load_model_file(path: Path, *, setting: str) -> AccessModel:
     return parse_model(raw, setting=f"{setting} ({path})")
 
 
+TABLE_KEYS = ("owner", "through", "member", "membership", "publicRead", "serviceOnly", "write", "userForeignKey")
+KINDS_HINT = (
+    "'owner: <column>', 'through: {column, table}', 'member: {group, column}', "
+    "'membership: {group, column, user}', 'publicRead: true' or 'serviceOnly: true'"
+)
+
+
 def _parse_table(name: object, spec: object, setting: str) -> Table:
     table_name = check_identifier(name, setting)
     if not isinstance(spec, Mapping):
-        raise ModelError(f"{setting}: expected 'owner: <column>' or 'through: {{column, table}}'")
-    unknown = set(spec) - {"owner", "through", "userForeignKey"}
+        raise ModelError(f"{setting}: expected one of {KINDS_HINT}")
+    unknown = set(spec) - set(TABLE_KEYS)
     if unknown:
-        raise ModelError(f"{setting}: unknown key(s) {sorted(unknown)}")
-    has_owner, has_through = "owner" in spec, "through" in spec
-    if not (has_owner or has_through):
-        raise ModelError(f"{setting}: give 'owner', 'through', or both (an owner column copied down a path)")
+        raise ModelError(f"{setting}: unknown key(s) {sorted(unknown)} (known: {', '.join(TABLE_KEYS)})")
+    has_owner, has_through, has_member = "owner" in spec, "through" in spec, "member" in spec
+    if has_through and has_member:
+        raise ModelError(f"{setting}: give 'through' or 'member', not both ('member' is a path to a group)")
+    public_read, public_anon = _parse_public_read(spec.get("publicRead", False), f"{setting}.publicRead")
+    service_only = spec.get("serviceOnly", False)
+    if not isinstance(service_only, bool):
+        raise ModelError(f"{setting}.serviceOnly: expected true or false")
+    if service_only and set(spec) - {"serviceOnly"}:
+        others = sorted(set(spec) - {"serviceOnly"})
+        raise ModelError(f"{setting}.serviceOnly: a service-only table has no other access, remove {others}")
+    if "membership" in spec:
+        others = sorted(set(spec) - {"membership"})
+        if others:
+            raise ModelError(
+                f"{setting}.membership: a membership table's access is generated from it alone, remove {others}"
+            )
+        return Table(name=table_name, membership=_parse_membership(spec["membership"], f"{setting}.membership"))
+    if not (has_owner or has_through or has_member or public_read or service_only):
+        raise ModelError(
+            f"{setting}: give 'owner', 'through', or both (an owner column copied down a path); "
+            f"or another kind: {KINDS_HINT}"
+        )
     if "userForeignKey" in spec and not has_owner:
         raise ModelError(f"{setting}.userForeignKey: only a table with 'owner' references auth.users")
+    write = spec.get("write")
+    if write is not None and write not in GROUP_WRITERS:
+        raise ModelError(f"{setting}.write: {write!r} is not one of {', '.join(GROUP_WRITERS)}")
     fk = spec.get("userForeignKey")
+    parent = None
+    if has_through:
+        parent = _parse_through(spec["through"], f"{setting}.through")
+    elif has_member:
+        parent = _parse_member(spec["member"], f"{setting}.member")
     return Table(
         name=table_name,
         owner_column=check_identifier(spec["owner"], f"{setting}.owner") if has_owner else None,
-        parent=_parse_through(spec["through"], f"{setting}.through") if has_through else None,
+        parent=parent,
         user_foreign_key=None if fk is None else check_identifier(fk, f"{setting}.userForeignKey"),
+        public_read=public_read,
+        public_read_anon=public_anon,
+        service_only=service_only,
+        write=write,
+    )
+
+
+def _parse_public_read(value: object, setting: str) -> tuple[bool, bool]:
+    """`publicRead: true` (signed-in users read every row) or `{anon: true}` (visitors without a JWT too)."""
+    if isinstance(value, bool):
+        return value, False
+    if isinstance(value, Mapping) and not set(value) - {"anon"} and isinstance(value.get("anon", False), bool):
+        return True, bool(value.get("anon", False))
+    raise ModelError(f"{setting}: expected true, false or {{anon: true|false}}")
+
+
+def _parse_member(member: object, setting: str) -> ParentLink:
+    if not isinstance(member, Mapping) or set(member) - {"group", "column", "key"}:
+        raise ModelError(f"{setting}: expected {{group, column[, key]}} (this table's column holding the group's key)")
+    return ParentLink(
+        column=check_identifier(member.get("column"), f"{setting}.column"),
+        table=check_identifier(member.get("group"), f"{setting}.group"),
+        key=check_identifier(member.get("key", "id"), f"{setting}.key"),
+        group=True,
+    )
+
+
+def _parse_membership(raw: object, setting: str) -> Membership:
+    known = {"group", "column", "user", "key", "role", "admins"}
+    if not isinstance(raw, Mapping) or set(raw) - known:
+        raise ModelError(f"{setting}: expected {{group, column, user[, key, role, admins]}}")
+    role = raw.get("role")
+    admins_raw = raw.get("admins", [])
+    if not isinstance(admins_raw, (list, tuple)) or not all(
+        isinstance(a, str) and 0 < len(a) <= MAX_ROLE_VALUE and a.isprintable() for a in admins_raw
+    ):
+        raise ModelError(f"{setting}.admins: expected a list of role values (printable text, 1 to 63 characters)")
+    if admins_raw and role is None:
+        raise ModelError(f"{setting}.admins: name the column holding each member's role (role: <column>)")
+    return Membership(
+        group=check_identifier(raw.get("group"), f"{setting}.group"),
+        column=check_identifier(raw.get("column"), f"{setting}.column"),
+        user=check_identifier(raw.get("user"), f"{setting}.user"),
+        key=check_identifier(raw.get("key", "id"), f"{setting}.key"),
+        role=None if role is None else check_identifier(role, f"{setting}.role"),
+        admins=tuple(dict.fromkeys(admins_raw)),
     )
 
 
@@ -173,13 +317,81 @@ def _check_paths(model: AccessModel, setting: str) -> None:
         seen = {table.name}
         current = table
         while current.parent is not None:
-            where = f"{setting}.tables.{current.name}.through.table"
+            link = "member.group" if current.parent.group else "through.table"
+            where = f"{setting}.tables.{current.name}.{link}"
             if current.parent.table not in names:
                 raise ModelError(f"{where}: unknown table {current.parent.table!r} (known: {', '.join(sorted(names))})")
             if current.parent.table in seen:
                 raise ModelError(f"{where}: ownership path of {table.name!r} loops back to {current.parent.table!r}")
             seen.add(current.parent.table)
-            current = model.table(current.parent.table)
+            parent = model.table(current.parent.table)
+            if not parent.owned:
+                raise ModelError(
+                    f"{where}: {parent.name!r} has no owner to inherit (a membership, public-read or "
+                    "service-only table cannot be a parent)"
+                )
+            if current.parent.group and model.membership_of(parent.name) is None:
+                raise ModelError(
+                    f"{where}: {parent.name!r} is no group (no table of the model has "
+                    f"'membership: {{group: {parent.name}, ...}}'); use 'through' for a parent row"
+                )
+            current = parent
+
+
+def _check_groups(model: AccessModel, setting: str) -> None:
+    """Membership tables point at owned group tables, one each; rows under a group say who writes them."""
+    groups: dict[str, str] = {}
+    names = set(model.table_names)
+    for table in model.tables:
+        membership = table.membership
+        if membership is None:
+            continue
+        where = f"{setting}.tables.{table.name}.membership"
+        if membership.group not in names:
+            raise ModelError(f"{where}.group: unknown table {membership.group!r} (known: {', '.join(sorted(names))})")
+        group = model.table(membership.group)
+        if group.owner_column is None or group.parent is not None or group.membership is not None:
+            raise ModelError(
+                f"{where}.group: the group table {group.name!r} must be owned directly ('owner: <column>', no "
+                "'through'): its owner adds the first members"
+            )
+        if membership.group in groups:
+            raise ModelError(
+                f"{where}.group: {membership.group!r} already has the membership table {groups[membership.group]!r}"
+            )
+        groups[membership.group] = table.name
+    for table in model.tables:
+        where = f"{setting}.tables.{table.name}"
+        through = model.parent_path(table.name)
+        if through is not None and model.membership_of(through[1].name) is not None:
+            raise ModelError(
+                f"{where}.owner: rows under the group {through[1].name!r} are its members' (give 'write' instead "
+                "of an owner column)"
+            )
+        found = model.group_path(table.name) if table.owned else None
+        if found is None:
+            if table.write is not None:
+                raise ModelError(
+                    f"{where}.write: only rows under a group (a 'member' table, or a path to one) say who writes them"
+                )
+            continue
+        hops, membership_table = found
+        assert membership_table.membership is not None
+        if hops[-1].key != membership_table.membership.key:
+            raise ModelError(
+                f"{where}: the path reaches the group {hops[-1].parent!r} by its column {hops[-1].key!r}, but "
+                f"{membership_table.name!r} names its rows by {membership_table.membership.key!r} (membership.key)"
+            )
+        if table.write is None:
+            raise ModelError(
+                f"{where}.write: rows under the group {hops[-1].parent!r} are read by its members; say who writes "
+                f"them: {', '.join(GROUP_WRITERS)}"
+            )
+        if table.write == "admins" and not membership_table.membership.admins:
+            raise ModelError(
+                f"{where}.write: 'admins' needs admin roles in {setting}.tables.{membership_table.name}.membership "
+                "(role: <column>, admins: [<value>, ...])"
+            )
 
 
 # (columns, referenced schema, referenced table, referenced columns) of one foreign key.

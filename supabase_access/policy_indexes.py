@@ -8,6 +8,8 @@ which needs an index on (link column) that also holds the returned key, e.g.
 `sessions (user_id) include (id)`. A plain index on the link column alone cannot serve it.
 
 A predicate that compares the table's own owner column (no hops) needs no covering index.
+Rows under a group search the path up to the table holding the group's key the same way, and
+the group helpers search the membership table by user and the group table by owner.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from supabase_access.model import short_identifier
-from supabase_access.profiles import AccessPlan, AllOf, OwnedByCurrentUser, Predicate
+from supabase_access.profiles import AccessPlan, AllOf, AnyOf, InGroup, OwnedByCurrentUser, Predicate
 
 INDEX_SUFFIX = "_rls_idx"
 # The name an index is built under: ours by name from the moment the build starts, so a build
@@ -48,9 +50,14 @@ def policy_index_build_name(table: str, column: str, include: str) -> str:
 
 
 def _owned(predicate: Predicate | None) -> Iterator[OwnedByCurrentUser]:
+    """The path searches a predicate makes, each as an owner path (a group path ends at the table
+    whose link column holds the group's key, searched by that column)."""
     if isinstance(predicate, OwnedByCurrentUser):
         yield predicate
-    elif isinstance(predicate, AllOf):
+    elif isinstance(predicate, InGroup) and len(predicate.hops) > 1:
+        top = predicate.hops[-1]
+        yield OwnedByCurrentUser(predicate.hops[:-1], top.table, top.column)
+    elif isinstance(predicate, (AllOf, AnyOf)):
         for part in predicate.parts:
             yield from _owned(part)
 
@@ -77,4 +84,9 @@ def policy_lookups(plan: AccessPlan) -> tuple[PolicyLookup, ...]:
         for owned in _owned(predicate)
         for lookup in predicate_lookups(owned)
     }
+    for group in plan.group_lookups:
+        membership = group.membership
+        found.add(PolicyLookup(table=group.membership_table, column=membership.user, include=membership.column))
+        if group.group_owner_column != membership.key:
+            found.add(PolicyLookup(table=membership.group, column=group.group_owner_column, include=membership.key))
     return tuple(sorted(found))

@@ -7,17 +7,21 @@ validates them (see `catalog.normalize_policies`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from psycopg import sql
 
 from supabase_access.hardening import QUOTA_SQLSTATE
+from supabase_access.model import Hop
 from supabase_access.policy import PolicySpec
 from supabase_access.profiles import (
     AccessPlan,
     AllOf,
     Always,
+    AnyOf,
+    GroupLookup,
+    InGroup,
     NotAnonymousUser,
     PolicyRule,
     Predicate,
@@ -58,19 +62,43 @@ def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
         return sql.SQL("((select auth.jwt()) ->> 'is_anonymous')::boolean is not true")
     if isinstance(predicate, AllOf):
         return sql.SQL(" and ").join(sql.SQL("({})").format(_predicate(schema, p)) for p in predicate.parts)
-    hops = predicate.hops
+    if isinstance(predicate, AnyOf):
+        return sql.SQL(" or ").join(sql.SQL("({})").format(_predicate(schema, p)) for p in predicate.parts)
+    if isinstance(predicate, InGroup):
+        # The helper runs once per statement (an initPlan), like `(select auth.uid())`.
+        helper = sql.Identifier(predicate.helper_schema, predicate.helper)
+
+        def in_groups(column: sql.Composable) -> sql.Composable:
+            return sql.SQL("{} = any (array(select {}()))").format(column, helper)
+
+        if not predicate.hops:
+            return in_groups(sql.Identifier(predicate.column))
+        # The last hop points at the group table: its link column already holds the group's key.
+        return _reached(schema, predicate.hops[:-1], predicate.hops[-1].column, in_groups)
+    return _reached(
+        schema,
+        predicate.hops,
+        predicate.owner_column,
+        lambda column: sql.SQL("{} = {}").format(column, CURRENT_USER_ID),
+    )
+
+
+def _reached(
+    schema: str, hops: Sequence[Hop], column: str, test: Callable[[sql.Composable], sql.Composable]
+) -> sql.Composable:
+    """`test` on `column` of the row itself (no hops), or of the table at the top of the path: the
+    row's first link column must be among the keys of the top table's rows that pass it."""
     if not hops:
-        return sql.SQL("{} = {}").format(sql.Identifier(predicate.owner_column), CURRENT_USER_ID)
+        return test(sql.Identifier(column))
     # `col = any(array(subquery))` lets the planner use the index on `col`; a plain
     # `col in (subquery)` can become a filter over every row of a large child table.
     if len(hops) == 1:
         (hop,) = hops
-        return sql.SQL("{} = any (array(select {} from {} where {} = {}))").format(
+        return sql.SQL("{} = any (array(select {} from {} where {}))").format(
             sql.Identifier(hop.column),
             sql.Identifier(hop.key),
             table_ref(schema, hop.parent),
-            sql.Identifier(predicate.owner_column),
-            CURRENT_USER_ID,
+            test(sql.Identifier(column)),
         )
     # Deeper paths join up to the owner in one subquery: nested `any(array(...))` levels would each
     # get the parent's own policy again from PostgreSQL, computing the owned parents once per level.
@@ -88,14 +116,12 @@ def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
                 sql.Identifier(hop.column),
             )
         )
-    return sql.SQL("{} = any (array(select {}.{} from {} where {}.{} = {}))").format(
+    return sql.SQL("{} = any (array(select {}.{} from {} where {}))").format(
         sql.Identifier(hops[0].column),
         aliases[0],
         sql.Identifier(hops[0].key),
         sql.SQL(" ").join(joins),
-        aliases[-1],
-        sql.Identifier(predicate.owner_column),
-        CURRENT_USER_ID,
+        test(sql.SQL("{}.{}").format(aliases[-1], sql.Identifier(column))),
     )
 
 
@@ -857,3 +883,102 @@ def drop_rls_event_trigger(private_schema: str) -> tuple[sql.Composed, sql.Compo
         sql.SQL("drop event trigger if exists {}").format(sql.Identifier(RLS_EVENT_TRIGGER)),
         sql.SQL("drop function if exists {}()").format(sql.Identifier(private_schema, RLS_EVENT_FUNCTION)),
     )
+
+
+# --- Group helpers: which groups the current user belongs to -----------------------------------
+
+# Marks what the provider created for group policies, so delete drops only that.
+HELPER_SCHEMA_MARKER = "supabase-access: functions the RLS policies of group rows call; not exposed to the API"
+GROUP_FUNCTION_MARKER = "supabase-access: the groups of the current user, for RLS policies"
+
+
+def group_function_body(schema: str, lookup: GroupLookup, *, admins: bool) -> str:
+    """The groups the current user belongs to (admins: administers), owned ones included."""
+    membership = lookup.membership
+    role_test: sql.Composable = sql.SQL("")
+    if admins:
+        if membership.role is None or not membership.admins:
+            role_test = sql.SQL(" and false")  # no admin roles: the owner alone administers
+        else:
+            role_test = sql.SQL(" and m.{}::text = any ({}::text[])").format(
+                sql.Identifier(membership.role), sql.Literal(list(membership.admins))
+            )
+    return (
+        sql.SQL(
+            "\nselect m.{column} from {membership} m where m.{user} = (select auth.uid()){role_test}\n"
+            "union\n"
+            "select g.{key} from {group} g where g.{owner} = (select auth.uid())\n"
+        )
+        .format(
+            column=sql.Identifier(membership.column),
+            membership=table_ref(schema, lookup.membership_table),
+            user=sql.Identifier(membership.user),
+            role_test=role_test,
+            key=sql.Identifier(membership.key),
+            group=table_ref(schema, membership.group),
+            owner=sql.Identifier(lookup.group_owner_column),
+        )
+        .as_string()
+    )
+
+
+def create_group_function(schema: str, lookup: GroupLookup, *, admins: bool) -> sql.Composed:
+    """SECURITY DEFINER: it reads the membership table past its own policies (which call it), as
+    the tables' owner; row_security off makes it fail loudly where RLS would still filter that owner
+    (FORCE ROW LEVEL SECURITY) instead of recursing. STABLE and called as `array(select f())`, it
+    runs once per statement."""
+    function = lookup.admin_function if admins else lookup.member_function
+    return sql.SQL(
+        "create or replace function {}() returns setof {}%type\n"
+        "language sql stable security definer\n"
+        "set search_path = ''\n"
+        "set row_security = off\n"
+        "as {}"
+    ).format(
+        sql.Identifier(lookup.helper_schema, function),
+        sql.Identifier(schema, lookup.membership.group, lookup.membership.key),
+        _dollar_quoted_any(group_function_body(schema, lookup, admins=admins), "groups"),
+    )
+
+
+def group_function_access(lookup: GroupLookup, function: str) -> tuple[sql.Composed, ...]:
+    """Signed-in users call it (through their policies) and nobody else: functions get EXECUTE for PUBLIC."""
+    ref = sql.Identifier(lookup.helper_schema, function)
+    return (
+        sql.SQL("revoke all on function {}() from public, {}").format(ref, sql.Identifier("anon")),
+        sql.SQL("grant execute on function {}() to {}").format(ref, sql.Identifier("authenticated")),
+        sql.SQL("comment on function {}() is {}").format(ref, sql.Literal(GROUP_FUNCTION_MARKER)),
+    )
+
+
+def drop_group_function(helper_schema: str, function: str) -> sql.Composed:
+    return sql.SQL("drop function if exists {}()").format(sql.Identifier(helper_schema, function))
+
+
+def create_helper_schema(helper_schema: str) -> tuple[sql.Composed, ...]:
+    """The policies of authenticated users call the helpers, so that role needs USAGE (nothing else)."""
+    ref = sql.Identifier(helper_schema)
+    return (
+        sql.SQL("create schema if not exists {}").format(ref),
+        sql.SQL("comment on schema {} is {}").format(ref, sql.Literal(HELPER_SCHEMA_MARKER)),
+        sql.SQL("revoke all on schema {} from public, {}").format(ref, sql.Identifier("anon")),
+        sql.SQL("grant usage on schema {} to {}").format(ref, sql.Identifier("authenticated")),
+    )
+
+
+def group_function_query() -> sql.SQL:
+    """(body, config, security definer, comment) of a helper function by schema and name."""
+    return sql.SQL(
+        "select p.prosrc, coalesce(p.proconfig, '{}'), p.prosecdef, obj_description(p.oid, 'pg_proc') "
+        "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "where n.nspname = %s and p.proname = %s and p.pronargs = 0"
+    )
+
+
+def _dollar_quoted_any(body: str, tag: str) -> sql.Composable:
+    """`body` between dollar quotes whose tag it does not contain (role values are free text)."""
+    candidate, n = tag, 0
+    while f"${candidate}$" in body:
+        n += 1
+        candidate = f"{tag}{n}"
+    return sql.SQL(f"${candidate}${body}${candidate}$")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from psycopg.sql import Composable
 
 from supabase_access import catalog
 from supabase_access import sql as render
@@ -88,11 +90,13 @@ class NormalizedPolicies:
         table: str,
         declared: Mapping[str, Any],
         policies: Mapping[str, PolicySpec],
+        prelude: Sequence[Composable] = (),
     ) -> dict[str, PolicySpec]:
-        """`policies` parsed from `declared` (their plain form, the cache key); errors are never kept."""
+        """`policies` parsed from `declared` (their plain form, the cache key); errors are never kept.
+        `prelude`: what the policies call that the apply creates first (see catalog.normalize_policies)."""
         known = self.known(schema, table, declared)
         if known is None:
-            known = catalog.normalize_policies(conn, schema, table, policies)
+            known = catalog.normalize_policies(conn, schema, table, policies, prelude)
             with self._lock:
                 self._known[self._key(schema, table, declared)] = known
         return known

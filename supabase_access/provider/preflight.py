@@ -6,16 +6,18 @@ parse or the database cannot be reached, `up` stops before anything is applied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.sql import Composable
 
 from supabase_access import catalog
 from supabase_access.model import ModelError, suggested_entry
 from supabase_access.policy import PolicySpec, policy_from_plain
 from supabase_access.provider.base import CHECK_LOG, InputError, Log, ManagedResource, identifier
 from supabase_access.provider.database import CONNECTION_SETTINGS, Database
+from supabase_access.provider.group_functions import prelude_for
 from supabase_access.provider.policies import NORMALIZED, rendered_policies
 
 TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -64,10 +66,18 @@ class AccessPreflight(ManagedResource):
                 if uncovered:
                     _report_uncovered(uncovered, schema, tables, source, fail=inputs.get("uncoveredTables") == "fail")
             old_policies = olds.get("policies") or {} if olds.get("schema") == schema else {}
-            # Role -> privileges this stack grants on every table (roles not here keep the database's grants).
+            # Role -> privileges this stack grants on every table (roles not here keep the database's grants),
+            # and per table where a table's access kind grants otherwise.
             grants = inputs.get("grants")
+            table_grants = inputs.get("tableGrants") or {}
+            if not isinstance(table_grants, Mapping):
+                raise InputError("tableGrants", "tableGrants: expected a map of table to role privileges")
             refuse_open_writes = inputs.get("refuseOpenWrites") is True
-            same_rules = olds.get("grants") == grants and olds.get("refuseOpenWrites") == inputs.get("refuseOpenWrites")
+            same_rules = all(olds.get(k) == inputs.get(k) for k in ("grants", "tableGrants", "refuseOpenWrites"))
+            # The group helper functions the policies call: made in each parse's rolled-back transaction.
+            prelude = _group_helper_prelude(schema, inputs.get("groupHelpers"))
+            if prelude and not all(old_policies.get(t) == raw for t, raw in policies_by_table.items()):
+                _check_prelude(conn, prelude, source)
             for table, raw in policies_by_table.items():
                 if not isinstance(raw, Mapping):
                     raise InputError("policies", f"{source}: policies.{table}: expected a map of policy name to policy")
@@ -79,16 +89,16 @@ class AccessPreflight(ManagedResource):
 
                 try:
                     specs = {name: policy_from_plain(name, spec, setting=setting(name)) for name, spec in raw.items()}
-                    normalized = NORMALIZED.get(conn, schema, table, raw, specs)
+                    normalized = NORMALIZED.get(conn, schema, table, raw, specs, prelude)
                 except ModelError as exc:
                     raise InputError("policies", str(exc)) from exc
                 except catalog.PolicyRejectedError as exc:
                     raise InputError(
                         "policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}"
                     ) from exc
-                _check_roles_hold_grants(conn, schema, table, normalized, grants, setting)
+                _check_roles_hold_grants(conn, schema, table, normalized, table_grants.get(table, grants), setting)
                 if refuse_open_writes:
-                    _check_no_open_writes(conn, schema, table, normalized, setting)
+                    _check_no_open_writes(conn, schema, table, normalized, setting, prelude)
         # The rendered SQL, not the rules' data, is what state keeps and previews show.
         return {**inputs, "schema": schema, "policies": policies_by_table}
 
@@ -159,6 +169,27 @@ def _report_uncovered(
         log(message)
 
 
+def _group_helper_prelude(schema: str, raw: object) -> list[Composable]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(entry, Mapping) for entry in raw):
+        raise InputError("groupHelpers", "groupHelpers: expected a list of membership tables' group functions")
+    return prelude_for(schema, raw)
+
+
+def _check_prelude(conn: psycopg.Connection, prelude: Sequence[Composable], source: str) -> None:
+    try:
+        with conn.transaction(force_rollback=True):
+            for statement in prelude:
+                conn.execute(statement)
+    except psycopg.Error as exc:
+        raise InputError(
+            "groupHelpers",
+            f"{source}: PostgreSQL refused the functions that give each user's groups (for the membership "
+            f"tables' policies): {exc.diag.message_primary or exc}",
+        ) from exc
+
+
 def _outputs(inputs: dict[str, Any]) -> dict[str, Any]:
     # Not the policies again: the engine rewrites the whole state file after every step, so a
     # second copy of every table's policies would cost each step of a large stack.
@@ -206,7 +237,12 @@ def _check_roles_hold_grants(
 
 
 def _check_no_open_writes(
-    conn: psycopg.Connection, schema: str, table: str, policies: Mapping[str, PolicySpec], setting: Callable[[str], str]
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    policies: Mapping[str, PolicySpec],
+    setting: Callable[[str], str],
+    prelude: Sequence[Composable] = (),
 ) -> None:
     """On prod, no permissive write policy for the API's roles may admit every row (asked of PostgreSQL's planner)."""
     expressions = {}
@@ -217,7 +253,7 @@ def _check_no_open_writes(
                     expressions[(name, part)] = expression
     keys = list(expressions)
     folded = catalog.expressions_folded_to_true(
-        conn, schema, table, {str(i): expressions[key] for i, key in enumerate(keys)}
+        conn, schema, table, {str(i): expressions[key] for i, key in enumerate(keys)}, prelude
     )
     for index in folded:
         name, part = keys[int(index)]

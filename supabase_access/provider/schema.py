@@ -22,6 +22,8 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
             "policySettings": ANY_MAP,
             "exposedSchemas": STRINGS,
             "uncoveredTables": STRING,
+            "tableGrants": ANY_MAP,
+            "groupHelpers": {"type": "array", "items": ANY_MAP},
         },
         {},
     ),
@@ -52,6 +54,11 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"previous": ANY_MAP},
     ),
     "RlsForNewTables": ({"schemas": STRINGS}, {"privateSchema": STRING}, {"installed": BOOLEAN}),
+    "GroupFunctions": (
+        {"membershipTable": STRING, "group": STRING, "column": STRING, "user": STRING, "groupOwnerColumn": STRING},
+        {"schema": STRING, "key": STRING, "role": STRING, "admins": STRINGS, "helperSchema": STRING},
+        {"memberFunction": STRING, "adminFunction": STRING},
+    ),
     "PolicyIndex": (
         {"table": STRING, "column": STRING, "include": STRING},
         {"schema": STRING},

@@ -24,6 +24,7 @@ from supabase_access.provider.database import Database
 from supabase_access.provider.default_privileges import DefaultPrivilegesBaseline
 from supabase_access.provider.event_trigger import RlsForNewTables
 from supabase_access.provider.grants import TableGrant
+from supabase_access.provider.group_functions import GroupFunctions
 from supabase_access.provider.policies import TablePolicies
 from supabase_access.provider.policy_indexes import PolicyIndex
 from supabase_access.provider.preflight import AccessPreflight
@@ -46,6 +47,7 @@ RESOURCES: dict[str, ManagedResource] = {
         ConstraintPresence(),
         DefaultPrivilegesBaseline(),
         RlsForNewTables(),
+        GroupFunctions(),
         PolicyIndex(),
         WriteQuota(),
         RetentionPolicy(),
