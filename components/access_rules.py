@@ -19,7 +19,7 @@ from components.resources import (
     TablePolicies,
 )
 from supabase_access.policy_indexes import PolicyLookup, policy_lookups
-from supabase_access.profiles import AccessPlan
+from supabase_access.profiles import TABLE_COMMANDS, AccessPlan
 from supabase_access.rule_data import DeclaredPolicy, declared_to_plain, group_lookup_to_plain, rule_to_plain
 
 
@@ -107,6 +107,7 @@ class AccessRules(pulumi.ComponentResource):
                 table=table,
                 force=args.force_rls,
                 revoke_unguarded_from=sorted(plan.grants),
+                revoke_undeclared=_undeclared(plan.grants_on(table)),
                 opts=after_preflight,
             )
             for table in tables
@@ -252,6 +253,16 @@ class AccessRules(pulumi.ComponentResource):
                 ],
             }
         )
+
+
+def _undeclared(grants: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    """Role -> the commands a role may not run on a table it may partly use: a Grant's first apply
+    revokes only what it declares (a role given none gets REVOKE ALL), so these are taken first."""
+    return {
+        role: [c for c in TABLE_COMMANDS if c not in privileges]
+        for role, privileges in grants.items()
+        if privileges and set(TABLE_COMMANDS) - set(privileges)
+    }
 
 
 def _lookup_resource_name(lookup: PolicyLookup, lookups: tuple[PolicyLookup, ...]) -> str:

@@ -111,9 +111,18 @@ class RowLevelSecurity(_Resource):
         table: str,
         force: bool = False,
         revoke_unguarded_from: Sequence[str] = (),
+        revoke_undeclared: Mapping[str, Sequence[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"schema": schema, "table": table, "force": force, "revokeUnguardedFrom": list(revoke_unguarded_from)}
+        props: dict[str, Any] = {
+            "schema": schema,
+            "table": table,
+            "force": force,
+            "revokeUnguardedFrom": list(revoke_unguarded_from),
+        }
+        if revoke_undeclared:
+            # Role -> table privileges the table's access kind does not give (a Grant's create leaves them).
+            props["revokeUndeclared"] = {role: list(p) for role, p in revoke_undeclared.items()}
         super().__init__(name, props, opts)
 
 

@@ -406,6 +406,25 @@ def read_table_privileges(
     return {t: tuple(p for p in TABLE_PRIVILEGES if p in found[t]) for t in tables}
 
 
+def roles_holding(
+    conn: psycopg.Connection, schema: str, table: str, wanted: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """The roles of `wanted` (role -> privileges) holding any of their privileges on the table (one query)."""
+    if not wanted:
+        return []
+    pairs = [(role, privilege) for role, privileges in wanted.items() for privilege in privileges]
+    rows = conn.execute(
+        "select distinct r.rolname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "cross join lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a "
+        "join pg_roles r on r.oid = a.grantee "
+        "join unnest(%s::text[], %s::text[]) w(role, privilege) on w.role = r.rolname and w.privilege = a.privilege_type "
+        "where n.nspname = %s and c.relname = %s",
+        ([r for r, _ in pairs], [p for _, p in pairs], schema, table),
+    ).fetchall()
+    held = {name for (name,) in rows}
+    return [role for role in wanted if role in held]
+
+
 def roles_holding_unguarded(conn: psycopg.Connection, schema: str, table: str, roles: Sequence[str]) -> list[str]:
     """Those of `roles` that hold TRUNCATE, REFERENCES or TRIGGER on the table (one query)."""
     if not roles:

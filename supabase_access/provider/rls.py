@@ -3,8 +3,10 @@
 It also takes from the roles in `revokeUnguardedFrom` the table privileges RLS does not guard
 (TRUNCATE, REFERENCES, TRIGGER; Supabase's default privileges give them to anon and
 authenticated). pulumi_postgresql.Grant revokes only the privileges it declares, so without this
-`authenticated` could still empty a table. Before the stack's first change, the privileges those
-roles held are recorded in the ledger (in the same transaction, the first record stands); delete,
+`authenticated` could still empty a table. For the same reason it takes the table privileges in
+`revokeUndeclared` (role -> privileges a table's access kind does not give, say INSERT on a
+public-read table), which a Grant declaring only SELECT would leave in place on its first apply.
+Before the stack's first change, the privileges those roles held are recorded in the ledger (in the same transaction, the first record stands); delete,
 which runs after the table's Grants are deleted, gives exactly those back.
 """
 
@@ -54,21 +56,34 @@ class RowLevelSecurity(ManagedResource):
         if not isinstance(revoke_from, list):
             raise InputError("revokeUnguardedFrom", "revokeUnguardedFrom: expected a list of role names")
         roles = sorted({identifier({"revokeUnguardedFrom": r}, "revokeUnguardedFrom") for r in revoke_from})
-        return {**inputs, "schema": schema, "table": table, "force": force, "revokeUnguardedFrom": roles}
+        checked = {**inputs, "schema": schema, "table": table, "force": force, "revokeUnguardedFrom": roles}
+        undeclared = _undeclared(inputs)
+        if undeclared:
+            checked["revokeUndeclared"] = undeclared
+        else:
+            checked.pop("revokeUndeclared", None)
+        return checked
 
     def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
         _table_state(db, checked["schema"], checked["table"])
         with db.connection() as conn:
             missing = catalog.missing_roles(conn, checked["revokeUnguardedFrom"])
+            missing_undeclared = catalog.missing_roles(conn, list(checked.get("revokeUndeclared") or {}))
         if missing:
             raise InputError("revokeUnguardedFrom", f"revokeUnguardedFrom: role {', '.join(missing)} does not exist")
+        if missing_undeclared:
+            raise InputError(
+                "revokeUndeclared", f"revokeUndeclared: role {', '.join(missing_undeclared)} does not exist"
+            )
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         schema, table = inputs["schema"], inputs["table"]
         roles = inputs.get("revokeUnguardedFrom") or []
+        undeclared = inputs.get("revokeUndeclared") or {}
         with db.connection() as conn:
             live = catalog.read_rls(conn, schema, table)
             holders = catalog.roles_holding_unguarded(conn, schema, table, roles) if live else []
+            held_again = catalog.roles_holding(conn, schema, table, undeclared) if live and undeclared else []
         if live is None:
             raise missing_table("table", schema, table)
         changes = compare_fields(
@@ -76,6 +91,8 @@ class RowLevelSecurity(ManagedResource):
         )
         if roles != (state.get("revokeUnguardedFrom") or []) or holders:
             changes["revokeUnguardedFrom"] = "update"
+        if undeclared != (state.get("revokeUndeclared") or {}) or held_again:
+            changes["revokeUndeclared"] = "update"
         return changes
 
     def _apply(
@@ -87,6 +104,7 @@ class RowLevelSecurity(ManagedResource):
         enabled: bool,
         force: bool,
         revoke_from: list[str],
+        undeclared: dict[str, list[str]] | None = None,
         baseline: bool = False,
     ) -> catalog.RlsState:
         """Set RLS (and FORCE) and take the unguarded privileges, in one transaction; returns the state before.
@@ -114,12 +132,17 @@ class RowLevelSecurity(ManagedResource):
             conn.execute(render.set_force_row_level_security(schema, table, force=force))
             if revoke_from:
                 conn.execute(render.revoke(revoke_from, schema, table, catalog.UNGUARDED_PRIVILEGES))
+            for role, privileges in (undeclared or {}).items():
+                conn.execute(render.revoke([role], schema, table, privileges))
             return before
 
     def _outputs(self, inputs: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
         revoked = inputs.get("revokeUnguardedFrom", [])
         keys = ("schema", "table", "force")
-        return {**{k: inputs[k] for k in keys}, "revokeUnguardedFrom": revoked, "enabled": True, "previous": previous}
+        outputs = {**{k: inputs[k] for k in keys}, "revokeUnguardedFrom": revoked, "enabled": True, "previous": previous}
+        if inputs.get("revokeUndeclared"):
+            outputs["revokeUndeclared"] = inputs["revokeUndeclared"]
+        return outputs
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         schema, table = inputs["schema"], inputs["table"]
@@ -130,6 +153,7 @@ class RowLevelSecurity(ManagedResource):
             enabled=True,
             force=inputs["force"],
             revoke_from=inputs.get("revokeUnguardedFrom", []),
+            undeclared=inputs.get("revokeUndeclared"),
             baseline=True,
         )
         return f"{schema}.{table}", self._outputs(inputs, {"enabled": before.enabled, "force": before.forced})
@@ -137,7 +161,13 @@ class RowLevelSecurity(ManagedResource):
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
         schema, table = inputs["schema"], inputs["table"]
         self._apply(
-            db, schema, table, enabled=True, force=inputs["force"], revoke_from=inputs.get("revokeUnguardedFrom", [])
+            db,
+            schema,
+            table,
+            enabled=True,
+            force=inputs["force"],
+            revoke_from=inputs.get("revokeUnguardedFrom", []),
+            undeclared=inputs.get("revokeUndeclared"),
         )
         return self._outputs(inputs, state.get("previous") or {"enabled": True, "force": False})
 
@@ -165,10 +195,12 @@ class RowLevelSecurity(ManagedResource):
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         schema, table = split_id(resource_id, 2, "public.sessions")
         declared = list((state or inputs or {}).get("revokeUnguardedFrom") or [])
+        undeclared = dict((state or inputs or {}).get("revokeUndeclared") or {})
         with db.connection() as conn:
             live = catalog.read_rls(conn, schema, table)
             # A declared role that holds one again shows as drift (left out), which `up` repairs.
             holders = set(catalog.roles_holding_unguarded(conn, schema, table, declared)) if live else set()
+            held_again = set(catalog.roles_holding(conn, schema, table, undeclared)) if live and undeclared else set()
         if live is None:
             return None
         previous = state.get("previous") if state else {"enabled": live.enabled, "force": live.forced}
@@ -181,4 +213,25 @@ class RowLevelSecurity(ManagedResource):
             "revokeUnguardedFrom": revoked,
             "previous": previous,
         }
-        return outputs, {"schema": schema, "table": table, "force": live.forced, "revokeUnguardedFrom": revoked}
+        read_inputs = {"schema": schema, "table": table, "force": live.forced, "revokeUnguardedFrom": revoked}
+        still_revoked = {role: privileges for role, privileges in undeclared.items() if role not in held_again}
+        if still_revoked:
+            outputs["revokeUndeclared"] = read_inputs["revokeUndeclared"] = still_revoked
+        return outputs, read_inputs
+
+
+def _undeclared(inputs: dict[str, Any]) -> dict[str, list[str]]:
+    raw = inputs.get("revokeUndeclared") or {}
+    if not isinstance(raw, dict):
+        raise InputError("revokeUndeclared", "revokeUndeclared: expected a map of role to table privileges")
+    undeclared = {}
+    for role, privileges in sorted(raw.items()):
+        identifier({"revokeUndeclared": role}, "revokeUndeclared")
+        if not isinstance(privileges, list) or not set(privileges) <= set(catalog.TABLE_PRIVILEGES):
+            raise InputError(
+                "revokeUndeclared",
+                f"revokeUndeclared.{role}: expected a list of {', '.join(catalog.TABLE_PRIVILEGES)}",
+            )
+        if privileges:
+            undeclared[role] = sorted(set(privileges), key=catalog.TABLE_PRIVILEGES.index)
+    return undeclared

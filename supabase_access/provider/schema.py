@@ -29,7 +29,7 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     ),
     "RowLevelSecurity": (
         {"schema": STRING, "table": STRING},
-        {"force": BOOLEAN, "revokeUnguardedFrom": STRINGS},
+        {"force": BOOLEAN, "revokeUnguardedFrom": STRINGS, "revokeUndeclared": ANY_MAP},
         {"enabled": BOOLEAN, "previous": ANY_MAP},
     ),
     "TablePolicies": ({"schema": STRING, "table": STRING, "policies": ANY_MAP}, {}, {"adopted": ANY_MAP}),
