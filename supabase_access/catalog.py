@@ -276,7 +276,7 @@ def normalize_policies(
     schema: str,
     table: str,
     policies: Mapping[str, PolicySpec],
-    prelude: Sequence[sql.Composable] = (),
+    prelude: Sequence[sql.Composed] = (),
 ) -> dict[str, PolicySpec]:
     """Let PostgreSQL parse the policies and return them as it would store them; nothing is kept.
 
@@ -294,8 +294,8 @@ def normalize_policies(
     try:
         with conn.pipeline():
             with conn.transaction(force_rollback=True):
-                for statement in prelude:
-                    conn.execute(statement)
+                for made in prelude:
+                    conn.execute(made)
                 conn.execute(render.create_scratch_copy(schema, table, scratch))
                 for policy in policies.values():
                     conn.execute(render.create_policy_on_scratch(scratch, policy))
@@ -311,8 +311,8 @@ def normalize_policies(
     except psycopg.errors.Error:
         pass
     with conn.transaction(force_rollback=True):
-        for statement in prelude:
-            conn.execute(statement)
+        for made in prelude:
+            conn.execute(made)
         conn.execute(render.create_scratch_copy(schema, table, scratch))
         probes: dict[str, dict[str, PolicySpec]] = {}
         for index, (name, policy) in enumerate(policies.items()):
@@ -341,7 +341,7 @@ def expressions_folded_to_true(
     schema: str,
     table: str,
     expressions: Mapping[str, str],
-    prelude: Sequence[sql.Composable] = (),
+    prelude: Sequence[sql.Composed] = (),
 ) -> list[str]:
     """The keys of `expressions` that PostgreSQL's planner reduces to constant true for `table`.
 
@@ -352,8 +352,8 @@ def expressions_folded_to_true(
     scratch = f"probe_{table}"[:63]
     folded = []
     with conn.transaction(force_rollback=True):
-        for statement in prelude:
-            conn.execute(statement)
+        for made in prelude:
+            conn.execute(made)
         conn.execute(render.create_scratch_copy(schema, table, scratch))
         for key, expression in expressions.items():
             row = conn.execute(render.explain_filter_on_scratch(scratch, table, expression)).fetchone()
@@ -406,9 +406,7 @@ def read_table_privileges(
     return {t: tuple(p for p in TABLE_PRIVILEGES if p in found[t]) for t in tables}
 
 
-def roles_holding(
-    conn: psycopg.Connection, schema: str, table: str, wanted: Mapping[str, Sequence[str]]
-) -> list[str]:
+def roles_holding(conn: psycopg.Connection, schema: str, table: str, wanted: Mapping[str, Sequence[str]]) -> list[str]:
     """The roles of `wanted` (role -> privileges) holding any of their privileges on the table (one query)."""
     if not wanted:
         return []
@@ -417,7 +415,8 @@ def roles_holding(
         "select distinct r.rolname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "cross join lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a "
         "join pg_roles r on r.oid = a.grantee "
-        "join unnest(%s::text[], %s::text[]) w(role, privilege) on w.role = r.rolname and w.privilege = a.privilege_type "
+        "join unnest(%s::text[], %s::text[]) w(role, privilege) "
+        "on w.role = r.rolname and w.privilege = a.privilege_type "
         "where n.nspname = %s and c.relname = %s",
         ([r for r, _ in pairs], [p for _, p in pairs], schema, table),
     ).fetchall()

@@ -234,7 +234,7 @@ def _owner_access(model: AccessModel, table: Table, lookups: dict[str, GroupLook
     if table.membership is not None:
         return _membership_access(table, lookups[table.membership.group])
     rules: tuple[PolicyRule, ...] = ()
-    writes = TABLE_COMMANDS
+    writes: tuple[str, ...] = TABLE_COMMANDS
     if table.owned:
         rules = _owned_rules(model, table, lookups)
     else:
@@ -243,7 +243,11 @@ def _owner_access(model: AccessModel, table: Table, lookups: dict[str, GroupLook
         readers = API_ROLES if table.public_read_anon else ("authenticated",)
         # One permissive SELECT policy per role: the public one replaces the owner's.
         public = PolicyRule(
-            name=_rule_name(table.name, "SELECT", "public"), command="SELECT", roles=readers, using=Always(), with_check=None
+            name=_rule_name(table.name, "SELECT", "public"),
+            command="SELECT",
+            roles=readers,
+            using=Always(),
+            with_check=None,
         )
         rules = (public, *(r for r in rules if r.command != "SELECT"))
         grants = {"anon": ("SELECT",) if table.public_read_anon else (), "authenticated": writes}

@@ -92,9 +92,7 @@ def seed(dsn: str) -> Teams:
         "anonymous_sign_in", "insert into tasks (project_id, title) values (%(q)s, 'TQ') returning id", commit=True
     )
     (rows["template"],) = teams.run("owner", "insert into templates (title) values ('T') returning id", commit=True)
-    (rows["label"],) = teams.run(
-        "service_role", "insert into labels (name) values ('bug') returning id", commit=True
-    )
+    (rows["label"],) = teams.run("service_role", "insert into labels (name) values ('bug') returning id", commit=True)
     (rows["audit"],) = teams.run(
         "service_role", "insert into audit_log (actor_id, action) values (%(owner)s, 'x') returning id", commit=True
     )
@@ -164,7 +162,7 @@ def outcome(teams: Teams, persona: str, statement: str) -> str:
     return "✓" if found else "✗"
 
 
-def matrix(teams: Teams) -> dict[str, dict[str, str]]:
+def matrix(teams: Teams) -> dict[str, str]:
     """table.command -> one mark per persona, in PERSONAS order."""
     return {
         f"{table}.{command}": "".join(outcome(teams, persona, PROBES[table][command]) for persona in PERSONAS)
@@ -338,7 +336,8 @@ def test_prod_grants_follow_the_access_kinds(prod: tuple[Teams, Any]) -> None:
             "  array(select p from unnest(array['SELECT','INSERT','UPDATE','DELETE','TRUNCATE']) p "
             "        where has_table_privilege(r.oid, c.oid, p)) "
             "from pg_class c cross join pg_roles r "
-            "where c.relnamespace = 'public'::regnamespace and c.relkind = 'r' and r.rolname in ('anon', 'authenticated')"
+            "where c.relnamespace = 'public'::regnamespace and c.relkind = 'r' "
+            "and r.rolname in ('anon', 'authenticated')"
         ).fetchall()
         helpers = conn.execute(
             "select p.proname, p.prosecdef, p.proconfig, has_function_privilege('anon', p.oid, 'execute'), "

@@ -17,7 +17,6 @@ import psycopg
 from supabase_access import sql as render
 from supabase_access.model import MAX_ROLE_VALUE, Membership
 from supabase_access.profiles import HELPER_SCHEMA, GroupLookup
-from supabase_access.rule_data import group_lookup_to_plain
 from supabase_access.provider.base import (
     InputError,
     Log,
@@ -29,11 +28,12 @@ from supabase_access.provider.base import (
 )
 from supabase_access.provider.database import Database
 from supabase_access.provider.private_schema import require_columns, require_rls_not_filtering
+from supabase_access.rule_data import group_lookup_to_plain
 
 # The schema lock key: a pseudo-table name no real table can have (identifiers are [a-z0-9_]).
 HELPER_SCHEMA_LOCK = "(helper schema)"
 # What prosrc / proconfig / prosecdef must show for a function of ours to be as declared.
-EXPECTED_CONFIG = ["search_path=\"\"", "row_security=off"]
+EXPECTED_CONFIG = ['search_path=""', "row_security=off"]
 
 
 def group_lookup(inputs: Mapping[str, Any]) -> GroupLookup:
@@ -61,7 +61,7 @@ def group_lookup(inputs: Mapping[str, Any]) -> GroupLookup:
     )
 
 
-def creation_statements(schema: str, lookup: GroupLookup) -> list[psycopg.sql.Composable]:
+def creation_statements(schema: str, lookup: GroupLookup) -> list[psycopg.sql.Composed]:
     """The helper schema (if missing) and both functions, as create and the preflight's dry run make them."""
     return [
         *render.create_helper_schema(lookup.helper_schema)[:1],
@@ -219,9 +219,9 @@ def _drop(db: Database, lookup: GroupLookup) -> None:
             pass  # another membership table's functions still live there
 
 
-def prelude_for(schema: str, raw: Sequence[Mapping[str, Any]]) -> list[psycopg.sql.Composable]:
+def prelude_for(schema: str, raw: Sequence[Mapping[str, Any]]) -> list[psycopg.sql.Composed]:
     """The statements that make the helpers a plan's policies call (for a rolled-back parse)."""
-    statements: list[psycopg.sql.Composable] = []
+    statements: list[psycopg.sql.Composed] = []
     for entry in raw:
         statements.extend(creation_statements(schema, group_lookup(entry)))
     return statements

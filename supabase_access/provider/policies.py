@@ -8,7 +8,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from psycopg.sql import Composable
+from psycopg.sql import Composed
 
 from supabase_access import catalog
 from supabase_access import sql as render
@@ -90,7 +90,7 @@ class NormalizedPolicies:
         table: str,
         declared: Mapping[str, Any],
         policies: Mapping[str, PolicySpec],
-        prelude: Sequence[Composable] = (),
+        prelude: Sequence[Composed] = (),
     ) -> dict[str, PolicySpec]:
         """`policies` parsed from `declared` (their plain form, the cache key); errors are never kept.
         `prelude`: what the policies call that the apply creates first (see catalog.normalize_policies)."""

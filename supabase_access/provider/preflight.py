@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.sql import Composable
+from psycopg.sql import Composed
 
 from supabase_access import catalog
 from supabase_access.model import ModelError, suggested_entry
@@ -169,7 +169,7 @@ def _report_uncovered(
         log(message)
 
 
-def _group_helper_prelude(schema: str, raw: object) -> list[Composable]:
+def _group_helper_prelude(schema: str, raw: object) -> list[Composed]:
     if raw is None:
         return []
     if not isinstance(raw, list) or not all(isinstance(entry, Mapping) for entry in raw):
@@ -177,7 +177,7 @@ def _group_helper_prelude(schema: str, raw: object) -> list[Composable]:
     return prelude_for(schema, raw)
 
 
-def _check_prelude(conn: psycopg.Connection, prelude: Sequence[Composable], source: str) -> None:
+def _check_prelude(conn: psycopg.Connection, prelude: Sequence[Composed], source: str) -> None:
     try:
         with conn.transaction(force_rollback=True):
             for statement in prelude:
@@ -242,7 +242,7 @@ def _check_no_open_writes(
     table: str,
     policies: Mapping[str, PolicySpec],
     setting: Callable[[str], str],
-    prelude: Sequence[Composable] = (),
+    prelude: Sequence[Composed] = (),
 ) -> None:
     """On prod, no permissive write policy for the API's roles may admit every row (asked of PostgreSQL's planner)."""
     expressions = {}

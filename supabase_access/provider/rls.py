@@ -6,8 +6,9 @@ authenticated). pulumi_postgresql.Grant revokes only the privileges it declares,
 `authenticated` could still empty a table. For the same reason it takes the table privileges in
 `revokeUndeclared` (role -> privileges a table's access kind does not give, say INSERT on a
 public-read table), which a Grant declaring only SELECT would leave in place on its first apply.
-Before the stack's first change, the privileges those roles held are recorded in the ledger (in the same transaction, the first record stands); delete,
-which runs after the table's Grants are deleted, gives exactly those back.
+Before the stack's first change, the privileges those roles held are recorded in the ledger (in
+the same transaction, the first record stands); delete, which runs after the table's Grants are
+deleted, gives exactly those back.
 """
 
 from __future__ import annotations
@@ -139,7 +140,12 @@ class RowLevelSecurity(ManagedResource):
     def _outputs(self, inputs: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
         revoked = inputs.get("revokeUnguardedFrom", [])
         keys = ("schema", "table", "force")
-        outputs = {**{k: inputs[k] for k in keys}, "revokeUnguardedFrom": revoked, "enabled": True, "previous": previous}
+        outputs = {
+            **{k: inputs[k] for k in keys},
+            "revokeUnguardedFrom": revoked,
+            "enabled": True,
+            "previous": previous,
+        }
         if inputs.get("revokeUndeclared"):
             outputs["revokeUndeclared"] = inputs["revokeUndeclared"]
         return outputs
