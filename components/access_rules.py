@@ -17,9 +17,9 @@ from components.resources import (
     RowLevelSecurity,
     TablePolicies,
 )
-from supabase_access.policy_indexes import PolicyLookup, policy_lookups
-from supabase_access.profiles import AccessPlan
-from supabase_access.rule_data import DeclaredPolicy, declared_to_plain, rule_to_plain
+from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
+from supabase_access.model.profiles import AccessPlan
+from supabase_access.model.rule_data import DeclaredPolicy, declared_to_plain, rule_to_plain
 
 
 @dataclass
