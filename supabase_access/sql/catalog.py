@@ -443,9 +443,9 @@ def schema_comment_query() -> sql.SQL:
 
 
 def read_trigger_query() -> sql.SQL:
-    """(tgenabled, tgargs, function schema, function name) of a user trigger on a table."""
+    """(tgenabled, tgargs, function schema, function name, comment) of a user trigger on a table."""
     return sql.SQL(
-        "select t.tgenabled, t.tgargs, fn.nspname, f.proname from pg_trigger t "
+        "select t.tgenabled, t.tgargs, fn.nspname, f.proname, obj_description(t.oid, 'pg_trigger') from pg_trigger t "
         "join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace "
         "join pg_proc f on f.oid = t.tgfoid join pg_namespace fn on fn.oid = f.pronamespace "
         "where n.nspname = %s and c.relname = %s and t.tgname = %s and not t.tgisinternal"

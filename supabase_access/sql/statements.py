@@ -145,12 +145,13 @@ def create_policy_on_scratch(scratch: str, policy: PolicySpec) -> sql.Composed:
     return create_policy("pg_temp", scratch, policy)
 
 
-# Comments on the policies supabase-access creates: never taken for the user's own (a baseline).
-POLICY_MARKER_PREFIX = "supabase-access: created by stack "
+# Comments on the policies and triggers supabase-access creates: never taken for the user's own
+# (a baseline), and never changed or dropped by another stack.
+STACK_MARKER_PREFIX = "supabase-access: created by stack "
 
 
-def policy_marker(stack: str) -> str:
-    return f"{POLICY_MARKER_PREFIX}{stack or '(unknown)'}"
+def stack_marker(stack: str) -> str:
+    return f"{STACK_MARKER_PREFIX}{stack or '(unknown)'}"
 
 
 def mark_policy(schema: str, table: str, name: str, marker: str) -> sql.Composed:
@@ -510,6 +511,12 @@ def create_write_quota_trigger(
         sql.Literal(str(limit)),
         sql.Literal(str(window_seconds)),
         sql.Literal(window_label),
+    )
+
+
+def mark_trigger(schema: str, table: str, trigger: str, marker: str) -> sql.Composed:
+    return sql.SQL("comment on trigger {} on {} is {}").format(
+        sql.Identifier(trigger), table_ref(schema, table), sql.Literal(marker)
     )
 
 

@@ -56,7 +56,7 @@ def create(db: Database, log: Any = print) -> dict[str, Any]:
 
 def test_what_we_create_carries_the_stack_name(db: Database, fresh_db: str) -> None:
     create(db)
-    assert [(row[0], row[5]) for row in live(fresh_db)] == [("sessions_select_open", render.policy_marker("dev"))]
+    assert [(row[0], row[5]) for row in live(fresh_db)] == [("sessions_select_open", render.stack_marker("dev"))]
 
 
 def test_a_first_up_killed_after_its_change_does_not_become_the_baseline(db: Database, fresh_db: str) -> None:
@@ -76,7 +76,7 @@ def test_a_marked_policy_is_never_adopted(db: Database, fresh_db: str) -> None:
     # Left by another run or stack of ours without a ledger record: not the user's.
     with psycopg.connect(fresh_db) as conn:
         conn.execute("create policy leftover on sessions for select to anon using (true)")
-        conn.execute(render.mark_policy("public", "sessions", "leftover", render.policy_marker("other")))
+        conn.execute(render.mark_policy("public", "sessions", "leftover", render.stack_marker("other")))
     outputs = create(db)
     assert "leftover" not in outputs["adopted"]
     TablePolicies().delete(db, outputs, print)

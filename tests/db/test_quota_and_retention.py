@@ -21,7 +21,7 @@ from supabase_access.model import hardening
 from supabase_access.model.access_model import load_model_file
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import rule_to_plain
-from supabase_access.provider.base import InputError
+from supabase_access.provider.base import CURRENT_STACK, InputError
 from supabase_access.provider.resources.retention_policy import RetentionPolicy
 from supabase_access.provider.resources.table_policies import TablePolicies
 from supabase_access.provider.resources.write_quota import WriteQuota
@@ -308,6 +308,42 @@ def test_usage_tables_live_and_die_with_their_quotas(db: Database, fresh_db: str
     assert state["tables"] == ["write_quota_public_generated_content_usage"]
     WriteQuota().delete(db, content, log)
     assert catalog_state(fresh_db) == before  # schema gone too
+
+
+def test_a_quota_trigger_names_its_stack_and_another_stack_neither_takes_nor_drops_it(
+    db: Database, fresh_db: str
+) -> None:
+    def trigger_comment() -> str | None:
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            row = conn.execute(catalog.read_trigger_query(), ("public", "sessions", hardening.QUOTA_TRIGGER)).fetchone()
+        return None if row is None else row[4]
+
+    before = catalog_state(fresh_db)
+    token = CURRENT_STACK.set("prod")
+    try:
+        ours = create_quota(db, "sessions", 5)
+    finally:
+        CURRENT_STACK.reset(token)
+    assert trigger_comment() == render.stack_marker("prod")
+    token = CURRENT_STACK.set("staging")
+    try:
+        with pytest.raises(
+            catalog.CatalogError, match=r"public\.sessions already has a write quota, managed by stack 'prod'"
+        ):
+            WriteQuota().check(db, {}, quota_inputs("sessions", 9))
+        with pytest.raises(catalog.CatalogError, match="managed by stack 'prod'"):
+            WriteQuota().create(db, {**ours, "limit": 9}, log)  # the apply checks again, under the table's lock
+        WriteQuota().delete(db, ours, log)
+        assert messages[-1] == "left the write quota on public.sessions: stack 'prod' manages it now"
+        assert trigger_comment() == render.stack_marker("prod")
+    finally:
+        CURRENT_STACK.reset(token)
+    token = CURRENT_STACK.set("prod")
+    try:
+        WriteQuota().delete(db, ours, log)
+    finally:
+        CURRENT_STACK.reset(token)
+    assert catalog_state(fresh_db) == before
 
 
 def test_update_from_a_counting_quota_drops_its_old_index_only_if_ours(db: Database, fresh_db: str) -> None:

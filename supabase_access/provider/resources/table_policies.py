@@ -170,14 +170,14 @@ class TablePolicies(ManagedResource):
         this same transaction, or the record an earlier, interrupted run left (the first stands).
         Policies carrying our mark are never part of it. Otherwise: the policies just replaced.
         """
-        marker = render.policy_marker(CURRENT_STACK.get())
+        marker = render.stack_marker(CURRENT_STACK.get())
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
             if baseline:
                 ledger.prepare(conn)  # the private schema's lock after the table's
             before = catalog.read_policies(conn, schema, table)
             comments = catalog.policy_comments(conn, schema, table)
-            made_by_us = sorted(n for n in before if (comments.get(n) or "").startswith(render.POLICY_MARKER_PREFIX))
+            made_by_us = sorted(n for n in before if (comments.get(n) or "").startswith(render.STACK_MARKER_PREFIX))
             if baseline:
                 found = {n: p.to_plain() for n, p in before.items() if n not in made_by_us}
                 key = f"{schema}.{table}"

@@ -21,6 +21,7 @@ from typing import Any
 
 from supabase_access.model import hardening
 from supabase_access.provider.base import (
+    CURRENT_STACK,
     InputError,
     Log,
     ManagedResource,
@@ -42,6 +43,7 @@ from supabase_access.provider.private_schema import (
 )
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
+from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database, execute_together, read_together
 from supabase_access.sql.transaction import autocommit, lock_tables, write_transaction
 
@@ -95,7 +97,29 @@ def _quota_statements(target: hardening.WriteQuotaTarget, private_schema: str) -
             window_seconds=target.window_seconds,
             window_label=target.window_label,
         ),
+        render.mark_trigger(
+            target.schema, target.table, hardening.QUOTA_TRIGGER, render.stack_marker(CURRENT_STACK.get())
+        ),
     ]
+
+
+def _owning_stack(conn: Any, schema: str, table: str) -> str | None:
+    """The other stack whose mark the table's quota trigger carries (None: none, ours, or unmarked,
+    as an earlier version left it)."""
+    row = conn.execute(catalog.read_trigger_query(), (schema, table, hardening.QUOTA_TRIGGER)).fetchone()
+    comment = (row[4] or "") if row else ""
+    if not comment.startswith(render.STACK_MARKER_PREFIX) or comment == render.stack_marker(CURRENT_STACK.get()):
+        return None
+    return comment.removeprefix(render.STACK_MARKER_PREFIX)
+
+
+def _refuse_other_stacks_quota(conn: Any, schema: str, table: str) -> None:
+    other = _owning_stack(conn, schema, table)
+    if other is not None:
+        raise CatalogError(
+            f"{schema}.{table} already has a write quota, managed by stack {other!r}: one stack per table "
+            f"(remove it from that stack's supabase-access:writeQuotas, or this one's)"
+        )
 
 
 def _quota_args(raw: bytes | memoryview) -> tuple[str, str, str]:
@@ -150,6 +174,7 @@ class WriteQuota(ManagedResource):
             with db.connection() as conn:
                 require_table(conn, target.schema, target.table)
                 check_private_schema(conn, private_schema)
+                _refuse_other_stacks_quota(conn, target.schema, target.table)
             dry_run(
                 db,
                 "table",
@@ -199,6 +224,7 @@ class WriteQuota(ManagedResource):
         usage = hardening.quota_usage_table_name(target.schema, target.table)
         with write_transaction(db) as conn:
             lock_tables(conn, target.schema, [target.table])
+            _refuse_other_stacks_quota(conn, target.schema, target.table)
             ensure_private_schema(conn, private_schema)
             columns = table_columns(conn, private_schema, usage)
             if columns and columns != USAGE_COLUMNS:
@@ -239,10 +265,14 @@ class WriteQuota(ManagedResource):
             if present:
                 lock_tables(conn, schema, [table])
             lock_private_schema(conn, private_schema)  # after any table's lock, as everywhere
-            if present:
-                conn.execute(render.drop_trigger(schema, table, hardening.QUOTA_TRIGGER))
-            conn.execute(render.drop_function(private_schema, hardening.quota_function_name(schema, table)))
-            conn.execute(render.drop_table(private_schema, hardening.quota_usage_table_name(schema, table)))
+            other = _owning_stack(conn, schema, table) if present else None
+            if other is not None:
+                log(Notice(f"left the write quota on {schema}.{table}: stack {other!r} manages it now"))
+            else:
+                if present:
+                    conn.execute(render.drop_trigger(schema, table, hardening.QUOTA_TRIGGER))
+                conn.execute(render.drop_function(private_schema, hardening.quota_function_name(schema, table)))
+                conn.execute(render.drop_table(private_schema, hardening.quota_usage_table_name(schema, table)))
         drop_private_schema_if_unused(db, private_schema)
         _drop_old_index(db, state, log)
 
@@ -254,7 +284,7 @@ class WriteQuota(ManagedResource):
             trigger = conn.execute(catalog.read_trigger_query(), (schema, table, hardening.QUOTA_TRIGGER)).fetchone()
         if trigger is None:
             return None  # the limit is gone: the next `up` puts it back
-        enabled, raw_args, function_schema, function = trigger
+        enabled, raw_args, function_schema, function, _comment = trigger
         limit, window, label = _quota_args(raw_args)
         known = state or inputs
         # The id and the trigger say everything, so `pulumi import` needs no inputs; a trigger
