@@ -10,8 +10,8 @@ from components.access_rules import AccessRules, AccessRulesArgs
 from components.auth_settings import declare_auth_settings
 from components.hardening import ProductionHardening, read_hardening_settings
 from components.resources import Provider
-from supabase_access.profiles import plan_access
-from supabase_access.stack_config import (
+from supabase_access.model.profiles import plan_access
+from supabase_access.model.stack_config import (
     NAMESPACE,
     ConfigError,
     check_config_keys,

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from supabase_access.provider.database import Database
+from supabase_access.sql.database import Database
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DATABASE = "supabase_template"

@@ -6,7 +6,7 @@ Creates a database of its own from `supabase_template`, applies the owner profil
 fills it with users, sessions and turns, and then inserts turns as signed-in users exactly as
 PostgREST does (one committed transaction per request), alternately without and with the quota.
 The quota is created and deleted by the provider's own WriteQuota resource
-(supabase_access.provider.quotas): usage table, function and trigger; no index. Each "with"
+(supabase_access.provider.resources.write_quota): usage table, function and trigger; no index. Each "with"
 block starts on a new, empty usage table: first every user of the block inserts once, untimed
 by the target (a user's first insert ever, which creates their usage row, timed as a row of its
 own), then the timed inserts, which count in existing rows as nearly every insert does on a
@@ -39,11 +39,11 @@ from bench.common import (
     provider_database,
     scratch_database,
 )
-from supabase_access import catalog
-from supabase_access import sql as render
-from supabase_access.model import AccessModel, load_model_file
-from supabase_access.postgrest import Persona, as_persona, connect_as_authenticator
-from supabase_access.profiles import plan_access
+from review.postgrest import Persona, as_persona, connect_as_authenticator
+from supabase_access.model.access_model import AccessModel, load_model_file
+from supabase_access.model.profiles import plan_access
+from supabase_access.sql import catalog
+from supabase_access.sql import statements as render
 
 MAX_OVERHEAD = 0.10  # issue 6: the trigger adds at most 10%
 # Existing turns, spread over twice the window (the quota no longer reads them; the table's size stays realistic).
@@ -89,7 +89,7 @@ class Phase:
 def load_write_quota() -> Any | None:
     """The provider's WriteQuota resource, or None when this checkout does not have it yet."""
     try:
-        from supabase_access.provider.quotas import WriteQuota
+        from supabase_access.provider.resources.write_quota import WriteQuota
     except ImportError:
         return None
     return WriteQuota
@@ -97,7 +97,7 @@ def load_write_quota() -> Any | None:
 
 def quota_inputs(model: AccessModel, table: str, limit: int, window: str) -> dict[str, Any]:
     """The WriteQuota inputs the program would register for `supabase-access:writeQuotas` (see components)."""
-    from supabase_access import hardening
+    from supabase_access.model import hardening
 
     (target,) = hardening.write_quota_targets(model, [hardening.WriteQuotaSetting(table, limit, window)])
     return {**target.to_plain(), "privateSchema": hardening.PRIVATE_SCHEMA}
@@ -155,7 +155,7 @@ def prepare_database(dbname: str, model: AccessModel, args: argparse.Namespace) 
 
 
 def window_seconds(window: str) -> int:
-    from supabase_access import hardening
+    from supabase_access.model import hardening
 
     return hardening.QUOTA_WINDOWS[window][1]
 
@@ -306,8 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_quota = load_write_quota()
     if write_quota is None:
         print(
-            "bench.quota: SKIPPED: supabase_access.provider.quotas (the WriteQuota resource) is not in this "
-            "checkout yet; nothing was measured."
+            "bench.quota: SKIPPED: supabase_access.provider.resources.write_quota (the WriteQuota resource) "
+            "is not in this checkout yet; nothing was measured."
         )
         return 0
     model = load_model_file(REPO / "access-model.yaml", setting="supabase-access:modelFile")

@@ -53,7 +53,7 @@ from bench.common import (
 )
 from bench.engine import pulumi, use_toolchain
 from bench.latency_proxy import LatencyProxy
-from supabase_access.provider.database import Database
+from supabase_access.sql.database import Database
 from tests.support.engine import new_stack
 
 MAX_PREVIEW_ADDED_SECONDS = 1.5  # issue 16, at 25 ms each way

@@ -4,7 +4,7 @@
 
 Creates a database of its own from `supabase_template`, fills it with generated data (in SQL,
 with generate_series), and times the app's typical requests as a signed-in user exactly as
-PostgREST runs them (supabase_access.postgrest), in three setups side by side:
+PostgREST runs them (review.postgrest), in three setups side by side:
 
 - owner:    the owner profile's policies, rendered and applied by supabase_access itself, with
             the covering indexes its PolicyIndex resources build;
@@ -47,13 +47,13 @@ from bench.common import (
     ratio,
     scratch_database,
 )
-from supabase_access import catalog
-from supabase_access import sql as render
-from supabase_access.model import AccessModel, load_model_file
-from supabase_access.policy import PolicySpec
-from supabase_access.policy_indexes import policy_lookups
-from supabase_access.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
-from supabase_access.profiles import OwnedByCurrentUser, plan_access
+from review.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
+from supabase_access.model.access_model import AccessModel, load_model_file
+from supabase_access.model.policy import PolicySpec
+from supabase_access.model.policy_lookups import policy_lookups
+from supabase_access.model.profiles import OwnedByCurrentUser, plan_access
+from supabase_access.sql import catalog
+from supabase_access.sql import statements as render
 
 # Targets of issue 6.
 OWNER_OVER_EXPLICIT_MAX = 1.2
@@ -654,7 +654,7 @@ def apply_owner_grants(dbname: str, model: AccessModel) -> None:
 def build_policy_indexes(dbname: str, models: Sequence[AccessModel]) -> None:
     """The covering indexes the owner profile's lookups need, built (or found) by the provider's own
     PolicyIndex resource, as `pulumi up` builds them for an owner stack."""
-    from supabase_access.provider.policy_indexes import PolicyIndex
+    from supabase_access.provider.resources.policy_index import PolicyIndex
 
     db = provider_database(dbname)
     resource = PolicyIndex()

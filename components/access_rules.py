@@ -18,9 +18,9 @@ from components.resources import (
     RowLevelSecurity,
     TablePolicies,
 )
-from supabase_access.policy_indexes import PolicyLookup, policy_lookups
-from supabase_access.profiles import TABLE_COMMANDS, AccessPlan
-from supabase_access.rule_data import DeclaredPolicy, declared_to_plain, group_lookup_to_plain, rule_to_plain
+from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
+from supabase_access.model.profiles import TABLE_COMMANDS, AccessPlan
+from supabase_access.model.rule_data import DeclaredPolicy, declared_to_plain, group_lookup_to_plain, rule_to_plain
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 
 from components.resources import AuthSettings, Provider
-from supabase_access.auth_settings import SECRET_AUTH_SETTINGS
-from supabase_access.stack_config import AuthStackSettings
+from supabase_access.model.auth_settings import SECRET_AUTH_SETTINGS
+from supabase_access.model.stack_config import AuthStackSettings
 
 
 def declare_auth_settings(name: str, auth: AuthStackSettings | None, *, provider: Provider) -> AuthSettings | None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.resources import RetentionPolicy, WriteQuota
-from supabase_access import hardening
-from supabase_access.hardening import QUOTA_SQLSTATE
-from supabase_access.rule_data import DeclaredPolicy
-from supabase_access.stack_config import (
+from supabase_access.model import hardening
+from supabase_access.model.hardening import QUOTA_SQLSTATE
+from supabase_access.model.rule_data import DeclaredPolicy
+from supabase_access.model.stack_config import (
     ConfigError,
     StackSettings,
     extra_policies_with_hardening,

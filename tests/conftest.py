@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from supabase_access.provider.database import Database
+from supabase_access.sql.database import Database
 from tests.support.localdb import LocaldbError, create_database_from_template, drop_database, run_localdb
 
 MARKERS = (

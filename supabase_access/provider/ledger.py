@@ -13,15 +13,15 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from supabase_access import hardening
-from supabase_access import sql as render
-from supabase_access.provider.base import write_transaction
-from supabase_access.provider.database import Database
+from supabase_access.model import hardening
 from supabase_access.provider.private_schema import (
     drop_private_schema_if_unused,
     ensure_private_schema,
     lock_private_schema,
 )
+from supabase_access.sql import statements as render
+from supabase_access.sql.database import Database
+from supabase_access.sql.transaction import write_transaction
 
 LEDGER_SCHEMA = hardening.PRIVATE_SCHEMA
 

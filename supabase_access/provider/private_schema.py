@@ -11,16 +11,12 @@ from typing import Any
 
 import psycopg
 
-from supabase_access import hardening
-from supabase_access import sql as render
-from supabase_access.provider.base import (
-    InputError,
-    identifier,
-    lock_tables,
-    missing_table,
-    write_transaction,
-)
-from supabase_access.provider.database import Database, execute_together
+from supabase_access.model import hardening
+from supabase_access.provider.base import InputError, identifier, missing_table
+from supabase_access.sql import catalog
+from supabase_access.sql import statements as render
+from supabase_access.sql.database import Database, execute_together
+from supabase_access.sql.transaction import lock_tables, write_transaction
 
 TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
 # The schema lock key: a pseudo-table name no real table can have (identifiers are [a-z0-9_]).
@@ -57,9 +53,9 @@ def dry_run(db: Database, property: str, what: str, private_schema: str, stateme
 
 
 def check_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
-    row = conn.execute(render.schema_comment_query(), (private_schema,)).fetchone()
+    row = conn.execute(catalog.schema_comment_query(), (private_schema,)).fetchone()
     if row is None:
-        (may_create,) = conn.execute(render.database_create_privilege_query()).fetchone() or (False,)
+        (may_create,) = conn.execute(catalog.database_create_privilege_query()).fetchone() or (False,)
         if not may_create:
             raise InputError(
                 "privateSchema",
@@ -85,7 +81,7 @@ def lock_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
 def ensure_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
     """Inside the caller's transaction, so the schema cannot be dropped before our object is in it."""
     lock_private_schema(conn, private_schema)
-    if conn.execute(render.schema_comment_query(), (private_schema,)).fetchone() is None:
+    if conn.execute(catalog.schema_comment_query(), (private_schema,)).fetchone() is None:
         conn.execute(render.create_private_schema(private_schema))
         conn.execute(render.mark_private_schema(private_schema))
         conn.execute(render.revoke_private_schema(private_schema))
@@ -94,7 +90,7 @@ def ensure_private_schema(conn: psycopg.Connection, private_schema: str) -> None
 def drop_private_schema_if_unused(db: Database, private_schema: str) -> None:
     with write_transaction(db) as conn:
         lock_private_schema(conn, private_schema)
-        row = conn.execute(render.schema_comment_query(), (private_schema,)).fetchone()
+        row = conn.execute(catalog.schema_comment_query(), (private_schema,)).fetchone()
         if row is None or row[0] != render.PRIVATE_SCHEMA_MARKER:
             return
         try:
@@ -105,7 +101,7 @@ def drop_private_schema_if_unused(db: Database, private_schema: str) -> None:
 
 
 def table_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
-    return dict(conn.execute(render.table_columns_query(), (schema, table)).fetchall())
+    return dict(conn.execute(catalog.table_columns_query(), (schema, table)).fetchall())
 
 
 def require_columns(
@@ -131,7 +127,7 @@ def require_columns(
 
 def require_rls_not_filtering(conn: psycopg.Connection, property: str, schema: str, tables: Sequence[str]) -> None:
     for table in tables:
-        row = conn.execute(render.row_security_active_query(), (schema, table)).fetchone()
+        row = conn.execute(catalog.row_security_active_query(), (schema, table)).fetchone()
         if row is not None and row[0]:
             raise InputError(
                 property,

@@ -16,23 +16,23 @@ from pulumi.provider.experimental import provider as api
 from pulumi.provider.experimental.server import main as serve
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
-from supabase_access.catalog import CatalogError
-from supabase_access.provider.auth_config import AuthSettings
 from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, InputError, ManagedResource, Notice
-from supabase_access.provider.constraints import ConstraintPresence, ConstraintRemoval
-from supabase_access.provider.database import Database
-from supabase_access.provider.default_privileges import DefaultPrivilegesBaseline
-from supabase_access.provider.event_trigger import RlsForNewTables
-from supabase_access.provider.grants import TableGrant
-from supabase_access.provider.group_functions import GroupFunctions
-from supabase_access.provider.policies import TablePolicies
-from supabase_access.provider.policy_indexes import PolicyIndex
-from supabase_access.provider.preflight import AccessPreflight
-from supabase_access.provider.quotas import WriteQuota
-from supabase_access.provider.retention import RetentionPolicy
-from supabase_access.provider.rls import RowLevelSecurity
+from supabase_access.provider.resources.access_preflight import AccessPreflight
+from supabase_access.provider.resources.auth_settings import AuthSettings
+from supabase_access.provider.resources.constraint_removal import ConstraintPresence, ConstraintRemoval
+from supabase_access.provider.resources.default_privileges_baseline import DefaultPrivilegesBaseline
+from supabase_access.provider.resources.group_functions import GroupFunctions
+from supabase_access.provider.resources.policy_index import PolicyIndex
+from supabase_access.provider.resources.retention_policy import RetentionPolicy
+from supabase_access.provider.resources.rls_for_new_tables import RlsForNewTables
+from supabase_access.provider.resources.row_level_security import RowLevelSecurity
+from supabase_access.provider.resources.table_grant import TableGrant
+from supabase_access.provider.resources.table_policies import TablePolicies
+from supabase_access.provider.resources.write_quota import WriteQuota
 from supabase_access.provider.schema import package_schema
 from supabase_access.provider.values import known_plain_map, plain_map, property_map
+from supabase_access.sql.catalog import CatalogError
+from supabase_access.sql.database import Database
 
 VERSION = "0.1.0"
 AUTH_SETTINGS = AuthSettings()  # needs the provider's Management API settings, see configure

@@ -1,8 +1,8 @@
-"""What each persona should be able to do, as rules for `supabase_access.matrix.matrix_from_rule`."""
+"""What each persona should be able to do, as rules for `review.matrix.matrix_from_rule`."""
 
 from __future__ import annotations
 
-from supabase_access.matrix import Cell
+from review.matrix import Cell
 
 
 def owner_access(cell: Cell) -> bool:

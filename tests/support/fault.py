@@ -15,7 +15,7 @@ import psycopg
 
 from tests.support.engine import engine_env
 
-# application_name of the provider's connections (supabase_access/provider/database.py).
+# application_name of the provider's connections (supabase_access/sql/database.py).
 PLUGIN_APPLICATION = "supabase-access"
 
 

@@ -48,3 +48,10 @@ def run_program(config: dict[str, str]) -> RecordingMocks:
     execute()
     sys.modules.pop("program_under_test", None)
     return mocks
+
+
+def by_type(mocks: RecordingMocks) -> dict[str, list[pulumi.runtime.MockResourceArgs]]:
+    found: dict[str, list[pulumi.runtime.MockResourceArgs]] = {}
+    for r in mocks.resources:
+        found.setdefault(r.typ, []).append(r)
+    return found

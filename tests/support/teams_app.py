@@ -4,12 +4,12 @@ from the template in place of the reference app."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Final
 
 import psycopg
 
-REPO: Final = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 TEAMS_APP: Final = REPO / "tests" / "fixtures" / "teams_app"
 SCHEMA_FILE: Final = TEAMS_APP / "schema.sql"
 # Relative to the program's folder, as a stack would name it.

@@ -1,0 +1,1 @@
+"""Review tooling, outside the product: the access matrix, PostgREST emulation, the local Management API server."""

@@ -1,0 +1,1 @@
+"""The Supabase Management API client (auth settings over HTTP)."""

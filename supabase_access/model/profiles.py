@@ -1,0 +1,311 @@
+"""Access profiles: what each role may do on the model's tables.
+
+open  - the seed guide's access: anon and authenticated may use every table; the
+        user foreign key is removed so clients can invent user ids.
+owner - each signed-in user (anonymous sign-ins included) reaches only rows they
+        own, through every table; anon has no table privileges; the FK is kept present
+        (re-created if someone dropped it). The other access kinds of the model: rows under
+        a group are read by its members and written by whom the model says; a membership
+        table is written by the group's owner and admins (and a member may leave); public-read
+        tables are read by everyone; service-only tables by no API role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from supabase_access.model.access_model import AccessModel, Hop, Membership, ModelError, Table, short_identifier
+
+PROFILES = ("open", "owner")
+TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+API_ROLES = ("anon", "authenticated")
+# The schema of the functions that tell which groups the current user belongs to: the policies of
+# group rows call them (SECURITY DEFINER, so a membership table's policies can ask about itself).
+HELPER_SCHEMA = "supabase_access_rls"
+
+
+@dataclass(frozen=True)
+class Always:
+    """A predicate that is true for every row."""
+
+
+@dataclass(frozen=True)
+class OwnedByCurrentUser:
+    """Rows whose ownership path ends at a row whose owner column is auth.uid()."""
+
+    hops: tuple[Hop, ...]
+    root_table: str
+    owner_column: str
+
+
+@dataclass(frozen=True)
+class NotAnonymousUser:
+    """The request does not come from an anonymous sign-in."""
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every one of the parts holds."""
+
+    parts: tuple[OwnedByCurrentUser, ...]
+
+
+@dataclass(frozen=True)
+class InGroup:
+    """Rows whose group is one the current user belongs to (or, with an admins' helper, administers).
+
+    The group key is the row's own `column` (no hops), or is found at the end of `hops` (the last
+    hop points at the group table); `helper` is the function returning the user's groups.
+    """
+
+    hops: tuple[Hop, ...]
+    column: str
+    helper_schema: str
+    helper: str
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """At least one of the parts holds."""
+
+    parts: tuple[OwnedByCurrentUser | InGroup, ...]
+
+
+Predicate = Always | OwnedByCurrentUser | NotAnonymousUser | AllOf | InGroup | AnyOf
+
+
+@dataclass(frozen=True)
+class GroupLookup:
+    """The two functions that give the current user's groups of one group table: those they belong
+    to (`member_function`) and those they administer (`admin_function`), owned ones included."""
+
+    membership_table: str
+    membership: Membership
+    group_owner_column: str
+    helper_schema: str = HELPER_SCHEMA
+
+    @property
+    def member_function(self) -> str:
+        return short_identifier(self.membership_table, suffix="_groups")
+
+    @property
+    def admin_function(self) -> str:
+        return short_identifier(self.membership_table, suffix="_admin_groups")
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    name: str
+    command: str
+    roles: tuple[str, ...]
+    using: Predicate | None
+    with_check: Predicate | None
+    permissive: bool = True
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    table: str
+    rules: tuple[PolicyRule, ...]
+    # role -> privileges on this table, where it differs from the plan's `grants`.
+    grants: dict[str, tuple[str, ...]] | None = None
+
+
+@dataclass(frozen=True)
+class KeptForeignKey:
+    """A foreign key from `column` to auth.users (id) that the plan keeps present (re-created if dropped)."""
+
+    table: str
+    constraint: str
+    column: str
+    # What happens to the rows when their user is deleted (retention relies on the cascade).
+    on_delete: str = "cascade"
+
+
+@dataclass(frozen=True)
+class AccessPlan:
+    profile: str
+    schema: str
+    # role -> privileges on every table of the model (empty tuple: none at all).
+    grants: dict[str, tuple[str, ...]]
+    tables: tuple[TableAccess, ...]
+    # (table, constraint) pairs the profile removes.
+    removed_constraints: tuple[tuple[str, str], ...]
+    # The user foreign keys the profile keeps present (the owner profile: those the open one removes).
+    kept_constraints: tuple[KeptForeignKey, ...] = ()
+    # The group helper functions the policies call.
+    group_lookups: tuple[GroupLookup, ...] = ()
+
+    def grants_on(self, table: str) -> dict[str, tuple[str, ...]]:
+        """role -> privileges on one table of the plan."""
+        for access in self.tables:
+            if access.table == table and access.grants is not None:
+                return access.grants
+        return self.grants
+
+
+def plan_access(model: AccessModel, profile: str, *, setting: str = "supabase-access:profile") -> AccessPlan:
+    if profile == "open":
+        return _open_plan(model)
+    if profile == "owner":
+        return _owner_plan(model)
+    raise ModelError(f"{setting}: unknown profile {profile!r} (choose one of: {', '.join(PROFILES)})")
+
+
+def _open_plan(model: AccessModel) -> AccessPlan:
+    tables = tuple(
+        TableAccess(
+            table.name,
+            tuple(
+                PolicyRule(
+                    name=f"{table.name}_{command.lower()}_open",
+                    command=command,
+                    roles=API_ROLES,
+                    using=None if command == "INSERT" else Always(),
+                    with_check=Always() if command in ("INSERT", "UPDATE") else None,
+                )
+                for command in TABLE_COMMANDS
+            ),
+        )
+        for table in model.tables
+    )
+    removed = tuple((t.name, t.user_foreign_key) for t in model.tables if t.user_foreign_key is not None)
+    return AccessPlan(
+        profile="open",
+        schema=model.schema,
+        grants={role: TABLE_COMMANDS for role in API_ROLES},
+        tables=tables,
+        removed_constraints=removed,
+    )
+
+
+def _owned(hops: tuple[Hop, ...], root: Table) -> OwnedByCurrentUser:
+    assert root.owner_column is not None  # guaranteed by AccessModel.ownership_path
+    return OwnedByCurrentUser(hops, root.name, root.owner_column)
+
+
+def _owner_plan(model: AccessModel) -> AccessPlan:
+    lookups = {
+        t.membership.group: GroupLookup(t.name, t.membership, model.table(t.membership.group).owner_column or "")
+        for t in model.tables
+        if t.membership is not None
+    }
+    tables = [_owner_access(model, table, lookups) for table in model.tables]
+    return AccessPlan(
+        profile="owner",
+        schema=model.schema,
+        grants={"anon": (), "authenticated": TABLE_COMMANDS},
+        tables=tuple(tables),
+        removed_constraints=(),
+        kept_constraints=tuple(
+            KeptForeignKey(t.name, t.user_foreign_key, t.owner_column)
+            for t in model.tables
+            if t.user_foreign_key is not None and t.owner_column is not None
+        ),
+        group_lookups=tuple(lookups[group] for group in sorted(lookups)),
+    )
+
+
+def _rule_name(table: str, command: str, who: str) -> str:
+    return short_identifier(f"{table}_{command.lower()}", suffix=f"_{who}")
+
+
+def _rules(
+    table: str, who: str, read: Predicate | None, written: Predicate | None, *, commands: tuple[str, ...]
+) -> tuple[PolicyRule, ...]:
+    """One permissive policy per command for authenticated: `read` decides which rows a command sees
+    (USING), `written` which rows it may leave behind (WITH CHECK on insert and update)."""
+    return tuple(
+        PolicyRule(
+            name=_rule_name(table, command, who),
+            command=command,
+            roles=("authenticated",),
+            using=None if command == "INSERT" else read,
+            with_check=written if command in ("INSERT", "UPDATE") else None,
+        )
+        for command in commands
+    )
+
+
+def _owner_access(model: AccessModel, table: Table, lookups: dict[str, GroupLookup]) -> TableAccess:
+    if table.service_only:
+        # RLS on and no policy: only roles that bypass RLS (service_role) reach the rows.
+        return TableAccess(table.name, (), grants={role: () for role in API_ROLES})
+    if table.membership is not None:
+        return _membership_access(table, lookups[table.membership.group])
+    rules: tuple[PolicyRule, ...] = ()
+    writes: tuple[str, ...] = TABLE_COMMANDS
+    if table.owned:
+        rules = _owned_rules(model, table, lookups)
+    else:
+        writes = ("SELECT",)  # public-read alone: written by the server only
+    if table.public_read:
+        readers = API_ROLES if table.public_read_anon else ("authenticated",)
+        # One permissive SELECT policy per role: the public one replaces the owner's.
+        public = PolicyRule(
+            name=_rule_name(table.name, "SELECT", "public"),
+            command="SELECT",
+            roles=readers,
+            using=Always(),
+            with_check=None,
+        )
+        rules = (public, *(r for r in rules if r.command != "SELECT"))
+        grants = {"anon": ("SELECT",) if table.public_read_anon else (), "authenticated": writes}
+        return TableAccess(table.name, rules, grants=grants)
+    return TableAccess(table.name, rules)
+
+
+def _owned_rules(model: AccessModel, table: Table, lookups: dict[str, GroupLookup]) -> tuple[PolicyRule, ...]:
+    hops, root = model.ownership_path(table.name)
+    group = lookups.get(root.name)
+    if group is not None and hops:
+        return _group_row_rules(table, hops, group)
+    owned = _owned(hops, root)
+    if group is not None:
+        # The group row itself: its owner writes it; its members read it too.
+        member = InGroup((), group.membership.key, group.helper_schema, group.member_function)
+        return (
+            *_rules(table.name, "owner_or_member", AnyOf((owned, member)), None, commands=("SELECT",)),
+            *_rules(table.name, "own", owned, owned, commands=("INSERT", "UPDATE", "DELETE")),
+        )
+    # A table with its own copy of the owner is read by that column; a write must also hang
+    # under a parent the user owns, so nobody can attach a row to someone else's data.
+    through = model.parent_path(table.name)
+    written: Predicate = owned if through is None else AllOf((owned, _owned(*through)))
+    # WITH CHECK on insert and update: no row may land under someone else.
+    return _rules(table.name, "own", owned, written, commands=TABLE_COMMANDS)
+
+
+def _group_row_rules(table: Table, hops: tuple[Hop, ...], group: GroupLookup) -> tuple[PolicyRule, ...]:
+    """Rows under a group: its members read them, and `write` says who changes them (the group's
+    owner is always among them). A write must leave the row under a group the writer may write."""
+    member = InGroup(hops, hops[0].column, group.helper_schema, group.member_function)
+    if table.write == "members":
+        writer: Predicate = member
+    elif table.write == "admins":
+        writer = InGroup(hops, hops[0].column, group.helper_schema, group.admin_function)
+    else:
+        # The group's own owner column, as an owner path: `project_id = any (array(select id from projects ...))`.
+        writer = OwnedByCurrentUser(hops, hops[-1].parent, group.group_owner_column)
+    who = {"members": "member", "admins": "admin", "owner": "group_owner"}[table.write or "owner"]
+    return (
+        *_rules(table.name, "member", member, None, commands=("SELECT",)),
+        *_rules(table.name, who, writer, writer, commands=("INSERT", "UPDATE", "DELETE")),
+    )
+
+
+def _membership_access(table: Table, group: GroupLookup) -> TableAccess:
+    """Members see who else is in their groups; the group's owner and admins add and remove members;
+    a member may remove themself; nobody adds themself to a group they do not administer. No
+    UPDATE at all: WITH CHECK cannot see the old row, so an update could move a membership to
+    another group or user; a change of role is a delete and an insert by an admin."""
+    membership = group.membership
+    member = InGroup((), membership.column, group.helper_schema, group.member_function)
+    admin = InGroup((), membership.column, group.helper_schema, group.admin_function)
+    themself = OwnedByCurrentUser((), table.name, membership.user)
+    rules = (
+        *_rules(table.name, "member", member, None, commands=("SELECT",)),
+        *_rules(table.name, "admin", None, admin, commands=("INSERT",)),
+        *_rules(table.name, "admin_or_self", AnyOf((admin, themself)), None, commands=("DELETE",)),
+    )
+    return TableAccess(table.name, rules, grants={"anon": (), "authenticated": ("SELECT", "INSERT", "DELETE")})

@@ -1,0 +1,470 @@
+"""Stack settings: the `supabase-access:*` and `postgresql:*` config of one stack, validated.
+
+Pure: takes plain values (what `pulumi config` holds), so it is tested without an engine.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supabase_access.model.access_model import AccessModel, ModelError, check_identifier, load_model_file, parse_model
+from supabase_access.model.auth_settings import PROJECT_REF_PATTERN, validate_auth_settings
+from supabase_access.model.hardening import (
+    CRON_SCHEDULE,
+    DEFAULT_PURGE_SCHEDULE,
+    MAX_QUOTA_LIMIT,
+    MAX_RETENTION_DAYS,
+    PERMANENT_ONLY_COMMANDS,
+    QUOTA_WINDOWS,
+    HardeningSettings,
+    RetentionSetting,
+    WriteQuotaSetting,
+    permanent_users_only_policies,
+)
+from supabase_access.model.policy import PolicySpec, policy_from_plain
+from supabase_access.model.profiles import PROFILES, plan_access
+from supabase_access.model.rule_data import DeclaredPolicy
+
+NAMESPACE = "supabase-access"
+ENVIRONMENTS = ("dev", "prod")
+# Every key of the `supabase-access` namespace the program reads; any other is a typo.
+KNOWN_KEYS = (
+    "environment",
+    "profile",
+    "allowOpenProfileInProd",
+    "model",
+    "modelFile",
+    "forceRls",
+    "extraPolicies",
+    "projectRef",
+    "accessToken",
+    "managementApiUrl",
+    "authSettings",
+    "writeQuotas",
+    "retention",
+    "permanentUsersOnly",
+    "schemas",
+)
+# Settings that must be stored encrypted, and how to set each one again as a secret.
+SECRET_SETTINGS = {
+    "postgresql:password": "pulumi config set --secret postgresql:password <database password>",
+    f"{NAMESPACE}:accessToken": f"pulumi config set --secret {NAMESPACE}:accessToken <personal access token>",
+}
+# An extraPolicies entry may take the place of a policy the profile generates only if it says so.
+REPLACES_KEY = "replaces"
+# Stacks whose secrets use the published local passphrase (scripts/env.sh); never dev or prod.
+LOCAL_STACKS = ("local", "local-prod")
+
+
+class ConfigError(ValueError):
+    """A stack setting is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    host: str
+    port: int
+    database: str
+    username: str
+    sslmode: str
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    environment: str
+    profile: str
+    model: AccessModel
+    model_source: str
+    force_rls: bool
+    connection: Connection
+    # Policies added to the profile's, per table (e.g. RESTRICTIVE ones).
+    extra_policies: dict[str, tuple[PolicySpec, ...]]
+    # "table.policy" of the extraPolicies entries that replace a policy the profile generates.
+    replaced_policies: tuple[str, ...] = ()
+    # The schemas the Data API exposes (supabase-access:schemas): every table in them must be in the model.
+    exposed_schemas: tuple[str, ...] = ("public",)
+
+    def replacement_notices(self) -> list[str]:
+        """What the preview says about each generated policy an extraPolicies entry replaces."""
+        return [
+            f"{NAMESPACE}:extraPolicies.{name} replaces the {self.profile} profile's own policy {name.split('.')[1]} "
+            f"on {name.split('.')[0]} (it says `{REPLACES_KEY}: true`): the profile's rule for it no longer applies"
+            for name in self.replaced_policies
+        ]
+
+
+def check_config_keys(secret_by_key: Mapping[str, bool]) -> None:
+    """Refuse unknown `supabase-access:` keys and secrets kept in plain text.
+
+    `secret_by_key` holds every config key of the stack (`namespace:name`) and whether Pulumi stores
+    it encrypted; the values themselves never come here.
+    """
+    prefix = f"{NAMESPACE}:"
+    for key in sorted(secret_by_key):
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix) :]
+        if name not in KNOWN_KEYS:
+            close = difflib.get_close_matches(name, KNOWN_KEYS, n=1)
+            hint = f"did you mean {prefix}{close[0]}? " if close else ""
+            raise ConfigError(
+                f"{key}: unknown setting; {hint}(known: {', '.join(KNOWN_KEYS)}). "
+                f"Remove it with `pulumi config rm {key}`"
+            )
+    for key, command in SECRET_SETTINGS.items():
+        if key in secret_by_key and not secret_by_key[key]:
+            raise ConfigError(
+                f"{key} is stored in plain text in the stack's config; it must be a secret. "
+                f"Set it again with `{command}`"
+            )
+
+
+def parse_stack_settings(
+    access: Mapping[str, Any], postgresql: Mapping[str, Any], *, project_dir: Path
+) -> StackSettings:
+    environment = access.get("environment")
+    if not environment:
+        # No silent default: a stack that forgot it would get the open profile.
+        raise ConfigError(
+            f"{NAMESPACE}:environment is not set; say which kind of stack this is: "
+            f"`pulumi config set {NAMESPACE}:environment prod` (owner-only access) or "
+            f"`pulumi config set {NAMESPACE}:environment dev` (the open profile)"
+        )
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"{NAMESPACE}:environment: {environment!r} is not one of {', '.join(ENVIRONMENTS)}")
+    profile = access.get("profile") or ("owner" if environment == "prod" else "open")
+    if profile not in PROFILES:
+        raise ConfigError(f"{NAMESPACE}:profile: {profile!r} is not one of {', '.join(PROFILES)}")
+    if environment == "prod" and profile == "open" and access.get("allowOpenProfileInProd") is not True:
+        raise ConfigError(
+            f"{NAMESPACE}:profile: a prod stack cannot use the open profile (every visitor could read and change "
+            f"every row). Use `owner`, or set {NAMESPACE}:allowOpenProfileInProd to true if you really mean it."
+        )
+    model, source = _model(access, project_dir)
+    force_rls = access.get("forceRls", False)
+    if not isinstance(force_rls, bool):
+        raise ConfigError(f"{NAMESPACE}:forceRls: expected true or false")
+    extra, replaced = _extra_policies(access.get("extraPolicies"), model, profile)
+    schemas = _exposed_schemas(access.get("schemas"))
+    return StackSettings(
+        environment, profile, model, source, force_rls, _connection(postgresql), extra, replaced, schemas
+    )
+
+
+def _exposed_schemas(raw: Any) -> tuple[str, ...]:
+    setting = f"{NAMESPACE}:schemas"
+    if raw is None:
+        return ("public",)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(
+            f"{setting}: expected a non-empty list of the schemas the Data API exposes, e.g. [public] "
+            "(Supabase: Project Settings > Data API > Exposed schemas)"
+        )
+    try:
+        return tuple(dict.fromkeys(check_identifier(name, f"{setting}[{i}]") for i, name in enumerate(raw)))
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _extra_policies(
+    raw: Any, model: AccessModel, profile: str
+) -> tuple[dict[str, tuple[PolicySpec, ...]], tuple[str, ...]]:
+    setting = f"{NAMESPACE}:extraPolicies"
+    if raw is None:
+        return {}, ()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{setting}: expected a map of table name to {{policy name: policy}}")
+    try:
+        plan = plan_access(model, profile)
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from exc
+    generated = {access.table: {rule.name for rule in access.rules} for access in plan.tables}
+    extra: dict[str, tuple[PolicySpec, ...]] = {}
+    replaced: list[str] = []
+    for table, policies in raw.items():
+        if table not in model.table_names:
+            raise ConfigError(f"{setting}.{table}: unknown table (the model has {', '.join(model.table_names)})")
+        if not isinstance(policies, Mapping):
+            raise ConfigError(f"{setting}.{table}: expected a map of policy name to policy")
+        specs = []
+        for name, spec in policies.items():
+            where = f"{setting}.{table}.{name}"
+            if not isinstance(spec, Mapping):
+                raise ConfigError(f"{where}: expected a policy (command, roles, using, withCheck)")
+            replaces = spec.get(REPLACES_KEY, False)
+            if not isinstance(replaces, bool):
+                raise ConfigError(f"{where}.{REPLACES_KEY}: expected true or false")
+            if name in generated.get(table, set()):
+                if not replaces:
+                    raise ConfigError(
+                        f"{where}: the {profile} profile already generates a policy named {name} on {table}; this "
+                        f"entry would silently take its place. Give it another name, or add `{REPLACES_KEY}: true` "
+                        "to the entry if replacing the profile's policy is what you mean"
+                    )
+                replaced.append(f"{table}.{name}")
+            elif replaces:
+                raise ConfigError(
+                    f"{where}.{REPLACES_KEY}: the {profile} profile generates no policy named {name} on {table} "
+                    f"(it has {', '.join(sorted(generated.get(table, ())))})"
+                )
+            try:
+                specs.append(
+                    policy_from_plain(name, {k: v for k, v in spec.items() if k != REPLACES_KEY}, setting=where)
+                )
+            except ModelError as exc:
+                raise ConfigError(str(exc)) from exc
+        extra[table] = tuple(specs)
+    return extra, tuple(replaced)
+
+
+def _model(access: Mapping[str, Any], project_dir: Path) -> tuple[AccessModel, str]:
+    try:
+        if access.get("model") is not None:
+            if access.get("modelFile") is not None:
+                raise ConfigError(f"{NAMESPACE}:model and {NAMESPACE}:modelFile are both set; keep one")
+            return parse_model(access["model"], setting=f"{NAMESPACE}:model"), f"{NAMESPACE}:model"
+        relative = access.get("modelFile") or "access-model.yaml"
+        source = f"{NAMESPACE}:modelFile ({relative})"
+        return load_model_file(project_dir / relative, setting=f"{NAMESPACE}:modelFile"), source
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _connection(postgresql: Mapping[str, Any]) -> Connection:
+    host = postgresql.get("host")
+    if not host:
+        raise ConfigError("postgresql:host is not set (pulumi config set postgresql:host <host>)")
+    try:
+        port = int(postgresql.get("port") or 5432)
+    except ValueError as exc:
+        raise ConfigError(f"postgresql:port: {postgresql.get('port')!r} is not a port number") from exc
+    if not 0 < port < 65536:
+        raise ConfigError(f"postgresql:port: {port} is not a port number")
+    return Connection(
+        host=str(host),
+        port=port,
+        database=str(postgresql.get("database") or "postgres"),
+        username=str(postgresql.get("username") or "postgres"),
+        sslmode=str(postgresql.get("sslmode") or "prefer"),
+    )
+
+
+def passphrase_env(stack: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """What a pulumi call on `stack` adds to `environ`: the local passphrase (that scripts/env.sh
+    offers as SUPABASE_ACCESS_LOCAL_PASSPHRASE) for the local stacks only, never a chosen one's override."""
+    local = environ.get("SUPABASE_ACCESS_LOCAL_PASSPHRASE")
+    chosen = environ.get("PULUMI_CONFIG_PASSPHRASE") or environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
+    if stack in LOCAL_STACKS and local and not chosen:
+        return {"PULUMI_CONFIG_PASSPHRASE": local}
+    return {}
+
+
+# --- Supabase Auth settings (Management API) -------------------------------------------
+PROJECT_REF_SETTING = f"{NAMESPACE}:projectRef"
+ACCESS_TOKEN_SETTING = f"{NAMESPACE}:accessToken"
+MANAGEMENT_API_URL_SETTING = f"{NAMESPACE}:managementApiUrl"
+AUTH_SETTINGS_SETTING = f"{NAMESPACE}:authSettings"
+
+
+@dataclass(frozen=True)
+class AuthStackSettings:
+    """The project's Supabase Auth settings as one stack declares them."""
+
+    # Validated, in canonical order; may hold the CAPTCHA secret, hence no repr.
+    settings: dict[str, object] = field(repr=False)
+    project_ref: str | None
+    management_api_url: str | None
+    # Settings still to set before the resource can be declared (empty: declare it).
+    missing: tuple[str, ...]
+    # Things worth telling at preview that do not stop the stack.
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def declared(self) -> bool:
+        return not self.missing
+
+    def skip_message(self) -> str:
+        what = f"the values in {AUTH_SETTINGS_SETTING} are not applied" if self.settings else "none are managed"
+        how = {
+            PROJECT_REF_SETTING: f"`pulumi config set {PROJECT_REF_SETTING} <project-ref>`",
+            ACCESS_TOKEN_SETTING: f"`pulumi config set --secret {ACCESS_TOKEN_SETTING} <personal access token>`",
+            AUTH_SETTINGS_SETTING: f"{AUTH_SETTINGS_SETTING} (an object of the auth settings to manage)",
+        }
+        return (
+            "Supabase Auth settings (rate limits, anonymous sign-ins, CAPTCHA) are skipped on this stack: "
+            f"{', '.join(self.missing)} not set, so {what}. Set {'; '.join(how[name] for name in self.missing)}."
+        )
+
+
+def parse_auth_stack_settings(
+    access: Mapping[str, Any], *, environment: str, token_set: bool
+) -> AuthStackSettings | None:
+    """The auth settings part of a stack, or None when a dev stack says nothing about them.
+
+    `access` holds `projectRef`, `managementApiUrl` and `authSettings` (an object); the token
+    itself stays out of plain data, only whether it is set. A prod stack always gets an
+    answer, so that a missing project ref or token is reported rather than silently ignored.
+    """
+    raw, project_ref, url = access.get("authSettings"), access.get("projectRef"), access.get("managementApiUrl")
+    if raw is None and not project_ref and not url and not token_set and environment != "prod":
+        return None
+    try:
+        settings = {} if raw is None else validate_auth_settings(raw, setting_prefix=AUTH_SETTINGS_SETTING)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if project_ref and (not isinstance(project_ref, str) or not PROJECT_REF_PATTERN.match(project_ref)):
+        raise ConfigError(
+            f"{PROJECT_REF_SETTING}: {project_ref!r} is not a Supabase project reference (20 lower-case letters, "
+            "as in https://supabase.com/dashboard/project/<ref>)"
+        )
+    if url and not (isinstance(url, str) and url.startswith(("https://", "http://"))):
+        raise ConfigError(
+            f"{MANAGEMENT_API_URL_SETTING}: {url!r} is not an http(s) URL (default https://api.supabase.com)"
+        )
+    if project_ref and raw is not None and not token_set:
+        # The stack manages this project's settings: skipping them now would plan their revert
+        # (a destroy of the resource) instead of saying what is missing.
+        raise ConfigError(
+            f"{ACCESS_TOKEN_SETTING} is not set, but this stack manages the Supabase Auth settings of project "
+            f"{project_ref} ({AUTH_SETTINGS_SETTING}); set it: `pulumi config set --secret {ACCESS_TOKEN_SETTING} "
+            "<personal access token>` (in CI, the secret that provides it)"
+        )
+    missing = tuple(
+        name
+        for name, present in (
+            (PROJECT_REF_SETTING, bool(project_ref)),
+            (ACCESS_TOKEN_SETTING, token_set),
+            (AUTH_SETTINGS_SETTING, raw is not None),
+        )
+        if not present
+    )
+    warnings: list[str] = []
+    if settings.get("security_captcha_enabled") is True and "security_captcha_secret" not in settings:
+        warnings.append(
+            f"{AUTH_SETTINGS_SETTING}.security_captcha_enabled is true but "
+            f"{AUTH_SETTINGS_SETTING}.security_captcha_secret is not set: the project keeps whatever secret it has. "
+            "Set it with `pulumi config set --secret --path "
+            f"{AUTH_SETTINGS_SETTING}.security_captcha_secret <secret key from the CAPTCHA provider>`."
+        )
+    return AuthStackSettings(
+        settings=settings,
+        project_ref=project_ref or None,
+        management_api_url=url or None,
+        missing=missing,
+        warnings=tuple(warnings),
+    )
+
+
+# --- Production hardening: writeQuotas, retention, permanentUsersOnly ---------------------------
+
+WRITE_QUOTAS_SETTING = f"{NAMESPACE}:writeQuotas"
+RETENTION_SETTING = f"{NAMESPACE}:retention"
+PERMANENT_USERS_ONLY_SETTING = f"{NAMESPACE}:permanentUsersOnly"
+RETENTION_KEYS = ("anonymousUsersDays", "sessionsDays", "sessionsTable", "schedule")
+
+
+def parse_hardening_settings(access: Mapping[str, Any], model: AccessModel) -> HardeningSettings:
+    """`writeQuotas`, `retention` and `permanentUsersOnly`; none set (dev stacks) means no hardening."""
+    return HardeningSettings(
+        write_quotas=_write_quotas(access.get("writeQuotas"), model),
+        retention=_retention(access.get("retention"), model),
+        permanent_users_only=_permanent_users_only(access.get("permanentUsersOnly"), model),
+    )
+
+
+def _whole_number(value: Any, setting: str, maximum: int) -> int:
+    # `pulumi config set --path` stores numbers as strings; YAML and JSON give ints. bool is not a count.
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise ConfigError(f"{setting}: expected a whole number from 1 to {maximum}, got {value!r}")
+    return value
+
+
+def _known_table(table: Any, model: AccessModel, setting: str) -> str:
+    if table not in model.table_names:
+        raise ConfigError(f"{setting}: unknown table {table!r} (the model has {', '.join(model.table_names)})")
+    return str(table)
+
+
+def _write_quotas(raw: Any, model: AccessModel) -> tuple[WriteQuotaSetting, ...]:
+    setting = WRITE_QUOTAS_SETTING
+    if raw is None:
+        return ()
+    windows = " / ".join(QUOTA_WINDOWS)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{setting}: expected a map of table name to {{perHour: N}} (or {windows})")
+    quotas = []
+    for table, spec in raw.items():
+        where = f"{setting}.{table}"
+        _known_table(table, model, where)
+        # One window per table: the table has one quota trigger.
+        if not isinstance(spec, Mapping) or len(spec) != 1 or next(iter(spec)) not in QUOTA_WINDOWS:
+            raise ConfigError(f"{where}: expected exactly one of {windows} with a whole number, e.g. {{perHour: 20}}")
+        ((window, limit),) = spec.items()
+        quotas.append(WriteQuotaSetting(table, _whole_number(limit, f"{where}.{window}", MAX_QUOTA_LIMIT), window))
+    return tuple(quotas)
+
+
+def _retention(raw: Any, model: AccessModel) -> RetentionSetting | None:
+    setting = RETENTION_SETTING
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{setting}: expected {{anonymousUsersDays: N, sessionsDays: M}}")
+    unknown = sorted(set(raw) - set(RETENTION_KEYS))
+    if unknown:
+        raise ConfigError(f"{setting}: unknown key(s) {unknown} (known: {', '.join(RETENTION_KEYS)})")
+    days = {
+        key: None if raw.get(key) is None else _whole_number(raw[key], f"{setting}.{key}", MAX_RETENTION_DAYS)
+        for key in ("anonymousUsersDays", "sessionsDays")
+    }
+    if days["anonymousUsersDays"] is None and days["sessionsDays"] is None:
+        raise ConfigError(f"{setting}: set anonymousUsersDays and/or sessionsDays")
+    sessions_table = _known_table(raw.get("sessionsTable", "sessions"), model, f"{setting}.sessionsTable")
+    schedule = raw.get("schedule", DEFAULT_PURGE_SCHEDULE)
+    if not isinstance(schedule, str) or not CRON_SCHEDULE.match(schedule):
+        raise ConfigError(f"{setting}.schedule: {schedule!r} is not a cron schedule like '17 3 * * *'")
+    return RetentionSetting(days["anonymousUsersDays"], days["sessionsDays"], sessions_table, schedule)
+
+
+def _permanent_users_only(raw: Any, model: AccessModel) -> dict[str, tuple[str, ...]]:
+    setting = PERMANENT_USERS_ONLY_SETTING
+    if raw is None:
+        return {}
+    commands_list = ", ".join(PERMANENT_ONLY_COMMANDS)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{setting}: expected a map of table name to a list of commands ({commands_list})")
+    reserved: dict[str, tuple[str, ...]] = {}
+    for table, commands in raw.items():
+        where = f"{setting}.{table}"
+        _known_table(table, model, where)
+        if not isinstance(commands, list) or not commands:
+            raise ConfigError(f"{where}: expected a non-empty list of commands ({commands_list})")
+        wanted = {str(c).upper() for c in commands}
+        unknown = sorted(wanted - set(PERMANENT_ONLY_COMMANDS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown command(s) {unknown} (known: {commands_list})")
+        reserved[table] = tuple(c for c in PERMANENT_ONLY_COMMANDS if c in wanted)
+    return reserved
+
+
+def extra_policies_with_hardening(
+    extra_policies: Mapping[str, tuple[PolicySpec, ...]], hardening: HardeningSettings
+) -> dict[str, tuple[DeclaredPolicy, ...]]:
+    """`extraPolicies` plus the RESTRICTIVE policies of `permanentUsersOnly`, per table."""
+    reserved = permanent_users_only_policies(hardening.permanent_users_only)
+    merged: dict[str, tuple[DeclaredPolicy, ...]] = {table: tuple(p) for table, p in extra_policies.items()}
+    for table, policies in reserved.items():
+        clash = sorted({p.name for p in merged.get(table, ())} & {p.name for p in policies})
+        if clash:
+            raise ConfigError(
+                f"{PERMANENT_USERS_ONLY_SETTING}.{table}: policy name(s) {clash} are also declared in "
+                f"{NAMESPACE}:extraPolicies.{table}; rename those"
+            )
+        merged[table] = merged.get(table, ()) + policies
+    return merged

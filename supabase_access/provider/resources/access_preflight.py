@@ -1,0 +1,267 @@
+"""AccessPreflight: checks everything the other resources need before any of them runs.
+
+The other resources depend on it, so when a table is missing, an expression does not
+parse or the database cannot be reached, `up` stops before anything is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.sql import Composed
+
+from supabase_access.model.access_model import ModelError, suggested_entry
+from supabase_access.model.policy import PolicySpec, policy_from_plain
+from supabase_access.provider.base import CHECK_LOG, InputError, Log, ManagedResource, identifier
+from supabase_access.provider.resources.group_functions import prelude_for
+from supabase_access.provider.resources.table_policies import NORMALIZED, rendered_policies
+from supabase_access.sql import catalog
+from supabase_access.sql.database import CONNECTION_SETTINGS, Database
+
+TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+# Roles a request from the API can take: a write policy for them that admits every row opens the table.
+API_ROLES = frozenset({"anon", "authenticated", "public"})
+
+
+class AccessPreflight(ManagedResource):
+    token = "supabase-access:index:AccessPreflight"
+
+    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        schema = identifier(inputs, "schema", "public")
+        source = str(inputs.get("source") or "the access model")
+        tables = [identifier({"tables": t}, "tables") for t in inputs.get("tables") or []]
+        roles = [identifier({"roles": r}, "roles") for r in inputs.get("roles") or []]
+        raw_policies = inputs.get("policies") or {}
+        if not isinstance(raw_policies, dict):
+            raise InputError("policies", f"{source}: policies: expected a map of table to policies")
+        policies_by_table = {table: rendered_policies(schema, raw) for table, raw in raw_policies.items()}
+        # Where each policy was declared, e.g. {"sessions.p": "supabase-access:extraPolicies.sessions.p"}.
+        policy_settings = inputs.get("policySettings") or {}
+        with db.connection() as conn:
+            # On every preview (the database can be reached, the tables and roles are there): one round trip.
+            missing, missing_roles = catalog.missing_tables_and_roles(conn, schema, tables, roles)
+            if missing:
+                raise InputError(
+                    "tables",
+                    f"{source}: table(s) {', '.join(f'{schema}.{t}' for t in missing)} do not exist in the database",
+                )
+            if missing_roles:
+                raise InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
+            # Else PostgreSQL refuses the ALTERs half way through `up`, or ignores a REVOKE with a warning.
+            foreign = catalog.tables_not_alterable(conn, schema, tables)
+            if foreign:
+                login = conn.execute("select current_user").fetchone()
+                owned = "; ".join(f"{schema}.{t} is owned by {owner}" for t, owner in foreign.items())
+                raise InputError(
+                    "tables",
+                    f"{source}: the login role {login[0] if login else '?'} ({CONNECTION_SETTINGS['username']}) "
+                    f"cannot alter every table: {owned}. Log in as the owner, or grant the owner role to the "
+                    "login role (`grant <owner> to <login role>`)",
+                )
+            exposed = [identifier({"exposedSchemas": s}, "exposedSchemas") for s in inputs.get("exposedSchemas") or []]
+            if exposed:
+                uncovered = catalog.tables_outside(conn, exposed, schema, tables)
+                if uncovered:
+                    _report_uncovered(uncovered, schema, tables, source, fail=inputs.get("uncoveredTables") == "fail")
+            old_policies = olds.get("policies") or {} if olds.get("schema") == schema else {}
+            # Role -> privileges this stack grants on every table (roles not here keep the database's grants),
+            # and per table where a table's access kind grants otherwise.
+            grants = inputs.get("grants")
+            table_grants = inputs.get("tableGrants") or {}
+            if not isinstance(table_grants, Mapping):
+                raise InputError("tableGrants", "tableGrants: expected a map of table to role privileges")
+            refuse_open_writes = inputs.get("refuseOpenWrites") is True
+            same_rules = all(olds.get(k) == inputs.get(k) for k in ("grants", "tableGrants", "refuseOpenWrites"))
+            # The group helper functions the policies call: made in each parse's rolled-back transaction.
+            prelude = _group_helper_prelude(schema, inputs.get("groupHelpers"))
+            if prelude and not all(old_policies.get(t) == raw for t, raw in policies_by_table.items()):
+                _check_prelude(conn, prelude, source)
+            for table, raw in policies_by_table.items():
+                if not isinstance(raw, Mapping):
+                    raise InputError("policies", f"{source}: policies.{table}: expected a map of policy name to policy")
+                if old_policies.get(table) == raw and same_rules:
+                    continue  # PostgreSQL accepted exactly these before
+
+                def setting(name: str, table: str = table) -> str:
+                    return str(policy_settings.get(f"{table}.{name}") or f"{source}: policy {table}.{name}")
+
+                try:
+                    specs = {name: policy_from_plain(name, spec, setting=setting(name)) for name, spec in raw.items()}
+                    normalized = NORMALIZED.get(conn, schema, table, raw, specs, prelude)
+                except ModelError as exc:
+                    raise InputError("policies", str(exc)) from exc
+                except catalog.PolicyRejectedError as exc:
+                    raise InputError(
+                        "policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}"
+                    ) from exc
+                _check_roles_hold_grants(conn, schema, table, normalized, table_grants.get(table, grants), setting)
+                if refuse_open_writes:
+                    _check_no_open_writes(conn, schema, table, normalized, setting, prelude)
+        # The rendered SQL, not the rules' data, is what state keeps and previews show.
+        return {**inputs, "schema": schema, "policies": policies_by_table}
+
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        # Its work is done in check, which the engine runs on every preview and update; a
+        # reported change would only add noise to the preview.
+        return {}
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        return f"preflight.{inputs['schema']}", _outputs(inputs)
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        return _outputs(inputs)
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        return None
+
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        return (state, inputs) if state else None
+
+
+EXPOSED_SCHEMAS_SETTING = "supabase-access:schemas"
+
+
+def _report_uncovered(
+    uncovered: list[catalog.ExposedTable], schema: str, tables: list[str], source: str, *, fail: bool
+) -> None:
+    """Tables the Data API exposes that the model leaves out: each with the model line to add."""
+    # A table may hang under another uncovered one (comments -> tasks -> projects): guess in rounds.
+    known, lines = tuple(tables), {}
+    while True:
+        found = {
+            t.table: line
+            for t in uncovered
+            if t.schema == schema
+            and t.table not in lines
+            and (line := suggested_entry(t.table, t.foreign_keys, schema, known)) is not None
+        }
+        if not found:
+            break
+        lines.update(found)
+        known = (*known, *found)
+    described = []
+    for t in uncovered:
+        state = "RLS on" if t.rls else "RLS off"
+        if t.schema != schema:
+            hint = f"the model describes schema {schema} only: take {t.schema} out of {EXPOSED_SCHEMAS_SETTING}"
+        elif t.table in lines:
+            hint = f"add `{lines[t.table]}`"
+        else:
+            hint = (
+                "no column references auth.users or a table of the model: give it an owner column "
+                f"(`{t.table}: {{owner: <column>}}`) or move it out of the exposed schemas"
+            )
+        described.append(f"{t.schema}.{t.table} ({state}): {hint}")
+    where = f"under `tables:` in {source}"
+    message = (
+        f"{EXPOSED_SCHEMAS_SETTING}: the Data API exposes {len(uncovered)} table(s) the model does not cover, so "
+        f"nothing here controls who reaches them (Supabase's default privileges give anon and authenticated "
+        f"everything on a new table). Add them {where}: " + "; ".join(described)
+    )
+    if fail:
+        raise InputError("tables", f"{message}. A prod stack applies nothing until every exposed table is covered")
+    log = CHECK_LOG.get()
+    if log is not None:
+        log(message)
+
+
+def _group_helper_prelude(schema: str, raw: object) -> list[Composed]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(entry, Mapping) for entry in raw):
+        raise InputError("groupHelpers", "groupHelpers: expected a list of membership tables' group functions")
+    return prelude_for(schema, raw)
+
+
+def _check_prelude(conn: psycopg.Connection, prelude: Sequence[Composed], source: str) -> None:
+    try:
+        with conn.transaction(force_rollback=True):
+            for statement in prelude:
+                conn.execute(statement)
+    except psycopg.Error as exc:
+        raise InputError(
+            "groupHelpers",
+            f"{source}: PostgreSQL refused the functions that give each user's groups (for the membership "
+            f"tables' policies): {exc.diag.message_primary or exc}",
+        ) from exc
+
+
+def _outputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    # Not the policies again: the engine rewrites the whole state file after every step, so a
+    # second copy of every table's policies would cost each step of a large stack.
+    return {"schema": inputs["schema"], "tables": inputs.get("tables") or []}
+
+
+def _needed_privileges(command: str) -> tuple[str, ...]:
+    # A FOR ALL policy is of use as soon as the role holds any one of the commands.
+    return TABLE_COMMANDS if command == "ALL" else (command,)
+
+
+def _check_roles_hold_grants(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    policies: Mapping[str, PolicySpec],
+    grants: object,
+    setting: Callable[[str], str],
+) -> None:
+    """A policy for a role that cannot run its command on the table never applies: likely a mistake."""
+    managed = grants if isinstance(grants, Mapping) else {}
+    for name, policy in policies.items():
+        needed = _needed_privileges(policy.command)
+        in_database = {}
+        for role in policy.roles:
+            if role == "public":
+                continue
+            if role in managed:
+                if not set(needed) & set(managed[role] or ()):
+                    held = ", ".join(managed[role] or ()) or "no privileges"
+                    raise InputError(
+                        "policies",
+                        f"{setting(name)}.roles: {role} has no {' or '.join(needed)} grant on {schema}.{table} "
+                        f"(this stack grants {role} {held}), so the policy would never apply. "
+                        f"Remove {role} from the policy's roles, or use a profile that grants it",
+                    )
+            else:
+                in_database[role] = needed
+        for role in catalog.roles_lacking_privilege(conn, schema, table, in_database):
+            raise InputError(
+                "policies",
+                f"{setting(name)}.roles: {role} has no {' or '.join(needed)} grant on {schema}.{table} in the "
+                f"database, so the policy would never apply. Remove {role} from the policy's roles, or grant it",
+            )
+
+
+def _check_no_open_writes(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    policies: Mapping[str, PolicySpec],
+    setting: Callable[[str], str],
+    prelude: Sequence[Composed] = (),
+) -> None:
+    """On prod, no permissive write policy for the API's roles may admit every row (asked of PostgreSQL's planner)."""
+    expressions = {}
+    for name, policy in policies.items():
+        if policy.permissive and policy.command != "SELECT" and API_ROLES & set(policy.roles):
+            for part, expression in (("using", policy.using), ("withCheck", policy.with_check)):
+                if expression is not None:
+                    expressions[(name, part)] = expression
+    keys = list(expressions)
+    folded = catalog.expressions_folded_to_true(
+        conn, schema, table, {str(i): expressions[key] for i, key in enumerate(keys)}, prelude
+    )
+    for index in folded:
+        name, part = keys[int(index)]
+        policy = policies[name]
+        raise InputError(
+            "policies",
+            f"{setting(name)}.{part}: on a prod stack a {policy.command} policy for "
+            f"{', '.join(sorted(API_ROLES & set(policy.roles)))} may not admit every row, and PostgreSQL reduces "
+            f"`{expressions[(name, part)]}` to constant true. Check the row (e.g. its owner column against "
+            "(select auth.uid())), or make the policy restrictive (permissive: false)",
+        )

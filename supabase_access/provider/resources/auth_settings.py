@@ -1,0 +1,321 @@
+"""AuthSettings: the Supabase Auth settings a stack manages on one project (Management API).
+
+- Only the keys the stack sets are sent (the API's PATCH is partial) and watched for drift;
+  every other auth setting of the project is left alone.
+- The first change records what the project had for those keys (`previous`); `delete`, and
+  an update that stops managing a key, PATCH those values back. There is no "reset to
+  default" call, so a value the tool never saw cannot be restored.
+- `diff` reads the project, so drift shows on every preview and the next `up` repairs it.
+- The access token is provider configuration (`supabase-access:accessToken`) and never
+  reaches state, messages or logs; the CAPTCHA secret is kept in state only as a secret.
+
+The CAPTCHA secret comes back from the API hashed, so it cannot be compared with the desired
+value. Two fingerprints are kept instead (both stored as secrets):
+- `sentSecretHashes`: our own SHA-256 of the value we sent. A different desired secret has
+  a different hash, so a change in the stack shows without a change on every preview.
+- `appliedSecretHashes`: the hashed value the API answered right after our write. If a later
+  read answers anything else, the secret was replaced behind the stack's back: drift.
+We do not recompute the API's hash ourselves: the spec does not document it, the local test
+server answers a plain SHA-256 while the Supabase CLI compares against an HMAC-SHA256, so
+any guess could be wrong for the real API and show a change on every preview. Comparing the
+API's answer with its own earlier answer works for any deterministic hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from supabase_access.model.auth_settings import (
+    DEFAULT_BASE_URL,
+    HASHED_ON_READ_AUTH_SETTINGS,
+    PROJECT_REF_PATTERN,
+    SECRET_AUTH_SETTINGS,
+    managed_auth_settings,
+    validate_auth_settings,
+)
+from supabase_access.provider import ledger
+from supabase_access.provider.base import InputError, Log, ManagedResource
+from supabase_access.provider.values import secret_property
+from supabase_access.sql.database import Database
+from supabase_access.sql.transaction import write_transaction
+
+if TYPE_CHECKING:
+    from supabase_access.management_api.client import ManagementApi
+
+# The HTTP client (requests, urllib3) is imported on first use: most stacks never manage auth
+# settings, and the provider's start-up is part of every preview.
+
+# Provider configuration keys, as a stack sets them (`pulumi config set ...`).
+TOKEN_SETTING = "supabase-access:accessToken"
+API_URL_SETTING = "supabase-access:managementApiUrl"
+PROJECT_REF_SETTING = "supabase-access:projectRef"
+
+
+class AuthSettingsConfigError(ValueError):
+    """The provider is missing what it needs to reach the Management API; names the setting."""
+
+
+def secret_fingerprint(value: object) -> str:
+    """Our own hash of a secret we sent, to notice when the stack wants a different one."""
+    return hashlib.sha256(str(value).encode()).hexdigest()
+
+
+def _same(live: object, desired: object) -> bool:
+    # True == 1 in Python; JSON keeps booleans and numbers apart, so do we.
+    return live == desired and isinstance(live, bool) == isinstance(desired, bool)
+
+
+def _mark_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings with secret values marked, ready for the engine (plain values lose the mark)."""
+    return {key: secret_property(value) if key in SECRET_AUTH_SETTINGS else value for key, value in settings.items()}
+
+
+def _project_ref(value: object, property_name: str) -> str:
+    if value is None or value == "":
+        raise InputError(
+            property_name,
+            f"{property_name} is not set: set {PROJECT_REF_SETTING} to the project's reference "
+            "(the 20 lower-case letters in https://supabase.com/dashboard/project/<ref>)",
+        )
+    if not isinstance(value, str) or not PROJECT_REF_PATTERN.match(value):
+        raise InputError(
+            property_name,
+            f"{property_name}: {value!r} is not a Supabase project reference (20 lower-case letters); "
+            f"check {PROJECT_REF_SETTING}",
+        )
+    return value
+
+
+class AuthSettings(ManagedResource):
+    token = "supabase-access:index:AuthSettings"
+    # Settings of one project cannot move to another: delete (restore) there, create here.
+    replace_on = ("projectRef",)
+
+    def __init__(self, **client_options: Any) -> None:
+        # Extra ManagementApi arguments; tests pass `sleep` so that retries need not wait.
+        self._client_options = client_options
+        self._provider_config: dict[str, Any] = {}
+        self._configured = False
+
+    def configure(self, provider_config: Mapping[str, Any]) -> None:
+        """The provider's plain configuration (`managementApiUrl`, `accessToken`, ...)."""
+        self._provider_config = dict(provider_config)
+        self._configured = True
+
+    # --- the Management API ------------------------------------------------------------
+    def _connection(self) -> tuple[str, str]:
+        token = self._provider_config.get("accessToken")
+        if not isinstance(token, str) or not token.strip():
+            raise AuthSettingsConfigError(
+                f"no Supabase access token: set {TOKEN_SETTING} "
+                f"(pulumi config set --secret {TOKEN_SETTING} <personal access token>)"
+            )
+        base_url = self._provider_config.get("managementApiUrl") or DEFAULT_BASE_URL
+        parts = urlsplit(str(base_url))
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise AuthSettingsConfigError(
+                f"{API_URL_SETTING}: {base_url!r} is not an http(s) URL (default {DEFAULT_BASE_URL})"
+            )
+        return str(base_url), token
+
+    def _client(self, project_ref: str) -> ManagementApi:
+        from supabase_access.management_api.client import ManagementApi, ManagementApiError
+
+        try:
+            base_url, token = self._connection()
+        except AuthSettingsConfigError as exc:
+            raise ManagementApiError(f"{exc} (project {project_ref})", project_ref=project_ref) from None
+        return ManagementApi(
+            base_url, token, project_ref=project_ref, token_setting=TOKEN_SETTING, **self._client_options
+        )
+
+    # --- what needs writing --------------------------------------------------------------
+    @staticmethod
+    def _pending(state: Mapping[str, Any], desired: Mapping[str, Any], live: Mapping[str, Any]) -> Iterator[str]:
+        """The desired keys the project does not have (as far as can be known for secrets)."""
+        sent = state.get("sentSecretHashes") or {}
+        applied = state.get("appliedSecretHashes") or {}
+        for key, value in desired.items():
+            if key not in HASHED_ON_READ_AUTH_SETTINGS:
+                if not _same(live.get(key), value):
+                    yield key
+            elif sent.get(key) != secret_fingerprint(value):
+                yield key  # never sent, or the stack now wants a different secret
+            elif applied.get(key) is not None and live.get(key) != applied[key]:
+                yield key  # the API's hash moved since our write: replaced behind our back
+
+    def _state(
+        self,
+        project_ref: str,
+        desired: Mapping[str, Any],
+        live: Mapping[str, Any],
+        previous: Mapping[str, Any],
+        sent: Mapping[str, str],
+        applied: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "projectRef": project_ref,
+            "settings": _mark_secrets(desired),
+            # What the project had for the managed keys when last read or written.
+            "live": {
+                key: secret_property(live.get(key)) if key in HASHED_ON_READ_AUTH_SETTINGS else live.get(key)
+                for key in desired
+            },
+            "previous": dict(previous),
+            "sentSecretHashes": secret_property({k: v for k, v in sent.items() if k in desired}),
+            "appliedSecretHashes": secret_property({k: v for k, v in applied.items() if k in desired}),
+        }
+
+    def _write(
+        self,
+        api: ManagementApi,
+        state: Mapping[str, Any],
+        desired: Mapping[str, Any],
+        before: Mapping[str, Any],
+        restore: Mapping[str, Any],
+        log: Log,
+    ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+        """PATCH what differs (plus restored keys); returns (live after, sent hashes, applied hashes)."""
+        writes = {key: desired[key] for key in self._pending(state, desired, before)}
+        live = managed_auth_settings(api.patch_auth_config({**restore, **writes}))
+        sent = dict(state.get("sentSecretHashes") or {})
+        applied = dict(state.get("appliedSecretHashes") or {})
+        for key, value in writes.items():
+            if key in HASHED_ON_READ_AUTH_SETTINGS:
+                sent[key] = secret_fingerprint(value)
+                applied[key] = live.get(key)
+            elif not _same(live.get(key), value):
+                log(
+                    f"Supabase Management API (project {api.project_ref}): {key} reads {live.get(key)!r} right "
+                    f"after setting it to {value!r}; the next preview will show it again"
+                )
+        return live, sent, applied
+
+    # --- ManagedResource ---------------------------------------------------------------
+    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        project_ref = _project_ref(inputs.get("projectRef"), "projectRef")
+        try:
+            settings = validate_auth_settings(inputs.get("settings", {}), setting_prefix="settings")
+        except ValueError as exc:
+            raise InputError("settings", str(exc)) from exc
+        if self._configured:  # an unknown provider config (preview) is checked at apply time
+            try:
+                self._connection()
+            except AuthSettingsConfigError as exc:
+                raise InputError("", f"{exc} (project {project_ref})") from exc
+        return {"projectRef": project_ref, "settings": _mark_secrets(settings)}
+
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        desired = inputs.get("settings") or {}
+        managed = state.get("settings") or {}
+        with self._client(inputs["projectRef"]) as api:
+            live = managed_auth_settings(api.get_auth_config())
+        changes = {f"settings.{key}": "update" for key in self._pending(state, desired, live)}
+        # A newly managed key still needs its previous value recorded, even if it already matches.
+        changes.update({f"settings.{key}": "add" for key in desired if key not in managed and key not in changes})
+        changes.update({f"settings.{key}": "delete" for key in managed if key not in desired})
+        return changes
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        project_ref, desired = inputs["projectRef"], inputs.get("settings") or {}
+        with self._client(project_ref) as api:
+            before = managed_auth_settings(api.get_auth_config())
+            # A hashed value cannot be sent back, so secrets have no previous value.
+            previous = _baseline(db, project_ref, before, [k for k in desired if k not in HASHED_ON_READ_AUTH_SETTINGS])
+            live, sent, applied = self._write(api, {}, desired, before, {}, log)
+        return project_ref, self._state(project_ref, desired, live, previous, sent, applied)
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        project_ref, desired = inputs["projectRef"], inputs.get("settings") or {}
+        previous = dict(state.get("previous") or {})
+        dropped = [key for key in (state.get("settings") or {}) if key not in desired]
+        with self._client(project_ref) as api:
+            before = managed_auth_settings(api.get_auth_config())
+            # Managed from now on: remember what it was.
+            new = [key for key in desired if key not in previous and key not in HASHED_ON_READ_AUTH_SETTINGS]
+            previous.update(_baseline(db, project_ref, before, new))
+            restore = self._restorable({key: previous.pop(key, None) for key in dropped}, project_ref, log)
+            live, sent, applied = self._write(api, state, desired, before, restore, log)
+        _forget_baseline(db, project_ref, dropped)
+        return self._state(project_ref, desired, live, previous, sent, applied)
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        project_ref = state["projectRef"]
+        previous = state.get("previous") or {}
+        restore = self._restorable({key: previous.get(key) for key in state.get("settings") or {}}, project_ref, log)
+        if restore:
+            with self._client(project_ref) as api:
+                api.patch_auth_config(restore)
+        _forget_baseline(db, project_ref, list(state.get("settings") or {}))
+
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        from supabase_access.management_api.client import ManagementApiError
+
+        project_ref = _project_ref(resource_id, "id")
+        desired = (inputs or {}).get("settings") or (state or {}).get("settings") or {}
+        try:
+            with self._client(project_ref) as api:
+                live = managed_auth_settings(api.get_auth_config())
+        except ManagementApiError as exc:
+            if exc.status == 404:
+                return None  # the project is gone, and its settings with it
+            raise
+        if state:
+            previous = state.get("previous") or {}
+            sent, applied = state.get("sentSecretHashes") or {}, state.get("appliedSecretHashes") or {}
+        else:  # import: nothing changed by the stack yet, so what is there now is what to restore
+            previous = {key: live.get(key) for key in desired if key not in HASHED_ON_READ_AUTH_SETTINGS}
+            sent, applied = {}, {}
+        outputs = self._state(project_ref, desired, live, previous, sent, applied)
+        return outputs, {"projectRef": project_ref, "settings": _mark_secrets(desired)}
+
+    @staticmethod
+    def _restorable(previous: Mapping[str, Any], project_ref: str, log: Log) -> dict[str, Any]:
+        """The values that can be PATCHed back; says which cannot and why (never the values)."""
+        hashed = sorted(key for key in previous if key in HASHED_ON_READ_AUTH_SETTINGS)
+        unknown = sorted(key for key, value in previous.items() if value is None and key not in hashed)
+        if hashed:
+            log(
+                f"Supabase project {project_ref}: {', '.join(hashed)} left as it is: the API only shows it "
+                "hashed, so the earlier value cannot be put back (change it in the dashboard if needed)"
+            )
+        if unknown:
+            log(
+                f"Supabase project {project_ref}: {', '.join(unknown)} left as it is: it had no value before "
+                "the stack set it, and the API has no call to clear a setting"
+            )
+        return {key: value for key, value in previous.items() if key not in hashed and value is not None}
+
+
+# The ledger's record of a setting's value before the stack first changed it.
+LEDGER_KIND = "auth-settings-baseline"
+
+
+def _baseline(db: Database | None, project_ref: str, before: Mapping[str, Any], keys: list[str]) -> dict[str, Any]:
+    """What `keys` were before the stack first changed them, recorded in the ledger before any PATCH;
+    a record an earlier, interrupted run left stands (its PATCH may be what `before` shows now).
+
+    Without a database (the resource's API-only tests) the values read now are the baseline.
+    """
+    if db is None or not keys:
+        return {key: before.get(key) for key in keys}
+    with write_transaction(db) as conn:
+        ledger.prepare(conn)
+        for key in keys:
+            ledger.record(conn, LEDGER_KIND, f"{project_ref}.{key}", {"value": before.get(key)})
+        return {key: (ledger.read(conn, LEDGER_KIND, f"{project_ref}.{key}") or {}).get("value") for key in keys}
+
+
+def _forget_baseline(db: Database | None, project_ref: str, keys: list[str]) -> None:
+    """Once the keys are put back (or no longer managed), their records go; the ledger with its last one."""
+    if db is None or not keys:
+        return
+    with write_transaction(db) as conn:
+        for key in keys:
+            ledger.forget(conn, LEDGER_KIND, f"{project_ref}.{key}")
+    ledger.tidy(db)

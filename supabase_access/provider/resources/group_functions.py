@@ -1,0 +1,221 @@
+"""GroupFunctions: the two functions that tell the policies of group rows which groups the current
+user belongs to (`<membership>_groups`) and administers (`<membership>_admin_groups`).
+
+They are SECURITY DEFINER, so a membership table's own policies can ask who belongs to a group
+without reading the table through those policies again (PostgreSQL refuses such a loop as
+infinite recursion). They live in a schema of their own, not exposed to the Data API, where
+`authenticated` gets USAGE and EXECUTE on them and nothing else; `anon` and PUBLIC get nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+
+from supabase_access.model.access_model import MAX_ROLE_VALUE, Membership
+from supabase_access.model.profiles import HELPER_SCHEMA, GroupLookup
+from supabase_access.model.rule_data import group_lookup_to_plain
+from supabase_access.provider.base import InputError, Log, ManagedResource, identifier, split_id
+from supabase_access.provider.private_schema import require_columns, require_rls_not_filtering
+from supabase_access.sql import catalog
+from supabase_access.sql import statements as render
+from supabase_access.sql.database import Database
+from supabase_access.sql.transaction import lock_tables, write_transaction
+
+# The schema lock key: a pseudo-table name no real table can have (identifiers are [a-z0-9_]).
+HELPER_SCHEMA_LOCK = "(helper schema)"
+# What prosrc / proconfig / prosecdef must show for a function of ours to be as declared.
+EXPECTED_CONFIG = ['search_path=""', "row_security=off"]
+
+
+def group_lookup(inputs: Mapping[str, Any]) -> GroupLookup:
+    """The inputs as a GroupLookup; a bad one is an InputError naming the input."""
+    admins = inputs.get("admins") or []
+    if not isinstance(admins, list) or not all(
+        isinstance(a, str) and 0 < len(a) <= MAX_ROLE_VALUE and a.isprintable() for a in admins
+    ):
+        raise InputError("admins", "admins: expected a list of role values (printable text, 1 to 63 characters)")
+    role = inputs.get("role")
+    if admins and role is None:
+        raise InputError("admins", "admins: name the column holding each member's role (role)")
+    return GroupLookup(
+        membership_table=identifier(inputs, "membershipTable"),
+        membership=Membership(
+            group=identifier(inputs, "group"),
+            column=identifier(inputs, "column"),
+            user=identifier(inputs, "user"),
+            key=identifier(inputs, "key", "id"),
+            role=None if role is None else identifier(inputs, "role"),
+            admins=tuple(admins),
+        ),
+        group_owner_column=identifier(inputs, "groupOwnerColumn"),
+        helper_schema=identifier(inputs, "helperSchema", HELPER_SCHEMA),
+    )
+
+
+def creation_statements(schema: str, lookup: GroupLookup) -> list[psycopg.sql.Composed]:
+    """The helper schema (if missing) and both functions, as create and the preflight's dry run make them."""
+    return [
+        *render.create_helper_schema(lookup.helper_schema)[:1],
+        render.create_group_function(schema, lookup, admins=False),
+        render.create_group_function(schema, lookup, admins=True),
+    ]
+
+
+def _functions(lookup: GroupLookup) -> tuple[tuple[str, bool], ...]:
+    return ((lookup.member_function, False), (lookup.admin_function, True))
+
+
+class GroupFunctions(ManagedResource):
+    token = "supabase-access:index:GroupFunctions"
+    replace_on = ("schema", "membershipTable", "helperSchema")
+
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        lookup = group_lookup(inputs)
+        return {"schema": identifier(inputs, "schema", "public"), **group_lookup_to_plain(lookup)}
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        schema, lookup = checked["schema"], group_lookup(checked)
+        membership = lookup.membership
+        with db.connection() as conn:
+            wanted = {membership.column: "column", membership.user: "user"}
+            if membership.role is not None:
+                wanted[membership.role] = "role"
+            require_columns(conn, schema, lookup.membership_table, wanted, table_property="membershipTable")
+            require_columns(
+                conn,
+                schema,
+                membership.group,
+                {membership.key: "key", lookup.group_owner_column: "groupOwnerColumn"},
+                table_property="group",
+            )
+            _check_helper_schema(conn, lookup.helper_schema)
+            # The functions read both tables as their owner: RLS must not filter that role.
+            require_rls_not_filtering(conn, "membershipTable", schema, [lookup.membership_table, membership.group])
+        try:
+            with write_transaction(db, rollback=True) as conn:
+                _install(conn, schema, lookup)
+        except psycopg.Error as exc:
+            message = exc.diag.message_primary or str(exc)
+            raise InputError(
+                "membershipTable",
+                f"membershipTable: PostgreSQL refused the group functions of {schema}.{lookup.membership_table}: "
+                f"{message}",
+            ) from exc
+
+    def _apply(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+        lookup = group_lookup(inputs)
+        with write_transaction(db) as conn:
+            _install(conn, inputs["schema"], lookup)
+        return {**inputs, "memberFunction": lookup.member_function, "adminFunction": lookup.admin_function}
+
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        changed = {k: "update" for k in inputs if k not in self.replace_on and state.get(k) != inputs.get(k)}
+        if changed:
+            return changed
+        lookup = group_lookup(inputs)
+        with db.connection() as conn:
+            for function, admins in _functions(lookup):
+                expected = render.group_function_body(inputs["schema"], lookup, admins=admins)
+                if _live_function(conn, lookup.helper_schema, function) != (expected, EXPECTED_CONFIG, True):
+                    return {"adminFunction" if admins else "memberFunction": "update"}
+        return {}
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        outputs = self._apply(db, inputs)
+        return f"{inputs['schema']}.{inputs['membershipTable']}", outputs
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        old = group_lookup(state)
+        new = group_lookup(inputs)
+        outputs = self._apply(db, inputs)
+        if old.helper_schema == new.helper_schema:
+            return outputs
+        _drop(db, old)
+        return outputs
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        _drop(db, group_lookup(state))
+
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        if not state:
+            schema, table = split_id(resource_id, 2, "public.project_members")
+            raise InputError(
+                "id",
+                f"GroupFunctions cannot be imported ({schema}.{table}): declare the membership in the model instead",
+            )
+        lookup = group_lookup(state)
+        with db.connection() as conn:
+            present = all(_live_function(conn, lookup.helper_schema, f) is not None for f, _ in _functions(lookup))
+        return (state, inputs) if present else None
+
+
+def _check_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
+    row = conn.execute(catalog.schema_comment_query(), (helper_schema,)).fetchone()
+    if row is None:
+        (may_create,) = conn.execute(catalog.database_create_privilege_query()).fetchone() or (False,)
+        if not may_create:
+            raise InputError(
+                "helperSchema",
+                f"helperSchema: schema {helper_schema} does not exist and role {conn.info.user} may not create "
+                "schemas in this database (grant create on database to it, as Supabase does for postgres)",
+            )
+    elif row[0] != render.HELPER_SCHEMA_MARKER:
+        # authenticated gets USAGE there: it must hold our functions only.
+        raise InputError(
+            "helperSchema",
+            f"helperSchema: schema {helper_schema} exists but was not created by supabase-access; choose another name",
+        )
+
+
+def _lock_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
+    lock_tables(conn, helper_schema, [HELPER_SCHEMA_LOCK])
+
+
+def _install(conn: psycopg.Connection, schema: str, lookup: GroupLookup) -> None:
+    _lock_helper_schema(conn, lookup.helper_schema)
+    if conn.execute(catalog.schema_comment_query(), (lookup.helper_schema,)).fetchone() is None:
+        for statement in render.create_helper_schema(lookup.helper_schema):
+            conn.execute(statement)
+    for function, admins in _functions(lookup):
+        conn.execute(render.create_group_function(schema, lookup, admins=admins))
+        for statement in render.group_function_access(lookup, function):
+            conn.execute(statement)
+
+
+def _live_function(conn: psycopg.Connection, helper_schema: str, function: str) -> tuple[str, list[str], bool] | None:
+    row = conn.execute(catalog.group_function_query(), (helper_schema, function)).fetchone()
+    if row is None:
+        return None
+    body, config, definer, comment = row
+    if comment != render.GROUP_FUNCTION_MARKER:
+        return None
+    return str(body), list(config), bool(definer)
+
+
+def _drop(db: Database, lookup: GroupLookup) -> None:
+    with write_transaction(db) as conn:
+        _lock_helper_schema(conn, lookup.helper_schema)
+        for function, _ in _functions(lookup):
+            if _live_function(conn, lookup.helper_schema, function) is not None:
+                conn.execute(render.drop_group_function(lookup.helper_schema, function))
+        row = conn.execute(catalog.schema_comment_query(), (lookup.helper_schema,)).fetchone()
+        if row is None or row[0] != render.HELPER_SCHEMA_MARKER:
+            return
+        try:
+            with conn.transaction():
+                conn.execute(render.drop_private_schema(lookup.helper_schema))
+        except psycopg.errors.DependentObjectsStillExist:
+            pass  # another membership table's functions still live there
+
+
+def prelude_for(schema: str, raw: Sequence[Mapping[str, Any]]) -> list[psycopg.sql.Composed]:
+    """The statements that make the helpers a plan's policies call (for a rolled-back parse)."""
+    statements: list[psycopg.sql.Composed] = []
+    for entry in raw:
+        statements.extend(creation_statements(schema, group_lookup(entry)))
+    return statements

@@ -1,0 +1,110 @@
+"""RlsForNewTables: an event trigger that switches row-level security on for every table created
+later in the exposed schemas, so a table nobody declared is born closed.
+
+PostgreSQL lets only superusers create event triggers (on Supabase, postgres may, through
+supautils). When the login role may not, the preview says so, nothing is created, and the stack's
+default privileges and the next preview's coverage check are what keep such a table closed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from supabase_access.provider.base import CHECK_LOG, InputError, Log, ManagedResource, identifier
+from supabase_access.provider.private_schema import (
+    drop_private_schema_if_unused,
+    ensure_private_schema,
+    private_schema_name,
+)
+from supabase_access.sql import statements as render
+from supabase_access.sql.database import Database
+from supabase_access.sql.transaction import write_transaction
+
+
+class RlsForNewTables(ManagedResource):
+    token = "supabase-access:index:RlsForNewTables"
+
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        schemas = [identifier({"schemas": s}, "schemas") for s in inputs.get("schemas") or []]
+        if not schemas:
+            raise InputError("schemas", "schemas: name the exposed schemas")
+        return {"schemas": sorted(set(schemas)), "privateSchema": private_schema_name(inputs)}
+
+    def _refusal(self, db: Database, inputs: dict[str, Any]) -> str | None:
+        """Why the login role may not install the trigger (a rolled-back try), or None."""
+        try:
+            with write_transaction(db, rollback=True) as conn:
+                self._install(conn, inputs)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            return exc.diag.message_primary or str(exc)
+        return None
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        refusal = self._refusal(db, checked)
+        log = CHECK_LOG.get()
+        if refusal is not None and log is not None:
+            log(_not_installed(refusal))
+
+    def _install(self, conn: psycopg.Connection, inputs: dict[str, Any]) -> None:
+        private = inputs["privateSchema"]
+        ensure_private_schema(conn, private)
+        for statement in render.drop_rls_event_trigger(private)[:1]:
+            conn.execute(statement)
+        conn.execute(render.create_rls_event_function(private, inputs["schemas"]))
+        conn.execute(render.create_rls_event_trigger(private))
+
+    def _apply(self, db: Database, inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        refusal = self._refusal(db, inputs)
+        if refusal is not None:
+            log(_not_installed(refusal))
+            return {**inputs, "installed": False}
+        with write_transaction(db) as conn:
+            self._install(conn, inputs)
+        return {**inputs, "installed": True}
+
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        if state.get("schemas") != inputs.get("schemas"):
+            return {"schemas": "update"}
+        if state.get("installed") and not self._present(db):
+            return {"installed": "update"}
+        return {}
+
+    def _present(self, db: Database) -> bool:
+        with db.connection() as conn:
+            row = conn.execute(
+                "select exists (select from pg_event_trigger where evtname = %s)", (render.RLS_EVENT_TRIGGER,)
+            ).fetchone()
+        return bool(row and row[0])
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        return render.RLS_EVENT_TRIGGER, self._apply(db, inputs, log)
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        return self._apply(db, inputs, log)
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        if not state.get("installed"):
+            return
+        private = state.get("privateSchema") or "supabase_access"
+        with write_transaction(db) as conn:
+            for statement in render.drop_rls_event_trigger(private):
+                conn.execute(statement)
+        drop_private_schema_if_unused(db, private)
+
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        if not state:
+            return None
+        return {**state, "installed": bool(state.get("installed")) and self._present(db)}, inputs
+
+
+def _not_installed(refusal: str) -> str:
+    return (
+        f"RLS is not switched on automatically for new tables: the login role may not create event triggers "
+        f"({refusal}; PostgreSQL allows superusers only, Supabase allows its postgres role). New tables are still "
+        "born closed by the default privileges (anon and authenticated get nothing on them), and the next preview "
+        "names them"
+    )

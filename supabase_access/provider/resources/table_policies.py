@@ -1,0 +1,266 @@
+"""TablePolicies: the authoritative set of RLS policies of one table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from psycopg.sql import Composed
+
+from supabase_access.model.access_model import ModelError
+from supabase_access.model.policy import PolicySpec, policy_from_plain, policy_from_stored
+from supabase_access.provider import ledger
+from supabase_access.provider.base import (
+    CURRENT_STACK,
+    InputError,
+    Log,
+    ManagedResource,
+    Notice,
+    identifier,
+    require_table,
+    split_id,
+)
+from supabase_access.sql import catalog
+from supabase_access.sql import statements as render
+from supabase_access.sql.database import Database
+from supabase_access.sql.transaction import lock_tables, write_transaction
+
+# The ledger's record of the policies a table had before the stack first changed it.
+LEDGER_KIND = "table-policies-baseline"
+
+
+def declared_policies(inputs: Mapping[str, Any]) -> dict[str, PolicySpec]:
+    raw = inputs.get("policies") or {}
+    if not isinstance(raw, Mapping):
+        raise InputError("policies", "policies: expected a map of policy name to policy")
+    try:
+        return {name: policy_from_plain(name, spec, setting=f"policies.{name}") for name, spec in raw.items()}
+    except ModelError as exc:
+        raise InputError("policies", str(exc)) from exc
+
+
+def rendered_policies(schema: str, raw: object) -> object:
+    """Policy inputs with rule predicates (sent as data by the program) rendered to SQL."""
+    if not isinstance(raw, Mapping):
+        return raw  # declared_policies names the problem
+    try:
+        return render.render_declared_policies(schema, raw)
+    except ModelError as exc:
+        raise InputError("policies", str(exc)) from exc
+
+
+def declaration_digest(declared: Mapping[str, Any]) -> str:
+    """Stands for a declaration in state: equal digests, equal declarations."""
+    return hashlib.sha256(json.dumps(declared, sort_keys=True).encode()).hexdigest()
+
+
+def plain_policies(policies: Mapping[str, PolicySpec]) -> dict[str, Any]:
+    return {name: spec.to_plain() for name, spec in policies.items()}
+
+
+def stored_policies(raw: Mapping[str, Any] | None) -> dict[str, PolicySpec]:
+    return {name: policy_from_stored(name, spec) for name, spec in (raw or {}).items()}
+
+
+class NormalizedPolicies:
+    """PostgreSQL's form of each declared policy set, asked once per provider process (one engine
+    operation): the preflight's check, then each table's check and diff, parse the same declarations."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, dict[str, PolicySpec]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(schema: str, table: str, declared: Mapping[str, Any]) -> str:
+        return json.dumps([schema, table, declared], sort_keys=True)
+
+    def known(self, schema: str, table: str, declared: Mapping[str, Any]) -> dict[str, PolicySpec] | None:
+        """The set PostgreSQL already parsed in this process, if any."""
+        with self._lock:
+            return self._known.get(self._key(schema, table, declared))
+
+    def get(
+        self,
+        conn: Any,
+        schema: str,
+        table: str,
+        declared: Mapping[str, Any],
+        policies: Mapping[str, PolicySpec],
+        prelude: Sequence[Composed] = (),
+    ) -> dict[str, PolicySpec]:
+        """`policies` parsed from `declared` (their plain form, the cache key); errors are never kept.
+        `prelude`: what the policies call that the apply creates first (see catalog.normalize_policies)."""
+        known = self.known(schema, table, declared)
+        if known is None:
+            known = catalog.normalize_policies(conn, schema, table, policies, prelude)
+            with self._lock:
+                self._known[self._key(schema, table, declared)] = known
+        return known
+
+
+NORMALIZED = NormalizedPolicies()
+
+
+def check_policies_against_database(
+    db: Database, schema: str, table: str, inputs: Mapping[str, Any]
+) -> dict[str, PolicySpec]:
+    """Table and roles exist, and PostgreSQL accepts every expression; returns the normalised set."""
+    policies = declared_policies(inputs)
+    declared = inputs.get("policies") or {}
+    known = NORMALIZED.known(schema, table, declared)
+    if known is not None:
+        return known  # parsed on this very table moments ago (the preflight's check), roles and all
+    with db.connection() as conn:
+        require_table(conn, schema, table)
+        roles = {r for p in policies.values() for r in p.roles}
+        missing = catalog.missing_roles(conn, roles)
+        if missing:
+            raise InputError("policies", f"policies: role(s) {', '.join(missing)} do not exist in the database")
+        try:
+            return NORMALIZED.get(conn, schema, table, declared, policies)
+        except catalog.PolicyRejectedError as exc:
+            raise InputError("policies", f"policies.{exc}") from exc
+
+
+class TablePolicies(ManagedResource):
+    token = "supabase-access:index:TablePolicies"
+    replace_on = ("schema", "table")
+
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
+        policies = rendered_policies(schema, inputs.get("policies"))
+        checked = {**inputs, "schema": schema, "table": table, "policies": policies}
+        declared_policies(checked)  # names a malformed policy before the database is asked
+        return checked
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        check_policies_against_database(db, checked["schema"], checked["table"], checked)
+
+    def _desired(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, PolicySpec]:
+        """The declared policies in PostgreSQL's form; reuses the last apply's when the declaration is the same."""
+        declared = inputs.get("policies") or {}
+        # States written before `declaredDigest` kept the declaration itself.
+        same = state.get("declaredDigest") == declaration_digest(declared) or state.get("declared") == declared
+        applied = state.get("normalized", state.get("policies"))
+        if same and applied is not None:
+            return stored_policies(applied)
+        return check_policies_against_database(db, inputs["schema"], inputs["table"], inputs)
+
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        schema, table = inputs["schema"], inputs["table"]
+        desired = self._desired(db, state, inputs)
+        with db.connection() as conn:
+            live = catalog.read_policies(conn, schema, table)
+        changes: dict[str, str] = {}
+        for name in sorted(set(desired) | set(live)):
+            if name not in live:
+                changes[f"policies.{name}"] = "add"
+            elif name not in desired:
+                changes[f"policies.{name}"] = "delete"
+            else:
+                old, new = live[name].to_plain(), desired[name].to_plain()
+                changes.update({f"policies.{name}.{k}": "update" for k in new if old[k] != new[k]})
+        return changes
+
+    def _apply(
+        self, db: Database, schema: str, table: str, policies: Mapping[str, PolicySpec], *, baseline: bool = False
+    ) -> tuple[dict[str, PolicySpec], dict[str, PolicySpec], list[str]]:
+        """Replace the table's policies in one transaction, marked as ours; returns (baseline, after, made by us).
+
+        `baseline` (the first create): what was there before the stack, recorded in the ledger in
+        this same transaction, or the record an earlier, interrupted run left (the first stands).
+        Policies carrying our mark are never part of it. Otherwise: the policies just replaced.
+        """
+        marker = render.stack_marker(CURRENT_STACK.get())
+        with write_transaction(db) as conn:
+            lock_tables(conn, schema, [table])
+            if baseline:
+                ledger.prepare(conn)  # the private schema's lock after the table's
+            before = catalog.read_policies(conn, schema, table)
+            comments = catalog.policy_comments(conn, schema, table)
+            made_by_us = sorted(n for n in before if (comments.get(n) or "").startswith(render.STACK_MARKER_PREFIX))
+            if baseline:
+                found = {n: p.to_plain() for n, p in before.items() if n not in made_by_us}
+                key = f"{schema}.{table}"
+                ledger.record(conn, LEDGER_KIND, key, {"policies": found})
+                recorded = ledger.read(conn, LEDGER_KIND, key) or {}
+                before = stored_policies(recorded.get("policies") or {})
+            catalog.replace_policies(conn, schema, table, list(policies.values()), marker=marker)
+            return before, catalog.read_policies(conn, schema, table), made_by_us
+
+    def _restore(self, db: Database, schema: str, table: str, adopted: Mapping[str, PolicySpec]) -> None:
+        """Put back the policies found before the stack (unmarked: they are the user's) and forget the record."""
+        with write_transaction(db) as conn:
+            lock_tables(conn, schema, [table])
+            ledger.forget(conn, LEDGER_KIND, f"{schema}.{table}")
+            catalog.replace_policies(conn, schema, table, list(adopted.values()))
+        ledger.tidy(db)
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        schema, table = inputs["schema"], inputs["table"]
+        adopted, after, made_by_us = self._apply(db, schema, table, declared_policies(inputs), baseline=True)
+        if made_by_us:
+            log(
+                Notice(
+                    f"replaced {len(made_by_us)} polic{'y' if len(made_by_us) == 1 else 'ies'} on {schema}.{table} "
+                    f"that supabase-access had created ({', '.join(made_by_us)}); destroy does not put them back"
+                )
+            )
+        if adopted:
+            log(
+                Notice(
+                    f"took over {len(adopted)} existing polic{'y' if len(adopted) == 1 else 'ies'} on "
+                    f"{schema}.{table} ({', '.join(adopted)}); destroy puts them back"
+                )
+            )
+        # `adopted` is what was there before we managed the table: destroy restores it.
+        outputs = {**self._applied(inputs, after), "adopted": plain_policies(adopted)}
+        return f"{schema}.{table}", outputs
+
+    def _applied(self, inputs: dict[str, Any], after: Mapping[str, PolicySpec]) -> dict[str, Any]:
+        # `policies` follows the database (refresh updates it). What the last apply was asked for is
+        # kept as a digest, and how PostgreSQL stored it (`normalized`) is `policies` until a refresh
+        # finds drift, which is when `read` records it. The engine rewrites the whole state file
+        # after every step, so copies of every table's policies cost each step of a large stack.
+        return {
+            "schema": inputs["schema"],
+            "table": inputs["table"],
+            "policies": plain_policies(after),
+            "declaredDigest": declaration_digest(inputs.get("policies") or {}),
+        }
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        schema, table = inputs["schema"], inputs["table"]
+        _, after, _ = self._apply(db, schema, table, declared_policies(inputs))
+        return {**self._applied(inputs, after), "adopted": state.get("adopted") or {}}
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        schema, table = state["schema"], state["table"]
+        with db.connection() as conn:
+            missing = bool(catalog.missing_tables(conn, schema, [table]))
+        if missing:
+            with write_transaction(db) as conn:
+                ledger.forget(conn, LEDGER_KIND, f"{schema}.{table}")
+            ledger.tidy(db)
+            return
+        self._restore(db, schema, table, stored_policies(state.get("adopted")))
+
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        schema, table = split_id(resource_id, 2, "public.sessions")
+        with db.connection() as conn:
+            if catalog.missing_tables(conn, schema, [table]):
+                return None
+            live = plain_policies(catalog.read_policies(conn, schema, table))
+        adopted = state.get("adopted") if state else live  # an import adopts what it finds
+        recorded = {k: state[k] for k in ("declared", "declaredDigest", "normalized") if state and k in state}
+        if state and "normalized" not in state and "policies" in state and state["policies"] != live:
+            recorded["normalized"] = state["policies"]  # what the last apply left, before the drift
+        outputs = {"schema": schema, "table": table, "policies": live, "adopted": adopted or {}, **recorded}
+        if inputs and state.get("policies") == live:
+            return outputs, inputs
+        return outputs, {"schema": schema, "table": table, "policies": live}

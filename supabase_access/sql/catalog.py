@@ -1,0 +1,607 @@
+"""Reading access state back from PostgreSQL's catalogs, in PostgreSQL's own normalised form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from supabase_access.model.policy import PolicySpec
+from supabase_access.sql import statements as render
+
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+# Table privileges that row-level security does not guard: TRUNCATE empties a table whatever its
+# policies, REFERENCES and TRIGGER are schema powers no Data API request needs.
+UNGUARDED_PRIVILEGES = ("TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+class CatalogError(ValueError):
+    """The database does not hold what a setting names; the message says which setting."""
+
+
+class PolicyRejectedError(CatalogError):
+    """PostgreSQL refused a policy (an expression that does not parse, an unknown column, ...)."""
+
+    def __init__(self, policy: str, message: str) -> None:
+        super().__init__(f"{policy}: PostgreSQL rejected the policy: {message}")
+        self.policy = policy
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RlsState:
+    enabled: bool
+    forced: bool
+
+
+@dataclass(frozen=True)
+class ForeignKeyInfo:
+    definition: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    # False for a constraint added NOT VALID and not validated since.
+    validated: bool = True
+
+
+def missing_tables(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> list[str]:
+    wanted = list(tables)
+    rows = conn.execute(
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p')",
+        (schema, wanted),
+    ).fetchall()
+    found = {r[0] for r in rows}
+    return [t for t in wanted if t not in found]
+
+
+def tables_not_alterable(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> dict[str, str]:
+    """Tables the login role cannot ALTER (it neither owns them nor is a member of the owner), with their owners."""
+    rows = conn.execute(
+        "select c.relname, pg_get_userbyid(c.relowner) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = any(%s) and not pg_has_role(current_user, c.relowner, 'MEMBER') "
+        "order by c.relname",
+        (schema, list(tables)),
+    ).fetchall()
+    return dict(rows)
+
+
+def missing_roles(conn: psycopg.Connection, roles: Iterable[str]) -> list[str]:
+    wanted = [r for r in roles if r != "public"]
+    rows = conn.execute("select rolname from pg_roles where rolname = any(%s)", (wanted,)).fetchall()
+    found = {r[0] for r in rows}
+    return [r for r in wanted if r not in found]
+
+
+def missing_tables_and_roles(
+    conn: psycopg.Connection, schema: str, tables: Iterable[str], roles: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """missing_tables and missing_roles in one round trip."""
+    wanted_tables, wanted_roles = list(tables), [r for r in roles if r != "public"]
+    rows = conn.execute(
+        "select 'table', c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p') "
+        "union all select 'role', rolname::text from pg_roles where rolname = any(%s)",
+        (schema, wanted_tables, wanted_roles),
+    ).fetchall()
+    found = {(kind, name) for kind, name in rows}
+    return (
+        [t for t in wanted_tables if ("table", t) not in found],
+        [r for r in wanted_roles if ("role", r) not in found],
+    )
+
+
+@dataclass(frozen=True)
+class ExposedTable:
+    """A table in a schema the Data API exposes, with what its rows could be owned by."""
+
+    schema: str
+    table: str
+    rls: bool
+    # (columns, referenced schema, referenced table, referenced columns) of each foreign key.
+    foreign_keys: tuple[tuple[tuple[str, ...], str, str, tuple[str, ...]], ...]
+
+
+def tables_outside(
+    conn: psycopg.Connection, schemas: Sequence[str], model_schema: str, model_tables: Iterable[str]
+) -> list[ExposedTable]:
+    """The tables of `schemas` that are not `model_schema`.`model_tables` (partitions count as their parent)."""
+    rows = conn.execute(
+        "select n.nspname::text, c.relname::text, c.relrowsecurity, "
+        "coalesce((select jsonb_agg(jsonb_build_array("
+        "  array(select a.attname::text from unnest(k.conkey) with ordinality u(n, i) "
+        "    join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i), "
+        "  rn.nspname, rc.relname, "
+        "  array(select a.attname::text from unnest(k.confkey) with ordinality u(n, i) "
+        "    join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i)) order by k.conname) "
+        "  from pg_constraint k join pg_class rc on rc.oid = k.confrelid "
+        "  join pg_namespace rn on rn.oid = rc.relnamespace where k.conrelid = c.oid and k.contype = 'f'), '[]') "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = any(%s) and c.relkind in ('r', 'p') and not c.relispartition "
+        "and not (n.nspname = %s and c.relname = any(%s)) order by 1, 2",
+        (list(schemas), model_schema, list(model_tables)),
+    ).fetchall()
+    return [
+        ExposedTable(
+            schema,
+            table,
+            bool(rls),
+            tuple(
+                (tuple(cols), str(ref_schema), str(ref_table), tuple(ref_cols))
+                for cols, ref_schema, ref_table, ref_cols in fks
+            ),
+        )
+        for schema, table, rls, fks in rows
+    ]
+
+
+def read_rls(conn: psycopg.Connection, schema: str, table: str) -> RlsState | None:
+    row = conn.execute(
+        "select c.relrowsecurity, c.relforcerowsecurity from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s",
+        (schema, table),
+    ).fetchone()
+    return None if row is None else RlsState(enabled=row[0], forced=row[1])
+
+
+_POLICY_COLUMNS = "select policyname, cmd, roles::text[], permissive = 'PERMISSIVE', qual, with_check from pg_policies "
+
+
+def read_policies(conn: psycopg.Connection, schema: str, table: str) -> dict[str, PolicySpec]:
+    rows = conn.execute(
+        _POLICY_COLUMNS + "where schemaname = %s and tablename = %s order by policyname", (schema, table)
+    ).fetchall()
+    return _policies_from_rows(rows)
+
+
+def _policies_from_rows(rows: Sequence[tuple[Any, ...]]) -> dict[str, PolicySpec]:
+    return {
+        name: PolicySpec(
+            name=name,
+            command=command,
+            roles=tuple(sorted(roles)),
+            permissive=permissive,
+            using=using,
+            with_check=with_check,
+        )
+        for name, command, roles, permissive, using, with_check in rows
+    }
+
+
+def policy_comments(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str | None]:
+    return dict(conn.execute(policy_comments_query(), (schema, table)).fetchall())
+
+
+def replace_policies(
+    conn: psycopg.Connection, schema: str, table: str, policies: Sequence[PolicySpec], *, marker: str | None = None
+) -> None:
+    """Drop every policy of the table and create `policies`, inside the caller's transaction.
+
+    The table keeps RLS on throughout and the transaction makes the switch atomic, so no
+    request ever sees a state wider than the old or the new set. Each created policy is read
+    back: one whose expression left its clause fails the transaction, so nothing is applied.
+    """
+    statements = [render.drop_policy(schema, table, name) for name in read_policies(conn, schema, table)]
+    for policy in policies:
+        statements.append(render.create_policy(schema, table, policy))
+        if marker is not None:
+            statements.append(render.mark_policy(schema, table, policy.name, marker))
+    # One round trip for all of them (libpq pipeline mode): a remote database is 20-80 ms away.
+    with conn.pipeline():
+        for statement in statements:
+            conn.execute(statement)
+    stored = read_policies(conn, schema, table)
+    for policy in policies:
+        problem = clause_problem(policy, stored.get(policy.name))
+        if problem:
+            raise PolicyRejectedError(policy.name, problem)
+
+
+# Probe policies are named so no declared policy can be (declared names are plain lower-case identifiers).
+_PROBE_PREFIX = "supabase-access probe "
+
+
+def clause_problem(
+    declared: PolicySpec, stored: PolicySpec | None, parsed: Mapping[str, str | None] | None = None
+) -> str | None:
+    """Why the policy PostgreSQL stored is not exactly the declared one's clauses, or None.
+
+    `parsed` holds each expression as PostgreSQL parsed it alone (`using`, `withCheck`): the
+    stored clause must be that expression and nothing more.
+    """
+    if stored is None:
+        return "PostgreSQL did not store it"
+    for key, declared_text, stored_text in (
+        ("using", declared.using, stored.using),
+        ("withCheck", declared.with_check, stored.with_check),
+    ):
+        if (declared_text is None) != (stored_text is None):
+            return (
+                f"the policy as PostgreSQL reads it has {'a' if stored_text is not None else 'no'} "
+                f"{'USING' if key == 'using' else 'WITH CHECK'} clause ({stored_text}) although "
+                f"{key} is {'not ' if declared_text is None else ''}given: an expression reaches outside its clause"
+            )
+        if parsed is not None and key in parsed and parsed[key] != stored_text:
+            return (
+                f"{key} reads as {stored_text} inside the policy but as {parsed[key]} alone: "
+                "it is not exactly one expression"
+            )
+    return None
+
+
+def _probes(index: int, policy: PolicySpec) -> dict[str, PolicySpec]:
+    """`clause -> probe policy` holding that expression as its only clause (so nothing can follow it)."""
+    probes = {}
+    if policy.using is not None:
+        probes["using"] = PolicySpec(f"{_PROBE_PREFIX}{index} using", "SELECT", using=policy.using)
+    if policy.with_check is not None:
+        probes["withCheck"] = PolicySpec(f"{_PROBE_PREFIX}{index} withCheck", "INSERT", with_check=policy.with_check)
+    return probes
+
+
+def _name_the_rejection(
+    conn: psycopg.Connection, scratch: str, name: str, policy: PolicySpec, probes: Mapping[str, PolicySpec]
+) -> None:
+    """Raise PolicyRejectedError saying what PostgreSQL refused: the policy itself (its own message), what
+    the policy grew (an expression that closed its clause), or an expression parsed alone."""
+    try:
+        with conn.transaction():
+            conn.execute(render.create_policy_on_scratch(scratch, policy))
+    except psycopg.errors.Error as exc:
+        raise PolicyRejectedError(name, exc.diag.message_primary or str(exc)) from exc
+    grown = clause_problem(policy, read_policies(conn, _temp_schema(conn), scratch).get(name))
+    if grown:
+        raise PolicyRejectedError(name, grown)
+    for probe in probes.values():
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute(render.create_policy_on_scratch(scratch, probe))
+        except psycopg.errors.Error as exc:
+            message = exc.diag.message_primary or str(exc)
+            raise PolicyRejectedError(name, f"an expression is not one expression on its own: {message}") from exc
+
+
+def _temp_schema(conn: psycopg.Connection) -> str:
+    row = conn.execute("select nspname from pg_namespace where oid = pg_my_temp_schema()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def normalize_policies(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    policies: Mapping[str, PolicySpec],
+    prelude: Sequence[sql.Composed] = (),
+) -> dict[str, PolicySpec]:
+    """Let PostgreSQL parse the policies and return them as it would store them; nothing is kept.
+
+    The policies are created on an empty temporary copy of the table inside a rolled-back
+    transaction, so a preview never takes a lock that would block the app's requests. Each
+    policy gets its own savepoint so an error names the policy, with PostgreSQL's own message.
+    Each expression is also parsed alone (as the only clause of a probe policy), and each policy
+    must read back with exactly the declared clauses, each equal to its expression alone.
+    `prelude` makes, in the same rolled-back transaction, what the policies call and the first
+    apply creates (the group helper functions).
+    """
+    scratch = f"normalize_{table}"[:63]
+    # All at once first (libpq pipeline: one or two round trips instead of three per policy); only
+    # when PostgreSQL refuses something, again one savepoint per policy to name the one it refused.
+    try:
+        with conn.pipeline():
+            with conn.transaction(force_rollback=True):
+                for made in prelude:
+                    conn.execute(made)
+                conn.execute(render.create_scratch_copy(schema, table, scratch))
+                for policy in policies.values():
+                    conn.execute(render.create_policy_on_scratch(scratch, policy))
+                read_back = conn.execute(
+                    _POLICY_COLUMNS + "where schemaname = (select nspname from pg_namespace "
+                    "where oid = pg_my_temp_schema()) and tablename = %s order by policyname",
+                    (scratch,),
+                )
+        stored = _policies_from_rows(read_back.fetchall())
+        # Exactly the declared clauses, or the careful path below names what reached outside its own.
+        if not any(clause_problem(policy, stored.get(name)) for name, policy in policies.items()):
+            return stored
+    except psycopg.errors.Error:
+        pass
+    with conn.transaction(force_rollback=True):
+        for made in prelude:
+            conn.execute(made)
+        conn.execute(render.create_scratch_copy(schema, table, scratch))
+        probes: dict[str, dict[str, PolicySpec]] = {}
+        for index, (name, policy) in enumerate(policies.items()):
+            probes[name] = _probes(index, policy)
+            try:
+                with conn.transaction():  # one savepoint for the policy and its probes
+                    for statement in (policy, *probes[name].values()):
+                        conn.execute(render.create_policy_on_scratch(scratch, statement))
+            except psycopg.errors.Error:
+                _name_the_rejection(conn, scratch, name, policy, probes[name])
+                raise
+        stored = read_policies(conn, _temp_schema(conn), scratch)
+        for name, policy in policies.items():
+            parsed = {
+                key: stored[probe.name].using if key == "using" else stored[probe.name].with_check
+                for key, probe in probes[name].items()
+            }
+            problem = clause_problem(policy, stored.get(name), parsed)
+            if problem:
+                raise PolicyRejectedError(name, problem)
+        return {name: stored[name] for name in policies}
+
+
+def expressions_folded_to_true(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    expressions: Mapping[str, str],
+    prelude: Sequence[sql.Composed] = (),
+) -> list[str]:
+    """The keys of `expressions` that PostgreSQL's planner reduces to constant true for `table`.
+
+    Each is planned (never run) as the filter of a query on an empty temporary copy of the table;
+    a plan that keeps no filter at all (no Filter, no One-Time Filter, no sub-plan) lets every row
+    through, whatever its text (`true`, `1 = 1`, `coalesce(true, false)`, `true or ...`).
+    """
+    scratch = f"probe_{table}"[:63]
+    folded = []
+    with conn.transaction(force_rollback=True):
+        for made in prelude:
+            conn.execute(made)
+        conn.execute(render.create_scratch_copy(schema, table, scratch))
+        for key, expression in expressions.items():
+            row = conn.execute(render.explain_filter_on_scratch(scratch, table, expression)).fetchone()
+            assert row is not None
+            plan = row[0][0]["Plan"]
+            if not _filters(plan):
+                folded.append(key)
+    return folded
+
+
+def _filters(plan: Mapping[str, object]) -> bool:
+    if "Filter" in plan or "One-Time Filter" in plan:
+        return True
+    children = plan.get("Plans")
+    return isinstance(children, list) and bool(children)
+
+
+def roles_lacking_privilege(
+    conn: psycopg.Connection, schema: str, table: str, wanted: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """The roles of `wanted` (role -> privileges, any one of which will do) holding none of them on the table."""
+    lacking = []
+    for role, privileges in wanted.items():
+        row = conn.execute(
+            "select bool_or(has_table_privilege(r.oid, c.oid, p)) from pg_roles r, pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace, unnest(%s::text[]) p "
+            "where r.rolname = %s and n.nspname = %s and c.relname = %s",
+            (list(privileges), role, schema, table),
+        ).fetchone()
+        if not (row and row[0]):
+            lacking.append(role)
+    return lacking
+
+
+def read_table_privileges(
+    conn: psycopg.Connection, role: str, schema: str, tables: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """Privileges granted directly to `role` on each table (defaults of a NULL ACL included)."""
+    rows = conn.execute(
+        "select c.relname, a.privilege_type from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "cross join lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a "
+        "where n.nspname = %s and c.relname = any(%s) "
+        "and a.grantee = (select oid from pg_roles where rolname = %s)",
+        (schema, list(tables), role),
+    ).fetchall()
+    found: dict[str, set[str]] = {t: set() for t in tables}
+    for table, privilege in rows:
+        found[table].add(privilege)
+    return {t: tuple(p for p in TABLE_PRIVILEGES if p in found[t]) for t in tables}
+
+
+def roles_holding(conn: psycopg.Connection, schema: str, table: str, wanted: Mapping[str, Sequence[str]]) -> list[str]:
+    """The roles of `wanted` (role -> privileges) holding any of their privileges on the table (one query)."""
+    if not wanted:
+        return []
+    pairs = [(role, privilege) for role, privileges in wanted.items() for privilege in privileges]
+    rows = conn.execute(
+        "select distinct r.rolname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "cross join lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a "
+        "join pg_roles r on r.oid = a.grantee "
+        "join unnest(%s::text[], %s::text[]) w(role, privilege) "
+        "on w.role = r.rolname and w.privilege = a.privilege_type "
+        "where n.nspname = %s and c.relname = %s",
+        ([r for r, _ in pairs], [p for _, p in pairs], schema, table),
+    ).fetchall()
+    held = {name for (name,) in rows}
+    return [role for role in wanted if role in held]
+
+
+def roles_holding_unguarded(conn: psycopg.Connection, schema: str, table: str, roles: Sequence[str]) -> list[str]:
+    """Those of `roles` that hold TRUNCATE, REFERENCES or TRIGGER on the table (one query)."""
+    if not roles:
+        return []
+    rows = conn.execute(
+        "select distinct r.rolname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "cross join lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a "
+        "join pg_roles r on r.oid = a.grantee "
+        "where n.nspname = %s and c.relname = %s and r.rolname = any(%s) and a.privilege_type = any(%s)",
+        (schema, table, list(roles), list(UNGUARDED_PRIVILEGES)),
+    ).fetchall()
+    held = {name for (name,) in rows}
+    return [role for role in roles if role in held]
+
+
+def read_foreign_key(conn: psycopg.Connection, schema: str, table: str, constraint: str) -> ForeignKeyInfo | None:
+    row = conn.execute(
+        "select pg_get_constraintdef(k.oid), "
+        "array(select attname::text from unnest(k.conkey) with ordinality u(n, i) "
+        "  join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i), "
+        "rn.nspname, rc.relname, "
+        "array(select attname::text from unnest(k.confkey) with ordinality u(n, i) "
+        "  join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i), k.convalidated "
+        "from pg_constraint k join pg_class c on c.oid = k.conrelid "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "left join pg_class rc on rc.oid = k.confrelid left join pg_namespace rn on rn.oid = rc.relnamespace "
+        "where n.nspname = %s and c.relname = %s and k.conname = %s",
+        (schema, table, constraint),
+    ).fetchone()
+    if row is None:
+        return None
+    definition, columns, ref_schema, ref_table, ref_columns, validated = row
+    return ForeignKeyInfo(
+        definition, tuple(columns or ()), ref_schema or "", ref_table or "", tuple(ref_columns or ()), bool(validated)
+    )
+
+
+# Catalog queries the provider runs with its own parameters (sql.SQL, so psycopg sends them as they are).
+
+
+def policy_comments_query() -> sql.SQL:
+    """(policy name, comment) of every policy of a table. Parameters: schema, table."""
+    return sql.SQL(
+        "select p.polname, obj_description(p.oid, 'pg_policy') from pg_policy p join pg_class c on c.oid = p.polrelid "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s"
+    )
+
+
+def schema_comment_query() -> sql.SQL:
+    return sql.SQL("select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = %s")
+
+
+def read_trigger_query() -> sql.SQL:
+    """(tgenabled, tgargs, function schema, function name, comment) of a user trigger on a table."""
+    return sql.SQL(
+        "select t.tgenabled, t.tgargs, fn.nspname, f.proname, obj_description(t.oid, 'pg_trigger') from pg_trigger t "
+        "join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_proc f on f.oid = t.tgfoid join pg_namespace fn on fn.oid = f.pronamespace "
+        "where n.nspname = %s and c.relname = %s and t.tgname = %s and not t.tgisinternal"
+    )
+
+
+def read_function_query() -> sql.SQL:
+    """(prosrc, arguments with defaults) of every function with this schema and name."""
+    return sql.SQL(
+        "select p.prosrc, pg_get_function_arguments(p.oid) from pg_proc p "
+        "join pg_namespace n on n.oid = p.pronamespace where n.nspname = %s and p.proname = %s"
+    )
+
+
+def index_state_query() -> sql.SQL:
+    """(indisvalid, comment) of an index by schema and name."""
+    return sql.SQL(
+        "select x.indisvalid, obj_description(i.oid, 'pg_class') from pg_class i "
+        "join pg_index x on x.indexrelid = i.oid join pg_namespace n on n.oid = i.relnamespace "
+        "where n.nspname = %s and i.relname = %s"
+    )
+
+
+def table_privilege_query() -> sql.SQL:
+    """Whether the current role holds a privilege on a table (parameters: privilege, schema, table)."""
+    return sql.SQL(
+        "select has_table_privilege(c.oid, %s) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s"
+    )
+
+
+def database_create_privilege_query() -> sql.SQL:
+    return sql.SQL("select has_database_privilege(current_database(), 'CREATE')")
+
+
+def table_columns_query() -> sql.SQL:
+    """(column, type) of a table's live columns."""
+    return sql.SQL(
+        "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+        "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped"
+    )
+
+
+def relation_persistence_query() -> sql.SQL:
+    """pg_class.relpersistence of a relation by schema and name: 'p' logged, 'u' unlogged, 't' temporary."""
+    return sql.SQL(
+        "select c.relpersistence from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s"
+    )
+
+
+def row_security_active_query() -> sql.SQL:
+    """Whether RLS filters this table for the current role (then a helper of ours would count nothing)."""
+    return sql.SQL(
+        "select row_security_active(c.oid) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s"
+    )
+
+
+def cron_installed_query() -> sql.SQL:
+    return sql.SQL("select exists (select from pg_extension where extname = 'pg_cron')")
+
+
+def cron_job_query() -> sql.SQL:
+    """(schedule, command) of a pg_cron job by name."""
+    return sql.SQL("select schedule, command from cron.job where jobname = %s")
+
+
+def find_serving_index_query() -> sql.SQL:
+    """(name, comment) of each valid plain b-tree index of a table that serves a policy lookup as an
+    index-only scan: its first key column is the searched one and it holds the returned column as a
+    key or INCLUDE column (`indkey` lists both; the first `indnkeyatts` are the keys). Preferred name first.
+
+    Parameters: schema, table, searched column, returned column, preferred index name.
+    """
+    return sql.SQL(
+        "select i.relname, obj_description(i.oid, 'pg_class') from pg_index x "
+        "join pg_class i on i.oid = x.indexrelid join pg_class c on c.oid = x.indrelid "
+        "join pg_namespace n on n.oid = c.relnamespace join pg_am am on am.oid = i.relam "
+        "where n.nspname = %s and c.relname = %s and am.amname = 'btree' "
+        "and x.indisvalid and x.indisready and x.indislive "
+        "and x.indpred is null and x.indexprs is null and x.indnkeyatts >= 1 "
+        "and x.indkey[0] = (select attnum from pg_attribute "
+        "where attrelid = c.oid and attname = %s and attnum > 0 and not attisdropped) "
+        "and (select attnum from pg_attribute "
+        "where attrelid = c.oid and attname = %s and attnum > 0 and not attisdropped) = any (x.indkey::int2[]) "
+        "order by i.relname = %s desc, i.relname"
+    )
+
+
+def relation_kind_query() -> sql.SQL:
+    """(relkind, table of the index or null) of a relation by schema and name: is a name taken, and by what."""
+    return sql.SQL(
+        "select r.relkind::text, t.relname from pg_class r join pg_namespace n on n.oid = r.relnamespace "
+        "left join pg_index x on x.indexrelid = r.oid left join pg_class t on t.oid = x.indrelid "
+        "where n.nspname = %s and r.relname = %s"
+    )
+
+
+def relation_size_query() -> sql.SQL:
+    """(estimated rows, size in bytes) of a table, from the planner's statistics."""
+    return sql.SQL(
+        "select greatest(c.reltuples, 0)::bigint, pg_relation_size(c.oid) from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s"
+    )
+
+
+def default_privileges_query() -> sql.SQL:
+    """(object type, grantee, privilege) of the default privileges `owner` gives in `schema`."""
+    return sql.SQL(
+        "select d.defaclobjtype::text, coalesce(g.rolname::text, 'public'), a.privilege_type "
+        "from pg_default_acl d cross join aclexplode(d.defaclacl) a left join pg_roles g on g.oid = a.grantee "
+        "where d.defaclrole = (select oid from pg_roles where rolname = %s) "
+        "and d.defaclnamespace = (select oid from pg_namespace where nspname = %s)"
+    )
+
+
+def group_function_query() -> sql.SQL:
+    """(body, config, security definer, comment) of a helper function by schema and name."""
+    return sql.SQL(
+        "select p.prosrc, coalesce(p.proconfig, '{}'), p.prosecdef, obj_description(p.oid, 'pg_proc') "
+        "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "where n.nspname = %s and p.proname = %s and p.pronargs = 0"
+    )

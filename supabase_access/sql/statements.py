@@ -1,0 +1,848 @@
+"""Every SQL statement the project sends, rendered in one place.
+
+Identifiers always go through psycopg's `sql.Identifier`. Policy expressions are
+SQL by nature: they are passed through as written, and PostgreSQL itself
+validates them (see `catalog.normalize_policies`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from psycopg import sql
+
+from supabase_access.model.access_model import Hop
+from supabase_access.model.hardening import QUOTA_SQLSTATE
+from supabase_access.model.policy import PolicySpec
+from supabase_access.model.profiles import (
+    AccessPlan,
+    AllOf,
+    Always,
+    AnyOf,
+    GroupLookup,
+    InGroup,
+    NotAnonymousUser,
+    PolicyRule,
+    Predicate,
+)
+from supabase_access.model.rule_data import predicate_from_plain
+
+CURRENT_USER_ID = sql.SQL("(select auth.uid())")
+
+
+def table_ref(schema: str, table: str) -> sql.Composable:
+    return sql.Identifier(schema, table)
+
+
+def render_predicate(schema: str, predicate: Predicate) -> str:
+    return _predicate(schema, predicate).as_string()
+
+
+def render_declared_policies(schema: str, policies: Mapping[str, Any]) -> dict[str, Any]:
+    """Policy inputs with the predicates of rule-based policies (sent as data, see rule_data)
+    rendered to SQL; SQL text stays as written. A malformed predicate is a ModelError."""
+    rendered: dict[str, Any] = {}
+    for name, spec in policies.items():
+        if isinstance(spec, Mapping):
+            spec = {
+                key: render_predicate(schema, predicate_from_plain(value, f"policies.{name}.{key}"))
+                if key in ("using", "withCheck") and isinstance(value, Mapping)
+                else value
+                for key, value in spec.items()
+            }
+        rendered[name] = spec
+    return rendered
+
+
+def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
+    if isinstance(predicate, Always):
+        return sql.SQL("true")
+    if isinstance(predicate, NotAnonymousUser):
+        return sql.SQL("((select auth.jwt()) ->> 'is_anonymous')::boolean is not true")
+    if isinstance(predicate, AllOf):
+        return sql.SQL(" and ").join(sql.SQL("({})").format(_predicate(schema, p)) for p in predicate.parts)
+    if isinstance(predicate, AnyOf):
+        return sql.SQL(" or ").join(sql.SQL("({})").format(_predicate(schema, p)) for p in predicate.parts)
+    if isinstance(predicate, InGroup):
+        # The helper runs once per statement (an initPlan), like `(select auth.uid())`.
+        helper = sql.Identifier(predicate.helper_schema, predicate.helper)
+
+        def in_groups(column: sql.Composable) -> sql.Composable:
+            return sql.SQL("{} = any (array(select {}()))").format(column, helper)
+
+        if not predicate.hops:
+            return in_groups(sql.Identifier(predicate.column))
+        # The last hop points at the group table: its link column already holds the group's key.
+        return _reached(schema, predicate.hops[:-1], predicate.hops[-1].column, in_groups)
+    return _reached(
+        schema,
+        predicate.hops,
+        predicate.owner_column,
+        lambda column: sql.SQL("{} = {}").format(column, CURRENT_USER_ID),
+    )
+
+
+def _reached(
+    schema: str, hops: Sequence[Hop], column: str, test: Callable[[sql.Composable], sql.Composable]
+) -> sql.Composable:
+    """`test` on `column` of the row itself (no hops), or of the table at the top of the path: the
+    row's first link column must be among the keys of the top table's rows that pass it."""
+    if not hops:
+        return test(sql.Identifier(column))
+    # `col = any(array(subquery))` lets the planner use the index on `col`; a plain
+    # `col in (subquery)` can become a filter over every row of a large child table.
+    if len(hops) == 1:
+        (hop,) = hops
+        return sql.SQL("{} = any (array(select {} from {} where {}))").format(
+            sql.Identifier(hop.column),
+            sql.Identifier(hop.key),
+            table_ref(schema, hop.parent),
+            test(sql.Identifier(column)),
+        )
+    # Deeper paths join up to the owner in one subquery: nested `any(array(...))` levels would each
+    # get the parent's own policy again from PostgreSQL, computing the owned parents once per level.
+    aliases = [sql.Identifier(f"hop{level}") for level in range(1, len(hops) + 1)]
+    joins = [sql.SQL("{} {}").format(table_ref(schema, hops[0].parent), aliases[0])]
+    for level in range(1, len(hops)):
+        hop = hops[level]
+        joins.append(
+            sql.SQL("join {} {} on {}.{} = {}.{}").format(
+                table_ref(schema, hop.parent),
+                aliases[level],
+                aliases[level],
+                sql.Identifier(hop.key),
+                aliases[level - 1],
+                sql.Identifier(hop.column),
+            )
+        )
+    return sql.SQL("{} = any (array(select {}.{} from {} where {}))").format(
+        sql.Identifier(hops[0].column),
+        aliases[0],
+        sql.Identifier(hops[0].key),
+        sql.SQL(" ").join(joins),
+        test(sql.SQL("{}.{}").format(aliases[-1], sql.Identifier(column))),
+    )
+
+
+def policy_from_rule(schema: str, rule: PolicyRule) -> PolicySpec:
+    return PolicySpec(
+        name=rule.name,
+        command=rule.command,
+        roles=tuple(sorted(rule.roles)),
+        permissive=rule.permissive,
+        using=None if rule.using is None else render_predicate(schema, rule.using),
+        with_check=None if rule.with_check is None else render_predicate(schema, rule.with_check),
+    )
+
+
+def create_policy(schema: str, table: str, policy: PolicySpec) -> sql.Composed:
+    parts = [
+        sql.SQL("create policy {} on {} as {} for {} to {}").format(
+            sql.Identifier(policy.name),
+            table_ref(schema, table),
+            sql.SQL("permissive" if policy.permissive else "restrictive"),
+            sql.SQL(policy.command.lower()),
+            sql.SQL(", ").join(_role(r) for r in policy.roles),
+        )
+    ]
+    if policy.using is not None:
+        parts.append(sql.SQL("using ({})").format(sql.SQL(policy.using)))
+    if policy.with_check is not None:
+        parts.append(sql.SQL("with check ({})").format(sql.SQL(policy.with_check)))
+    return sql.SQL("\n  ").join(parts)
+
+
+def create_scratch_copy(schema: str, table: str, scratch: str) -> sql.Composed:
+    """A temporary, empty copy of a table's columns: lets PostgreSQL parse policies without locking the table."""
+    return sql.SQL("create temporary table {} (like {}) on commit drop").format(
+        sql.Identifier(scratch), table_ref(schema, table)
+    )
+
+
+def explain_filter_on_scratch(scratch: str, alias: str, expression: str) -> sql.Composed:
+    """The plan of a query filtered by a policy expression, on a scratch copy named as the table it copies."""
+    return sql.SQL("explain (format json, costs off) select from pg_temp.{} as {} where ({})").format(
+        sql.Identifier(scratch), sql.Identifier(alias), sql.SQL(expression)
+    )
+
+
+def create_policy_on_scratch(scratch: str, policy: PolicySpec) -> sql.Composed:
+    return create_policy("pg_temp", scratch, policy)
+
+
+# Comments on the policies and triggers supabase-access creates: never taken for the user's own
+# (a baseline), and never changed or dropped by another stack.
+STACK_MARKER_PREFIX = "supabase-access: created by stack "
+
+
+def stack_marker(stack: str) -> str:
+    return f"{STACK_MARKER_PREFIX}{stack or '(unknown)'}"
+
+
+def mark_policy(schema: str, table: str, name: str, marker: str) -> sql.Composed:
+    return sql.SQL("comment on policy {} on {} is {}").format(
+        sql.Identifier(name), table_ref(schema, table), sql.Literal(marker)
+    )
+
+
+def drop_policy(schema: str, table: str, name: str) -> sql.Composed:
+    return sql.SQL("drop policy {} on {}").format(sql.Identifier(name), table_ref(schema, table))
+
+
+def _role(role: str) -> sql.Composable:
+    return sql.SQL("public") if role == "public" else sql.Identifier(role)
+
+
+def set_row_level_security(schema: str, table: str, *, enabled: bool) -> sql.Composed:
+    return sql.SQL("alter table {} {} row level security").format(
+        table_ref(schema, table), sql.SQL("enable" if enabled else "disable")
+    )
+
+
+def set_force_row_level_security(schema: str, table: str, *, force: bool) -> sql.Composed:
+    return sql.SQL("alter table {} {} force row level security").format(
+        table_ref(schema, table), sql.SQL("" if force else "no")
+    )
+
+
+def revoke_all(role: str, schema: str, tables: Iterable[str]) -> sql.Composed:
+    return sql.SQL("revoke all on table {} from {}").format(
+        sql.SQL(", ").join(table_ref(schema, t) for t in tables), _role(role)
+    )
+
+
+def revoke(roles: Sequence[str], schema: str, table: str, privileges: Sequence[str]) -> sql.Composed:
+    return sql.SQL("revoke {} on table {} from {}").format(
+        sql.SQL(", ").join(sql.SQL(p.lower()) for p in privileges),
+        table_ref(schema, table),
+        sql.SQL(", ").join(_role(r) for r in roles),
+    )
+
+
+def grant(role: str, schema: str, tables: Iterable[str], privileges: Sequence[str]) -> sql.Composed:
+    return sql.SQL("grant {} on table {} to {}").format(
+        sql.SQL(", ").join(sql.SQL(p.lower()) for p in privileges),
+        sql.SQL(", ").join(table_ref(schema, t) for t in tables),
+        _role(role),
+    )
+
+
+def drop_constraint(schema: str, table: str, constraint: str) -> sql.Composed:
+    return sql.SQL("alter table {} drop constraint {}").format(table_ref(schema, table), sql.Identifier(constraint))
+
+
+def add_constraint(schema: str, table: str, constraint: str, definition: str, *, validate: bool) -> sql.Composed:
+    # `definition` is what pg_get_constraintdef() returned for this constraint.
+    return sql.SQL("alter table {} add constraint {} {}{}").format(
+        table_ref(schema, table),
+        sql.Identifier(constraint),
+        sql.SQL(definition),
+        sql.SQL("" if validate else " not valid"),
+    )
+
+
+# ON DELETE actions a kept foreign key may declare, as PostgreSQL spells them.
+ON_DELETE_ACTIONS = ("cascade", "restrict", "no action", "set null", "set default")
+
+
+def foreign_key_definition(
+    columns: Sequence[str], ref_schema: str, ref_table: str, ref_columns: Sequence[str], on_delete: str
+) -> str:
+    """`FOREIGN KEY (...) REFERENCES ...`, as pg_get_constraintdef() gives it (for add_constraint)."""
+    if on_delete not in ON_DELETE_ACTIONS:
+        raise ValueError(f"unknown ON DELETE action {on_delete!r}")
+    return (
+        sql.SQL("FOREIGN KEY ({}) REFERENCES {}({}) ON DELETE {}")
+        .format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            table_ref(ref_schema, ref_table),
+            sql.SQL(", ").join(sql.Identifier(c) for c in ref_columns),
+            sql.SQL(on_delete.upper()),
+        )
+        .as_string()
+    )
+
+
+def validate_constraint(schema: str, table: str, constraint: str) -> sql.Composed:
+    return sql.SQL("alter table {} validate constraint {}").format(table_ref(schema, table), sql.Identifier(constraint))
+
+
+def count_foreign_key_violations(
+    schema: str, table: str, columns: Sequence[str], ref_schema: str, ref_table: str, ref_columns: Sequence[str]
+) -> sql.Composed:
+    """Rows of `table` whose key has no match in the referenced table (NULL keys never violate)."""
+    join = sql.SQL(" and ").join(
+        sql.SQL("r.{} = t.{}").format(sql.Identifier(rc), sql.Identifier(c))
+        for c, rc in zip(columns, ref_columns, strict=True)
+    )
+    not_null = sql.SQL(" and ").join(sql.SQL("t.{} is not null").format(sql.Identifier(c)) for c in columns)
+    return sql.SQL("select count(*) from {} t where {} and not exists (select 1 from {} r where {})").format(
+        table_ref(schema, table), not_null, table_ref(ref_schema, ref_table), join
+    )
+
+
+def drop_all_policies_block(schema: str, table: str) -> sql.Composed:
+    """A DO block that drops every policy of a table, for the SQL-Editor scripts."""
+    return sql.SQL(
+        "do $$ declare p record; begin for p in select policyname from pg_policies "
+        "where schemaname = {schema} and tablename = {table} loop "
+        "execute format('drop policy %I on %I.%I', p.policyname, {schema}, {table}); end loop; end $$;"
+    ).format(schema=sql.Literal(schema), table=sql.Literal(table))
+
+
+def plan_policies(plan: AccessPlan) -> dict[str, tuple[PolicySpec, ...]]:
+    """The plan's policies per table, as PostgreSQL will store them."""
+    return {access.table: tuple(policy_from_rule(plan.schema, rule) for rule in access.rules) for access in plan.tables}
+
+
+def render_guide_scripts(plan: AccessPlan) -> tuple[str, str]:
+    """The seed guide's two SQL-Editor scripts, rendered from a plan (the open profile)."""
+    policies = plan_policies(plan)
+    lines = [
+        "-- Generated from the open profile by scripts/render-guide-sql; do not edit by hand.",
+        "-- Lets every visitor, anonymous or signed in, use the app's tables.",
+        "begin;",
+    ]
+    for table, specs in policies.items():
+        lines.append(f"\n-- {table}")
+        lines.append(set_row_level_security(plan.schema, table, enabled=True).as_string() + ";")
+        lines.append(drop_all_policies_block(plan.schema, table).as_string())
+        for spec in specs:
+            lines.append(create_policy(plan.schema, table, spec).as_string() + ";")
+    for role, privileges in plan.grants.items():
+        tables = list(policies)
+        lines.append("")
+        lines.append(revoke_all(role, plan.schema, tables).as_string() + ";")
+        if privileges:
+            lines.append(grant(role, plan.schema, tables, privileges).as_string() + ";")
+    lines.append("commit;")
+    constraint_lines = [
+        "-- Generated from the open profile by scripts/render-guide-sql; do not edit by hand.",
+        "-- Lets clients use user ids that do not exist in auth.users.",
+    ]
+    for table, constraint in plan.removed_constraints:
+        constraint_lines.append(
+            sql.SQL("alter table {} drop constraint if exists {};")
+            .format(table_ref(plan.schema, table), sql.Identifier(constraint))
+            .as_string()
+        )
+    return "\n".join(lines) + "\n", "\n".join(constraint_lines) + "\n"
+
+
+# --- Production hardening: a private schema, write quotas, retention ---------------------------
+
+# Comments that mark what the provider created, so delete drops only that (even after state loss).
+PRIVATE_SCHEMA_MARKER = "supabase-access: private helpers (write quotas, retention); not exposed to the API"
+# The index the quota once built (before its usage table): an update or delete drops it.
+QUOTA_INDEX_MARKER = "supabase-access: index for a write quota"
+# Functions get EXECUTE for PUBLIC by default; the API roles must not call ours.
+_NOT_FOR_API = sql.SQL("public, {}, {}").format(sql.Identifier("anon"), sql.Identifier("authenticated"))
+
+
+def create_private_schema(schema: str) -> sql.Composed:
+    return sql.SQL("create schema if not exists {}").format(sql.Identifier(schema))
+
+
+def mark_private_schema(schema: str) -> sql.Composed:
+    return sql.SQL("comment on schema {} is {}").format(sql.Identifier(schema), sql.Literal(PRIVATE_SCHEMA_MARKER))
+
+
+def revoke_private_schema(schema: str) -> sql.Composed:
+    return sql.SQL("revoke all on schema {} from {}").format(sql.Identifier(schema), _NOT_FOR_API)
+
+
+def drop_private_schema(schema: str) -> sql.Composed:
+    # RESTRICT: it fails while anything (ours or not) is still in the schema.
+    return sql.SQL("drop schema if exists {} restrict").format(sql.Identifier(schema))
+
+
+# What the provider must still know when a run dies between its change and the engine's record
+# of it (say the definition of a constraint it dropped): one row per object, in the private schema.
+LEDGER_TABLE = "ledger"
+
+
+def create_ledger(private_schema: str) -> sql.Composed:
+    return sql.SQL(
+        "create table if not exists {} (kind text not null, object text not null, detail jsonb not null, "
+        "recorded_at timestamptz not null default now(), primary key (kind, object))"
+    ).format(sql.Identifier(private_schema, LEDGER_TABLE))
+
+
+def ledger_record(private_schema: str, *, replace: bool = False) -> sql.Composed:
+    """Parameters: kind, object, detail (json). The first record of an object stands, unless `replace`."""
+    return sql.SQL("insert into {} (kind, object, detail) values (%s, %s, %s) on conflict (kind, object) {}").format(
+        sql.Identifier(private_schema, LEDGER_TABLE),
+        sql.SQL("do update set detail = excluded.detail, recorded_at = now()" if replace else "do nothing"),
+    )
+
+
+def ledger_read(private_schema: str) -> sql.Composed:
+    return sql.SQL("select detail from {} where kind = %s and object = %s").format(
+        sql.Identifier(private_schema, LEDGER_TABLE)
+    )
+
+
+def ledger_forget(private_schema: str) -> sql.Composed:
+    return sql.SQL("delete from {} where kind = %s and object = %s").format(
+        sql.Identifier(private_schema, LEDGER_TABLE)
+    )
+
+
+def ledger_is_empty(private_schema: str) -> sql.Composed:
+    return sql.SQL("select not exists (select from {})").format(sql.Identifier(private_schema, LEDGER_TABLE))
+
+
+def revoke_function_from_api(schema: str, function: str, arg_types: Sequence[str] = ()) -> sql.Composed:
+    return sql.SQL("revoke all on function {}({}) from {}").format(
+        sql.Identifier(schema, function), sql.SQL(", ").join(sql.SQL(t) for t in arg_types), _NOT_FOR_API
+    )
+
+
+def drop_function(schema: str, function: str, arg_types: Sequence[str] = ()) -> sql.Composed:
+    return sql.SQL("drop function if exists {}({})").format(
+        sql.Identifier(schema, function), sql.SQL(", ").join(sql.SQL(t) for t in arg_types)
+    )
+
+
+def write_quota_function_body(schema: str, table: str, private_schema: str, usage_table: str) -> str:
+    """The PL/pgSQL body of one table's write-quota trigger function (what `pg_proc.prosrc` holds).
+
+    The limit, the window in seconds and the window's name come from the trigger's arguments,
+    so a changed limit is one `create trigger` and `pg_trigger.tgargs` shows the live values.
+    Each user has one row in `usage_table`: a fixed window that starts at their first insert
+    (and the next one at their first insert after it ended), and the inserts made in it.
+
+    Most inserts fall in a window already open: one plain `update` counts them (cheaper than
+    `insert ... on conflict`, which probes the key, locks the row and then updates it). Only a
+    user's first insert ever and the first one after their window ended take the upsert.
+    """
+    return (
+        sql.SQL(
+            """
+declare
+  _quota_user uuid := auth.uid();
+  _quota_window interval;
+  _quota_window_start timestamptz;
+  _quota_inserts integer;
+  _quota_retry_at timestamptz;
+begin
+  -- Requests without a user are RLS's business; the trusted server role is never limited.
+  if _quota_user is null or current_setting('role', true) = 'service_role' then
+    return new;
+  end if;
+  _quota_window := make_interval(secs => tg_argv[1]::integer);
+  -- The row lock makes one user's concurrent inserts count one after another.
+  update {usage} as u set inserts = u.inserts + 1
+  where u.user_id = _quota_user and u.window_start > now() - _quota_window
+  returning u.window_start, u.inserts into _quota_window_start, _quota_inserts;
+  if not found then
+    -- First insert ever, or the window ended: a new window (a concurrent first insert is a conflict).
+    insert into {usage} as u (user_id, window_start, inserts) values (_quota_user, now(), 1)
+    on conflict (user_id) do update set
+      window_start = case when u.window_start <= now() - _quota_window then now() else u.window_start end,
+      inserts = case when u.window_start <= now() - _quota_window then 1 else u.inserts + 1 end
+    returning u.window_start, u.inserts into _quota_window_start, _quota_inserts;
+  end if;
+  -- The exception rolls the increment back with the insert: a refused row does not count.
+  if _quota_inserts > tg_argv[0]::integer then
+    _quota_retry_at := _quota_window_start + _quota_window;
+    raise exception using
+      errcode = {sqlstate},
+      message = format('write quota exceeded: at most %s new rows in %s per user per %s',
+                       tg_argv[0], {table_name}, tg_argv[2]),
+      detail = format('The window started at the requesting user''s first insert in it, at %s.',
+                      to_char(_quota_window_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
+      hint = format('Try again after %s (in %s seconds).',
+                    to_char(_quota_retry_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                    greatest(1, ceil(extract(epoch from _quota_retry_at - clock_timestamp())))::bigint);
+  end if;
+  return new;
+end
+"""
+        )
+        .format(
+            usage=sql.Identifier(private_schema, usage_table),
+            sqlstate=sql.Literal(QUOTA_SQLSTATE),
+            table_name=sql.Literal(f"{schema}.{table}"),
+        )
+        .as_string()
+    )
+
+
+def create_write_quota_function(private_schema: str, function: str, body: str) -> sql.Composed:
+    """SECURITY DEFINER so it writes the usage table no API role may touch; a fixed, empty search_path."""
+    return sql.SQL(
+        "create or replace function {}() returns trigger\n"
+        "language plpgsql security definer\n"
+        "set search_path = ''\n"
+        "as {}"
+    ).format(sql.Identifier(private_schema, function), _dollar_quoted(body, "quota"))
+
+
+# (column, type as format_type() shows it) of a quota's usage table.
+QUOTA_USAGE_COLUMNS = (("user_id", "uuid"), ("window_start", "timestamp with time zone"), ("inserts", "integer"))
+# Every insert updates the user's row: free room on its page lets the update be HOT (no index write).
+QUOTA_USAGE_FILLFACTOR = 50
+
+
+def create_quota_usage_table(private_schema: str, usage_table: str) -> sql.Composed:
+    """One row per user who ever inserted into the quota's table (it only grows; a row is a few dozen bytes).
+
+    UNLOGGED: the counts write no WAL (no full-page image after each checkpoint either), and a
+    crash empties the table, which restarts every user's window: a rate limit, not a ledger.
+    """
+    return sql.SQL(
+        "create unlogged table if not exists {} (user_id uuid primary key, window_start timestamptz not null, "
+        "inserts integer not null) with (fillfactor = {})"
+    ).format(sql.Identifier(private_schema, usage_table), sql.Literal(QUOTA_USAGE_FILLFACTOR))
+
+
+def set_unlogged(schema: str, table: str) -> sql.Composed:
+    """A usage table made by an earlier version (logged): rewritten as UNLOGGED, its rows kept."""
+    return sql.SQL("alter table {} set unlogged").format(sql.Identifier(schema, table))
+
+
+def revoke_table_from_api(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("revoke all on table {} from {}").format(sql.Identifier(schema, table), _NOT_FOR_API)
+
+
+def drop_table(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("drop table if exists {}").format(sql.Identifier(schema, table))
+
+
+def _dollar_quoted(body: str, tag: str) -> sql.Composable:
+    # Identifiers are validated ([a-z0-9_]) and literals are quoted, so the tag cannot occur inside.
+    delimiter = f"${tag}$"
+    if delimiter in body:
+        raise ValueError(f"function body contains {delimiter}")
+    return sql.SQL(delimiter + body + delimiter)
+
+
+def create_write_quota_trigger(
+    schema: str,
+    table: str,
+    trigger: str,
+    private_schema: str,
+    function: str,
+    *,
+    limit: int,
+    window_seconds: int,
+    window_label: str,
+) -> sql.Composed:
+    return sql.SQL("create trigger {} before insert on {} for each row execute function {}({}, {}, {})").format(
+        sql.Identifier(trigger),
+        table_ref(schema, table),
+        sql.Identifier(private_schema, function),
+        sql.Literal(str(limit)),
+        sql.Literal(str(window_seconds)),
+        sql.Literal(window_label),
+    )
+
+
+def mark_trigger(schema: str, table: str, trigger: str, marker: str) -> sql.Composed:
+    return sql.SQL("comment on trigger {} on {} is {}").format(
+        sql.Identifier(trigger), table_ref(schema, table), sql.Literal(marker)
+    )
+
+
+def drop_trigger(schema: str, table: str, trigger: str) -> sql.Composed:
+    return sql.SQL("drop trigger if exists {} on {}").format(sql.Identifier(trigger), table_ref(schema, table))
+
+
+def drop_index(schema: str, index: str, *, concurrently: bool = True) -> sql.Composed:
+    return sql.SQL("drop index {}if exists {}").format(
+        sql.SQL("concurrently " if concurrently else ""), sql.Identifier(schema, index)
+    )
+
+
+PURGE_ARG_TYPES = ("integer", "integer")
+
+
+def purge_function_body(
+    function: str,
+    schema: str,
+    owned_tables: Sequence[tuple[str, str]],
+    sessions_table: str,
+    sessions_timestamp_column: str,
+) -> str:
+    """The PL/pgSQL body of `purge_expired(anonymous_users_days, sessions_days)`.
+
+    Rows of old anonymous users in the owned (root) tables are deleted before the users, so the
+    purge works with or without a cascading FK to auth.users; their child rows go through the
+    app's own cascades. Only `is_anonymous is true` users are touched. Parameters are qualified
+    with the function's name, so a column of the same name can never be taken for one.
+    """
+    older_than_anonymous = sql.SQL("now() - make_interval(days => {}.anonymous_users_days)").format(
+        sql.Identifier(function)
+    )
+    anonymous_parts: list[sql.Composable] = [
+        sql.SQL(
+            "    delete from {} t using auth.users u\n"
+            "     where t.{} = u.id and u.is_anonymous is true and u.created_at < {};\n"
+            "    get diagnostics _purge_rows = row_count;\n"
+            "    kind := {}; removed := _purge_rows; return next;\n"
+        ).format(
+            table_ref(schema, table),
+            sql.Identifier(owner_column),
+            older_than_anonymous,
+            sql.Literal(f"{table}_of_anonymous_users"),
+        )
+        for table, owner_column in owned_tables
+    ]
+    return (
+        sql.SQL(
+            """
+#variable_conflict use_column
+declare
+  _purge_rows bigint;
+begin
+  if {fn}.anonymous_users_days is not null then
+    if {fn}.anonymous_users_days < 1 then
+      raise exception 'anonymous_users_days must be at least 1, got %', {fn}.anonymous_users_days;
+    end if;
+{owned}    delete from auth.users u where u.is_anonymous is true and u.created_at < {older_than_anonymous};
+    get diagnostics _purge_rows = row_count;
+    kind := 'anonymous_users'; removed := _purge_rows; return next;
+  end if;
+  if {fn}.sessions_days is not null then
+    if {fn}.sessions_days < 1 then
+      raise exception 'sessions_days must be at least 1, got %', {fn}.sessions_days;
+    end if;
+    delete from {sessions} t where t.{sessions_ts} < now() - make_interval(days => {fn}.sessions_days);
+    get diagnostics _purge_rows = row_count;
+    kind := {expired_kind}; removed := _purge_rows; return next;
+  end if;
+end
+"""
+        )
+        .format(
+            fn=sql.Identifier(function),
+            owned=sql.SQL("").join(anonymous_parts),
+            older_than_anonymous=older_than_anonymous,
+            sessions=table_ref(schema, sessions_table),
+            sessions_ts=sql.Identifier(sessions_timestamp_column),
+            expired_kind=sql.Literal(f"expired_{sessions_table}"),
+        )
+        .as_string()
+    )
+
+
+def create_purge_function(
+    private_schema: str, function: str, body: str, *, anonymous_users_days: int | None, sessions_days: int | None
+) -> sql.Composed:
+    """The defaults are the stack's settings; NULL skips that purge.
+
+    SECURITY INVOKER: it runs with the rights of whoever calls it (pg_cron runs it as the role
+    that scheduled it); row_security off so a FORCE RLS table makes it fail instead of silently
+    deleting nothing.
+    """
+    return sql.SQL(
+        "create or replace function {}(\n"
+        "  anonymous_users_days integer default {},\n"
+        "  sessions_days integer default {}\n"
+        ") returns table (kind text, removed bigint)\n"
+        "language plpgsql\n"
+        "set search_path = ''\n"
+        "set row_security = off\n"
+        "as {}"
+    ).format(
+        sql.Identifier(private_schema, function),
+        sql.Literal(anonymous_users_days),
+        sql.Literal(sessions_days),
+        _dollar_quoted(body, "purge"),
+    )
+
+
+def call_purge(private_schema: str, function: str) -> sql.Composed:
+    """What pg_cron runs, and what to run by hand where there is no pg_cron."""
+    return sql.SQL("select kind, removed from {}()").format(sql.Identifier(private_schema, function))
+
+
+def cron_schedule(job_name: str, schedule: str, command: str) -> sql.Composed:
+    # cron.schedule(name, ...) replaces a job of the same name, so this is also the update.
+    return sql.SQL("select cron.schedule({}, {}, {})").format(
+        sql.Literal(job_name), sql.Literal(schedule), sql.Literal(command)
+    )
+
+
+def cron_unschedule(job_name: str) -> sql.Composed:
+    # Through cron.job, so a job that is already gone is not an error.
+    return sql.SQL("select cron.unschedule(jobid) from cron.job where jobname = {}").format(sql.Literal(job_name))
+
+
+# --- Indexes for RLS policy lookups -------------------------------------------------------------
+
+# Marks the indexes PolicyIndex built, so delete drops only those (even after state loss).
+POLICY_INDEX_MARKER = "supabase-access: index for RLS policy lookups"
+
+
+def create_policy_index(schema: str, table: str, index: str, column: str, include: str) -> sql.Composed:
+    # CONCURRENTLY: building it on a large table must not block the app's writes.
+    return sql.SQL("create index concurrently if not exists {} on {} ({}) include ({})").format(
+        sql.Identifier(index), table_ref(schema, table), sql.Identifier(column), sql.Identifier(include)
+    )
+
+
+def mark_policy_index(schema: str, index: str) -> sql.Composed:
+    return sql.SQL("comment on index {} is {}").format(sql.Identifier(schema, index), sql.Literal(POLICY_INDEX_MARKER))
+
+
+def rename_index(schema: str, index: str, new_name: str) -> sql.Composed:
+    return sql.SQL("alter index {} rename to {}").format(sql.Identifier(schema, index), sql.Identifier(new_name))
+
+
+def drop_policy_index(schema: str, index: str) -> sql.Composed:
+    return sql.SQL("drop index concurrently if exists {}").format(sql.Identifier(schema, index))
+
+
+# Default privileges (ALTER DEFAULT PRIVILEGES): pg_default_acl's object type -> the keyword and
+# the privileges PostgreSQL knows for it.
+DEFAULT_ACL_OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "r": ("tables", ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")),
+    "S": ("sequences", ("USAGE", "SELECT", "UPDATE")),
+    "f": ("functions", ("EXECUTE",)),
+}
+
+
+def alter_default_privileges(
+    owner: str, schema: str, object_type: str, role: str, privileges: Sequence[str], *, grant: bool
+) -> sql.Composed:
+    keyword, known = DEFAULT_ACL_OBJECTS[object_type]
+    wanted = [p for p in privileges if p in known]
+    what = sql.SQL(", ").join(sql.SQL(p.lower()) for p in wanted) if wanted else sql.SQL("all")
+    return sql.SQL("alter default privileges for role {} in schema {} {} {} on {} {} {}").format(
+        sql.Identifier(owner),
+        sql.Identifier(schema),
+        sql.SQL("grant" if grant else "revoke"),
+        what,
+        sql.SQL(keyword),
+        sql.SQL("to" if grant else "from"),
+        _role(role),
+    )
+
+
+# Born closed: an event trigger switching RLS on for every table created in the exposed schemas.
+RLS_EVENT_TRIGGER = "supabase_access_rls_on_new_tables"
+RLS_EVENT_FUNCTION = "enable_rls_on_new_tables"
+
+
+def create_rls_event_function(private_schema: str, schemas: Sequence[str]) -> sql.Composed:
+    # Runs as the role issuing the CREATE TABLE, which owns the new table and may alter it.
+    return sql.SQL(
+        "create or replace function {}() returns event_trigger language plpgsql set search_path = '' as $fn$\n"
+        "declare created record;\n"
+        "begin\n"
+        "  for created in select * from pg_event_trigger_ddl_commands()\n"
+        "    where object_type in ('table', 'table column') and schema_name = any ({}::text[]) loop\n"
+        "    if created.object_type = 'table' then\n"
+        "      execute format('alter table %s enable row level security', created.object_identity);\n"
+        "    end if;\n"
+        "  end loop;\n"
+        "end\n"
+        "$fn$"
+    ).format(sql.Identifier(private_schema, RLS_EVENT_FUNCTION), sql.Literal(list(schemas)))
+
+
+def create_rls_event_trigger(private_schema: str) -> sql.Composed:
+    return sql.SQL(
+        "create event trigger {} on ddl_command_end when tag in ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO') "
+        "execute function {}()"
+    ).format(sql.Identifier(RLS_EVENT_TRIGGER), sql.Identifier(private_schema, RLS_EVENT_FUNCTION))
+
+
+def drop_rls_event_trigger(private_schema: str) -> tuple[sql.Composed, sql.Composed]:
+    return (
+        sql.SQL("drop event trigger if exists {}").format(sql.Identifier(RLS_EVENT_TRIGGER)),
+        sql.SQL("drop function if exists {}()").format(sql.Identifier(private_schema, RLS_EVENT_FUNCTION)),
+    )
+
+
+# --- Group helpers: which groups the current user belongs to -----------------------------------
+
+# Marks what the provider created for group policies, so delete drops only that.
+HELPER_SCHEMA_MARKER = "supabase-access: functions the RLS policies of group rows call; not exposed to the API"
+GROUP_FUNCTION_MARKER = "supabase-access: the groups of the current user, for RLS policies"
+
+
+def group_function_body(schema: str, lookup: GroupLookup, *, admins: bool) -> str:
+    """The groups the current user belongs to (admins: administers), owned ones included."""
+    membership = lookup.membership
+    role_test: sql.Composable = sql.SQL("")
+    if admins:
+        if membership.role is None or not membership.admins:
+            role_test = sql.SQL(" and false")  # no admin roles: the owner alone administers
+        else:
+            role_test = sql.SQL(" and m.{}::text = any ({}::text[])").format(
+                sql.Identifier(membership.role), sql.Literal(list(membership.admins))
+            )
+    return (
+        sql.SQL(
+            "\nselect m.{column} from {membership} m where m.{user} = (select auth.uid()){role_test}\n"
+            "union\n"
+            "select g.{key} from {group} g where g.{owner} = (select auth.uid())\n"
+        )
+        .format(
+            column=sql.Identifier(membership.column),
+            membership=table_ref(schema, lookup.membership_table),
+            user=sql.Identifier(membership.user),
+            role_test=role_test,
+            key=sql.Identifier(membership.key),
+            group=table_ref(schema, membership.group),
+            owner=sql.Identifier(lookup.group_owner_column),
+        )
+        .as_string()
+    )
+
+
+def create_group_function(schema: str, lookup: GroupLookup, *, admins: bool) -> sql.Composed:
+    """SECURITY DEFINER: it reads the membership table past its own policies (which call it), as
+    the tables' owner; row_security off makes it fail loudly where RLS would still filter that owner
+    (FORCE ROW LEVEL SECURITY) instead of recursing. STABLE and called as `array(select f())`, it
+    runs once per statement."""
+    function = lookup.admin_function if admins else lookup.member_function
+    return sql.SQL(
+        "create or replace function {}() returns setof {}%type\n"
+        "language sql stable security definer\n"
+        "set search_path = ''\n"
+        "set row_security = off\n"
+        "as {}"
+    ).format(
+        sql.Identifier(lookup.helper_schema, function),
+        sql.Identifier(schema, lookup.membership.group, lookup.membership.key),
+        _dollar_quoted_any(group_function_body(schema, lookup, admins=admins), "groups"),
+    )
+
+
+def group_function_access(lookup: GroupLookup, function: str) -> tuple[sql.Composed, ...]:
+    """Signed-in users call it (through their policies) and nobody else: functions get EXECUTE for PUBLIC."""
+    ref = sql.Identifier(lookup.helper_schema, function)
+    return (
+        sql.SQL("revoke all on function {}() from public, {}").format(ref, sql.Identifier("anon")),
+        sql.SQL("grant execute on function {}() to {}").format(ref, sql.Identifier("authenticated")),
+        sql.SQL("comment on function {}() is {}").format(ref, sql.Literal(GROUP_FUNCTION_MARKER)),
+    )
+
+
+def drop_group_function(helper_schema: str, function: str) -> sql.Composed:
+    return sql.SQL("drop function if exists {}()").format(sql.Identifier(helper_schema, function))
+
+
+def create_helper_schema(helper_schema: str) -> tuple[sql.Composed, ...]:
+    """The policies of authenticated users call the helpers, so that role needs USAGE (nothing else)."""
+    ref = sql.Identifier(helper_schema)
+    return (
+        sql.SQL("create schema if not exists {}").format(ref),
+        sql.SQL("comment on schema {} is {}").format(ref, sql.Literal(HELPER_SCHEMA_MARKER)),
+        sql.SQL("revoke all on schema {} from public, {}").format(ref, sql.Identifier("anon")),
+        sql.SQL("grant usage on schema {} to {}").format(ref, sql.Identifier("authenticated")),
+    )
+
+
+def _dollar_quoted_any(body: str, tag: str) -> sql.Composable:
+    """`body` between dollar quotes whose tag it does not contain (role values are free text)."""
+    candidate, n = tag, 0
+    while f"${candidate}$" in body:
+        n += 1
+        candidate = f"{tag}{n}"
+    return sql.SQL(f"${candidate}${body}${candidate}$")

@@ -1,0 +1,407 @@
+"""End to end: the real Pulumi engine and provider plugin against a real Supabase-like PostgreSQL.
+
+Every test runs `pulumi preview/up/refresh/destroy` through the Automation API on a database
+of its own, and checks the result the way the app sees it: as PostgREST's roles.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from pulumi import automation as auto
+
+from review.postgrest import Persona, as_persona, connect_as_authenticator
+from supabase_access.sql.statements import POLICY_INDEX_MARKER
+from tests.support.engine import changes, new_stack
+from tests.support.fault import catalog_snapshot
+
+pytestmark = pytest.mark.e2e
+
+OPEN = {"supabase-access:environment": "dev", "supabase-access:profile": "open"}
+OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
+StackFactory = Callable[..., auto.Stack]
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path, fresh_db: str) -> StackFactory:
+    def make(config: dict[str, str], name: str = "local", dsn: str | None = None) -> auto.Stack:
+        return new_stack(tmp_path / name, name, dsn or fresh_db, config)
+
+    return make
+
+
+def policies(dsn: str, table: str) -> dict[str, str | None]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select policyname, coalesce(qual, with_check) from pg_policies where tablename = %s", (table,)
+        ).fetchall()
+    return dict(rows)
+
+
+OPEN_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+
+
+def table_privileges(dsn: str, table: str, role: str) -> set[str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select privilege_type from information_schema.role_table_grants where table_name = %s and grantee = %s",
+            (table, role),
+        ).fetchall()
+    return {privilege for (privilege,) in rows}
+
+
+def add_user(dsn: str, *, anonymous: bool) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("insert into auth.users (id, is_anonymous) values (%s, %s)", (user_id, anonymous))
+    return user_id
+
+
+def insert_session(dsn: str, persona: Persona, user_id: uuid.UUID) -> None:
+    with connect_as_authenticator(dsn) as conn, as_persona(conn, persona, commit=True) as cur:
+        cur.execute("insert into sessions (user_id, title) values (%s, 'mine')", (user_id,))
+
+
+def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fresh_db: str) -> None:
+    visitor = uuid.uuid4()  # an id the client made up: not in auth.users
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match='row-level security policy for table "sessions"'):
+        insert_session(fresh_db, Persona.anon(), visitor)
+
+    stack = make_stack(OPEN)
+    stack.up()
+    insert_session(fresh_db, Persona.anon(), visitor)  # both of the guide's errors are gone
+    assert set(policies(fresh_db, "sessions")) == {
+        f"sessions_{c}_open" for c in ("select", "insert", "update", "delete")
+    }
+
+    assert changes(stack.up().summary.resource_changes) == {}
+    refreshed = stack.refresh()
+    assert changes(refreshed.summary.resource_changes) == {}
+
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("create policy stray on sessions for select using (true)")
+        conn.execute("alter policy segments_select_open on segments using (position > 0)")
+    preview = stack.preview(diff=True, refresh=True)
+    assert changes(preview.change_summary) == {"update": 2}
+    assert "- stray: {" in preview.stdout
+    assert 'using: "(\\"position\\" > 0)" => "true"' in preview.stdout
+    stack.up()
+    assert "stray" not in policies(fresh_db, "sessions")
+    assert policies(fresh_db, "segments")["segments_select_open"] == "true"
+
+    # Hand-made GRANT/REVOKE: pulumi-postgresql reads grants on refresh, so `--refresh` shows and repairs them.
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("revoke select on sessions from anon")
+        conn.execute("grant truncate on segments to authenticated")
+    preview = stack.preview(diff=True, refresh=True)
+    assert changes(preview.change_summary) == {"update": 3}, preview.stdout
+    for drifted in ("anon-sessions-grant", "authenticated-segments-grant", "segments-rls"):
+        assert drifted in preview.stdout
+    stack.up(refresh=True)
+    assert table_privileges(fresh_db, "sessions", "anon") == OPEN_PRIVILEGES
+    assert table_privileges(fresh_db, "segments", "authenticated") == OPEN_PRIVILEGES
+    assert changes(stack.preview(refresh=True).change_summary) == {}
+
+    with psycopg.connect(fresh_db) as conn:
+        rows_before = conn.execute("select count(*) from sessions").fetchone()
+    destroyed = stack.destroy()
+    assert "restored sessions_user_id_fkey on public.sessions as NOT VALID: 1 existing row(s)" in destroyed.stdout
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from sessions").fetchone() == rows_before
+        assert conn.execute(
+            "select convalidated from pg_constraint where conname = 'sessions_user_id_fkey'"
+        ).fetchone() == (False,)
+        (acl,) = conn.execute("select relacl::text from pg_class where relname = 'sessions'").fetchone() or (None,)
+    assert set(policies(fresh_db, "sessions")) == {
+        f"sessions_{c}_own" for c in ("select", "insert", "update", "delete")
+    }
+    # Destroy gives back the privileges from before the stack (Supabase's defaults: everything),
+    # recorded in the ledger by the stack's first change.
+    assert "anon=arwdDxt/postgres" in str(acl) and "authenticated=arwdDxt/postgres" in str(acl), acl
+
+
+def lookup_indexes(dsn: str) -> dict[str, str]:
+    """Name -> definition of the indexes supabase-access built for policy lookups."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select i.relname, pg_get_indexdef(i.oid) from pg_class i join pg_index x on x.indexrelid = i.oid "
+            "where obj_description(i.oid, 'pg_class') = %s",
+            (POLICY_INDEX_MARKER,),
+        ).fetchall()
+    return dict(rows)
+
+
+def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactory, fresh_db: str) -> None:
+    stack = make_stack(OWNER, name="local-prod")
+    up = stack.up()
+    # The policies' lookups read covering indexes only; the app's plain ones cannot serve them.
+    assert lookup_indexes(fresh_db) == {
+        "sessions_user_id_id_rls_idx": (
+            "CREATE INDEX sessions_user_id_id_rls_idx ON public.sessions USING btree (user_id) INCLUDE (id)"
+        ),
+        "turns_session_id_id_rls_idx": (
+            "CREATE INDEX turns_session_id_id_rls_idx ON public.turns USING btree (session_id) INCLUDE (id)"
+        ),
+    }
+    assert "created index public.turns_session_id_id_rls_idx" in up.stdout
+    assert changes(stack.preview().change_summary) == {}
+    assert changes(stack.up().summary.resource_changes) == {}
+    a, b = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=True)
+    as_a, as_b = Persona.signed_in(a, is_anonymous=True), Persona.signed_in(b, is_anonymous=True)
+    insert_session(fresh_db, as_a, a)
+    insert_session(fresh_db, as_b, b)
+    with connect_as_authenticator(fresh_db) as conn:
+        with as_persona(conn, as_a) as cur:
+            assert cur.execute("select user_id from sessions").fetchall() == [(a,)]
+            (mine,) = cur.execute("select id from sessions").fetchall()
+            (turn,) = cur.execute(
+                "insert into turns (session_id, speaker) values (%s, 'a') returning id", (mine[0],)
+            ).fetchall()
+            cur.execute("insert into actions (turn_id, kind) values (%s, 'click')", (turn[0],))
+            assert cur.execute("select count(*) from actions").fetchone() == (1,)
+        with as_persona(conn, as_a) as cur:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+                cur.execute("update sessions set user_id = %s", (b,))
+        with as_persona(conn, Persona.anon()) as cur:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                cur.execute("select * from sessions")
+        # The FK is kept: a made-up user id fails even for a signed-in user claiming it.
+        ghost = uuid.uuid4()
+        with as_persona(conn, Persona.signed_in(ghost, is_anonymous=True)) as cur:
+            with pytest.raises(psycopg.errors.ForeignKeyViolation, match="sessions_user_id_fkey"):
+                cur.execute("insert into sessions (user_id) values (%s)", (ghost,))
+
+    # An index dropped by hand is drift; the next `up` builds it again; destroy drops both.
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("drop index turns_session_id_id_rls_idx")
+    assert changes(stack.preview().change_summary) == {"update": 1}
+    stack.up()
+    assert set(lookup_indexes(fresh_db)) == {"sessions_user_id_id_rls_idx", "turns_session_id_id_rls_idx"}
+    stack.destroy()
+    assert lookup_indexes(fresh_db) == {}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {**OPEN, "supabase-access:model": json.dumps({"tables": {"nope": {"owner": "user_id"}}})},
+            "supabase-access:model: table(s) public.nope do not exist in the database",
+        ),
+        (
+            {**OPEN, "supabase-access:model": json.dumps({"tables": {'x";drop': {"owner": "user_id"}}})},
+            "supabase-access:model.tables",
+        ),
+        (
+            {
+                **OPEN,
+                "supabase-access:extraPolicies": json.dumps(
+                    {"sessions": {"broken": {"command": "SELECT", "using": "user_id = = 1"}}}
+                ),
+            },
+            "supabase-access:extraPolicies.sessions.broken: PostgreSQL rejected the policy: syntax error",
+        ),
+        (
+            {"supabase-access:environment": "prod", "supabase-access:profile": "open"},
+            "supabase-access:profile: a prod stack cannot use the open profile",
+        ),
+        (
+            {
+                **OPEN,
+                "supabase-access:extraPolicies": json.dumps(
+                    {"sessions": {"escape": {"roles": ["anon"], "using": "user_id = auth.uid()) with check (true"}}}
+                ),
+            },
+            "supabase-access:extraPolicies.sessions.escape.using: a ')' closes more than it opened",
+        ),
+        (
+            {
+                **OPEN,
+                "supabase-access:extraPolicies": json.dumps(
+                    {"sessions": {"hidden": {"command": "SELECT", "using": "true -- and user_id = auth.uid()"}}}
+                ),
+            },
+            "supabase-access:extraPolicies.sessions.hidden.using: comments are not allowed",
+        ),
+        (
+            {
+                **OPEN,
+                "supabase-access:extraPolicies": json.dumps(
+                    {"sessions": {"quoted": {"command": "SELECT", "using": "title = ''); drop table sessions; --'"}}}
+                ),
+            },
+            "supabase-access:extraPolicies.sessions.quoted.using: ';' is not allowed",
+        ),
+        ({**OPEN, "postgresql:port": "1"}, "cannot connect to PostgreSQL"),
+        # A generated policy's name, without `replaces: true`.
+        (
+            {
+                **OPEN,
+                "supabase-access:extraPolicies": json.dumps(
+                    {
+                        "sessions": {
+                            "sessions_select_open": {
+                                "command": "SELECT",
+                                "roles": ["anon", "authenticated"],
+                                "using": "title is not null",
+                            }
+                        }
+                    }
+                ),
+            },
+            "supabase-access:extraPolicies.sessions.sessions_select_open: the open profile already generates a policy",
+        ),
+        # Declared in Pulumi.yaml: the engine checks the type before the program runs.
+        ({**OPEN, "supabase-access:forceRls": "maybe"}, "configuration key 'forceRls' must be of type 'boolean'"),
+        # No environment: no silent default.
+        ({"supabase-access:profile": "owner"}, "`pulumi config set supabase-access:environment prod`"),
+        ({**OPEN, "supabase-access:enviroment": "prod"}, "did you mean supabase-access:environment?"),
+        ({**OPEN, "supabase-access:writeQuota": "{}"}, "did you mean supabase-access:writeQuotas?"),
+        # Secrets set without --secret.
+        ({**OPEN, "postgresql:password": "typed-in-plain"}, "postgresql:password is stored in plain text"),
+        ({**OPEN, "supabase-access:accessToken": "sbp_plain"}, "supabase-access:accessToken is stored in plain text"),
+        # A policy for a role the stack grants nothing (owner: anon has no table privileges).
+        (
+            {
+                **OWNER,
+                "supabase-access:extraPolicies": json.dumps(
+                    {"sessions": {"sessions_anon_read": {"command": "SELECT", "roles": ["anon"], "using": "true"}}}
+                ),
+            },
+            "supabase-access:extraPolicies.sessions.sessions_anon_read.roles: anon has no SELECT grant on "
+            "public.sessions (this stack grants anon no privileges)",
+        ),
+        # Prod: a write policy PostgreSQL folds to constant true, whatever its text.
+        *(
+            (
+                {
+                    **OWNER,
+                    "supabase-access:extraPolicies": json.dumps(
+                        {"sessions": {"sessions_insert_any": {"command": "INSERT", **rule}}}
+                    ),
+                },
+                f"supabase-access:extraPolicies.sessions.sessions_insert_any.{part}: on a prod stack",
+            )
+            for rule, part in (
+                ({"roles": ["authenticated"], "withCheck": "1 = 1"}, "withCheck"),
+                ({"roles": ["authenticated"], "withCheck": "true or user_id = auth.uid()"}, "withCheck"),
+            )
+        ),
+    ],
+)
+def test_bad_input_fails_at_preview_and_applies_nothing(
+    make_stack: StackFactory, fresh_db: str, config: dict[str, str], message: str
+) -> None:
+    stack = make_stack(config)
+    before = catalog_snapshot(fresh_db)
+    with pytest.raises(auto.errors.CommandError) as info:
+        stack.up()
+    assert message in " ".join(str(info.value).split())
+    assert catalog_snapshot(fresh_db) == before
+    state = (stack.export_stack().deployment or {}).get("resources") or []
+    assert [r["urn"] for r in state if r["type"].startswith("supabase-access:index:")] == []
+
+
+def test_an_extra_policy_that_says_it_replaces_a_generated_one_is_named_at_preview(make_stack: StackFactory) -> None:
+    extra = {
+        "sessions": {
+            "sessions_select_open": {
+                "command": "SELECT",
+                "roles": ["anon", "authenticated"],
+                "using": "title is not null",
+                "replaces": True,
+            }
+        }
+    }
+    stack = make_stack({**OPEN, "supabase-access:extraPolicies": json.dumps(extra)})
+    preview = stack.preview()
+    assert (
+        "supabase-access:extraPolicies.sessions.sessions_select_open replaces the open profile's own policy "
+        "sessions_select_open on sessions" in preview.stdout
+    )
+
+
+def test_a_tautology_is_allowed_on_a_dev_stack(make_stack: StackFactory, fresh_db: str) -> None:
+    # One boolean expression, however wide: a dev stack applies it (prod stacks: issue 15's guardrails).
+    extra = {"sessions": {"anyone_reads": {"command": "SELECT", "roles": ["anon"], "using": "true"}}}
+    stack = make_stack({**OPEN, "supabase-access:extraPolicies": json.dumps(extra)})
+    stack.up()
+    assert policies(fresh_db, "sessions")["anyone_reads"] == "true"
+    stack.destroy()
+
+
+def test_a_table_the_login_role_cannot_alter_stops_up_before_anything(
+    make_stack: StackFactory, fresh_db: str, localdb_admin_conninfo: str
+) -> None:
+    admin = psycopg.conninfo.make_conninfo(
+        localdb_admin_conninfo, dbname=psycopg.conninfo.conninfo_to_dict(fresh_db)["dbname"]
+    )
+    stranger = f"owner_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("create role {}").format(psycopg.sql.Identifier(stranger)))
+        conn.execute(psycopg.sql.SQL("alter table turns owner to {}").format(psycopg.sql.Identifier(stranger)))
+    try:
+        before = catalog_snapshot(fresh_db)
+        with pytest.raises(auto.errors.CommandError) as info:
+            make_stack(OPEN).up()
+        # (The engine masks the local password, `postgres`, wherever it appears: in the role and setting too.)
+        text = " ".join(str(info.value).split())
+        assert f"cannot alter every table: public.turns is owned by {stranger}. Log in as the owner" in text
+        assert catalog_snapshot(fresh_db) == before
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("alter table turns owner to postgres")
+            conn.execute(psycopg.sql.SQL("drop role {}").format(psycopg.sql.Identifier(stranger)))
+
+
+def test_wrong_password_is_named_and_never_shown(make_stack: StackFactory, fresh_db: str) -> None:
+    wrong = psycopg.conninfo.make_conninfo(fresh_db, password="not-the-password-4711")
+    stack = make_stack(OPEN, dsn=wrong)
+    with pytest.raises(auto.errors.CommandError) as info:
+        stack.preview()
+    text = str(info.value)
+    assert "postgresql:password" in text and "password authentication failed" in text
+    assert "not-the-password-4711" not in text
+
+
+def test_state_and_output_hold_no_plaintext_password(make_stack: StackFactory, fresh_db: str, tmp_path: Path) -> None:
+    secret = f"pw-{uuid.uuid4().hex}"
+    role = f"deployer_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(
+            psycopg.sql.SQL("create role {} login password {} in role postgres").format(
+                psycopg.sql.Identifier(role), psycopg.sql.Literal(secret)
+            )
+        )
+    dsn = psycopg.conninfo.make_conninfo(fresh_db, user=role, password=secret)
+    stack = make_stack(OPEN, dsn=dsn)
+    up = stack.up()
+    assert secret not in up.stdout
+    # The backend's files as written (export_stack() would decrypt): the state and the stack config.
+    stored = {p: p.read_text(errors="ignore") for p in (tmp_path / "local").rglob("*") if p.is_file()}
+    assert stored and not [p for p, text in stored.items() if secret in text]
+    assert any('"ciphertext"' in text for p, text in stored.items() if p.suffix == ".json")
+    stack.destroy()
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(psycopg.sql.SQL("drop role {}").format(psycopg.sql.Identifier(role)))
+
+
+def test_preview_diff_shows_old_and_new_expression_of_a_changed_policy(make_stack: StackFactory) -> None:
+    def with_title_policy(using: str) -> dict[str, str]:
+        extra = {"sessions": {"sessions_titled": {"command": "SELECT", "roles": ["authenticated"], "using": using}}}
+        return {**OPEN, "supabase-access:extraPolicies": json.dumps(extra)}
+
+    stack = make_stack(with_title_policy("title is not null"))
+    stack.up()
+    stack.set_config(
+        "supabase-access:extraPolicies",
+        auto.ConfigValue(with_title_policy("length(title) > 0")["supabase-access:extraPolicies"]),
+    )
+    preview = stack.preview(diff=True)
+    assert changes(preview.change_summary) == {"update": 1}
+    assert 'using: "(title IS NOT NULL)" => "length(title) > 0"' in preview.stdout

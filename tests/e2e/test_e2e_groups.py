@@ -1,0 +1,384 @@
+"""End to end: the teams app (tests/fixtures/teams_app, every access kind of the model) applied by
+the real engine on a dev and a prod stack, then every persona on every table and command, as
+PostgREST runs the request (`SET LOCAL ROLE`, `request.jwt.claims`), and the attacks a team
+table invites: joining someone else's group, moving a membership or a row to another group."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from review.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
+from tests.support.engine import changes, new_stack
+from tests.support.localdb import create_database_from_template, drop_database
+from tests.support.teams_app import OPEN, OWNER, TABLES, load_teams_app
+
+pytestmark = pytest.mark.e2e
+
+COMMANDS = ("select", "insert", "update", "delete")
+PERSONAS = ("owner", "admin", "member", "outsider", "anonymous_sign_in", "anon", "service_role")
+
+
+@dataclass
+class Teams:
+    """A database with the teams app, a stack applied to it, and its users and rows."""
+
+    dsn: str
+    users: dict[str, uuid.UUID]
+    rows: dict[str, Any]
+
+    def persona(self, name: str) -> Persona:
+        if name == "anon":
+            return Persona.anon()
+        if name == "service_role":
+            return Persona.service()
+        return Persona.signed_in(self.users[name], is_anonymous=name == "anonymous_sign_in")
+
+    def run(self, name: str, statement: str, params: dict[str, Any] | None = None, *, commit: bool = False) -> Any:
+        """One request as persona `name`: the statement's first row, or its row count when it returns none."""
+        with connect_as_authenticator(self.dsn) as conn, as_persona(conn, self.persona(name), commit=commit) as cur:
+            if name != "service_role":
+                assert_rls_applies(cur)
+            cur.execute(statement, {**self.ids, **(params or {})})
+            return cur.fetchone() if cur.description else cur.rowcount
+
+    @property
+    def ids(self) -> dict[str, Any]:
+        return {**{k: v for k, v in self.users.items()}, **self.rows}
+
+
+def add_user(dsn: str, *, anonymous: bool = False) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("insert into auth.users (id, is_anonymous) values (%s, %s)", (user_id, anonymous))
+    return user_id
+
+
+def seed(dsn: str) -> Teams:
+    """Project P of `owner`, with `admin`, `member` and `other` in it; a task, a milestone and a comment in
+    P; project Q of the anonymous sign-in with a task; a label, a template and an audit row. Each
+    row written by whoever may write it on prod, as the app would."""
+    users = {name: add_user(dsn, anonymous=name == "anonymous_sign_in") for name in PERSONAS[:5]}
+    users["other"] = add_user(dsn)
+    users["newcomer"] = add_user(dsn)
+    teams = Teams(dsn, users, {})
+    rows = teams.rows
+    (rows["p"],) = teams.run("owner", "insert into projects (name) values ('P') returning id", commit=True)
+    for user, role in (("admin", "admin"), ("member", "member"), ("other", "member")):
+        teams.run(
+            "owner",
+            "insert into project_members (project_id, user_id, role) values (%(p)s, %(user)s, %(role)s)",
+            {"user": users[user], "role": role},
+            commit=True,
+        )
+    (rows["task"],) = teams.run(
+        "admin", "insert into tasks (project_id, title) values (%(p)s, 'T') returning id", commit=True
+    )
+    (rows["milestone"],) = teams.run(
+        "owner", "insert into milestones (project_id, title) values (%(p)s, 'M') returning id", commit=True
+    )
+    (rows["comment"],) = teams.run(
+        "member", "insert into comments (task_id, body) values (%(task)s, 'C') returning id", commit=True
+    )
+    (rows["q"],) = teams.run("anonymous_sign_in", "insert into projects (name) values ('Q') returning id", commit=True)
+    (rows["q_task"],) = teams.run(
+        "anonymous_sign_in", "insert into tasks (project_id, title) values (%(q)s, 'TQ') returning id", commit=True
+    )
+    (rows["template"],) = teams.run("owner", "insert into templates (title) values ('T') returning id", commit=True)
+    (rows["label"],) = teams.run("service_role", "insert into labels (name) values ('bug') returning id", commit=True)
+    (rows["audit"],) = teams.run(
+        "service_role", "insert into audit_log (actor_id, action) values (%(owner)s, 'x') returning id", commit=True
+    )
+    return teams
+
+
+# Each command on a row of project P (or the table's seeded row), written as the app would.
+PROBES: dict[str, dict[str, str]] = {
+    "projects": {
+        "select": "select count(*) from projects where id = %(p)s",
+        "insert": "insert into projects (owner_id, name) values (%(owner)s, 'another')",
+        "update": "update projects set name = 'renamed' where id = %(p)s",
+        "delete": "delete from projects where id = %(p)s",
+    },
+    "project_members": {
+        "select": "select count(*) from project_members where project_id = %(p)s",
+        "insert": "insert into project_members (project_id, user_id) values (%(p)s, %(newcomer)s)",
+        "update": "update project_members set role = 'admin' where project_id = %(p)s and user_id = %(other)s",
+        "delete": "delete from project_members where project_id = %(p)s and user_id = %(other)s",
+    },
+    "tasks": {
+        "select": "select count(*) from tasks where id = %(task)s",
+        "insert": "insert into tasks (project_id, title) values (%(p)s, 'new')",
+        "update": "update tasks set done = true where id = %(task)s",
+        "delete": "delete from tasks where id = %(task)s",
+    },
+    "milestones": {
+        "select": "select count(*) from milestones where id = %(milestone)s",
+        "insert": "insert into milestones (project_id, title) values (%(p)s, 'new')",
+        "update": "update milestones set title = 'moved' where id = %(milestone)s",
+        "delete": "delete from milestones where id = %(milestone)s",
+    },
+    "comments": {
+        "select": "select count(*) from comments where id = %(comment)s",
+        "insert": "insert into comments (task_id, body) values (%(task)s, 'new')",
+        "update": "update comments set body = 'edited' where id = %(comment)s",
+        "delete": "delete from comments where id = %(comment)s",
+    },
+    "labels": {
+        "select": "select count(*) from labels where id = %(label)s",
+        "insert": "insert into labels (name) values ('new')",
+        "update": "update labels set color = 'red' where id = %(label)s",
+        "delete": "delete from labels where id = %(label)s",
+    },
+    "templates": {
+        "select": "select count(*) from templates where id = %(template)s",
+        "insert": "insert into templates (created_by, title) values (%(owner)s, 'new')",
+        "update": "update templates set title = 'edited' where id = %(template)s",
+        "delete": "delete from templates where id = %(template)s",
+    },
+    "audit_log": {
+        "select": "select count(*) from audit_log where id = %(audit)s",
+        "insert": "insert into audit_log (action) values ('new')",
+        "update": "update audit_log set action = 'edited' where id = %(audit)s",
+        "delete": "delete from audit_log where id = %(audit)s",
+    },
+}
+
+
+def outcome(teams: Teams, persona: str, statement: str) -> str:
+    """✓ done (a row seen, written or removed), ✗ refused (a privilege, a policy, or no row reached)."""
+    try:
+        result = teams.run(persona, statement)
+    except psycopg.errors.InsufficientPrivilege:
+        return "✗"
+    found = result[0] if isinstance(result, tuple) else result
+    return "✓" if found else "✗"
+
+
+def matrix(teams: Teams) -> dict[str, str]:
+    """table.command -> one mark per persona, in PERSONAS order."""
+    return {
+        f"{table}.{command}": "".join(outcome(teams, persona, PROBES[table][command]) for persona in PERSONAS)
+        for table in TABLES
+        for command in COMMANDS
+    }
+
+
+# Personas: owner, admin, member, outsider, anonymous sign-in (not in P), anon (no JWT), service_role.
+PROD_MATRIX = {
+    # The group: its members read it, its owner alone writes it.
+    "projects.select": "✓✓✓✗✗✗✓",
+    "projects.insert": "✓✗✗✗✗✗✓",
+    "projects.update": "✓✗✗✗✗✗✓",
+    "projects.delete": "✓✗✗✗✗✗✓",
+    # Members see each other; the owner and admins add and remove; nobody updates (delete + insert).
+    "project_members.select": "✓✓✓✗✗✗✓",
+    "project_members.insert": "✓✓✗✗✗✗✓",
+    "project_members.update": "✗✗✗✗✗✗✓",
+    "project_members.delete": "✓✓✗✗✗✗✓",
+    # write: admins
+    "tasks.select": "✓✓✓✗✗✗✓",
+    "tasks.insert": "✓✓✗✗✗✗✓",
+    "tasks.update": "✓✓✗✗✗✗✓",
+    "tasks.delete": "✓✓✗✗✗✗✓",
+    # write: owner
+    "milestones.select": "✓✓✓✗✗✗✓",
+    "milestones.insert": "✓✗✗✗✗✗✓",
+    "milestones.update": "✓✗✗✗✗✗✓",
+    "milestones.delete": "✓✗✗✗✗✗✓",
+    # two hops below the group, write: members
+    "comments.select": "✓✓✓✗✗✗✓",
+    "comments.insert": "✓✓✓✗✗✗✓",
+    "comments.update": "✓✓✓✗✗✗✓",
+    "comments.delete": "✓✓✓✗✗✗✓",
+    # publicRead: {anon: true}: everyone reads, the server writes
+    "labels.select": "✓✓✓✓✓✓✓",
+    "labels.insert": "✗✗✗✗✗✗✓",
+    "labels.update": "✗✗✗✗✗✗✓",
+    "labels.delete": "✗✗✗✗✗✗✓",
+    # owner + publicRead: every signed-in user reads, the owner writes
+    "templates.select": "✓✓✓✓✓✗✓",
+    "templates.insert": "✓✗✗✗✗✗✓",
+    "templates.update": "✓✗✗✗✗✗✓",
+    "templates.delete": "✓✗✗✗✗✗✓",
+    # serviceOnly
+    "audit_log.select": "✗✗✗✗✗✗✓",
+    "audit_log.insert": "✗✗✗✗✗✗✓",
+    "audit_log.update": "✗✗✗✗✗✗✓",
+    "audit_log.delete": "✗✗✗✗✗✗✓",
+}
+
+
+@pytest.fixture(scope="module")
+def teams_dsn(localdb_url: str, localdb_admin_conninfo: str) -> Iterator[Any]:
+    """A database with the teams app per call, dropped at the end of the module."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = create_database_from_template(localdb_admin_conninfo)
+        made.append(name)
+        dsn = make_conninfo(localdb_url, dbname=name)
+        load_teams_app(dsn)
+        return dsn
+
+    yield make
+    for name in made:
+        drop_database(localdb_admin_conninfo, name)
+
+
+@pytest.fixture(scope="module")
+def prod(teams_dsn: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Teams, Any]]:
+    dsn = teams_dsn()
+    stack = new_stack(tmp_path_factory.mktemp("prod"), "prod", dsn, OWNER)
+    stack.up()
+    yield seed(dsn), stack
+
+
+@pytest.fixture(scope="module")
+def dev(teams_dsn: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Teams, Any]]:
+    dsn = teams_dsn()
+    stack = new_stack(tmp_path_factory.mktemp("dev"), "dev", dsn, OPEN)
+    stack.up()
+    yield seed(dsn), stack
+
+
+def test_prod_every_persona_on_every_table_and_command(prod: tuple[Teams, Any]) -> None:
+    teams, _ = prod
+    assert matrix(teams) == PROD_MATRIX
+
+
+def test_dev_keeps_open_access_on_every_table(dev: tuple[Teams, Any]) -> None:
+    teams, _ = dev
+    assert matrix(teams) == {cell: "✓" * len(PERSONAS) for cell in PROD_MATRIX}
+    # Open means open: on dev anyone may join any group (prod refuses it, below).
+    assert teams.run("outsider", PROBES["project_members"]["insert"].replace("newcomer", "outsider")) == 1
+
+
+REFUSED = pytest.raises(psycopg.errors.InsufficientPrivilege)
+
+
+def test_prod_refuses_joining_someone_elses_group(prod: tuple[Teams, Any]) -> None:
+    teams, _ = prod
+    join = "insert into project_members (project_id, user_id, role) values (%(p)s, %(who)s, %(role)s)"
+    for attacker, who, role in (
+        ("outsider", "outsider", "member"),  # the self-join of issue 14
+        ("outsider", "outsider", "admin"),
+        ("anonymous_sign_in", "anonymous_sign_in", "member"),
+        ("member", "outsider", "member"),  # a plain member does not add people
+        ("member", "newcomer", "admin"),
+    ):
+        with REFUSED:
+            teams.run(attacker, join, {"who": teams.users[who], "role": role})
+    # An upsert needs UPDATE, which nobody has on a membership table.
+    with REFUSED:
+        teams.run(
+            "outsider",
+            join + " on conflict (project_id, user_id) do update set role = excluded.role",
+            {"who": teams.users["outsider"], "role": "admin"},
+        )
+    # Having failed to join, the outsider still reaches nothing of P.
+    assert teams.run("outsider", "select count(*) from tasks where project_id = %(p)s") == (0,)
+    with REFUSED:
+        teams.run("outsider", "insert into tasks (project_id, title) values (%(p)s, 'mine now')")
+
+
+def test_prod_refuses_moving_memberships_and_rows_to_another_group(prod: tuple[Teams, Any]) -> None:
+    teams, _ = prod
+    # No UPDATE on a membership table: not a promotion, not a move to another group or user.
+    for who, statement in (
+        ("member", "update project_members set role = 'admin' where user_id = %(member)s"),
+        ("admin", "update project_members set project_id = %(q)s where user_id = %(member)s"),
+        ("owner", "update project_members set user_id = %(outsider)s where user_id = %(member)s"),
+    ):
+        with REFUSED:
+            teams.run(who, statement)
+    # Q's owner may not move its task into P, nor write into P.
+    with REFUSED:
+        teams.run("anonymous_sign_in", "update tasks set project_id = %(p)s where id = %(q_task)s")
+    with REFUSED:
+        teams.run("anonymous_sign_in", "insert into comments (task_id, body) values (%(task)s, 'x')")
+    # P's admin may not move P's task into Q, which it does not administer.
+    with REFUSED:
+        teams.run("admin", "update tasks set project_id = %(q)s where id = %(task)s")
+    # Nobody creates a project in someone else's name, or hands theirs over.
+    with REFUSED:
+        teams.run("outsider", "insert into projects (owner_id, name) values (%(owner)s, 'spoof')")
+    with REFUSED:
+        teams.run("owner", "update projects set owner_id = %(outsider)s where id = %(p)s")
+
+
+def test_prod_a_member_may_leave_and_admins_manage_members(prod: tuple[Teams, Any]) -> None:
+    teams, _ = prod
+    assert teams.run("member", "delete from project_members where user_id = %(member)s and project_id = %(p)s") == 1
+    assert teams.run("outsider", "delete from project_members where user_id = %(member)s") == 0
+    add = "insert into project_members (project_id, user_id, role) values (%(p)s, %(newcomer)s, 'admin')"
+    assert teams.run("admin", add) == 1
+    # Members read who else is in their group (with each one's role), outsiders nothing.
+    assert teams.run("member", "select count(*) from project_members where project_id = %(p)s") == (3,)
+    assert teams.run("outsider", "select count(*) from project_members") == (0,)
+    # Inserting and reading back in one request, as PostgREST's `return=representation` does.
+    created = teams.run("outsider", "insert into projects (name) values ('mine') returning owner_id")
+    assert created == (teams.users["outsider"],)
+
+
+def test_prod_grants_follow_the_access_kinds(prod: tuple[Teams, Any]) -> None:
+    teams, stack = prod
+    with psycopg.connect(teams.dsn) as conn:
+        rows = conn.execute(
+            "select c.relname, r.rolname, c.relrowsecurity, "
+            "  array(select p from unnest(array['SELECT','INSERT','UPDATE','DELETE','TRUNCATE']) p "
+            "        where has_table_privilege(r.oid, c.oid, p)) "
+            "from pg_class c cross join pg_roles r "
+            "where c.relnamespace = 'public'::regnamespace and c.relkind = 'r' "
+            "and r.rolname in ('anon', 'authenticated')"
+        ).fetchall()
+        helpers = conn.execute(
+            "select p.proname, p.prosecdef, p.proconfig, has_function_privilege('anon', p.oid, 'execute'), "
+            "has_function_privilege('authenticated', p.oid, 'execute') from pg_proc p "
+            "where p.pronamespace = 'supabase_access_rls'::regnamespace order by 1"
+        ).fetchall()
+    granted = {(table, role): privileges for table, role, _, privileges in rows}
+    assert all(rls for _, _, rls, _ in rows)
+    crud = ["SELECT", "INSERT", "UPDATE", "DELETE"]
+    assert granted == {
+        **{(t, "anon"): [] for t in TABLES},
+        ("labels", "anon"): ["SELECT"],
+        **{(t, "authenticated"): crud for t in ("projects", "tasks", "milestones", "comments", "templates")},
+        ("project_members", "authenticated"): ["SELECT", "INSERT", "DELETE"],
+        ("labels", "authenticated"): ["SELECT"],
+        ("audit_log", "authenticated"): [],
+    }
+    config = ['search_path=""', "row_security=off"]
+    assert helpers == [
+        ("project_members_admin_groups", True, config, False, True),
+        ("project_members_groups", True, config, False, True),
+    ]
+    # One permissive policy per role and command (Supabase's multiple_permissive_policies), none on audit_log.
+    with psycopg.connect(teams.dsn) as conn:
+        per_command = conn.execute(
+            "select tablename, cmd, r, count(*) from pg_policies, unnest(roles) r "
+            "where schemaname = 'public' and permissive = 'PERMISSIVE' group by 1, 2, 3 having count(*) > 1"
+        ).fetchall()
+        audit = conn.execute("select count(*) from pg_policies where tablename = 'audit_log'").fetchone()
+    assert per_command == [] and audit == (0,)
+    # Applied again, nothing changes.
+    assert changes(stack.preview().change_summary) == {}
+
+
+def test_prod_destroy_removes_the_group_functions(teams_dsn: Any, tmp_path: Path) -> None:
+    dsn = teams_dsn()
+    stack = new_stack(tmp_path / "prod", "prod", dsn, OWNER)
+    stack.up()
+    stack.destroy()
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select count(*) from pg_namespace where nspname = 'supabase_access_rls'").fetchone() == (
+            0,
+        )
+        assert conn.execute("select count(*) from pg_policies where schemaname = 'public'").fetchone() == (0,)

@@ -1,0 +1,61 @@
+"""PostgreSQL stopped in the middle of a concurrent index build: the `up` fails, and once the
+server is back the next `up` rebuilds the index the stop left invalid; destroy is exact and no
+row is lost."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.e2e.test_fault_kill import OWNER, TURNS_BUILD, TURNS_INDEX, index_validity
+from tests.support.engine import changes, new_stack
+from tests.support.fault import catalog_snapshot, plugin_backends, reap, start_up, wait_until
+from tests.support.localdb import run_localdb
+
+pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+
+APP_TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
+# The CLI's own retries and error report once its provider lost the server.
+CLI_ENDS_WITHIN_SECONDS = 120
+
+
+def row_counts(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return {t: conn.execute(f"select count(*) from public.{t}").fetchone()[0] for t in APP_TABLES}  # type: ignore[index]
+
+
+def test_postgres_stopped_mid_index_build_then_up_rebuilds_and_destroy_is_exact(tmp_path: Path, fresh_db: str) -> None:
+    before_stack, rows = catalog_snapshot(fresh_db), row_counts(fresh_db)
+    stack = new_stack(tmp_path / "local-prod", "local-prod", fresh_db, OWNER)
+    stack.up()
+    clean = catalog_snapshot(fresh_db)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(f"drop index {TURNS_INDEX}")  # drift: the next `up` builds it again
+    # A writer's open transaction on turns holds the concurrent build in its wait phase, after
+    # its invalid index is in the catalog; then the whole server stops (fast shutdown).
+    writer = psycopg.connect(fresh_db, application_name="fault-test-writer")
+    writer.execute("lock table public.turns in row exclusive mode")
+    cli = start_up(tmp_path / "local-prod", "local-prod")
+    try:
+        wait_until(lambda: index_validity(fresh_db, TURNS_BUILD) is False, 25, "the build is under way")
+        wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 10, "the build waits for the writer")
+        run_localdb("stop")
+        run_localdb("start")
+        # The provider lost its connections: the CLI reports the failure and ends by itself.
+        assert cli.wait(timeout=CLI_ENDS_WITHIN_SECONDS) != 0
+    except subprocess.TimeoutExpired:
+        reap([cli.pid])
+        raise
+    finally:
+        writer.close()
+    assert index_validity(fresh_db, TURNS_BUILD) is False  # what the interrupted build left
+    assert row_counts(fresh_db) == rows
+    stack.up()
+    assert catalog_snapshot(fresh_db) == clean
+    assert changes(stack.preview().change_summary) == {}
+    stack.destroy()
+    assert catalog_snapshot(fresh_db) == before_stack
+    assert row_counts(fresh_db) == rows

@@ -1,0 +1,195 @@
+"""Stack settings: every bad value is refused with the setting's name, before anything runs."""
+
+from pathlib import Path
+
+import pytest
+
+from supabase_access.model.stack_config import ConfigError, check_config_keys, parse_stack_settings
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[2]
+LOCAL = {"host": "127.0.0.1", "port": "54322"}
+
+
+def parse(access: dict, postgresql: dict | None = None):
+    access = {"environment": "dev", **access}
+    return parse_stack_settings(access, LOCAL if postgresql is None else postgresql, project_dir=REPO)
+
+
+def test_defaults_follow_the_environment() -> None:
+    assert parse({"environment": "dev"}).profile == "open"
+    assert parse({"environment": "prod"}).profile == "owner"
+    assert parse({}).connection.port == 54322
+    assert parse({}).exposed_schemas == ("public",)
+    assert parse({"schemas": ["public", "api", "public"]}).exposed_schemas == ("public", "api")
+
+
+def test_a_stack_without_environment_is_refused_with_the_command() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_stack_settings({}, LOCAL, project_dir=REPO)
+    assert "supabase-access:environment is not set" in str(info.value)
+    assert "`pulumi config set supabase-access:environment prod`" in str(info.value)
+
+
+def test_unknown_keys_name_the_closest_known_one() -> None:
+    with pytest.raises(ConfigError) as info:
+        check_config_keys({"supabase-access:enviroment": False, "postgresql:password": True})
+    message = str(info.value)
+    assert message.startswith("supabase-access:enviroment: unknown setting; did you mean supabase-access:environment?")
+    with pytest.raises(ConfigError, match="did you mean supabase-access:writeQuotas"):
+        check_config_keys({"supabase-access:writeQuota": False})
+    # Other namespaces (postgresql:*, a provider's own) are not ours to judge.
+    check_config_keys({"postgresql:sslmode": False, "aws:region": False, "supabase-access:forceRls": False})
+
+
+@pytest.mark.parametrize("key", ["postgresql:password", "supabase-access:accessToken"])
+def test_secrets_in_plain_text_are_refused(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_config_keys({key: False})
+    assert str(info.value).startswith(f"{key} is stored in plain text")
+    assert f"pulumi config set --secret {key}" in str(info.value)
+    check_config_keys({key: True})
+
+
+def test_an_extra_policy_may_not_take_a_generated_name_unless_it_says_so() -> None:
+    entry = {"command": "SELECT", "roles": ["anon", "authenticated"], "using": "title is not null"}
+    with pytest.raises(ConfigError) as info:
+        parse({"extraPolicies": {"sessions": {"sessions_select_open": entry}}})
+    assert str(info.value).startswith(
+        "supabase-access:extraPolicies.sessions.sessions_select_open: the open profile already generates"
+    )
+    assert "`replaces: true`" in str(info.value)
+    settings = parse({"extraPolicies": {"sessions": {"sessions_select_open": {**entry, "replaces": True}}}})
+    assert settings.replaced_policies == ("sessions.sessions_select_open",)
+    (notice,) = settings.replacement_notices()
+    assert (
+        "supabase-access:extraPolicies.sessions.sessions_select_open replaces the open profile's own policy" in notice
+    )
+    with pytest.raises(ConfigError, match=r"sessions_titled\.replaces: the open profile generates no policy"):
+        parse({"extraPolicies": {"sessions": {"sessions_titled": {**entry, "replaces": True}}}})
+
+
+def test_prod_refuses_the_open_profile_unless_overridden() -> None:
+    with pytest.raises(ConfigError, match="supabase-access:profile: a prod stack cannot use the open profile"):
+        parse({"environment": "prod", "profile": "open"})
+    assert parse({"environment": "prod", "profile": "open", "allowOpenProfileInProd": True}).profile == "open"
+
+
+@pytest.mark.parametrize(
+    ("access", "postgresql", "message"),
+    [
+        ({"environment": "staging"}, None, "supabase-access:environment"),
+        ({"profile": "closed"}, None, "supabase-access:profile"),
+        ({"modelFile": "missing.yaml"}, None, "supabase-access:modelFile: cannot read"),
+        ({"model": {"tables": {"x'y": {"owner": "u"}}}}, None, "supabase-access:model.tables"),
+        ({"model": {"tables": {"a": {"owner": "u"}}}, "modelFile": "m.yaml"}, None, "keep one"),
+        ({"forceRls": "yes"}, None, "supabase-access:forceRls"),
+        ({}, {"port": "1"}, "postgresql:host"),
+        ({}, {"host": "h", "port": "many"}, "postgresql:port"),
+        ({"extraPolicies": {"nope": {}}}, None, "supabase-access:extraPolicies.nope: unknown table"),
+        (
+            {"extraPolicies": {"sessions": {"p": {"command": "SELECT", "using": "true; drop table sessions"}}}},
+            None,
+            "supabase-access:extraPolicies.sessions.p.using",
+        ),
+        ({"extraPolicies": {"sessions": {"p": {"command": "TRUNCATE", "using": "true"}}}}, None, "p.command"),
+        ({"schemas": []}, None, "supabase-access:schemas: expected a non-empty list"),
+        ({"schemas": "public"}, None, "supabase-access:schemas: expected a non-empty list"),
+        (
+            {"schemas": ["public", "My Schema"]},
+            None,
+            "supabase-access:schemas[1]: 'My Schema' is not a valid identifier",
+        ),
+    ],
+)
+def test_bad_settings_are_named(access: dict, postgresql: dict | None, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(access, postgresql)
+    assert message in str(info.value)
+
+
+def test_inline_model_and_extra_policies() -> None:
+    settings = parse(
+        {
+            "model": {"tables": {"notes": {"owner": "author_id"}}},
+            "extraPolicies": {
+                "notes": {
+                    "notes_insert_not_anonymous": {
+                        "command": "INSERT",
+                        "permissive": False,
+                        "roles": ["authenticated"],
+                        "withCheck": "true",
+                    }
+                }
+            },
+        }
+    )
+    assert settings.model.table_names == ("notes",)
+    assert settings.model_source == "supabase-access:model"
+    (policy,) = settings.extra_policies["notes"]
+    assert policy.permissive is False and policy.command == "INSERT"
+
+
+def test_a_stack_managing_auth_settings_without_its_token_stops_the_preview() -> None:
+    from supabase_access.model.stack_config import parse_auth_stack_settings
+
+    access = {"projectRef": "abcdefghijklmnopqrst", "authSettings": {"rate_limit_otp": 30}}
+    with pytest.raises(ConfigError) as raised:
+        parse_auth_stack_settings(access, environment="prod", token_set=False)
+    assert str(raised.value).startswith(
+        "supabase-access:accessToken is not set, but this stack manages the Supabase Auth settings of project "
+        "abcdefghijklmnopqrst (supabase-access:authSettings)"
+    )
+    # Without a project named yet, nothing was ever managed: skipped with a warning, as before.
+    skipped = parse_auth_stack_settings({"authSettings": {"rate_limit_otp": 30}}, environment="prod", token_set=False)
+    assert skipped is not None and not skipped.declared
+
+
+@pytest.mark.parametrize(
+    ("stack", "environ", "added"),
+    [
+        ("local", {"SUPABASE_ACCESS_LOCAL_PASSPHRASE": "lp"}, {"PULUMI_CONFIG_PASSPHRASE": "lp"}),
+        ("local-prod", {"SUPABASE_ACCESS_LOCAL_PASSPHRASE": "lp"}, {"PULUMI_CONFIG_PASSPHRASE": "lp"}),
+        ("dev", {"SUPABASE_ACCESS_LOCAL_PASSPHRASE": "lp"}, {}),
+        ("prod", {"SUPABASE_ACCESS_LOCAL_PASSPHRASE": "lp"}, {}),
+        ("local", {"SUPABASE_ACCESS_LOCAL_PASSPHRASE": "lp", "PULUMI_CONFIG_PASSPHRASE": "mine"}, {}),
+        ("local", {}, {}),
+    ],
+)
+def test_the_local_passphrase_goes_to_the_local_stacks_only(stack: str, environ: dict, added: dict) -> None:
+    from supabase_access.model.stack_config import passphrase_env
+
+    assert passphrase_env(stack, environ) == added
+
+
+ENV_SH = REPO / "scripts" / "env.sh"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ("up --stack local", "local-only-passphrase"),
+        ("preview -s local-prod --diff", "local-only-passphrase"),
+        ("config set --secret postgresql:password x --stack=local", "local-only-passphrase"),
+        ("config set --secret postgresql:password x --stack prod", ""),
+        ("up -s dev", ""),
+        ("stack select --create --stack prod", ""),
+    ],
+)
+def test_env_sh_gives_the_local_passphrase_to_local_stacks_only(args: str, expected: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    if not (REPO / ".venv" / ".pulumi-bin-dir").exists():
+        pytest.fail("run scripts/bootstrap first", pytrace=False)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SUPABASE_ACCESS_LOCAL"))}
+    script = f'source "{ENV_SH}" && test -z "${{PULUMI_CONFIG_PASSPHRASE:-}}" && supabase_access_passphrase_for {args}'
+    result = subprocess.run(
+        ["bash", "-c", script],
+        env={**environ, "PULUMI_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected

@@ -1,0 +1,46 @@
+"""The GitHub workflows lint clean with actionlint (built from Go modules by scripts/bootstrap)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_workflows_pass_actionlint() -> None:
+    actionlint = os.environ.get("SUPABASE_ACCESS_ACTIONLINT") or (REPO / ".venv/.actionlint").read_text().strip()
+    result = subprocess.run(
+        [actionlint, "-no-color", "-oneline"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_preview_posts_on_pull_requests_and_prod_is_protected() -> None:
+    preview = (REPO / ".github/workflows/preview.yml").read_text()
+    deploy = (REPO / ".github/workflows/deploy.yml").read_text()
+    assert "comment-on-pr: true" in preview and "command: preview" in preview
+    assert "environment: production" in deploy
+
+
+def test_every_job_uses_the_official_cli_and_builds_no_go() -> None:
+    for workflow in (REPO / ".github/workflows").glob("*.yml"):
+        jobs = yaml.safe_load(workflow.read_text())["jobs"]
+        for name, job in jobs.items():
+            steps = job["steps"]
+            uses = [step.get("uses", "") for step in steps]
+            assert any(u.startswith("pulumi/actions@") for u in uses), f"{workflow.name}:{name}"
+            assert not any(u.startswith("actions/setup-go") for u in uses), f"{workflow.name}:{name}"
+            assert not any("go build" in step.get("run", "") for step in steps), f"{workflow.name}:{name}"
+            installs = [s for s in steps if s.get("uses", "").startswith("pulumi/actions@")]
+            assert {s["with"]["pulumi-version"] for s in installs} == {"3.260.0"}, f"{workflow.name}:{name}"
+
+
+def test_access_review_gates_wider_prod_access_on_a_label() -> None:
+    preview = (REPO / ".github/workflows/preview.yml").read_text()
+    assert "--json" in preview and "widened-prod" in preview
+    assert "contains(github.event.pull_request.labels.*.name, 'access-widening-approved')" in preview
+    assert "labeled, unlabeled" in preview  # adding the label runs the review again
