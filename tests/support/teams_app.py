@@ -8,6 +8,7 @@ from typing import Final
 
 import psycopg
 
+from supabase_access.model.access_model import AccessModel, load_model_file
 from tests.support.paths import REPO
 
 TEAMS_APP: Final = REPO / "tests" / "fixtures" / "teams_app"
@@ -43,3 +44,7 @@ def load_teams_app(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
         conn.execute(f"drop table {', '.join(REFERENCE_TABLES)} cascade")
         conn.execute(SCHEMA_FILE.read_text())
+
+
+def teams_model() -> AccessModel:
+    return load_model_file(REPO / MODEL_FILE, setting="supabase-access:modelFile")

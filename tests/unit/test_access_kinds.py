@@ -9,22 +9,17 @@ from typing import Any
 
 import pytest
 
-from supabase_access.model.access_model import AccessModel, ModelError, load_model_file, parse_model
+from supabase_access.model.access_model import ModelError, parse_model
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import InGroup, plan_access
 from supabase_access.model.rule_data import predicate_from_plain, predicate_to_plain
 from supabase_access.sql import statements as render
-from tests.support.paths import REPO
 from tests.support.program import by_type, run_program
-from tests.support.teams_app import MODEL_FILE, TABLES
+from tests.support.teams_app import MODEL_FILE, TABLES, teams_model
 
 pytestmark = pytest.mark.unit
 
 MEMBERSHIP = {"group": "projects", "column": "project_id", "user": "user_id", "role": "role", "admins": ["admin"]}
-
-
-def teams_model() -> AccessModel:
-    return load_model_file(REPO / MODEL_FILE, setting="supabase-access:modelFile")
 
 
 def groups(**tables: Any) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""GroupFunctions on a real database, through the provider class itself (check, create, diff,
+update, read, delete): bad input names the input, a hand edit is drift, delete leaves nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from supabase_access.model.profiles import plan_access
+from supabase_access.model.rule_data import group_lookup_to_plain
+from supabase_access.provider.base import InputError
+from supabase_access.provider.resources.group_functions import GroupFunctions
+from supabase_access.sql.database import Database
+from tests.support.teams_app import load_teams_app, teams_model
+
+pytestmark = pytest.mark.db
+
+
+def inputs(**changes: Any) -> dict[str, Any]:
+    (lookup,) = plan_access(teams_model(), "owner").group_lookups
+    return {"schema": "public", **group_lookup_to_plain(lookup), **changes}
+
+
+def helpers(dsn: str) -> list[tuple[str, bool]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select p.proname, has_function_privilege('authenticated', p.oid, 'execute') from pg_proc p "
+            "join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'supabase_access_rls' order by 1"
+        ).fetchall()
+    return [(str(name), bool(usable)) for name, usable in rows]
+
+
+@pytest.fixture
+def teams_db(db: Database, fresh_db: str) -> Database:
+    load_teams_app(fresh_db)
+    return db
+
+
+def test_create_diff_repair_and_delete(teams_db: Database, fresh_db: str) -> None:
+    resource = GroupFunctions()
+    checked = resource.check(teams_db, {}, inputs())
+    resource_id, state = resource.create(teams_db, checked, print)
+    assert resource_id == "public.project_members"
+    assert helpers(fresh_db) == [("project_members_admin_groups", True), ("project_members_groups", True)]
+    assert resource.diff(teams_db, state, checked).changes == {}
+    assert resource.read(teams_db, resource_id, state, checked) == (state, checked)
+    with psycopg.connect(fresh_db) as conn:
+        # A hand edit that would let every signed-in user into every project.
+        conn.execute(
+            "create or replace function supabase_access_rls.project_members_groups() returns setof uuid "
+            "language sql stable security definer set search_path = '' set row_security = off "
+            "as $$ select id from public.projects $$"
+        )
+    assert resource.diff(teams_db, state, checked).changes == {"memberFunction": "update"}
+    resource.update(teams_db, state, checked, print)
+    assert resource.diff(teams_db, state, checked).changes == {}
+    resource.delete(teams_db, state, print)
+    assert helpers(fresh_db) == []
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select to_regnamespace('supabase_access_rls')").fetchone() == (None,)
+
+
+@pytest.mark.parametrize(
+    ("changes", "prop", "message"),
+    [
+        ({"user": "member_id"}, "user", "user: public.project_members has no column member_id"),
+        ({"groupOwnerColumn": "nobody"}, "groupOwnerColumn", "groupOwnerColumn: public.projects has no column nobody"),
+        ({"membershipTable": "nope"}, "membershipTable", "membershipTable: public.nope does not exist"),
+        ({"admins": ["x" * 64]}, "admins", "admins: expected a list of role values"),
+        ({"role": 'role"; drop'}, "role", "is not a valid identifier"),
+    ],
+)
+def test_bad_input_names_the_input(teams_db: Database, changes: dict[str, Any], prop: str, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        GroupFunctions().check(teams_db, {}, inputs(**changes))
+    assert info.value.property == prop and message in str(info.value)
+
+
+def test_a_schema_of_someone_elses_is_refused(teams_db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("create schema supabase_access_rls")
+    with pytest.raises(InputError, match="helperSchema: schema supabase_access_rls exists but was not created"):
+        GroupFunctions().check(teams_db, {}, inputs())
+
+
+def test_forced_rls_on_the_membership_table_is_refused(teams_db: Database, fresh_db: str) -> None:
+    # The functions read as the tables' owner; with FORCE their policies (which call them) would apply.
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("alter table project_members enable row level security, force row level security")
+    with pytest.raises(InputError, match="membershipTable: row-level security applies to role postgres"):
+        GroupFunctions().check(teams_db, {}, inputs())
