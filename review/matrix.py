@@ -5,6 +5,12 @@ user P and `service_role`. Each is probed for select / insert / update / delete 
 and on another user's. Convention for the personas without a user of their own: for `anon`
 and `service_role`, "own" means the rows of user A and "other" the rows of user B.
 
+When the model has membership tables (groups), two more: a member and an admin of A's groups
+(users M and D, in every membership table with A's group), for whom "own" means A's rows and
+"other" B's; B and P are the non-members. Each user's row of a membership table is the
+membership of a guest user (G_A, G_B, G_P) in that user's group; an inserted row adds a
+newcomer N to it.
+
 How: as the role of the given connection (an admin that owns the tables, e.g. `postgres`,
 never one of the judged roles) fixture data is created in one committed transaction: the
 three users in `auth.users` and, for each, one row in every table of the model, following the
@@ -78,6 +84,13 @@ class FixtureUser:
 
 
 FIXTURE_USERS = (FixtureUser("A", True), FixtureUser("B", True), FixtureUser("P", False))
+# Users of the group personas and of the membership rows (only when the model has groups).
+GROUP_USERS = (
+    FixtureUser("M", False),
+    FixtureUser("D", False),
+    FixtureUser("N", False),
+    *(FixtureUser(f"G_{user.key}", False) for user in FIXTURE_USERS),
+)
 PERSONAS = (
     ProbePersona("anon", "anon", None, own="A", other="B"),
     ProbePersona("authenticated (anonymous A)", "authenticated", "A", own="A", other="B"),
@@ -85,8 +98,20 @@ PERSONAS = (
     ProbePersona("authenticated (permanent)", "authenticated", "P", own="P", other="A"),
     ProbePersona("service_role", "service_role", None, own="A", other="B"),
 )
+GROUP_PERSONAS = (
+    ProbePersona("authenticated (member of A's groups)", "authenticated", "M", own="A", other="B"),
+    ProbePersona("authenticated (admin of A's groups)", "authenticated", "D", own="A", other="B"),
+)
 PERSONA_LABELS = tuple(p.label for p in PERSONAS)
 OWN_CONVENTION = "own = the persona's rows; for anon and service_role, own = user A's rows and other = user B's"
+GROUP_CONVENTION = "for the member and the admin of A's groups, own = user A's rows and other = user B's"
+
+
+def personas_for(model: AccessModel) -> tuple[ProbePersona, ...]:
+    """The standard personas, and the group ones when the model has membership tables."""
+    if not model.group_names:
+        return PERSONAS
+    return (*PERSONAS[:-1], *GROUP_PERSONAS, PERSONAS[-1])
 
 
 @dataclass(frozen=True)
@@ -98,6 +123,11 @@ class AccessMatrix:
     # CHECK constraint, a trigger, a quota): the cell says neither allowed nor denied. Cell -> error.
     failed: Mapping[Cell, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+
+    @property
+    def convention(self) -> str:
+        groups = any(label in self.personas for label in (p.label for p in GROUP_PERSONAS))
+        return f"{OWN_CONVENTION}; {GROUP_CONVENTION}" if groups else OWN_CONVENTION
 
     def cells(self) -> Iterator[Cell]:
         for persona, table, operation, whose in itertools.product(self.personas, self.tables, OPERATIONS, WHOSE):
@@ -140,7 +170,7 @@ class AccessMatrix:
             lines.append("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
         legend = f"{ALLOWED} allowed  {DENIED} denied" + (f"  {FAILED} probe failed (see below)" if self.failed else "")
         legend += "  * changed" if marked else ""
-        return "\n".join([*lines, "", legend, OWN_CONVENTION])
+        return "\n".join([*lines, "", legend, self.convention])
 
     def render_markdown(self, marked: Collection[Cell] = ()) -> str:
         """A Markdown table (PR comments, job summaries); changed cells in `marked` are bold."""
@@ -148,7 +178,7 @@ class AccessMatrix:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in self._rows(marked, "**{} (changed)**")]
         failed = f", {FAILED} probe failed for another reason (see the notes)" if self.failed else ""
-        legend = f"{ALLOWED} allowed, {DENIED} denied{failed}. {OWN_CONVENTION}."
+        legend = f"{ALLOWED} allowed, {DENIED} denied{failed}. {self.convention}."
         return "\n".join([*lines, "", legend])
 
 
@@ -321,9 +351,14 @@ class Fixture:
     # (user key, table) -> the row's primary key and referenced columns.
     rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     values: MadeUpValues = field(default_factory=MadeUpValues)
+    # Membership rows of the group personas: (table, key condition values).
+    memberships: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def new_row(self, table_name: str, owner: str, *, as_user: bool = True) -> dict[str, sql.Composable]:
-        """Column values of a new row owned by `owner`: its owner column, or its parents' keys.
+    def new_row(
+        self, table_name: str, owner: str, *, as_user: bool = True, member: str | None = None
+    ) -> dict[str, sql.Composable]:
+        """Column values of a new row owned by `owner`: its owner column, or its parents' keys; in a
+        membership table, `member` (default: the owner's guest G_<owner>) joining the owner's group.
 
         Columns with a default keep it (the row is written with the owner's claims set, so a
         default of `auth.uid()` is the owner), except a key column whose default is no fresh
@@ -338,6 +373,10 @@ class Fixture:
         if table.parent is not None:
             parent_row = self.rows[(owner, table.parent.table)]
             values[table.parent.column] = sql.Literal(parent_row[table.parent.key])
+        if table.membership is not None:
+            group_row = self.rows[(owner, table.membership.group)]
+            values[table.membership.column] = sql.Literal(group_row[table.membership.key])
+            values[table.membership.user] = sql.Literal(self.user_ids[member or f"G_{owner}"])
         for column in shape.columns:
             if column.name in values or column.read_only:
                 continue
@@ -372,6 +411,8 @@ class Fixture:
         for table in self.model.tables:
             if table.parent is not None and table.parent.table == table_name:
                 wanted.append(table.parent.key)
+            if table.membership is not None and table.membership.group == table_name:
+                wanted.append(table.membership.key)
             for schema, referenced, column in self.shapes[table.name].foreign_keys.values():
                 if (schema, referenced) == (self.model.schema, table_name):
                     wanted.append(column)
@@ -397,6 +438,8 @@ def creation_order(model: AccessModel, shapes: Mapping[str, TableShape]) -> tupl
     graph: dict[str, set[str]] = {}
     for table in model.tables:
         needs = {table.parent.table} if table.parent is not None else set()
+        if table.membership is not None:
+            needs.add(table.membership.group)
         shape = shapes[table.name]
         for column in shape.columns:
             reference = shape.foreign_keys.get(column.name)
@@ -415,6 +458,8 @@ def harmless_column(table: Table, shape: TableShape) -> str:
     avoid = set(shape.primary_key) | set(shape.foreign_keys) | {table.owner_column}
     if table.parent is not None:
         avoid.add(table.parent.column)
+    if table.membership is not None:
+        avoid |= {table.membership.column, table.membership.user}
     candidates = [c.name for c in shape.columns if not c.read_only and c.name not in avoid]
     fallback = [c.name for c in shape.columns if not c.read_only and c.name in shape.primary_key]
     if not candidates and not fallback:
@@ -446,7 +491,7 @@ def create_fixture(conn: psycopg.Connection[TupleRow], model: AccessModel) -> Fi
         fixture = Fixture(model, shapes, creation_order(model, shapes))
         users = read_shape(cur, AUTH_SCHEMA, AUTH_USERS)
         user_columns = {c.name: c for c in users.columns}
-        for user in FIXTURE_USERS:
+        for user in fixture_users(model):
             user_id = uuid.uuid4()
             values: dict[str, sql.Composable] = {"id": sql.Literal(user_id)}
             if "is_anonymous" in user_columns:
@@ -473,13 +518,39 @@ def create_fixture(conn: psycopg.Connection[TupleRow], model: AccessModel) -> Fi
                 row = cur.execute(statement).fetchone()
                 assert row is not None  # RETURNING of a one-row insert
                 fixture.rows[(user.key, table_name)] = dict(zip(returned, row, strict=True))
+        _add_group_personas(cur, fixture)
     return fixture
+
+
+def fixture_users(model: AccessModel) -> tuple[FixtureUser, ...]:
+    return (*FIXTURE_USERS, *GROUP_USERS) if model.group_names else FIXTURE_USERS
+
+
+def _add_group_personas(cur: psycopg.Cursor[TupleRow], fixture: Fixture) -> None:
+    """M joins A's group of every membership table; D joins it as an admin (its first admin role)."""
+    for table in fixture.model.tables:
+        membership = table.membership
+        if membership is None:
+            continue
+        shape = fixture.shapes[table.name]
+        for user, role in (("M", None), ("D", membership.admins[0] if membership.admins else None)):
+            values = fixture.new_row(table.name, "A", member=user)
+            if role is not None and membership.role is not None:
+                values[membership.role] = sql.Literal(role)
+            cur.execute(insert_statement(shape, values))
+            key = {membership.column: fixture.rows[("A", membership.group)][membership.key]}
+            fixture.memberships.append((table.name, {**key, membership.user: fixture.user_ids[user]}))
 
 
 def delete_fixture(conn: psycopg.Connection[TupleRow], fixture: Fixture) -> None:
     """Remove the fixture rows, children first (the user FK may be gone, so no cascade is relied on)."""
     with conn.transaction(), conn.cursor() as cur:
         _bypass_rls_if_forced(cur, fixture)
+        for table_name, key in fixture.memberships:
+            condition = sql.SQL(" and ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(column), sql.Literal(value)) for column, value in key.items()
+            )
+            cur.execute(sql.SQL("delete from {} where {}").format(fixture.shapes[table_name].ref, condition))
         for table_name in reversed(fixture.order):
             for user in FIXTURE_USERS:
                 if (user.key, table_name) in fixture.rows:
@@ -508,7 +579,9 @@ def probe_statement(
 ) -> sql.Composed:
     shape = fixture.shapes[table_name]
     if operation == "insert":
-        return insert_statement(shape, fixture.new_row(table_name, owner, as_user=as_user))
+        # Into a membership table: a newcomer joins the owner's group.
+        member = "N" if fixture.model.table(table_name).membership is not None else None
+        return insert_statement(shape, fixture.new_row(table_name, owner, as_user=as_user, member=member))
     where = fixture.key_condition(table_name, owner)
     if operation == "select":
         return sql.SQL("select 1 from {} where {}").format(shape.ref, where)
@@ -524,7 +597,7 @@ def persona_of(spec: ProbePersona, fixture: Fixture) -> Persona:
     if spec.role == "service_role":
         return Persona.service()
     assert spec.user is not None
-    user = next(u for u in FIXTURE_USERS if u.key == spec.user)
+    user = next(u for u in (*FIXTURE_USERS, *GROUP_USERS) if u.key == spec.user)
     return Persona.signed_in(fixture.user_ids[user.key], is_anonymous=user.is_anonymous)
 
 
@@ -535,7 +608,7 @@ def probe_all(
     allowed: dict[Cell, bool] = {}
     failed: dict[Cell, str] = {}
     notes: list[str] = []
-    for spec in PERSONAS:
+    for spec in personas_for(fixture.model):
         persona = persona_of(spec, fixture)
         for operation in OPERATIONS:
             with as_persona(conn, persona, method=METHODS[operation]) as cur:
@@ -569,7 +642,8 @@ def compute_matrix(
                 allowed, failed, notes = probe_all(api, fixture)
         finally:
             delete_fixture(admin, fixture)
-    return AccessMatrix(PERSONA_LABELS, model.table_names, allowed, failed, tuple(notes))
+    labels = tuple(p.label for p in personas_for(model))
+    return AccessMatrix(labels, model.table_names, allowed, failed, tuple(notes))
 
 
 # --- a stack's settings from its config values ------------------------------------------------

@@ -15,10 +15,11 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from review.matrix import OPERATIONS, WHOSE, Cell, compute_matrix
 from review.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
 from tests.support.engine import changes, new_stack
 from tests.support.localdb import create_database_from_template, drop_database
-from tests.support.teams_app import OPEN, OWNER, TABLES, load_teams_app
+from tests.support.teams_app import OPEN, OWNER, TABLES, load_teams_app, teams_model
 
 pytestmark = pytest.mark.e2e
 
@@ -382,3 +383,28 @@ def test_prod_destroy_removes_the_group_functions(teams_dsn: Any, tmp_path: Path
             0,
         )
         assert conn.execute("select count(*) from pg_policies where schemaname = 'public'").fetchone() == (0,)
+
+
+def test_the_access_matrix_probes_group_personas(prod: tuple[Teams, Any]) -> None:
+    teams, _ = prod
+    matrix = compute_matrix(teams.dsn, teams_model())
+    assert matrix.notes == ()  # every probe was decided by a privilege or a policy
+    member, admin = "authenticated (member of A's groups)", "authenticated (admin of A's groups)"
+    assert matrix.personas[4:6] == (member, admin)
+
+    def row(persona: str, table: str) -> str:
+        return "".join(matrix.symbol(Cell(persona, table, op, whose)) for op in OPERATIONS for whose in WHOSE)
+
+    # select own/other, insert own/other, update own/other, delete own/other; own = A's rows.
+    assert row(member, "tasks") == "✓✗✗✗✗✗✗✗"
+    assert row(admin, "tasks") == "✓✗✓✗✓✗✓✗"
+    assert row(member, "comments") == "✓✗✓✗✓✗✓✗"
+    assert row(member, "project_members") == "✓✗✗✗✗✗✗✗"
+    assert row(admin, "project_members") == "✓✗✓✗✗✗✓✗"
+    assert row(admin, "milestones") == "✓✗✗✗✗✗✗✗"
+    assert row(admin, "projects") == "✓✗✗✗✗✗✗✗"
+    assert row("authenticated (anonymous B)", "tasks") == "✓✗✓✗✓✗✓✗"  # B's own project, not A's
+    assert row("anon", "labels") == "✓✓✗✗✗✗✗✗"
+    assert row("authenticated (permanent)", "audit_log") == "✗✗✗✗✗✗✗✗"
+    assert row("service_role", "audit_log") == "✓✓✓✓✓✓✓✓"
+    assert "member of A's groups" in matrix.render_text()
