@@ -70,9 +70,10 @@ class AccessPreflight(_Resource):
         refuse_open_writes: bool = False,
         exposed_schemas: Sequence[str] = (),
         uncovered_tables: str = "warn",
+        definer_objects: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {
+        props: dict[str, Any] = {
             "schema": schema,
             "tables": list(tables),
             "roles": list(roles),
@@ -87,6 +88,10 @@ class AccessPreflight(_Resource):
             "exposedSchemas": list(exposed_schemas),
             "uncoveredTables": uncovered_tables,
         }
+        # Views and functions declared to run as their owner; left out when none, so stacks made
+        # before the setting existed see no change.
+        if definer_objects:
+            props["definerObjects"] = list(definer_objects)
         super().__init__(name, props, opts)
 
 

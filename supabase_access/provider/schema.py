@@ -22,6 +22,7 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
             "policySettings": ANY_MAP,
             "exposedSchemas": STRINGS,
             "uncoveredTables": STRING,
+            "definerObjects": STRINGS,
         },
         {},
     ),
