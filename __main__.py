@@ -42,6 +42,7 @@ try:
             "forceRls": access_config.get_bool("forceRls") or False,
             "extraPolicies": access_config.get_object("extraPolicies"),
             "schemas": access_config.get_object("schemas"),
+            "definerObjects": access_config.get_object("definerObjects"),
         },
         {key: postgresql_config.get(key) for key in ("host", "port", "database", "username", "sslmode")},
         project_dir=Path(__file__).parent,
@@ -94,6 +95,7 @@ access = AccessRules(
         # The open profile on prod (allowOpenProfileInProd) is open on purpose.
         refuse_open_writes=settings.environment == "prod" and settings.profile != "open",
         exposed_schemas=settings.exposed_schemas,
+        definer_objects=settings.definer_objects,
         refuse_uncovered_tables=settings.environment == "prod",
         born_closed=settings.environment == "prod" and settings.profile != "open",
     ),

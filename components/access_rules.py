@@ -41,6 +41,8 @@ class AccessRulesArgs:
     exposed_schemas: tuple[str, ...] = ("public",)
     # Prod: a table outside the model in those schemas stops the preview (else a warning).
     refuse_uncovered_tables: bool = False
+    # Views and functions of those schemas declared to run with their owner's rights ("schema.name").
+    definer_objects: tuple[str, ...] = ()
     # Prod: objects created later in the exposed schemas give the API roles nothing (default privileges).
     born_closed: bool = False
 
@@ -87,6 +89,7 @@ class AccessRules(pulumi.ComponentResource):
             uncovered_tables="fail" if args.refuse_uncovered_tables else "warn",
             table_grants={a.table: a.grants for a in plan.tables if a.grants is not None},
             group_helpers=[group_lookup_to_plain(lookup) for lookup in plan.group_lookups],
+            definer_objects=args.definer_objects,
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])

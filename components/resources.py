@@ -72,6 +72,7 @@ class AccessPreflight(_Resource):
         uncovered_tables: str = "warn",
         table_grants: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
         group_helpers: Sequence[Mapping[str, Any]] = (),
+        definer_objects: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -96,6 +97,10 @@ class AccessPreflight(_Resource):
         if group_helpers:
             # The group functions the policies call, made in the preflight's rolled-back parse.
             props["groupHelpers"] = [dict(h) for h in group_helpers]
+        # Views and functions declared to run as their owner; left out when none, so stacks made
+        # before the setting existed see no change.
+        if definer_objects:
+            props["definerObjects"] = list(definer_objects)
         super().__init__(name, props, opts)
 
 

@@ -48,12 +48,16 @@ supabase_access_passphrase_for() {
   esac
 }
 
+# Bounded lock waits for pulumi-postgresql's connections (its plugin's lib/pq reads PGOPTIONS):
+# OFFICIAL_PROVIDER_PGOPTIONS in supabase_access/sql/database.py. Only for pulumi, not for psql.
+SUPABASE_ACCESS_PGOPTIONS="-c lock_timeout=10s -c client_connection_check_interval=1s"
+
 pulumi() {
   local passphrase
   passphrase=$(supabase_access_passphrase_for "$@")
   if [ -n "$passphrase" ]; then
-    PULUMI_CONFIG_PASSPHRASE=$passphrase command pulumi "$@"
+    PGOPTIONS="$SUPABASE_ACCESS_PGOPTIONS${PGOPTIONS:+ $PGOPTIONS}" PULUMI_CONFIG_PASSPHRASE=$passphrase command pulumi "$@"
   else
-    command pulumi "$@"
+    PGOPTIONS="$SUPABASE_ACCESS_PGOPTIONS${PGOPTIONS:+ $PGOPTIONS}" command pulumi "$@"
   fi
 }

@@ -48,6 +48,7 @@ KNOWN_KEYS = (
     "retention",
     "permanentUsersOnly",
     "schemas",
+    "definerObjects",
 )
 # Settings that must be stored encrypted, and how to set each one again as a secret.
 SECRET_SETTINGS = {
@@ -87,6 +88,9 @@ class StackSettings:
     replaced_policies: tuple[str, ...] = ()
     # The schemas the Data API exposes (supabase-access:schemas): every table in them must be in the model.
     exposed_schemas: tuple[str, ...] = ("public",)
+    # Views and functions of the exposed schemas declared to run with their owner's rights
+    # (supabase-access:definerObjects, "schema.name"); any other is reported by the preflight.
+    definer_objects: tuple[str, ...] = ()
 
     def replacement_notices(self) -> list[str]:
         """What the preview says about each generated policy an extraPolicies entry replaces."""
@@ -150,9 +154,28 @@ def parse_stack_settings(
         raise ConfigError(f"{NAMESPACE}:forceRls: expected true or false")
     extra, replaced = _extra_policies(access.get("extraPolicies"), model, profile)
     schemas = _exposed_schemas(access.get("schemas"))
+    definers = _definer_objects(access.get("definerObjects"))
     return StackSettings(
-        environment, profile, model, source, force_rls, _connection(postgresql), extra, replaced, schemas
+        environment, profile, model, source, force_rls, _connection(postgresql), extra, replaced, schemas, definers
     )
+
+
+def _definer_objects(raw: Any) -> tuple[str, ...]:
+    setting = f"{NAMESPACE}:definerObjects"
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{setting}: expected a list of `schema.name` (views or functions), e.g. [public.stats]")
+    names = []
+    for i, entry in enumerate(raw):
+        parts = entry.split(".") if isinstance(entry, str) else []
+        if len(parts) != 2:
+            raise ConfigError(f"{setting}[{i}]: expected `schema.name` (a view or function), got {entry!r}")
+        try:
+            names.append(".".join(check_identifier(part, f"{setting}[{i}]") for part in parts))
+        except ModelError as exc:
+            raise ConfigError(str(exc)) from exc
+    return tuple(dict.fromkeys(names))
 
 
 def _exposed_schemas(raw: Any) -> tuple[str, ...]:

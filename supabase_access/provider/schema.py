@@ -24,6 +24,7 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
             "uncoveredTables": STRING,
             "tableGrants": ANY_MAP,
             "groupHelpers": {"type": "array", "items": ANY_MAP},
+            "definerObjects": STRINGS,
         },
         {},
     ),

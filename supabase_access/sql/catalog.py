@@ -139,6 +139,55 @@ def tables_outside(
     ]
 
 
+@dataclass(frozen=True)
+class OwnerRightsObject:
+    """A view, materialized view, foreign table or SECURITY DEFINER function of an exposed schema
+    that anon or authenticated may use, and that does not run with the caller's rights."""
+
+    kind: str
+    schema: str
+    name: str
+    # A function's identity arguments ("" for relations).
+    arguments: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+# The reloptions that make a view run with the caller's rights (PostgreSQL 15+), as splinter reads them.
+_INVOKER_OPTIONS = ["security_invoker=1", "security_invoker=true", "security_invoker=yes", "security_invoker=on"]
+
+
+def objects_running_as_owner(conn: psycopg.Connection, schemas: Sequence[str]) -> list[OwnerRightsObject]:
+    """What in `schemas` the API roles reach with the owner's rights: views without
+    `security_invoker`, materialized views and foreign tables (no RLS at all), and SECURITY DEFINER
+    functions they may execute. Objects of extensions are left out (splinter's rules 0010, 0016,
+    0017, 0028, 0029)."""
+    rows = conn.execute(
+        "select k, s, o, a from ("
+        "select case c.relkind when 'v' then 'view' when 'm' then 'materialized view' else 'foreign table' end, "
+        "n.nspname::text, c.relname::text, ''::text from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = any(%(schemas)s) and c.relkind in ('v', 'm', 'f') "
+        "and (case when to_regrole('anon') is not null then has_table_privilege('anon', c.oid, 'SELECT') end "
+        "  or case when to_regrole('authenticated') is not null "
+        "  then has_table_privilege('authenticated', c.oid, 'SELECT') end) "
+        "and not exists (select from pg_depend d where d.objid = c.oid and d.deptype = 'e') "
+        "and not (c.relkind = 'v' and array(select lower(o) from unnest(c.reloptions) o) && %(invoker)s::text[]) "
+        "union all "
+        "select 'function', n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid) "
+        "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "where n.nspname = any(%(schemas)s) and p.prosecdef "
+        "and (case when to_regrole('anon') is not null then has_function_privilege('anon', p.oid, 'EXECUTE') end "
+        "  or case when to_regrole('authenticated') is not null "
+        "  then has_function_privilege('authenticated', p.oid, 'EXECUTE') end) "
+        "and not exists (select from pg_depend d where d.objid = p.oid and d.deptype = 'e')"
+        ") found (k, s, o, a) order by 2, 3, 4",
+        {"schemas": list(schemas), "invoker": _INVOKER_OPTIONS},
+    ).fetchall()
+    return [OwnerRightsObject(kind, schema, name, arguments) for kind, schema, name, arguments in rows]
+
+
 def read_rls(conn: psycopg.Connection, schema: str, table: str) -> RlsState | None:
     row = conn.execute(
         "select c.relrowsecurity, c.relforcerowsecurity from pg_class c "

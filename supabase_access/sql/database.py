@@ -44,6 +44,13 @@ STATEMENT_TIMEOUT = "5min"
 # How often a busy backend checks that we are still there: a plugin killed mid-statement (or
 # mid lock wait) leaves no backend holding locks for longer than this.
 CLIENT_CHECK_INTERVAL = "1s"
+# The same bounds for pulumi-postgresql's connections (Grants, DefaultPrivileges), which take no
+# session settings of ours: lib/pq reads PGOPTIONS from the environment the engine gives its plugins
+# (scripts/env.sh's `pulumi`, the workflows and the tests set it). Its role lock sets
+# statement_timeout to 0, so only these two hold there.
+OFFICIAL_PROVIDER_PGOPTIONS = (
+    f"-c lock_timeout={LOCK_TIMEOUT} -c client_connection_check_interval={CLIENT_CHECK_INTERVAL}"
+)
 SESSION_SETTINGS = {
     "lock_timeout": LOCK_TIMEOUT,
     "statement_timeout": STATEMENT_TIMEOUT,

@@ -44,3 +44,34 @@ def test_roles_lacking_every_wanted_privilege(fresh_db: str) -> None:
         finally:
             conn.execute(sql.SQL("revoke all on public.sessions from {}").format(sql.Identifier(reader)))
             conn.execute(sql.SQL("drop role {}").format(sql.Identifier(reader)))
+
+
+OWNER_RIGHTS_OBJECTS = """
+create view public.session_titles as select id, title from public.sessions;
+create view public.own_titles with (security_invoker = on) as select id, title from public.sessions;
+create materialized view public.session_count as select count(*) from public.sessions;
+create function public.count_all() returns bigint language sql security definer set search_path = ''
+  as 'select count(*) from public.sessions';
+create function public.count_mine() returns bigint language sql set search_path = ''
+  as 'select count(*) from public.sessions';
+create function public.hidden_count() returns bigint language sql security definer set search_path = ''
+  as 'select count(*) from public.sessions';
+revoke execute on function public.hidden_count() from public, anon, authenticated;
+create schema private_things;
+create view private_things.titles as select id, title from public.sessions;
+grant usage on schema private_things to anon;
+grant select on private_things.titles to anon;
+"""
+
+
+def test_objects_running_as_owner_are_the_api_reachable_definer_ones(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(OWNER_RIGHTS_OBJECTS)
+        found = catalog.objects_running_as_owner(conn, ["public"])
+    # Not the security_invoker view, the invoker function, the one nobody may execute, nor what
+    # lies outside the exposed schemas.
+    assert [(o.kind, o.qualified, o.arguments) for o in found] == [
+        ("function", "public.count_all", ""),
+        ("materialized view", "public.session_count", ""),
+        ("view", "public.session_titles", ""),
+    ]

@@ -100,3 +100,42 @@ def test_other_exposed_schemas_count_and_unexposed_ones_do_not(tmp_path: Path, f
         "api.labels (RLS off): the model describes schema public only: take api out of supabase-access:schemas" in text
     )
     assert "internal." not in text
+
+
+DEFINER_OBJECTS = """
+create view public.session_titles as select id, title from public.sessions;
+create function public.count_sessions(since timestamptz) returns bigint language sql security definer
+  set search_path = '' as 'select count(*) from public.sessions where created_at >= since';
+"""
+
+
+def test_prod_refuses_views_and_functions_that_run_as_their_owner_until_declared(tmp_path: Path, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(DEFINER_OBJECTS)
+    before = catalog_snapshot(fresh_db)
+    stack = new_stack(tmp_path / "prod", "prod", fresh_db, OWNER)
+    with pytest.raises(auto.errors.CommandError) as info:
+        stack.up()
+    text = " ".join(str(info.value).split())
+    assert "2 object(s) in the exposed schemas let anon or authenticated act with their owner's rights" in text
+    assert 'view public.session_titles: `alter view "public"."session_titles" set (security_invoker = on)`' in text
+    assert (
+        "function public.count_sessions(since timestamp with time zone): "
+        '`alter function "public"."count_sessions"(since timestamp with time zone) security invoker`'
+    ) in text
+    assert "declare each in supabase-access:definerObjects" in text
+    assert "A prod stack applies nothing until each is fixed or declared" in text
+    assert catalog_snapshot(fresh_db) == before
+    # Declared: the preview passes. Fixed instead: nothing left to declare.
+    stack.set_config("supabase-access:definerObjects", auto.ConfigValue('["public.count_sessions"]'))
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("alter view public.session_titles set (security_invoker = on)")
+    assert "owner's rights" not in stack.up().stdout
+
+
+def test_dev_warns_about_a_view_that_runs_as_its_owner(tmp_path: Path, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(DEFINER_OBJECTS)
+    stack = new_stack(tmp_path / "dev", "dev", fresh_db, OPEN)
+    text = " ".join(stack.preview().stdout.split())
+    assert "let anon or authenticated act with their owner's rights" in text

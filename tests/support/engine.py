@@ -15,6 +15,8 @@ import psycopg
 import yaml
 from pulumi import automation as auto
 
+from supabase_access.sql.database import OFFICIAL_PROVIDER_PGOPTIONS
+
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "test-only-passphrase"
 
@@ -25,6 +27,8 @@ def engine_env(state_dir: Path) -> dict[str, str]:
         "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        # Bounded waits for pulumi-postgresql's connections too, as scripts/env.sh gives them.
+        "PGOPTIONS": OFFICIAL_PROVIDER_PGOPTIONS,
         # Our provider plugin, found on PATH like an installed one.
         "PATH": f"{REPO / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }

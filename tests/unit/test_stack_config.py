@@ -22,6 +22,11 @@ def test_defaults_follow_the_environment() -> None:
     assert parse({}).connection.port == 54322
     assert parse({}).exposed_schemas == ("public",)
     assert parse({"schemas": ["public", "api", "public"]}).exposed_schemas == ("public", "api")
+    assert parse({}).definer_objects == ()
+    assert parse({"definerObjects": ["public.stats", "api.f", "public.stats"]}).definer_objects == (
+        "public.stats",
+        "api.f",
+    )
 
 
 def test_a_stack_without_environment_is_refused_with_the_command() -> None:
@@ -100,6 +105,9 @@ def test_prod_refuses_the_open_profile_unless_overridden() -> None:
             None,
             "supabase-access:schemas[1]: 'My Schema' is not a valid identifier",
         ),
+        ({"definerObjects": "public.stats"}, None, "supabase-access:definerObjects: expected a list of `schema.name`"),
+        ({"definerObjects": ["stats"]}, None, "supabase-access:definerObjects[0]: expected `schema.name`"),
+        ({"definerObjects": ["public.a", 'public.b"; drop'], "schemas": ["public"]}, None, "definerObjects[1]"),
     ],
 )
 def test_bad_settings_are_named(access: dict, postgresql: dict | None, message: str) -> None:

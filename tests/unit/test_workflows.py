@@ -44,3 +44,14 @@ def test_access_review_gates_wider_prod_access_on_a_label() -> None:
     assert "--json" in preview and "widened-prod" in preview
     assert "contains(github.event.pull_request.labels.*.name, 'access-widening-approved')" in preview
     assert "labeled, unlabeled" in preview  # adding the label runs the review again
+
+
+def test_pulumi_postgresql_gets_the_bounded_waits_wherever_pulumi_runs() -> None:
+    from supabase_access.sql.database import OFFICIAL_PROVIDER_PGOPTIONS
+
+    env_sh = (REPO / "scripts/env.sh").read_text()
+    assert f'SUPABASE_ACCESS_PGOPTIONS="{OFFICIAL_PROVIDER_PGOPTIONS}"' in env_sh
+    for workflow in (REPO / ".github/workflows").glob("*.yml"):
+        for job in yaml.safe_load(workflow.read_text())["jobs"].values():
+            if "PULUMI_BACKEND_URL" in (job.get("env") or {}):  # a job on the stacks' own databases
+                assert job["env"]["PGOPTIONS"] == OFFICIAL_PROVIDER_PGOPTIONS, workflow.name

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.sql import Composed
 
 from supabase_access.model.access_model import ModelError, suggested_entry
@@ -65,6 +66,12 @@ class AccessPreflight(ManagedResource):
                 uncovered = catalog.tables_outside(conn, exposed, schema, tables)
                 if uncovered:
                     _report_uncovered(uncovered, schema, tables, source, fail=inputs.get("uncoveredTables") == "fail")
+                declared = set(inputs.get("definerObjects") or [])
+                owner_rights = [
+                    o for o in catalog.objects_running_as_owner(conn, exposed) if o.qualified not in declared
+                ]
+                if owner_rights:
+                    _report_owner_rights(conn, owner_rights, fail=inputs.get("uncoveredTables") == "fail")
             old_policies = olds.get("policies") or {} if olds.get("schema") == schema else {}
             # Role -> privileges this stack grants on every table (roles not here keep the database's grants),
             # and per table where a table's access kind grants otherwise.
@@ -188,6 +195,38 @@ def _check_prelude(conn: psycopg.Connection, prelude: Sequence[Composed], source
             f"{source}: PostgreSQL refused the functions that give each user's groups (for the membership "
             f"tables' policies): {exc.diag.message_primary or exc}",
         ) from exc
+
+
+DEFINER_OBJECTS_SETTING = "supabase-access:definerObjects"
+
+
+def _report_owner_rights(conn: psycopg.Connection, found: list[catalog.OwnerRightsObject], *, fail: bool) -> None:
+    """Views and functions through which API callers act with their owner's rights, past RLS."""
+
+    def fix(o: catalog.OwnerRightsObject) -> str:
+        name = sql.Identifier(o.schema, o.name).as_string(conn)
+        if o.kind == "view":
+            return f"`alter view {name} set (security_invoker = on)`"
+        if o.kind == "function":
+            return (
+                f"`alter function {name}({o.arguments}) security invoker`, or "
+                f"`revoke execute on function {name}({o.arguments}) from public, anon, authenticated`"
+            )
+        return f"`revoke select on {name} from anon, authenticated` (it has no row-level security)"
+
+    described = "; ".join(
+        f"{o.kind} {o.qualified}{f'({o.arguments})' if o.kind == 'function' else ''}: {fix(o)}" for o in found
+    )
+    message = (
+        f"{EXPOSED_SCHEMAS_SETTING}: {len(found)} object(s) in the exposed schemas let anon or authenticated act "
+        f"with their owner's rights, so no policy of the model applies to what they reach: {described}. Or, "
+        f"if that is meant, declare each in {DEFINER_OBJECTS_SETTING} (`schema.name`)"
+    )
+    if fail:
+        raise InputError("definerObjects", f"{message}. A prod stack applies nothing until each is fixed or declared")
+    log = CHECK_LOG.get()
+    if log is not None:
+        log(message)
 
 
 def _outputs(inputs: dict[str, Any]) -> dict[str, Any]:
