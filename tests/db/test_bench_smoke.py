@@ -37,6 +37,15 @@ def test_rls_unprepared_with_variant_and_explain(localdb_url: str) -> None:
 
 
 @pytest.mark.db
+def test_groups_prints_its_table(localdb_url: str) -> None:
+    out = run_bench("groups", "--users", "30", "--projects", "20", "--tasks", "5", "--comments", "2", "--repeat", "2")
+    assert "| request (a plain member)" in out and "owner/explicit" in out
+    for request in ("list a project's tasks", "a task's comments", "my projects' members"):
+        assert f"| {request}" in out
+    assert "initplan(s)" in out
+
+
+@pytest.mark.db
 def test_quota_prints_its_table(localdb_url: str) -> None:
     out = run_bench("quota", "--users", "20", "--turns-per-user", "10", "--inserts", "40", "--blocks", "2")
     if "SKIPPED" in out:

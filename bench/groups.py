@@ -1,0 +1,269 @@
+"""What the group policies cost a member's requests, against the same request written by hand.
+
+    python -m bench.groups [--users 2000 --projects 2000 --members 4 --tasks 50 --comments 4 --repeat 30]
+
+Creates a database of its own from `supabase_template`, replaces the reference app with the teams
+app (tests/fixtures/teams_app), applies the owner profile's policies, grants, group functions and
+lookup indexes with the provider's own resources (GroupFunctions, PolicyIndex) and statements,
+fills it with generated data, and times a member's typical requests exactly as PostgREST runs
+them (review.postgrest): as `authenticated` under the policies ("owner"), and as `service_role`
+(no RLS) with the membership filter written by hand ("explicit"). Prints the medians, their
+ratio, and whether each plan calls the group function once (an InitPlan) and reads by index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, LiteralString
+
+import psycopg
+
+from bench.common import (
+    REPO,
+    app_conninfo,
+    format_table,
+    machine_summary,
+    median,
+    provider_database,
+    ratio,
+    scratch_database,
+)
+from review.postgrest import Persona, as_persona, connect_as_authenticator
+from supabase_access.model.access_model import AccessModel, load_model_file
+from supabase_access.model.policy_lookups import policy_lookups
+from supabase_access.model.profiles import plan_access
+from supabase_access.model.rule_data import group_lookup_to_plain
+from supabase_access.provider.resources.group_functions import GroupFunctions
+from supabase_access.provider.resources.policy_index import PolicyIndex
+from supabase_access.sql import statements as render
+
+TEAMS_APP = REPO / "tests" / "fixtures" / "teams_app"
+REFERENCE_TABLES = "sessions, segments, turns, actions, generated_content"
+
+
+def teams_model() -> AccessModel:
+    return load_model_file(TEAMS_APP / "access-model.yaml", setting="tests/fixtures/teams_app/access-model.yaml")
+
+
+def load_teams_app(conninfo: str) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
+        conn.execute(f"drop table {REFERENCE_TABLES} cascade")
+        conn.execute((TEAMS_APP / "schema.sql").read_text())
+
+
+HAND_WRITTEN_GROUPS = (
+    "(select project_id from project_members where user_id = %(user)s "
+    "union select id from projects where owner_id = %(user)s)"
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str
+    # As `authenticated`: the policies add the membership filter.
+    owner: LiteralString
+    # As service_role: the same request with the filter written by hand.
+    explicit: LiteralString
+
+
+REQUESTS = (
+    Request(
+        "list a project's tasks",
+        "select id, title from tasks where project_id = %(project)s order by id limit 50",
+        "select id, title from tasks where project_id = %(project)s and project_id in "
+        + HAND_WRITTEN_GROUPS
+        + " order by id limit 50",
+    ),
+    Request(
+        "count my tasks",
+        "select count(*) from tasks",
+        "select count(*) from tasks where project_id in " + HAND_WRITTEN_GROUPS,
+    ),
+    Request(
+        "a task's comments",
+        "select id, body from comments where task_id = %(task)s",
+        "select c.id, c.body from comments c join tasks t on t.id = c.task_id "
+        "where c.task_id = %(task)s and t.project_id in " + HAND_WRITTEN_GROUPS,
+    ),
+    Request(
+        "my projects' members",
+        "select project_id, user_id, role from project_members",
+        "select project_id, user_id, role from project_members where project_id in " + HAND_WRITTEN_GROUPS,
+    ),
+)
+
+
+def apply_owner_profile(dbname: str) -> None:
+    """RLS, grants, group functions, policies and lookup indexes of the owner profile, as `up` makes them."""
+    model = teams_model()
+    plan = plan_access(model, "owner")
+    db = provider_database(dbname)
+    try:
+        functions = GroupFunctions()
+        for lookup in plan.group_lookups:
+            inputs = {"schema": plan.schema, **group_lookup_to_plain(lookup)}
+            functions.create(db, functions.check(db, {}, inputs), print)
+        with psycopg.connect(app_conninfo(dbname), autocommit=True) as conn, conn.transaction():
+            for table, specs in render.plan_policies(plan).items():
+                conn.execute(render.set_row_level_security(plan.schema, table, enabled=True))
+                for spec in specs:
+                    conn.execute(render.create_policy(plan.schema, table, spec))
+                for role, privileges in plan.grants_on(table).items():
+                    conn.execute(render.revoke_all(role, plan.schema, [table]))
+                    if privileges:
+                        conn.execute(render.grant(role, plan.schema, [table], privileges))
+        index = PolicyIndex()
+        for found in policy_lookups(plan):
+            inputs = {"schema": plan.schema, "table": found.table, "column": found.column, "include": found.include}
+            index.create(db, index.check(db, {}, inputs), print)
+    finally:
+        db.close()
+
+
+def generate(dbname: str, args: argparse.Namespace) -> None:
+    """Users own one project each; each project has `members` other members (the first an admin),
+    `tasks` tasks and `comments` comments per task."""
+    with psycopg.connect(app_conninfo(dbname), autocommit=True) as conn:
+        conn.execute(
+            "insert into auth.users (id, is_anonymous) "
+            "select gen_random_uuid(), n %% 2 = 0 from generate_series(1, %s) n",
+            (args.users,),
+        )
+        conn.execute(
+            "create temporary table bench_users as select id, row_number() over (order by id) n from auth.users"
+        )
+        conn.execute(
+            "insert into projects (owner_id, name) select id, 'p' || n from bench_users where n <= %s",
+            (args.projects,),
+        )
+        conn.execute(
+            "insert into project_members (project_id, user_id, role) "
+            "select p.id, u.id, case when k = 1 then 'admin' else 'member' end "
+            "from (select id, row_number() over (order by id) pn from projects) p "
+            "cross join generate_series(1, %s) k "
+            "join bench_users u on u.n = ((p.pn + k * 7919) %% (select count(*) from bench_users)) + 1 "
+            "where u.id <> (select owner_id from projects where id = p.id) "
+            "on conflict do nothing",
+            (args.members,),
+        )
+        conn.execute(
+            "insert into tasks (project_id, title) select p.id, 't' || k from projects p "
+            "cross join generate_series(1, %s) k",
+            (args.tasks,),
+        )
+        conn.execute(
+            "insert into comments (task_id, body) select t.id, 'c' || k from tasks t "
+            "cross join generate_series(1, %s) k",
+            (args.comments,),
+        )
+        conn.execute("vacuum analyze")
+
+
+def subject(dbname: str) -> dict[str, Any]:
+    """A plain member (not owner, not admin) of some project, one of its projects and a task there."""
+    with psycopg.connect(app_conninfo(dbname)) as conn:
+        row = conn.execute(
+            "select m.user_id, m.project_id, (select id from tasks where project_id = m.project_id limit 1) "
+            "from project_members m where m.role = 'member' order by m.user_id limit 1"
+        ).fetchone()
+    assert row is not None, "no member in the generated data"
+    user, project, task = row
+    return {"user": user, "project": project, "task": task}
+
+
+def time_request(
+    conn: psycopg.Connection[Any], persona: Persona, statement: LiteralString, params: dict[str, Any]
+) -> float:
+    with as_persona(conn, persona, method="GET") as cur:
+        started = time.perf_counter()
+        cur.execute(statement, params, prepare=True)
+        cur.fetchall()
+        return time.perf_counter() - started
+
+
+def plan_facts(
+    conn: psycopg.Connection[Any], persona: Persona, statement: LiteralString, params: dict[str, Any]
+) -> str:
+    """How the policies ran: the group function's calls (InitPlans) and whether rows came from an index."""
+    with as_persona(conn, persona, method="GET") as cur:
+        cur.execute("explain (format json, costs off) " + statement, params)
+        row = cur.fetchone()
+    assert row is not None
+    text = json.dumps(row[0])
+    init_plans = text.count('"Parent Relationship": "InitPlan"')
+    seq_scans = text.count('"Seq Scan"')
+    return f"{init_plans} initplan(s), {seq_scans} seq scan(s)"
+
+
+def run(args: argparse.Namespace) -> int:
+    with scratch_database("bench_groups", keep=args.keep) as dbname:
+        load_teams_app(app_conninfo(dbname))
+        apply_owner_profile(dbname)
+        generate(dbname, args)
+        params = subject(dbname)
+        member = Persona.signed_in(params["user"], is_anonymous=False)
+        service = Persona.service()
+        rows = []
+        with connect_as_authenticator(app_conninfo(dbname)) as conn:
+            for request in REQUESTS:
+                with as_persona(conn, member, method="GET") as cur:
+                    cur.execute(request.owner, params)
+                    seen = cur.fetchall()
+                with as_persona(conn, service, method="GET") as cur:
+                    cur.execute(request.explicit, params)
+                    expected = cur.fetchall()
+                if sorted(map(str, seen)) != sorted(map(str, expected)):
+                    print(f"{request.name}: the policies and the hand-written filter disagree", file=sys.stderr)
+                    return 1
+                owner_times, explicit_times = [], []
+                for _ in range(args.repeat):
+                    owner_times.append(time_request(conn, member, request.owner, params))
+                    explicit_times.append(time_request(conn, service, request.explicit, params))
+                owner, explicit = median(owner_times), median(explicit_times)
+                rows.append(
+                    [
+                        request.name,
+                        f"{len(seen)}",
+                        f"{owner * 1000:.2f}",
+                        f"{explicit * 1000:.2f}",
+                        ratio(owner, explicit),
+                        plan_facts(conn, member, request.owner, params),
+                    ]
+                )
+        headers = ["request (a plain member)", "rows", "owner ms", "explicit ms", "owner/explicit", "owner plan"]
+        print(format_table(headers, rows))
+        sizes = (
+            f"{args.users} users, {args.projects} projects, {args.members} members each, "
+            f"{args.tasks} tasks per project, {args.comments} comments per task; median of {args.repeat}"
+        )
+        print(sizes)
+        print(machine_summary(app_conninfo(dbname)))
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--projects", type=int, default=2000)
+    parser.add_argument("--members", type=int, default=4)
+    parser.add_argument("--tasks", type=int, default=50)
+    parser.add_argument("--comments", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args(argv)
+    if args.projects > args.users:
+        parser.error("--projects: at most one project per user")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
