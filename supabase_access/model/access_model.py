@@ -401,18 +401,23 @@ ForeignKeyShape = tuple[tuple[str, ...], str, str, tuple[str, ...]]
 def suggested_entry(
     table: str, foreign_keys: tuple[ForeignKeyShape, ...], schema: str, model_tables: tuple[str, ...]
 ) -> str | None:
-    """The model line for a table, guessed from its foreign keys: an owner column referencing
-    auth.users, else a path to a table of the model; None when it has neither."""
+    """The model line for a table, guessed from its foreign keys: a path to a table of the model,
+    else an owner column referencing auth.users; None when it has neither.
+
+    The path comes first: a table with both (a team's `project_members (project_id, user_id)`, a
+    task's `comments (task_id, author_id)`) given `owner: user_id` would let anyone add rows under
+    someone else's parent (join their project); owned through the parent, only its owner writes.
+    """
     single = [
         (cols[0], ref_schema, ref_table, ref_cols[0])
         for cols, ref_schema, ref_table, ref_cols in foreign_keys
         if len(cols) == 1
     ]
     for column, ref_schema, ref_table, ref_column in single:
-        if (ref_schema, ref_table, ref_column) == ("auth", "users", "id"):
-            return f"{table}: {{owner: {column}}}"
-    for column, ref_schema, ref_table, ref_column in single:
         if ref_schema == schema and ref_table in model_tables and ref_table != table:
             key = "" if ref_column == "id" else f", key: {ref_column}"
             return f"{table}: {{through: {{column: {column}, table: {ref_table}{key}}}}}"
+    for column, ref_schema, ref_table, ref_column in single:
+        if (ref_schema, ref_table, ref_column) == ("auth", "users", "id"):
+            return f"{table}: {{owner: {column}}}"
     return None

@@ -13,7 +13,10 @@ from supabase_access.model.access_model import ModelError, parse_model
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import InGroup, plan_access
 from supabase_access.model.rule_data import predicate_from_plain, predicate_to_plain
+from supabase_access.provider.base import InputError
+from supabase_access.provider.resources.access_preflight import _report_uncovered
 from supabase_access.sql import statements as render
+from supabase_access.sql.catalog import ExposedTable
 from tests.support.program import by_type, run_program
 from tests.support.teams_app import MODEL_FILE, TABLES, teams_model
 
@@ -285,3 +288,25 @@ def test_the_reference_stack_declares_no_new_inputs() -> None:
     (preflight,) = resources["supabase-access:index:AccessPreflight"]
     assert "tableGrants" not in preflight.inputs and "groupHelpers" not in preflight.inputs
     assert all("revokeUndeclared" not in r.inputs for r in resources["supabase-access:index:RowLevelSecurity"])
+
+
+def test_uncovered_team_tables_get_paths_first_never_an_owner_column_on_a_membership() -> None:
+    def table(name: str, *refs: tuple[str, str, str]) -> ExposedTable:
+        keys = tuple(((column,), schema, target, ("id",)) for column, schema, target in refs)
+        return ExposedTable("public", name, False, keys)
+
+    uncovered = [
+        table("comments", ("task_id", "public", "tasks"), ("author_id", "auth", "users")),
+        table("project_members", ("user_id", "auth", "users"), ("project_id", "public", "projects")),
+        table("tasks", ("project_id", "public", "projects")),
+        table("projects", ("owner_id", "auth", "users")),
+        table("labels"),
+    ]
+    with pytest.raises(InputError) as info:
+        _report_uncovered(uncovered, "public", ["sessions"], "cfg", fail=True)
+    text = str(info.value)
+    assert "public.projects (RLS off): add `projects: {owner: owner_id}`" in text
+    assert "add `project_members: {through: {column: project_id, table: projects}}`" in text
+    assert "add `tasks: {through: {column: project_id, table: projects}}`" in text
+    assert "add `comments: {through: {column: task_id, table: tasks}}`" in text
+    assert "`labels: {publicRead: true}`" in text and "`labels: {serviceOnly: true}`" in text

@@ -138,4 +138,9 @@ def test_the_line_suggested_for_a_table_outside_the_model_follows_its_foreign_ke
         "tasks: {through: {column: project_code, table: projects, key: code}}"
     )
     assert suggested_entry("tasks", (project,), "public", ("sessions",)) is None
+    # A membership table references both: its parent comes first, never `owner: user_id` (issue 14's self-join).
+    member = (("user_id",), "auth", "users", ("id",))
+    assert suggested_entry("project_members", (member, project), "public", ("projects",)) == (
+        "project_members: {through: {column: project_id, table: projects}}"
+    )
     assert suggested_entry("labels", (), "public", ("sessions",)) is None

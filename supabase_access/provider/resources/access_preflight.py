@@ -137,15 +137,23 @@ def _report_uncovered(
 ) -> None:
     """Tables the Data API exposes that the model leaves out: each with the model line to add."""
     # A table may hang under another uncovered one (comments -> tasks -> projects): guess in rounds.
+    # A path beats an owner column (see suggested_entry), so a table that references another table
+    # still waiting for its line waits too, unless nothing else can move.
     known, lines = tuple(tables), {}
+    candidates = [t for t in uncovered if t.schema == schema]
     while True:
-        found = {
-            t.table: line
-            for t in uncovered
-            if t.schema == schema
-            and t.table not in lines
-            and (line := suggested_entry(t.table, t.foreign_keys, schema, known)) is not None
-        }
+        waiting = {t.table for t in candidates if t.table not in lines}
+        found = {}
+        for patient in (True, False):
+            found = {
+                t.table: line
+                for t in candidates
+                if t.table in waiting
+                and not (patient and _references(t, schema, waiting - {t.table}))
+                and (line := suggested_entry(t.table, t.foreign_keys, schema, known)) is not None
+            }
+            if found:
+                break
         if not found:
             break
         lines.update(found)
@@ -160,7 +168,9 @@ def _report_uncovered(
         else:
             hint = (
                 "no column references auth.users or a table of the model: give it an owner column "
-                f"(`{t.table}: {{owner: <column>}}`) or move it out of the exposed schemas"
+                f"(`{t.table}: {{owner: <column>}}`), declare it `{t.table}: {{publicRead: true}}` (everyone "
+                f"signed in reads, the server writes) or `{t.table}: {{serviceOnly: true}}` (the server alone), "
+                "or move it out of the exposed schemas"
             )
         described.append(f"{t.schema}.{t.table} ({state}): {hint}")
     where = f"under `tables:` in {source}"
@@ -195,6 +205,10 @@ def _check_prelude(conn: psycopg.Connection, prelude: Sequence[Composed], source
             f"{source}: PostgreSQL refused the functions that give each user's groups (for the membership "
             f"tables' policies): {exc.diag.message_primary or exc}",
         ) from exc
+
+
+def _references(table: catalog.ExposedTable, schema: str, others: set[str]) -> bool:
+    return any(ref_schema == schema and ref_table in others for _, ref_schema, ref_table, _ in table.foreign_keys)
 
 
 DEFINER_OBJECTS_SETTING = "supabase-access:definerObjects"
