@@ -98,7 +98,7 @@ class AccessRules(pulumi.ComponentResource):
             GroupFunctions(
                 f"{lookup.membership_table}-group-functions",
                 schema=schema,
-                lookup=group_lookup_to_plain(lookup),
+                lookup=group_lookup_to_plain(lookup) | ({"forceRls": True} if args.force_rls else {}),
                 opts=after_preflight,
             )
             for lookup in plan.group_lookups

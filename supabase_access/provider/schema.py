@@ -57,7 +57,14 @@ RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     "RlsForNewTables": ({"schemas": STRINGS}, {"privateSchema": STRING}, {"installed": BOOLEAN}),
     "GroupFunctions": (
         {"membershipTable": STRING, "group": STRING, "column": STRING, "user": STRING, "groupOwnerColumn": STRING},
-        {"schema": STRING, "key": STRING, "role": STRING, "admins": STRINGS, "helperSchema": STRING},
+        {
+            "schema": STRING,
+            "key": STRING,
+            "role": STRING,
+            "admins": STRINGS,
+            "helperSchema": STRING,
+            "forceRls": BOOLEAN,
+        },
         {"memberFunction": STRING, "adminFunction": STRING},
     ),
     "PolicyIndex": (

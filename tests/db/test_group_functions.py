@@ -91,3 +91,9 @@ def test_forced_rls_on_the_membership_table_is_refused(teams_db: Database, fresh
         conn.execute("alter table project_members enable row level security, force row level security")
     with pytest.raises(InputError, match="membershipTable: row-level security applies to role postgres"):
         GroupFunctions().check(teams_db, {}, inputs())
+
+
+def test_force_rls_needs_a_login_role_that_bypasses_rls(teams_db: Database) -> None:
+    # The local postgres, like a self-hosted one, has no BYPASSRLS (Supabase's has).
+    with pytest.raises(InputError, match="supabase-access:forceRls: FORCE ROW LEVEL SECURITY would apply to role"):
+        GroupFunctions().check(teams_db, {}, inputs(forceRls=True))

@@ -74,7 +74,13 @@ class GroupFunctions(ManagedResource):
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         lookup = group_lookup(inputs)
-        return {"schema": identifier(inputs, "schema", "public"), **group_lookup_to_plain(lookup)}
+        checked = {"schema": identifier(inputs, "schema", "public"), **group_lookup_to_plain(lookup)}
+        force = inputs.get("forceRls", False)
+        if not isinstance(force, bool):
+            raise InputError("forceRls", "forceRls: expected true or false")
+        if force:
+            checked["forceRls"] = True
+        return checked
 
     def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
         schema, lookup = checked["schema"], group_lookup(checked)
@@ -94,6 +100,8 @@ class GroupFunctions(ManagedResource):
             _check_helper_schema(conn, lookup.helper_schema)
             # The functions read both tables as their owner: RLS must not filter that role.
             require_rls_not_filtering(conn, "membershipTable", schema, [lookup.membership_table, membership.group])
+            if checked.get("forceRls"):
+                _require_bypass(conn, lookup)
         try:
             with write_transaction(db, rollback=True) as conn:
                 _install(conn, schema, lookup)
@@ -169,6 +177,20 @@ def _check_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
         raise InputError(
             "helperSchema",
             f"helperSchema: schema {helper_schema} exists but was not created by supabase-access; choose another name",
+        )
+
+
+def _require_bypass(conn: psycopg.Connection, lookup: GroupLookup) -> None:
+    """With FORCE ROW LEVEL SECURITY (supabase-access:forceRls) even the tables' owner is filtered,
+    so the functions, which run as the login role, need a role that bypasses RLS."""
+    row = conn.execute("select rolsuper or rolbypassrls from pg_roles where rolname = current_user").fetchone()
+    if not (row and row[0]):
+        raise InputError(
+            "forceRls",
+            f"supabase-access:forceRls: FORCE ROW LEVEL SECURITY would apply to role {conn.info.user} on "
+            f"{lookup.membership_table} and {lookup.membership.group}, so the functions that give each user's "
+            "groups could not read them (their policies call those functions). Connect as a role with BYPASSRLS "
+            "(Supabase's postgres has it), or leave forceRls off",
         )
 
 
