@@ -86,7 +86,8 @@ class AccessRules(pulumi.ComponentResource):
             refuse_open_writes=args.refuse_open_writes,
             exposed_schemas=args.exposed_schemas,
             uncovered_tables="fail" if args.refuse_uncovered_tables else "warn",
-            definer_objects=args.definer_objects,
+            # Left out when none, so stacks made before the setting existed see no change.
+            definer_objects=list(args.definer_objects) or None,
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])

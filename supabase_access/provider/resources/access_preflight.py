@@ -14,7 +14,8 @@ from psycopg import sql
 
 from supabase_access.model.access_model import ModelError, suggested_entry
 from supabase_access.model.policy import PolicySpec, policy_from_plain
-from supabase_access.provider.base import CHECK_LOG, InputError, Log, ManagedResource, identifier
+from supabase_access.provider import specs
+from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier
 from supabase_access.provider.resources.table_policies import NORMALIZED, rendered_policies
 from supabase_access.sql import catalog
 from supabase_access.sql.database import CONNECTION_SETTINGS, Database
@@ -24,9 +25,10 @@ TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 API_ROLES = frozenset({"anon", "authenticated", "public"})
 
 
-class AccessPreflight(ManagedResource):
-    token = "supabase-access:index:AccessPreflight"
+class AccessPreflight(DatabaseResource):
+    spec = specs.ACCESS_PREFLIGHT
 
+    # Not the shared check: the preflight is the gate, so it asks the database on every preview (one round trip).
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         schema = identifier(inputs, "schema", "public")
         source = str(inputs.get("source") or "the access model")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from supabase_access.provider import ledger
-from supabase_access.provider.base import InputError, Log, ManagedResource, identifier, split_id
+from supabase_access.provider import ledger, specs
+from supabase_access.provider.base import DatabaseResource, InputError, Log, identifier, split_id
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -21,9 +21,8 @@ from supabase_access.sql.transaction import write_transaction
 LEDGER_KIND = "default-privileges"
 
 
-class DefaultPrivilegesBaseline(ManagedResource):
-    token = "supabase-access:index:DefaultPrivilegesBaseline"
-    replace_on = ("owner", "schema", "roles")
+class DefaultPrivilegesBaseline(DatabaseResource):
+    spec = specs.DEFAULT_PRIVILEGES_BASELINE
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         roles = [identifier({"roles": r}, "roles") for r in inputs.get("roles") or []]

@@ -12,7 +12,8 @@ from typing import Any
 
 import psycopg
 
-from supabase_access.provider.base import CHECK_LOG, InputError, Log, ManagedResource, identifier
+from supabase_access.provider import specs
+from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier
 from supabase_access.provider.private_schema import (
     drop_private_schema_if_unused,
     ensure_private_schema,
@@ -23,8 +24,8 @@ from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import write_transaction
 
 
-class RlsForNewTables(ManagedResource):
-    token = "supabase-access:index:RlsForNewTables"
+class RlsForNewTables(DatabaseResource):
+    spec = specs.RLS_FOR_NEW_TABLES
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         schemas = [identifier({"schemas": s}, "schemas") for s in inputs.get("schemas") or []]
