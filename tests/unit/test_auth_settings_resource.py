@@ -522,3 +522,11 @@ def test_program_managing_auth_settings_without_the_token_stops_instead_of_rever
             },
             monkeypatch,
         )
+
+
+def test_state_is_declared_in_the_spec(server: ManagementApiServer, resource: AuthSettings, logs: list[str]) -> None:
+    inputs, state = created(resource, logs)
+    found = resource.read(REF, state, inputs)
+    assert found is not None
+    for values in (inputs, state, *found):
+        assert AuthSettings.spec.undeclared(values) == []
