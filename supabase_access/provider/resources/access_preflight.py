@@ -53,11 +53,11 @@ class AccessPreflight(DatabaseResource):
             # Else PostgreSQL refuses the ALTERs half way through `up`, or ignores a REVOKE with a warning.
             foreign = catalog.tables_not_alterable(conn, schema, tables)
             if foreign:
-                login = conn.execute("select current_user").fetchone()
+                login = catalog.current_user(conn)
                 owned = "; ".join(f"{schema}.{t} is owned by {owner}" for t, owner in foreign.items())
                 raise InputError(
                     "tables",
-                    f"{source}: the login role {login[0] if login else '?'} ({CONNECTION_SETTINGS['username']}) "
+                    f"{source}: the login role {login} ({CONNECTION_SETTINGS['username']}) "
                     f"cannot alter every table: {owned}. Log in as the owner, or grant the owner role to the "
                     "login role (`grant <owner> to <login role>`)",
                 )

@@ -36,14 +36,10 @@ class DefaultPrivilegesBaseline(DatabaseResource):
 
     def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
         with db.connection() as conn:
-            row = conn.execute(
-                "select exists (select from pg_roles where rolname = %s), "
-                "exists (select from pg_namespace where nspname = %s)",
-                (checked["owner"], checked["schema"]),
-            ).fetchone()
-        if not row or not row[0]:
+            role_exists, schema_exists = catalog.role_and_schema_exist(conn, checked["owner"], checked["schema"])
+        if not role_exists:
             raise InputError("owner", f"owner: role {checked['owner']} does not exist in the database")
-        if not row[1]:
+        if not schema_exists:
             raise InputError("schema", f"schema: schema {checked['schema']} does not exist in the database")
 
     def _read(self, db: Database, owner: str, schema: str, roles: list[str]) -> dict[str, dict[str, list[str]]]:

@@ -19,6 +19,7 @@ from supabase_access.provider.private_schema import (
     ensure_private_schema,
     private_schema_name,
 )
+from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import write_transaction
@@ -74,10 +75,7 @@ class RlsForNewTables(DatabaseResource):
 
     def _present(self, db: Database) -> bool:
         with db.connection() as conn:
-            row = conn.execute(
-                "select exists (select from pg_event_trigger where evtname = %s)", (render.RLS_EVENT_TRIGGER,)
-            ).fetchone()
-        return bool(row and row[0])
+            return catalog.event_trigger_exists(conn, render.RLS_EVENT_TRIGGER)
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         return render.RLS_EVENT_TRIGGER, self._apply(db, inputs, log)
