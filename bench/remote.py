@@ -127,7 +127,9 @@ def exported_resources(stack: auto.Stack) -> list[dict[str, Any]]:
 
 def round_trips_per_call(stack: auto.Stack, dbname: str, proxy: LatencyProxy) -> tuple[list[list[str]], int]:
     """Per resource type: (resources, round trips of check, of diff), as a no-change preview calls them."""
-    from supabase_access.provider.server import RESOURCES
+    from supabase_access.provider.server import DATABASE_RESOURCES
+
+    resources = {r.token: r() for r in DATABASE_RESOURCES}
 
     db = Database(
         {
@@ -145,7 +147,7 @@ def round_trips_per_call(stack: auto.Stack, dbname: str, proxy: LatencyProxy) ->
     per_type: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     try:
         for entry in exported_resources(stack):
-            resource = RESOURCES.get(entry["type"])
+            resource = resources.get(entry["type"])
             if resource is None:
                 continue
             inputs, outputs = entry.get("inputs") or {}, entry.get("outputs") or {}

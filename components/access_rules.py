@@ -21,6 +21,7 @@ from components.resources import (
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import TABLE_COMMANDS, AccessPlan
 from supabase_access.model.rule_data import DeclaredPolicy, declared_to_plain, group_lookup_to_plain, rule_to_plain
+from supabase_access.provider.specs import GROUP_FUNCTIONS
 
 
 @dataclass
@@ -87,9 +88,10 @@ class AccessRules(pulumi.ComponentResource):
             refuse_open_writes=args.refuse_open_writes,
             exposed_schemas=args.exposed_schemas,
             uncovered_tables="fail" if args.refuse_uncovered_tables else "warn",
-            table_grants={a.table: a.grants for a in plan.tables if a.grants is not None},
-            group_helpers=[group_lookup_to_plain(lookup) for lookup in plan.group_lookups],
-            definer_objects=args.definer_objects,
+            table_grants={a.table: a.grants for a in plan.tables if a.grants is not None} or None,
+            group_helpers=[group_lookup_to_plain(lookup) for lookup in plan.group_lookups] or None,
+            # Left out when none, so stacks made before the setting existed see no change.
+            definer_objects=list(args.definer_objects) or None,
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])
@@ -97,9 +99,10 @@ class AccessRules(pulumi.ComponentResource):
         self.group_functions = [
             GroupFunctions(
                 f"{lookup.membership_table}-group-functions",
-                schema=schema,
-                lookup=group_lookup_to_plain(lookup) | ({"forceRls": True} if args.force_rls else {}),
                 opts=after_preflight,
+                schema=schema,
+                force_rls=True if args.force_rls else None,
+                **{GROUP_FUNCTIONS.prop(k).python_name: v for k, v in group_lookup_to_plain(lookup).items()},
             )
             for lookup in plan.group_lookups
         ]
@@ -110,7 +113,7 @@ class AccessRules(pulumi.ComponentResource):
                 table=table,
                 force=args.force_rls,
                 revoke_unguarded_from=sorted(plan.grants),
-                revoke_undeclared=_undeclared(plan.grants_on(table)),
+                revoke_undeclared=_undeclared(plan.grants_on(table)) or None,
                 opts=after_preflight,
             )
             for table in tables

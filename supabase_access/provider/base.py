@@ -6,11 +6,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 
 from supabase_access.model.access_model import ModelError, check_identifier
+from supabase_access.provider.spec import ResourceSpec
 from supabase_access.sql import catalog
 from supabase_access.sql.database import Database
 
@@ -49,16 +50,36 @@ class Diff:
         return bool(self.replaces or self.changes)
 
 
-class ManagedResource(ABC):
-    token: str
-    # Inputs whose change PostgreSQL cannot apply in place.
-    replace_on: tuple[str, ...] = ()
+class Resource:
+    """What every resource shares: its spec (specs.py) gives its token and the inputs whose change replaces it."""
+
+    spec: ClassVar[ResourceSpec]
+    token: ClassVar[str]
+    # Inputs whose change cannot be applied in place (from the spec).
+    replace_on: ClassVar[tuple[str, ...]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "spec" in cls.__dict__:
+            cls.token = cls.spec.token
+            cls.replace_on = cls.spec.replace_on
+
+    def replaced(self, state: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[str]:
+        return [k for k in self.replace_on if state.get(k) != inputs.get(k)]
+
+
+class DatabaseResource(Resource, ABC):
+    """A resource that lives in the database: each step gets the provider's connections (`db`).
+
+    Every one has the same shape: normalize (no database) and validate (new or changed inputs
+    only) make `check`; `diff_live`; create, read, update, delete.
+    """
 
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         """Validate and return the inputs; raise InputError naming the property.
 
-        By default the inputs are normalised, and the database is asked (`validate`) only when they
-        differ from the last apply's: those passed then, and diff reads the live state anyway.
+        The inputs are normalised, and the database is asked (`validate`) only when they differ
+        from the last apply's: those passed then, and diff reads the live state anyway.
         """
         checked = self.normalize(inputs)
         if checked != olds:
@@ -93,10 +114,53 @@ class ManagedResource(ABC):
         """(outputs, inputs) as the database has them now, or None if the object is gone."""
 
     def diff(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> Diff:
-        replaces = [k for k in self.replace_on if state.get(k) != inputs.get(k)]
+        replaces = self.replaced(state, inputs)
         if replaces:
             return Diff(replaces=replaces)
         return Diff(changes=self.diff_live(db, state, inputs))
+
+
+class HttpResource(Resource, ABC):
+    """A resource behind an HTTP API: its client comes with the resource (injected), no database per step.
+
+    The same shape as DatabaseResource: normalize and validate make `check`, then diff_live,
+    create, read, update, delete.
+    """
+
+    def check(self, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        checked = self.normalize(inputs)
+        self.validate(olds, checked)
+        return checked
+
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return dict(inputs)
+
+    def validate(self, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        """What the client's settings can tell without a request (by default: nothing)."""
+        return None
+
+    @abstractmethod
+    def diff_live(self, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]: ...
+
+    @abstractmethod
+    def create(self, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]: ...
+
+    @abstractmethod
+    def update(self, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def delete(self, state: dict[str, Any], log: Log) -> None: ...
+
+    @abstractmethod
+    def read(
+        self, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None: ...
+
+    def diff(self, state: dict[str, Any], inputs: dict[str, Any]) -> Diff:
+        replaces = self.replaced(state, inputs)
+        if replaces:
+            return Diff(replaces=replaces)
+        return Diff(changes=self.diff_live(state, inputs))
 
 
 def identifier(inputs: Mapping[str, Any], key: str, default: str | None = None) -> str:

@@ -19,6 +19,7 @@ from supabase_access.provider.private_schema import (
     ensure_private_schema,
     lock_private_schema,
 )
+from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import write_transaction
@@ -76,11 +77,4 @@ def tidy(db: Database) -> None:
 
 
 def _exists(conn: psycopg.Connection) -> bool:
-    # pg_class itself, not to_regclass: after an advisory lock (which processes no invalidation
-    # messages) the relation cache may still hold a ledger another session has just dropped.
-    row = conn.execute(
-        "select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "where n.nspname = %s and c.relname = %s)",
-        (LEDGER_SCHEMA, render.LEDGER_TABLE),
-    ).fetchone()
-    return bool(row and row[0])
+    return catalog.relation_exists(conn, LEDGER_SCHEMA, render.LEDGER_TABLE)

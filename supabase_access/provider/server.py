@@ -16,10 +16,12 @@ from pulumi.provider.experimental import provider as api
 from pulumi.provider.experimental.server import main as serve
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
-from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, InputError, ManagedResource, Notice
+from supabase_access.management_api.access import ManagementApiAccess
+from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, DatabaseResource, Diff, InputError, Notice, Resource
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.auth_settings import AuthSettings
-from supabase_access.provider.resources.constraint_removal import ConstraintPresence, ConstraintRemoval
+from supabase_access.provider.resources.constraint_presence import ConstraintPresence
+from supabase_access.provider.resources.constraint_removal import ConstraintRemoval
 from supabase_access.provider.resources.default_privileges_baseline import DefaultPrivilegesBaseline
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.provider.resources.policy_index import PolicyIndex
@@ -30,39 +32,45 @@ from supabase_access.provider.resources.table_grant import TableGrant
 from supabase_access.provider.resources.table_policies import TablePolicies
 from supabase_access.provider.resources.write_quota import WriteQuota
 from supabase_access.provider.schema import package_schema
-from supabase_access.provider.values import known_plain_map, plain_map, property_map
+from supabase_access.provider.values import known_plain_map, plain_map, property_map, state_properties
 from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
 
 VERSION = "0.1.0"
-AUTH_SETTINGS = AuthSettings()  # needs the provider's Management API settings, see configure
-RESOURCES: dict[str, ManagedResource] = {
-    r.token: r
-    for r in (
-        AccessPreflight(),
-        RowLevelSecurity(),
-        TablePolicies(),
-        TableGrant(),
-        ConstraintRemoval(),
-        ConstraintPresence(),
-        DefaultPrivilegesBaseline(),
-        RlsForNewTables(),
-        GroupFunctions(),
-        PolicyIndex(),
-        WriteQuota(),
-        RetentionPolicy(),
-        AUTH_SETTINGS,
-    )
-}
+DATABASE_RESOURCES: tuple[type[DatabaseResource], ...] = (
+    AccessPreflight,
+    RowLevelSecurity,
+    TablePolicies,
+    TableGrant,
+    ConstraintRemoval,
+    ConstraintPresence,
+    DefaultPrivilegesBaseline,
+    RlsForNewTables,
+    GroupFunctions,
+    PolicyIndex,
+    WriteQuota,
+    RetentionPolicy,
+)
+HTTP_RESOURCES: tuple[type[Resource], ...] = (AuthSettings,)
+RESOURCE_TYPES: dict[str, type[Resource]] = {r.token: r for r in (*DATABASE_RESOURCES, *HTTP_RESOURCES)}
+
+
+def provider_resources(api: ManagementApiAccess, database: Callable[[], Database | None]) -> dict[str, Resource]:
+    """One instance of each resource for a provider process, given what they reach the outside with."""
+    resources: dict[str, Resource] = {r.token: r() for r in DATABASE_RESOURCES}
+    resources[AuthSettings.token] = AuthSettings(api, database)
+    return resources
+
+
 KINDS = {"add": api.PropertyDiffKind.ADD, "delete": api.PropertyDiffKind.DELETE, "update": api.PropertyDiffKind.UPDATE}
 T = TypeVar("T")
 
 
-def _resource(urn: str) -> ManagedResource:
+def _token(urn: str) -> str:
     # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>; the SDK helper keeps the parent types.
     # The stack goes with the call (to its worker thread too): what we create is marked with it.
     CURRENT_STACK.set(urn.split("::")[0].split(":", 2)[-1])
-    return RESOURCES[urn.split("::")[2].split("$")[-1]]
+    return urn.split("::")[2].split("$")[-1]
 
 
 class EngineLog:
@@ -87,6 +95,8 @@ class SupabaseAccessProvider(api.Provider):
         self._lock = threading.Lock()
         self._log = EngineLog(engine_address)
         self._running = 0  # calls at work in threads; guarded by _lock
+        self._api = ManagementApiAccess()
+        self._resources = provider_resources(self._api, self._ledger_database)
 
     # --- configuration -----------------------------------------------------------------
     async def get_schema(self, request: api.GetSchemaRequest) -> api.GetSchemaResponse:
@@ -96,7 +106,7 @@ class SupabaseAccessProvider(api.Provider):
         config = known_plain_map(request.args)
         if config is not None:
             self._config = config
-            AUTH_SETTINGS.configure(config)
+            self._api.configure(config)
             if config.get("host"):
                 # Connecting (TLS, SCRAM) overlaps with the engine's own work before its first call.
                 threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
@@ -114,6 +124,20 @@ class SupabaseAccessProvider(api.Provider):
             if self._db is None:
                 self._db = Database(self._config)
             return self._db
+
+    def _ledger_database(self) -> Database | None:
+        # The Management API resources keep their baseline in the database's ledger when one is configured.
+        return self._database() if self._config.get("host") else None
+
+    def _resource(self, urn: str) -> Resource:
+        return self._resources[_token(urn)]
+
+    def _step(self, resource: Resource, step: str, *args: Any) -> Any:
+        """The resource's step: a database resource gets the provider's connections first."""
+        method = getattr(resource, step)
+        if isinstance(resource, DatabaseResource):
+            return method(self._database(), *args)
+        return method(*args)
 
     async def _run(self, work: Callable[[], T]) -> T:
         # psycopg is synchronous; threads keep the engine's parallel calls parallel.
@@ -143,14 +167,14 @@ class SupabaseAccessProvider(api.Provider):
 
     # --- resource operations -----------------------------------------------------------
     async def check(self, request: api.CheckRequest) -> api.CheckResponse:
-        resource = _resource(request.urn)
+        resource = self._resource(request.urn)
         inputs = known_plain_map(request.new_inputs)
         if inputs is None:
             return api.CheckResponse(inputs=request.new_inputs)
         olds = plain_map(request.old_inputs)
         CHECK_LOG.set(self._warner(request.urn))
         try:
-            checked = await self._run(lambda: resource.check(self._database(), olds, inputs))
+            checked = await self._run(lambda: self._step(resource, "check", olds, inputs))
         except InputError as exc:
             return api.CheckResponse(inputs=request.new_inputs, failures=[api.CheckFailure(exc.property, exc.reason)])
         except CatalogError as exc:
@@ -158,12 +182,12 @@ class SupabaseAccessProvider(api.Provider):
         return api.CheckResponse(inputs=property_map(checked))
 
     async def diff(self, request: api.DiffRequest) -> api.DiffResponse:
-        resource = _resource(request.urn)
+        resource = self._resource(request.urn)
         inputs = known_plain_map(request.new_inputs)
         if inputs is None:
             return api.DiffResponse(changes=None)
         state = plain_map(request.old_state)
-        diff = await self._run(lambda: resource.diff(self._database(), state, inputs))
+        diff: Diff = await self._run(lambda: self._step(resource, "diff", state, inputs))
         detailed = {k: api.PropertyDiff(KINDS[v], input_diff=False) for k, v in diff.changes.items()}
         detailed.update(
             {k: api.PropertyDiff(api.PropertyDiffKind.UPDATE_REPLACE, input_diff=True) for k in diff.replaces}
@@ -177,33 +201,35 @@ class SupabaseAccessProvider(api.Provider):
         )
 
     async def create(self, request: api.CreateRequest) -> api.CreateResponse:
-        resource = _resource(request.urn)
+        resource = self._resource(request.urn)
         inputs = plain_map(request.properties)
         resource_id, outputs = await self._run(
-            lambda: resource.create(self._database(), inputs, self._warner(request.urn))
+            lambda: self._step(resource, "create", inputs, self._warner(request.urn))
         )
-        return api.CreateResponse(resource_id=resource_id, properties=property_map(outputs))
+        return api.CreateResponse(resource_id=resource_id, properties=state_properties(resource.spec, outputs))
 
     async def update(self, request: api.UpdateRequest) -> api.UpdateResponse:
-        resource = _resource(request.urn)
+        resource = self._resource(request.urn)
         state, inputs = plain_map(request.olds), plain_map(request.news)
-        outputs = await self._run(lambda: resource.update(self._database(), state, inputs, self._warner(request.urn)))
-        return api.UpdateResponse(properties=property_map(outputs))
+        outputs = await self._run(lambda: self._step(resource, "update", state, inputs, self._warner(request.urn)))
+        return api.UpdateResponse(properties=state_properties(resource.spec, outputs))
 
     async def delete(self, request: api.DeleteRequest) -> None:
-        resource = _resource(request.urn)
+        resource = self._resource(request.urn)
         state = plain_map(request.properties)
-        await self._run(lambda: resource.delete(self._database(), state, self._warner(request.urn)))
+        await self._run(lambda: self._step(resource, "delete", state, self._warner(request.urn)))
 
     async def read(self, request: api.ReadRequest) -> api.ReadResponse:
-        resource = _resource(request.urn)
+        resource = self._resource(request.urn)
         state, inputs = plain_map(request.properties), plain_map(request.inputs)
-        found = await self._run(lambda: resource.read(self._database(), request.resource_id, state, inputs))
+        found = await self._run(lambda: self._step(resource, "read", request.resource_id, state, inputs))
         if found is None:
             return api.ReadResponse(resource_id="")
         outputs, current_inputs = found
         return api.ReadResponse(
-            resource_id=request.resource_id, properties=property_map(outputs), inputs=property_map(current_inputs)
+            resource_id=request.resource_id,
+            properties=state_properties(resource.spec, outputs),
+            inputs=property_map(current_inputs),
         )
 
     def _warner(self, urn: str) -> Callable[[str], None]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pulumi.provider.experimental.property_value import Computed, PropertyValue
 
+from supabase_access.provider.spec import ResourceSpec
+
 
 class UnknownValueError(Exception):
     """An input is not known yet (preview before a dependency exists)."""
@@ -65,3 +67,9 @@ def secret_property(value: Any) -> PropertyValue:
     """
     plain = to_property(value)
     return PropertyValue(plain.value, is_secret=True)
+
+
+def state_properties(spec: ResourceSpec, values: Mapping[str, Any]) -> dict[str, PropertyValue]:
+    """A resource's state for the engine, the properties its spec calls secret marked so."""
+    secret = set(spec.secret_outputs)
+    return {k: secret_property(v) if k in secret else to_property(v) for k, v in values.items()}

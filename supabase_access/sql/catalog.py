@@ -510,6 +510,35 @@ def read_foreign_key(conn: psycopg.Connection, schema: str, table: str, constrai
     )
 
 
+def current_user(conn: psycopg.Connection) -> str:
+    row = conn.execute("select current_user").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def relation_exists(conn: psycopg.Connection, schema: str, name: str) -> bool:
+    # pg_class itself, not to_regclass: after an advisory lock (which processes no invalidation
+    # messages) the relation cache may still hold a relation another session has just dropped.
+    row = conn.execute(
+        "select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s)",
+        (schema, name),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def role_and_schema_exist(conn: psycopg.Connection, role: str, schema: str) -> tuple[bool, bool]:
+    row = conn.execute(
+        "select exists (select from pg_roles where rolname = %s), exists (select from pg_namespace where nspname = %s)",
+        (role, schema),
+    ).fetchone()
+    return (bool(row[0]), bool(row[1])) if row else (False, False)
+
+
+def event_trigger_exists(conn: psycopg.Connection, name: str) -> bool:
+    row = conn.execute("select exists (select from pg_event_trigger where evtname = %s)", (name,)).fetchone()
+    return bool(row and row[0])
+
+
 # Catalog queries the provider runs with its own parameters (sql.SQL, so psycopg sends them as they are).
 
 

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from review.management_api_server import ManagementApiServer
+from supabase_access.management_api.access import ManagementApiAccess
 from supabase_access.provider.base import CURRENT_STACK
 from supabase_access.provider.resources.auth_settings import AuthSettings
 from supabase_access.provider.resources.row_level_security import RowLevelSecurity
@@ -99,16 +100,17 @@ def management_api() -> Iterator[ManagementApiServer]:
 def test_auth_settings_patched_by_a_killed_run_are_not_the_previous_values(
     db: Database, fresh_db: str, management_api: ManagementApiServer
 ) -> None:
-    resource = AuthSettings(sleep=lambda seconds: None)
-    resource.configure({"managementApiUrl": management_api.base_url, "accessToken": TOKEN})
-    inputs = resource.check(db, {}, {"projectRef": REF, "settings": dict(AUTH_DESIRED)})
+    api = ManagementApiAccess(sleep=lambda seconds: None)
+    api.configure({"managementApiUrl": management_api.base_url, "accessToken": TOKEN})
+    resource = AuthSettings(api, lambda: db)
+    inputs = resource.check({}, {"projectRef": REF, "settings": dict(AUTH_DESIRED)})
     original = {key: management_api.config(REF)[key] for key in AUTH_DESIRED}
     assert original != AUTH_DESIRED
-    resource.create(db, inputs, print)  # the PATCH lands, the engine never records it
+    resource.create(inputs, print)  # the PATCH lands, the engine never records it
     assert {key: management_api.config(REF)[key] for key in AUTH_DESIRED} == AUTH_DESIRED
-    _, outputs = resource.create(db, inputs, print)  # the rerun
+    _, outputs = resource.create(inputs, print)  # the rerun
     assert outputs["previous"] == original
-    resource.delete(db, outputs, print)
+    resource.delete(outputs, print)
     assert {key: management_api.config(REF)[key] for key in AUTH_DESIRED} == original
     assert not private_schema_exists(fresh_db)
 

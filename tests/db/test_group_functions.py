@@ -13,6 +13,7 @@ from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider.base import InputError
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.sql.database import Database
+from tests.support.resources import UnreachableDatabase, create, read
 from tests.support.teams_app import load_teams_app, teams_model
 
 pytestmark = pytest.mark.db
@@ -40,12 +41,13 @@ def teams_db(db: Database, fresh_db: str) -> Database:
 
 def test_create_diff_repair_and_delete(teams_db: Database, fresh_db: str) -> None:
     resource = GroupFunctions()
-    checked = resource.check(teams_db, {}, inputs())
-    resource_id, state = resource.create(teams_db, checked, print)
+    resource_id, checked, state = create(resource, teams_db, inputs())
     assert resource_id == "public.project_members"
     assert helpers(fresh_db) == [("project_members_admin_groups", True), ("project_members_groups", True)]
     assert resource.diff(teams_db, state, checked).changes == {}
-    assert resource.read(teams_db, resource_id, state, checked) == (state, checked)
+    assert read(resource, teams_db, resource_id, state, checked) == (state, checked)
+    # Unchanged inputs do not ask the database again.
+    assert resource.check(UnreachableDatabase(), checked, inputs()) == checked
     with psycopg.connect(fresh_db) as conn:
         # A hand edit that would let every signed-in user into every project.
         conn.execute(

@@ -9,11 +9,14 @@ import psycopg
 import pytest
 
 from tests.support.engine import REPO, changes, new_stack, write_project
+from tests.support.fault import catalog_snapshot
 
 pytestmark = pytest.mark.e2e
 
 # The last main whose grants were supabase-access TableGrant resources (one per role, all tables).
 TABLE_GRANT_MAIN = "d3a36f78f2e137ce8648bd30c0af62c1b2f3381c"
+# The last main before one spec per resource (issue 12): each resource described three times.
+BEFORE_SPECS_MAIN = "835353a1f2c7216d1f76859ff25269c912cebddf"
 OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
 TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
 
@@ -62,4 +65,24 @@ def test_a_table_grant_stack_upgrades_with_one_up(tmp_path: Path, fresh_db: str)
     # The old TableGrant's delete used to put back what it found before the stack (Supabase's
     # anon=arwdDxt): now anon still has nothing and nobody holds TRUNCATE.
     assert api_privileges(fresh_db) == closed
+    assert changes(stack.preview(refresh=True).change_summary) == {}
+
+
+OPEN = {"supabase-access:environment": "dev", "supabase-access:profile": "open"}
+
+
+@pytest.mark.parametrize(("stack_name", "config"), [("local-prod", OWNER), ("local", OPEN)], ids=["owner", "open"])
+def test_a_stack_made_before_the_specs_upgrades_with_nothing_to_do(
+    tmp_path: Path, fresh_db: str, stack_name: str, config: dict[str, str]
+) -> None:
+    old = checkout(BEFORE_SPECS_MAIN, tmp_path / "old-main")
+    work_dir = tmp_path / "stack"
+    stack = new_stack(work_dir, stack_name, fresh_db, config, program=old)
+    stack.up()
+    applied = catalog_snapshot(fresh_db)
+
+    write_project(work_dir)  # today's program and provider: same tokens, same inputs
+    upgrade = stack.up()
+    assert changes(upgrade.summary.resource_changes) == {}, upgrade.stdout
+    assert catalog_snapshot(fresh_db) == applied
     assert changes(stack.preview(refresh=True).change_summary) == {}

@@ -16,12 +16,12 @@ import yaml
 from pulumi.provider.experimental.property_value import PropertyValue
 
 from review.management_api_server import PROJECT_DEFAULTS, ManagementApiServer, hash_secret
+from supabase_access.management_api.access import ManagementApiAccess
 from supabase_access.management_api.client import ManagementApiAuthError, ManagementApiWriteOutcomeUnknownError
 from supabase_access.model.stack_config import ConfigError, parse_auth_stack_settings
 from supabase_access.provider.base import InputError
 from supabase_access.provider.resources.auth_settings import AuthSettings, secret_fingerprint
-from supabase_access.provider.values import plain_map, property_map
-from supabase_access.sql.database import Database
+from supabase_access.provider.values import plain_map, state_properties
 from tests.support.program import RecordingMocks
 from tests.support.program import run_program as run_mocked_program
 
@@ -30,7 +30,6 @@ pytestmark = pytest.mark.unit
 TOKEN = "sbp_unit_0123456789abcdef0123456789abcdef0123"
 REF = "abcdefghijklmnopqrst"
 CAPTCHA_SECRET = "0x4AAAAAAAunit-captcha-secret"
-NO_DB = cast(Database, None)  # AuthSettings never touches the database
 REPO = Path(__file__).resolve().parents[2]
 DESIRED: dict[str, Any] = {
     "rate_limit_anonymous_users": 25,
@@ -59,24 +58,29 @@ def logs() -> list[str]:
 
 
 @pytest.fixture
-def resource(server: ManagementApiServer, waits: list[float]) -> AuthSettings:
-    auth = AuthSettings(sleep=waits.append)
-    auth.configure({"managementApiUrl": server.base_url, "accessToken": TOKEN, "host": "unused"})
-    return auth
+def api(server: ManagementApiServer, waits: list[float]) -> ManagementApiAccess:
+    access = ManagementApiAccess(sleep=waits.append)
+    access.configure({"managementApiUrl": server.base_url, "accessToken": TOKEN, "host": "unused"})
+    return access
+
+
+@pytest.fixture
+def resource(api: ManagementApiAccess) -> AuthSettings:
+    return AuthSettings(api)
 
 
 def engine_view(values: dict[str, Any]) -> dict[str, Any]:
     """What the provider gets back from the engine: property values made plain again."""
-    return plain_map(property_map(values))
+    return plain_map(state_properties(AuthSettings.spec, values))
 
 
 def checked(resource: AuthSettings, settings: dict[str, Any], olds: dict[str, Any] | None = None) -> dict[str, Any]:
-    return engine_view(resource.check(NO_DB, olds or {}, {"projectRef": REF, "settings": settings}))
+    return engine_view(resource.check(olds or {}, {"projectRef": REF, "settings": settings}))
 
 
 def created(resource: AuthSettings, logs: list[str], settings: dict[str, Any] = DESIRED) -> tuple[dict, dict]:
     inputs = checked(resource, settings)
-    resource_id, outputs = resource.create(NO_DB, inputs, logs.append)
+    resource_id, outputs = resource.create(inputs, logs.append)
     assert resource_id == REF
     return inputs, engine_view(outputs)
 
@@ -120,8 +124,8 @@ def test_converged_stack_shows_no_diff_on_every_preview(
 ) -> None:
     inputs, state = created(resource, logs)
     for _ in range(3):
-        assert resource.diff_live(NO_DB, state, inputs) == {}
-    assert resource.diff(NO_DB, state, inputs).has_changes is False
+        assert resource.diff_live(state, inputs) == {}
+    assert resource.diff(state, inputs).has_changes is False
     assert len(server.requests_with("PATCH")) == 1
 
 
@@ -129,7 +133,7 @@ def test_update_with_nothing_to_change_sends_no_write(
     server: ManagementApiServer, resource: AuthSettings, logs: list[str]
 ) -> None:
     inputs, state = created(resource, logs)
-    again = engine_view(resource.update(NO_DB, state, inputs, logs.append))
+    again = engine_view(resource.update(state, inputs, logs.append))
     assert len(server.requests_with("PATCH")) == 1
     assert again["previous"] == state["previous"]
 
@@ -144,23 +148,23 @@ def test_value_changed_behind_the_stacks_back_is_drift_and_up_repairs_it(
     server.set_value(REF, "rate_limit_anonymous_users", 999)
     server.set_value(REF, "external_anonymous_users_enabled", False)
 
-    assert resource.diff_live(NO_DB, state, inputs) == {
+    assert resource.diff_live(state, inputs) == {
         "settings.rate_limit_anonymous_users": "update",
         "settings.external_anonymous_users_enabled": "update",
     }
-    found = resource.read(NO_DB, REF, state, inputs)
+    found = resource.read(REF, state, inputs)
     assert found is not None
     refreshed = engine_view(found[0])
     assert refreshed["live"]["rate_limit_anonymous_users"] == 999
     assert refreshed["previous"] == state["previous"]  # a refresh never forgets what to restore
 
-    repaired = engine_view(resource.update(NO_DB, refreshed, inputs, logs.append))
+    repaired = engine_view(resource.update(refreshed, inputs, logs.append))
     assert server.config(REF)["rate_limit_anonymous_users"] == 25
     assert server.requests_with("PATCH")[-1].body == {
         "rate_limit_anonymous_users": 25,
         "external_anonymous_users_enabled": True,
     }
-    assert resource.diff_live(NO_DB, repaired, inputs) == {}
+    assert resource.diff_live(repaired, inputs) == {}
 
 
 def test_unmanaged_settings_are_neither_watched_nor_sent(
@@ -168,7 +172,7 @@ def test_unmanaged_settings_are_neither_watched_nor_sent(
 ) -> None:
     inputs, state = created(resource, logs, {"rate_limit_otp": 12})
     server.set_value(REF, "rate_limit_token_refresh", 7)  # not the stack's business
-    assert resource.diff_live(NO_DB, state, inputs) == {}
+    assert resource.diff_live(state, inputs) == {}
     assert [p.body for p in server.requests_with("PATCH")] == [{"rate_limit_otp": 12}]
 
 
@@ -180,12 +184,12 @@ def test_changed_secret_in_the_stack_is_a_diff_once(
 ) -> None:
     _, state = created(resource, logs)
     new_inputs = checked(resource, {**DESIRED, "security_captcha_secret": "0x4AAAAAAAanother-secret"})
-    assert resource.diff_live(NO_DB, state, new_inputs) == {"settings.security_captcha_secret": "update"}
+    assert resource.diff_live(state, new_inputs) == {"settings.security_captcha_secret": "update"}
 
-    state = engine_view(resource.update(NO_DB, state, new_inputs, logs.append))
+    state = engine_view(resource.update(state, new_inputs, logs.append))
     assert server.requests_with("PATCH")[-1].body == {"security_captcha_secret": "0x4AAAAAAAanother-secret"}
     assert server.config(REF)["security_captcha_secret"] == hash_secret("0x4AAAAAAAanother-secret")
-    assert resource.diff_live(NO_DB, state, new_inputs) == {}
+    assert resource.diff_live(state, new_inputs) == {}
 
 
 def test_secret_replaced_behind_the_stacks_back_is_drift(
@@ -193,24 +197,27 @@ def test_secret_replaced_behind_the_stacks_back_is_drift(
 ) -> None:
     inputs, state = created(resource, logs)
     server.set_value(REF, "security_captcha_secret", "someone-pasted-another-secret")
-    assert resource.diff_live(NO_DB, state, inputs) == {"settings.security_captcha_secret": "update"}
+    assert resource.diff_live(state, inputs) == {"settings.security_captcha_secret": "update"}
 
-    state = engine_view(resource.update(NO_DB, state, inputs, logs.append))
+    state = engine_view(resource.update(state, inputs, logs.append))
     assert server.config(REF)["security_captcha_secret"] == hash_secret(CAPTCHA_SECRET)
-    assert resource.diff_live(NO_DB, state, inputs) == {}
+    assert resource.diff_live(state, inputs) == {}
 
 
 def test_secrets_reach_the_engine_only_marked_secret(
     server: ManagementApiServer, resource: AuthSettings, logs: list[str]
 ) -> None:
-    inputs = resource.check(NO_DB, {}, {"projectRef": REF, "settings": DESIRED})
-    _, outputs = resource.create(NO_DB, engine_view(inputs), logs.append)
-    found = resource.read(NO_DB, REF, engine_view(outputs), engine_view(inputs))
+    inputs = resource.check({}, {"projectRef": REF, "settings": DESIRED})
+    _, outputs = resource.create(engine_view(inputs), logs.append)
+    found = resource.read(REF, engine_view(outputs), engine_view(inputs))
     assert found is not None
 
     hidden = {CAPTCHA_SECRET, hash_secret(CAPTCHA_SECRET), secret_fingerprint(CAPTCHA_SECRET), TOKEN}
     for values in (inputs, outputs, *found):
-        shown = [text for value in property_map(values).values() for text in plain_strings(value)]
+        # As the server sends them: the spec's secret outputs marked.
+        shown = [
+            text for value in state_properties(AuthSettings.spec, values).values() for text in plain_strings(value)
+        ]
         assert not hidden & set(shown), shown
         assert all(TOKEN not in text and CAPTCHA_SECRET not in text for text in shown)
     assert not any(CAPTCHA_SECRET in line or TOKEN in line for line in logs)
@@ -227,14 +234,14 @@ def test_rate_limits_and_server_errors_are_survived(
     assert waits == [1.0, 1.0]  # Retry-After: 1, as the server said
 
     server.fail_next(500, count=2)  # reads are retried with backoff
-    assert resource.diff_live(NO_DB, state, inputs) == {}
+    assert resource.diff_live(state, inputs) == {}
     server.fail_next(503)
-    assert resource.read(NO_DB, REF, state, inputs) is not None
+    assert resource.read(REF, state, inputs) is not None
 
     server.stall_next(0.0)  # the GET of the update answers normally ...
     server.fail_next(429)  # ... its PATCH is rate limited once: not processed, so sent again
     new_inputs = checked(resource, {**DESIRED, "rate_limit_anonymous_users": 20})
-    resource.update(NO_DB, state, new_inputs, logs.append)
+    resource.update(state, new_inputs, logs.append)
     assert server.config(REF)["rate_limit_anonymous_users"] == 20
     assert len(server.requests_with("PATCH")) == 3  # create, the 429, the retry
 
@@ -255,7 +262,7 @@ def test_a_write_that_failed_after_sending_is_never_repeated(
 
 def test_delete_restores_previous_values(server: ManagementApiServer, resource: AuthSettings, logs: list[str]) -> None:
     _, state = created(resource, logs)
-    resource.delete(NO_DB, state, logs.append)
+    resource.delete(state, logs.append)
 
     config = server.config(REF)
     for key in ("rate_limit_anonymous_users", "external_anonymous_users_enabled", "security_captcha_enabled"):
@@ -279,9 +286,9 @@ def test_previous_is_what_the_project_had_before_the_first_change(
     server.set_value(REF, "rate_limit_anonymous_users", 45)  # someone's earlier choice
     _, state = created(resource, logs, {"rate_limit_anonymous_users": 25})
     second = checked(resource, {"rate_limit_anonymous_users": 10})
-    state = engine_view(resource.update(NO_DB, state, second, logs.append))
+    state = engine_view(resource.update(state, second, logs.append))
     assert state["previous"] == {"rate_limit_anonymous_users": 45}
-    resource.delete(NO_DB, state, logs.append)
+    resource.delete(state, logs.append)
     assert server.config(REF)["rate_limit_anonymous_users"] == 45
 
 
@@ -290,24 +297,24 @@ def test_key_dropped_from_the_stack_is_restored_and_new_key_remembered(
 ) -> None:
     _, state = created(resource, logs, {"rate_limit_otp": 12, "rate_limit_web3": 9})
     new_inputs = checked(resource, {"rate_limit_otp": 12, "rate_limit_sms_sent": 30})
-    assert resource.diff_live(NO_DB, state, new_inputs) == {
+    assert resource.diff_live(state, new_inputs) == {
         "settings.rate_limit_web3": "delete",
         "settings.rate_limit_sms_sent": "add",  # already right, but its previous value is recorded
     }
-    state = engine_view(resource.update(NO_DB, state, new_inputs, logs.append))
+    state = engine_view(resource.update(state, new_inputs, logs.append))
     assert server.config(REF)["rate_limit_web3"] == 30
     assert state["previous"] == {"rate_limit_otp": 30, "rate_limit_sms_sent": 30}
-    assert resource.diff_live(NO_DB, state, new_inputs) == {}
+    assert resource.diff_live(state, new_inputs) == {}
 
 
 def test_read_of_a_project_that_is_gone(server: ManagementApiServer, resource: AuthSettings, logs: list[str]) -> None:
     inputs, state = created(resource, logs)
     server.fail_next(404, message="Project not found")
-    assert resource.read(NO_DB, REF, state, inputs) is None
+    assert resource.read(REF, state, inputs) is None
 
 
 def test_import_records_the_current_values_as_previous(server: ManagementApiServer, resource: AuthSettings) -> None:
-    found = resource.read(NO_DB, REF, {}, {"projectRef": REF, "settings": {"rate_limit_otp": 40}})
+    found = resource.read(REF, {}, {"projectRef": REF, "settings": {"rate_limit_otp": 40}})
     assert found is not None
     assert engine_view(found[0])["previous"] == {"rate_limit_otp": 30}
 
@@ -316,30 +323,30 @@ def test_import_records_the_current_values_as_previous(server: ManagementApiServ
 
 
 def test_wrong_token_names_project_and_setting_never_the_token(
-    server: ManagementApiServer, resource: AuthSettings, logs: list[str]
+    server: ManagementApiServer, api: ManagementApiAccess, resource: AuthSettings, logs: list[str]
 ) -> None:
     inputs, state = created(resource, logs)
     wrong = "sbp_wrong_unit_token_must_not_leak_00000000"
-    resource.configure({"managementApiUrl": server.base_url, "accessToken": wrong})
+    api.configure({"managementApiUrl": server.base_url, "accessToken": wrong})
     with pytest.raises(ManagementApiAuthError) as caught:
-        resource.diff_live(NO_DB, state, inputs)
+        resource.diff_live(state, inputs)
     message = str(caught.value)
     assert "supabase-access:accessToken" in message and REF in message
     assert wrong not in message and TOKEN not in message
 
 
-def test_missing_token_fails_check_naming_the_setting(resource: AuthSettings) -> None:
-    resource.configure({"host": "unused"})
+def test_missing_token_fails_check_naming_the_setting(api: ManagementApiAccess, resource: AuthSettings) -> None:
+    api.configure({"host": "unused"})
     with pytest.raises(InputError) as caught:
-        resource.check(NO_DB, {}, {"projectRef": REF, "settings": {"rate_limit_otp": 3}})
+        resource.check({}, {"projectRef": REF, "settings": {"rate_limit_otp": 3}})
     assert "supabase-access:accessToken" in caught.value.reason and REF in caught.value.reason
 
 
 def test_missing_token_at_apply_time_is_a_clear_error(logs: list[str]) -> None:
-    never_configured = AuthSettings()  # as with a provider config unknown at preview
-    never_configured.check(NO_DB, {}, {"projectRef": REF, "settings": {"rate_limit_otp": 3}})
+    never_configured = AuthSettings(ManagementApiAccess())  # as with a provider config unknown at preview
+    never_configured.check({}, {"projectRef": REF, "settings": {"rate_limit_otp": 3}})
     with pytest.raises(Exception, match="set supabase-access:accessToken"):
-        never_configured.create(NO_DB, {"projectRef": REF, "settings": {"rate_limit_otp": 3}}, logs.append)
+        never_configured.create({"projectRef": REF, "settings": {"rate_limit_otp": 3}}, logs.append)
 
 
 @pytest.mark.parametrize(
@@ -363,16 +370,16 @@ def test_bad_inputs_fail_check_naming_the_property(
     resource: AuthSettings, inputs: dict[str, Any], property_name: str, message: str
 ) -> None:
     with pytest.raises(InputError) as caught:
-        resource.check(NO_DB, {}, inputs)
+        resource.check({}, inputs)
     assert caught.value.property == property_name
     assert message in caught.value.reason
     assert "12345678" not in caught.value.reason
 
 
-def test_bad_management_api_url_is_named(resource: AuthSettings) -> None:
-    resource.configure({"accessToken": TOKEN, "managementApiUrl": "api.supabase.com"})
+def test_bad_management_api_url_is_named(api: ManagementApiAccess, resource: AuthSettings) -> None:
+    api.configure({"accessToken": TOKEN, "managementApiUrl": "api.supabase.com"})
     with pytest.raises(InputError, match="supabase-access:managementApiUrl"):
-        resource.check(NO_DB, {}, {"projectRef": REF, "settings": {}})
+        resource.check({}, {"projectRef": REF, "settings": {}})
 
 
 # -- stack settings --------------------------------------------------------------------------
@@ -515,3 +522,11 @@ def test_program_managing_auth_settings_without_the_token_stops_instead_of_rever
             },
             monkeypatch,
         )
+
+
+def test_state_is_declared_in_the_spec(server: ManagementApiServer, resource: AuthSettings, logs: list[str]) -> None:
+    inputs, state = created(resource, logs)
+    found = resource.read(REF, state, inputs)
+    assert found is not None
+    for values in (inputs, state, *found):
+        assert AuthSettings.spec.undeclared(values) == []

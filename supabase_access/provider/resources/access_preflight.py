@@ -15,7 +15,8 @@ from psycopg.sql import Composed
 
 from supabase_access.model.access_model import ModelError, suggested_entry
 from supabase_access.model.policy import PolicySpec, policy_from_plain
-from supabase_access.provider.base import CHECK_LOG, InputError, Log, ManagedResource, identifier
+from supabase_access.provider import specs
+from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier
 from supabase_access.provider.resources.group_functions import prelude_for
 from supabase_access.provider.resources.table_policies import NORMALIZED, rendered_policies
 from supabase_access.sql import catalog
@@ -26,9 +27,10 @@ TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 API_ROLES = frozenset({"anon", "authenticated", "public"})
 
 
-class AccessPreflight(ManagedResource):
-    token = "supabase-access:index:AccessPreflight"
+class AccessPreflight(DatabaseResource):
+    spec = specs.ACCESS_PREFLIGHT
 
+    # Not the shared check: the preflight is the gate, so it asks the database on every preview (one round trip).
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         schema = identifier(inputs, "schema", "public")
         source = str(inputs.get("source") or "the access model")
@@ -53,11 +55,11 @@ class AccessPreflight(ManagedResource):
             # Else PostgreSQL refuses the ALTERs half way through `up`, or ignores a REVOKE with a warning.
             foreign = catalog.tables_not_alterable(conn, schema, tables)
             if foreign:
-                login = conn.execute("select current_user").fetchone()
+                login = catalog.current_user(conn)
                 owned = "; ".join(f"{schema}.{t} is owned by {owner}" for t, owner in foreign.items())
                 raise InputError(
                     "tables",
-                    f"{source}: the login role {login[0] if login else '?'} ({CONNECTION_SETTINGS['username']}) "
+                    f"{source}: the login role {login} ({CONNECTION_SETTINGS['username']}) "
                     f"cannot alter every table: {owned}. Log in as the owner, or grant the owner role to the "
                     "login role (`grant <owner> to <login role>`)",
                 )

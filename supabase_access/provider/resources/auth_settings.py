@@ -24,20 +24,19 @@ API's answer with its own earlier answer works for any deterministic hash.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+from supabase_access.management_api.access import ManagementApiAccess, ManagementApiConfigError
 from supabase_access.model.auth_settings import (
-    DEFAULT_BASE_URL,
     HASHED_ON_READ_AUTH_SETTINGS,
     PROJECT_REF_PATTERN,
     SECRET_AUTH_SETTINGS,
     managed_auth_settings,
     validate_auth_settings,
 )
-from supabase_access.provider import ledger
-from supabase_access.provider.base import InputError, Log, ManagedResource
+from supabase_access.provider import ledger, specs
+from supabase_access.provider.base import HttpResource, InputError, Log
 from supabase_access.provider.values import secret_property
 from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import write_transaction
@@ -45,17 +44,7 @@ from supabase_access.sql.transaction import write_transaction
 if TYPE_CHECKING:
     from supabase_access.management_api.client import ManagementApi
 
-# The HTTP client (requests, urllib3) is imported on first use: most stacks never manage auth
-# settings, and the provider's start-up is part of every preview.
-
-# Provider configuration keys, as a stack sets them (`pulumi config set ...`).
-TOKEN_SETTING = "supabase-access:accessToken"
-API_URL_SETTING = "supabase-access:managementApiUrl"
 PROJECT_REF_SETTING = "supabase-access:projectRef"
-
-
-class AuthSettingsConfigError(ValueError):
-    """The provider is missing what it needs to reach the Management API; names the setting."""
 
 
 def secret_fingerprint(value: object) -> str:
@@ -89,48 +78,14 @@ def _project_ref(value: object, property_name: str) -> str:
     return value
 
 
-class AuthSettings(ManagedResource):
-    token = "supabase-access:index:AuthSettings"
-    # Settings of one project cannot move to another: delete (restore) there, create here.
-    replace_on = ("projectRef",)
+class AuthSettings(HttpResource):
+    spec = specs.AUTH_SETTINGS
 
-    def __init__(self, **client_options: Any) -> None:
-        # Extra ManagementApi arguments; tests pass `sleep` so that retries need not wait.
-        self._client_options = client_options
-        self._provider_config: dict[str, Any] = {}
-        self._configured = False
-
-    def configure(self, provider_config: Mapping[str, Any]) -> None:
-        """The provider's plain configuration (`managementApiUrl`, `accessToken`, ...)."""
-        self._provider_config = dict(provider_config)
-        self._configured = True
-
-    # --- the Management API ------------------------------------------------------------
-    def _connection(self) -> tuple[str, str]:
-        token = self._provider_config.get("accessToken")
-        if not isinstance(token, str) or not token.strip():
-            raise AuthSettingsConfigError(
-                f"no Supabase access token: set {TOKEN_SETTING} "
-                f"(pulumi config set --secret {TOKEN_SETTING} <personal access token>)"
-            )
-        base_url = self._provider_config.get("managementApiUrl") or DEFAULT_BASE_URL
-        parts = urlsplit(str(base_url))
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise AuthSettingsConfigError(
-                f"{API_URL_SETTING}: {base_url!r} is not an http(s) URL (default {DEFAULT_BASE_URL})"
-            )
-        return str(base_url), token
-
-    def _client(self, project_ref: str) -> ManagementApi:
-        from supabase_access.management_api.client import ManagementApi, ManagementApiError
-
-        try:
-            base_url, token = self._connection()
-        except AuthSettingsConfigError as exc:
-            raise ManagementApiError(f"{exc} (project {project_ref})", project_ref=project_ref) from None
-        return ManagementApi(
-            base_url, token, project_ref=project_ref, token_setting=TOKEN_SETTING, **self._client_options
-        )
+    def __init__(self, api: ManagementApiAccess, database: Callable[[], Database | None] = lambda: None) -> None:
+        # `database` holds the ledger of values from before the stack; without one (the resource's
+        # API-only tests) the values read at the first change are the baseline.
+        self._api = api
+        self._database = database
 
     # --- what needs writing --------------------------------------------------------------
     @staticmethod
@@ -165,8 +120,9 @@ class AuthSettings(ManagedResource):
                 for key in desired
             },
             "previous": dict(previous),
-            "sentSecretHashes": secret_property({k: v for k, v in sent.items() if k in desired}),
-            "appliedSecretHashes": secret_property({k: v for k, v in applied.items() if k in desired}),
+            # Secret in state: the server marks the spec's secret outputs.
+            "sentSecretHashes": {k: v for k, v in sent.items() if k in desired},
+            "appliedSecretHashes": {k: v for k, v in applied.items() if k in desired},
         }
 
     def _write(
@@ -194,24 +150,26 @@ class AuthSettings(ManagedResource):
                 )
         return live, sent, applied
 
-    # --- ManagedResource ---------------------------------------------------------------
-    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    # --- HttpResource ------------------------------------------------------------------
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         project_ref = _project_ref(inputs.get("projectRef"), "projectRef")
         try:
             settings = validate_auth_settings(inputs.get("settings", {}), setting_prefix="settings")
         except ValueError as exc:
             raise InputError("settings", str(exc)) from exc
-        if self._configured:  # an unknown provider config (preview) is checked at apply time
-            try:
-                self._connection()
-            except AuthSettingsConfigError as exc:
-                raise InputError("", f"{exc} (project {project_ref})") from exc
         return {"projectRef": project_ref, "settings": _mark_secrets(settings)}
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+    def validate(self, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        if self._api.configured:  # an unknown provider config (preview) is checked at apply time
+            try:
+                self._api.connection()
+            except ManagementApiConfigError as exc:
+                raise InputError("", f"{exc} (project {checked['projectRef']})") from exc
+
+    def diff_live(self, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         desired = inputs.get("settings") or {}
         managed = state.get("settings") or {}
-        with self._client(inputs["projectRef"]) as api:
+        with self._api.client(inputs["projectRef"]) as api:
             live = managed_auth_settings(api.get_auth_config())
         changes = {f"settings.{key}": "update" for key in self._pending(state, desired, live)}
         # A newly managed key still needs its previous value recorded, even if it already matches.
@@ -219,47 +177,49 @@ class AuthSettings(ManagedResource):
         changes.update({f"settings.{key}": "delete" for key in managed if key not in desired})
         return changes
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+    def create(self, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         project_ref, desired = inputs["projectRef"], inputs.get("settings") or {}
-        with self._client(project_ref) as api:
+        with self._api.client(project_ref) as api:
             before = managed_auth_settings(api.get_auth_config())
             # A hashed value cannot be sent back, so secrets have no previous value.
-            previous = _baseline(db, project_ref, before, [k for k in desired if k not in HASHED_ON_READ_AUTH_SETTINGS])
+            previous = _baseline(
+                self._database(), project_ref, before, [k for k in desired if k not in HASHED_ON_READ_AUTH_SETTINGS]
+            )
             live, sent, applied = self._write(api, {}, desired, before, {}, log)
         return project_ref, self._state(project_ref, desired, live, previous, sent, applied)
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def update(self, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
         project_ref, desired = inputs["projectRef"], inputs.get("settings") or {}
         previous = dict(state.get("previous") or {})
         dropped = [key for key in (state.get("settings") or {}) if key not in desired]
-        with self._client(project_ref) as api:
+        with self._api.client(project_ref) as api:
             before = managed_auth_settings(api.get_auth_config())
             # Managed from now on: remember what it was.
             new = [key for key in desired if key not in previous and key not in HASHED_ON_READ_AUTH_SETTINGS]
-            previous.update(_baseline(db, project_ref, before, new))
+            previous.update(_baseline(self._database(), project_ref, before, new))
             restore = self._restorable({key: previous.pop(key, None) for key in dropped}, project_ref, log)
             live, sent, applied = self._write(api, state, desired, before, restore, log)
-        _forget_baseline(db, project_ref, dropped)
+        _forget_baseline(self._database(), project_ref, dropped)
         return self._state(project_ref, desired, live, previous, sent, applied)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+    def delete(self, state: dict[str, Any], log: Log) -> None:
         project_ref = state["projectRef"]
         previous = state.get("previous") or {}
         restore = self._restorable({key: previous.get(key) for key in state.get("settings") or {}}, project_ref, log)
         if restore:
-            with self._client(project_ref) as api:
+            with self._api.client(project_ref) as api:
                 api.patch_auth_config(restore)
-        _forget_baseline(db, project_ref, list(state.get("settings") or {}))
+        _forget_baseline(self._database(), project_ref, list(state.get("settings") or {}))
 
     def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+        self, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         from supabase_access.management_api.client import ManagementApiError
 
         project_ref = _project_ref(resource_id, "id")
         desired = (inputs or {}).get("settings") or (state or {}).get("settings") or {}
         try:
-            with self._client(project_ref) as api:
+            with self._api.client(project_ref) as api:
                 live = managed_auth_settings(api.get_auth_config())
         except ManagementApiError as exc:
             if exc.status == 404:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from supabase_access.provider import ledger
-from supabase_access.provider.base import InputError, Log, ManagedResource, identifier, split_id
+from supabase_access.provider import ledger, specs
+from supabase_access.provider.base import DatabaseResource, InputError, Log, identifier, split_id
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -21,9 +21,8 @@ from supabase_access.sql.transaction import write_transaction
 LEDGER_KIND = "default-privileges"
 
 
-class DefaultPrivilegesBaseline(ManagedResource):
-    token = "supabase-access:index:DefaultPrivilegesBaseline"
-    replace_on = ("owner", "schema", "roles")
+class DefaultPrivilegesBaseline(DatabaseResource):
+    spec = specs.DEFAULT_PRIVILEGES_BASELINE
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         roles = [identifier({"roles": r}, "roles") for r in inputs.get("roles") or []]
@@ -37,14 +36,10 @@ class DefaultPrivilegesBaseline(ManagedResource):
 
     def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
         with db.connection() as conn:
-            row = conn.execute(
-                "select exists (select from pg_roles where rolname = %s), "
-                "exists (select from pg_namespace where nspname = %s)",
-                (checked["owner"], checked["schema"]),
-            ).fetchone()
-        if not row or not row[0]:
+            role_exists, schema_exists = catalog.role_and_schema_exist(conn, checked["owner"], checked["schema"])
+        if not role_exists:
             raise InputError("owner", f"owner: role {checked['owner']} does not exist in the database")
-        if not row[1]:
+        if not schema_exists:
             raise InputError("schema", f"schema: schema {checked['schema']} does not exist in the database")
 
     def _read(self, db: Database, owner: str, schema: str, roles: list[str]) -> dict[str, dict[str, list[str]]]:

@@ -17,7 +17,8 @@ import psycopg
 from supabase_access.model.access_model import MAX_ROLE_VALUE, Membership
 from supabase_access.model.profiles import HELPER_SCHEMA, GroupLookup
 from supabase_access.model.rule_data import group_lookup_to_plain
-from supabase_access.provider.base import InputError, Log, ManagedResource, identifier, split_id
+from supabase_access.provider import specs
+from supabase_access.provider.base import DatabaseResource, InputError, Log, identifier, split_id
 from supabase_access.provider.private_schema import require_columns, require_rls_not_filtering
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
@@ -68,9 +69,8 @@ def _functions(lookup: GroupLookup) -> tuple[tuple[str, bool], ...]:
     return ((lookup.member_function, False), (lookup.admin_function, True))
 
 
-class GroupFunctions(ManagedResource):
-    token = "supabase-access:index:GroupFunctions"
-    replace_on = ("schema", "membershipTable", "helperSchema")
+class GroupFunctions(DatabaseResource):
+    spec = specs.GROUP_FUNCTIONS
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         lookup = group_lookup(inputs)

@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 
 from supabase_access.model.policy_lookups import policy_index_build_name, policy_index_name
-from supabase_access.provider import ledger
-from supabase_access.provider.base import CURRENT_STACK, InputError, Log, ManagedResource, Notice, identifier, split_id
+from supabase_access.provider import ledger, specs
+from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice, identifier, split_id
 from supabase_access.provider.private_schema import require_columns
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
@@ -162,17 +162,17 @@ def _drop_index_if_ours(db: Database, schema: str, table: str, index: str) -> No
     ledger.tidy(db)
 
 
-class PolicyIndex(ManagedResource):
-    token = "supabase-access:index:PolicyIndex"
-    replace_on = INPUTS
+class PolicyIndex(DatabaseResource):
+    spec = specs.POLICY_INDEX
 
-    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-        schema, table, column, include = _target(inputs)
-        checked = {**inputs, "schema": schema}
-        if checked != olds:  # accepted at the last apply otherwise; diff reads the live index anyway
-            with db.connection() as conn:
-                require_columns(conn, schema, table, {column: "column", include: "include"})
-        return checked
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        _target(inputs)
+        return {**inputs, "schema": identifier(inputs, "schema", "public")}
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        schema, table, column, include = _target(checked)
+        with db.connection() as conn:
+            require_columns(conn, schema, table, {column: "column", include: "include"})
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         schema, table, column, include = _target(inputs)

@@ -11,7 +11,8 @@ from typing import Any
 import psycopg
 
 from supabase_access.model import hardening
-from supabase_access.provider.base import InputError, Log, ManagedResource, compare_fields, identifier, split_id
+from supabase_access.provider import specs
+from supabase_access.provider.base import DatabaseResource, InputError, Log, compare_fields, identifier, split_id
 from supabase_access.provider.private_schema import (
     check_private_schema,
     drop_private_schema_if_unused,
@@ -131,13 +132,12 @@ def _schedule_status(scheduled: bool, target: hardening.RetentionTarget, command
     )
 
 
-class RetentionPolicy(ManagedResource):
-    token = "supabase-access:index:RetentionPolicy"
-    replace_on = ("privateSchema",)
+class RetentionPolicy(DatabaseResource):
+    spec = specs.RETENTION_POLICY
 
-    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         target, private_schema = _retention(inputs), private_schema_name(inputs)
-        checked = {
+        return {
             **inputs,
             "privateSchema": private_schema,
             "schema": target.schema,
@@ -146,8 +146,10 @@ class RetentionPolicy(ManagedResource):
             "schedule": target.schedule,
             "jobName": target.job_name,
         }
-        if checked == olds:
-            return checked  # accepted at the last apply; diff reads the live function and job anyway
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        # The shared check asks this only for new or changed inputs: no query, no dry run on a no-change preview.
+        target, private_schema = _retention(checked), private_schema_name(checked)
         with db.connection() as conn:
             # Supabase's auth.users: anonymous sign-ins are rows with is_anonymous = true.
             auth_columns = dict.fromkeys(("id", "is_anonymous", "created_at"), "anonymousUsersDays")
@@ -181,7 +183,6 @@ class RetentionPolicy(ManagedResource):
             private_schema,
             _purge_statements(target, private_schema),
         )
-        return checked
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         target, private_schema = _retention(inputs), private_schema_name(inputs)

@@ -12,19 +12,21 @@ from typing import Any
 
 import psycopg
 
-from supabase_access.provider.base import CHECK_LOG, InputError, Log, ManagedResource, identifier
+from supabase_access.provider import specs
+from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier
 from supabase_access.provider.private_schema import (
     drop_private_schema_if_unused,
     ensure_private_schema,
     private_schema_name,
 )
+from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import write_transaction
 
 
-class RlsForNewTables(ManagedResource):
-    token = "supabase-access:index:RlsForNewTables"
+class RlsForNewTables(DatabaseResource):
+    spec = specs.RLS_FOR_NEW_TABLES
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         schemas = [identifier({"schemas": s}, "schemas") for s in inputs.get("schemas") or []]
@@ -73,10 +75,7 @@ class RlsForNewTables(ManagedResource):
 
     def _present(self, db: Database) -> bool:
         with db.connection() as conn:
-            row = conn.execute(
-                "select exists (select from pg_event_trigger where evtname = %s)", (render.RLS_EVENT_TRIGGER,)
-            ).fetchone()
-        return bool(row and row[0])
+            return catalog.event_trigger_exists(conn, render.RLS_EVENT_TRIGGER)
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         return render.RLS_EVENT_TRIGGER, self._apply(db, inputs, log)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from supabase_access.provider import ledger
+from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import (
+    DatabaseResource,
     InputError,
     Log,
-    ManagedResource,
     compare_fields,
     identifier,
     missing_table,
@@ -43,9 +43,8 @@ def _table_state(db: Database, schema: str, table: str) -> catalog.RlsState:
     return state
 
 
-class RowLevelSecurity(ManagedResource):
-    token = "supabase-access:index:RowLevelSecurity"
-    replace_on = ("schema", "table")
+class RowLevelSecurity(DatabaseResource):
+    spec = specs.ROW_LEVEL_SECURITY
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")

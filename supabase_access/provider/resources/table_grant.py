@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from supabase_access.provider.base import InputError, Log, ManagedResource, Notice
+from supabase_access.provider import specs
+from supabase_access.provider.base import DatabaseResource, InputError, Log, Notice
 from supabase_access.sql.database import Database
 
 HANDED_OVER = (
@@ -20,8 +21,8 @@ HANDED_OVER = (
 )
 
 
-class TableGrant(ManagedResource):
-    token = "supabase-access:index:TableGrant"
+class TableGrant(DatabaseResource):
+    spec = specs.TABLE_GRANT
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         raise InputError("role", f"{HANDED_OVER}; declare pulumi_postgresql.Grant instead")

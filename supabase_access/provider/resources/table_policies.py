@@ -12,12 +12,12 @@ from psycopg.sql import Composed
 
 from supabase_access.model.access_model import ModelError
 from supabase_access.model.policy import PolicySpec, policy_from_plain, policy_from_stored
-from supabase_access.provider import ledger
+from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
+    DatabaseResource,
     InputError,
     Log,
-    ManagedResource,
     Notice,
     identifier,
     require_table,
@@ -125,9 +125,8 @@ def check_policies_against_database(
             raise InputError("policies", f"policies.{exc}") from exc
 
 
-class TablePolicies(ManagedResource):
-    token = "supabase-access:index:TablePolicies"
-    replace_on = ("schema", "table")
+class TablePolicies(DatabaseResource):
+    spec = specs.TABLE_POLICIES
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")

@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from supabase_access.model import hardening
+from supabase_access.provider import specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
+    DatabaseResource,
     InputError,
     Log,
-    ManagedResource,
     Notice,
     compare_fields,
     identifier,
@@ -155,34 +156,32 @@ def _drop_old_index(db: Database, state: Mapping[str, Any], log: Log) -> None:
         log(Notice(f"dropped index {state['schema']}.{name}, which the write quota no longer needs"))
 
 
-class WriteQuota(ManagedResource):
-    token = "supabase-access:index:WriteQuota"
-    replace_on = ("schema", "table", "privateSchema")
+class WriteQuota(DatabaseResource):
+    spec = specs.WRITE_QUOTA
 
-    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
         target, private_schema = _quota_target(inputs)
-        checked = {
+        return {
             **{k: inputs[k] for k in QUOTA_INPUTS if k in inputs},
             "schema": target.schema,
             "windowLabel": target.window_label,
             "privateSchema": private_schema,
         }
-        # Only for a quota PostgreSQL has not accepted at the last apply (diff reads the live state
-        # anyway); the dry run replaces the trigger on the live table, in a rolled-back transaction
-        # but under its lock.
-        if checked != olds:
-            with db.connection() as conn:
-                require_table(conn, target.schema, target.table)
-                check_private_schema(conn, private_schema)
-                _refuse_other_stacks_quota(conn, target.schema, target.table)
-            dry_run(
-                db,
-                "table",
-                f"write quota trigger on {target.schema}.{target.table}",
-                private_schema,
-                _quota_statements(target, private_schema),
-            )
-        return checked
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        # The dry run replaces the trigger on the live table, in a rolled-back transaction but under its lock.
+        target, private_schema = _quota_target(checked)
+        with db.connection() as conn:
+            require_table(conn, target.schema, target.table)
+            check_private_schema(conn, private_schema)
+            _refuse_other_stacks_quota(conn, target.schema, target.table)
+        dry_run(
+            db,
+            "table",
+            f"write quota trigger on {target.schema}.{target.table}",
+            private_schema,
+            _quota_statements(target, private_schema),
+        )
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         target, private_schema = _quota_target(inputs)

@@ -1,0 +1,109 @@
+"""What ConstraintRemoval and ConstraintPresence share: a foreign key read live, its ledger record (the
+definition a removal dropped), and adding one back validated, or NOT VALID with the count of violating rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from supabase_access.provider import ledger
+from supabase_access.provider.base import split_id
+from supabase_access.sql import catalog
+from supabase_access.sql import statements as render
+from supabase_access.sql.database import Database
+
+LEDGER_KIND = "constraint-removal"
+
+
+def read_live_foreign_key(
+    db: Database, resource_id: str, *, with_ledger: bool = False
+) -> tuple[str, str, str, catalog.ForeignKeyInfo | None, dict[str, Any] | None] | None:
+    """(schema, table, constraint, the key as it is, its ledger record if asked) for a resource id, one
+    connection; None when the table is gone."""
+    schema, table, constraint = split_id(resource_id, 3, "public.sessions.sessions_user_id_fkey")
+    with db.connection() as conn:
+        if catalog.missing_tables(conn, schema, [table]):
+            return None
+        info = catalog.read_foreign_key(conn, schema, table, constraint)
+        recorded = ledger.read(conn, LEDGER_KIND, ledger_key(schema, table, constraint)) if with_ledger else None
+    return schema, table, constraint, info, recorded
+
+
+def add_foreign_key(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    constraint: str,
+    definition: str,
+    shape: tuple[list[str], str, str, list[str]] | None,
+) -> str | None:
+    """Inside the caller's write_transaction, the table locked: add the constraint, validated when every
+    row satisfies it; else NOT VALID (no row is deleted to make it fit) and how many rows violate it."""
+    try:
+        with conn.transaction():
+            conn.execute(render.add_constraint(schema, table, constraint, definition, validate=True))
+        return None
+    except (psycopg.errors.ForeignKeyViolation, psycopg.errors.CheckViolation):
+        pass
+    conn.execute(render.add_constraint(schema, table, constraint, definition, validate=False))
+    return count_violations(conn, schema, table, shape)
+
+
+def count_violations(
+    conn: psycopg.Connection, schema: str, table: str, shape: tuple[list[str], str, str, list[str]] | None
+) -> str:
+    """How many rows of the table have a key the referenced table lacks ("some" if the shape is unknown)."""
+    if shape is None:
+        return "some"
+    columns, ref_schema, ref_table, ref_columns = shape
+    row = conn.execute(
+        render.count_foreign_key_violations(schema, table, columns, ref_schema, ref_table, ref_columns)
+    ).fetchone()
+    return str(row[0]) if row else "some"
+
+
+def not_valid_warning(schema: str, table: str, constraint: str, violations: str, verb: str) -> str:
+    return (
+        f"{verb} {constraint} on {schema}.{table} as NOT VALID: {violations} existing row(s) violate it "
+        f"and were kept. New rows are checked. Once those rows are fixed, run: "
+        f"{render.validate_constraint(schema, table, constraint).as_string()};"
+    )
+
+
+def foreign_key_shape(state: dict[str, Any]) -> tuple[list[str], str, str, list[str]] | None:
+    columns, ref_columns, referenced = (
+        state.get("columns"),
+        state.get("referencedColumns"),
+        state.get("referencedTable"),
+    )
+    if not (columns and ref_columns and referenced):
+        return None
+    ref_schema, ref_table = str(referenced).split(".", 1)
+    return list(columns), ref_schema, ref_table, list(ref_columns)
+
+
+def ledger_key(schema: str, table: str, constraint: str) -> str:
+    return f"{schema}.{table}.{constraint}"
+
+
+def to_ledger(info: catalog.ForeignKeyInfo) -> dict[str, Any]:
+    return {
+        "definition": info.definition,
+        "columns": list(info.columns),
+        "refSchema": info.ref_schema,
+        "refTable": info.ref_table,
+        "refColumns": list(info.ref_columns),
+    }
+
+
+def from_ledger(detail: dict[str, Any] | None) -> catalog.ForeignKeyInfo | None:
+    if not detail or not detail.get("definition"):
+        return None
+    return catalog.ForeignKeyInfo(
+        str(detail["definition"]),
+        tuple(detail.get("columns") or ()),
+        str(detail.get("refSchema") or ""),
+        str(detail.get("refTable") or ""),
+        tuple(detail.get("refColumns") or ()),
+    )

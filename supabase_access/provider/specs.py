@@ -1,0 +1,432 @@
+"""The one description of each resource of the supabase-access provider (see spec.py for what is made from it)."""
+
+from __future__ import annotations
+
+from supabase_access.provider.spec import BOOLEAN, INTEGER, MAP, MAPS, STRING, STRINGS, Prop, ResourceSpec
+
+PRIVATE_SCHEMA = "supabase_access"
+
+
+def _schema(*, replaces: bool = True) -> Prop:
+    return Prop("schema", STRING, "Schema of the table (e.g. `public`).", required=True, replaces=replaces)
+
+
+def _table(what: str = "The table") -> Prop:
+    return Prop("table", STRING, f"{what}, in `schema`.", required=True, replaces=True)
+
+
+def _private_schema(default: object = PRIVATE_SCHEMA) -> Prop:
+    return Prop(
+        "privateSchema",
+        STRING,
+        "The provider's own schema for its helpers and ledger; never exposed to the Data API.",
+        default=default,
+        replaces=True,
+    )
+
+
+ACCESS_PREFLIGHT = ResourceSpec(
+    "AccessPreflight",
+    "Checks, before any other resource runs, that the database can be reached, the tables and roles exist and "
+    "PostgreSQL accepts every policy expression: bad input stops `up` with nothing applied.",
+    inputs=(
+        Prop("schema", STRING, "Schema of the model's tables.", required=True),
+        Prop(
+            "tables", STRINGS, "The model's tables; each must exist and be alterable by the login role.", required=True
+        ),
+        Prop("roles", STRINGS, "Roles the policies and grants name; each must exist.", required=True),
+        Prop(
+            "policies",
+            MAP,
+            "Table -> policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); "
+            "each parsed by PostgreSQL.",
+            required=True,
+        ),
+        Prop(
+            "source",
+            STRING,
+            "Where the model comes from, named in errors (e.g. the model file's setting).",
+            required=True,
+        ),
+        Prop(
+            "policySettings",
+            MAP,
+            "`table.policy` -> the stack setting that declared it, so an error names the setting.",
+            required=True,
+        ),
+        Prop(
+            "grants",
+            MAP,
+            "Role -> privileges the stack grants on every table: a policy for a role without its command is refused.",
+            default={},
+        ),
+        Prop(
+            "refuseOpenWrites",
+            BOOLEAN,
+            "Refuse a permissive write policy for the API's roles that PostgreSQL reduces to true (prod).",
+            default=False,
+        ),
+        Prop(
+            "exposedSchemas",
+            STRINGS,
+            "The Data API's schemas: a table there that the model leaves out fails or warns (`uncoveredTables`).",
+            default=[],
+        ),
+        Prop(
+            "uncoveredTables",
+            STRING,
+            "`fail` (prod) or `warn`: what an exposed table outside the model does to the preview.",
+            default="warn",
+        ),
+        Prop(
+            "definerObjects",
+            STRINGS,
+            "Views and functions of the exposed schemas declared to run with their owner's rights (`schema.name`); "
+            "left out when there are none.",
+        ),
+        Prop(
+            "tableGrants",
+            MAP,
+            "Table -> role -> privileges, for tables whose access kind grants other than `grants` (public-read, "
+            "service-only, membership tables); left out when there are none.",
+        ),
+        Prop(
+            "groupHelpers",
+            MAPS,
+            "The group functions the policies call (GroupFunctions' inputs, one per membership table), made inside "
+            "the rolled-back parse of the policies; left out when the model has no groups.",
+        ),
+    ),
+)
+
+ROW_LEVEL_SECURITY = ResourceSpec(
+    "RowLevelSecurity",
+    "Row-level security on for one table (and FORCE where asked); the privileges RLS does not guard (TRUNCATE, "
+    "REFERENCES, TRIGGER) taken from the named roles. Destroy gives back the flags and privileges from before the "
+    "stack.",
+    inputs=(
+        _schema(),
+        _table(),
+        Prop(
+            "force", BOOLEAN, "FORCE row-level security (the table's owner is held to the policies too).", default=False
+        ),
+        Prop(
+            "revokeUnguardedFrom",
+            STRINGS,
+            "Roles that lose TRUNCATE, REFERENCES and TRIGGER on the table (Supabase gives them to anon and "
+            "authenticated).",
+            default=[],
+        ),
+        Prop(
+            "revokeUndeclared",
+            MAP,
+            "Role -> table privileges the table's access kind does not give that role (say INSERT on a public-read "
+            "table), taken before its Grant, whose first apply revokes only what it declares; left out when none.",
+        ),
+    ),
+    outputs=(
+        Prop("enabled", BOOLEAN, "Whether row-level security is on (always true once applied)."),
+        Prop(
+            "previous", MAP, "The RLS flags (`enabled`, `force`) the table had before the stack; destroy restores them."
+        ),
+    ),
+)
+
+TABLE_POLICIES = ResourceSpec(
+    "TablePolicies",
+    "The complete set of RLS policies of one table: policies nobody declared are drift and removed; those found at "
+    "the first `up` are taken over and put back by destroy.",
+    inputs=(
+        _schema(),
+        _table(),
+        Prop(
+            "policies",
+            MAP,
+            "Policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); in state, "
+            "the policies as PostgreSQL stores them.",
+            required=True,
+        ),
+    ),
+    outputs=(
+        Prop("adopted", MAP, "The policies the table had before the stack (taken over); destroy puts them back."),
+        Prop("declaredDigest", STRING, "SHA-256 of the declaration the last apply was asked for."),
+        Prop("declared", MAP, "The declaration of the last apply, as states written before `declaredDigest` kept it."),
+        Prop("normalized", MAP, "The policies as the last apply left them, recorded when a refresh finds drift."),
+    ),
+)
+
+TABLE_GRANT = ResourceSpec(
+    "TableGrant",
+    "Retired: grants are `postgresql:index/grant:Grant` resources now. Kept so that stacks holding one can refresh "
+    "it and drop it from state without touching the database.",
+    inputs=(
+        Prop("role", STRING, "The role the privileges were granted to.", required=True),
+        Prop("schema", STRING, "Schema of the tables.", required=True),
+        Prop("objects", STRINGS, "The tables.", required=True),
+        Prop("privileges", STRINGS, "The privileges granted.", required=True),
+        Prop("objectType", STRING, "Always `table`."),
+    ),
+    outputs=(
+        Prop("previous", MAP, "Table -> the role's privileges before the stack."),
+        Prop("privilegesByTable", MAP, "Table -> the role's privileges, as last read."),
+    ),
+    retired=True,
+)
+
+CONSTRAINT_REMOVAL = ResourceSpec(
+    "ConstraintRemoval",
+    "Keeps a constraint dropped, holding its definition; destroy restores it (NOT VALID, with a warning giving the "
+    "number of violating rows, when rows violate it).",
+    inputs=(
+        _schema(),
+        _table(),
+        Prop("constraint", STRING, "Name of the constraint to keep dropped.", required=True, replaces=True),
+        Prop(
+            "definition",
+            STRING,
+            "The constraint's definition, for destroy to restore where the database no longer has it (in state: the "
+            "definition found when it was dropped).",
+        ),
+    ),
+    outputs=(
+        Prop("present", BOOLEAN, "Whether the constraint exists (false once applied)."),
+        Prop("columns", STRINGS, "The constraint's columns, as found when it was dropped."),
+        Prop("referencedTable", STRING, "The table it references (`schema.table`), as found when it was dropped."),
+        Prop("referencedColumns", STRINGS, "The referenced columns, as found when it was dropped."),
+    ),
+)
+
+CONSTRAINT_PRESENCE = ResourceSpec(
+    "ConstraintPresence",
+    "Keeps a foreign key present: re-created when missing (NOT VALID, with a warning, when rows violate it), "
+    "validated once no row does; destroy leaves it in place.",
+    inputs=(
+        _schema(),
+        _table(),
+        Prop("constraint", STRING, "Name of the foreign key.", required=True, replaces=True),
+        Prop("columns", STRINGS, "The referencing columns.", required=True),
+        Prop("referencedTable", STRING, "The referenced table, `schema.table`.", default="auth.users"),
+        Prop("referencedColumns", STRINGS, "The referenced columns, as many as `columns`.", default=["id"]),
+        Prop(
+            "onDelete",
+            STRING,
+            "ON DELETE action: cascade, restrict, no action, set null, set default.",
+            default="cascade",
+        ),
+    ),
+    outputs=(
+        Prop("present", BOOLEAN, "Whether the foreign key exists."),
+        Prop("validated", BOOLEAN, "Whether it is validated (false: NOT VALID, some rows violate it)."),
+        Prop("definition", STRING, "The definition PostgreSQL shows for it (pg_get_constraintdef)."),
+    ),
+)
+
+DEFAULT_PRIVILEGES_BASELINE = ResourceSpec(
+    "DefaultPrivilegesBaseline",
+    "Remembers the default privileges a creating role gave the API roles in one schema before the stack closed "
+    "them (pulumi_postgresql.DefaultPrivileges); destroy puts them back.",
+    inputs=(
+        Prop(
+            "owner",
+            STRING,
+            "The role whose default privileges (for what it creates) are recorded.",
+            required=True,
+            replaces=True,
+        ),
+        Prop("schema", STRING, "The schema the default privileges apply in.", required=True, replaces=True),
+        Prop("roles", STRINGS, "The grantees whose default privileges are recorded.", required=True, replaces=True),
+    ),
+    outputs=(
+        Prop("previous", MAP, "Object type (tables, sequences, functions) -> role -> privileges before the stack."),
+    ),
+)
+
+RLS_FOR_NEW_TABLES = ResourceSpec(
+    "RlsForNewTables",
+    "An event trigger switching RLS on for every table created later in the exposed schemas (where the login role "
+    "may create event triggers; otherwise the preview says so and nothing is created).",
+    inputs=(
+        Prop("schemas", STRINGS, "The exposed schemas whose new tables get RLS.", required=True),
+        Prop(
+            "privateSchema",
+            STRING,
+            "The provider's own schema, which holds the trigger's function (default `supabase_access`).",
+        ),
+    ),
+    outputs=(
+        Prop("installed", BOOLEAN, "Whether the event trigger exists (false where the login role may not create it)."),
+    ),
+)
+
+GROUP_FUNCTIONS = ResourceSpec(
+    "GroupFunctions",
+    "For one membership table: two SECURITY DEFINER functions in a schema of their own (not exposed) giving the "
+    "current user's groups, those they belong to and those they administer (owned ones included), which the "
+    "policies of group rows call once per statement. `authenticated` may execute them, nobody else.",
+    inputs=(
+        Prop("schema", STRING, "Schema of the app's tables.", default="public", replaces=True),
+        Prop(
+            "membershipTable",
+            STRING,
+            "The membership table (one row per member of a group).",
+            required=True,
+            replaces=True,
+        ),
+        Prop("group", STRING, "The group table, owned directly by `groupOwnerColumn`.", required=True),
+        Prop("column", STRING, "The membership table's column holding the group's key.", required=True),
+        Prop("user", STRING, "The membership table's column holding the member's `auth.users.id`.", required=True),
+        Prop("key", STRING, "The group table's key column.", default="id"),
+        Prop("role", STRING, "The membership table's role column (for admins); left out when none."),
+        Prop("admins", STRINGS, "Role values that make a member an admin of the group.", default=[]),
+        Prop("groupOwnerColumn", STRING, "The group table's owner column.", required=True),
+        Prop(
+            "helperSchema",
+            STRING,
+            "Where the functions live: a schema of the provider's, never exposed to the Data API.",
+            default="supabase_access_rls",
+            replaces=True,
+        ),
+        Prop(
+            "forceRls",
+            BOOLEAN,
+            "The stack forces RLS (`supabase-access:forceRls`): the login role must bypass RLS; left out when not.",
+        ),
+    ),
+    outputs=(
+        Prop("memberFunction", STRING, "The function giving the groups the current user belongs to."),
+        Prop("adminFunction", STRING, "The function giving the groups the current user administers."),
+    ),
+)
+
+POLICY_INDEX = ResourceSpec(
+    "PolicyIndex",
+    "A covering index that serves one RLS policy lookup as an index-only scan: `table (column) include (include)`. An "
+    "existing serving index is used; otherwise one is built CONCURRENTLY, and destroy drops only that one.",
+    inputs=(
+        _schema(),
+        _table("The table searched"),
+        Prop("column", STRING, "The column searched (the index's first key).", required=True, replaces=True),
+        Prop(
+            "include",
+            STRING,
+            "The column read back (a key or INCLUDE column of the index).",
+            required=True,
+            replaces=True,
+        ),
+    ),
+    outputs=(
+        Prop("index", STRING, "Name of the index that serves the lookup."),
+        Prop("created", BOOLEAN, "Whether the stack built that index (only then does destroy drop it)."),
+    ),
+)
+
+WRITE_QUOTA = ResourceSpec(
+    "WriteQuota",
+    "At most `limit` new rows of a table per user per window: a BEFORE INSERT trigger failing with SQLSTATE PT429 "
+    "(HTTP 429 through PostgREST), counting in an UNLOGGED usage table of the private schema.",
+    inputs=(
+        _schema(),
+        _table("The table whose inserts are counted"),
+        Prop("limit", INTEGER, "New rows allowed per user per window.", required=True),
+        Prop("windowSeconds", INTEGER, "Length of the window, from the user's first insert in it.", required=True),
+        Prop("windowLabel", STRING, "The window in words for the error's hint (e.g. `hour`).", required=True),
+        _private_schema(),
+    ),
+    outputs=(
+        Prop("function", STRING, "The trigger function, `schema.name`."),
+        Prop("trigger", STRING, "The trigger's name on the table."),
+        Prop("usageTable", STRING, "The per-user usage table, `schema.name`."),
+        Prop("sqlstate", STRING, "The SQLSTATE a refused insert fails with."),
+        Prop("triggerEnabled", BOOLEAN, "Whether the trigger is enabled, as a refresh found it."),
+        Prop("index", STRING, "Earlier versions: the index they built for the quota (dropped by the next update)."),
+        Prop("indexCreated", BOOLEAN, "Earlier versions: whether they built `index`."),
+    ),
+)
+
+RETENTION_POLICY = ResourceSpec(
+    "RetentionPolicy",
+    "`purge_expired()`: removes anonymous users older than N days (their rows go with them) and sessions older than "
+    "M days; scheduled with pg_cron where the extension exists, otherwise `status` says how to run it.",
+    inputs=(
+        _private_schema(),
+        Prop("schema", STRING, "Schema of the app's tables.", required=True),
+        Prop("ownedTables", MAPS, "Tables holding a user's rows: `{table, ownerColumn}` each.", required=True),
+        Prop("sessionsTable", STRING, "The sessions table purged by age.", required=True),
+        Prop(
+            "sessionsTimestampColumn",
+            STRING,
+            "The sessions table's timestamp column the age is read from.",
+            required=True,
+        ),
+        Prop(
+            "anonymousUsersDays",
+            INTEGER,
+            "Anonymous users older than this many days are removed (unset: kept).",
+            default=None,
+        ),
+        Prop("sessionsDays", INTEGER, "Sessions older than this many days are removed (unset: kept).", default=None),
+        Prop("schedule", STRING, "pg_cron schedule of the purge (UTC), e.g. `17 3 * * *`.", required=True),
+        Prop("jobName", STRING, "pg_cron job name.", required=True),
+    ),
+    outputs=(
+        Prop("function", STRING, "The purge function, `schema.name`."),
+        Prop("scheduled", BOOLEAN, "Whether pg_cron runs the purge."),
+        Prop("runManually", STRING, "The statement to run by hand where pg_cron is missing."),
+        Prop("status", STRING, "How the purge runs, or what to do where it is not scheduled."),
+    ),
+)
+
+AUTH_SETTINGS = ResourceSpec(
+    "AuthSettings",
+    "The Supabase Auth settings a stack manages on one project, through the Management API: only the keys set are "
+    "sent and watched; destroy puts back the values found before.",
+    inputs=(
+        Prop(
+            "projectRef",
+            STRING,
+            "The Supabase project's reference (20 lower-case letters).",
+            required=True,
+            replaces=True,
+        ),
+        Prop(
+            "settings",
+            MAP,
+            "Auth setting -> value (the Management API's names); `security_captcha_secret` is kept as a secret.",
+            required=True,
+        ),
+    ),
+    outputs=(
+        Prop("live", MAP, "The managed keys as the project had them when last read or written (hashed ones secret)."),
+        Prop("previous", MAP, "The managed keys' values before the stack first changed them; destroy restores them."),
+        Prop("sentSecretHashes", MAP, "SHA-256 of each secret value sent, to see a changed secret.", secret=True),
+        Prop("appliedSecretHashes", MAP, "The API's hashed answer right after each secret was written.", secret=True),
+    ),
+)
+
+SPECS: tuple[ResourceSpec, ...] = (
+    ACCESS_PREFLIGHT,
+    ROW_LEVEL_SECURITY,
+    TABLE_POLICIES,
+    TABLE_GRANT,
+    CONSTRAINT_REMOVAL,
+    CONSTRAINT_PRESENCE,
+    DEFAULT_PRIVILEGES_BASELINE,
+    RLS_FOR_NEW_TABLES,
+    GROUP_FUNCTIONS,
+    POLICY_INDEX,
+    WRITE_QUOTA,
+    RETENTION_POLICY,
+    AUTH_SETTINGS,
+)
+
+# The provider's own configuration (the `supabase-access` provider resource).
+PROVIDER_CONFIG: tuple[Prop, ...] = (
+    Prop("host", STRING, "PostgreSQL host (`postgresql:host`).", required=True),
+    Prop("port", INTEGER, "PostgreSQL port (`postgresql:port`).", default=5432),
+    Prop("database", STRING, "Database name (`postgresql:database`).", default="postgres"),
+    Prop("username", STRING, "Login role (`postgresql:username`).", default="postgres"),
+    Prop("password", STRING, "The login role's password (`postgresql:password`).", required=True, secret=True),
+    Prop("sslmode", STRING, "libpq sslmode (`postgresql:sslmode`).", default="prefer"),
+    Prop("managementApiUrl", STRING, "Supabase Management API base URL (`supabase-access:managementApiUrl`)."),
+    Prop("accessToken", STRING, "Supabase personal access token (`supabase-access:accessToken`).", secret=True),
+)

@@ -1,0 +1,61 @@
+"""AccessPreflight on a real database: its steps, what it refuses (naming the property), and that it
+asks the database on every preview (its exception to the shared check)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from supabase_access.provider.base import InputError
+from supabase_access.provider.resources.access_preflight import AccessPreflight
+from supabase_access.sql.database import Database
+from tests.support.resources import UnreachableDatabase, create, read
+
+pytestmark = pytest.mark.db
+
+INPUTS = {
+    "schema": "public",
+    "tables": ["sessions", "turns"],
+    "roles": ["authenticated"],
+    "policies": {"sessions": {"p": {"command": "ALL", "roles": ["authenticated"], "using": "user_id = auth.uid()"}}},
+    "source": "supabase-access:modelFile (access-model.yaml)",
+    "policySettings": {"sessions.p": "supabase-access:extraPolicies.sessions.p"},
+}
+
+
+def test_create_read_diff_delete(db: Database) -> None:
+    resource = AccessPreflight()
+    resource_id, checked, state = create(resource, db, dict(INPUTS))
+    assert resource_id == "preflight.public"
+    assert state == {"schema": "public", "tables": ["sessions", "turns"]}
+    # PostgreSQL's form is checked, the rendered SQL kept: the policy reads back as declared.
+    assert checked["policies"]["sessions"]["p"]["using"] == "user_id = auth.uid()"
+    assert read(resource, db, resource_id, state, checked) == (state, checked)
+    assert resource.diff(db, state, checked).has_changes is False
+    assert resource.update(db, state, checked, print) == state
+    resource.delete(db, state, print)
+
+
+@pytest.mark.parametrize(
+    ("change", "property", "message"),
+    [
+        ({"tables": ["sessions", "nope"]}, "tables", r"table\(s\) public\.nope do not exist in the database"),
+        ({"roles": ["nobody_here"]}, "roles", r"role\(s\) nobody_here do not exist in the database"),
+        (
+            {"policies": {"sessions": {"p": {"command": "ALL", "roles": ["authenticated"], "using": "nope = 1"}}}},
+            "policies",
+            "supabase-access:extraPolicies.sessions.p: PostgreSQL rejected the policy",
+        ),
+    ],
+)
+def test_check_names_the_bad_input(db: Database, change: dict[str, Any], property: str, message: str) -> None:
+    with pytest.raises(InputError, match=message) as raised:
+        AccessPreflight().check(db, {}, {**INPUTS, **change})
+    assert raised.value.property == property
+
+
+def test_check_asks_the_database_even_for_unchanged_inputs(db: Database) -> None:
+    checked = AccessPreflight().check(db, {}, dict(INPUTS))
+    with pytest.raises(AssertionError, match="the database was asked"):
+        AccessPreflight().check(UnreachableDatabase(), checked, dict(INPUTS))

@@ -1,0 +1,67 @@
+"""RowLevelSecurity on a real database: RLS and FORCE set, the unguarded privileges taken, drift seen
+and repaired, and delete giving back exactly the flags and privileges from before."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from supabase_access.provider.base import InputError
+from supabase_access.provider.resources.row_level_security import RowLevelSecurity
+from supabase_access.sql.database import Database
+from tests.support.resources import UnreachableDatabase, create, read
+
+pytestmark = pytest.mark.db
+
+INPUTS = {"schema": "public", "table": "actions", "force": True, "revokeUnguardedFrom": ["anon", "authenticated"]}
+
+
+def table_state(dsn: str) -> tuple[bool, bool, list[str]]:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "select relrowsecurity, relforcerowsecurity, array(select a::text from unnest(relacl) a order by 1) "
+            "from pg_class where oid = 'public.actions'::regclass"
+        ).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1]), list(row[2])
+
+
+def test_create_read_drift_update_delete(db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("alter table actions disable row level security")
+    before = table_state(fresh_db)
+    resource = RowLevelSecurity()
+    resource_id, checked, state = create(resource, db, dict(INPUTS))
+    assert resource_id == "public.actions"
+    assert state["enabled"] is True and state["previous"] == {"enabled": False, "force": False}
+    enabled, forced, acl = table_state(fresh_db)
+    assert (enabled, forced) == (True, True)
+    assert not any(entry.startswith(("anon=", "authenticated=")) and "D" in entry.split("/")[0] for entry in acl)
+    assert resource.diff(db, state, checked).has_changes is False
+    found = read(resource, db, resource_id, state, checked)
+    assert found is not None and found[0]["force"] is True
+
+    with psycopg.connect(fresh_db) as conn:  # a hand edit: FORCE off, TRUNCATE given back
+        conn.execute("alter table actions no force row level security")
+        conn.execute("grant truncate on actions to authenticated")
+    assert resource.diff(db, state, checked).changes == {"force": "update", "revokeUnguardedFrom": "update"}
+    state = resource.update(db, state, checked, print)
+    assert resource.diff(db, state, checked).has_changes is False
+
+    resource.delete(db, state, print)
+    assert table_state(fresh_db) == before
+
+
+def test_changing_the_table_replaces(db: Database) -> None:
+    state = RowLevelSecurity().check(db, {}, dict(INPUTS))
+    assert RowLevelSecurity().diff(db, state, {**state, "table": "turns"}).replaces == ["table"]
+
+
+def test_check_names_the_bad_input_and_skips_the_database_for_unchanged_inputs(db: Database) -> None:
+    with pytest.raises(InputError, match=r"public\.nope does not exist") as raised:
+        RowLevelSecurity().check(db, {}, {**INPUTS, "table": "nope"})
+    assert raised.value.property == "table"
+    with pytest.raises(InputError, match="role nobody_here does not exist"):
+        RowLevelSecurity().check(db, {}, {**INPUTS, "revokeUnguardedFrom": ["nobody_here"]})
+    checked = RowLevelSecurity().check(db, {}, dict(INPUTS))
+    assert RowLevelSecurity().check(UnreachableDatabase(), checked, dict(INPUTS)) == checked
