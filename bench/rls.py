@@ -7,7 +7,10 @@ with generate_series), and times the app's typical requests as a signed-in user 
 PostgREST runs them (review.postgrest), in three setups side by side:
 
 - owner:    the owner profile's policies, rendered and applied by supabase_access itself, with
-            the covering indexes its PolicyIndex resources build;
+            the covering indexes its PolicyIndex resources build and a copy of the owner on the
+            tables two or more hops from it (the model's copyOwner, added and filled by the
+            provider's own OwnerCopy resource; `--owner-copy all`: every table below the owner,
+            `none`: no copy);
 - explicit: no RLS (service_role), the same request with the ownership filter written by hand;
 - naive:    policies in the style of the seed guide's alternative (auth.uid() unwrapped, per-row
             EXISTS joins to sessions).
@@ -22,6 +25,7 @@ alternative owner rendering beside the others, `--explain` prints the plans.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import sys
@@ -69,6 +73,7 @@ PARAM_TYPES = {
     "user_id": "uuid",
     "session_id": "uuid",
     "segment_id": "uuid",
+    "turn_id": "uuid",
     "action_id": "uuid",
     "pattern": "text",
     "title": "text",
@@ -536,6 +541,17 @@ REQUESTS: tuple[Request, ...] = (
         compare_rows=False,
     ),
     Request(
+        # The table two hops down: with copyOwner, its trigger takes the owner from the turn.
+        "insert an action",
+        "POST",
+        "insert into actions (turn_id, kind) values (%(turn_id)s, 'click') returning id",
+        "insert into actions (turn_id, kind) select %(turn_id)s, 'click'"
+        " where exists (select from turns t join sessions s on s.id = t.session_id"
+        " where t.id = %(turn_id)s and s.user_id = %(user_id)s) returning id",
+        session_filter=True,
+        compare_rows=False,
+    ),
+    Request(
         "delete an action",
         "DELETE",
         "delete from actions where id = %(action_id)s",
@@ -563,6 +579,7 @@ class Subject:
     is_anonymous: bool
     session_id: Any
     segment_id: Any
+    turn_id: Any
     action_id: Any
     pattern: str
 
@@ -571,6 +588,7 @@ class Subject:
             "user_id": self.user_id,
             "session_id": self.session_id,
             "segment_id": self.segment_id,
+            "turn_id": self.turn_id,
             "action_id": self.action_id,
             "pattern": self.pattern,
             "title": "renamed",
@@ -578,7 +596,7 @@ class Subject:
 
 
 def pick_subjects(dbname: str, count: int, seed: int) -> list[Subject]:
-    """`count` random sessions, each with a segment and an action of its own when it has them.
+    """`count` random sessions, each with a segment, a turn and an action of its own when it has them.
 
     Every user owns the same number of rows (see GENERATE), so any two subjects are alike.
     """
@@ -588,6 +606,7 @@ def pick_subjects(dbname: str, count: int, seed: int) -> list[Subject]:
         rows = admin.execute(
             "select s.user_id, u.is_anonymous, s.id,"
             " (select g.id from segments g where g.session_id = s.id order by g.id limit 1),"
+            " (select t.id from turns t where t.session_id = s.id order by t.id limit 1),"
             " (select a.id from turns t join actions a on a.turn_id = t.id where t.session_id = s.id"
             "  order by a.id limit 1)"
             " from (select id, user_id from sessions order by random() limit %s) s"
@@ -597,8 +616,8 @@ def pick_subjects(dbname: str, count: int, seed: int) -> list[Subject]:
     if not rows:
         raise SystemExit("bench.rls: no sessions were generated; use larger sizes")
     return [
-        Subject(user, anonymous, session, segment, action, f"%{rng.choice(VOCABULARY)}%")
-        for user, anonymous, session, segment, action in rows
+        Subject(user, anonymous, session, segment, turn, action, f"%{rng.choice(VOCABULARY)}%")
+        for user, anonymous, session, segment, turn, action in rows
     ]
 
 
@@ -649,6 +668,50 @@ def apply_owner_grants(dbname: str, model: AccessModel) -> None:
             conn.execute(render.revoke_all(role, plan.schema, model.table_names))
             if privileges:
                 conn.execute(render.grant(role, plan.schema, model.table_names, privileges))
+
+
+def with_owner_copies(model: AccessModel, *, min_hops: int = 2) -> AccessModel:
+    """The model with `copyOwner: true` on every table `min_hops` or more hops from its owner (2: actions)."""
+    tables = []
+    for table in model.tables:
+        hops, root = model.ownership_path(table.name)
+        if len(hops) >= min_hops:
+            table = replace(table, owner_column=root.owner_column, owner_copy=True)
+        tables.append(table)
+    return AccessModel(model.schema, tuple(tables))
+
+
+def build_owner_copies(dbname: str, model: AccessModel) -> list[str]:
+    """The owner copies the model asks for, added and filled by the provider's own OwnerCopy resource,
+    as `pulumi up` adds them to an owner stack's database; returns what it reported."""
+    from supabase_access.provider.base import CURRENT_STACK
+    from supabase_access.provider.resources.owner_copy import OwnerCopy
+
+    CURRENT_STACK.set("bench")
+    db = provider_database(dbname)
+    resource = OwnerCopy()
+    reported: list[str] = []
+
+    def log(message: str) -> None:
+        reported.append(message)
+        print(f"  {message}", file=sys.stderr)
+
+    try:
+        for copy in plan_access(model, "owner").owner_copies:
+            print(f"bench.rls: owner copy {copy.table}.{copy.column}", file=sys.stderr)
+            inputs = {
+                "schema": model.schema,
+                "table": copy.table,
+                "column": copy.column,
+                "path": [{"table": h.table, "column": h.column, "parent": h.parent, "key": h.key} for h in copy.hops],
+                "rootColumn": copy.root_column,
+            }
+            started = time.perf_counter()
+            resource.create(db, resource.check(db, {}, inputs), log)
+            reported.append(f"{copy.table}.{copy.column} ready in {time.perf_counter() - started:.1f} s")
+    finally:
+        db.close()
+    return reported
 
 
 def build_policy_indexes(dbname: str, models: Sequence[AccessModel]) -> None:
@@ -974,6 +1037,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--owner-variant", choices=sorted(OWNER_VARIANTS),
         help="also time an alternative rendering of the owner policies (setup 'variant')",
     )  # fmt: skip
+    parser.add_argument(
+        "--owner-copy", choices=("deep", "all", "none"), default="deep",
+        help="copyOwner for the owner setup on the tables two or more hops down (deep, the default), on every table "
+        "below the owner (all), or on none",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the generated database (its name is printed)")
     parser.add_argument("--reuse", metavar="DATABASE", help="time against a database kept by an earlier --keep run")
     args = parser.parse_args(argv)
@@ -987,8 +1055,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = Sizes(args.users, args.sessions, args.segments, args.turns, args.actions, args.contents)
     model = load_model_file(REPO / "access-model.yaml", setting="supabase-access:modelFile")
+    # The owner setup's model: the reference app's, with copyOwner on the deep tables unless told not to.
+    owner_model = {"deep": with_owner_copies(model), "all": with_owner_copies(model, min_hops=1), "none": model}[
+        args.owner_copy
+    ]
+    copied = [t.name for t in owner_model.tables if t.owner_copy]
+    described = "owner profile, as supabase_access renders it"
+    if copied:
+        described += f", copyOwner on {', '.join(copied)}"
     setups = [
-        Setup("owner", owner_policies(model), "owner profile, as supabase_access renders it"),
+        Setup("owner", owner_policies(owner_model), described),
         Setup("explicit", None, "service_role (no RLS), ownership filter written by hand"),
         Setup("naive", naive_policies(model), "guide-style: auth.uid() unwrapped, per-row EXISTS joins"),
     ]
@@ -997,9 +1073,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         setups.append(Setup("variant", variant(model), f"owner policies, variant {args.owner_variant}"))
 
     if args.reuse:
-        return run(args.reuse, args, sizes, model, setups, generated=False)
+        return run(args.reuse, args, sizes, owner_model, setups, generated=False)
     with scratch_database("bench_rls", keep=args.keep) as dbname:
-        return run(dbname, args, sizes, model, setups, generated=True)
+        return run(dbname, args, sizes, owner_model, setups, generated=True)
 
 
 def run(
@@ -1009,13 +1085,16 @@ def run(
         print(f"bench.rls: database {dbname}: generating {sizes}", file=sys.stderr)
         generate_data(dbname, sizes)
     apply_owner_grants(dbname, model)
+    # Before the variant's schema: the owner-column variant's hand-made column is the copy's name.
+    copy_report = build_owner_copies(dbname, model)
     if args.owner_variant:
         prepare_variant_schema(dbname, args.owner_variant)
     variant_models = [with_owner_column_on_deep_tables(model)] if args.owner_variant == "owner-column" else []
     build_policy_indexes(dbname, [model, *variant_models])
-    if not generated:
-        # Dead rows left by earlier runs' rolled-back writes would slow down this one.
+    if copy_report or not generated:
+        # Dead rows left by earlier runs' rolled-back writes (or by the fill) would slow down this one.
         vacuum(dbname)
+    load_before = os.getloadavg()
     # A warm-up subject and `repeat` timed subjects per setup, and the shared verification ones.
     subjects = pick_subjects(dbname, VERIFICATION_SUBJECTS + len(setups) * (args.repeat + 1), args.seed)
     cells = measure(
@@ -1031,6 +1110,7 @@ def run(
     if args.explain is not None:
         chosen = [s for s in setups if not args.explain or s.name in args.explain]
         print_explain(dbname, chosen, subjects[0], model.schema, prepared=args.prepared)
+    load_after = os.getloadavg()
     table, met = report(cells, setups, repeat=args.repeat, max_seconds=args.max_seconds)
     print(
         f"\n## bench.rls: {sizes.users:,} users, {sizes.sessions:,} sessions, {sizes.segments:,} segments, "
@@ -1039,6 +1119,13 @@ def run(
         f"statements {'prepared' if args.prepared else 'not prepared'}"
     )
     print(f"machine: {machine_summary(app_conninfo(dbname))}")
+    print(
+        "load average (1, 5, 15 min) before timing: {:.1f} {:.1f} {:.1f}; after: {:.1f} {:.1f} {:.1f}".format(
+            *load_before, *load_after
+        )
+    )
+    for line in copy_report:
+        print(f"owner copy: {line}")
     for setup in setups:
         print(f"- {setup.name}: {setup.description}")
     print()

@@ -13,13 +13,23 @@ from components.resources import (
     ConstraintRemoval,
     DefaultPrivilegesBaseline,
     GroupFunctions,
+    OwnerCopy,
     PolicyIndex,
     RlsForNewTables,
     RowLevelSecurity,
     TablePolicies,
 )
+from supabase_access.model.owner_copy import COLUMN_TYPE
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
-from supabase_access.model.profiles import TABLE_COMMANDS, AccessPlan
+from supabase_access.model.profiles import (
+    TABLE_COMMANDS,
+    AccessPlan,
+    AllOf,
+    AnyOf,
+    OwnedByCurrentUser,
+    Predicate,
+    TableAccess,
+)
 from supabase_access.model.rule_data import DeclaredPolicy, declared_to_plain, group_lookup_to_plain, rule_to_plain
 from supabase_access.provider.specs import GROUP_FUNCTIONS
 
@@ -69,6 +79,9 @@ class AccessRules(pulumi.ComponentResource):
             for access in plan.tables
         }
         tables = list(policies)
+        # Owner copies (the model's copyOwner; the owner profile only): the policies that read one
+        # are checked as if it were there already, and applied once it is.
+        added_columns = {copy.table: {copy.column: COLUMN_TYPE} for copy in plan.owner_copies}
         roles = sorted(
             {r for specs in policies.values() for p in specs.values() for r in p["roles"]} | set(plan.grants)
         )
@@ -92,6 +105,7 @@ class AccessRules(pulumi.ComponentResource):
             group_helpers=[group_lookup_to_plain(lookup) for lookup in plan.group_lookups] or None,
             # Left out when none, so stacks made before the setting existed see no change.
             definer_objects=list(args.definer_objects) or None,
+            added_columns=added_columns or None,
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])
@@ -118,15 +132,43 @@ class AccessRules(pulumi.ComponentResource):
             )
             for table in tables
         }
+        # Each after RLS on its tables (the copy's column and triggers take those tables' locks), and
+        # before the policies that read it.
+        self.owner_copies = {
+            copy.table: OwnerCopy(
+                f"{copy.table}-{copy.column}-owner-copy",
+                schema=schema,
+                table=copy.table,
+                column=copy.column,
+                path=[{"table": h.table, "column": h.column, "parent": h.parent, "key": h.key} for h in copy.hops],
+                root_column=copy.root_column,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[
+                        preflight,
+                        *(self.row_level_security[t] for t in (copy.table, *(h.parent for h in copy.hops))),
+                    ],
+                ),
+            )
+            for copy in plan.owner_copies
+        }
+        copies_read = {access.table: _copies_read(access, set(self.owner_copies)) for access in plan.tables}
         self.policies = {
             table: TablePolicies(
                 f"{table}-policies",
                 schema=schema,
                 table=table,
                 policies=policies[table],
+                added_columns={t: added_columns[t] for t in copies_read.get(table, ())} or None,
                 # Policies go in only once RLS is on, so the table is never open in between.
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[preflight, self.row_level_security[table], *self.group_functions]
+                    parent=self,
+                    depends_on=[
+                        preflight,
+                        self.row_level_security[table],
+                        *self.group_functions,
+                        *(self.owner_copies[t] for t in copies_read.get(table, ())),
+                    ],
                 ),
             )
             for table in tables
@@ -257,6 +299,7 @@ class AccessRules(pulumi.ComponentResource):
                 "policyIndexes": [
                     f"{lookup.table} ({lookup.column}) include ({lookup.include})" for lookup in self.policy_indexes
                 ],
+                "ownerCopies": [f"{c.table}.{c.column}" for c in plan.owner_copies],
             }
         )
 
@@ -269,6 +312,20 @@ def _undeclared(grants: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
         for role, privileges in grants.items()
         if privileges and set(TABLE_COMMANDS) - set(privileges)
     }
+
+
+def _roots(predicate: Predicate | None) -> set[str]:
+    if isinstance(predicate, OwnedByCurrentUser):
+        return {predicate.root_table}
+    if isinstance(predicate, (AllOf, AnyOf)):
+        return {root for part in predicate.parts for root in _roots(part)}
+    return set()
+
+
+def _copies_read(access: TableAccess, copies: set[str]) -> tuple[str, ...]:
+    """The tables among `copies` whose copied owner column the table's rules compare."""
+    read = {root for rule in access.rules for p in (rule.using, rule.with_check) for root in _roots(p)}
+    return tuple(sorted(read & copies))
 
 
 def _lookup_resource_name(lookup: PolicyLookup, lookups: tuple[PolicyLookup, ...]) -> str:

@@ -149,6 +149,10 @@ class PolicyIndex(SpecResource):
     spec = specs.POLICY_INDEX
 
 
+class OwnerCopy(SpecResource):
+    spec = specs.OWNER_COPY
+
+
 class AuthSettings(SpecResource):
     spec = specs.AUTH_SETTINGS
 
@@ -171,6 +175,7 @@ PROGRAM_RESOURCES: tuple[type[SpecResource], ...] = (
     RlsForNewTables,
     GroupFunctions,
     PolicyIndex,
+    OwnerCopy,
     AuthSettings,
     WriteQuota,
     RetentionPolicy,

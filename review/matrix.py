@@ -368,7 +368,8 @@ class Fixture:
         table: Table = self.model.table(table_name)
         shape = self.shapes[table_name]
         values: dict[str, sql.Composable] = {}
-        if table.owner_column is not None:
+        # A copy of the owner (copyOwner) is the triggers' to set (and on an open stack not there at all).
+        if table.owner_column is not None and not table.owner_copy:
             values[table.owner_column] = sql.Literal(self.user_ids[owner])
         if table.parent is not None:
             parent_row = self.rows[(owner, table.parent.table)]

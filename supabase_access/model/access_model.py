@@ -4,7 +4,8 @@ Pure data and validation: no Pulumi, no database. A table is owned either
 directly (a column holds the owner's `auth.users.id`) or through a foreign-key
 column pointing at another table of the model, possibly over several hops, or both:
 a table deep in a path may carry a copy of its owner, so reading it needs no path
-walk while writing it still checks the path.
+walk while writing it still checks the path. That copy is the app's own column (`owner` and
+`through`) or one supabase-access adds and keeps right (`through` and `copyOwner`).
 
 Other access kinds: a membership table (`membership`) makes users members of a
 group table's rows, and rows hanging under a group (`member`, or `through` a path
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,9 @@ class Table:
     service_only: bool = False
     # Who writes rows under a group: one of GROUP_WRITERS (required for them, refused elsewhere).
     write: str | None = None
+    # owner_column is a copy of the owner that supabase-access adds, fills and keeps right
+    # (`copyOwner`), not a column of the app's own: the owner profile manages it.
+    owner_copy: bool = False
 
     @property
     def owned(self) -> bool:
@@ -186,6 +190,7 @@ def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
     tables = tuple(_parse_table(name, spec, f"{setting}.tables.{name}") for name, spec in raw_tables.items())
     model = AccessModel(schema=schema, tables=tables)
     _check_paths(model, setting)
+    model = _name_owner_copies(model, setting)
     _check_groups(model, setting)
     return model
 
@@ -200,7 +205,17 @@ def load_model_file(path: Path, *, setting: str) -> AccessModel:
     return parse_model(raw, setting=f"{setting} ({path})")
 
 
-TABLE_KEYS = ("owner", "through", "member", "membership", "publicRead", "serviceOnly", "write", "userForeignKey")
+TABLE_KEYS = (
+    "owner",
+    "through",
+    "member",
+    "membership",
+    "publicRead",
+    "serviceOnly",
+    "write",
+    "userForeignKey",
+    "copyOwner",
+)
 KINDS_HINT = (
     "'owner: <column>', 'through: {column, table}', 'member: {group, column}', "
     "'membership: {group, column, user}', 'publicRead: true' or 'serviceOnly: true'"
@@ -214,6 +229,7 @@ def _parse_table(name: object, spec: object, setting: str) -> Table:
     unknown = set(spec) - set(TABLE_KEYS)
     if unknown:
         raise ModelError(f"{setting}: unknown key(s) {sorted(unknown)} (known: {', '.join(TABLE_KEYS)})")
+    copy = _parse_copy_owner(spec, setting)
     has_owner, has_through, has_member = "owner" in spec, "through" in spec, "member" in spec
     if has_through and has_member:
         raise ModelError(f"{setting}: give 'through' or 'member', not both ('member' is a path to a group)")
@@ -247,15 +263,19 @@ def _parse_table(name: object, spec: object, setting: str) -> Table:
         parent = _parse_through(spec["through"], f"{setting}.through")
     elif has_member:
         parent = _parse_member(spec["member"], f"{setting}.member")
+    if copy and parent is not None and copy == parent.column:
+        raise ModelError(f"{setting}.copyOwner: {copy} is the path's own column (through.column); name another")
     return Table(
         name=table_name,
-        owner_column=check_identifier(spec["owner"], f"{setting}.owner") if has_owner else None,
+        # A copy named after the root's owner column (`copyOwner: true`) is named once the model is whole.
+        owner_column=check_identifier(spec["owner"], f"{setting}.owner") if has_owner else copy,
         parent=parent,
         user_foreign_key=None if fk is None else check_identifier(fk, f"{setting}.userForeignKey"),
         public_read=public_read,
         public_read_anon=public_anon,
         service_only=service_only,
         write=write,
+        owner_copy=copy is not None,
     )
 
 
@@ -299,6 +319,64 @@ def _parse_membership(raw: object, setting: str) -> Membership:
         role=None if role is None else check_identifier(role, f"{setting}.role"),
         admins=tuple(dict.fromkeys(admins_raw)),
     )
+
+
+# `copyOwner: true` before the model is whole: the column is not named yet.
+UNNAMED_COPY = ""
+
+
+def _parse_copy_owner(spec: Mapping[str, Any], setting: str) -> str | None:
+    """The copy's column (UNNAMED_COPY for `copyOwner: true`: named like the owner column it copies), or None."""
+    copy = spec.get("copyOwner", False)
+    if copy is False:
+        return None
+    where = f"{setting}.copyOwner"
+    if "through" not in spec:
+        raise ModelError(f"{where}: only a table owned through a path ('through') can carry a copy of its owner")
+    if "owner" in spec or "userForeignKey" in spec:
+        raise ModelError(
+            f"{where}: give either 'owner' (a column the app keeps itself) or 'copyOwner' (a column supabase-access "
+            "adds and keeps right), not both; 'userForeignKey' goes with 'owner'"
+        )
+    if copy is True:
+        return UNNAMED_COPY
+    if isinstance(copy, str):
+        return check_identifier(copy, where)
+    raise ModelError(f"{where}: expected true (a column named like the owner column) or a column name")
+
+
+def _name_owner_copies(model: AccessModel, setting: str) -> AccessModel:
+    """Give each `copyOwner: true` table its column: the name of the owner column it copies."""
+
+    def owner_of(name: str) -> Table:
+        table = model.table(name)
+        if table.owner_column:
+            return table
+        assert table.parent is not None  # guaranteed by _parse_copy_owner and _check_paths
+        return owner_of(table.parent.table)
+
+    tables = []
+    for table in model.tables:
+        if table.owner_copy:
+            assert table.parent is not None
+            root = owner_of(table.parent.table)
+            if model.membership_of(root.name) is not None:
+                raise ModelError(
+                    f"{setting}.tables.{table.name}.copyOwner: the path ends at the group {root.name!r}, whose rows "
+                    "are its members'; a copy of the owner is for rows one user owns (copying the group is not kept "
+                    "yet)"
+                )
+        if table.owner_column == UNNAMED_COPY:
+            assert table.parent is not None and root.owner_column is not None
+            column = root.owner_column
+            if column == table.parent.column:
+                raise ModelError(
+                    f"{setting}.tables.{table.name}.copyOwner: the copy would be named {column}, the path's own "
+                    "column; name it (copyOwner: <column>)"
+                )
+            table = replace(table, owner_column=column)
+        tables.append(table)
+    return AccessModel(model.schema, tuple(tables))
 
 
 def _parse_through(through: object, setting: str) -> ParentLink:

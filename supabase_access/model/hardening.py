@@ -145,7 +145,11 @@ def retention_target(
 ) -> RetentionTarget:
     # Rows of the root tables are deleted explicitly with their anonymous owner, so the purge
     # does not rely on a cascading FK to auth.users (the open profile removes it).
-    owned = tuple(OwnedTable(t.name, t.owner_column) for t in model.tables if t.owner_column is not None)
+    # Not a copy of the owner (copyOwner): its rows go with their parents, and its column exists
+    # only on owner stacks once their `up` added it.
+    owned = tuple(
+        OwnedTable(t.name, t.owner_column) for t in model.tables if t.owner_column is not None and not t.owner_copy
+    )
     return RetentionTarget(
         schema=model.schema,
         owned_tables=owned,

@@ -123,6 +123,22 @@ class KeptForeignKey:
 
 
 @dataclass(frozen=True)
+class OwnerCopy:
+    """A copy of the owner that the plan adds to `table` and keeps right (the model's `copyOwner`).
+
+    `hops` lead from `table` up to `root_table`, whose `root_column` holds the owner; the copy in
+    `column` always equals it (a trigger on `table` takes it from the parent on every insert and
+    re-parenting update; triggers on the tables above pass a change down).
+    """
+
+    table: str
+    column: str
+    hops: tuple[Hop, ...]
+    root_table: str
+    root_column: str
+
+
+@dataclass(frozen=True)
 class AccessPlan:
     profile: str
     schema: str
@@ -142,6 +158,9 @@ class AccessPlan:
             if access.table == table and access.grants is not None:
                 return access.grants
         return self.grants
+
+    # The owner copies the plan keeps (the owner profile: every `copyOwner` of the model).
+    owner_copies: tuple[OwnerCopy, ...] = ()
 
 
 def plan_access(model: AccessModel, profile: str, *, setting: str = "supabase-access:profile") -> AccessPlan:
@@ -203,6 +222,7 @@ def _owner_plan(model: AccessModel) -> AccessPlan:
             if t.user_foreign_key is not None and t.owner_column is not None
         ),
         group_lookups=tuple(lookups[group] for group in sorted(lookups)),
+        owner_copies=tuple(_owner_copy(model, t) for t in model.tables if t.owner_copy),
     )
 
 
@@ -269,8 +289,12 @@ def _owned_rules(model: AccessModel, table: Table, lookups: dict[str, GroupLooku
             *_rules(table.name, "own", owned, owned, commands=("INSERT", "UPDATE", "DELETE")),
         )
     # A table with its own copy of the owner is read by that column; a write must also hang
-    # under a parent the user owns, so nobody can attach a row to someone else's data.
-    through = model.parent_path(table.name)
+    # under a parent the user owns, so nobody can attach a row to someone else's data. A copy
+    # kept by supabase-access (copyOwner) says that already: its BEFORE trigger sets it from
+    # the parent before the policy sees the row, whatever the client sent, so the column alone
+    # is checked (the path would gather every parent key the user owns on each write). Only
+    # the table's owner could disable that trigger, and it could drop the policies as well.
+    through = None if table.owner_copy else model.parent_path(table.name)
     written: Predicate = owned if through is None else AllOf((owned, _owned(*through)))
     # WITH CHECK on insert and update: no row may land under someone else.
     return _rules(table.name, "own", owned, written, commands=TABLE_COMMANDS)
@@ -309,3 +333,11 @@ def _membership_access(table: Table, group: GroupLookup) -> TableAccess:
         *_rules(table.name, "admin_or_self", AnyOf((admin, themself)), None, commands=("DELETE",)),
     )
     return TableAccess(table.name, rules, grants={"anon": (), "authenticated": ("SELECT", "INSERT", "DELETE")})
+
+
+def _owner_copy(model: AccessModel, table: Table) -> OwnerCopy:
+    through = model.parent_path(table.name)
+    assert through is not None and table.owner_column is not None  # a copy has both (parse_model)
+    hops, root = through
+    assert root.owner_column is not None
+    return OwnerCopy(table.name, table.owner_column, hops, root.name, root.owner_column)

@@ -152,6 +152,14 @@ def parse_stack_settings(
     force_rls = access.get("forceRls", False)
     if not isinstance(force_rls, bool):
         raise ConfigError(f"{NAMESPACE}:forceRls: expected true or false")
+    copies = [t.name for t in model.tables if t.owner_copy]
+    if force_rls and profile == "owner" and copies:
+        # The copies' triggers read the parent rows as the table owner, whom FORCE would show none.
+        raise ConfigError(
+            f"{NAMESPACE}:forceRls: the owner copies of {', '.join(copies)} ({source}: copyOwner) are kept by "
+            "triggers that read the rows up the path as the tables' owner, and FORCE ROW LEVEL SECURITY would hide "
+            "every row from it. Turn forceRls off, or keep the owner column yourself (`owner` and `through`)"
+        )
     extra, replaced = _extra_policies(access.get("extraPolicies"), model, profile)
     schemas = _exposed_schemas(access.get("schemas"))
     definers = _definer_objects(access.get("definerObjects"))

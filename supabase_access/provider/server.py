@@ -24,6 +24,7 @@ from supabase_access.provider.resources.constraint_presence import ConstraintPre
 from supabase_access.provider.resources.constraint_removal import ConstraintRemoval
 from supabase_access.provider.resources.default_privileges_baseline import DefaultPrivilegesBaseline
 from supabase_access.provider.resources.group_functions import GroupFunctions
+from supabase_access.provider.resources.owner_copy import OwnerCopy
 from supabase_access.provider.resources.policy_index import PolicyIndex
 from supabase_access.provider.resources.retention_policy import RetentionPolicy
 from supabase_access.provider.resources.rls_for_new_tables import RlsForNewTables
@@ -48,6 +49,7 @@ DATABASE_RESOURCES: tuple[type[DatabaseResource], ...] = (
     RlsForNewTables,
     GroupFunctions,
     PolicyIndex,
+    OwnerCopy,
     WriteQuota,
     RetentionPolicy,
 )

@@ -96,6 +96,12 @@ ACCESS_PREFLIGHT = ResourceSpec(
             "The group functions the policies call (GroupFunctions' inputs, one per membership table), made inside "
             "the rolled-back parse of the policies; left out when the model has no groups.",
         ),
+        Prop(
+            "addedColumns",
+            MAP,
+            "Table -> column -> type of the columns the stack adds before the policies that name them (owner "
+            "copies): the policies are checked as if they were there. Left out when there are none.",
+        ),
     ),
 )
 
@@ -145,6 +151,12 @@ TABLE_POLICIES = ResourceSpec(
             "Policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); in state, "
             "the policies as PostgreSQL stores them.",
             required=True,
+        ),
+        Prop(
+            "addedColumns",
+            MAP,
+            "Table -> column -> type of the columns the stack adds before the policies that name them (owner "
+            "copies): the policies are checked as if they were there. Left out when there are none.",
         ),
     ),
     outputs=(
@@ -343,6 +355,43 @@ WRITE_QUOTA = ResourceSpec(
     ),
 )
 
+OWNER_COPY = ResourceSpec(
+    "OwnerCopy",
+    "A copy of the owner on a table deep in an ownership path (the model's copyOwner): a column added without a "
+    "long lock, filled in batches, kept right by triggers (from the parent on every insert and re-parenting, passed "
+    "down when a table above changes), present (a validated CHECK), a user (a foreign key to auth.users, on delete "
+    "cascade) and indexed (built CONCURRENTLY). Destroy drops all of it.",
+    inputs=(
+        _schema(),
+        _table("The table that gets the copy"),
+        Prop(
+            "column",
+            STRING,
+            "The copy's column (added by the stack; a column of that name must not exist).",
+            required=True,
+            replaces=True,
+        ),
+        Prop(
+            "path",
+            MAPS,
+            "The hops up to the owner, `{table, column, parent, key}` each: `table.column` references `parent.key`, "
+            "the first from the copy's table. A change computes every copy again.",
+            required=True,
+        ),
+        Prop("rootColumn", STRING, "The owner column of the last hop's parent (uuid, auth.users.id).", required=True),
+        _private_schema(),
+        Prop("batchSize", INTEGER, "About how many rows each transaction of the fill updates (default 10,000)."),
+    ),
+    outputs=(
+        Prop("functions", STRINGS, "The trigger functions, `schema.name`."),
+        Prop("triggers", STRINGS, "The triggers, `table.name`."),
+        Prop("index", STRING, "The index on the copy."),
+        Prop("checkConstraint", STRING, "The CHECK that the copy is present wherever the row has a parent."),
+        Prop("foreignKey", STRING, "The foreign key to auth.users (id), on delete cascade."),
+        Prop("validated", BOOLEAN, "Whether both constraints are validated (false while rows have no owner to copy)."),
+    ),
+)
+
 RETENTION_POLICY = ResourceSpec(
     "RetentionPolicy",
     "`purge_expired()`: removes anonymous users older than N days (their rows go with them) and sessions older than "
@@ -414,6 +463,7 @@ SPECS: tuple[ResourceSpec, ...] = (
     RLS_FOR_NEW_TABLES,
     GROUP_FUNCTIONS,
     POLICY_INDEX,
+    OWNER_COPY,
     WRITE_QUOTA,
     RETENTION_POLICY,
     AUTH_SETTINGS,

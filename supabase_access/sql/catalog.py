@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from supabase_access.model.owner_copy import OwnerCopyNames
 from supabase_access.model.policy import PolicySpec
 from supabase_access.sql import statements as render
 
@@ -314,6 +315,37 @@ def _name_the_rejection(
             raise PolicyRejectedError(name, f"an expression is not one expression on its own: {message}") from exc
 
 
+# table -> column -> type: columns the stack adds before it applies the policies (an owner copy),
+# which the policies may already name when they are checked.
+AddedColumns = Mapping[str, Mapping[str, str]]
+
+
+def _added_column_statements(
+    conn: psycopg.Connection, schema: str, table: str, scratch: str, added: AddedColumns
+) -> list[sql.Composed]:
+    """The columns to add, inside the checking transaction (rolled back): to the scratch copy of
+    `table`, and to any other table whose column a policy's subquery names and which lacks it
+    still. Only those are altered (a lock held for the rolled-back transaction's milliseconds)."""
+    others = [(t, c) for t, columns in added.items() if t != table for c in columns]
+    existing: set[tuple[str, str]] = set()
+    if others:
+        rows = conn.execute(
+            "select c.relname, a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid "
+            "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and a.attnum > 0 "
+            "and not a.attisdropped and (c.relname, a.attname) in (select * from unnest(%s::text[], %s::text[]))",
+            (schema, [t for t, _ in others], [c for _, c in others]),
+        ).fetchall()
+        existing = {(r[0], r[1]) for r in rows}
+    return [
+        render.add_column_if_missing(
+            None if other == table else schema, scratch if other == table else other, column, kind
+        )
+        for other, columns in added.items()
+        for column, kind in columns.items()
+        if (other, column) not in existing
+    ]
+
+
 def _temp_schema(conn: psycopg.Connection) -> str:
     row = conn.execute("select nspname from pg_namespace where oid = pg_my_temp_schema()").fetchone()
     assert row is not None
@@ -326,6 +358,7 @@ def normalize_policies(
     table: str,
     policies: Mapping[str, PolicySpec],
     prelude: Sequence[sql.Composed] = (),
+    added: AddedColumns | None = None,
 ) -> dict[str, PolicySpec]:
     """Let PostgreSQL parse the policies and return them as it would store them; nothing is kept.
 
@@ -338,6 +371,7 @@ def normalize_policies(
     apply creates (the group helper functions).
     """
     scratch = f"normalize_{table}"[:63]
+    additions = _added_column_statements(conn, schema, table, scratch, added or {})
     # All at once first (libpq pipeline: one or two round trips instead of three per policy); only
     # when PostgreSQL refuses something, again one savepoint per policy to name the one it refused.
     try:
@@ -346,6 +380,8 @@ def normalize_policies(
                 for made in prelude:
                     conn.execute(made)
                 conn.execute(render.create_scratch_copy(schema, table, scratch))
+                for addition in additions:
+                    conn.execute(addition)
                 for policy in policies.values():
                     conn.execute(render.create_policy_on_scratch(scratch, policy))
                 read_back = conn.execute(
@@ -363,6 +399,8 @@ def normalize_policies(
         for made in prelude:
             conn.execute(made)
         conn.execute(render.create_scratch_copy(schema, table, scratch))
+        for addition in additions:
+            conn.execute(addition)
         probes: dict[str, dict[str, PolicySpec]] = {}
         for index, (name, policy) in enumerate(policies.items()):
             probes[name] = _probes(index, policy)
@@ -391,6 +429,7 @@ def expressions_folded_to_true(
     table: str,
     expressions: Mapping[str, str],
     prelude: Sequence[sql.Composed] = (),
+    added: AddedColumns | None = None,
 ) -> list[str]:
     """The keys of `expressions` that PostgreSQL's planner reduces to constant true for `table`.
 
@@ -399,11 +438,14 @@ def expressions_folded_to_true(
     through, whatever its text (`true`, `1 = 1`, `coalesce(true, false)`, `true or ...`).
     """
     scratch = f"probe_{table}"[:63]
+    additions = _added_column_statements(conn, schema, table, scratch, added or {})
     folded = []
     with conn.transaction(force_rollback=True):
         for made in prelude:
             conn.execute(made)
         conn.execute(render.create_scratch_copy(schema, table, scratch))
+        for addition in additions:
+            conn.execute(addition)
         for key, expression in expressions.items():
             row = conn.execute(render.explain_filter_on_scratch(scratch, table, expression)).fetchone()
             assert row is not None
@@ -682,4 +724,60 @@ def group_function_query() -> sql.SQL:
         "select p.prosrc, coalesce(p.proconfig, '{}'), p.prosecdef, obj_description(p.oid, 'pg_proc') "
         "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
         "where n.nspname = %s and p.proname = %s and p.pronargs = 0"
+    )
+
+
+# --- Owner copies ----------------------------------------------------------------------------
+
+
+def table_pages_query() -> sql.SQL:
+    """(pages now, estimated rows, pages at the last ANALYZE) of a table by schema and name."""
+    return sql.SQL(
+        "select pg_relation_size(c.oid) / current_setting('block_size')::bigint, greatest(c.reltuples, 0)::bigint, "
+        "c.relpages from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s"
+    )
+
+
+def column_state_query() -> sql.SQL:
+    """(type, comment) of one live column (parameters: schema, table, column)."""
+    return sql.SQL(
+        "select format_type(a.atttypid, a.atttypmod), col_description(a.attrelid, a.attnum) from pg_attribute a "
+        "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s and a.attname = %s and a.attnum > 0 and not a.attisdropped"
+    )
+
+
+def triggers_state_query() -> sql.SQL:
+    """(table, trigger, enabled, function schema, function, comment) of the named triggers on tables
+    of a schema (parameters: schema, tables, triggers)."""
+    return sql.SQL(
+        "select c.relname, t.tgname, t.tgenabled, fn.nspname, f.proname, obj_description(t.oid, 'pg_trigger') "
+        "from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_proc f on f.oid = t.tgfoid join pg_namespace fn on fn.oid = f.pronamespace "
+        "where n.nspname = %s and c.relname = any (%s::text[]) and t.tgname = any (%s::text[]) and not t.tgisinternal"
+    )
+
+
+def functions_state_query() -> sql.SQL:
+    """(name, body) of the named functions of a schema (parameters: schema, names)."""
+    return sql.SQL(
+        "select p.proname, p.prosrc from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "where n.nspname = %s and p.proname = any (%s::text[])"
+    )
+
+
+def constraints_state_query() -> sql.SQL:
+    """(name, validated, comment) of the named constraints of a table (parameters: schema, table, names)."""
+    return sql.SQL(
+        "select k.conname, k.convalidated, obj_description(k.oid, 'pg_constraint') from pg_constraint k "
+        "join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s and k.conname = any (%s::text[])"
+    )
+
+
+def count_unfilled_query(schema: str, names: OwnerCopyNames) -> sql.Composed:
+    """Rows under a parent without a copy: those the fill found no owner for (a link to no row)."""
+    return sql.SQL("select count(*) from {} where {} is null and {} is not null").format(
+        render.table_ref(schema, names.table), sql.Identifier(names.column), sql.Identifier(names.link)
     )

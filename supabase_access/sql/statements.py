@@ -14,6 +14,8 @@ from psycopg import sql
 
 from supabase_access.model.access_model import Hop
 from supabase_access.model.hardening import QUOTA_SQLSTATE
+from supabase_access.model.owner_copy import COLUMN_TYPE as OWNER_COPY_TYPE
+from supabase_access.model.owner_copy import OwnerCopyNames, Watched
 from supabase_access.model.policy import PolicySpec
 from supabase_access.model.profiles import (
     AccessPlan,
@@ -160,6 +162,20 @@ def create_scratch_copy(schema: str, table: str, scratch: str) -> sql.Composed:
     )
 
 
+# Types a column the stack adds may have (an owner copy references auth.users (id)).
+ADDABLE_COLUMN_TYPES = ("uuid",)
+
+
+def add_column_if_missing(schema: str | None, table: str, column: str, kind: str) -> sql.Composed:
+    """For checking policies that name a column the stack is about to add (schema None: a scratch copy)."""
+    if kind not in ADDABLE_COLUMN_TYPES:
+        raise ValueError(f"unsupported type {kind!r} for an added column (known: {', '.join(ADDABLE_COLUMN_TYPES)})")
+    target = sql.Identifier("pg_temp", table) if schema is None else table_ref(schema, table)
+    return sql.SQL("alter table {} add column if not exists {} {}").format(
+        target, sql.Identifier(column), sql.SQL(kind)
+    )
+
+
 def explain_filter_on_scratch(scratch: str, alias: str, expression: str) -> sql.Composed:
     """The plan of a query filtered by a policy expression, on a scratch copy named as the table it copies."""
     return sql.SQL("explain (format json, costs off) select from pg_temp.{} as {} where ({})").format(
@@ -228,8 +244,10 @@ def grant(role: str, schema: str, tables: Iterable[str], privileges: Sequence[st
     )
 
 
-def drop_constraint(schema: str, table: str, constraint: str) -> sql.Composed:
-    return sql.SQL("alter table {} drop constraint {}").format(table_ref(schema, table), sql.Identifier(constraint))
+def drop_constraint(schema: str, table: str, constraint: str, *, if_exists: bool = False) -> sql.Composed:
+    return sql.SQL("alter table {} drop constraint {}{}").format(
+        table_ref(schema, table), sql.SQL("if exists " if if_exists else ""), sql.Identifier(constraint)
+    )
 
 
 def add_constraint(schema: str, table: str, constraint: str, definition: str, *, validate: bool) -> sql.Composed:
@@ -846,3 +864,221 @@ def _dollar_quoted_any(body: str, tag: str) -> sql.Composable:
         n += 1
         candidate = f"{tag}{n}"
     return sql.SQL(f"${candidate}${body}${candidate}$")
+
+
+# --- Owner copies (the model's copyOwner) -------------------------------------------------------
+
+
+def _owner_up_path(schema: str, hops: Sequence[Hop], root_column: str, start: sql.Composable) -> sql.Composable:
+    """`(select <owner> from <parent> join ... where <parent>.<key> = <start>)`: the owner of the row
+    whose link up `hops` holds `start` (one join up the path, as the policies render it)."""
+    aliases = [sql.Identifier(f"up{level}") for level in range(1, len(hops) + 1)]
+    joins = [sql.SQL("{} {}").format(table_ref(schema, hops[0].parent), aliases[0])]
+    for level in range(1, len(hops)):
+        hop = hops[level]
+        joins.append(
+            sql.SQL("join {} {} on {}.{} = {}.{}").format(
+                table_ref(schema, hop.parent),
+                aliases[level],
+                aliases[level],
+                sql.Identifier(hop.key),
+                aliases[level - 1],
+                sql.Identifier(hop.column),
+            )
+        )
+    return sql.SQL("(select {}.{} from {} where {}.{} = {})").format(
+        aliases[-1],
+        sql.Identifier(root_column),
+        sql.SQL(" ").join(joins),
+        aliases[0],
+        sql.Identifier(hops[0].key),
+        start,
+    )
+
+
+def _rows_below(schema: str, hops: Sequence[Hop], level: int) -> sql.Composable:
+    """A condition on the copy table's rows (alias `t`) that hang under the changed row (`new`) of the
+    table `level` steps above it (0: the direct parent)."""
+    link = sql.SQL("{}.{}").format(sql.Identifier("t"), sql.Identifier(hops[0].column))
+    if level == 0:
+        return sql.SQL("{} = new.{}").format(link, sql.Identifier(hops[0].key))
+    # The rows of the table just below the changed one, then down to the copy table's parents.
+    aliases = [sql.Identifier(f"down{depth}") for depth in range(1, level + 1)]
+    joins = [sql.SQL("{} {}").format(table_ref(schema, hops[0].parent), aliases[0])]
+    for depth in range(1, level):
+        joins.append(
+            sql.SQL("join {} {} on {}.{} = {}.{}").format(
+                table_ref(schema, hops[depth].parent),
+                aliases[depth],
+                aliases[depth],
+                sql.Identifier(hops[depth].key),
+                aliases[depth - 1],
+                sql.Identifier(hops[depth].column),
+            )
+        )
+    return sql.SQL("{} = any (array(select {}.{} from {} where {}.{} = new.{}))").format(
+        link,
+        aliases[0],
+        sql.Identifier(hops[0].key),
+        sql.SQL(" ").join(joins),
+        aliases[-1],
+        sql.Identifier(hops[level].column),
+        sql.Identifier(hops[level].key),
+    )
+
+
+def owner_copy_function_body(schema: str, names: OwnerCopyNames) -> str:
+    """The copy table's BEFORE trigger: the copy is always the parent's owner, whatever the client sent."""
+    owner = _owner_up_path(schema, names.hops, names.root_column, sql.SQL("new.{}").format(sql.Identifier(names.link)))
+    return (
+        sql.SQL("\nbegin\n  new.{} := {};\n  return new;\nend\n")
+        .format(sql.Identifier(names.column), owner)
+        .as_string()
+    )
+
+
+def owner_copy_ancestor_function_body(schema: str, names: OwnerCopyNames, watched: Watched) -> str:
+    """An AFTER UPDATE trigger on a table above the copy: its rows below follow the new owner.
+
+    The copy table's own trigger takes the value again from the parent as each row is updated,
+    so the two can never disagree.
+    """
+    hops = names.hops
+    if watched.level == len(hops) - 1:
+        owner: sql.Composable = sql.SQL("new.{}").format(sql.Identifier(names.root_column))
+    else:
+        above = hops[watched.level + 1 :]
+        owner = _owner_up_path(
+            schema, above, names.root_column, sql.SQL("new.{}").format(sql.Identifier(watched.column))
+        )
+    return (
+        sql.SQL(
+            "\ndeclare\n  _owner {owner_type};\nbegin\n  _owner := {owner};\n"
+            "  update {table} t set {column} = _owner\n  where {below} and t.{column} is distinct from _owner;\n"
+            "  return null;\nend\n"
+        )
+        .format(
+            owner_type=sql.SQL("{}.{}%type").format(
+                table_ref(schema, hops[-1].parent), sql.Identifier(names.root_column)
+            ),
+            owner=owner,
+            table=table_ref(schema, names.table),
+            column=sql.Identifier(names.column),
+            below=_rows_below(schema, hops, watched.level),
+        )
+        .as_string()
+    )
+
+
+def create_owner_copy_function(private_schema: str, function: str, body: str) -> sql.Composed:
+    """SECURITY DEFINER: the owner is read from rows the requesting user may not see (the insert
+    then fails its policy), and rows below a re-parented one are updated whoever moved it."""
+    return sql.SQL(
+        "create or replace function {}() returns trigger\n"
+        "language plpgsql security definer\n"
+        "set search_path = ''\n"
+        "as {}"
+    ).format(sql.Identifier(private_schema, function), _dollar_quoted(body, "copy"))
+
+
+def add_owner_copy_column(schema: str, table: str, column: str) -> sql.Composed:
+    # Nullable, no default: a catalog change only (no rewrite), under a lock held for milliseconds.
+    return sql.SQL("alter table {} add column {} {}").format(
+        table_ref(schema, table), sql.Identifier(column), sql.SQL(OWNER_COPY_TYPE)
+    )
+
+
+def drop_column(schema: str, table: str, column: str) -> sql.Composed:
+    return sql.SQL("alter table {} drop column if exists {}").format(table_ref(schema, table), sql.Identifier(column))
+
+
+def comment_on_column(schema: str, table: str, column: str, text: str) -> sql.Composed:
+    return sql.SQL("comment on column {} is {}").format(sql.Identifier(schema, table, column), sql.Literal(text))
+
+
+def comment_on_trigger(schema: str, table: str, trigger: str, text: str) -> sql.Composed:
+    return sql.SQL("comment on trigger {} on {} is {}").format(
+        sql.Identifier(trigger), table_ref(schema, table), sql.Literal(text)
+    )
+
+
+def comment_on_function(schema: str, function: str, text: str) -> sql.Composed:
+    return sql.SQL("comment on function {}() is {}").format(sql.Identifier(schema, function), sql.Literal(text))
+
+
+def comment_on_constraint(schema: str, table: str, constraint: str, text: str) -> sql.Composed:
+    return sql.SQL("comment on constraint {} on {} is {}").format(
+        sql.Identifier(constraint), table_ref(schema, table), sql.Literal(text)
+    )
+
+
+def comment_on_index(schema: str, index: str, text: str) -> sql.Composed:
+    return sql.SQL("comment on index {} is {}").format(sql.Identifier(schema, index), sql.Literal(text))
+
+
+def create_owner_copy_triggers(schema: str, private_schema: str, names: OwnerCopyNames) -> list[sql.Composed]:
+    """BEFORE INSERT and BEFORE UPDATE (re-parenting, the copy touched, or not yet filled) on the
+    copy table; AFTER UPDATE of the deciding column on each table above."""
+    table, column, link = table_ref(schema, names.table), sql.Identifier(names.column), sql.Identifier(names.link)
+    function = sql.Identifier(private_schema, names.function)
+    statements = [
+        sql.SQL("create trigger {} before insert on {} for each row execute function {}()").format(
+            sql.Identifier(names.insert_trigger), table, function
+        ),
+        sql.SQL(
+            "create trigger {} before update on {} for each row when (new.{} is distinct from old.{} "
+            "or new.{} is distinct from old.{} or new.{} is null) execute function {}()"
+        ).format(sql.Identifier(names.update_trigger), table, link, link, column, column, column, function),
+    ]
+    for watched in names.watched:
+        watched_column = sql.Identifier(watched.column)
+        statements.append(
+            sql.SQL(
+                "create trigger {} after update of {} on {} for each row when (new.{} is distinct from old.{}) "
+                "execute function {}()"
+            ).format(
+                sql.Identifier(names.ancestor_trigger),
+                watched_column,
+                table_ref(schema, watched.table),
+                watched_column,
+                watched_column,
+                sql.Identifier(private_schema, names.ancestor_function(watched.table)),
+            )
+        )
+    return statements
+
+
+def add_owner_copy_check(schema: str, names: OwnerCopyNames) -> sql.Composed:
+    """Present wherever the row hangs under a parent. NOT VALID: new rows are checked at once, the
+    existing ones by VALIDATE once filled (which does not block the app's reads and writes). A
+    CHECK, not SET NOT NULL: the API then does not list the column as one a client must send."""
+    return sql.SQL("alter table {} add constraint {} check ({} is not null or {} is null) not valid").format(
+        table_ref(schema, names.table),
+        sql.Identifier(names.check_constraint),
+        sql.Identifier(names.column),
+        sql.Identifier(names.link),
+    )
+
+
+def add_owner_copy_foreign_key(schema: str, names: OwnerCopyNames) -> sql.Composed:
+    return sql.SQL(
+        "alter table {} add constraint {} foreign key ({}) references auth.users (id) on delete cascade not valid"
+    ).format(table_ref(schema, names.table), sql.Identifier(names.foreign_key), sql.Identifier(names.column))
+
+
+def create_owner_copy_index(schema: str, table: str, index: str, column: str) -> sql.Composed:
+    return sql.SQL("create index concurrently if not exists {} on {} ({})").format(
+        sql.Identifier(index), table_ref(schema, table), sql.Identifier(column)
+    )
+
+
+def fill_owner_copy_batch(schema: str, names: OwnerCopyNames, *, every_row: bool) -> sql.Composed:
+    """One batch of the fill, over a range of the table's pages (parameters: the tids `(first page,0)`
+    and `(page after the last,0)`: a TID range scan reads those pages alone). Setting the copy to
+    null makes the copy table's own trigger take it from the parent: one place computes it.
+    `every_row` recomputes filled rows too (the path changed)."""
+    column = sql.Identifier(names.column)
+    unfilled = sql.SQL(" and {} is not null and {} is null").format(sql.Identifier(names.link), column)
+    return sql.SQL("update {} set {} = null where ctid >= %s::tid and ctid < %s::tid{}").format(
+        table_ref(schema, names.table), column, sql.SQL("") if every_row else unfilled
+    )

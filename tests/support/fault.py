@@ -102,8 +102,9 @@ def reap(pids: list[int]) -> None:
 
 
 def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
-    """What a stack may change, as PostgreSQL reports it: policies, ACLs and RLS flags, constraints,
-    indexes (with validity and comment), triggers, and the schemas with their comments."""
+    """What a stack may change, as PostgreSQL reports it: policies, ACLs and RLS flags, columns (with
+    type, NOT NULL and comment), constraints (with comment), indexes (with validity and comment),
+    triggers, functions outside PostgreSQL's own schemas, and the schemas with their comments."""
     queries = {
         "policies": "select schemaname, tablename, policyname, permissive, roles::text, cmd, qual, with_check "
         "from pg_policies order by 1, 2, 3",
@@ -112,13 +113,21 @@ def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
         "c.relrowsecurity, c.relforcerowsecurity "
         "from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' "
         "and n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2",
-        "constraints": "select conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated "
+        "columns": "select n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+        "col_description(c.oid, a.attnum) from pg_attribute a join pg_class c on c.oid = a.attrelid "
+        "join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' and a.attnum > 0 "
+        "and not a.attisdropped and n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2, 3",
+        "constraints": "select conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated, "
+        "obj_description(oid, 'pg_constraint') "
         "from pg_constraint where connamespace <> 'pg_catalog'::regnamespace order by 1, 2",
         "indexes": "select i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), i.indisvalid, "
         "obj_description(i.indexrelid, 'pg_class') from pg_index i join pg_class c on c.oid = i.indexrelid "
         "where c.relnamespace <> 'pg_catalog'::regnamespace order by 1",
         "triggers": "select tgrelid::regclass::text, tgname, tgenabled from pg_trigger where not tgisinternal "
         "order by 1, 2",
+        "functions": "select n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prosecdef, "
+        "md5(p.prosrc) from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "where n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2, 3",
         "schemas": "select nspname, obj_description(oid, 'pg_namespace') from pg_namespace order by 1",
     }
     with psycopg.connect(dsn) as conn:

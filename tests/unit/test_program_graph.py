@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pytest
 
@@ -91,3 +93,52 @@ def test_owner_stack_indexes_what_its_policies_look_up() -> None:
             "include": "id",
         },
     }
+
+
+COPY_MODEL = {
+    "tables": {
+        "sessions": {"owner": "user_id", "userForeignKey": "sessions_user_id_fkey"},
+        "turns": {"through": {"column": "session_id", "table": "sessions"}},
+        "actions": {"through": {"column": "turn_id", "table": "turns"}, "copyOwner": True},
+    }
+}
+
+
+def test_an_owner_stack_keeps_the_copies_its_model_asks_for_and_checks_policies_with_them() -> None:
+    resources = by_type(
+        run_program({"supabase-access:environment": "prod", "supabase-access:model": json.dumps(COPY_MODEL)})
+    )
+    (copy,) = resources["supabase-access:index:OwnerCopy"]
+    assert copy.name == "actions-user_id-owner-copy"
+    assert {k: copy.inputs[k] for k in ("table", "column", "rootColumn", "privateSchema")} == {
+        "table": "actions",
+        "column": "user_id",
+        "rootColumn": "user_id",
+        "privateSchema": "supabase_access",
+    }
+    assert [hop["parent"] for hop in copy.inputs["path"]] == ["turns", "sessions"]
+    policies = {r.inputs["table"]: r.inputs for r in resources["supabase-access:index:TablePolicies"]}
+    assert policies["actions"]["addedColumns"] == {"actions": {"user_id": "uuid"}}
+    assert "addedColumns" not in policies["turns"]
+    (preflight,) = resources["supabase-access:index:AccessPreflight"]
+    assert preflight.inputs["addedColumns"] == {"actions": {"user_id": "uuid"}}
+
+
+def test_a_dev_stack_never_adds_a_copy() -> None:
+    resources = by_type(
+        run_program({"supabase-access:environment": "dev", "supabase-access:model": json.dumps(COPY_MODEL)})
+    )
+    assert "supabase-access:index:OwnerCopy" not in resources
+    (preflight,) = resources["supabase-access:index:AccessPreflight"]
+    assert "addedColumns" not in preflight.inputs
+
+
+def test_force_rls_with_a_copy_is_refused_naming_the_settings() -> None:
+    with pytest.raises(Exception, match="supabase-access:forceRls: the owner copies of actions"):
+        run_program(
+            {
+                "supabase-access:environment": "prod",
+                "supabase-access:forceRls": "true",
+                "supabase-access:model": json.dumps(COPY_MODEL),
+            }
+        )

@@ -18,7 +18,7 @@ from supabase_access.model.policy import PolicySpec, policy_from_plain
 from supabase_access.provider import specs
 from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier
 from supabase_access.provider.resources.group_functions import prelude_for
-from supabase_access.provider.resources.table_policies import NORMALIZED, rendered_policies
+from supabase_access.provider.resources.table_policies import NORMALIZED, added_columns, rendered_policies
 from supabase_access.sql import catalog
 from supabase_access.sql.database import CONNECTION_SETTINGS, Database
 
@@ -42,6 +42,8 @@ class AccessPreflight(DatabaseResource):
         policies_by_table = {table: rendered_policies(schema, raw) for table, raw in raw_policies.items()}
         # Where each policy was declared, e.g. {"sessions.p": "supabase-access:extraPolicies.sessions.p"}.
         policy_settings = inputs.get("policySettings") or {}
+        # Columns the stack adds before the policies that name them (owner copies).
+        added = added_columns(inputs)
         with db.connection() as conn:
             # On every preview (the database can be reached, the tables and roles are there): one round trip.
             missing, missing_roles = catalog.missing_tables_and_roles(conn, schema, tables, roles)
@@ -82,7 +84,9 @@ class AccessPreflight(DatabaseResource):
             if not isinstance(table_grants, Mapping):
                 raise InputError("tableGrants", "tableGrants: expected a map of table to role privileges")
             refuse_open_writes = inputs.get("refuseOpenWrites") is True
-            same_rules = all(olds.get(k) == inputs.get(k) for k in ("grants", "tableGrants", "refuseOpenWrites"))
+            same_rules = all(
+                olds.get(k) == inputs.get(k) for k in ("grants", "tableGrants", "refuseOpenWrites", "addedColumns")
+            )
             # The group helper functions the policies call: made in each parse's rolled-back transaction.
             prelude = _group_helper_prelude(schema, inputs.get("groupHelpers"))
             if prelude and not all(old_policies.get(t) == raw for t, raw in policies_by_table.items()):
@@ -98,7 +102,7 @@ class AccessPreflight(DatabaseResource):
 
                 try:
                     specs = {name: policy_from_plain(name, spec, setting=setting(name)) for name, spec in raw.items()}
-                    normalized = NORMALIZED.get(conn, schema, table, raw, specs, prelude)
+                    normalized = NORMALIZED.get(conn, schema, table, raw, specs, prelude, added)
                 except ModelError as exc:
                     raise InputError("policies", str(exc)) from exc
                 except catalog.PolicyRejectedError as exc:
@@ -107,7 +111,7 @@ class AccessPreflight(DatabaseResource):
                     ) from exc
                 _check_roles_hold_grants(conn, schema, table, normalized, table_grants.get(table, grants), setting)
                 if refuse_open_writes:
-                    _check_no_open_writes(conn, schema, table, normalized, setting, prelude)
+                    _check_no_open_writes(conn, schema, table, normalized, setting, prelude, added)
         # The rendered SQL, not the rules' data, is what state keeps and previews show.
         return {**inputs, "schema": schema, "policies": policies_by_table}
 
@@ -298,6 +302,7 @@ def _check_no_open_writes(
     policies: Mapping[str, PolicySpec],
     setting: Callable[[str], str],
     prelude: Sequence[Composed] = (),
+    added: catalog.AddedColumns | None = None,
 ) -> None:
     """On prod, no permissive write policy for the API's roles may admit every row (asked of PostgreSQL's planner)."""
     expressions = {}
@@ -308,7 +313,7 @@ def _check_no_open_writes(
                     expressions[(name, part)] = expression
     keys = list(expressions)
     folded = catalog.expressions_folded_to_true(
-        conn, schema, table, {str(i): expressions[key] for i, key in enumerate(keys)}, prelude
+        conn, schema, table, {str(i): expressions[key] for i, key in enumerate(keys)}, prelude, added
     )
     for index in folded:
         name, part = keys[int(index)]

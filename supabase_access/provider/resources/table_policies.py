@@ -42,6 +42,26 @@ def declared_policies(inputs: Mapping[str, Any]) -> dict[str, PolicySpec]:
         raise InputError("policies", str(exc)) from exc
 
 
+def added_columns(inputs: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """`addedColumns`: table -> column -> type, the columns the stack adds before the policies
+    (an owner copy), which the policies may name before they exist."""
+    raw = inputs.get("addedColumns") or {}
+    problem = "addedColumns: expected a map of table to {column: type}"
+    if not isinstance(raw, Mapping):
+        raise InputError("addedColumns", problem)
+    added: dict[str, dict[str, str]] = {}
+    for table, columns in raw.items():
+        if not isinstance(columns, Mapping):
+            raise InputError("addedColumns", problem)
+        for column, kind in columns.items():
+            if kind not in render.ADDABLE_COLUMN_TYPES:
+                raise InputError("addedColumns", f"addedColumns.{table}.{column}: unsupported type {kind!r}")
+            added.setdefault(identifier({"addedColumns": table}, "addedColumns"), {})[
+                identifier({"addedColumns": column}, "addedColumns")
+            ] = kind
+    return added
+
+
 def rendered_policies(schema: str, raw: object) -> object:
     """Policy inputs with rule predicates (sent as data by the program) rendered to SQL."""
     if not isinstance(raw, Mapping):
@@ -90,12 +110,14 @@ class NormalizedPolicies:
         declared: Mapping[str, Any],
         policies: Mapping[str, PolicySpec],
         prelude: Sequence[Composed] = (),
+        added: catalog.AddedColumns | None = None,
     ) -> dict[str, PolicySpec]:
         """`policies` parsed from `declared` (their plain form, the cache key); errors are never kept.
-        `prelude`: what the policies call that the apply creates first (see catalog.normalize_policies)."""
+        `prelude`: what the policies call that the apply creates first (see catalog.normalize_policies);
+        `added`: columns the stack adds before it applies them (see `added_columns`)."""
         known = self.known(schema, table, declared)
         if known is None:
-            known = catalog.normalize_policies(conn, schema, table, policies, prelude)
+            known = catalog.normalize_policies(conn, schema, table, policies, prelude, added)
             with self._lock:
                 self._known[self._key(schema, table, declared)] = known
         return known
@@ -120,7 +142,7 @@ def check_policies_against_database(
         if missing:
             raise InputError("policies", f"policies: role(s) {', '.join(missing)} do not exist in the database")
         try:
-            return NORMALIZED.get(conn, schema, table, declared, policies)
+            return NORMALIZED.get(conn, schema, table, declared, policies, added=added_columns(inputs))
         except catalog.PolicyRejectedError as exc:
             raise InputError("policies", f"policies.{exc}") from exc
 
