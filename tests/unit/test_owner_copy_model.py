@@ -132,3 +132,16 @@ def test_the_copy_is_computed_in_one_join_up_the_path() -> None:
         '"t"."turn_id" = any (array(select "down1"."id" from "public"."turns" "down1" '
         'where "down1"."session_id" = new."id"))' in from_sessions
     )
+
+
+def test_copy_owner_under_a_group_is_refused() -> None:
+    raw = {
+        "tables": {
+            "projects": {"owner": "owner_id"},
+            "project_members": {"membership": {"group": "projects", "column": "project_id", "user": "user_id"}},
+            "tasks": {"member": {"group": "projects", "column": "project_id"}, "write": "members"},
+            "comments": {"through": {"column": "task_id", "table": "tasks"}, "write": "members", "copyOwner": True},
+        }
+    }
+    with pytest.raises(ModelError, match="comments.copyOwner: the path ends at the group 'projects'"):
+        parse_model(raw, setting="m")
