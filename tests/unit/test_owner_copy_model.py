@@ -143,5 +143,5 @@ def test_copy_owner_under_a_group_is_refused() -> None:
             "comments": {"through": {"column": "task_id", "table": "tasks"}, "write": "members", "copyOwner": True},
         }
     }
-    with pytest.raises(ModelError, match="comments.copyOwner: the path ends at the group 'projects'"):
+    with pytest.raises(ModelError, match=r"comments\.copyOwner: the path ends at the group 'projects'"):
         parse_model(raw, setting="m")
