@@ -104,7 +104,20 @@ def _reached(
         )
     # Deeper paths join up to the owner in one subquery: nested `any(array(...))` levels would each
     # get the parent's own policy again from PostgreSQL, computing the owned parents once per level.
-    aliases = [sql.Identifier(f"hop{level}") for level in range(1, len(hops) + 1)]
+    aliases, joined = _path_join(schema, hops, "hop")
+    return sql.SQL("{} = any (array(select {}.{} from {} where {}))").format(
+        sql.Identifier(hops[0].column),
+        aliases[0],
+        sql.Identifier(hops[0].key),
+        joined,
+        test(sql.SQL("{}.{}").format(aliases[-1], sql.Identifier(column))),
+    )
+
+
+def _path_join(schema: str, hops: Sequence[Hop], prefix: str) -> tuple[list[sql.Identifier], sql.Composable]:
+    """The parents of `hops` joined up the path, aliased `<prefix>1`, `<prefix>2`, ... (the first is
+    the row's own parent, the last the top of the path), and those aliases."""
+    aliases = [sql.Identifier(f"{prefix}{level}") for level in range(1, len(hops) + 1)]
     joins = [sql.SQL("{} {}").format(table_ref(schema, hops[0].parent), aliases[0])]
     for level in range(1, len(hops)):
         hop = hops[level]
@@ -118,13 +131,7 @@ def _reached(
                 sql.Identifier(hop.column),
             )
         )
-    return sql.SQL("{} = any (array(select {}.{} from {} where {}))").format(
-        sql.Identifier(hops[0].column),
-        aliases[0],
-        sql.Identifier(hops[0].key),
-        sql.SQL(" ").join(joins),
-        test(sql.SQL("{}.{}").format(aliases[-1], sql.Identifier(column))),
-    )
+    return aliases, sql.SQL(" ").join(joins)
 
 
 def policy_from_rule(schema: str, rule: PolicyRule) -> PolicySpec:
@@ -872,24 +879,11 @@ def _dollar_quoted_any(body: str, tag: str) -> sql.Composable:
 def _owner_up_path(schema: str, hops: Sequence[Hop], root_column: str, start: sql.Composable) -> sql.Composable:
     """`(select <owner> from <parent> join ... where <parent>.<key> = <start>)`: the owner of the row
     whose link up `hops` holds `start` (one join up the path, as the policies render it)."""
-    aliases = [sql.Identifier(f"up{level}") for level in range(1, len(hops) + 1)]
-    joins = [sql.SQL("{} {}").format(table_ref(schema, hops[0].parent), aliases[0])]
-    for level in range(1, len(hops)):
-        hop = hops[level]
-        joins.append(
-            sql.SQL("join {} {} on {}.{} = {}.{}").format(
-                table_ref(schema, hop.parent),
-                aliases[level],
-                aliases[level],
-                sql.Identifier(hop.key),
-                aliases[level - 1],
-                sql.Identifier(hop.column),
-            )
-        )
+    aliases, joined = _path_join(schema, hops, "up")
     return sql.SQL("(select {}.{} from {} where {}.{} = {})").format(
         aliases[-1],
         sql.Identifier(root_column),
-        sql.SQL(" ").join(joins),
+        joined,
         aliases[0],
         sql.Identifier(hops[0].key),
         start,

@@ -21,8 +21,8 @@ from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from tests.support import resources
 from tests.support.fault import catalog_snapshot
+from tests.support.owner_copy import copy_model
 from tests.support.resources import UnreachableDatabase
-from tests.unit.test_owner_copy_model import copy_model
 
 pytestmark = pytest.mark.db
 

@@ -4,7 +4,6 @@ another user's id into it, and `destroy` gives back the catalog as it was."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
@@ -14,24 +13,11 @@ import pytest
 from review.postgrest import Persona, as_persona, connect_as_authenticator
 from tests.support.engine import changes, new_stack
 from tests.support.fault import catalog_snapshot
+from tests.support.owner_copy import COPY_OWNER, copy_model_data
 
 pytestmark = pytest.mark.e2e
 
-MODEL = {
-    "schema": "public",
-    "tables": {
-        "sessions": {"owner": "user_id", "userForeignKey": "sessions_user_id_fkey"},
-        "segments": {"through": {"column": "session_id", "table": "sessions"}},
-        "turns": {"through": {"column": "session_id", "table": "sessions"}},
-        "actions": {"through": {"column": "turn_id", "table": "turns"}, "copyOwner": True},
-        "generated_content": {"through": {"column": "session_id", "table": "sessions"}},
-    },
-}
-COPY_OWNER = {
-    "supabase-access:environment": "prod",
-    "supabase-access:profile": "owner",
-    "supabase-access:model": json.dumps(MODEL),
-}
+MODEL = copy_model_data()
 INSERT = "insert into actions (turn_id, kind, user_id) values (%s, 'click', %s) returning user_id"
 
 

@@ -4,18 +4,20 @@ row is lost."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.e2e.test_fault_kill import OWNER, TURNS_BUILD, TURNS_INDEX, index_validity
 from tests.support.engine import changes, new_stack
-from tests.support.fault import catalog_snapshot, plugin_backends, reap, start_up, wait_until
+from tests.support.fault import catalog_snapshot, index_validity, up_waiting_on_index_build
 from tests.support.localdb import run_localdb
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+
+OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
+TURNS_INDEX = "turns_session_id_id_rls_idx"
+TURNS_BUILD = "turns_session_id_id_rls_build"
 
 APP_TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
 # The CLI's own retries and error report once its provider lost the server.
@@ -36,21 +38,12 @@ def test_postgres_stopped_mid_index_build_then_up_rebuilds_and_destroy_is_exact(
         conn.execute(f"drop index {TURNS_INDEX}")  # drift: the next `up` builds it again
     # A writer's open transaction on turns holds the concurrent build in its wait phase, after
     # its invalid index is in the catalog; then the whole server stops (fast shutdown).
-    writer = psycopg.connect(fresh_db, application_name="fault-test-writer")
-    writer.execute("lock table public.turns in row exclusive mode")
-    cli = start_up(tmp_path / "local-prod", "local-prod")
-    try:
-        wait_until(lambda: index_validity(fresh_db, TURNS_BUILD) is False, 25, "the build is under way")
-        wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 10, "the build waits for the writer")
+    hold = ["lock table public.turns in row exclusive mode"]
+    with up_waiting_on_index_build(tmp_path / "local-prod", fresh_db, TURNS_BUILD, hold) as cli:
         run_localdb("stop")
         run_localdb("start")
         # The provider lost its connections: the CLI reports the failure and ends by itself.
         assert cli.wait(timeout=CLI_ENDS_WITHIN_SECONDS) != 0
-    except subprocess.TimeoutExpired:
-        reap([cli.pid])
-        raise
-    finally:
-        writer.close()
     assert index_validity(fresh_db, TURNS_BUILD) is False  # what the interrupted build left
     assert row_counts(fresh_db) == rows
     stack.up()

@@ -9,10 +9,21 @@ import psycopg
 import pytest
 
 from supabase_access.sql.transaction import LOCK_NAMESPACE
-from tests.e2e.test_e2e_owner_copy import COPY_OWNER
-from tests.e2e.test_fault_kill import GONE_WITHIN_SECONDS, index_validity, recover
 from tests.support.engine import changes, new_stack
-from tests.support.fault import catalog_snapshot, descendants, kill, plugin_backends, reap, start_up, wait_until
+from tests.support.fault import (
+    GONE_WITHIN_SECONDS,
+    catalog_snapshot,
+    descendants,
+    index_validity,
+    kill,
+    plugin_backends,
+    reap,
+    recover,
+    start_up,
+    up_waiting_on_index_build,
+    wait_until,
+)
+from tests.support.owner_copy import COPY_OWNER
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 
@@ -86,20 +97,10 @@ def test_an_index_build_killed_midway_is_rebuilt_and_destroy_is_exact(tmp_path: 
         conn.execute(f"drop index {COPY_INDEX}")  # drift: the next `up` builds it again
     # A transaction holding a snapshot: a concurrent build waits for it, after it has put its
     # (still invalid) index in the catalog. It touches no table, so nothing else waits.
-    with psycopg.connect(fresh_db, application_name="fault-test-reader") as reader:
-        reader.execute("set transaction isolation level repeatable read")
-        reader.execute("select 1")
-        cli = start_up(tmp_path / "local-prod", "local-prod")
-        below: list[int] = []
-        try:
-            wait_until(lambda: index_validity(fresh_db, COPY_BUILD) is False, 25, "the build is under way")
-            wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 10, "the build waits for the reader")
-            below = kill(cli, tree=True)
-            wait_until(lambda: not plugin_backends(fresh_db), GONE_WITHIN_SECONDS, "no plugin backend is left")
-        finally:
-            reap(below or descendants(cli.pid))
-            cli.kill()
-        reader.rollback()
+    hold = ["set transaction isolation level repeatable read", "select 1"]
+    with up_waiting_on_index_build(tmp_path / "local-prod", fresh_db, COPY_BUILD, hold) as cli:
+        kill(cli, tree=True)
+        wait_until(lambda: not plugin_backends(fresh_db), GONE_WITHIN_SECONDS, "no plugin backend is left")
     assert index_validity(fresh_db, COPY_BUILD) is False  # what an interrupted build leaves
     recover(stack)
     assert catalog_snapshot(fresh_db) == clean

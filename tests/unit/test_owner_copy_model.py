@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
-from supabase_access.model.access_model import AccessModel, ModelError, load_model_file, parse_model
+from supabase_access.model.access_model import ModelError, load_model_file, parse_model
 from supabase_access.model.hardening import RetentionSetting, retention_target
 from supabase_access.model.owner_copy import OwnerCopyNames, marked_by, marker
 from supabase_access.model.profiles import AllOf, OwnedByCurrentUser, plan_access
 from supabase_access.sql import statements as render
+from tests.support.owner_copy import copy_model
 from tests.support.paths import MODEL_FILE
 
 pytestmark = pytest.mark.unit
@@ -28,19 +29,6 @@ REFERENCE_WITH_OWN_COLUMN = parse_model(
     },
     setting="m",
 )
-
-
-def copy_model(copy: object = True) -> AccessModel:
-    raw = {
-        "tables": {
-            "sessions": {"owner": "user_id", "userForeignKey": "sessions_user_id_fkey"},
-            "segments": {"through": {"column": "session_id", "table": "sessions"}},
-            "turns": {"through": {"column": "session_id", "table": "sessions"}},
-            "actions": {"through": {"column": "turn_id", "table": "turns"}, "copyOwner": copy},
-            "generated_content": {"through": {"column": "session_id", "table": "sessions"}},
-        }
-    }
-    return parse_model(raw, setting="m")
 
 
 # --- model and plan -------------------------------------------------------------------------------
