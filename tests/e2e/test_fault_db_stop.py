@@ -24,13 +24,28 @@ APP_TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
 CLI_ENDS_WITHIN_SECONDS = 120
 
 
+def add_rows(dsn: str) -> None:
+    """A user with a session, its segment, 200 turns, actions and generated content, before the stack."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("insert into auth.users (id) values ('00000000-0000-4000-8000-0000000000aa')")
+        conn.execute(
+            "with s as (insert into sessions (user_id) values ('00000000-0000-4000-8000-0000000000aa') returning id), "
+            "g as (insert into segments (session_id, position) select id, 1 from s), "
+            "c as (insert into generated_content (session_id, kind) select id, 'summary' from s), "
+            "t as (insert into turns (session_id, speaker) select s.id, 'user' from s, generate_series(1, 200) "
+            "returning id) insert into actions (turn_id, kind) select t.id, 'click' from t"
+        )
+
+
 def row_counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
         return {t: conn.execute(f"select count(*) from public.{t}").fetchone()[0] for t in APP_TABLES}  # type: ignore[index]
 
 
 def test_postgres_stopped_mid_index_build_then_up_rebuilds_and_destroy_is_exact(tmp_path: Path, fresh_db: str) -> None:
+    add_rows(fresh_db)
     before_stack, rows = catalog_snapshot(fresh_db), row_counts(fresh_db)
+    assert all(rows.values())
     stack = new_stack(tmp_path / "local-prod", "local-prod", fresh_db, OWNER)
     stack.up()
     clean = catalog_snapshot(fresh_db)
