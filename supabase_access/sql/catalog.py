@@ -107,11 +107,11 @@ class ExposedTable:
     foreign_keys: tuple[tuple[tuple[str, ...], str, str, tuple[str, ...]], ...]
 
 
-def tables_outside(
-    conn: psycopg.Connection, schemas: Sequence[str], model_schema: str, model_tables: Iterable[str]
-) -> list[ExposedTable]:
+def _tables_outside_query(
+    schemas: Sequence[str], model_schema: str, model_tables: Iterable[str]
+) -> tuple[str, tuple[Any, ...]]:
     """The tables of `schemas` that are not `model_schema`.`model_tables` (partitions count as their parent)."""
-    rows = conn.execute(
+    return (
         "select n.nspname::text, c.relname::text, c.relrowsecurity, "
         "coalesce((select jsonb_agg(jsonb_build_array("
         "  array(select a.attname::text from unnest(k.conkey) with ordinality u(n, i) "
@@ -125,7 +125,10 @@ def tables_outside(
         "where n.nspname = any(%s) and c.relkind in ('r', 'p') and not c.relispartition "
         "and not (n.nspname = %s and c.relname = any(%s)) order by 1, 2",
         (list(schemas), model_schema, list(model_tables)),
-    ).fetchall()
+    )
+
+
+def _exposed_tables(rows: list[Any]) -> list[ExposedTable]:
     return [
         ExposedTable(
             schema,
@@ -160,12 +163,12 @@ class OwnerRightsObject:
 _INVOKER_OPTIONS = ["security_invoker=1", "security_invoker=true", "security_invoker=yes", "security_invoker=on"]
 
 
-def objects_running_as_owner(conn: psycopg.Connection, schemas: Sequence[str]) -> list[OwnerRightsObject]:
+def _owner_rights_query(schemas: Sequence[str]) -> tuple[str, dict[str, Any]]:
     """What in `schemas` the API roles reach with the owner's rights: views without
     `security_invoker`, materialized views and foreign tables (no RLS at all), and SECURITY DEFINER
     functions they may execute. Objects of extensions are left out (splinter's rules 0010, 0016,
     0017, 0028, 0029)."""
-    rows = conn.execute(
+    return (
         "select k, s, o, a from ("
         "select case c.relkind when 'v' then 'view' when 'm' then 'materialized view' else 'foreign table' end, "
         "n.nspname::text, c.relname::text, ''::text from pg_class c join pg_namespace n on n.oid = c.relnamespace "
@@ -185,8 +188,21 @@ def objects_running_as_owner(conn: psycopg.Connection, schemas: Sequence[str]) -
         "and not exists (select from pg_depend d where d.objid = p.oid and d.deptype = 'e')"
         ") found (k, s, o, a) order by 2, 3, 4",
         {"schemas": list(schemas), "invoker": _INVOKER_OPTIONS},
-    ).fetchall()
-    return [OwnerRightsObject(kind, schema, name, arguments) for kind, schema, name, arguments in rows]
+    )
+
+
+def exposed_surface(
+    conn: psycopg.Connection, schemas: Sequence[str], model_schema: str, model_tables: Iterable[str]
+) -> tuple[list[ExposedTable], list[OwnerRightsObject]]:
+    """What the Data API exposes beyond the model, in one round trip: the tables of `schemas` outside
+    it, and what there runs with its owner's rights."""
+    with conn.pipeline():
+        tables = conn.execute(*_tables_outside_query(schemas, model_schema, model_tables))
+        owner_rights = conn.execute(*_owner_rights_query(schemas))
+    return (
+        _exposed_tables(tables.fetchall()),
+        [OwnerRightsObject(kind, schema, name, arguments) for kind, schema, name, arguments in owner_rights.fetchall()],
+    )
 
 
 def read_rls(conn: psycopg.Connection, schema: str, table: str) -> RlsState | None:

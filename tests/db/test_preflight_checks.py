@@ -67,7 +67,7 @@ grant select on private_things.titles to anon;
 def test_objects_running_as_owner_are_the_api_reachable_definer_ones(fresh_db: str) -> None:
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute(OWNER_RIGHTS_OBJECTS)
-        found = catalog.objects_running_as_owner(conn, ["public"])
+        _, found = catalog.exposed_surface(conn, ["public"], "public", [])
     # Not the security_invoker view, the invoker function, the one nobody may execute, nor what
     # lies outside the exposed schemas.
     assert [(o.kind, o.qualified, o.arguments) for o in found] == [

@@ -67,13 +67,11 @@ class AccessPreflight(DatabaseResource):
                 )
             exposed = [identifier({"exposedSchemas": s}, "exposedSchemas") for s in inputs.get("exposedSchemas") or []]
             if exposed:
-                uncovered = catalog.tables_outside(conn, exposed, schema, tables)
+                uncovered, found = catalog.exposed_surface(conn, exposed, schema, tables)
                 if uncovered:
                     _report_uncovered(uncovered, schema, tables, source, fail=inputs.get("uncoveredTables") == "fail")
                 declared = set(inputs.get("definerObjects") or [])
-                owner_rights = [
-                    o for o in catalog.objects_running_as_owner(conn, exposed) if o.qualified not in declared
-                ]
+                owner_rights = [o for o in found if o.qualified not in declared]
                 if owner_rights:
                     _report_owner_rights(conn, owner_rights, fail=inputs.get("uncoveredTables") == "fail")
             old_policies = olds.get("policies") or {} if olds.get("schema") == schema else {}
