@@ -22,7 +22,7 @@ from supabase_access.provider.base import DatabaseResource, InputError, Log, ide
 from supabase_access.provider.private_schema import require_columns, require_rls_not_filtering
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
-from supabase_access.sql.database import Database
+from supabase_access.sql.database import Database, read_together
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 # The schema lock key: a pseudo-table name no real table can have (identifiers are [a-z0-9_]).
@@ -124,11 +124,15 @@ class GroupFunctions(DatabaseResource):
         if changed:
             return changed
         lookup = group_lookup(inputs)
-        with db.connection() as conn:
-            for function, admins in _functions(lookup):
-                expected = render.group_function_body(inputs["schema"], lookup, admins=admins)
-                if _live_function(conn, lookup.helper_schema, function) != (expected, EXPECTED_CONFIG, True):
-                    return {"adminFunction" if admins else "memberFunction": "update"}
+        functions = _functions(lookup)
+        with db.connection() as conn:  # both functions in one round trip: this runs on every preview
+            live = read_together(
+                conn, *((catalog.group_function_query(), (lookup.helper_schema, f)) for f, _ in functions)
+            )
+        for (_, admins), rows in zip(functions, live, strict=True):
+            expected = render.group_function_body(inputs["schema"], lookup, admins=admins)
+            if _function_state(rows[0] if rows else None) != (expected, EXPECTED_CONFIG, True):
+                return {"adminFunction" if admins else "memberFunction": "update"}
         return {}
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
@@ -210,7 +214,11 @@ def _install(conn: psycopg.Connection, schema: str, lookup: GroupLookup) -> None
 
 
 def _live_function(conn: psycopg.Connection, helper_schema: str, function: str) -> tuple[str, list[str], bool] | None:
-    row = conn.execute(catalog.group_function_query(), (helper_schema, function)).fetchone()
+    return _function_state(conn.execute(catalog.group_function_query(), (helper_schema, function)).fetchone())
+
+
+def _function_state(row: tuple[Any, ...] | None) -> tuple[str, list[str], bool] | None:
+    """(body, settings, SECURITY DEFINER) of a helper of ours (None: missing, or not marked as ours)."""
     if row is None:
         return None
     body, config, definer, comment = row
