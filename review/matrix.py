@@ -428,6 +428,9 @@ class Fixture:
 
 
 def insert_statement(shape: TableShape, values: Mapping[str, sql.Composable]) -> sql.Composed:
+    if not values:
+        # Every column has a default or may be null: `values ()` is not SQL.
+        return sql.SQL("insert into {} default values").format(shape.ref)
     return sql.SQL("insert into {} ({}) values ({})").format(
         shape.ref,
         sql.SQL(", ").join(sql.Identifier(name) for name in values),
@@ -624,6 +627,13 @@ def probe_all(
                         allowed[cell] = affected > 0
                     except _REFUSALS:
                         allowed[cell] = False
+                    except errors.UniqueViolation:
+                        if operation != "insert":
+                            raise
+                        # PostgreSQL checks privileges and the policies' WITH CHECK before the
+                        # unique index: the insert was allowed and only met the fixture's own row
+                        # (a one-row-per-user table keyed by its owner).
+                        allowed[cell] = True
                     except psycopg.Error as exc:
                         # Neither allowed nor denied: a constraint, trigger or quota stopped the probe.
                         error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"

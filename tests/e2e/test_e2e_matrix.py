@@ -135,3 +135,38 @@ def test_review_json_and_exit_codes(tmp_path: Path) -> None:
     broken = review_process(tmp_path, OWNER, {"supabase-access:profile": "owner"}, "--json")
     assert broken.returncode == 1
     assert "supabase-access:environment is not set" in broken.stderr and broken.stdout == ""
+
+
+PROFILES_SCHEMA = """
+create table public.profiles (
+  user_id uuid primary key default auth.uid() references auth.users on delete cascade,
+  display_name text
+);
+"""
+
+
+def test_review_of_a_stack_never_deployed_with_the_apps_schema(tmp_path: Path) -> None:
+    # No Pulumi.<stack>.yaml at the base ref: the base is the copy as the schema leaves it, and the
+    # schema is loaded as postgres (as `scripts/localdb load` does), so the stack can manage its table.
+    schema_file = tmp_path / "profiles.sql"
+    schema_file.write_text(PROFILES_SCHEMA)
+    model = yaml.safe_load((REPO / "access-model.yaml").read_text())
+    model["tables"]["profiles"] = {"owner": "user_id"}
+    proposed_file = tmp_path / "proposed.yaml"
+    proposed_file.write_text(yaml.safe_dump({"config": {**OWNER, "supabase-access:model": model}}))
+    command = [sys.executable, str(REPO / "scripts" / "access-review"), "--stack", "never-deployed-review"]
+    result = subprocess.run(
+        [*command, "--proposed-file", str(proposed_file), "--schema", str(schema_file), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode in (0, 2), result.stderr
+    document = json.loads(result.stdout)
+    assert_review_json(document)
+    assert "absent: nothing deployed" in document["before"]["title"]
+    after = {(c["persona"], c["table"], c["operation"], c["whose"]): c["state"] for c in document["after"]["cells"]}
+    for operation in ("select", "insert", "update", "delete"):
+        assert after[("authenticated (anonymous A)", "profiles", operation, "own")] == "allowed"
+        assert after[("authenticated (anonymous A)", "profiles", operation, "other")] == "denied"
+    assert document["failed"]["after"] == []

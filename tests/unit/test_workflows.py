@@ -55,3 +55,15 @@ def test_pulumi_postgresql_gets_the_bounded_waits_wherever_pulumi_runs() -> None
         for job in yaml.safe_load(workflow.read_text())["jobs"].values():
             if "PULUMI_BACKEND_URL" in (job.get("env") or {}):  # a job on the stacks' own databases
                 assert job["env"]["PGOPTIONS"] == OFFICIAL_PROVIDER_PGOPTIONS, workflow.name
+
+
+def test_drift_is_watched_on_a_schedule_for_every_deployed_stack() -> None:
+    drift = yaml.safe_load((REPO / ".github/workflows/drift.yml").read_text())
+    # PyYAML reads the `on:` key as True.
+    assert "schedule" in drift[True] and "workflow_dispatch" in drift[True]
+    job = drift["jobs"]["drift"]
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    preview = next(step for step in job["steps"] if step.get("uses", "").startswith("pulumi/actions@"))
+    assert preview["with"]["command"] == "preview"
+    assert preview["with"]["refresh"] is True and preview["with"]["expect-no-changes"] is True
+    assert preview["with"]["comment-on-summary"] is True
