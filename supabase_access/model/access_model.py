@@ -195,6 +195,37 @@ def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
     return model
 
 
+def model_to_plain(model: AccessModel) -> dict[str, Any]:
+    """The model as `parse_model` reads it (owner copies named): how the program hands it to the provider."""
+    return {"schema": model.schema, "tables": {t.name: _table_to_plain(t) for t in model.tables}}
+
+
+def _table_to_plain(table: Table) -> dict[str, Any]:
+    if table.service_only:
+        return {"serviceOnly": True}
+    if table.membership is not None:
+        m = table.membership
+        membership: dict[str, Any] = {"group": m.group, "column": m.column, "user": m.user, "key": m.key}
+        if m.role is not None:
+            membership |= {"role": m.role, "admins": list(m.admins)}
+        return {"membership": membership}
+    plain: dict[str, Any] = {}
+    if table.owner_column is not None:
+        plain["copyOwner" if table.owner_copy else "owner"] = table.owner_column
+    if table.parent is not None:
+        link = {"column": table.parent.column, "key": table.parent.key}
+        plain |= {"member": {"group": table.parent.table, **link}} if table.parent.group else {
+            "through": {"table": table.parent.table, **link}
+        }
+    if table.user_foreign_key is not None:
+        plain["userForeignKey"] = table.user_foreign_key
+    if table.public_read:
+        plain["publicRead"] = {"anon": True} if table.public_read_anon else True
+    if table.write is not None:
+        plain["write"] = table.write
+    return plain
+
+
 def load_model_file(path: Path, *, setting: str) -> AccessModel:
     try:
         raw = yaml.safe_load(path.read_text())

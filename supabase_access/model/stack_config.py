@@ -57,6 +57,10 @@ SECRET_SETTINGS = {
 }
 # An extraPolicies entry may take the place of a policy the profile generates only if it says so.
 REPLACES_KEY = "replaces"
+# An extraPolicies entry that gives someone rows the table's access kind does not give them must say
+# why (`widens: "<why>"`); on prod the preflight proves the others give nobody more.
+WIDENS_KEY = "widens"
+ENTRY_KEYS = (REPLACES_KEY, WIDENS_KEY)
 # Stacks whose secrets use the published local passphrase (scripts/env.sh); never dev or prod.
 LOCAL_STACKS = ("local", "local-prod")
 
@@ -91,6 +95,8 @@ class StackSettings:
     # Views and functions of the exposed schemas declared to run with their owner's rights
     # (supabase-access:definerObjects, "schema.name"); any other is reported by the preflight.
     definer_objects: tuple[str, ...] = ()
+    # "table.policy" -> why, for the extraPolicies entries declared to widen access (`widens:`).
+    widenings: Mapping[str, str] = field(default_factory=dict)
 
     def replacement_notices(self) -> list[str]:
         """What the preview says about each generated policy an extraPolicies entry replaces."""
@@ -160,11 +166,21 @@ def parse_stack_settings(
             "triggers that read the rows up the path as the tables' owner, and FORCE ROW LEVEL SECURITY would hide "
             "every row from it. Turn forceRls off, or keep the owner column yourself (`owner` and `through`)"
         )
-    extra, replaced = _extra_policies(access.get("extraPolicies"), model, profile)
+    extra, replaced, widenings = _extra_policies(access.get("extraPolicies"), model, profile)
     schemas = _exposed_schemas(access.get("schemas"))
     definers = _definer_objects(access.get("definerObjects"))
     return StackSettings(
-        environment, profile, model, source, force_rls, _connection(postgresql), extra, replaced, schemas, definers
+        environment,
+        profile,
+        model,
+        source,
+        force_rls,
+        _connection(postgresql),
+        extra,
+        replaced,
+        schemas,
+        definers,
+        widenings,
     )
 
 
@@ -203,10 +219,10 @@ def _exposed_schemas(raw: Any) -> tuple[str, ...]:
 
 def _extra_policies(
     raw: Any, model: AccessModel, profile: str
-) -> tuple[dict[str, tuple[PolicySpec, ...]], tuple[str, ...]]:
+) -> tuple[dict[str, tuple[PolicySpec, ...]], tuple[str, ...], dict[str, str]]:
     setting = f"{NAMESPACE}:extraPolicies"
     if raw is None:
-        return {}, ()
+        return {}, (), {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{setting}: expected a map of table name to {{policy name: policy}}")
     try:
@@ -216,6 +232,7 @@ def _extra_policies(
     generated = {access.table: {rule.name for rule in access.rules} for access in plan.tables}
     extra: dict[str, tuple[PolicySpec, ...]] = {}
     replaced: list[str] = []
+    widenings: dict[str, str] = {}
     for table, policies in raw.items():
         if table not in model.table_names:
             raise ConfigError(f"{setting}.{table}: unknown table (the model has {', '.join(model.table_names)})")
@@ -243,13 +260,31 @@ def _extra_policies(
                     f"(it has {', '.join(sorted(generated.get(table, ())))})"
                 )
             try:
-                specs.append(
-                    policy_from_plain(name, {k: v for k, v in spec.items() if k != REPLACES_KEY}, setting=where)
-                )
+                policy = policy_from_plain(name, {k: v for k, v in spec.items() if k not in ENTRY_KEYS}, setting=where)
             except ModelError as exc:
                 raise ConfigError(str(exc)) from exc
+            why = _widens(spec.get(WIDENS_KEY), policy, where)
+            if why is not None:
+                widenings[f"{table}.{name}"] = why
+            specs.append(policy)
         extra[table] = tuple(specs)
-    return extra, tuple(replaced)
+    return extra, tuple(replaced), widenings
+
+
+def _widens(raw: Any, policy: PolicySpec, where: str) -> str | None:
+    """The reason an entry gives for widening access, or None when it declares none."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(
+            f"{where}.{WIDENS_KEY}: expected a sentence saying why this policy gives rows the table's access kind "
+            f'does not (e.g. {WIDENS_KEY}: "support staff read every session")'
+        )
+    if not policy.permissive:
+        raise ConfigError(
+            f"{where}.{WIDENS_KEY}: a restrictive policy (permissive: false) only narrows access; remove {WIDENS_KEY}"
+        )
+    return " ".join(raw.split())
 
 
 def _model(access: Mapping[str, Any], project_dir: Path) -> tuple[AccessModel, str]:

@@ -9,6 +9,7 @@ from supabase_access.model.access_model import (
     Hop,
     ModelError,
     load_model_file,
+    model_to_plain,
     parse_model,
     suggested_entry,
 )
@@ -144,3 +145,20 @@ def test_the_line_suggested_for_a_table_outside_the_model_follows_its_foreign_ke
         "project_members: {through: {column: project_id, table: projects}}"
     )
     assert suggested_entry("labels", (), "public", ("sessions",)) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [
+        ("access-model.yaml", {}),
+        ("tests/fixtures/teams_app/access-model.yaml", {}),
+        ("access-model.yaml", {"actions": {"through": {"column": "turn_id", "table": "turns"}, "copyOwner": True}}),
+    ],
+)
+def test_the_model_as_plain_data_reads_back_the_same(path: str, extra: dict) -> None:
+    """What the program hands the provider (model_to_plain) is the very model it parsed."""
+    model = load_model_file(REPO / path, setting="m")
+    if extra:
+        raw = model_to_plain(model)
+        model = parse_model({**raw, "tables": {**raw["tables"], **extra}}, setting="m")
+    assert parse_model(model_to_plain(model), setting="again") == model

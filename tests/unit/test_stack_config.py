@@ -74,6 +74,20 @@ def test_an_extra_policy_may_not_take_a_generated_name_unless_it_says_so() -> No
         parse({"extraPolicies": {"sessions": {"sessions_titled": {**entry, "replaces": True}}}})
 
 
+def test_an_extra_policy_declares_the_access_it_widens() -> None:
+    entry = {"command": "SELECT", "roles": ["authenticated"], "using": "auth.jwt() ->> 'role' = 'support'"}
+    settings = parse(
+        {"environment": "prod", "extraPolicies": {"sessions": {"support_reads": {**entry, "widens": " support\n staff "}}}}
+    )
+    assert settings.widenings == {"sessions.support_reads": "support staff"}
+    assert [p.name for p in settings.extra_policies["sessions"]] == ["support_reads"]
+    assert parse({"environment": "prod", "extraPolicies": {"sessions": {"support_reads": entry}}}).widenings == {}
+    with pytest.raises(ConfigError, match=r"sessions\.support_reads\.widens: expected a sentence saying why"):
+        parse({"extraPolicies": {"sessions": {"support_reads": {**entry, "widens": True}}}})
+    with pytest.raises(ConfigError, match=r"support_reads\.widens: a restrictive policy .* only narrows"):
+        parse({"extraPolicies": {"sessions": {"support_reads": {**entry, "permissive": False, "widens": "x"}}}})
+
+
 def test_prod_refuses_the_open_profile_unless_overridden() -> None:
     with pytest.raises(ConfigError, match="supabase-access:profile: a prod stack cannot use the open profile"):
         parse({"environment": "prod", "profile": "open"})
