@@ -10,6 +10,7 @@ from components.access_rules import AccessRules, AccessRulesArgs
 from components.auth_settings import declare_auth_settings
 from components.hardening import ProductionHardening, read_hardening_settings
 from components.resources import Provider
+from supabase_access.model.access_model import model_to_plain
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.stack_config import (
     NAMESPACE,
@@ -98,6 +99,8 @@ access = AccessRules(
         definer_objects=settings.definer_objects,
         refuse_uncovered_tables=settings.environment == "prod",
         born_closed=settings.environment == "prod" and settings.profile != "open",
+        model=model_to_plain(settings.model),
+        widenings=settings.widenings,
     ),
     opts=pulumi.ResourceOptions(providers=[database, grants_provider]),
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_postgresql as postgresql
@@ -56,6 +58,10 @@ class AccessRulesArgs:
     definer_objects: tuple[str, ...] = ()
     # Prod: objects created later in the exposed schemas give the API roles nothing (default privileges).
     born_closed: bool = False
+    # The model (as plain data), for the preflight's widening probe of the extra policies (prod).
+    model: dict[str, Any] | None = None
+    # "table.policy" -> why, for the extra policies declared to widen access (`widens:`).
+    widenings: Mapping[str, str] = field(default_factory=dict)
 
 
 # The roles that create objects in a Supabase project's schemas and that the login role may speak
@@ -79,6 +85,14 @@ class AccessRules(pulumi.ComponentResource):
             for access in plan.tables
         }
         tables = list(policies)
+        extra_names = {table: {p.name for p in specs} for table, specs in args.extra_policies.items()}
+        # The generated policies an extra one replaces: the widening probe judges the replacement against them.
+        replaced = {
+            a.table: {r.name: rule_to_plain(r) for r in a.rules if r.name in extra_names.get(a.table, ())}
+            for a in plan.tables
+        }
+        # The probe is only asked when there is an extra permissive policy to judge (prod).
+        probed = args.refuse_open_writes and any(p.permissive for specs in args.extra_policies.values() for p in specs)
         # Owner copies (the model's copyOwner; the owner profile only): the policies that read one
         # are checked as if it were there already, and applied once it is.
         added_columns = {copy.table: {copy.column: COLUMN_TYPE} for copy in plan.owner_copies}
@@ -106,6 +120,9 @@ class AccessRules(pulumi.ComponentResource):
             # Left out when none, so stacks made before the setting existed see no change.
             definer_objects=list(args.definer_objects) or None,
             added_columns=added_columns or None,
+            model=args.model if probed else None,
+            widenings=dict(args.widenings) or None,
+            replaced_policies={t: r for t, r in replaced.items() if r} or None,
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])

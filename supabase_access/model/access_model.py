@@ -214,9 +214,11 @@ def _table_to_plain(table: Table) -> dict[str, Any]:
         plain["copyOwner" if table.owner_copy else "owner"] = table.owner_column
     if table.parent is not None:
         link = {"column": table.parent.column, "key": table.parent.key}
-        plain |= {"member": {"group": table.parent.table, **link}} if table.parent.group else {
-            "through": {"table": table.parent.table, **link}
-        }
+        plain |= (
+            {"member": {"group": table.parent.table, **link}}
+            if table.parent.group
+            else {"through": {"table": table.parent.table, **link}}
+        )
     if table.user_foreign_key is not None:
         plain["userForeignKey"] = table.user_foreign_key
     if table.public_read:

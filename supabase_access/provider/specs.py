@@ -102,6 +102,26 @@ ACCESS_PREFLIGHT = ResourceSpec(
             "Table -> column -> type of the columns the stack adds before the policies that name them (owner "
             "copies): the policies are checked as if they were there. Left out when there are none.",
         ),
+        Prop(
+            "model",
+            MAP,
+            "The access model (as the model file reads), for the widening probe: with `refuseOpenWrites`, every "
+            "extra permissive policy (`policySettings`) is probed as the API's personas on rows the probe makes in "
+            "its rolled-back transaction, and refused if it gives rows the table's kind does not. Left out when "
+            "there is no extra permissive policy to judge.",
+        ),
+        Prop(
+            "widenings",
+            MAP,
+            "`table.policy` -> why, for the extra policies declared to widen access (`widens:`): the probe lists "
+            "what they give instead of refusing them. Left out when there are none.",
+        ),
+        Prop(
+            "replacedPolicies",
+            MAP,
+            "Table -> policy name -> the generated policy an extra one replaces (`replaces: true`), which the probe "
+            "judges the replacement against. Left out when there are none.",
+        ),
     ),
 )
 

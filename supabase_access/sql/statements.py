@@ -1076,3 +1076,64 @@ def fill_owner_copy_batch(schema: str, names: OwnerCopyNames, *, every_row: bool
     return sql.SQL("update {} set {} = null where ctid >= %s::tid and ctid < %s::tid{}").format(
         table_ref(schema, names.table), column, sql.SQL("") if every_row else unfilled
     )
+
+
+# The widening probe's runner: made in pg_temp inside the preflight's rolled-back transaction. Each
+# probe runs as an API request does (the role and `request.jwt.claims` set for the transaction) in a
+# subtransaction that the sentinel error rolls back, so no probe sees another's rows, and the role
+# switch ends with it. Outcome per probe: the rows it reached, `denied` (a privilege or policy said
+# no: SQLSTATE 42501) or `failed: <message>` (a constraint, trigger or quota stopped it).
+PROBE_FUNCTION = "supabase_access_widening_probe"
+_PROBE_BODY = """
+declare
+  probe jsonb;
+  reached bigint;
+  position int := 0;
+begin
+  for probe in select value from jsonb_array_elements(probes) loop
+    begin
+      perform set_config('role', probe ->> 'role', true);
+      perform set_config('request.jwt.claims', probe ->> 'claims', true);
+      if (probe ->> 'counts')::boolean then
+        execute probe ->> 'statement' into reached;
+      else
+        execute probe ->> 'statement';
+        get diagnostics reached = row_count;
+      end if;
+      raise exception using errcode = 'SAP01', message = reached::text;
+    exception
+      when sqlstate 'SAP01' then
+        index := position; outcome := sqlerrm; return next;
+      when insufficient_privilege then
+        index := position; outcome := 'denied'; return next;
+      when others then
+        index := position; outcome := 'failed: ' || sqlerrm; return next;
+    end;
+    position := position + 1;
+  end loop;
+end
+"""
+
+
+def create_probe_function() -> sql.Composed:
+    return sql.SQL(
+        "create function pg_temp.{}(probes jsonb) returns table(index int, outcome text) language plpgsql as {}"
+    ).format(sql.Identifier(PROBE_FUNCTION), _dollar_quoted(_PROBE_BODY, "probe"))
+
+
+def run_probes() -> sql.Composed:
+    return sql.SQL("select index, outcome from pg_temp.{}(%s::jsonb)").format(sql.Identifier(PROBE_FUNCTION))
+
+
+def count_rows(schema: str, table: str, condition: sql.Composable) -> sql.Composed:
+    return sql.SQL("select count(*) from {} where {}").format(table_ref(schema, table), condition)
+
+
+def update_to_itself(schema: str, table: str, column: str, condition: sql.Composable) -> sql.Composed:
+    return sql.SQL("update {} set {} = {} where {}").format(
+        table_ref(schema, table), sql.Identifier(column), sql.Identifier(column), condition
+    )
+
+
+def delete_rows(schema: str, table: str, condition: sql.Composable) -> sql.Composed:
+    return sql.SQL("delete from {} where {}").format(table_ref(schema, table), condition)

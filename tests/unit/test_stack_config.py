@@ -76,9 +76,8 @@ def test_an_extra_policy_may_not_take_a_generated_name_unless_it_says_so() -> No
 
 def test_an_extra_policy_declares_the_access_it_widens() -> None:
     entry = {"command": "SELECT", "roles": ["authenticated"], "using": "auth.jwt() ->> 'role' = 'support'"}
-    settings = parse(
-        {"environment": "prod", "extraPolicies": {"sessions": {"support_reads": {**entry, "widens": " support\n staff "}}}}
-    )
+    declared = {**entry, "widens": " support\n staff "}
+    settings = parse({"environment": "prod", "extraPolicies": {"sessions": {"support_reads": declared}}})
     assert settings.widenings == {"sessions.support_reads": "support staff"}
     assert [p.name for p in settings.extra_policies["sessions"]] == ["support_reads"]
     assert parse({"environment": "prod", "extraPolicies": {"sessions": {"support_reads": entry}}}).widenings == {}

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.sql import Composed
 
-from supabase_access.model.access_model import ModelError, suggested_entry
+from supabase_access.model.access_model import ModelError, parse_model, suggested_entry
 from supabase_access.model.policy import PolicySpec, policy_from_plain
 from supabase_access.provider import specs
 from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier
@@ -21,6 +21,7 @@ from supabase_access.provider.resources.group_functions import prelude_for
 from supabase_access.provider.resources.table_policies import NORMALIZED, added_columns, rendered_policies
 from supabase_access.sql import catalog
 from supabase_access.sql.database import CONNECTION_SETTINGS, Database
+from supabase_access.sql.widening_probe import Cell, probe_widening
 
 TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 # Roles a request from the API can take: a write policy for them that admits every row opens the table.
@@ -110,6 +111,8 @@ class AccessPreflight(DatabaseResource):
                 _check_roles_hold_grants(conn, schema, table, normalized, table_grants.get(table, grants), setting)
                 if refuse_open_writes:
                     _check_no_open_writes(conn, schema, table, normalized, setting, prelude, added)
+            if refuse_open_writes and not (same_rules and _same_widening_inputs(olds, inputs, policies_by_table)):
+                _check_no_widening(conn, inputs, policies_by_table, policy_settings, grants, table_grants, prelude)
         # The rendered SQL, not the rules' data, is what state keeps and previews show.
         return {**inputs, "schema": schema, "policies": policies_by_table}
 
@@ -245,6 +248,106 @@ def _report_owner_rights(conn: psycopg.Connection, found: list[catalog.OwnerRigh
     log = CHECK_LOG.get()
     if log is not None:
         log(message)
+
+
+WIDENS_KEY = "widens"
+
+
+def _same_widening_inputs(olds: Mapping[str, Any], inputs: Mapping[str, Any], policies: Mapping[str, Any]) -> bool:
+    """The probe proved exactly these policies, model and declarations before: no need to ask again."""
+    keys = ("model", "widenings", "replacedPolicies", "policySettings", "schema")
+    return olds.get("policies") == policies and all(olds.get(k) == inputs.get(k) for k in keys)
+
+
+def _check_no_widening(
+    conn: psycopg.Connection,
+    inputs: Mapping[str, Any],
+    policies_by_table: Mapping[str, Any],
+    policy_settings: Mapping[str, str],
+    grants: object,
+    table_grants: Mapping[str, Any],
+    prelude: Sequence[Composed],
+) -> None:
+    """On prod, no extra permissive policy may let a persona reach rows the table's kind does not give
+    them, unless its entry declares `widens`: proved by probing (sql.widening_probe), not by its text."""
+    raw_model = inputs.get("model")
+    if raw_model is None:
+        return  # a program from before the probe, or no extra permissive policy to judge
+    try:
+        model = parse_model(raw_model, setting="model")
+    except ModelError as exc:
+        raise InputError("model", str(exc)) from exc
+    widenings = inputs.get("widenings") or {}
+    replaced = inputs.get("replacedPolicies") or {}
+    if not isinstance(widenings, Mapping) or not isinstance(replaced, Mapping):
+        raise InputError("widenings", "widenings and replacedPolicies: expected maps")
+    schema = model.schema
+    base: dict[str, dict[str, PolicySpec]] = {}
+    candidates: dict[str, dict[str, PolicySpec]] = {}
+    for table in model.table_names:
+        raw = policies_by_table.get(table) or {}
+        originals = rendered_policies(schema, replaced.get(table) or {})
+        assert isinstance(raw, Mapping) and isinstance(originals, Mapping)  # checked by the parse above
+        base[table] = {}
+        candidates[table] = {}
+        for name, spec in raw.items():
+            policy = policy_from_plain(name, spec, setting=f"policies.{table}.{name}")
+            if f"{table}.{name}" in policy_settings and policy.permissive:
+                candidates[table][name] = policy
+                if name in originals:
+                    base[table][name] = policy_from_plain(name, originals[name], setting=f"replaced {table}.{name}")
+            else:
+                base[table][name] = policy
+    default_grants = grants if isinstance(grants, Mapping) else {}
+    role_grants = {t: dict(table_grants.get(t) or default_grants) for t in model.table_names}
+    report = probe_widening(conn, model, base, candidates, role_grants, prelude)
+    log = CHECK_LOG.get()
+
+    def setting(table: str, name: str) -> str:
+        return str(policy_settings.get(f"{table}.{name}") or f"policy {table}.{name}")
+
+    for (table, name), cells in report.widened.items():
+        found = _described(cells)
+        why = widenings.get(f"{table}.{name}")
+        if why is None:
+            raise InputError(
+                "policies",
+                f"{setting(table, name)}: on a prod stack an extra policy may not give rows the access kind of "
+                f"{schema}.{table} does not, and the preflight's probe (requests as PostgREST makes them, in a "
+                f"rolled-back transaction) found: {found}. Check the row (e.g. its owner column against "
+                "(select auth.uid())), make the policy restrictive (permissive: false), or declare "
+                f'`{WIDENS_KEY}: "<why>"` on the entry if that is meant',
+            )
+        if log is not None:
+            log(f"{setting(table, name)} widens access as declared ({WIDENS_KEY}: {why!r}): {found}")
+    for key, why in widenings.items():
+        table, _, name = str(key).partition(".")
+        if (table, name) not in report.widened and table not in report.unprobed and log is not None:
+            log(
+                f"{setting(table, name)} declares `{WIDENS_KEY}` ({why!r}), but the probe found no row it gives beyond "
+                f"the access kind of {schema}.{table}: the declaration can go"
+            )
+    if log is None:
+        return
+    for table, reason in report.unprobed.items():
+        names = sorted(candidates.get(table.split(" ")[0], {}))
+        if names:
+            where = ", ".join(setting(table.split(" ")[0], name) for name in names)
+            log(
+                f"{where}: the widening probe could not check {schema}.{table} ({reason}), so it is not proved to "
+                "give nothing beyond the table's access kind; review it by hand"
+            )
+    for (table, name), stopped in report.inconclusive.items():
+        cell, error = stopped[0]
+        log(
+            f"{setting(table, name)}: the probe could not tell whether {cell.describe()} ({len(stopped)} probe(s) "
+            f"stopped by something other than a policy, e.g. {error}); review the policy by hand"
+        )
+
+
+def _described(cells: Sequence[Cell], shown: int = 3) -> str:
+    text = "; ".join(c.describe() for c in cells[:shown])
+    return text + (f" (and {len(cells) - shown} more)" if len(cells) > shown else "")
 
 
 def _outputs(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,209 @@
+"""The widening probe (sql.widening_probe): extra policies judged by what they let the personas do
+on rows the probe makes itself, inside a rolled-back transaction, whatever PostgreSQL can fold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from supabase_access.model.access_model import load_model_file, model_to_plain
+from supabase_access.model.hardening import permanent_users_only_policies
+from supabase_access.model.policy import PolicySpec
+from supabase_access.model.profiles import plan_access
+from supabase_access.model.rule_data import rule_to_plain
+from supabase_access.provider.base import CHECK_LOG, InputError
+from supabase_access.provider.resources.access_preflight import AccessPreflight
+from supabase_access.sql import statements as render
+from supabase_access.sql.database import Database
+from supabase_access.sql.widening_probe import probe_widening
+
+pytestmark = pytest.mark.db
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = load_model_file(REPO / "access-model.yaml", setting="access-model.yaml")
+PLAN = plan_access(MODEL, "owner")
+BASE = {table: {p.name: p for p in policies} for table, policies in render.plan_policies(PLAN).items()}
+GRANTS = {access.table: PLAN.grants_on(access.table) for access in PLAN.tables}
+
+# Permissive policies that admit every row of the table for whoever they admit at all, and that
+# PostgreSQL's planner cannot reduce to constant true (so the folding check lets them through).
+HOSTILE = (
+    "auth.uid() is not null",
+    "(select true)",
+    "exists (select 1)",
+    "user_id = user_id",
+    "auth.role() = 'authenticated'",
+    "random() >= 0",
+    "user_id is not distinct from user_id",
+    "(auth.jwt() ->> 'role') = 'authenticated'",
+    "auth.uid() = auth.uid()",
+    "(select auth.uid()) is not null or user_id = (select auth.uid())",
+    "user_id is not null",
+    "length(coalesce(auth.jwt() ->> 'sub', '')) > 0",
+    "now() > '2000-01-01'",
+    "current_setting('request.jwt.claims', true) is not null",
+    "exists (select 1 from pg_catalog.pg_class)",
+)
+# Hostile as text, but folded to constant true by the planner (refused by the folding check first)
+# or, here, shown to widen just as well.
+FOLDABLE = ("1 = 1 or false", "true::boolean", "not false")
+
+
+def probe(dsn: str, candidates: dict[str, dict[str, PolicySpec]], base=BASE):
+    with psycopg.connect(dsn) as conn:
+        report = probe_widening(conn, MODEL, base, candidates, GRANTS)
+        # Nothing stays behind: the probe's users, rows, policies and grants went with its transaction.
+        assert conn.execute("select count(*) from auth.users").fetchone() == (0,)
+        assert conn.execute(
+            "select count(*) from pg_policies where tablename = 'sessions' and policyname like 'extra%'"
+        ).fetchone() == (0,)
+    return report
+
+
+@pytest.mark.parametrize("expression", HOSTILE + FOLDABLE)
+def test_an_insert_policy_admitting_every_row_is_a_widening(fresh_db: str, expression: str) -> None:
+    extra = PolicySpec("extra_insert", "INSERT", ("authenticated",), with_check=expression)
+    report = probe(fresh_db, {"sessions": {"extra_insert": extra}})
+    assert report.unprobed == {}
+    assert ("sessions", "extra_insert") in report.widened, report
+    cells = {c.describe() for c in report.widened[("sessions", "extra_insert")]}
+    assert "user A may insert a row of user B on sessions" in cells
+    assert "an anonymous sign-in may insert a row of user A on sessions" in cells
+
+
+@pytest.mark.parametrize(
+    ("command", "part", "described"),
+    [
+        ("SELECT", "using", "user A may select a row of user B on turns"),
+        ("UPDATE", "using", "user B may update a row of user A on turns"),
+        ("DELETE", "using", "an anonymous sign-in may delete a row of user B on turns"),
+        ("ALL", "using", "user A may delete a row of user B on turns"),
+    ],
+)
+def test_every_command_is_probed(fresh_db: str, command: str, part: str, described: str) -> None:
+    extra = PolicySpec("extra_any", command, ("authenticated",), **{part: "auth.uid() is not null"})  # type: ignore[arg-type]
+    report = probe(fresh_db, {"turns": {"extra_any": extra}})
+    assert described in {c.describe() for c in report.widened[("turns", "extra_any")]}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # permanentUsersOnly-style: restrictive, it can only narrow.
+        *permanent_users_only_policies({"sessions": ("INSERT",)})["sessions"],
+        # Narrower than the kind: the owner's rows that have a title.
+        PolicySpec("extra_titled", "SELECT", ("authenticated",), using="user_id = (select auth.uid()) and title <> ''"),
+        # The kind's own rule, written by hand.
+        PolicySpec("extra_mine", "INSERT", ("authenticated",), with_check="user_id = (select auth.uid())"),
+        # Only for an identity no API request carries.
+        PolicySpec("extra_nobody", "ALL", ("authenticated",), using="coalesce(auth.uid(), user_id) = user_id"),
+        # Admits every row, but for a role without the grant (prod gives anon nothing).
+        PolicySpec("extra_anon", "SELECT", ("anon",), using="true"),
+    ],
+    ids=lambda p: p.name,
+)
+def test_legitimate_extra_policies_widen_nothing(fresh_db: str, extra: PolicySpec) -> None:
+    candidates = {"sessions": {extra.name: extra}} if extra.permissive else {}
+    base = BASE if extra.permissive else {**BASE, "sessions": {**BASE["sessions"], extra.name: extra}}
+    report = probe(fresh_db, candidates, base)
+    assert report.widened == {}
+    assert report.unprobed == {}
+    assert report.inconclusive == {}
+
+
+def test_a_replacing_policy_is_judged_against_the_one_it_replaces(fresh_db: str) -> None:
+    name = "sessions_insert_own"
+    same = PolicySpec(name, "INSERT", ("authenticated",), with_check="(select auth.uid()) = user_id")
+    wider = PolicySpec(name, "INSERT", ("authenticated",), with_check="(select auth.uid()) is not null")
+    assert probe(fresh_db, {"sessions": {name: same}}).widened == {}
+    assert ("sessions", name) in probe(fresh_db, {"sessions": {name: wider}}).widened
+
+
+def test_a_table_whose_rows_cannot_be_made_is_named_not_passed(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("create type public.mood as (level int)")
+        conn.execute("alter table public.turns add column mood public.mood not null")
+    extra = PolicySpec("extra_turns", "SELECT", ("authenticated",), using="auth.uid() is not null")
+    report = probe(fresh_db, {"turns": {"extra_turns": extra}, "sessions": {"extra_s": extra}})
+    assert "public.turns.mood: cannot make up a mood value" in report.unprobed["turns"]
+    assert ("turns", "extra_turns") not in report.widened
+    # The other tables are still probed.
+    assert ("sessions", "extra_s") in report.widened
+
+
+# --- the preflight: refuses, lists what a declared widening gives, warns what it could not probe ---
+
+
+def preflight_inputs(extras: dict[str, dict[str, dict]], widenings: dict[str, str] | None = None) -> dict:
+    """What AccessRules gives the preflight of a prod stack with these extraPolicies entries."""
+    policies = {
+        access.table: {r.name: rule_to_plain(r) for r in access.rules} | extras.get(access.table, {})
+        for access in PLAN.tables
+    }
+    return {
+        "schema": "public",
+        "tables": list(MODEL.table_names),
+        "roles": ["anon", "authenticated"],
+        "policies": policies,
+        "source": "supabase-access:modelFile (access-model.yaml)",
+        "policySettings": {
+            f"{t}.{n}": f"supabase-access:extraPolicies.{t}.{n}" for t, entries in extras.items() for n in entries
+        },
+        "grants": {role: list(p) for role, p in PLAN.grants.items()},
+        "refuseOpenWrites": True,
+        "model": model_to_plain(MODEL),
+        "widenings": widenings,
+    }
+
+
+def checked(db: Database, inputs: dict) -> list[str]:
+    said: list[str] = []
+    token = CHECK_LOG.set(said.append)
+    try:
+        AccessPreflight().check(db, {}, inputs)
+    finally:
+        CHECK_LOG.reset(token)
+    return said
+
+
+INSERT_ANY = {"command": "INSERT", "roles": ["authenticated"], "withCheck": "auth.uid() is not null"}
+
+
+def test_the_preflight_refuses_a_widening_naming_the_setting(db: Database) -> None:
+    with pytest.raises(InputError) as info:
+        checked(db, preflight_inputs({"sessions": {"insert_any": INSERT_ANY}}))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "supabase-access:extraPolicies.sessions.insert_any: on a prod stack an extra policy may not give rows"
+    )
+    assert "user A may insert a row of user B on sessions" in message
+    assert 'declare `widens: "<why>"`' in message
+
+
+def test_a_declared_widening_is_listed_not_refused(db: Database) -> None:
+    said = checked(db, preflight_inputs({"sessions": {"insert_any": INSERT_ANY}}, {"sessions.insert_any": "imports"}))
+    (line,) = [s for s in said if "widens access as declared" in s]
+    assert line.startswith("supabase-access:extraPolicies.sessions.insert_any widens access as declared")
+    assert "(widens: 'imports')" in line and "user A may insert a row of user B on sessions" in line
+
+
+def test_a_narrower_policy_passes_and_an_idle_declaration_is_named(db: Database) -> None:
+    narrow = {"command": "SELECT", "roles": ["authenticated"], "using": "user_id = (select auth.uid()) and title <> ''"}
+    said = checked(db, preflight_inputs({"sessions": {"titled": narrow}}, {"sessions.titled": "reads"}))
+    assert any("declares `widens` ('reads'), but the probe found no row it gives" in s for s in said)
+
+
+def test_an_unprobed_table_is_a_warning_naming_it(db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("create type public.mood as (level int)")
+        conn.execute("alter table public.sessions add column mood public.mood not null")
+    said = checked(db, preflight_inputs({"sessions": {"insert_any": INSERT_ANY}}))
+    (line,) = [s for s in said if "could not check" in s]
+    assert line.startswith(
+        "supabase-access:extraPolicies.sessions.insert_any: the widening probe could not check public.sessions "
+        "(no probe row could be made: public.sessions.mood: cannot make up a mood value"
+    )
+    assert "not proved to give nothing beyond the table's access kind" in line
