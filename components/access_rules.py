@@ -304,8 +304,12 @@ class AccessRules(pulumi.ComponentResource):
                                 opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight, baseline]),
                             )
         table_grants = {a.table: {r: list(p) for r, p in a.grants.items()} for a in plan.tables if a.grants}
+        # The stack's own extra policies and the widenings it declares, for the policy pack's static check.
+        extras = {t: sorted(names) for t, names in extra_names.items() if names}
         self.register_outputs(
             ({"tableGrants": table_grants} if table_grants else {})
+            | ({"extraPolicies": extras} if extras else {})
+            | ({"widenings": dict(args.widenings)} if args.widenings else {})
             | {
                 "profile": plan.profile,
                 "tables": tables,

@@ -46,6 +46,12 @@ RULES: Final[dict[str, str]] = {
         "No permissive INSERT/UPDATE/DELETE/ALL policy whose USING or WITH CHECK is literally true "
         "for anon, authenticated or public: anyone could change every row."
     ),
+    "no-row-blind-extra-policies": (
+        "No extra permissive policy (supabase-access:extraPolicies) for anon, authenticated or public whose USING "
+        "or WITH CHECK names no column of the row (`auth.uid() is not null`, `(select true)`, `random() >= 0`) "
+        "or compares a column with itself (`user_id = user_id`): it admits every row to whoever it admits, "
+        'unless its entry declares `widens: "<why>"`. A static subset of the preflight\'s probe.'
+    ),
     "no-constraint-removal": "No ConstraintRemoval: foreign keys and other constraints stay in place.",
     "rls-enabled": "Row level security stays on (a RowLevelSecurity resource) on every table given policies or grants.",
     "no-open-profile": "The access profile is not `open` (supabase-access:profile).",
@@ -100,6 +106,7 @@ def findings(resources: Sequence[StackResource]) -> list[Finding]:
     """Every guardrail finding of one stack, in rule order."""
     return [
         *open_write_policies(resources),
+        *row_blind_extra_policies(resources),
         *constraint_removals(resources),
         *rls_off(resources),
         *open_profile(resources),
@@ -121,6 +128,95 @@ def open_write_policies(resources: Sequence[StackResource]) -> Iterator[Finding]
         if open_ones:
             table = _qualified(resource)
             yield Finding("no-open-write-policies", f"{table}: {'; '.join(open_ones)}", resource.urn)
+
+
+def row_blind_extra_policies(resources: Sequence[StackResource]) -> Iterator[Finding]:
+    """One finding per extra policy whose clause cannot tell one row from another (see RULES).
+
+    The AccessRules component names the stack's extra policies and its declared widenings; the
+    TablePolicies resources hold them as PostgreSQL will. The preflight proves the rest on the
+    database (it probes every extra policy as the API's personas); this pack has no database.
+    """
+    extras: dict[str, set[str]] = {}
+    declared: set[str] = set()
+    for component in _of_type(resources, ACCESS_RULES_TYPE):
+        named = component.props.get("extraPolicies")
+        if isinstance(named, Mapping):
+            for table, names in named.items():
+                if isinstance(names, list):
+                    extras.setdefault(str(table), set()).update(str(n) for n in names)
+        widenings = component.props.get("widenings")
+        if isinstance(widenings, Mapping):
+            declared.update(str(key) for key in widenings)
+    for resource in _of_type(resources, TABLE_POLICIES_TYPE):
+        table = _text(resource.props.get("table"), "?")
+        policies = resource.props.get("policies")
+        if not isinstance(policies, Mapping):
+            continue
+        for name, policy in sorted(policies.items()):
+            if name not in extras.get(table, set()) or f"{table}.{name}" in declared or not isinstance(policy, Mapping):
+                continue
+            if policy.get("permissive", True) is False or not _visitor_roles(policy):
+                continue
+            blind = [
+                f"{label} ({policy[key]})"
+                for key, label in (("using", "USING"), ("withCheck", "WITH CHECK"))
+                if isinstance(policy.get(key), str) and row_blind(policy[key])
+            ]
+            if blind:
+                yield Finding(
+                    "no-row-blind-extra-policies",
+                    f"{_qualified(resource)}: supabase-access:extraPolicies.{table}.{name} "
+                    f"({_text(policy.get('command'), 'ALL')} to {', '.join(_visitor_roles(policy))}): "
+                    f"{' and '.join(blind)} cannot tell one row from another, so it admits every row to whoever it "
+                    'admits; check the row, or declare `widens: "<why>"` on the entry',
+                    resource.urn,
+                )
+
+
+# Words of an expression that are no column: SQL keywords and type names (a cast's target).
+_NOT_COLUMNS: Final = frozenset(
+    "select from where and or not is null true false exists in any all some array case when then else end as "
+    "distinct between like ilike similar escape at time zone interval cast current_date current_time "
+    "current_timestamp current_user current_role session_user localtime localtimestamp with limit offset "
+    "unknown".split()
+)
+_STRINGS: Final = re.compile(r"(?:[eE])?'(?:[^']|'')*'|\$\$.*?\$\$", re.S)
+_WORD: Final = re.compile(r'"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*|::\s*[A-Za-z_][A-Za-z0-9_]*|\d[\w.]*|\S')
+_SELF_COMPARISON: Final = re.compile(
+    r'^\s*\(*\s*("?[A-Za-z_][\w$]*"?(?:\s*\.\s*"?[A-Za-z_][\w$]*"?)?)\s*(?:=|is\s+not\s+distinct\s+from)\s*'
+    r"\1\s*\)*\s*$",
+    re.I,
+)
+
+
+def row_blind(expression: str) -> bool:
+    """True when the expression names no column (nor any relation) or compares a column with itself.
+
+    Static and partial by design: `user_id is not null` names a column and is not caught here, nor
+    a subquery over another table; the preflight's probe on the database catches both.
+    """
+    if _SELF_COMPARISON.match(expression):
+        return True
+    tokens = _WORD.findall(_STRINGS.sub("''", expression))
+
+    def at(i: int) -> str:
+        return tokens[i].lower() if 0 <= i < len(tokens) else ""
+
+    for i, token in enumerate(tokens):
+        if token.startswith("::") or not (token[0].isalpha() or token[0] in '_"'):
+            continue  # a cast's type, a number, an operator
+        called = at(i + 1) == "(" or (at(i + 1) == "." and at(i + 3) == "(") or (at(i - 1) == "." and at(i + 1) == "(")
+        if called or token.lower() in _NOT_COLUMNS or at(i - 1) == "as":
+            continue  # a function and its schema, a keyword, the type of cast(x as type)
+        return False
+    return True
+
+
+def _visitor_roles(policy: Mapping[str, Any]) -> list[str]:
+    roles_value = policy.get("roles")
+    roles = {str(r).lower() for r in roles_value} if isinstance(roles_value, list) and roles_value else {"public"}
+    return sorted(roles & VISITOR_ROLES)
 
 
 def constraint_removals(resources: Sequence[StackResource]) -> Iterator[Finding]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from policy.guardrails import (
+    ACCESS_RULES_TYPE,
     AUTH_SETTINGS_TYPE,
     RLS_TYPE,
     STACK_TYPE,
@@ -17,6 +18,7 @@ from policy.guardrails import (
     StackResource,
     findings,
     is_literally_true,
+    row_blind,
     stack_environment,
 )
 
@@ -125,3 +127,62 @@ def test_environment_prod_when_anything_says_prod_or_nothing_says() -> None:
 def test_literally_true() -> None:
     assert all(map(is_literally_true, ["true", "TRUE", "(true)", " ( ( true ) ) "]))
     assert not any(map(is_literally_true, [None, "false", "true = true", "(true) or (false)", "1 = 1"]))
+
+
+# The extra policies the issue found passing on prod, and more of the kind. Statically, the pack sees
+# those that name no column or compare one with itself; the preflight's probe proves the others.
+ROW_BLIND = (
+    "auth.uid() is not null",
+    "(select true)",
+    "exists (select 1)",
+    "user_id = user_id",
+    "auth.role() = 'authenticated'",
+    "random() >= 0",
+    "user_id is not distinct from user_id",
+    "1 = 1 or false",
+    "(auth.jwt() ->> 'role') = 'authenticated'",
+    "true::boolean",
+    "not false",
+    "auth.uid() = auth.uid()",
+    "sessions.user_id = sessions.user_id",
+    "cast(auth.uid() as text) is not null",
+)
+ROW_AWARE = (
+    "user_id = (select auth.uid())",
+    "title <> 'x' and user_id = auth.uid()",
+    "session_id = any (array(select id from public.sessions where user_id = (select auth.uid())))",
+    # Caught by the preflight's probe only: they name a column.
+    "user_id is not null",
+    "coalesce(auth.uid(), user_id) = user_id",
+)
+
+
+def extra_stack(expression: str, *, declared: bool = False, permissive: bool = True) -> list[StackResource]:
+    component: dict[str, Any] = {"extraPolicies": {"sessions": ["extra"]}}
+    if declared:
+        component["widenings"] = {"sessions.extra": "why"}
+    extra = {**policy("INSERT", ["authenticated"], with_check=expression), "permissive": permissive}
+    generated = policy("SELECT", ["anon", "authenticated"], using="true")  # a public-read table's own: not extra
+    stack = [*SAFE_STACK, resource(ACCESS_RULES_TYPE, "access", **component)]
+    stack[2] = resource(
+        TABLE_POLICIES_TYPE, "sessions-policies", table="sessions", policies={"extra": extra, "read": generated}
+    )
+    return stack
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("expression", ROW_BLIND)
+def test_an_extra_policy_blind_to_the_row_is_found(expression: str) -> None:
+    (finding,) = [f for f in findings(extra_stack(expression)) if f.rule == "no-row-blind-extra-policies"]
+    assert finding.message.startswith("public.sessions: supabase-access:extraPolicies.sessions.extra (INSERT to ")
+    assert row_blind(expression)
+    # Declared, or restrictive: nothing to find.
+    assert "no-row-blind-extra-policies" not in rules_found(extra_stack(expression, declared=True))
+    assert "no-row-blind-extra-policies" not in rules_found(extra_stack(expression, permissive=False))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("expression", ROW_AWARE)
+def test_an_extra_policy_that_reads_the_row_is_left_to_the_preflight(expression: str) -> None:
+    assert not row_blind(expression)
+    assert "no-row-blind-extra-policies" not in rules_found(extra_stack(expression))
