@@ -292,6 +292,25 @@ def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactor
                 ({"roles": ["authenticated"], "withCheck": "true or user_id = auth.uid()"}, "withCheck"),
             )
         ),
+        # Prod: a write policy no planner folds, that still lets a user write another user's rows (the probe).
+        (
+            {
+                **OWNER,
+                "supabase-access:extraPolicies": json.dumps(
+                    {
+                        "sessions": {
+                            "sessions_insert_signed_in": {
+                                "command": "INSERT",
+                                "roles": ["authenticated"],
+                                "withCheck": "auth.uid() is not null",
+                            }
+                        }
+                    }
+                ),
+            },
+            "supabase-access:extraPolicies.sessions.sessions_insert_signed_in: on a prod stack an extra policy may "
+            "not give rows the access kind of public.sessions does not, and the preflight's probe",
+        ),
     ],
 )
 def test_bad_input_fails_at_preview_and_applies_nothing(
@@ -305,6 +324,27 @@ def test_bad_input_fails_at_preview_and_applies_nothing(
     assert catalog_snapshot(fresh_db) == before
     state = (stack.export_stack().deployment or {}).get("resources") or []
     assert [r["urn"] for r in state if r["type"].startswith("supabase-access:index:")] == []
+
+
+def test_a_widening_is_refused_in_one_line_unless_declared(make_stack: StackFactory) -> None:
+    """Prod: an extra policy PostgreSQL cannot fold, proved by the preflight's probe to let user A read
+    user B's turns, stops the preview with one line naming the setting; `widens:` lets it through, listed."""
+    entry = {"command": "SELECT", "roles": ["authenticated"], "using": "exists (select 1)"}
+    stack = make_stack({**OWNER, "supabase-access:extraPolicies": json.dumps({"turns": {"turns_any": entry}})})
+    with pytest.raises(auto.errors.CommandError) as info:
+        stack.preview()
+    setting = "supabase-access:extraPolicies.turns.turns_any"
+    # Wherever the engine shows the error (the resource's diagnostic, the summary), it is one whole line.
+    lines = [line for line in str(info.value).splitlines() if setting in line]
+    assert lines, str(info.value)
+    for line in lines:
+        assert "user A may select a row of user B on turns" in line and 'declare `widens: "<why>"`' in line, line
+    declared = {**entry, "widens": "everyone signed in reads every turn"}
+    stack.set_config("supabase-access:extraPolicies", auto.ConfigValue(json.dumps({"turns": {"turns_any": declared}})))
+    preview = stack.preview()
+    assert f"{setting} widens access as declared (widens: 'everyone signed in reads every turn')" in " ".join(
+        preview.stdout.split()
+    )
 
 
 def test_an_extra_policy_that_says_it_replaces_a_generated_one_is_named_at_preview(make_stack: StackFactory) -> None:

@@ -71,7 +71,17 @@ STATES = {"allowed", "denied", "probe failed", "absent"}
 
 def assert_review_json(document: dict[str, Any]) -> None:
     """The --json document's shape, as the script's docstring gives it."""
-    assert set(document) == {"version", "stack", "environment", "before", "after", "changes", "widens", "failed"}
+    assert set(document) == {
+        "version",
+        "stack",
+        "environment",
+        "before",
+        "after",
+        "changes",
+        "widens",
+        "declaredWidenings",
+        "failed",
+    }
     assert document["version"] == 1 and isinstance(document["stack"], str)
     for side in ("before", "after"):
         assert set(document[side]) == {"title", "cells"} and isinstance(document[side]["title"], str)
@@ -170,3 +180,20 @@ def test_review_of_a_stack_never_deployed_with_the_apps_schema(tmp_path: Path) -
         assert after[("authenticated (anonymous A)", "profiles", operation, "own")] == "allowed"
         assert after[("authenticated (anonymous A)", "profiles", operation, "other")] == "denied"
     assert document["failed"]["after"] == []
+
+
+def test_review_lists_a_declared_widening(tmp_path: Path) -> None:
+    # Prod: support staff read every session; the entry says so, so the preflight lets it through.
+    support = {
+        "command": "SELECT",
+        "roles": ["authenticated"],
+        "using": "(auth.jwt() ->> 'is_anonymous')::boolean is not true",
+        "widens": "support staff read every session",
+    }
+    proposed = {**OWNER, "supabase-access:extraPolicies": {"sessions": {"support_reads": support}}}
+    output = run_review(tmp_path, OWNER, proposed, code=2)
+    assert "authenticated (permanent) · sessions · select other: denied → allowed" in change_lines(output)
+    assert output.rstrip().endswith(
+        "Declared widenings (1):\n  supabase-access:extraPolicies.sessions.support_reads widens access: "
+        "support staff read every session"
+    )

@@ -310,8 +310,9 @@ def _check_no_widening(
         found = _described(cells)
         why = widenings.get(f"{table}.{name}")
         if why is None:
+            # Named by policySettings (the extra policies' settings), whose value the engine shows beside the error.
             raise InputError(
-                "policies",
+                "policySettings",
                 f"{setting(table, name)}: on a prod stack an extra policy may not give rows the access kind of "
                 f"{schema}.{table} does not, and the preflight's probe (requests as PostgREST makes them, in a "
                 f"rolled-back transaction) found: {found}. Check the row (e.g. its owner column against "
