@@ -21,6 +21,7 @@ from policy.guardrails import (
     row_blind,
     stack_environment,
 )
+from tests.support.hostile_policies import NAMING_A_COLUMN, SEEN_BY_THEIR_TEXT
 
 
 def resource(resource_type: str, name: str, stack: str = "dev", **props: Any) -> StackResource:
@@ -129,30 +130,13 @@ def test_literally_true() -> None:
     assert not any(map(is_literally_true, [None, "false", "true = true", "(true) or (false)", "1 = 1"]))
 
 
-# The extra policies the issue found passing on prod, and more of the kind. Statically, the pack sees
-# those that name no column or compare one with itself; the preflight's probe proves the others.
-ROW_BLIND = (
-    "auth.uid() is not null",
-    "(select true)",
-    "exists (select 1)",
-    "user_id = user_id",
-    "auth.role() = 'authenticated'",
-    "random() >= 0",
-    "user_id is not distinct from user_id",
-    "1 = 1 or false",
-    "(auth.jwt() ->> 'role') = 'authenticated'",
-    "true::boolean",
-    "not false",
-    "auth.uid() = auth.uid()",
-    "sessions.user_id = sessions.user_id",
-    "cast(auth.uid() as text) is not null",
-)
+# Extra policies that name no column of the row, or compare one with itself: found by their text.
 ROW_AWARE = (
     "user_id = (select auth.uid())",
     "title <> 'x' and user_id = auth.uid()",
     "session_id = any (array(select id from public.sessions where user_id = (select auth.uid())))",
     # Caught by the preflight's probe only: they name a column.
-    "user_id is not null",
+    *NAMING_A_COLUMN,
     "coalesce(auth.uid(), user_id) = user_id",
 )
 
@@ -171,7 +155,7 @@ def extra_stack(expression: str, *, declared: bool = False, permissive: bool = T
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("expression", ROW_BLIND)
+@pytest.mark.parametrize("expression", SEEN_BY_THEIR_TEXT)
 def test_an_extra_policy_blind_to_the_row_is_found(expression: str) -> None:
     (finding,) = [f for f in findings(extra_stack(expression)) if f.rule == "no-row-blind-extra-policies"]
     assert finding.message.startswith("public.sessions: supabase-access:extraPolicies.sessions.extra (INSERT to ")
