@@ -1082,7 +1082,8 @@ def fill_owner_copy_batch(schema: str, names: OwnerCopyNames, *, every_row: bool
 # probe runs as an API request does (the role and `request.jwt.claims` set for the transaction) in a
 # subtransaction that the sentinel error rolls back, so no probe sees another's rows, and the role
 # switch ends with it. Outcome per probe: the rows it reached, `denied` (a privilege or policy said
-# no: SQLSTATE 42501) or `failed: <message>` (a constraint, trigger or quota stopped it).
+# no: SQLSTATE 42501), `unique` (an insert past the policies that met an existing row's key) or
+# `failed: <message>` (a constraint, trigger or quota stopped it).
 PROBE_FUNCTION = "supabase_access_widening_probe"
 _PROBE_BODY = """
 declare
@@ -1106,6 +1107,8 @@ begin
         index := position; outcome := sqlerrm; return next;
       when insufficient_privilege then
         index := position; outcome := 'denied'; return next;
+      when unique_violation then
+        index := position; outcome := 'unique'; return next;
       when others then
         index := position; outcome := 'failed: ' || sqlerrm; return next;
     end;

@@ -293,6 +293,10 @@ def _run(cur: psycopg.Cursor[TupleRow], probes: Sequence[Probe]) -> dict[Cell, b
         cell = probes[index].cell
         if outcome == "denied":
             outcomes[cell] = False
+        elif outcome == "unique":
+            # Privileges and WITH CHECK come before the unique index: the insert was let through and only
+            # met a row already there (a one-row-per-user table keyed by its owner).
+            outcomes[cell] = True if cell.operation == "insert" else "unique key met"
         elif outcome.startswith("failed: "):
             outcomes[cell] = outcome.removeprefix("failed: ")
         else:

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from supabase_access.model.access_model import load_model_file, model_to_plain
+from supabase_access.model.access_model import load_model_file, model_to_plain, parse_model
 from supabase_access.model.hardening import permanent_users_only_policies
 from supabase_access.model.policy import PolicySpec
 from supabase_access.model.profiles import plan_access
@@ -193,3 +193,23 @@ def test_an_unprobed_table_is_a_warning_naming_it(db: Database, fresh_db: str) -
         "(no probe row could be made: public.sessions.mood: cannot make up a mood value"
     )
     assert "not proved to give nothing beyond the table's access kind" in line
+
+
+def test_a_one_row_per_user_table_is_probed_past_its_key(fresh_db: str) -> None:
+    """An insert that passes the policies and only meets the owner's existing row (its key) is let through."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(
+            "create table public.profiles (user_id uuid primary key default auth.uid() references auth.users, "
+            "display_name text)"
+        )
+    raw = model_to_plain(MODEL)
+    model = parse_model({**raw, "tables": {**raw["tables"], "profiles": {"owner": "user_id"}}}, setting="m")
+    plan = plan_access(model, "owner")
+    base = {table: {p.name: p for p in policies} for table, policies in render.plan_policies(plan).items()}
+    grants = {access.table: plan.grants_on(access.table) for access in plan.tables}
+    extra = PolicySpec("extra_any", "INSERT", ("authenticated",), with_check="auth.uid() is not null")
+    with psycopg.connect(fresh_db) as conn:
+        report = probe_widening(conn, model, base, {"profiles": {"extra_any": extra}}, grants)
+    assert report.unprobed == {} and report.inconclusive == {}
+    found = {c.describe() for c in report.widened[("profiles", "extra_any")]}
+    assert "user A may insert a row of user B on profiles" in found
