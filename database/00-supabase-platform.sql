@@ -23,14 +23,17 @@ begin
 end
 $$;
 
--- Attributes are (re)asserted so a role left over from an older run matches.
-alter role anon nologin noinherit nobypassrls;
-alter role authenticated nologin noinherit nobypassrls;
-alter role service_role nologin noinherit bypassrls;
+-- Attributes are (re)asserted so a role left over from an older run matches. INHERIT, as Supabase's
+-- 20230529180330_alter_api_roles_for_inherit (tests/platform checks these against Supabase's SQL).
+alter role anon nologin inherit nobypassrls;
+alter role authenticated nologin inherit nobypassrls;
+alter role service_role nologin inherit bypassrls;
 -- PostgREST logs in as authenticator and switches to one of the API roles per request.
 alter role authenticator login noinherit nobypassrls password 'sa-local-pw-7d3f9b2c';
 grant anon, authenticated, service_role to authenticator;
 -- As on Supabase, postgres is not a superuser: it owns the app tables and administers the API roles.
+-- Supabase's postgres also has BYPASSRLS; this one has not, so the tests here run without it and the
+-- platform tier (tests/platform, on Supabase's own SQL) with it.
 alter role postgres login createrole nosuperuser nobypassrls password 'sa-local-pw-7d3f9b2c';
 grant anon, authenticated, service_role to postgres with admin option;
 
@@ -46,7 +49,7 @@ create schema if not exists auth;
 
 create table if not exists auth.users (
   id uuid primary key,
-  email text,
+  email varchar(255),
   is_anonymous boolean not null default false,
   created_at timestamptz not null default now()
 );

@@ -16,6 +16,8 @@ MARKERS = (
     "e2e: the real Pulumi engine and provider plugin against the local cluster",
     "fault: kills the pulumi CLI or its process tree at a chosen point (a lock held by another session), "
     "then checks recovery",
+    "platform: a database built from Supabase's own SQL (../shared/supabase-platform) on each PostgreSQL version: "
+    "access e2e, linter, stand-in conformance",
 )
 
 

@@ -12,12 +12,12 @@ import psycopg
 import pytest
 
 from tests.support.engine import new_stack
+from tests.support.splinter import lint, must_fix
 from tests.support.teams_app import OWNER as TEAMS_OWNER
 from tests.support.teams_app import load_teams_app
 
 pytestmark = pytest.mark.e2e
 
-SPLINTER = Path(__file__).resolve().parents[2].parent / "shared" / "splinter" / "splinter.sql"
 PROD = {
     "supabase-access:environment": "prod",
     "supabase-access:profile": "owner",
@@ -25,31 +25,6 @@ PROD = {
     "supabase-access:retention": json.dumps({"anonymousUsersDays": 30, "sessionsDays": 180}),
     "supabase-access:permanentUsersOnly": json.dumps({"generated_content": ["INSERT"]}),
 }
-PERFORMANCE_LINTS = ("auth_rls_initplan", "multiple_permissive_policies", "unindexed_foreign_keys")
-
-
-def lint(dsn: str, exposed_schemas: str = "public") -> list[tuple[str, str, list[str], str]]:
-    """(name, level, categories, detail) of every finding, as the dashboard's advisors list them."""
-    if not SPLINTER.is_file():
-        pytest.fail(
-            f"Supabase's linter is missing: expected {SPLINTER} (../shared/splinter/splinter.sql beside the "
-            "repository), see ../shared/splinter/README.md",
-            pytrace=False,
-        )
-    text = SPLINTER.read_text()
-    first, _, query = text.partition("\n")
-    assert first.strip() == "set local search_path = '';", f"{SPLINTER} no longer starts as expected"
-    with psycopg.connect(dsn) as conn, conn.transaction(force_rollback=True):
-        conn.execute("select set_config('pgrst.db_schemas', %s, true)", (exposed_schemas,))
-        conn.execute(first)
-        rows = conn.execute(
-            f"select name, level, categories, detail from ({query.strip().rstrip(';')}) lints"
-        ).fetchall()
-    return [(str(n), str(level), list(categories), str(detail)) for n, level, categories, detail in rows]
-
-
-def must_fix(findings: list[tuple[str, str, list[str], str]]) -> list[tuple[str, str, list[str], str]]:
-    return [f for f in findings if ("SECURITY" in f[2] and f[1] in ("ERROR", "WARN")) or f[0] in PERFORMANCE_LINTS]
 
 
 def test_the_reference_app_on_prod_passes_supabases_linter(tmp_path: Path, fresh_db: str) -> None:

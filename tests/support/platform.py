@@ -1,0 +1,266 @@
+"""A database built from Supabase's own SQL (../shared/supabase-platform/, read where it lies, never
+copied), in a throwaway cluster of its own, for the `platform` test tier.
+
+How it is built (the folder's README gives the order): `initdb` with bootstrap superuser
+`supabase_admin`; its `build.sh` (Supabase's init scripts as `postgres`, the migrations as
+`supabase_admin`, which make `postgres` NOSUPERUSER ... BYPASSRLS, the newer role/grant migrations,
+the auth migrations as `supabase_auth_admin`); on PostgreSQL 16 and later, what Supabase's 16+/17
+images add (below); Storage's migrations in numeric order as `supabase_storage_admin` with
+`search_path=storage`; then the reference app's `database/01` and `02` as `postgres`, as a project's
+owner loads its schema. Two template databases come out of it, one per grant platform (below); the
+tests clone them, so a cluster is built once per session and version.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from review.postgrest import LOCAL_AUTHENTICATOR_PASSWORD
+from tests.support.paths import REPO
+
+PLATFORM_DIR: Final = REPO.parent / "shared" / "supabase-platform"
+BUILD_SCRIPT: Final = PLATFORM_DIR / "build.sh"
+STORAGE_MIGRATIONS: Final = PLATFORM_DIR / "storage"
+APP_SCHEMA: Final = (REPO / "database" / "01-app-schema.sql", REPO / "database" / "02-baseline-access.sql")
+ADMIN: Final = "supabase_admin"
+# What the stacks log in with. Not build.sh's `postgres`: Pulumi masks every occurrence of a secret's value.
+PASSWORD: Final = LOCAL_AUTHENTICATOR_PASSWORD
+# psql for build.sh and the migrations: the server's own when it ships one, else Debian's 15 (a psql
+# 15 talks to a 17 server).
+FALLBACK_PSQL_DIR: Final = Path("/usr/lib/postgresql/15/bin")
+# Ports tried for the cluster: from SUPABASE_ACCESS_PLATFORM_PORT (default 54460), ten of them.
+DEFAULT_BASE_PORT: Final = 54460
+
+# Supabase's 16+/17 images: since PostgreSQL 16 only a role with the ADMIN option on a role may grant
+# it (CREATEROLE no longer suffices). supabase/postgres's migration
+# 20250605172253_grant_with_admin_to_postgres_16_and_above gives `postgres` the ADMIN option on the
+# three API roles; Storage's own migrations (0002-storage-schema.sql, with storage.install_roles on,
+# its default) grant the API roles and `postgres` to `authenticator` as `supabase_storage_admin`, so
+# the service admin gets the same option on them (self-hosted Supabase gives storage admin the API
+# roles WITH ADMIN OPTION for the same reason). The shared files predate this and are not edited.
+ADMIN_OPTION_FOR_16_AND_LATER: Final = (
+    "grant anon, authenticated, service_role to postgres with admin option",
+    "grant anon, authenticated, service_role, postgres to supabase_storage_admin with admin option",
+)
+
+# The explicit-grant platform (every project since 2026-10-30; the project setting "Default privileges
+# for new entities" off), which the shared SQL does not cover: new tables, sequences and functions
+# `postgres` creates in public are no longer granted to the API roles: postgres's default privileges
+# in public give them nothing (Supabase does not publish the setting's statements; this is their
+# effect). supabase_admin's stay, as on a project (postgres cannot change them).
+EXPLICIT_GRANT_PLATFORM: Final = (
+    "alter default privileges for role postgres in schema public"
+    " revoke all on tables from anon, authenticated, service_role",
+    "alter default privileges for role postgres in schema public"
+    " revoke all on sequences from anon, authenticated, service_role",
+    "alter default privileges for role postgres in schema public"
+    " revoke all on functions from anon, authenticated, service_role",
+)
+PLATFORMS: Final = ("legacy", "explicit")
+TEMPLATES: Final = {platform: f"platform_{platform}" for platform in PLATFORMS}
+
+
+class PlatformBuildError(RuntimeError):
+    """A step of the build failed; the message names it and carries its output."""
+
+
+@dataclass(frozen=True)
+class PostgresVersion:
+    major: int
+    bin_dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"pg{self.major}"
+
+
+def known_versions() -> tuple[PostgresVersion, ...]:
+    """The PostgreSQL server builds the tier runs on, where this machine has them."""
+    candidates = {15: [Path("/usr/lib/postgresql/15/bin")], 17: []}
+    if os.environ.get("SUPABASE_ACCESS_PG17_BIN"):
+        candidates[17].append(Path(os.environ["SUPABASE_ACCESS_PG17_BIN"]))
+    return tuple(
+        PostgresVersion(major, path)
+        for major, paths in candidates.items()
+        for path in paths[:1]
+        if (path / "pg_ctl").is_file()
+    )
+
+
+def _psql_dir(version: PostgresVersion) -> Path:
+    return version.bin_dir if (version.bin_dir / "psql").is_file() else FALLBACK_PSQL_DIR
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    # The server must not run as root (scripts/localdb does the same).
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _free_port() -> int:
+    base = int(os.environ.get("SUPABASE_ACCESS_PLATFORM_PORT", DEFAULT_BASE_PORT))
+    for port in range(base, base + 10):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise PlatformBuildError(f"no free port in {base}-{base + 9} (SUPABASE_ACCESS_PLATFORM_PORT)")
+
+
+def _run(step: str, command: list[str], env: Mapping[str, str] | None = None) -> None:
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, cwd="/", env={**os.environ, **(env or {})}
+    )
+    if result.returncode != 0:
+        raise PlatformBuildError(
+            f"{step} exited with {result.returncode}:\n{result.stderr[-4000:]}{result.stdout[-2000:]}"
+        )
+
+
+@dataclass
+class PlatformCluster:
+    """A running cluster built from Supabase's SQL; `dsn(database)` logs in as `postgres` over TCP."""
+
+    version: PostgresVersion
+    folder: Path
+    port: int
+
+    @property
+    def data_dir(self) -> Path:
+        return self.folder / "data"
+
+    def dsn(self, database: str = "postgres", user: str = "postgres") -> str:
+        return make_conninfo(host="127.0.0.1", port=self.port, dbname=database, user=user, password=PASSWORD)
+
+    def admin_conninfo(self, database: str = "postgres") -> str:
+        return make_conninfo(host=str(self.folder), port=self.port, dbname=database, user=ADMIN)
+
+    def psql(self, step: str, user: str, *args: str, options: str = "", database: str = "postgres") -> None:
+        command = [str(_psql_dir(self.version) / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        command += ["-h", str(self.folder), "-p", str(self.port), "-U", user, "-d", database, *args]
+        _run(step, command, {"PGOPTIONS": options} if options else None)
+
+    def start(self) -> None:
+        initdb = [str(self.version.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", ADMIN, "-E", "UTF8"]
+        initdb += ["--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"]
+        _run("initdb", _as_server_user(initdb))
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options += " -c synchronous_commit=off -c full_page_writes=off"
+        pg_ctl = [str(self.version.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.folder / "log")]
+        _run("pg_ctl start", _as_server_user([*pg_ctl, "-w", "-t", "60", "-o", options, "start"]))
+
+    def stop(self) -> None:
+        pg_ctl = [str(self.version.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w"]
+        subprocess.run(_as_server_user([*pg_ctl, "stop"]), capture_output=True, check=False, cwd="/")
+
+    def build(self) -> None:
+        """Supabase's SQL, Storage's migrations and the reference app, then the two templates."""
+        if not BUILD_SCRIPT.is_file():
+            raise PlatformBuildError(
+                f"Supabase's SQL is missing: expected {BUILD_SCRIPT} (../shared/supabase-platform/ beside "
+                "the repository, see its README.md)"
+            )
+        path = f"{_psql_dir(self.version)}{os.pathsep}{os.environ['PATH']}"
+        _run("build.sh", [str(BUILD_SCRIPT), str(self.folder), str(self.port)], {"PATH": path})
+        if self.version.major >= 16:
+            for statement in ADMIN_OPTION_FOR_16_AND_LATER:
+                self.psql("the 16+ ADMIN options", ADMIN, "-c", statement)
+        for migration in sorted(STORAGE_MIGRATIONS.glob("*.sql"), key=lambda p: int(p.name.split("-")[0])):
+            self.psql(
+                f"Storage's {migration.name}",
+                "supabase_storage_admin",
+                "-f",
+                str(migration),
+                options="-c search_path=storage",
+            )
+        self.psql(
+            "passwords",
+            ADMIN,
+            "-c",
+            f"alter role postgres password '{PASSWORD}'",
+            "-c",
+            f"alter role authenticator password '{PASSWORD}'",
+        )
+        # The explicit-grant platform's template is made before the app is loaded, as on a project
+        # created since the setting is off: the app's own tables get no API grant either.
+        with psycopg.connect(self.admin_conninfo("template1"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("create database {} template postgres owner postgres").format(
+                    sql.Identifier(TEMPLATES["explicit"])
+                )
+            )
+        with psycopg.connect(self.admin_conninfo(TEMPLATES["explicit"]), autocommit=True) as db:
+            for statement in EXPLICIT_GRANT_PLATFORM:
+                db.execute(sql.SQL(statement))  # type: ignore[arg-type]
+        for platform, template in TEMPLATES.items():
+            database = "postgres" if platform == "legacy" else template
+            for schema_file in APP_SCHEMA:
+                self.psql(
+                    f"the reference app's {schema_file.name}",
+                    "postgres",
+                    "-1",
+                    "-f",
+                    str(schema_file),
+                    database=database,
+                )
+        with psycopg.connect(self.admin_conninfo("template1"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("create database {} template postgres owner postgres").format(
+                    sql.Identifier(TEMPLATES["legacy"])
+                )
+            )
+            for template in TEMPLATES.values():
+                conn.execute(
+                    sql.SQL("alter database {} with is_template true allow_connections false").format(
+                        sql.Identifier(template)
+                    )
+                )
+
+    def create_database(self, platform: str) -> str:
+        """A new database cloned from the platform's template, owned by postgres as a project's is."""
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_conninfo("template1"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("create database {} template {} owner postgres").format(
+                    sql.Identifier(name), sql.Identifier(TEMPLATES[platform])
+                )
+            )
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.admin_conninfo("template1"), autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def start_platform_cluster(version: PostgresVersion) -> PlatformCluster:
+    """A new cluster in a folder of its own under /tmp (short enough for a unix socket), built."""
+    folder = Path(tempfile.mkdtemp(prefix=f"sa-platform-{version.major}-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    cluster = PlatformCluster(version, folder, _free_port())
+    try:
+        cluster.start()
+        cluster.build()
+    except BaseException:
+        remove_platform_cluster(cluster)
+        raise
+    return cluster
+
+
+def remove_platform_cluster(cluster: PlatformCluster) -> None:
+    cluster.stop()
+    shutil.rmtree(cluster.folder, ignore_errors=True)
