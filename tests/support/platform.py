@@ -33,6 +33,7 @@ from tests.support.paths import REPO
 
 PLATFORM_DIR: Final = REPO.parent / "shared" / "supabase-platform"
 BUILD_SCRIPT: Final = PLATFORM_DIR / "build.sh"
+POSTGRES_BIN_SCRIPT: Final = REPO / "scripts" / "postgres-bin"
 STORAGE_MIGRATIONS: Final = PLATFORM_DIR / "storage"
 APP_SCHEMA: Final = (REPO / "database" / "01-app-schema.sql", REPO / "database" / "02-baseline-access.sql")
 ADMIN: Final = "supabase_admin"
@@ -45,12 +46,12 @@ FALLBACK_PSQL_DIR: Final = Path("/usr/lib/postgresql/15/bin")
 DEFAULT_BASE_PORT: Final = 54460
 
 # Supabase's 16+/17 images: since PostgreSQL 16 only a role with the ADMIN option on a role may grant
-# it (CREATEROLE no longer suffices). supabase/postgres's migration
-# 20250605172253_grant_with_admin_to_postgres_16_and_above gives `postgres` the ADMIN option on the
-# three API roles; Storage's own migrations (0002-storage-schema.sql, with storage.install_roles on,
-# its default) grant the API roles and `postgres` to `authenticator` as `supabase_storage_admin`, so
-# the service admin gets the same option on them (self-hosted Supabase gives storage admin the API
-# roles WITH ADMIN OPTION for the same reason). The shared files predate this and are not edited.
+# it (CREATEROLE no longer suffices), and the shared files predate that (they are not edited). As
+# supabase/postgres's 20250605172253_grant_with_admin_to_postgres_16_and_above does, `postgres` gets
+# the ADMIN option on the three API roles. Storage's 0002-storage-schema.sql (storage.install_roles
+# on, its default) grants the API roles and `postgres` to `authenticator` as `supabase_storage_admin`,
+# so the service admin gets the option on all four (without it: `permission denied to grant role
+# "anon"`; with the API roles alone: `... role "postgres"`).
 ADMIN_OPTION_FOR_16_AND_LATER: Final = (
     "grant anon, authenticated, service_role to postgres with admin option",
     "grant anon, authenticated, service_role, postgres to supabase_storage_admin with admin option",
@@ -80,28 +81,36 @@ class PlatformBuildError(RuntimeError):
 @dataclass(frozen=True)
 class PostgresVersion:
     major: int
-    bin_dir: Path
 
     @property
     def label(self) -> str:
         return f"pg{self.major}"
 
+    def server_bin_dir(self) -> Path:
+        """The bin folder of this version's server, as scripts/localdb finds it (installed if needed)."""
+        if not POSTGRES_BIN_SCRIPT.is_file():
+            debian = Path(f"/usr/lib/postgresql/{self.major}/bin")
+            if not (debian / "pg_ctl").is_file():
+                raise PlatformBuildError(f"PostgreSQL {self.major}: no server binaries in {debian}")
+            return debian
+        result = subprocess.run(
+            [str(POSTGRES_BIN_SCRIPT), str(self.major)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise PlatformBuildError(f"PostgreSQL {self.major}: scripts/postgres-bin failed:\n{result.stderr}")
+        return Path(result.stdout.strip())
+
 
 def known_versions() -> tuple[PostgresVersion, ...]:
-    """The PostgreSQL server builds the tier runs on, where this machine has them."""
-    candidates = {15: [Path("/usr/lib/postgresql/15/bin")], 17: []}
-    if os.environ.get("SUPABASE_ACCESS_PG17_BIN"):
-        candidates[17].append(Path(os.environ["SUPABASE_ACCESS_PG17_BIN"]))
-    return tuple(
-        PostgresVersion(major, path)
-        for major, paths in candidates.items()
-        for path in paths[:1]
-        if (path / "pg_ctl").is_file()
-    )
+    """The PostgreSQL versions the tier runs on: 17 (where scripts/postgres-bin installs it) and 15;
+    SUPABASE_ACCESS_PLATFORM_VERSIONS (e.g. `15`) narrows the list."""
+    default = "17,15" if POSTGRES_BIN_SCRIPT.is_file() else "15"
+    wanted = os.environ.get("SUPABASE_ACCESS_PLATFORM_VERSIONS", default)
+    return tuple(PostgresVersion(int(major)) for major in wanted.split(","))
 
 
-def _psql_dir(version: PostgresVersion) -> Path:
-    return version.bin_dir if (version.bin_dir / "psql").is_file() else FALLBACK_PSQL_DIR
+def _psql_dir(bin_dir: Path) -> Path:
+    return bin_dir if (bin_dir / "psql").is_file() else FALLBACK_PSQL_DIR
 
 
 def _as_server_user(command: list[str]) -> list[str]:
@@ -136,6 +145,7 @@ class PlatformCluster:
     """A running cluster built from Supabase's SQL; `dsn(database)` logs in as `postgres` over TCP."""
 
     version: PostgresVersion
+    bin_dir: Path
     folder: Path
     port: int
 
@@ -150,21 +160,21 @@ class PlatformCluster:
         return make_conninfo(host=str(self.folder), port=self.port, dbname=database, user=ADMIN)
 
     def psql(self, step: str, user: str, *args: str, options: str = "", database: str = "postgres") -> None:
-        command = [str(_psql_dir(self.version) / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        command = [str(_psql_dir(self.bin_dir) / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
         command += ["-h", str(self.folder), "-p", str(self.port), "-U", user, "-d", database, *args]
         _run(step, command, {"PGOPTIONS": options} if options else None)
 
     def start(self) -> None:
-        initdb = [str(self.version.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", ADMIN, "-E", "UTF8"]
+        initdb = [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", ADMIN, "-E", "UTF8"]
         initdb += ["--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"]
         _run("initdb", _as_server_user(initdb))
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
         options += " -c synchronous_commit=off -c full_page_writes=off"
-        pg_ctl = [str(self.version.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.folder / "log")]
+        pg_ctl = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.folder / "log")]
         _run("pg_ctl start", _as_server_user([*pg_ctl, "-w", "-t", "60", "-o", options, "start"]))
 
     def stop(self) -> None:
-        pg_ctl = [str(self.version.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w"]
+        pg_ctl = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w"]
         subprocess.run(_as_server_user([*pg_ctl, "stop"]), capture_output=True, check=False, cwd="/")
 
     def build(self) -> None:
@@ -174,7 +184,7 @@ class PlatformCluster:
                 f"Supabase's SQL is missing: expected {BUILD_SCRIPT} (../shared/supabase-platform/ beside "
                 "the repository, see its README.md)"
             )
-        path = f"{_psql_dir(self.version)}{os.pathsep}{os.environ['PATH']}"
+        path = f"{_psql_dir(self.bin_dir)}{os.pathsep}{os.environ['PATH']}"
         _run("build.sh", [str(BUILD_SCRIPT), str(self.folder), str(self.port)], {"PATH": path})
         if self.version.major >= 16:
             for statement in ADMIN_OPTION_FOR_16_AND_LATER:
@@ -248,10 +258,11 @@ class PlatformCluster:
 
 def start_platform_cluster(version: PostgresVersion) -> PlatformCluster:
     """A new cluster in a folder of its own under /tmp (short enough for a unix socket), built."""
+    bin_dir = version.server_bin_dir()
     folder = Path(tempfile.mkdtemp(prefix=f"sa-platform-{version.major}-"))
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
-    cluster = PlatformCluster(version, folder, _free_port())
+    cluster = PlatformCluster(version, bin_dir, folder, _free_port())
     try:
         cluster.start()
         cluster.build()
