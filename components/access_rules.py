@@ -274,6 +274,10 @@ class AccessRules(pulumi.ComponentResource):
         # Born closed: what postgres creates later in an exposed schema gives anon and authenticated
         # nothing until declared (Supabase's defaults give them everything). The baseline remembers
         # the defaults found, and destroy puts them back after the DefaultPrivileges revoke.
+        # After the Grants, never beside them: pulumi-postgresql locks a role and then its members, a
+        # Grant its role's (anon: authenticator, postgres), a DefaultPrivileges its owner's (postgres:
+        # authenticator where Storage's migration made authenticator a member of postgres, as on a
+        # database built from Supabase's SQL), so the two in parallel deadlock.
         self.default_privileges: dict[tuple[str, str, str, str], postgresql.DefaultPrivileges] = {}
         self.rls_for_new_tables = (
             RlsForNewTables("rls-for-new-tables", schemas=args.exposed_schemas, opts=after_preflight)
@@ -301,7 +305,9 @@ class AccessRules(pulumi.ComponentResource):
                                 role=role,
                                 object_type=object_type,
                                 privileges=[],
-                                opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight, baseline]),
+                                opts=pulumi.ResourceOptions(
+                                    parent=self, depends_on=[preflight, baseline, *self.grants.values()]
+                                ),
                             )
         table_grants = {a.table: {r: list(p) for r, p in a.grants.items()} for a in plan.tables if a.grants}
         # The stack's own extra policies and the widenings it declares, for the policy pack's static check.

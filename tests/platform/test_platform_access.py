@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from pprint import pformat
 from typing import Any
 
 import psycopg
@@ -56,4 +57,16 @@ def test_a_stack_as_on_a_hosted_project(tmp_path: Path, platform_db: str, stack_
         assert [f for f in lint(platform_db) if f[1] in ("ERROR", "WARN")] == []
     stack.destroy()
     # The dev stack's foreign key comes back validated: the matrix removed its rows.
-    assert catalog(platform_db) == before
+    changed = changed_entries(before, catalog(platform_db))
+    assert not changed, pformat(changed, width=200)
+
+
+def changed_entries(
+    before: dict[str, list[tuple[Any, ...]]], after: dict[str, list[tuple[Any, ...]]]
+) -> dict[str, tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+    """Per catalog part, the rows only before and the rows only after (nothing when equal)."""
+    return {
+        part: ([r for r in before[part] if r not in after[part]], [r for r in after[part] if r not in before[part]])
+        for part in before
+        if before[part] != after[part]
+    }

@@ -102,10 +102,9 @@ class PostgresVersion:
 
 
 def known_versions() -> tuple[PostgresVersion, ...]:
-    """The PostgreSQL versions the tier runs on: 17 (where scripts/postgres-bin installs it) and 15;
-    SUPABASE_ACCESS_PLATFORM_VERSIONS (e.g. `15`) narrows the list."""
-    default = "17,15" if POSTGRES_BIN_SCRIPT.is_file() else "15"
-    wanted = os.environ.get("SUPABASE_ACCESS_PLATFORM_VERSIONS", default)
+    """The PostgreSQL versions the tier runs on; SUPABASE_ACCESS_PLATFORM_VERSIONS (e.g. `17,15`)
+    chooses."""
+    wanted = os.environ.get("SUPABASE_ACCESS_PLATFORM_VERSIONS", "15")
     return tuple(PostgresVersion(int(major)) for major in wanted.split(","))
 
 
