@@ -98,10 +98,12 @@ def probe_widening(
     candidates: Mapping[str, Mapping[str, PolicySpec]],
     grants: Mapping[str, Mapping[str, Sequence[str]]],
     prelude: Sequence[sql.Composed] = (),
+    added: Mapping[str, Mapping[str, str]] | None = None,
 ) -> WideningReport:
     """Which of `candidates` (table -> permissive policies, each tried alone; one named like a `base`
     policy takes its place) let a persona reach rows `base` (table -> every policy of the model's
-    tables without the candidates) does not; `grants` is table -> role -> privileges."""
+    tables without the candidates) does not; `grants` is table -> role -> privileges; `added` the
+    columns the stack adds before its policies name them (owner copies: table -> column -> type)."""
     report = WideningReport()
     if not any(candidates.values()):
         return report
@@ -115,7 +117,7 @@ def probe_widening(
             )
             report.unprobed.update({table: reason for table in candidates if candidates[table]})
             return report
-        fixture = _make_fixture(conn, cur, model, base, grants, prelude, report)
+        fixture = _make_fixture(conn, cur, model, base, grants, prelude, added or {}, report)
         cur.execute(render.create_probe_function())
         probed = [t for t in candidates if candidates[t] and t not in report.unprobed]
         cells = {t: _cells(fixture, t, OPERATIONS, report) for t in probed}
@@ -156,6 +158,7 @@ def _make_fixture(
     base: Mapping[str, Mapping[str, PolicySpec]],
     grants: Mapping[str, Mapping[str, Sequence[str]]],
     prelude: Sequence[sql.Composed],
+    added: Mapping[str, Mapping[str, str]],
     report: WideningReport,
 ) -> Fixture:
     """The stack's policies without the candidates, its grants, the users and A's and B's rows."""
@@ -176,6 +179,11 @@ def _make_fixture(
     with conn.pipeline():
         for statement in prelude:
             cur.execute(statement)
+        # An owner copy not made yet: its column, for the policies that name it (left empty: its rows
+        # are then nobody's, which can only make the extra policies look wider, never narrower).
+        for table, columns in added.items():
+            for column, kind in columns.items():
+                cur.execute(render.add_column_if_missing(schema, table, column, kind))
         for table, name in existing:
             cur.execute(render.drop_policy(schema, table, name))
         for table in model.table_names:

@@ -8,26 +8,35 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from supabase_access.model.access_model import load_model_file, model_to_plain, parse_model
+from supabase_access.model.access_model import AccessModel, load_model_file, model_to_plain, parse_model
 from supabase_access.model.hardening import permanent_users_only_policies
 from supabase_access.model.policy import PolicySpec
-from supabase_access.model.profiles import plan_access
-from supabase_access.model.rule_data import rule_to_plain
+from supabase_access.model.profiles import AccessPlan, plan_access
+from supabase_access.model.rule_data import group_lookup_to_plain, rule_to_plain
 from supabase_access.provider.base import CHECK_LOG, InputError
 from supabase_access.provider.resources.access_preflight import AccessPreflight
+from supabase_access.provider.resources.group_functions import prelude_for
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from supabase_access.sql.widening_probe import probe_widening
 from tests.support.hostile_policies import FOLDABLE, HOSTILE
+from tests.support.teams_app import load_teams_app, teams_model
 
 pytestmark = pytest.mark.db
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = load_model_file(REPO / "access-model.yaml", setting="access-model.yaml")
-PLAN = plan_access(MODEL, "owner")
-BASE = {table: {p.name: p for p in policies} for table, policies in render.plan_policies(PLAN).items()}
-GRANTS = {access.table: PLAN.grants_on(access.table) for access in PLAN.tables}
+
+
+def planned(model: AccessModel) -> tuple[AccessPlan, dict[str, dict[str, PolicySpec]], dict[str, dict]]:
+    """The owner plan of a model, its policies per table and its grants per table."""
+    plan = plan_access(model, "owner")
+    base = {table: {p.name: p for p in policies} for table, policies in render.plan_policies(plan).items()}
+    return plan, base, {access.table: dict(plan.grants_on(access.table)) for access in plan.tables}
+
+
+PLAN, BASE, GRANTS = planned(MODEL)
 
 
 def probe(dsn: str, candidates: dict[str, dict[str, PolicySpec]], base=BASE):
@@ -204,12 +213,51 @@ def test_a_one_row_per_user_table_is_probed_past_its_key(fresh_db: str) -> None:
         )
     raw = model_to_plain(MODEL)
     model = parse_model({**raw, "tables": {**raw["tables"], "profiles": {"owner": "user_id"}}}, setting="m")
-    plan = plan_access(model, "owner")
-    base = {table: {p.name: p for p in policies} for table, policies in render.plan_policies(plan).items()}
-    grants = {access.table: plan.grants_on(access.table) for access in plan.tables}
+    _, base, grants = planned(model)
     extra = PolicySpec("extra_any", "INSERT", ("authenticated",), with_check="auth.uid() is not null")
     with psycopg.connect(fresh_db) as conn:
         report = probe_widening(conn, model, base, {"profiles": {"extra_any": extra}}, grants)
     assert report.unprobed == {} and report.inconclusive == {}
     found = {c.describe() for c in report.widened[("profiles", "extra_any")]}
     assert "user A may insert a row of user B on profiles" in found
+
+
+def test_the_teams_app_rows_under_groups_are_probed(fresh_db: str) -> None:
+    """Groups: membership rows, rows under a group, a two-hop child, public-read and service-only tables."""
+    load_teams_app(fresh_db)
+    model = teams_model()
+    plan, base, grants = planned(model)
+    prelude = prelude_for(model.schema, [group_lookup_to_plain(lookup) for lookup in plan.group_lookups])
+    hostile = PolicySpec("extra_any", "INSERT", ("authenticated",), with_check="auth.uid() is not null")
+    narrow = PolicySpec(
+        "extra_open_tasks",
+        "SELECT",
+        ("authenticated",),
+        using="project_id = any (array(select supabase_access_rls.project_members_groups())) and not done",
+    )
+    candidates = {"tasks": {"extra_any": hostile, "extra_open_tasks": narrow}, "comments": {"extra_any": hostile}}
+    with psycopg.connect(fresh_db) as conn:
+        report = probe_widening(conn, model, base, candidates, grants, prelude)
+    assert report.unprobed == {} and report.inconclusive == {}
+    assert set(report.widened) == {("tasks", "extra_any"), ("comments", "extra_any")}
+    found = {c.describe() for c in report.widened[("tasks", "extra_any")]}
+    assert "user B may insert a row of user A on tasks" in found
+
+
+def test_an_owner_copy_not_made_yet_is_probed(fresh_db: str) -> None:
+    """First preview of a `copyOwner` stack: the column its policies name is added in the probe's transaction."""
+    raw = model_to_plain(MODEL)
+    copied = {"through": {"column": "turn_id", "table": "turns"}, "copyOwner": True}
+    model = parse_model({**raw, "tables": {**raw["tables"], "actions": copied}}, setting="m")
+    _, base, grants = planned(model)
+    hostile = PolicySpec("extra_any", "SELECT", ("authenticated",), using="auth.uid() is not null")
+    mine = "user_id = (select auth.uid()) and kind <> ''"
+    narrow = PolicySpec("extra_narrow", "SELECT", ("authenticated",), using=mine)
+    with psycopg.connect(fresh_db) as conn:
+        report = probe_widening(
+            conn, model, base, {"actions": {"a": hostile, "b": narrow}}, grants, added={"actions": {"user_id": "uuid"}}
+        )
+        assert conn.execute(
+            "select count(*) from information_schema.columns where table_name = 'actions' and column_name = 'user_id'"
+        ).fetchone() == (0,)
+    assert set(report.widened) == {("actions", "a")}

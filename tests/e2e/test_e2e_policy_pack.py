@@ -8,6 +8,7 @@ it the stack name and config) and fails the preview on a MANDATORY violation.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -107,10 +108,14 @@ def test_committed_prod_profile_passes(make_stack: StackFactory) -> None:
 
 @pytest.mark.e2e
 def test_dev_stack_with_the_open_profile_gets_advisory_findings(make_stack: StackFactory) -> None:
-    output, passed, seconds = preview_with_pack(make_stack("dev", DEV_OPEN))
+    # And an extra policy blind to the row (no-row-blind-extra-policies: the static subset of the probe).
+    blind = {"command": "UPDATE", "roles": ["authenticated"], "using": "auth.uid() is not null"}
+    extra = {"supabase-access:extraPolicies": json.dumps({"sessions": {"signed_in_updates": blind}})}
+    output, passed, seconds = preview_with_pack(make_stack("dev", {**DEV_OPEN, **extra}))
     print(f"dev/open preview with the pack: {seconds:.1f}s")
     assert passed, output
-    for rule in FOUND_ON_OPEN_PROFILE:
+    for rule in (*FOUND_ON_OPEN_PROFILE, "no-row-blind-extra-policies"):
         assert f"[advisory]  dev-{rule}" in output, rule
+    assert "supabase-access:extraPolicies.sessions.signed_in_updates (UPDATE to authenticated): USING" in output
     assert "[mandatory]" not in output
     assert set(RULES) >= set(FOUND_ON_OPEN_PROFILE)

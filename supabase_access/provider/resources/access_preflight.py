@@ -270,6 +270,7 @@ def _check_no_widening(
 ) -> None:
     """On prod, no extra permissive policy may let a persona reach rows the table's kind does not give
     them, unless its entry declares `widens`: proved by probing (sql.widening_probe), not by its text."""
+    source = str(inputs.get("source") or "the access model")
     raw_model = inputs.get("model")
     if raw_model is None:
         return  # a program from before the probe, or no extra permissive policy to judge
@@ -300,7 +301,20 @@ def _check_no_widening(
                 base[table][name] = policy
     default_grants = grants if isinstance(grants, Mapping) else {}
     role_grants = {t: dict(table_grants.get(t) or default_grants) for t in model.table_names}
-    report = probe_widening(conn, model, base, candidates, role_grants, prelude)
+    try:
+        report = probe_widening(conn, model, base, candidates, role_grants, prelude, added_columns(inputs))
+    except psycopg.errors.LockNotAvailable as exc:
+        raise InputError(
+            "policySettings",
+            f"{source}: the widening probe of the extra policies waited longer than lock_timeout for the tables of "
+            f"the model (another transaction holds them: {exc.diag.message_primary}); preview again",
+        ) from exc
+    except psycopg.Error as exc:
+        raise InputError(
+            "policySettings",
+            f"{source}: the widening probe of the extra policies failed ({exc.diag.message_primary or exc}), so "
+            "they are not proved to widen nothing; fix the cause and preview again",
+        ) from exc
     log = CHECK_LOG.get()
 
     def setting(table: str, name: str) -> str:
