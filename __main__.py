@@ -32,7 +32,7 @@ def stack_config_keys() -> dict[str, bool]:
 
 
 try:
-    check_config_keys(stack_config_keys())
+    check_config_keys(stack_config_keys(), access_config.get_object("authSettings"))
     settings = parse_stack_settings(
         {
             "environment": access_config.get("environment"),

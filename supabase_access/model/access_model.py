@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from supabase_access.model.suggest import unknown_keys_message
+
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1: longer names are cut silently
 
@@ -183,6 +185,9 @@ def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
     """Build and validate a model from plain data (YAML file or stack config)."""
     if not isinstance(raw, Mapping):
         raise ModelError(f"{setting}: expected a mapping with 'schema' and 'tables'")
+    unknown = [key for key in raw if key not in MODEL_KEYS]
+    if unknown:
+        raise ModelError(unknown_keys_message(setting, unknown, MODEL_KEYS))
     schema = check_identifier(raw.get("schema", "public"), f"{setting}.schema")
     raw_tables = raw.get("tables")
     if not isinstance(raw_tables, Mapping) or not raw_tables:
@@ -238,6 +243,8 @@ def load_model_file(path: Path, *, setting: str) -> AccessModel:
     return parse_model(raw, setting=f"{setting} ({path})")
 
 
+# The top-level keys of a model (file or `supabase-access:model`); any other is a typo.
+MODEL_KEYS = ("schema", "tables")
 TABLE_KEYS = (
     "owner",
     "through",
@@ -259,9 +266,9 @@ def _parse_table(name: object, spec: object, setting: str) -> Table:
     table_name = check_identifier(name, setting)
     if not isinstance(spec, Mapping):
         raise ModelError(f"{setting}: expected one of {KINDS_HINT}")
-    unknown = set(spec) - set(TABLE_KEYS)
+    unknown = [key for key in spec if key not in TABLE_KEYS]
     if unknown:
-        raise ModelError(f"{setting}: unknown key(s) {sorted(unknown)} (known: {', '.join(TABLE_KEYS)})")
+        raise ModelError(unknown_keys_message(setting, unknown, TABLE_KEYS))
     copy = _parse_copy_owner(spec, setting)
     has_owner, has_through, has_member = "owner" in spec, "through" in spec, "member" in spec
     if has_through and has_member:

@@ -5,14 +5,14 @@ Pure: takes plain values (what `pulumi config` holds), so it is tested without a
 
 from __future__ import annotations
 
-import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from supabase_access.model.access_model import AccessModel, ModelError, check_identifier, load_model_file, parse_model
-from supabase_access.model.auth_settings import PROJECT_REF_PATTERN, validate_auth_settings
+from supabase_access.model.auth_settings import PROJECT_REF_PATTERN, SECRET_AUTH_SETTINGS, validate_auth_settings
 from supabase_access.model.hardening import (
     CRON_SCHEDULE,
     DEFAULT_PURGE_SCHEDULE,
@@ -28,6 +28,7 @@ from supabase_access.model.hardening import (
 from supabase_access.model.policy import PolicySpec, policy_from_plain
 from supabase_access.model.profiles import PROFILES, plan_access
 from supabase_access.model.rule_data import DeclaredPolicy
+from supabase_access.model.suggest import did_you_mean
 
 NAMESPACE = "supabase-access"
 ENVIRONMENTS = ("dev", "prod")
@@ -107,29 +108,52 @@ class StackSettings:
         ]
 
 
-def check_config_keys(secret_by_key: Mapping[str, bool]) -> None:
-    """Refuse unknown `supabase-access:` keys and secrets kept in plain text.
+# The `postgresql` namespace's keys the program reads (both providers connect with them); the
+# provider's other keys would be ignored, so they are refused like typos.
+POSTGRESQL_KEYS = ("host", "port", "database", "username", "password", "sslmode")
+# A key whose last word is one of these holds a credential (postgresql:password, accessToken,
+# authSettings.security_captcha_secret, ...): never in plain text in a stack file.
+SECRET_WORDS = re.compile(r"(^|_)(secret|secrets|password|pass|passwd|token|apikey|api_key|private_key)$")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a setting's name ends with a credential's word (camelCase or snake_case)."""
+    return bool(SECRET_WORDS.search(re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()))
+
+
+def check_config_keys(secret_by_key: Mapping[str, bool], auth_settings: Mapping[str, object] | None = None) -> None:
+    """Refuse unknown `supabase-access:` and `postgresql:` keys, and credentials kept in plain text.
 
     `secret_by_key` holds every config key of the stack (`namespace:name`) and whether Pulumi stores
-    it encrypted; the values themselves never come here.
+    it encrypted (an object with one secret inside counts as secret); `auth_settings` the
+    `supabase-access:authSettings` object, whose values are never read here.
     """
-    prefix = f"{NAMESPACE}:"
-    for key in sorted(secret_by_key):
-        if not key.startswith(prefix):
-            continue
-        name = key[len(prefix) :]
-        if name not in KNOWN_KEYS:
-            close = difflib.get_close_matches(name, KNOWN_KEYS, n=1)
-            hint = f"did you mean {prefix}{close[0]}? " if close else ""
-            raise ConfigError(
-                f"{key}: unknown setting; {hint}(known: {', '.join(KNOWN_KEYS)}). "
-                f"Remove it with `pulumi config rm {key}`"
-            )
+    for namespace, known in ((NAMESPACE, KNOWN_KEYS), ("postgresql", POSTGRESQL_KEYS)):
+        prefix = f"{namespace}:"
+        for key in sorted(k for k in secret_by_key if k.startswith(prefix)):
+            name = key[len(prefix) :]
+            if name not in known:
+                raise ConfigError(
+                    f"{key}: unknown setting{did_you_mean(name, known, prefix)}; known: {', '.join(known)}. "
+                    f"Remove it with `pulumi config rm {key}`"
+                )
     for key, command in SECRET_SETTINGS.items():
         if key in secret_by_key and not secret_by_key[key]:
             raise ConfigError(
                 f"{key} is stored in plain text in the stack's config; it must be a secret. "
                 f"Set it again with `{command}`"
+            )
+    for key in sorted(secret_by_key):
+        if looks_secret(key.rsplit(":", 1)[-1]) and not secret_by_key[key]:
+            raise ConfigError(
+                f"{key} is stored in plain text in the stack's config; it must be a secret. "
+                f"Set it again with `pulumi config set --secret {key} <value>`"
+            )
+    for name in sorted(str(name) for name in (auth_settings if isinstance(auth_settings, Mapping) else {})):
+        if (name in SECRET_AUTH_SETTINGS or looks_secret(name)) and not secret_by_key.get(AUTH_SETTINGS_SETTING, False):
+            raise ConfigError(
+                f"{AUTH_SETTINGS_SETTING}.{name} is stored in plain text in the stack's config; it must be a secret. "
+                f"Set it again with `pulumi config set --secret --path {AUTH_SETTINGS_SETTING}.{name} <value>`"
             )
 
 

@@ -57,7 +57,12 @@ def test_reference_model_paths_reach_sessions_through_every_hop() -> None:
             "tables.a.userForeignKey: only a table with 'owner'",
         ),
         ({"tables": {}}, "non-empty mapping"),
-        ({"tables": {"a": {"owner": "u", "extra": 1}}}, "unknown key"),
+        ({"tables": {"a": {"owner": "u", "extra": 1}}}, "cfg.tables.a.extra: unknown key; known: owner, through"),
+        ({"tables": {"a": {"ownr": "u"}}}, "cfg.tables.a.ownr: unknown key (did you mean owner?)"),
+        (
+            {"scehma": "app", "tables": {"a": {"owner": "u"}}},
+            "cfg.scehma: unknown key (did you mean schema?); known: schema, tables",
+        ),
     ],
 )
 def test_bad_models_name_the_setting(raw: dict, message: str) -> None:
