@@ -93,6 +93,7 @@ access = AccessRules(
         source=settings.model_source,
         force_rls=settings.force_rls,
         extra_policies=hardening_plan.extra_policies,
+        policy_settings=hardening_plan.policy_settings,
         # The open profile on prod (allowOpenProfileInProd) is open on purpose.
         refuse_open_writes=settings.environment == "prod" and settings.profile != "open",
         exposed_schemas=settings.exposed_schemas,

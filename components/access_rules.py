@@ -48,6 +48,8 @@ class AccessRulesArgs:
     extra_policies: dict[str, tuple[DeclaredPolicy, ...]] = field(default_factory=dict)
     # The setting that holds extra_policies, named in errors.
     extra_policies_setting: str = "supabase-access:extraPolicies"
+    # The setting of an extra policy declared elsewhere ("table.policy" -> setting, e.g. permanentUsersOnly).
+    policy_settings: dict[str, str] = field(default_factory=dict)
     # Prod: refuse permissive write policies for the API's roles that admit every row.
     refuse_open_writes: bool = False
     # The schemas the Data API exposes; every table in them must be in the model.
@@ -107,7 +109,9 @@ class AccessRules(pulumi.ComponentResource):
             policies=policies,
             source=args.source,
             policy_settings={
-                f"{table}.{p.name}": f"{args.extra_policies_setting}.{table}.{p.name}"
+                f"{table}.{p.name}": args.policy_settings.get(
+                    f"{table}.{p.name}", f"{args.extra_policies_setting}.{table}.{p.name}"
+                )
                 for table, specs in args.extra_policies.items()
                 for p in specs
             },

@@ -19,6 +19,7 @@ from supabase_access.model.stack_config import (
     ConfigError,
     StackSettings,
     extra_policies_with_hardening,
+    hardening_policy_settings,
     parse_hardening_settings,
 )
 
@@ -31,6 +32,8 @@ class HardeningPlan:
     retention: hardening.RetentionTarget | None = None
     # The stack's extraPolicies plus the permanentUsersOnly policies, per table.
     extra_policies: dict[str, tuple[DeclaredPolicy, ...]] = field(default_factory=dict)
+    # The setting of each of those that is not in extraPolicies ("table.policy" -> setting), for errors.
+    policy_settings: dict[str, str] = field(default_factory=dict)
     private_schema: str = hardening.PRIVATE_SCHEMA
 
     @property
@@ -49,6 +52,7 @@ def read_hardening_settings(config: pulumi.Config, settings: StackSettings) -> H
         write_quotas=hardening.write_quota_targets(settings.model, parsed.write_quotas),
         retention=None if parsed.retention is None else hardening.retention_target(settings.model, parsed.retention),
         extra_policies=extra,
+        policy_settings=hardening_policy_settings(parsed),
     )
 
 

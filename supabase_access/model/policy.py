@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supabase_access.model.access_model import ModelError, check_identifier
+from supabase_access.model.suggest import unknown_keys_message
 
 COMMANDS = ("ALL", "SELECT", "INSERT", "UPDATE", "DELETE")
 
@@ -38,12 +39,15 @@ class PolicySpec:
         }
 
 
+POLICY_KEYS = ("command", "roles", "permissive", "using", "withCheck")
+
+
 def policy_from_plain(name: str, raw: Mapping[str, Any], *, setting: str) -> PolicySpec:
     """Validate one policy given as plain data (provider input or stack config)."""
     check_identifier(name, setting)
-    unknown = set(raw) - {"command", "roles", "permissive", "using", "withCheck"}
+    unknown = [key for key in raw if key not in POLICY_KEYS]
     if unknown:
-        raise ModelError(f"{setting}: unknown key(s) {sorted(unknown)}")
+        raise ModelError(unknown_keys_message(setting, unknown, POLICY_KEYS))
     command = str(raw.get("command", "ALL")).upper()
     if command not in COMMANDS:
         raise ModelError(f"{setting}.command: {raw.get('command')!r} is not one of {', '.join(COMMANDS)}")

@@ -28,7 +28,7 @@ from supabase_access.model.hardening import (
 from supabase_access.model.policy import PolicySpec, policy_from_plain
 from supabase_access.model.profiles import PROFILES, plan_access
 from supabase_access.model.rule_data import DeclaredPolicy
-from supabase_access.model.suggest import did_you_mean
+from supabase_access.model.suggest import did_you_mean, unknown_keys_message
 
 NAMESPACE = "supabase-access"
 ENVIRONMENTS = ("dev", "prod")
@@ -493,7 +493,9 @@ def _write_quotas(raw: Any, model: AccessModel) -> tuple[WriteQuotaSetting, ...]
         where = f"{setting}.{table}"
         _known_table(table, model, where)
         # One window per table: the table has one quota trigger.
-        if not isinstance(spec, Mapping) or len(spec) != 1 or next(iter(spec)) not in QUOTA_WINDOWS:
+        if isinstance(spec, Mapping) and len(spec) == 1 and next(iter(spec)) not in QUOTA_WINDOWS:
+            raise ConfigError(unknown_keys_message(where, list(spec), QUOTA_WINDOWS))
+        if not isinstance(spec, Mapping) or len(spec) != 1:
             raise ConfigError(f"{where}: expected exactly one of {windows} with a whole number, e.g. {{perHour: 20}}")
         ((window, limit),) = spec.items()
         quotas.append(WriteQuotaSetting(table, _whole_number(limit, f"{where}.{window}", MAX_QUOTA_LIMIT), window))
@@ -506,9 +508,9 @@ def _retention(raw: Any, model: AccessModel) -> RetentionSetting | None:
         return None
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{setting}: expected {{anonymousUsersDays: N, sessionsDays: M}}")
-    unknown = sorted(set(raw) - set(RETENTION_KEYS))
+    unknown = [key for key in raw if key not in RETENTION_KEYS]
     if unknown:
-        raise ConfigError(f"{setting}: unknown key(s) {unknown} (known: {', '.join(RETENTION_KEYS)})")
+        raise ConfigError(unknown_keys_message(setting, unknown, RETENTION_KEYS))
     days = {
         key: None if raw.get(key) is None else _whole_number(raw[key], f"{setting}.{key}", MAX_RETENTION_DAYS)
         for key in ("anonymousUsersDays", "sessionsDays")
@@ -558,3 +560,12 @@ def extra_policies_with_hardening(
             )
         merged[table] = merged.get(table, ()) + policies
     return merged
+
+
+def hardening_policy_settings(hardening: HardeningSettings) -> dict[str, str]:
+    """The setting each permanentUsersOnly policy comes from ("table.policy" -> setting), for errors."""
+    return {
+        f"{table}.{policy.name}": f"{PERMANENT_USERS_ONLY_SETTING}.{table}"
+        for table, policies in permanent_users_only_policies(hardening.permanent_users_only).items()
+        for policy in policies
+    }

@@ -28,12 +28,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return [r for r in self.resources if r.typ == token]
 
 
-def run_program(config: dict[str, str]) -> RecordingMocks:
-    """The resources the program registers for a stack with `config` (plus a local connection)."""
+def run_program(config: dict[str, str], secret_keys: tuple[str, ...] = ()) -> RecordingMocks:
+    """The resources the program registers for a stack with `config` (plus a local connection);
+    SECRET_KEYS and `secret_keys` are stored as secrets."""
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="supabase-access", stack="test", preview=False)
     pulumi.runtime.set_all_config(
-        {**config, "postgresql:host": "127.0.0.1", "postgresql:password": "pw"}, list(SECRET_KEYS)
+        {**config, "postgresql:host": "127.0.0.1", "postgresql:password": "pw"}, [*SECRET_KEYS, *secret_keys]
     )
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))

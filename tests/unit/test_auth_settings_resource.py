@@ -460,10 +460,12 @@ def unwrap_secret(value: Any) -> Any:
     return value["value"]
 
 
-def run_program(config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[RecordingMocks, list[str]]:
+def run_program(
+    config: dict[str, str], monkeypatch: pytest.MonkeyPatch, secret_keys: tuple[str, ...] = ()
+) -> tuple[RecordingMocks, list[str]]:
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
-    return run_mocked_program(config), warnings
+    return run_mocked_program(config, secret_keys), warnings
 
 
 def test_program_declares_auth_settings_when_the_stack_sets_them(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -476,6 +478,8 @@ def test_program_declares_auth_settings_when_the_stack_sets_them(monkeypatch: py
             "supabase-access:authSettings": '{"rate_limit_anonymous_users": 30, "security_captcha_secret": "x"}',
         },
         monkeypatch,
+        # As `pulumi config set --secret --path supabase-access:authSettings.security_captcha_secret` stores it.
+        secret_keys=("supabase-access:authSettings",),
     )
     (auth,) = [r for r in mocks.resources if r.typ == "supabase-access:index:AuthSettings"]
     assert auth.inputs["projectRef"] == REF

@@ -96,7 +96,7 @@ def test_permanent_users_only_join_the_extra_policies() -> None:
     [
         ({"writeQuotas": ["sessions"]}, "supabase-access:writeQuotas: expected a map"),
         ({"writeQuotas": {"nope": {"perHour": 1}}}, "supabase-access:writeQuotas.nope: unknown table 'nope'"),
-        ({"writeQuotas": {"sessions": {"perWeek": 1}}}, "supabase-access:writeQuotas.sessions: expected exactly one"),
+        ({"writeQuotas": {"sessions": {"perWeek": 1}}}, "supabase-access:writeQuotas.sessions.perWeek: unknown key"),
         (
             {"writeQuotas": {"sessions": {"perHour": 1, "perDay": 5}}},
             "supabase-access:writeQuotas.sessions: expected exactly one",
@@ -106,7 +106,14 @@ def test_permanent_users_only_join_the_extra_policies() -> None:
         ({"writeQuotas": {"sessions": {"perHour": "ten"}}}, "supabase-access:writeQuotas.sessions.perHour"),
         ({"retention": 30}, "supabase-access:retention: expected"),
         ({"retention": {}}, "supabase-access:retention: set anonymousUsersDays and/or sessionsDays"),
-        ({"retention": {"anonymousDays": 3}}, "supabase-access:retention: unknown key(s) ['anonymousDays']"),
+        (
+            {"retention": {"anonymousDays": 3}},
+            "supabase-access:retention.anonymousDays: unknown key (did you mean anonymousUsersDays?)",
+        ),
+        (
+            {"writeQuotas": {"sessions": {"perHuor": 3}}},
+            "supabase-access:writeQuotas.sessions.perHuor: unknown key (did",
+        ),
         ({"retention": {"anonymousUsersDays": -1}}, "supabase-access:retention.anonymousUsersDays"),
         ({"retention": {"sessionsDays": 1.5}}, "supabase-access:retention.sessionsDays"),
         (

@@ -142,3 +142,23 @@ def test_force_rls_with_a_copy_is_refused_naming_the_settings() -> None:
                 "supabase-access:model": json.dumps(COPY_MODEL),
             }
         )
+
+
+def test_each_extra_policy_is_named_by_the_setting_that_declares_it() -> None:
+    resources = by_type(
+        run_program(
+            {
+                "supabase-access:environment": "prod",
+                "supabase-access:permanentUsersOnly": json.dumps({"generated_content": ["INSERT"]}),
+                "supabase-access:extraPolicies": json.dumps(
+                    {"sessions": {"no_titles": {"command": "INSERT", "roles": ["authenticated"], "withCheck": "true"}}}
+                ),
+            }
+        )
+    )
+    (preflight,) = resources["supabase-access:index:AccessPreflight"]
+    settings = preflight.inputs["policySettings"]
+    assert settings["sessions.no_titles"] == "supabase-access:extraPolicies.sessions.no_titles"
+    (reserved,) = [key for key in settings if key.startswith("generated_content.")]
+    # Was reported under extraPolicies, a setting the user never wrote.
+    assert settings[reserved] == "supabase-access:permanentUsersOnly.generated_content"
