@@ -1,0 +1,154 @@
+"""`kill -9` of the CLI while pulumi-postgresql's Grants wait on another session's role lock.
+
+The official plugin ends with its engine (bin/pulumi-resource-postgresql starts it with a
+parent-death signal): it is gone within seconds and applies nothing once the lock is freed, with
+or without scripts/env.sh's environment. scripts/recover then brings the stack back, the file
+backend's empty checkpoint sidecar included, and its --destroy gives back the pre-stack catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from pulumi import automation as auto
+
+from supabase_access.sql.database import OFFICIAL_PROVIDER_PGOPTIONS
+from tests.support.engine import REPO, changes, engine_env, new_stack
+from tests.support.fault import alive, catalog_snapshot, descendants, kill, reap, recover, start_up, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+
+# The owner profile: anon holds Supabase's default privileges until its Grant revokes them all,
+# so a Grant applied after the kill would show in the ACLs.
+OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
+OPEN = {"supabase-access:environment": "dev", "supabase-access:profile": "open"}
+HOLDER = "role-lock-holder"
+OFFICIAL_PLUGIN = "pulumi-resource-postgresql"
+# A plugin with a parent-death signal ends at once; seconds allow for a loaded 2-core machine.
+ENDS_WITHIN_SECONDS = 5
+
+
+def grants_waiting(dsn: str) -> list[int]:
+    """Backends waiting on an advisory lock that are neither ours nor the holder: pulumi-postgresql's."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select pid from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' "
+            "and wait_event = 'advisory' and application_name not in ('supabase-access', %s)",
+            (HOLDER,),
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def table_acls(dsn: str) -> list[tuple[str, list[str]]]:
+    """Each public table's ACL entries, sorted (a revoke and grant of the same privileges moves them)."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "select relname::text, array(select a::text from unnest(relacl) a order by 1) from pg_class "
+            "where relnamespace = 'public'::regnamespace and relkind = 'r' order by 1"
+        ).fetchall()
+
+
+@contextmanager
+def anon_role_lock(dsn: str) -> Iterator[psycopg.Connection]:
+    """Another session holding pulumi-postgresql's per-role lock on anon (keyed on its oid)."""
+    with psycopg.connect(dsn, autocommit=True, application_name=HOLDER) as holder:
+        holder.execute("select pg_advisory_lock(oid::bigint) from pg_roles where rolname = 'anon'")
+        yield holder
+
+
+def kill_cli_while_grants_wait(work_dir: Path, dsn: str) -> list[tuple[str, list[str]]]:
+    """Start `up`, kill -9 the CLI alone once a Grant waits on the held lock; the official plugin must
+    end within seconds. Returns the ACLs once it ended (the other roles' Grants run until the kill)."""
+    cli = start_up(work_dir, work_dir.name)
+    below: list[int] = []
+    try:
+        wait_until(lambda: bool(grants_waiting(dsn)), 90, "a Grant waits on anon's role lock")
+        below = descendants(cli.pid)
+        plugins = [pid for pid in below if alive(pid, OFFICIAL_PLUGIN)]
+        assert plugins, "the official plugin runs below the CLI"
+        kill(cli, tree=False)
+        wait_until(lambda: not any(alive(pid) for pid in plugins), ENDS_WITHIN_SECONDS, "the plugin ended")
+        wait_until(lambda: not grants_waiting(dsn), ENDS_WITHIN_SECONDS, "its backend ended")
+    finally:
+        reap(below)
+    return table_acls(dsn)
+
+
+@pytest.mark.parametrize("pgoptions", ["", OFFICIAL_PROVIDER_PGOPTIONS], ids=["plain-shell", "env-sh-pgoptions"])
+def test_the_official_plugin_ends_with_its_engine_and_applies_nothing_later(
+    tmp_path: Path, fresh_db: str, pgoptions: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The environment the CLI runs in: a plain shell, or one with PGOPTIONS as scripts/env.sh gave it.
+    monkeypatch.setenv("PGOPTIONS", pgoptions)
+    stack = new_stack(tmp_path / "local-prod", "local-prod", fresh_db, OWNER)
+    with anon_role_lock(fresh_db) as holder:
+        after_kill = kill_cli_while_grants_wait(tmp_path / "local-prod", fresh_db)
+        holder.execute("select pg_advisory_unlock_all()")
+    time.sleep(2)  # what a surviving plugin would apply, it applies at once now the lock is free
+    assert table_acls(fresh_db) == after_kill
+    recover(stack)
+    assert changes(stack.preview().change_summary) == {}
+
+
+def run_recover(work_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """scripts/recover in the test's project folder, with its file backend and passphrase."""
+    return subprocess.run(
+        [str(REPO / "scripts" / "recover"), *args],
+        cwd=work_dir,
+        env={**os.environ, **engine_env(work_dir / "state")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def pending_operations(stack: auto.Stack) -> list[dict[str, object]]:
+    return list((stack.export_stack().deployment or {}).get("pending_operations") or [])
+
+
+def test_recover_repairs_an_empty_checkpoint_sidecar_and_clears_pending_creates(tmp_path: Path, fresh_db: str) -> None:
+    work_dir = tmp_path / "local"
+    stack = new_stack(work_dir, "local", fresh_db, OPEN)
+    before = catalog_snapshot(fresh_db)
+    with anon_role_lock(fresh_db) as holder:
+        kill_cli_while_grants_wait(work_dir, fresh_db)
+        holder.execute("select pg_advisory_unlock_all()")
+    # A kill during the checkpoint write leaves the storage library's sidecar empty: every command then fails.
+    sidecar = work_dir / "state" / ".pulumi" / "stacks" / "supabase-access" / "local.json.attrs"
+    sidecar.write_bytes(b"")
+    with pytest.raises(auto.errors.CommandError, match="failed to load checkpoint: EOF"):
+        stack.preview()
+
+    result = run_recover(work_dir, "local")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "removed" in result.stdout and "local.json.attrs" in result.stdout
+    assert pending_operations(stack) == []
+    assert changes(stack.preview().change_summary) == {}
+    # Once recovered, destroy gives back what was there before the stack.
+    stack.destroy()
+    assert catalog_snapshot(fresh_db) == before
+
+
+def test_recover_then_destroy_gives_back_the_pre_stack_catalog(tmp_path: Path, fresh_db: str) -> None:
+    work_dir = tmp_path / "local"
+    stack = new_stack(work_dir, "local", fresh_db, OPEN)
+    before = catalog_snapshot(fresh_db)
+    with anon_role_lock(fresh_db) as holder:
+        kill_cli_while_grants_wait(work_dir, fresh_db)
+        holder.execute("select pg_advisory_unlock_all()")
+    assert [op["type"] for op in pending_operations(stack)], "the killed run left pending operations"
+
+    result = run_recover(work_dir, "local", "--destroy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert catalog_snapshot(fresh_db) == before
+    deployment = stack.export_stack().deployment or {}
+    assert not deployment.get("resources") and not deployment.get("pending_operations")
+    assert json.dumps(deployment)  # a readable checkpoint
