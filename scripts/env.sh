@@ -25,39 +25,96 @@ if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! grep -qs '"current": *"[^"]' "${PULUMI_
 fi
 unset _sa_repo
 
-# The stack a pulumi command line names (--stack/-s), or nothing.
-supabase_access_stack_arg() {
+# Every stack a pulumi command line names, one a line: -s/--stack in all its forms (`-s x`,
+# `-s=x`, `-sx`, `--stack x`, `--stack=x`), `config cp --dest`, `--copy-config-from`, and the NAME of `stack init`,
+# `stack select`, `stack rm` and `stack rename` (any word after them that is not an option: a
+# word too many only withholds the passphrase). `stack init`/`new` naming no stack print `?`
+# (pulumi asks for the name: not known to be local).
+supabase_access_stacks_named() {
+  local words=() word command="" positional=0 named=0 cluster flag value
   while [ $# -gt 0 ]; do
-    case $1 in
-      --stack=*) printf '%s\n' "${1#--stack=}"; return ;;
-      -s=*) printf '%s\n' "${1#-s=}"; return ;;
-      --stack | -s) printf '%s\n' "${2:-}"; return ;;
-    esac
+    word=$1
     shift
+    case $word in
+      --) break ;;
+      --stack=* | --copy-config-from=*) printf '%s\n' "${word#*=}"; named=1 ;;
+      --dest=*) if [ "$command" = "config cp" ]; then printf '%s\n' "${word#*=}"; named=1; fi ;;
+      --stack | --copy-config-from) printf '%s\n' "${1:-?}"; named=1; [ $# -eq 0 ] || shift ;;
+      --dest) if [ "$command" = "config cp" ]; then printf '%s\n' "${1:-?}"; named=1; [ $# -eq 0 ] || shift; fi ;;
+      # Long options of pulumi or its commands whose value is the next word.
+      --cwd | --color | --verbose | --tracing | --profiling | --memprofilerate | --tracing-header | \
+        --secrets-provider | --teams | --message | --target | --otel-traces)
+        [ $# -eq 0 ] || shift ;;
+      --*) ;;
+      -?*)
+        # A cluster of short options (-ys prod, -sprod, -s=prod): -s (and config cp's -d) take
+        # the rest of the word or the next one, as do -C, -v, -m and -t.
+        cluster=${word#-}
+        while [ -n "$cluster" ]; do
+          flag=${cluster:0:1}
+          cluster=${cluster:1}
+          case $flag/$command in
+            s/* | "d/config cp")
+              value=${cluster#=}
+              if [ -z "$value" ]; then value=${1:-?}; [ $# -eq 0 ] || shift; fi
+              printf '%s\n' "$value"; named=1
+              break ;;
+            C/* | v/* | m/* | t/*)
+              if [ -z "$cluster" ] && [ $# -gt 0 ]; then shift; fi
+              break ;;
+          esac
+        done
+        ;;
+      *)
+        if [ "$positional" = 1 ]; then
+          printf '%s\n' "$word"; named=1
+        elif [ ${#words[@]} -lt 2 ]; then
+          words+=("$word")
+          command="${words[*]}"
+          case $command in
+            "stack init" | "stack select" | "stack rm" | "stack rename") positional=1 ;;
+          esac
+        fi
+        ;;
+    esac
   done
+  case ${words[0]:-}/$named in
+    new/0) printf '?\n' ;;
+    stack/0) [ "$command" = "stack init" ] && printf '?\n' ;;
+  esac
+  return 0
 }
 
-# The passphrase a pulumi command line gets: the local one for the local stacks only.
+# The stack selected in this project (pulumi's own answer), or nothing.
+supabase_access_current_stack() {
+  command pulumi stack --show-name 2>/dev/null || true
+}
+
+# The passphrase a pulumi command line gets: the local one when every stack it targets is local.
 supabase_access_passphrase_for() {
   [ -n "${SUPABASE_ACCESS_LOCAL_PASSPHRASE:-}" ] || return 0
-  local stack
-  stack=$(supabase_access_stack_arg "$@")
-  [ -n "$stack" ] || stack=$(command pulumi stack --show-name 2>/dev/null || true)
-  case $stack in
-    local | local-prod) printf '%s\n' "$SUPABASE_ACCESS_LOCAL_PASSPHRASE" ;;
-  esac
+  # A passphrase chosen after sourcing this file is the user's, for every stack.
+  [ -z "${PULUMI_CONFIG_PASSPHRASE:-}${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] || return 0
+  local stacks stack
+  stacks=$(supabase_access_stacks_named "$@")
+  [ -n "$stacks" ] || stacks=$(supabase_access_current_stack)
+  [ -n "$stacks" ] || return 0
+  while IFS= read -r stack; do
+    # organization/supabase-access/local on the file backend is the same stack as local.
+    case $stack in
+      local | local-prod | organization/supabase-access/local | organization/supabase-access/local-prod) ;;
+      *) return 0 ;;
+    esac
+  done <<<"$stacks"
+  printf '%s\n' "$SUPABASE_ACCESS_LOCAL_PASSPHRASE"
 }
-
-# Bounded lock waits for pulumi-postgresql's connections (its plugin's lib/pq reads PGOPTIONS):
-# OFFICIAL_PROVIDER_PGOPTIONS in supabase_access/sql/database.py. Only for pulumi, not for psql.
-SUPABASE_ACCESS_PGOPTIONS="-c lock_timeout=10s -c client_connection_check_interval=1s"
 
 pulumi() {
   local passphrase
   passphrase=$(supabase_access_passphrase_for "$@")
   if [ -n "$passphrase" ]; then
-    PGOPTIONS="$SUPABASE_ACCESS_PGOPTIONS${PGOPTIONS:+ $PGOPTIONS}" PULUMI_CONFIG_PASSPHRASE=$passphrase command pulumi "$@"
+    PULUMI_CONFIG_PASSPHRASE=$passphrase command pulumi "$@"
   else
-    PGOPTIONS="$SUPABASE_ACCESS_PGOPTIONS${PGOPTIONS:+ $PGOPTIONS}" command pulumi "$@"
+    command pulumi "$@"
   fi
 }

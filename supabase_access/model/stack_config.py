@@ -494,7 +494,7 @@ def _write_quotas(raw: Any, model: AccessModel) -> tuple[WriteQuotaSetting, ...]
         _known_table(table, model, where)
         # One window per table: the table has one quota trigger.
         if isinstance(spec, Mapping) and len(spec) == 1 and next(iter(spec)) not in QUOTA_WINDOWS:
-            raise ConfigError(unknown_keys_message(where, list(spec), QUOTA_WINDOWS))
+            raise ConfigError(unknown_keys_message(where, list(spec), list(QUOTA_WINDOWS)))
         if not isinstance(spec, Mapping) or len(spec) != 1:
             raise ConfigError(f"{where}: expected exactly one of {windows} with a whole number, e.g. {{perHour: 20}}")
         ((window, limit),) = spec.items()

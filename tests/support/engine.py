@@ -15,8 +15,6 @@ import psycopg
 import yaml
 from pulumi import automation as auto
 
-from supabase_access.sql.database import OFFICIAL_PROVIDER_PGOPTIONS
-
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "test-only-passphrase"
 
@@ -27,8 +25,6 @@ def engine_env(state_dir: Path) -> dict[str, str]:
         "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        # Bounded waits for pulumi-postgresql's connections too, as scripts/env.sh gives them.
-        "PGOPTIONS": OFFICIAL_PROVIDER_PGOPTIONS,
         # Our provider plugin, found on PATH like an installed one.
         "PATH": f"{REPO / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }
@@ -40,8 +36,9 @@ def write_project(work_dir: Path, program: Path = REPO) -> None:
         "name: supabase-access\n"
         f"runtime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: {REPO / '.venv'}\n"
         f"main: {program}\n"
-        "plugins:\n  providers:\n    - name: supabase-access\n"
-        f"      path: {program / 'bin'}\n"
+        "plugins:\n  providers:\n"
+        f"    - name: supabase-access\n      path: {program / 'bin'}\n"
+        f"    - name: postgresql\n      path: {REPO / 'bin'}\n"
         # The program's own config declarations too, so every test stack is checked against them.
         + yaml.safe_dump({"config": yaml.safe_load((program / "Pulumi.yaml").read_text()).get("config") or {}})
     )

@@ -40,20 +40,46 @@ def test_unknown_keys_name_the_closest_known_one() -> None:
     with pytest.raises(ConfigError) as info:
         check_config_keys({"supabase-access:enviroment": False, "postgresql:password": True})
     message = str(info.value)
-    assert message.startswith("supabase-access:enviroment: unknown setting; did you mean supabase-access:environment?")
+    assert message.startswith("supabase-access:enviroment: unknown setting (did you mean supabase-access:environment?)")
+    assert "\n" not in message
     with pytest.raises(ConfigError, match="did you mean supabase-access:writeQuotas"):
         check_config_keys({"supabase-access:writeQuota": False})
-    # Other namespaces (postgresql:*, a provider's own) are not ours to judge.
+    # The postgresql namespace: the keys both providers connect with; any other would be ignored.
+    with pytest.raises(
+        ConfigError, match=r"^postgresql:usrname: unknown setting \(did you mean postgresql:username\?\)"
+    ):
+        check_config_keys({"postgresql:usrname": False})
+    with pytest.raises(ConfigError, match=r"^postgresql:superuser: unknown setting; known: host, port"):
+        check_config_keys({"postgresql:superuser": False})
+    # Other namespaces (a provider's own) are not ours to judge.
     check_config_keys({"postgresql:sslmode": False, "aws:region": False, "supabase-access:forceRls": False})
 
 
-@pytest.mark.parametrize("key", ["postgresql:password", "supabase-access:accessToken"])
+@pytest.mark.parametrize("key", ["postgresql:password", "supabase-access:accessToken", "other:apiToken"])
 def test_secrets_in_plain_text_are_refused(key: str) -> None:
     with pytest.raises(ConfigError) as info:
         check_config_keys({key: False})
     assert str(info.value).startswith(f"{key} is stored in plain text")
     assert f"pulumi config set --secret {key}" in str(info.value)
     check_config_keys({key: True})
+
+
+@pytest.mark.parametrize(
+    "name", ["security_captcha_secret", "smtp_pass", "sms_twilio_auth_token", "external_apple_secret"]
+)
+def test_auth_settings_secrets_in_plain_text_are_refused(name: str) -> None:
+    setting = "supabase-access:authSettings"
+    with pytest.raises(ConfigError) as info:
+        check_config_keys({setting: False}, {name: "s3cr3t", "rate_limit_otp": 30})
+    message = str(info.value)
+    assert message == (
+        f"{setting}.{name} is stored in plain text in the stack's config; it must be a secret. "
+        f"Set it again with `pulumi config set --secret --path {setting}.{name} <value>`"
+    )
+    assert "s3cr3t" not in message
+    check_config_keys({setting: True}, {name: "s3cr3t"})
+    # Names that only contain a credential's word are plain settings.
+    check_config_keys({setting: False}, {"rate_limit_token_refresh": 30, "security_refresh_token_reuse_interval": 10})
 
 
 def test_an_extra_policy_may_not_take_a_generated_name_unless_it_says_so() -> None:
@@ -186,15 +212,45 @@ def test_the_local_passphrase_goes_to_the_local_stacks_only(stack: str, environ:
 ENV_SH = REPO / "scripts" / "env.sh"
 
 
+LOCAL_PASSPHRASE = "local-only-passphrase"
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ("up --stack local", "local-only-passphrase"),
-        ("preview -s local-prod --diff", "local-only-passphrase"),
-        ("config set --secret postgresql:password x --stack=local", "local-only-passphrase"),
+        # The stack selected is `local`: only a command line naming no other stack gets the passphrase.
+        ("up", LOCAL_PASSPHRASE),
+        ("config set --secret postgresql:password x", LOCAL_PASSPHRASE),
+        ("up --stack local", LOCAL_PASSPHRASE),
+        ("preview -s local-prod --diff", LOCAL_PASSPHRASE),
+        ("config set --secret postgresql:password x --stack=local", LOCAL_PASSPHRASE),
+        ("up -slocal", LOCAL_PASSPHRASE),
+        ("up -s=local-prod", LOCAL_PASSPHRASE),
+        ("stack select local-prod", LOCAL_PASSPHRASE),
+        ("up -s organization/supabase-access/local", LOCAL_PASSPHRASE),
         ("config set --secret postgresql:password x --stack prod", ""),
+        ("config set --secret postgresql:password x -sprod", ""),
+        ("config set --secret postgresql:password x -s=prod", ""),
+        ("config set --secret postgresql:password x --stack=prod", ""),
         ("up -s dev", ""),
+        ("up -ys prod", ""),
+        ("up -ysprod", ""),
+        ("stack init prod", ""),
+        ("stack init --secrets-provider passphrase prod", ""),
+        ("stack init --stack prod", ""),
+        ("stack init -s prod", ""),
+        ("stack init", ""),  # pulumi asks for the name
+        ("new", ""),
+        ("stack select prod", ""),
         ("stack select --create --stack prod", ""),
+        ("-C . stack select prod", ""),
+        ("-v 9 stack init prod", ""),
+        ("stack rename prod", ""),
+        ("stack init local --copy-config-from prod", ""),
+        ("config cp --dest prod", ""),
+        ("config cp -dprod", ""),
+        ("up -s local -s prod", ""),
+        ("up --stack org/other/local", ""),
     ],
 )
 def test_env_sh_gives_the_local_passphrase_to_local_stacks_only(args: str, expected: str, tmp_path: Path) -> None:
@@ -204,7 +260,11 @@ def test_env_sh_gives_the_local_passphrase_to_local_stacks_only(args: str, expec
     if not (REPO / ".venv" / ".pulumi-bin-dir").exists():
         pytest.fail("run scripts/bootstrap first", pytrace=False)
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SUPABASE_ACCESS_LOCAL"))}
-    script = f'source "{ENV_SH}" && test -z "${{PULUMI_CONFIG_PASSPHRASE:-}}" && supabase_access_passphrase_for {args}'
+    script = (
+        f'source "{ENV_SH}" && test -z "${{PULUMI_CONFIG_PASSPHRASE:-}}" '
+        "&& supabase_access_current_stack() { echo local; } "
+        f"&& supabase_access_passphrase_for {args}"
+    )
     result = subprocess.run(
         ["bash", "-c", script],
         env={**environ, "PULUMI_HOME": str(tmp_path)},
@@ -214,3 +274,22 @@ def test_env_sh_gives_the_local_passphrase_to_local_stacks_only(args: str, expec
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
+
+
+def test_env_sh_leaves_a_passphrase_chosen_later_alone(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    if not (REPO / ".venv" / ".pulumi-bin-dir").exists():
+        pytest.fail("run scripts/bootstrap first", pytrace=False)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SUPABASE_ACCESS_LOCAL"))}
+    script = f'source "{ENV_SH}" && export PULUMI_CONFIG_PASSPHRASE=mine && supabase_access_passphrase_for -s local'
+    result = subprocess.run(
+        ["bash", "-c", script],
+        env={**environ, "PULUMI_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

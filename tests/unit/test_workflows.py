@@ -49,12 +49,12 @@ def test_access_review_gates_wider_prod_access_on_a_label() -> None:
 def test_pulumi_postgresql_gets_the_bounded_waits_wherever_pulumi_runs() -> None:
     from supabase_access.sql.database import OFFICIAL_PROVIDER_PGOPTIONS
 
-    env_sh = (REPO / "scripts/env.sh").read_text()
-    assert f'SUPABASE_ACCESS_PGOPTIONS="{OFFICIAL_PROVIDER_PGOPTIONS}"' in env_sh
-    for workflow in (REPO / ".github/workflows").glob("*.yml"):
-        for job in yaml.safe_load(workflow.read_text())["jobs"].values():
-            if "PULUMI_BACKEND_URL" in (job.get("env") or {}):  # a job on the stacks' own databases
-                assert job["env"]["PGOPTIONS"] == OFFICIAL_PROVIDER_PGOPTIONS, workflow.name
+    # The engine starts the official plugin through our wrapper (Pulumi.yaml), which sets them.
+    providers = yaml.safe_load((REPO / "Pulumi.yaml").read_text())["plugins"]["providers"]
+    assert {"name": "postgresql", "path": "./bin"} in providers
+    wrapper = (REPO / "bin/pulumi-resource-postgresql").read_text()
+    assert f'PGOPTIONS="{OFFICIAL_PROVIDER_PGOPTIONS}' in wrapper
+    assert "setpriv --pdeathsig KILL" in wrapper
 
 
 def test_drift_is_watched_on_a_schedule_for_every_deployed_stack() -> None:
