@@ -177,10 +177,10 @@ class SupabaseAccessProvider(api.Provider):
         CHECK_LOG.set(self._warner(request.urn))
         try:
             checked = await self._run(lambda: self._step(resource, "check", olds, inputs))
-        except InputError as exc:
-            return api.CheckResponse(inputs=request.new_inputs, failures=[api.CheckFailure(exc.property, exc.reason)])
-        except CatalogError as exc:
-            return api.CheckResponse(inputs=request.new_inputs, failures=[api.CheckFailure("", str(exc))])
+        except (InputError, CatalogError) as exc:
+            # No property named: the engine would print the property's whole value before the reason
+            # (6-20 KB for `policies`). The reason names the setting the user wrote.
+            return api.CheckResponse(inputs=request.new_inputs, failures=[api.CheckFailure("", one_line(exc))])
         return api.CheckResponse(inputs=property_map(checked))
 
     async def diff(self, request: api.DiffRequest) -> api.DiffResponse:
@@ -236,6 +236,11 @@ class SupabaseAccessProvider(api.Provider):
 
     def _warner(self, urn: str) -> Callable[[str], None]:
         return lambda message: self._log.write(urn, message)
+
+
+def one_line(exc: Exception) -> str:
+    """A refusal as one line (PostgreSQL's messages span several: LINE 1: ..., HINT: ...)."""
+    return " ".join(str(exc.reason if isinstance(exc, InputError) else exc).split())
 
 
 # How often the plugin checks that the engine that started it is still there.
