@@ -9,8 +9,6 @@ backend's empty checkpoint sidecar included, and its --destroy gives back the pr
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +19,18 @@ import pytest
 from pulumi import automation as auto
 
 from supabase_access.sql.database import OFFICIAL_PROVIDER_PGOPTIONS
-from tests.support.engine import REPO, changes, engine_env, new_stack
-from tests.support.fault import alive, catalog_snapshot, descendants, kill, reap, recover, start_up, wait_until
+from tests.support.engine import changes, new_stack
+from tests.support.fault import (
+    alive,
+    catalog_snapshot,
+    descendants,
+    kill,
+    reap,
+    recover,
+    run_recover,
+    start_up,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 
@@ -88,26 +96,24 @@ def test_the_official_plugin_ends_with_its_engine_and_applies_nothing_later(
 ) -> None:
     # The environment the CLI runs in: a plain shell, or one with PGOPTIONS as scripts/env.sh gave it.
     monkeypatch.setenv("PGOPTIONS", pgoptions)
-    stack = new_stack(tmp_path / "local-prod", "local-prod", fresh_db, OWNER)
-    with anon_role_lock(fresh_db) as holder:
-        after_kill = kill_cli_while_grants_wait(tmp_path / "local-prod", fresh_db)
-        holder.execute("select pg_advisory_unlock_all()")
+    stack, _, after_kill = killed_while_grants_wait(tmp_path / "local-prod", fresh_db, OWNER)
     time.sleep(2)  # what a surviving plugin would apply, it applies at once now the lock is free
     assert table_acls(fresh_db) == after_kill
     recover(stack)
     assert changes(stack.preview().change_summary) == {}
 
 
-def run_recover(work_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """scripts/recover in the test's project folder, with its file backend and passphrase."""
-    return subprocess.run(
-        [str(REPO / "scripts" / "recover"), *args],
-        cwd=work_dir,
-        env={**os.environ, **engine_env(work_dir / "state")},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def killed_while_grants_wait(
+    work_dir: Path, dsn: str, config: dict[str, str]
+) -> tuple[auto.Stack, dict[str, list[tuple[object, ...]]], list[tuple[str, list[str]]]]:
+    """A stack named after `work_dir`, its first `up` killed while Grants wait (the lock then freed):
+    the stack, the catalog before it, the ACLs once the plugin ended."""
+    stack = new_stack(work_dir, work_dir.name, dsn, config)
+    before = catalog_snapshot(dsn)
+    with anon_role_lock(dsn) as holder:
+        after_kill = kill_cli_while_grants_wait(work_dir, dsn)
+        holder.execute("select pg_advisory_unlock_all()")
+    return stack, before, after_kill
 
 
 def pending_operations(stack: auto.Stack) -> list[dict[str, object]]:
@@ -116,11 +122,7 @@ def pending_operations(stack: auto.Stack) -> list[dict[str, object]]:
 
 def test_recover_repairs_an_empty_checkpoint_sidecar_and_clears_pending_creates(tmp_path: Path, fresh_db: str) -> None:
     work_dir = tmp_path / "local"
-    stack = new_stack(work_dir, "local", fresh_db, OPEN)
-    before = catalog_snapshot(fresh_db)
-    with anon_role_lock(fresh_db) as holder:
-        kill_cli_while_grants_wait(work_dir, fresh_db)
-        holder.execute("select pg_advisory_unlock_all()")
+    stack, before, _ = killed_while_grants_wait(work_dir, fresh_db, OPEN)
     # A kill during the checkpoint write leaves the storage library's sidecar empty: every command then fails.
     sidecar = work_dir / "state" / ".pulumi" / "stacks" / "supabase-access" / "local.json.attrs"
     sidecar.write_bytes(b"")
@@ -139,11 +141,7 @@ def test_recover_repairs_an_empty_checkpoint_sidecar_and_clears_pending_creates(
 
 def test_recover_then_destroy_gives_back_the_pre_stack_catalog(tmp_path: Path, fresh_db: str) -> None:
     work_dir = tmp_path / "local"
-    stack = new_stack(work_dir, "local", fresh_db, OPEN)
-    before = catalog_snapshot(fresh_db)
-    with anon_role_lock(fresh_db) as holder:
-        kill_cli_while_grants_wait(work_dir, fresh_db)
-        holder.execute("select pg_advisory_unlock_all()")
+    stack, before, _ = killed_while_grants_wait(work_dir, fresh_db, OPEN)
     assert [op["type"] for op in pending_operations(stack)], "the killed run left pending operations"
 
     result = run_recover(work_dir, "local", "--destroy")

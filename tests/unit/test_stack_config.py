@@ -254,42 +254,26 @@ LOCAL_PASSPHRASE = "local-only-passphrase"
     ],
 )
 def test_env_sh_gives_the_local_passphrase_to_local_stacks_only(args: str, expected: str, tmp_path: Path) -> None:
-    import os
-    import subprocess
-
-    if not (REPO / ".venv" / ".pulumi-bin-dir").exists():
-        pytest.fail("run scripts/bootstrap first", pytrace=False)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SUPABASE_ACCESS_LOCAL"))}
-    script = (
-        f'source "{ENV_SH}" && test -z "${{PULUMI_CONFIG_PASSPHRASE:-}}" '
-        "&& supabase_access_current_stack() { echo local; } "
-        f"&& supabase_access_passphrase_for {args}"
-    )
-    result = subprocess.run(
-        ["bash", "-c", script],
-        env={**environ, "PULUMI_HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == expected
+    # With `local` selected, as in the reports (`pulumi stack init prod` got the local passphrase).
+    assert passphrase_from_env_sh(f"supabase_access_current_stack() {{ echo local; }} && {args}", tmp_path) == expected
 
 
 def test_env_sh_leaves_a_passphrase_chosen_later_alone(tmp_path: Path) -> None:
+    assert passphrase_from_env_sh("export PULUMI_CONFIG_PASSPHRASE=mine && -s local", tmp_path) == ""
+
+
+def passphrase_from_env_sh(setup_and_args: str, tmp_path: Path) -> str:
+    """What scripts/env.sh's `pulumi` passes as passphrase: `<shell setup> && <pulumi arguments>`."""
     import os
     import subprocess
 
     if not (REPO / ".venv" / ".pulumi-bin-dir").exists():
         pytest.fail("run scripts/bootstrap first", pytrace=False)
+    setup, _, args = setup_and_args.rpartition(" && ")
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SUPABASE_ACCESS_LOCAL"))}
-    script = f'source "{ENV_SH}" && export PULUMI_CONFIG_PASSPHRASE=mine && supabase_access_passphrase_for -s local'
-    result = subprocess.run(
-        ["bash", "-c", script],
-        env={**environ, "PULUMI_HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    script = f'source "{ENV_SH}" && test -z "${{PULUMI_CONFIG_PASSPHRASE:-}}" && {setup or "true"} '
+    script += f"&& supabase_access_passphrase_for {args}"
+    environ["PULUMI_HOME"] = str(tmp_path)
+    result = subprocess.run(["bash", "-c", script], env=environ, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ""
+    return result.stdout.strip()
