@@ -109,9 +109,44 @@ supabase_access_passphrase_for() {
   printf '%s\n' "$SUPABASE_ACCESS_LOCAL_PASSPHRASE"
 }
 
+# The first word of a pulumi command line that is no option (destroy, up, stack, ...).
+supabase_access_command() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+      -C | --cwd | --color | -v | --verbose | --tracing | --profiling | --memprofilerate) shift ;;
+      -*) ;;
+      *) printf '%s\n' "$1"; return ;;
+    esac
+    [ $# -eq 0 ] || shift
+  done
+}
+
+# How many creates an interrupted run left pending on the stack a command targets (0 if unknown).
+supabase_access_pending_creates() {
+  local passphrase=$1 stack
+  shift
+  stack=$(supabase_access_stacks_named "$@" | head -n1)
+  [ "$stack" != "?" ] || return 0
+  PULUMI_CONFIG_PASSPHRASE=${passphrase:-${PULUMI_CONFIG_PASSPHRASE:-}} command pulumi stack export ${stack:+--stack "$stack"} 2>/dev/null |
+    python -c 'import json, sys
+try:
+    pending = json.load(sys.stdin)["deployment"].get("pending_operations") or []
+except (ValueError, KeyError, TypeError):
+    pending = []
+print(sum(op.get("type") == "creating" for op in pending))' 2>/dev/null || echo 0
+}
+
 pulumi() {
-  local passphrase
+  local passphrase pending
   passphrase=$(supabase_access_passphrase_for "$@")
+  # A destroy after an interrupted run leaves the objects of the creates it never recorded.
+  if [ "$(supabase_access_command "$@")" = destroy ]; then
+    pending=$(supabase_access_pending_creates "$passphrase" "$@")
+    if [ "${pending:-0}" != 0 ]; then
+      echo "scripts/env.sh: the stack has $pending create(s) an interrupted run left pending; pulumi destroy would leave their objects behind. Run scripts/recover [stack] --destroy (or \`command pulumi destroy\` to destroy anyway)." >&2
+      return 1
+    fi
+  fi
   if [ -n "$passphrase" ]; then
     PULUMI_CONFIG_PASSPHRASE=$passphrase command pulumi "$@"
   else

@@ -45,8 +45,8 @@ STATEMENT_TIMEOUT = "5min"
 # mid lock wait) leaves no backend holding locks for longer than this.
 CLIENT_CHECK_INTERVAL = "1s"
 # The same bounds for pulumi-postgresql's connections (Grants, DefaultPrivileges), which take no
-# session settings of ours: lib/pq reads PGOPTIONS from the environment the engine gives its plugins
-# (scripts/env.sh's `pulumi`, the workflows and the tests set it). Its role lock sets
+# session settings of ours: lib/pq reads PGOPTIONS, which bin/pulumi-resource-postgresql (the
+# plugin's path in Pulumi.yaml) sets before it starts the plugin. Its role lock sets
 # statement_timeout to 0, so only these two hold there.
 OFFICIAL_PROVIDER_PGOPTIONS = (
     f"-c lock_timeout={LOCK_TIMEOUT} -c client_connection_check_interval={CLIENT_CHECK_INTERVAL}"

@@ -1,5 +1,5 @@
 """pulumi-postgresql's Grants wait a bounded time too: its plugin reads PGOPTIONS (lock_timeout),
-which scripts/env.sh's `pulumi`, the workflows and these tests give the engine."""
+which bin/pulumi-resource-postgresql (its path in Pulumi.yaml) sets, whoever runs pulumi."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ backend's empty checkpoint sidecar included, and its --destroy gives back the pr
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ import pytest
 from pulumi import automation as auto
 
 from supabase_access.sql.database import OFFICIAL_PROVIDER_PGOPTIONS
-from tests.support.engine import changes, new_stack
+from tests.support.engine import REPO, changes, engine_env, new_stack
 from tests.support.fault import (
     alive,
     catalog_snapshot,
@@ -144,6 +146,21 @@ def test_recover_then_destroy_gives_back_the_pre_stack_catalog(tmp_path: Path, f
     stack, before, _ = killed_while_grants_wait(work_dir, fresh_db, OPEN)
     assert [op["type"] for op in pending_operations(stack)], "the killed run left pending operations"
 
+    # A bare cancel + destroy would leave the objects of creates the killed run never recorded:
+    # scripts/env.sh's pulumi refuses it and names the way out.
+    bare = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'source "{REPO}/scripts/env.sh" && pulumi cancel --yes -s local && pulumi destroy --yes -s local',
+        ],
+        cwd=work_dir,
+        env={**os.environ, **engine_env(work_dir / "state")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bare.returncode == 1 and "scripts/recover [stack] --destroy" in bare.stderr, bare.stdout + bare.stderr
     result = run_recover(work_dir, "local", "--destroy")
     assert result.returncode == 0, result.stdout + result.stderr
     assert catalog_snapshot(fresh_db) == before

@@ -277,3 +277,39 @@ def passphrase_from_env_sh(setup_and_args: str, tmp_path: Path) -> str:
     result = subprocess.run(["bash", "-c", script], env=environ, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("pending", "destroyed"), [(["creating", "updating"], False), (["updating"], True), ([], True)]
+)
+def test_env_sh_refuses_a_destroy_that_would_leave_pending_creates_behind(
+    pending: list[str], destroyed: bool, tmp_path: Path
+) -> None:
+    import json
+    import os
+    import subprocess
+
+    if not (REPO / ".venv" / ".pulumi-bin-dir").exists():
+        pytest.fail("run scripts/bootstrap first", pytrace=False)
+    # A pulumi that answers `stack export` with the pending operations and records any other command.
+    export = {"deployment": {"pending_operations": [{"type": kind, "resource": {}} for kind in pending]}}
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"if [ \"$1 $2\" = 'stack export' ]; then echo '{json.dumps(export)}'\n"
+        f'else echo "ran $*" >> {tmp_path}/ran; fi\n'
+    )
+    fake.chmod(0o755)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SUPABASE_ACCESS_LOCAL"))}
+    environ["PULUMI_HOME"] = str(tmp_path)
+    script = f'source "{ENV_SH}" && export PATH="{fake.parent}:$PATH" && pulumi destroy --yes -s local'
+    result = subprocess.run(["bash", "-c", script], env=environ, capture_output=True, text=True, check=False)
+    ran = (tmp_path / "ran").read_text() if (tmp_path / "ran").exists() else ""
+    if destroyed:
+        assert result.returncode == 0, result.stderr
+        assert ran == "ran destroy --yes -s local\n"
+    else:
+        assert result.returncode == 1 and ran == ""
+        assert "1 create(s) an interrupted run left pending" in result.stderr
+        assert "scripts/recover [stack] --destroy" in result.stderr
