@@ -261,3 +261,19 @@ def test_an_owner_copy_not_made_yet_is_probed(fresh_db: str) -> None:
             "select count(*) from information_schema.columns where table_name = 'actions' and column_name = 'user_id'"
         ).fetchone() == (0,)
     assert set(report.widened) == {("actions", "a")}
+
+
+@pytest.mark.parametrize("expression", HOSTILE + FOLDABLE)
+@pytest.mark.parametrize("command", ["INSERT", "SELECT"])
+def test_the_preflight_refuses_every_hostile_expression(db: Database, expression: str, command: str) -> None:
+    """Each as an extra policy of a prod stack: refused, naming the setting, whether the planner folds it or not."""
+    clause = {"withCheck": expression} if command == "INSERT" else {"using": expression}
+    entry = {"command": command, "roles": ["authenticated"], **clause}
+    with pytest.raises(InputError) as info:
+        checked(db, preflight_inputs({"sessions": {"hostile": entry}}))
+    message = str(info.value)
+    assert message.startswith("supabase-access:extraPolicies.sessions.hostile")
+    if expression in FOLDABLE and command == "INSERT":
+        assert "PostgreSQL reduces" in message  # the folding check comes first (write policies)
+    else:
+        assert "on a prod stack an extra policy may not give rows the access kind of public.sessions" in message
