@@ -127,8 +127,9 @@ ACCESS_PREFLIGHT = ResourceSpec(
 
 ROW_LEVEL_SECURITY = ResourceSpec(
     "RowLevelSecurity",
-    "Row-level security on for one table (and FORCE where asked); the privileges RLS does not guard (TRUNCATE, "
-    "REFERENCES, TRIGGER) taken from the named roles. Destroy gives back the flags and privileges from before the "
+    "Row-level security on for one table (and FORCE where asked); the privileges RLS does not guard (every "
+    "one the server knows but SELECT, INSERT, UPDATE, DELETE: TRUNCATE, REFERENCES, TRIGGER, and MAINTAIN on "
+    "PostgreSQL 17) taken from the named roles. Destroy gives back the flags and privileges from before the "
     "stack.",
     inputs=(
         _schema(),
@@ -139,15 +140,16 @@ ROW_LEVEL_SECURITY = ResourceSpec(
         Prop(
             "revokeUnguardedFrom",
             STRINGS,
-            "Roles that lose TRUNCATE, REFERENCES and TRIGGER on the table (Supabase gives them to anon and "
-            "authenticated).",
+            "Roles that lose the privileges RLS does not guard on the table (TRUNCATE, REFERENCES, TRIGGER, MAINTAIN "
+            "on PostgreSQL 17; Supabase gives them to anon and authenticated).",
             default=[],
         ),
         Prop(
             "revokeUndeclared",
             MAP,
-            "Role -> table privileges the table's access kind does not give that role (say INSERT on a public-read "
-            "table), taken before its Grant, whose first apply revokes only what it declares; left out when none.",
+            "Role -> table commands (SELECT, INSERT, UPDATE, DELETE) the table's access kind does not give "
+            "that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only "
+            "what it declares; left out when none.",
         ),
     ),
     outputs=(

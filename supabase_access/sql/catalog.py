@@ -13,10 +13,11 @@ from supabase_access.model.owner_copy import OwnerCopyNames
 from supabase_access.model.policy import PolicySpec
 from supabase_access.sql import statements as render
 
-TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
-# Table privileges that row-level security does not guard: TRUNCATE empties a table whatever its
-# policies, REFERENCES and TRIGGER are schema powers no Data API request needs.
-UNGUARDED_PRIVILEGES = ("TRUNCATE", "REFERENCES", "TRIGGER")
+# The table privileges row-level security guards: the Data API's four commands. Every other one
+# the server knows is unguarded: TRUNCATE empties a table whatever its policies, REFERENCES and
+# TRIGGER are schema powers no Data API request needs, MAINTAIN (PostgreSQL 17) runs VACUUM,
+# REINDEX, LOCK TABLE... Which ones the server knows is asked of the server (`table_privileges`).
+GUARDED_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 
 class CatalogError(ValueError):
@@ -495,6 +496,20 @@ def roles_lacking_privilege(
     return lacking
 
 
+def table_privileges(conn: psycopg.Connection) -> tuple[str, ...]:
+    """Every table privilege this server knows (an owner's default ACL holds them all), in
+    `render.PRIVILEGE_ORDER`: PostgreSQL 15's seven, and MAINTAIN from 17 on."""
+    rows = conn.execute(
+        "select a.privilege_type from aclexplode(acldefault('r', 10::oid)) a where a.grantee = 10"
+    ).fetchall()
+    return render.ordered_privileges(p for (p,) in rows)
+
+
+def unguarded_privileges(conn: psycopg.Connection) -> tuple[str, ...]:
+    """The table privileges this server knows that row-level security does not guard."""
+    return tuple(p for p in table_privileges(conn) if p not in GUARDED_PRIVILEGES)
+
+
 def read_table_privileges(
     conn: psycopg.Connection, role: str, schema: str, tables: Sequence[str]
 ) -> dict[str, tuple[str, ...]]:
@@ -510,7 +525,7 @@ def read_table_privileges(
     found: dict[str, set[str]] = {t: set() for t in tables}
     for table, privilege in rows:
         found[table].add(privilege)
-    return {t: tuple(p for p in TABLE_PRIVILEGES if p in found[t]) for t in tables}
+    return {t: render.ordered_privileges(found[t]) for t in tables}
 
 
 def roles_holding(conn: psycopg.Connection, schema: str, table: str, wanted: Mapping[str, Sequence[str]]) -> list[str]:
@@ -532,15 +547,15 @@ def roles_holding(conn: psycopg.Connection, schema: str, table: str, wanted: Map
 
 
 def roles_holding_unguarded(conn: psycopg.Connection, schema: str, table: str, roles: Sequence[str]) -> list[str]:
-    """Those of `roles` that hold TRUNCATE, REFERENCES or TRIGGER on the table (one query)."""
+    """Those of `roles` that hold a privilege RLS does not guard on the table (TRUNCATE, MAINTAIN, ...; one query)."""
     if not roles:
         return []
     rows = conn.execute(
         "select distinct r.rolname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "cross join lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a "
         "join pg_roles r on r.oid = a.grantee "
-        "where n.nspname = %s and c.relname = %s and r.rolname = any(%s) and a.privilege_type = any(%s)",
-        (schema, table, list(roles), list(UNGUARDED_PRIVILEGES)),
+        "where n.nspname = %s and c.relname = %s and r.rolname = any(%s) and a.privilege_type <> all(%s)",
+        (schema, table, list(roles), list(GUARDED_PRIVILEGES)),
     ).fetchall()
     held = {name for (name,) in rows}
     return [role for role in roles if role in held]

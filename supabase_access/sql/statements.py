@@ -7,6 +7,7 @@ validates them (see `catalog.normalize_policies`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -235,9 +236,31 @@ def revoke_all(role: str, schema: str, tables: Iterable[str]) -> sql.Composed:
     )
 
 
+# The order privileges are written in (GRANT's documentation order); which ones exist is the
+# server's to say (aclexplode), so one it knows beyond these comes after them, by name.
+PRIVILEGE_ORDER = (
+    "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN",
+    "USAGE", "EXECUTE", "CREATE",
+)  # fmt: skip
+
+
+def ordered_privileges(privileges: Iterable[str]) -> tuple[str, ...]:
+    known = {p: i for i, p in enumerate(PRIVILEGE_ORDER)}
+    return tuple(sorted(set(privileges), key=lambda p: (known.get(p, len(known)), p)))
+
+
+def privilege_list(privileges: Sequence[str]) -> sql.Composed:
+    """Privilege keywords as SQL. They come from the catalog (aclexplode) or the model, never from
+    free text; one that is not a bare keyword is refused rather than rendered."""
+    for privilege in privileges:
+        if not re.fullmatch(r"[A-Z]+", privilege):
+            raise ValueError(f"not a privilege keyword: {privilege!r}")
+    return sql.SQL(", ").join(sql.SQL(p.lower()) for p in privileges)
+
+
 def revoke(roles: Sequence[str], schema: str, table: str, privileges: Sequence[str]) -> sql.Composed:
     return sql.SQL("revoke {} on table {} from {}").format(
-        sql.SQL(", ").join(sql.SQL(p.lower()) for p in privileges),
+        privilege_list(privileges),
         table_ref(schema, table),
         sql.SQL(", ").join(_role(r) for r in roles),
     )
@@ -245,7 +268,7 @@ def revoke(roles: Sequence[str], schema: str, table: str, privileges: Sequence[s
 
 def grant(role: str, schema: str, tables: Iterable[str], privileges: Sequence[str]) -> sql.Composed:
     return sql.SQL("grant {} on table {} to {}").format(
-        sql.SQL(", ").join(sql.SQL(p.lower()) for p in privileges),
+        privilege_list(privileges),
         sql.SQL(", ").join(table_ref(schema, t) for t in tables),
         _role(role),
     )
@@ -721,21 +744,15 @@ def drop_policy_index(schema: str, index: str) -> sql.Composed:
     return sql.SQL("drop index concurrently if exists {}").format(sql.Identifier(schema, index))
 
 
-# Default privileges (ALTER DEFAULT PRIVILEGES): pg_default_acl's object type -> the keyword and
-# the privileges PostgreSQL knows for it.
-DEFAULT_ACL_OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "r": ("tables", ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")),
-    "S": ("sequences", ("USAGE", "SELECT", "UPDATE")),
-    "f": ("functions", ("EXECUTE",)),
-}
+# Default privileges (ALTER DEFAULT PRIVILEGES): pg_default_acl's object type -> its keyword.
+DEFAULT_ACL_OBJECTS: dict[str, str] = {"r": "tables", "S": "sequences", "f": "functions"}
 
 
 def alter_default_privileges(
     owner: str, schema: str, object_type: str, role: str, privileges: Sequence[str], *, grant: bool
 ) -> sql.Composed:
-    keyword, known = DEFAULT_ACL_OBJECTS[object_type]
-    wanted = [p for p in privileges if p in known]
-    what = sql.SQL(", ").join(sql.SQL(p.lower()) for p in wanted) if wanted else sql.SQL("all")
+    keyword = DEFAULT_ACL_OBJECTS[object_type]
+    what = privilege_list(privileges) if privileges else sql.SQL("all")
     return sql.SQL("alter default privileges for role {} in schema {} {} {} on {} {} {}").format(
         sql.Identifier(owner),
         sql.Identifier(schema),

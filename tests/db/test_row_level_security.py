@@ -8,6 +8,7 @@ import pytest
 
 from supabase_access.provider.base import InputError
 from supabase_access.provider.resources.row_level_security import RowLevelSecurity
+from supabase_access.sql import catalog
 from supabase_access.sql.database import Database
 from tests.support.resources import UnreachableDatabase, create, read
 
@@ -26,6 +27,19 @@ def table_state(dsn: str) -> tuple[bool, bool, list[str]]:
     return bool(row[0]), bool(row[1]), list(row[2])
 
 
+def api_privileges(dsn: str) -> dict[str, set[str]]:
+    """anon's and authenticated's privileges on actions, as the server lists them."""
+    found: dict[str, set[str]] = {"anon": set(), "authenticated": set()}
+    with psycopg.connect(dsn) as conn:
+        for role, privilege in conn.execute(
+            "select r.rolname, a.privilege_type from pg_class c, aclexplode(c.relacl) a "
+            "join pg_roles r on r.oid = a.grantee where c.oid = 'public.actions'::regclass "
+            "and r.rolname in ('anon', 'authenticated')"
+        ):
+            found[role].add(privilege)
+    return found
+
+
 def test_create_read_drift_update_delete(db: Database, fresh_db: str) -> None:
     with psycopg.connect(fresh_db) as conn:
         conn.execute("alter table actions disable row level security")
@@ -34,9 +48,10 @@ def test_create_read_drift_update_delete(db: Database, fresh_db: str) -> None:
     resource_id, checked, state = create(resource, db, dict(INPUTS))
     assert resource_id == "public.actions"
     assert state["enabled"] is True and state["previous"] == {"enabled": False, "force": False}
-    enabled, forced, acl = table_state(fresh_db)
+    enabled, forced, _ = table_state(fresh_db)
     assert (enabled, forced) == (True, True)
-    assert not any(entry.startswith(("anon=", "authenticated=")) and "D" in entry.split("/")[0] for entry in acl)
+    guarded = set(catalog.GUARDED_PRIVILEGES)
+    assert api_privileges(fresh_db) == {"anon": guarded, "authenticated": guarded}
     assert resource.diff(db, state, checked).has_changes is False
     found = read(resource, db, resource_id, state, checked)
     assert found is not None and found[0]["force"] is True
@@ -65,3 +80,23 @@ def test_check_names_the_bad_input_and_skips_the_database_for_unchanged_inputs(d
         RowLevelSecurity().check(db, {}, {**INPUTS, "revokeUnguardedFrom": ["nobody_here"]})
     checked = RowLevelSecurity().check(db, {}, dict(INPUTS))
     assert RowLevelSecurity().check(UnreachableDatabase(), checked, dict(INPUTS)) == checked
+
+
+def test_the_unguarded_privileges_are_the_servers_maintain_included_on_17(db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        known = catalog.table_privileges(conn)
+        version = conn.info.server_version
+    assert ("MAINTAIN" in known) == (version >= 170000), known
+    before = table_state(fresh_db)
+    assert api_privileges(fresh_db)["anon"] == set(known)  # Supabase's defaults: every one the server knows
+    resource = RowLevelSecurity()
+    _, checked, state = create(resource, db, dict(INPUTS))
+    assert api_privileges(fresh_db)["authenticated"] == set(catalog.GUARDED_PRIVILEGES)
+    newest = known[-1]  # MAINTAIN on 17, TRIGGER on 15
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(psycopg.sql.SQL("grant {} on actions to anon").format(psycopg.sql.SQL(newest)))
+    assert resource.diff(db, state, checked).changes == {"revokeUnguardedFrom": "update"}
+    state = resource.update(db, state, checked, print)
+    assert api_privileges(fresh_db)["anon"] == set(catalog.GUARDED_PRIVILEGES)
+    resource.delete(db, state, print)
+    assert table_state(fresh_db) == before  # the exact ACL, `m` included on 17

@@ -1,7 +1,8 @@
 """RowLevelSecurity: RLS switched on for a table, and FORCE where asked.
 
 It also takes from the roles in `revokeUnguardedFrom` the table privileges RLS does not guard
-(TRUNCATE, REFERENCES, TRIGGER; Supabase's default privileges give them to anon and
+(every one the server knows but SELECT, INSERT, UPDATE, DELETE: TRUNCATE, REFERENCES, TRIGGER,
+and MAINTAIN on PostgreSQL 17; Supabase's default privileges give them to anon and
 authenticated). pulumi_postgresql.Grant revokes only the privileges it declares, so without this
 `authenticated` could still empty a table. For the same reason it takes the table privileges in
 `revokeUndeclared` (role -> privileges a table's access kind does not give, say INSERT on a
@@ -130,7 +131,7 @@ class RowLevelSecurity(DatabaseResource):
             conn.execute(render.set_row_level_security(schema, table, enabled=enabled))
             conn.execute(render.set_force_row_level_security(schema, table, force=force))
             if revoke_from:
-                conn.execute(render.revoke(revoke_from, schema, table, catalog.UNGUARDED_PRIVILEGES))
+                conn.execute(render.revoke(revoke_from, schema, table, catalog.unguarded_privileges(conn)))
             for role, privileges in (undeclared or {}).items():
                 conn.execute(render.revoke([role], schema, table, privileges))
             return before
@@ -231,11 +232,12 @@ def _undeclared(inputs: dict[str, Any]) -> dict[str, list[str]]:
     undeclared = {}
     for role, privileges in sorted(raw.items()):
         identifier({"revokeUndeclared": role}, "revokeUndeclared")
-        if not isinstance(privileges, list) or not set(privileges) <= set(catalog.TABLE_PRIVILEGES):
+        # The commands a table's access kind does not give; the others go by revokeUnguardedFrom.
+        if not isinstance(privileges, list) or not set(privileges) <= set(catalog.GUARDED_PRIVILEGES):
             raise InputError(
                 "revokeUndeclared",
-                f"revokeUndeclared.{role}: expected a list of {', '.join(catalog.TABLE_PRIVILEGES)}",
+                f"revokeUndeclared.{role}: expected a list of {', '.join(catalog.GUARDED_PRIVILEGES)}",
             )
         if privileges:
-            undeclared[role] = sorted(set(privileges), key=catalog.TABLE_PRIVILEGES.index)
+            undeclared[role] = sorted(set(privileges), key=catalog.GUARDED_PRIVILEGES.index)
     return undeclared
