@@ -239,7 +239,11 @@ def load_model_file(path: Path, *, setting: str) -> AccessModel:
     except OSError as exc:
         raise ModelError(f"{setting}: cannot read model file {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ModelError(f"{setting}: {path} is not valid YAML: {exc}") from exc
+        # One line: where, then what (PyYAML's own text spans several, with the line quoted).
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise ModelError(f"{setting}: {path}{where} is not valid YAML: {what}") from exc
     return parse_model(raw, setting=f"{setting} ({path})")
 
 

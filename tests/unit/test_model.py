@@ -167,3 +167,15 @@ def test_the_model_as_plain_data_reads_back_the_same(path: str, extra: dict) -> 
         raw = model_to_plain(model)
         model = parse_model({**raw, "tables": {**raw["tables"], **extra}}, setting="m")
     assert parse_model(model_to_plain(model), setting="again") == model
+
+
+def test_a_model_file_that_is_not_yaml_is_named_in_one_line(tmp_path: Path) -> None:
+    from supabase_access.model.access_model import load_model_file
+
+    path = tmp_path / "model.yaml"
+    path.write_text("schema: public\ntables:\n  sessions: {owner: user_id\n")
+    with pytest.raises(ModelError) as info:
+        load_model_file(path, setting="supabase-access:modelFile")
+    message = str(info.value)
+    assert message.startswith(f"supabase-access:modelFile: {path} line 4 column 1 is not valid YAML: ")
+    assert "\n" not in message
