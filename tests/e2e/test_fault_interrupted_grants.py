@@ -122,18 +122,25 @@ def pending_operations(stack: auto.Stack) -> list[dict[str, object]]:
     return list((stack.export_stack().deployment or {}).get("pending_operations") or [])
 
 
-def test_recover_repairs_an_empty_checkpoint_sidecar_and_clears_pending_creates(tmp_path: Path, fresh_db: str) -> None:
+@pytest.mark.parametrize("damage", ["empty-sidecar", "torn-checkpoint"])
+def test_recover_repairs_the_checkpoint_and_clears_pending_creates(tmp_path: Path, fresh_db: str, damage: str) -> None:
     work_dir = tmp_path / "local"
     stack, before, _ = killed_while_grants_wait(work_dir, fresh_db, OPEN)
-    # A kill during the checkpoint write leaves the storage library's sidecar empty: every command then fails.
-    sidecar = work_dir / "state" / ".pulumi" / "stacks" / "supabase-access" / "local.json.attrs"
-    sidecar.write_bytes(b"")
-    with pytest.raises(auto.errors.CommandError, match="failed to load checkpoint: EOF"):
+    checkpoint = work_dir / "state" / ".pulumi" / "stacks" / "supabase-access" / "local.json"
+    if damage == "empty-sidecar":
+        # A kill during the checkpoint write leaves the storage library's sidecar empty: every command then fails.
+        Path(f"{checkpoint}.attrs").write_bytes(b"")
+        failure, repair = "failed to load checkpoint: EOF", "removed"
+    else:
+        # A checkpoint cut short (a full disk, a copy interrupted): Pulumi's own copies hold the last good one.
+        checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+        failure, repair = "checkpoint", "restored"
+    with pytest.raises(auto.errors.CommandError, match=failure):
         stack.preview()
 
     result = run_recover(work_dir, "local")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "removed" in result.stdout and "local.json.attrs" in result.stdout
+    assert f"[recover] {repair} " in result.stdout, result.stdout
     assert pending_operations(stack) == []
     assert changes(stack.preview().change_summary) == {}
     # Once recovered, destroy gives back what was there before the stack.
