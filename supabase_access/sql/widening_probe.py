@@ -197,9 +197,15 @@ def _make_fixture(
             for role, privileges in grants.get(table, {}).items():
                 if role in PROBED_ROLES and privileges:
                     cur.execute(render.grant(role, schema, [table], privileges))
-        for key in keys:
-            fixture.user_ids[key] = uuid.uuid4()
-            insert_user(cur, users, fixture.values, fixture.user_ids[key], is_anonymous=key == "S")
+    try:
+        with conn.transaction(), conn.pipeline():
+            for key in keys:
+                fixture.user_ids[key] = uuid.uuid4()
+                insert_user(cur, users, fixture.values, fixture.user_ids[key], is_anonymous=key == "S")
+    except (ShapeError, psycopg.Error) as exc:
+        reason = f"no probe user could be made in auth.users: {str(exc).splitlines()[0]}"
+        report.unprobed.update({table: reason for table in model.table_names})
+        return fixture
     for table in fixture.order:
         for owner in OWNERS:
             if table in report.unprobed:

@@ -14,6 +14,7 @@ from supabase_access.model.policy import PolicySpec
 from supabase_access.model.profiles import AccessPlan, plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain, rule_to_plain
 from supabase_access.provider.base import CHECK_LOG, InputError
+from supabase_access.provider.resources import access_preflight
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.group_functions import prelude_for
 from supabase_access.sql import catalog
@@ -277,3 +278,36 @@ def test_the_preflight_refuses_every_hostile_expression(db: Database, expression
         assert "PostgreSQL reduces" in message  # the folding check comes first (write policies)
     else:
         assert "on a prod stack an extra policy may not give rows the access kind of public.sessions" in message
+
+
+def test_users_the_probe_cannot_make_leave_every_table_unprobed_not_passed(
+    fresh_db: str, localdb_admin_conninfo: str
+) -> None:
+    dbname = psycopg.conninfo.conninfo_to_dict(fresh_db)["dbname"]
+    as_admin = psycopg.conninfo.make_conninfo(localdb_admin_conninfo, dbname=dbname)
+    with psycopg.connect(as_admin, autocommit=True) as admin:
+        admin.execute(
+            "create function auth.no_sign_ups() returns trigger language plpgsql as "
+            "$$ begin raise exception 'sign-ups are closed'; end $$"
+        )
+        admin.execute(
+            "create trigger no_sign_ups before insert on auth.users for each row execute function auth.no_sign_ups()"
+        )
+    extra = PolicySpec("extra_any", "SELECT", ("authenticated",), using="auth.uid() is not null")
+    report = probe(fresh_db, {"sessions": {"extra_any": extra}})
+    assert report.widened == {}
+    assert report.unprobed["sessions"] == "no probe user could be made in auth.users: sign-ups are closed"
+
+
+def test_a_proved_declaration_is_not_probed_again(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next preview of the same policies, model and declarations asks the probe nothing (it costs locks)."""
+    inputs = preflight_inputs({"sessions": {"insert_any": INSERT_ANY}}, {"sessions.insert_any": "imports"})
+    olds = AccessPreflight().check(db, {}, dict(inputs))
+
+    def no_probe(*args: object, **kwargs: object) -> None:
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr(access_preflight, "probe_widening", no_probe)
+    AccessPreflight().check(db, olds, dict(inputs))
+    with pytest.raises(AssertionError, match="probed again"):
+        AccessPreflight().check(db, olds, {**inputs, "widenings": {"sessions.insert_any": "bulk imports"}})
