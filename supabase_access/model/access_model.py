@@ -185,9 +185,7 @@ def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
     """Build and validate a model from plain data (YAML file or stack config)."""
     if not isinstance(raw, Mapping):
         raise ModelError(f"{setting}: expected a mapping with 'schema' and 'tables'")
-    unknown = [key for key in raw if key not in MODEL_KEYS]
-    if unknown:
-        raise ModelError(unknown_keys_message(setting, unknown, MODEL_KEYS))
+    _refuse_unknown_keys(raw, MODEL_KEYS, setting)
     schema = check_identifier(raw.get("schema", "public"), f"{setting}.schema")
     raw_tables = raw.get("tables")
     if not isinstance(raw_tables, Mapping) or not raw_tables:
@@ -270,9 +268,7 @@ def _parse_table(name: object, spec: object, setting: str) -> Table:
     table_name = check_identifier(name, setting)
     if not isinstance(spec, Mapping):
         raise ModelError(f"{setting}: expected one of {KINDS_HINT}")
-    unknown = [key for key in spec if key not in TABLE_KEYS]
-    if unknown:
-        raise ModelError(unknown_keys_message(setting, unknown, TABLE_KEYS))
+    _refuse_unknown_keys(spec, TABLE_KEYS, setting)
     copy = _parse_copy_owner(spec, setting)
     has_owner, has_through, has_member = "owner" in spec, "through" in spec, "member" in spec
     if has_through and has_member:
@@ -323,17 +319,27 @@ def _parse_table(name: object, spec: object, setting: str) -> Table:
     )
 
 
+def _refuse_unknown_keys(raw: Mapping[Any, Any], known: tuple[str, ...], setting: str) -> None:
+    unknown = [key for key in raw if key not in known]
+    if unknown:
+        raise ModelError(unknown_keys_message(setting, unknown, known))
+
+
 def _parse_public_read(value: object, setting: str) -> tuple[bool, bool]:
     """`publicRead: true` (signed-in users read every row) or `{anon: true}` (visitors without a JWT too)."""
     if isinstance(value, bool):
         return value, False
-    if isinstance(value, Mapping) and not set(value) - {"anon"} and isinstance(value.get("anon", False), bool):
+    if isinstance(value, Mapping):
+        _refuse_unknown_keys(value, ("anon",), setting)
+    if isinstance(value, Mapping) and isinstance(value.get("anon", False), bool):
         return True, bool(value.get("anon", False))
     raise ModelError(f"{setting}: expected true, false or {{anon: true|false}}")
 
 
 def _parse_member(member: object, setting: str) -> ParentLink:
-    if not isinstance(member, Mapping) or set(member) - {"group", "column", "key"}:
+    if isinstance(member, Mapping):
+        _refuse_unknown_keys(member, ("group", "column", "key"), setting)
+    if not isinstance(member, Mapping):
         raise ModelError(f"{setting}: expected {{group, column[, key]}} (this table's column holding the group's key)")
     return ParentLink(
         column=check_identifier(member.get("column"), f"{setting}.column"),
@@ -344,8 +350,9 @@ def _parse_member(member: object, setting: str) -> ParentLink:
 
 
 def _parse_membership(raw: object, setting: str) -> Membership:
-    known = {"group", "column", "user", "key", "role", "admins"}
-    if not isinstance(raw, Mapping) or set(raw) - known:
+    if isinstance(raw, Mapping):
+        _refuse_unknown_keys(raw, ("group", "column", "user", "key", "role", "admins"), setting)
+    if not isinstance(raw, Mapping):
         raise ModelError(f"{setting}: expected {{group, column, user[, key, role, admins]}}")
     role = raw.get("role")
     admins_raw = raw.get("admins", [])
@@ -424,7 +431,9 @@ def _name_owner_copies(model: AccessModel, setting: str) -> AccessModel:
 
 
 def _parse_through(through: object, setting: str) -> ParentLink:
-    if not isinstance(through, Mapping) or set(through) - {"column", "table", "key"}:
+    if isinstance(through, Mapping):
+        _refuse_unknown_keys(through, ("column", "table", "key"), setting)
+    if not isinstance(through, Mapping):
         raise ModelError(f"{setting}: expected {{column, table[, key]}}")
     return ParentLink(
         column=check_identifier(through.get("column"), f"{setting}.column"),

@@ -62,7 +62,11 @@ def groups(**tables: Any) -> dict[str, Any]:
             groups(x={"membership": {**MEMBERSHIP, "user": "user_id; drop table projects"}}),
             "cfg.tables.x.membership.user: 'user_id; drop table projects' is not a valid identifier",
         ),
-        (groups(x={"membership": {**MEMBERSHIP, "extra": 1}}), "cfg.tables.x.membership: expected {group"),
+        (groups(x={"membership": {**MEMBERSHIP, "extra": 1}}), "cfg.tables.x.membership.extra: unknown key; known"),
+        (
+            groups(x={"membership": {**MEMBERSHIP, "usr": 1}}),
+            "cfg.tables.x.membership.usr: unknown key (did you mean user?)",
+        ),
         (
             groups(x={"membership": MEMBERSHIP, "owner": "u"}),
             "cfg.tables.x.membership: a membership table's access is generated from it alone, remove ['owner']",
@@ -116,7 +120,7 @@ def groups(**tables: Any) -> dict[str, Any]:
         ({"tables": {"audit": {"serviceOnly": True, "owner": "u"}}}, "cfg.tables.audit.serviceOnly: a service-only"),
         ({"tables": {"audit": {"serviceOnly": "yes"}}}, "cfg.tables.audit.serviceOnly: expected true or false"),
         ({"tables": {"labels": {"publicRead": {"anon": "yes"}}}}, "cfg.tables.labels.publicRead: expected true"),
-        ({"tables": {"labels": {"publicRead": {"everyone": True}}}}, "cfg.tables.labels.publicRead: expected true"),
+        ({"tables": {"labels": {"publicRead": {"everyone": True}}}}, "cfg.tables.labels.publicRead.everyone: unknown"),
         ({"tables": {"labels": {"publicRead": False}}}, "cfg.tables.labels: give 'owner', 'through', or both"),
     ],
 )

@@ -60,6 +60,10 @@ def test_reference_model_paths_reach_sessions_through_every_hop() -> None:
         ({"tables": {"a": {"owner": "u", "extra": 1}}}, "cfg.tables.a.extra: unknown key; known: owner, through"),
         ({"tables": {"a": {"ownr": "u"}}}, "cfg.tables.a.ownr: unknown key (did you mean owner?)"),
         (
+            {"tables": {"a": {"owner": "u"}, "b": {"through": {"colum": "a_id", "table": "a"}}}},
+            "cfg.tables.b.through.colum: unknown key (did you mean column?); known: column, table, key",
+        ),
+        (
             {"scehma": "app", "tables": {"a": {"owner": "u"}}},
             "cfg.scehma: unknown key (did you mean schema?); known: schema, tables",
         ),
