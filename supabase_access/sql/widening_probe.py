@@ -137,8 +137,12 @@ def probe_widening(
                     before = baseline[cell]
                     if outcome is True and before is False:
                         report.widened.setdefault((table, name), []).append(cell)
-                    elif isinstance(outcome, str) and before is False:
-                        report.inconclusive.setdefault((table, name), []).append((cell, outcome))
+                    elif (isinstance(outcome, str) and before is not True) or (
+                        isinstance(before, str) and outcome is not False
+                    ):
+                        # Stopped by something else than a policy, with or without the extra one: unknown.
+                        error = outcome if isinstance(outcome, str) else str(before)
+                        report.inconclusive.setdefault((table, name), []).append((cell, error))
     return report
 
 

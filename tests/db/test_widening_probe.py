@@ -311,3 +311,23 @@ def test_a_proved_declaration_is_not_probed_again(db: Database, monkeypatch: pyt
     AccessPreflight().check(db, olds, dict(inputs))
     with pytest.raises(AssertionError, match="probed again"):
         AccessPreflight().check(db, olds, {**inputs, "widenings": {"sessions.insert_any": "bulk imports"}})
+
+
+def test_probes_stopped_by_something_else_than_a_policy_are_inconclusive_not_passed(fresh_db: str) -> None:
+    """A trigger refusing every API insert: neither the kind nor the extra policy can be judged on inserts."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(
+            "create function public.no_api_inserts() returns trigger language plpgsql as "
+            "$$ begin if current_user in ('anon', 'authenticated') then raise exception 'closed for now'; end if; "
+            "return new; end $$"
+        )
+        conn.execute(
+            "create trigger no_api_inserts before insert on public.sessions for each row "
+            "execute function public.no_api_inserts()"
+        )
+    extra = PolicySpec("extra_insert", "INSERT", ("authenticated",), with_check="auth.uid() is not null")
+    report = probe(fresh_db, {"sessions": {"extra_insert": extra}})
+    assert report.widened == {}
+    stopped = report.inconclusive[("sessions", "extra_insert")]
+    assert {error for _, error in stopped} == {"closed for now"}
+    assert "user A may insert a row of user B on sessions" in {cell.describe() for cell, _ in stopped}
