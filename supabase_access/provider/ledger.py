@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from supabase_access.model import hardening
@@ -45,6 +46,10 @@ def record(conn: psycopg.Connection, kind: str, obj: str, detail: Mapping[str, A
 
 
 def read(conn: psycopg.Connection, kind: str, obj: str) -> dict[str, Any] | None:
+    """In a transaction, after its table locks: the private schema's lock comes first, so a reader
+    never holds the ledger while it waits for that lock (tidy drops the ledger under it)."""
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        lock_private_schema(conn, LEDGER_SCHEMA)
     if not _exists(conn):
         return None
     row = conn.execute(render.ledger_read(LEDGER_SCHEMA), (kind, obj)).fetchone()
@@ -74,6 +79,15 @@ def tidy(db: Database) -> None:
         # does not refresh the catalog cache, so the existence check above can be stale).
         return
     drop_private_schema_if_unused(db, LEDGER_SCHEMA)
+
+
+def lock(conn: psycopg.Connection) -> None:
+    """The private schema's lock, inside the caller's write_transaction after its table locks."""
+    lock_private_schema(conn, LEDGER_SCHEMA)
+
+
+def exists(conn: psycopg.Connection) -> bool:
+    return _exists(conn)
 
 
 def _exists(conn: psycopg.Connection) -> bool:

@@ -12,9 +12,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
+import grpc.aio
+import psycopg
 from pulumi.provider.experimental import provider as api
-from pulumi.provider.experimental.server import main as serve
-from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
+from pulumi.provider.experimental.server import ProviderServicer
+from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
+from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2_grpc
 
 from supabase_access.management_api.access import ManagementApiAccess
 from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, DatabaseResource, Diff, InputError, Notice, Resource
@@ -73,6 +76,62 @@ def _token(urn: str) -> str:
     # The stack goes with the call (to its worker thread too): what we create is marked with it.
     CURRENT_STACK.set(urn.split("::")[0].split(":", 2)[-1])
     return urn.split("::")[2].split("$")[-1]
+
+
+class StepError(Exception):
+    """A step's failure as the user sees it: one line naming the resource, no Python traceback."""
+
+
+def step_message(urn: str, exc: BaseException) -> str:
+    """What failed, on one line: the resource (as the program names it), then why."""
+    name = urn.split("::")[-1]
+    if isinstance(exc, InputError):
+        why = exc.reason
+    elif isinstance(exc, psycopg.errors.DeadlockDetected):
+        why = (
+            "PostgreSQL ended this step in a deadlock with another session and rolled it back (nothing of it "
+            "was applied); run the command again"
+        )
+    elif isinstance(exc, psycopg.Error):
+        primary = exc.diag.message_primary or str(exc)
+        why = f"PostgreSQL refused it: {primary}" + (f" ({exc.diag.message_detail})" if exc.diag.message_detail else "")
+    elif isinstance(exc, CatalogError):
+        why = str(exc)
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    return f"{name}: {' '.join(why.split())}"
+
+
+class OneLineErrors(ProviderServicer):
+    """The SDK's servicer, but a StepError reaches the engine as its message alone (the SDK adds a
+    Python traceback to every error, which tells the user nothing)."""
+
+    async def _quiet(self, step: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await step(request, context)
+        except Exception as exc:
+            cause = exc if isinstance(exc, StepError) else exc.__context__
+            if isinstance(cause, StepError):
+                await context.abort(grpc.StatusCode.UNKNOWN, str(cause))
+            raise
+
+    async def Create(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC's names)
+        return await self._quiet(super().Create, request, context)
+
+    async def Update(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._quiet(super().Update, request, context)
+
+    async def Delete(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._quiet(super().Delete, request, context)
+
+    async def Read(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._quiet(super().Read, request, context)
+
+    async def Diff(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._quiet(super().Diff, request, context)
+
+    async def Check(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._quiet(super().Check, request, context)
 
 
 class EngineLog:
@@ -141,12 +200,20 @@ class SupabaseAccessProvider(api.Provider):
             return method(self._database(), *args)
         return method(*args)
 
-    async def _run(self, work: Callable[[], T]) -> T:
+    async def _run(self, work: Callable[[], T], urn: str = "") -> T:
         # psycopg is synchronous; threads keep the engine's parallel calls parallel.
         with self._lock:
             self._running += 1
         try:
             return await asyncio.to_thread(work)
+        except (InputError, CatalogError) as exc:
+            if not urn:
+                raise
+            raise StepError(step_message(urn, exc)) from None
+        except Exception as exc:
+            if not urn:
+                raise
+            raise StepError(step_message(urn, exc)) from exc
         finally:
             with self._lock:
                 self._running -= 1
@@ -181,6 +248,8 @@ class SupabaseAccessProvider(api.Provider):
             # No property named: the engine would print the property's whole value before the reason
             # (6-20 KB for `policies`). The reason names the setting the user wrote.
             return api.CheckResponse(inputs=request.new_inputs, failures=[api.CheckFailure("", one_line(exc))])
+        except Exception as exc:
+            raise StepError(step_message(request.urn, exc)) from exc
         return api.CheckResponse(inputs=property_map(checked))
 
     async def diff(self, request: api.DiffRequest) -> api.DiffResponse:
@@ -189,7 +258,7 @@ class SupabaseAccessProvider(api.Provider):
         if inputs is None:
             return api.DiffResponse(changes=None)
         state = plain_map(request.old_state)
-        diff: Diff = await self._run(lambda: self._step(resource, "diff", state, inputs))
+        diff: Diff = await self._run(lambda: self._step(resource, "diff", state, inputs), request.urn)
         detailed = {k: api.PropertyDiff(KINDS[v], input_diff=False) for k, v in diff.changes.items()}
         detailed.update(
             {k: api.PropertyDiff(api.PropertyDiffKind.UPDATE_REPLACE, input_diff=True) for k in diff.replaces}
@@ -206,25 +275,27 @@ class SupabaseAccessProvider(api.Provider):
         resource = self._resource(request.urn)
         inputs = plain_map(request.properties)
         resource_id, outputs = await self._run(
-            lambda: self._step(resource, "create", inputs, self._warner(request.urn))
+            lambda: self._step(resource, "create", inputs, self._warner(request.urn)), request.urn
         )
         return api.CreateResponse(resource_id=resource_id, properties=state_properties(resource.spec, outputs))
 
     async def update(self, request: api.UpdateRequest) -> api.UpdateResponse:
         resource = self._resource(request.urn)
         state, inputs = plain_map(request.olds), plain_map(request.news)
-        outputs = await self._run(lambda: self._step(resource, "update", state, inputs, self._warner(request.urn)))
+        outputs = await self._run(
+            lambda: self._step(resource, "update", state, inputs, self._warner(request.urn)), request.urn
+        )
         return api.UpdateResponse(properties=state_properties(resource.spec, outputs))
 
     async def delete(self, request: api.DeleteRequest) -> None:
         resource = self._resource(request.urn)
         state = plain_map(request.properties)
-        await self._run(lambda: self._step(resource, "delete", state, self._warner(request.urn)))
+        await self._run(lambda: self._step(resource, "delete", state, self._warner(request.urn)), request.urn)
 
     async def read(self, request: api.ReadRequest) -> api.ReadResponse:
         resource = self._resource(request.urn)
         state, inputs = plain_map(request.properties), plain_map(request.inputs)
-        found = await self._run(lambda: self._step(resource, "read", request.resource_id, state, inputs))
+        found = await self._run(lambda: self._step(resource, "read", request.resource_id, state, inputs), request.urn)
         if found is None:
             return api.ReadResponse(resource_id="")
         outputs, current_inputs = found
@@ -272,4 +343,24 @@ def main() -> None:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_engine_close)
-    serve(sys.argv[1:], VERSION, provider)
+    serve(sys.argv[1:], provider, engine_address)
+
+
+def serve(args: list[str], provider: SupabaseAccessProvider, engine_address: str) -> None:
+    """The SDK's provider server (pulumi.provider.experimental.server.main), with OneLineErrors as its servicer."""
+
+    async def run() -> None:
+        server = grpc.aio.server(options=_GRPC_CHANNEL_OPTIONS)
+        provider_pb2_grpc.add_ResourceProviderServicer_to_server(
+            OneLineErrors(args, VERSION, provider, engine_address=engine_address), server
+        )
+        port = server.add_insecure_port(address="127.0.0.1:0")
+        await server.start()
+        sys.stdout.buffer.write(f"{port}\n".encode())
+        sys.stdout.buffer.flush()
+        await server.wait_for_termination()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass

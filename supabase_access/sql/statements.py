@@ -431,6 +431,13 @@ def ledger_read(private_schema: str) -> sql.Composed:
     )
 
 
+def ledger_read_many(private_schema: str) -> sql.Composed:
+    """Parameters: kind, objects (text[]). Rows: (object, detail)."""
+    return sql.SQL("select object, detail from {} where kind = %s and object = any(%s)").format(
+        sql.Identifier(private_schema, LEDGER_TABLE)
+    )
+
+
 def ledger_forget(private_schema: str) -> sql.Composed:
     return sql.SQL("delete from {} where kind = %s and object = %s").format(
         sql.Identifier(private_schema, LEDGER_TABLE)

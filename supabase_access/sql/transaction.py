@@ -25,11 +25,31 @@ class LockWaitError(CatalogError):
 _LOCKING: dict[int, list[tuple[str, str]]] = {}
 
 
+class LockOrderError(AssertionError):
+    """A table's lock asked for after the private schema's: two transactions could then deadlock."""
+
+
 def lock_tables(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> None:
-    """Serialise our writes to these tables (in a fixed order), inside the caller's write_transaction."""
-    for table in sorted(set(tables)):
-        _LOCKING.setdefault(id(conn), []).append((schema, table))
+    """Serialise our writes to these tables (in a fixed order), inside the caller's write_transaction.
+
+    One order for every path (create, update, delete): the tables' locks, then the private
+    schema's (lock_private_schema), then statements. A table's lock after the private schema's is
+    refused, since a transaction holding the schema while it waits for a table deadlocks with one
+    holding the table while it waits for the schema.
+    """
+    wanted = sorted(set(tables))
+    held = _LOCKING.setdefault(id(conn), [])
+    if any(table.startswith("(") for _, table in held) and not all(t.startswith("(") for t in wanted):
+        raise LockOrderError(f"lock on {schema}.{', '.join(wanted)} asked for after the private schema's")
+    for table in wanted:
+        if (schema, table) in held:
+            continue  # advisory locks stack: taken once is enough
+        held.append((schema, table))
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}{schema}.{table}",))
+
+
+def holds_lock(conn: psycopg.Connection, schema: str, table: str) -> bool:
+    return (schema, table) in _LOCKING.get(id(conn), [])
 
 
 @contextmanager

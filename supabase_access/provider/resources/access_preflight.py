@@ -15,13 +15,14 @@ from psycopg.sql import Composed
 
 from supabase_access.model.access_model import ModelError, parse_model, suggested_entry
 from supabase_access.model.policy import PolicySpec, policy_from_plain
-from supabase_access.provider import specs
-from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier
+from supabase_access.provider import claims, ledger, specs
+from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, DatabaseResource, InputError, Log, identifier
 from supabase_access.provider.resources.group_functions import prelude_for
 from supabase_access.provider.resources.table_policies import NORMALIZED, added_columns, rendered_policies
 from supabase_access.sql import catalog
 from supabase_access.sql.database import CONNECTION_SETTINGS, Database
 from supabase_access.sql.widening_probe import Cell, probe_widening
+from supabase_access.sql.transaction import lock_tables, write_transaction
 
 TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 # Roles a request from the API can take: a write policy for them that admits every row opens the table.
@@ -66,6 +67,11 @@ class AccessPreflight(DatabaseResource):
                     f"cannot alter every table: {owned}. Log in as the owner, or grant the owner role to the "
                     "login role (`grant <owner> to <login role>`)",
                 )
+            # One stack per table: another stack's table is refused here and again under its lock at apply.
+            taken = claims.others(conn, schema, tables)
+            if taken:
+                raise InputError("tables", f"{source}: {claims.refusal(schema, taken)}")
+            _check_may_create_private_schema(conn)
             exposed = [identifier({"exposedSchemas": s}, "exposedSchemas") for s in inputs.get("exposedSchemas") or []]
             if exposed:
                 uncovered, found = catalog.exposed_surface(conn, exposed, schema, tables)
@@ -117,18 +123,44 @@ class AccessPreflight(DatabaseResource):
         return {**inputs, "schema": schema, "policies": policies_by_table}
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        # Its work is done in check, which the engine runs on every preview and update; a
-        # reported change would only add noise to the preview.
+        # Its checks are done in check, which the engine runs on every preview and update. What
+        # it changes: the claim on each table (a stack made before claims gets them at its next `up`).
+        tables = list(inputs.get("tables") or [])
+        with db.connection() as conn:
+            found = claims.read(conn, inputs["schema"], tables)
+        stack = CURRENT_STACK.get()
+        grants = _claimed_grants(inputs)
+        if any((found.get(t) or {}) != {"stack": stack, "grants": grants[t]} for t in tables):
+            return {"tables": "update"}
         return {}
 
+    def _claim(self, db: Database, inputs: dict[str, Any], state: Mapping[str, Any]) -> None:
+        """Under the tables' locks: each table claimed for this stack, or refused naming the stack that
+        has it; a table the model no longer has is released (its resources are deleted after this)."""
+        schema = inputs["schema"]
+        tables = list(inputs.get("tables") or [])
+        dropped = [t for t in state.get("tables") or [] if t not in tables] if state.get("schema") == schema else []
+        with write_transaction(db) as conn:
+            lock_tables(conn, schema, [*tables, *dropped])
+            claims.claim(conn, schema, _claimed_grants(inputs))
+            if dropped:
+                claims.release(conn, schema, dropped)
+
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        self._claim(db, inputs, {})
         return f"preflight.{inputs['schema']}", _outputs(inputs)
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        self._claim(db, inputs, state)
         return _outputs(inputs)
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        return None
+        # Last of the stack's resources (they all depend on it): its claims go, then the ledger if empty.
+        schema, tables = state.get("schema") or "public", list(state.get("tables") or [])
+        with write_transaction(db) as conn:
+            lock_tables(conn, schema, tables)
+            claims.release(conn, schema, tables)
+        ledger.tidy(db)
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
@@ -363,6 +395,31 @@ def _check_no_widening(
 def _described(cells: Sequence[Cell], shown: int = 3) -> str:
     text = "; ".join(c.describe() for c in cells[:shown])
     return text + (f" (and {len(cells) - shown} more)" if len(cells) > shown else "")
+
+
+def _claimed_grants(inputs: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """table -> role -> the privileges this stack's Grants give there (what a claim records)."""
+    grants = inputs.get("grants") or {}
+    table_grants = inputs.get("tableGrants") or {}
+    return {
+        t: {str(r): list(p or []) for r, p in sorted((table_grants.get(t, grants) or {}).items())}
+        for t in inputs.get("tables") or []
+    }
+
+
+def _check_may_create_private_schema(conn: psycopg.Connection) -> None:
+    """Every stack keeps its ledger in the private schema: the login role must be able to create it."""
+    if conn.execute(catalog.schema_comment_query(), (ledger.LEDGER_SCHEMA,)).fetchone() is not None:
+        return
+    (may_create,) = conn.execute(catalog.database_create_privilege_query()).fetchone() or (False,)
+    if not may_create:
+        raise InputError(
+            "tables",
+            f"{CONNECTION_SETTINGS['username']}: the login role {conn.info.user} may not create schemas in this "
+            f"database, and the stack keeps what destroy restores in schema {ledger.LEDGER_SCHEMA}, which does not "
+            f"exist yet. Grant it (`grant create on database {conn.info.dbname} to {conn.info.user}`, as Supabase "
+            "does for postgres) or create the schema as another role",
+        )
 
 
 def _outputs(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -79,9 +79,9 @@ class ConstraintPresence(DatabaseResource):
         shape = foreign_key_shape(inputs)
         recreated, violations = False, None
         with write_transaction(db) as conn:
+            lock_tables(conn, schema, [table])
             # A removal's record (ledger) holds the exact definition it dropped here.
             known = from_ledger(ledger.read(conn, LEDGER_KIND, ledger_key(schema, table, constraint)))
-            lock_tables(conn, schema, [table])
             info = catalog.read_foreign_key(conn, schema, table, constraint)
             if info is None:
                 ref_schema, ref_table = inputs["referencedTable"].split(".", 1)

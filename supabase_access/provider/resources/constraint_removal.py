@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from supabase_access.provider import ledger, specs
+from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import DatabaseResource, Log, identifier, require_table
 from supabase_access.provider.foreign_keys import (
     LEDGER_KIND,
@@ -57,11 +57,11 @@ class ConstraintRemoval(DatabaseResource):
         schema, table, constraint = inputs["schema"], inputs["table"], inputs["constraint"]
         key = ledger_key(schema, table, constraint)
         with write_transaction(db) as conn:
+            lock_tables(conn, schema, [table])
             known = ledger.read(conn, LEDGER_KIND, key)
             info = catalog.read_foreign_key(conn, schema, table, constraint)
             if info is None:
                 return from_ledger(known)
-            lock_tables(conn, schema, [table])
             # The definition dropped now (not an older record), in the dropping transaction.
             ledger.record(conn, LEDGER_KIND, key, to_ledger(info), replace=True)
             info = catalog.read_foreign_key(conn, schema, table, constraint)
@@ -127,6 +127,8 @@ class ConstraintRemoval(DatabaseResource):
         schema, table, constraint = state["schema"], state["table"], state["constraint"]
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
+            if claims.other_stack(conn, schema, table) is not None:
+                return None  # another stack manages the table now: its constraints are that stack's
             ledger.forget(conn, LEDGER_KIND, key)
             if catalog.missing_tables(conn, schema, [table]) or catalog.read_foreign_key(
                 conn, schema, table, constraint

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from supabase_access.provider import ledger, specs
-from supabase_access.provider.base import DatabaseResource, InputError, Log, identifier, split_id
+from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice, identifier, split_id
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -52,26 +52,47 @@ class DefaultPrivilegesBaseline(DatabaseResource):
         return {t: {r: sorted(p) for r, p in by_role.items()} for t, by_role in found.items()}
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        return {}  # it only remembers; pulumi_postgresql.DefaultPrivileges keeps the live ones
+        # It only remembers (pulumi_postgresql.DefaultPrivileges keeps the live ones): which stacks
+        # use the baseline, so the last one gives it back (a stack made before that is added by `up`).
+        with db.connection() as conn:
+            recorded = ledger.read(conn, LEDGER_KIND, f"{inputs['owner']}.{inputs['schema']}") or {}
+        return {} if CURRENT_STACK.get() in (recorded.get("stacks") or []) else {"previous": "update"}
+
+    def _register(self, db: Database, inputs: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
+        """The ledger's record (the first stands: what was there before the first stack), this stack among its users."""
+        key = f"{inputs['owner']}.{inputs['schema']}"
+        with write_transaction(db) as conn:
+            ledger.record(conn, LEDGER_KIND, key, found)
+            known = ledger.read(conn, LEDGER_KIND, key) or {}
+            stacks = sorted({*(known.get("stacks") or []), CURRENT_STACK.get()})
+            ledger.record(conn, LEDGER_KIND, key, {**known, "stacks": stacks}, replace=True)
+        return known
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
         owner, schema, roles = inputs["owner"], inputs["schema"], inputs["roles"]
         previous = self._read(db, owner, schema, roles)
-        key = f"{owner}.{schema}"
-        with write_transaction(db) as conn:
-            ledger.record(conn, LEDGER_KIND, key, {"previous": previous, "roles": roles})
-            known = ledger.read(conn, LEDGER_KIND, key) or {}
-        # An earlier run's record (killed after closing) holds what was there before it.
-        return key, {**inputs, "previous": known.get("previous") or previous}
+        known = self._register(db, inputs, {"previous": previous, "roles": roles})
+        # An earlier run's record (killed after closing), or another stack's, holds what was there before it.
+        return f"{owner}.{schema}", {**inputs, "previous": known.get("previous") or previous}
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        return {**inputs, "previous": state.get("previous") or {}}
+        previous = state.get("previous") or {}
+        self._register(db, inputs, {"previous": previous, "roles": inputs["roles"]})
+        return {**inputs, "previous": previous}
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         owner, schema = state["owner"], state["schema"]
         previous: dict[str, dict[str, list[str]]] = state.get("previous") or {}
         key = f"{owner}.{schema}"
         with write_transaction(db) as conn:
+            known = ledger.read(conn, LEDGER_KIND, key) or {}
+            others = [s for s in known.get("stacks") or [] if s != CURRENT_STACK.get()]
+            if others:
+                # The defaults stay closed for the stacks still using them; the last one gives them back.
+                ledger.record(conn, LEDGER_KIND, key, {**known, "stacks": others}, replace=True)
+                users = ", ".join(others)
+                log(Notice(f"left the default privileges of {owner} in {schema} closed: stack(s) {users} use them"))
+                return
             ledger.forget(conn, LEDGER_KIND, key)
             for object_type, by_role in previous.items():
                 if object_type not in render.DEFAULT_ACL_OBJECTS:

@@ -17,8 +17,8 @@ import psycopg
 from supabase_access.model.access_model import MAX_ROLE_VALUE, Membership
 from supabase_access.model.profiles import HELPER_SCHEMA, GroupLookup
 from supabase_access.model.rule_data import group_lookup_to_plain
-from supabase_access.provider import specs
-from supabase_access.provider.base import DatabaseResource, InputError, Log, identifier, split_id
+from supabase_access.provider import claims, specs
+from supabase_access.provider.base import DatabaseResource, InputError, Log, Notice, identifier, split_id
 from supabase_access.provider.private_schema import require_columns, require_rls_not_filtering
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
@@ -149,7 +149,14 @@ class GroupFunctions(DatabaseResource):
         return outputs
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        _drop(db, group_lookup(state))
+        lookup = group_lookup(state)
+        with db.connection() as conn:
+            other = claims.other_stack(conn, state.get("schema") or "public", lookup.membership_table)
+        if other is not None:
+            # Its policies call them: the stack that manages the membership table keeps them.
+            log(Notice(f"left the group functions of {lookup.membership_table}: stack {other!r} manages it"))
+            return
+        _drop(db, lookup)
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from supabase_access.model.policy_lookups import policy_index_build_name, policy_index_name
-from supabase_access.provider import ledger, specs
+from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice, identifier, split_id
 from supabase_access.provider.private_schema import require_columns
 from supabase_access.sql import catalog
@@ -153,7 +153,8 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
 
 def _drop_index_if_ours(db: Database, schema: str, table: str, index: str) -> None:
     with db.connection() as conn:
-        ours = _is_ours(conn, schema, index)
+        # Another stack's table (one made before claims shared it): its policies use the index.
+        ours = _is_ours(conn, schema, index) and claims.other_stack(conn, schema, table) is None
     if ours:
         with autocommit(db, schema, table) as conn:
             conn.execute(render.drop_policy_index(schema, index))

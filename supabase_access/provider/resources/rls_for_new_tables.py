@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 
-from supabase_access.provider import specs
-from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier
+from supabase_access.provider import ledger, specs
+from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, DatabaseResource, InputError, Log, identifier
 from supabase_access.provider.private_schema import (
     drop_private_schema_if_unused,
     ensure_private_schema,
@@ -63,7 +63,10 @@ class RlsForNewTables(DatabaseResource):
             log(_not_installed(refusal))
             return {**inputs, "installed": False}
         with write_transaction(db) as conn:
-            self._install(conn, inputs)
+            users = _users(conn)
+            users[CURRENT_STACK.get()] = inputs["schemas"]
+            self._install(conn, {**inputs, "schemas": _union(users)})
+            ledger.record(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER, {"stacks": users}, replace=True)
         return {**inputs, "installed": True}
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
@@ -88,8 +91,17 @@ class RlsForNewTables(DatabaseResource):
             return
         private = state.get("privateSchema") or "supabase_access"
         with write_transaction(db) as conn:
+            users = _users(conn)
+            users.pop(CURRENT_STACK.get(), None)
+            if users:
+                # One trigger per database: the stacks still using it keep it, for their schemas.
+                self._install(conn, {**state, "privateSchema": private, "schemas": _union(users)})
+                ledger.record(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER, {"stacks": users}, replace=True)
+                return
+            ledger.forget(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER)
             for statement in render.drop_rls_event_trigger(private):
                 conn.execute(statement)
+        ledger.tidy(db)
         drop_private_schema_if_unused(db, private)
 
     def read(
@@ -98,6 +110,20 @@ class RlsForNewTables(DatabaseResource):
         if not state:
             return None
         return {**state, "installed": bool(state.get("installed")) and self._present(db)}, inputs
+
+
+# The ledger's record of the stacks using the one event trigger of a database, and their schemas.
+LEDGER_KIND = "rls-for-new-tables"
+
+
+def _users(conn: psycopg.Connection) -> dict[str, list[str]]:
+    """Stack -> the schemas it asked the trigger to cover (inside a write transaction)."""
+    recorded = ledger.read(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER) or {}
+    return {str(k): list(v) for k, v in (recorded.get("stacks") or {}).items()}
+
+
+def _union(users: dict[str, list[str]]) -> list[str]:
+    return sorted({s for schemas in users.values() for s in schemas})
 
 
 def _not_installed(refusal: str) -> str:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from supabase_access.provider import ledger, specs
+from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
     DatabaseResource,
     InputError,
     Log,
+    Notice,
     compare_fields,
     identifier,
     missing_table,
@@ -181,8 +182,12 @@ class RowLevelSecurity(DatabaseResource):
         schema, table = state["schema"], state["table"]
         key = f"{schema}.{table}"
         with write_transaction(db) as conn:
+            lock_tables(conn, schema, [table])
+            other = claims.other_stack(conn, schema, table)
+            if other is not None:
+                _leave_to(conn, other, schema, table, log)
+                return
             if catalog.read_rls(conn, schema, table) is not None:
-                lock_tables(conn, schema, [table])
                 recorded = ledger.read(conn, LEDGER_KIND, key) or {}
                 conn.execute(render.set_row_level_security(schema, table, enabled=bool(previous["enabled"])))
                 conn.execute(render.set_force_row_level_security(schema, table, force=bool(previous["force"])))
@@ -223,6 +228,18 @@ class RowLevelSecurity(DatabaseResource):
         if still_revoked:
             outputs["revokeUndeclared"] = read_inputs["revokeUndeclared"] = still_revoked
         return outputs, read_inputs
+
+
+def _leave_to(conn: Any, other: str, schema: str, table: str, log: Log) -> None:
+    """The table is another stack's (a stack made before claims shared it): leave its RLS and
+    baseline, and give its roles back what that stack grants, which this stack's Grants (deleted
+    just before, pulumi_postgresql's, unmarked) revoked."""
+    if catalog.read_rls(conn, schema, table) is not None:
+        for role, privileges in claims.owner_grants(conn, schema, table).items():
+            conn.execute(render.revoke_all(role, schema, [table]))
+            if privileges:
+                conn.execute(render.grant(role, schema, [table], privileges))
+    log(Notice(f"left {schema}.{table} as it is: stack {other!r} manages it"))
 
 
 def _undeclared(inputs: dict[str, Any]) -> dict[str, list[str]]:

@@ -12,7 +12,7 @@ from psycopg.sql import Composed
 
 from supabase_access.model.access_model import ModelError
 from supabase_access.model.policy import PolicySpec, policy_from_plain, policy_from_stored
-from supabase_access.provider import ledger, specs
+from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
     DatabaseResource,
@@ -212,10 +212,22 @@ class TablePolicies(DatabaseResource):
             catalog.replace_policies(conn, schema, table, list(policies.values()), marker=marker)
             return before, catalog.read_policies(conn, schema, table), made_by_us
 
-    def _restore(self, db: Database, schema: str, table: str, adopted: Mapping[str, PolicySpec]) -> None:
-        """Put back the policies found before the stack (unmarked: they are the user's) and forget the record."""
+    def _restore(self, db: Database, schema: str, table: str, adopted: Mapping[str, PolicySpec], log: Log) -> None:
+        """Put back the policies found before the stack (unmarked: they are the user's) and forget the record.
+
+        A table another stack manages keeps its policies and that stack's record; only policies
+        carrying this stack's mark go.
+        """
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
+            other = claims.other_stack(conn, schema, table)
+            if other is not None:
+                ours = render.stack_marker(CURRENT_STACK.get())
+                comments = catalog.policy_comments(conn, schema, table)
+                for name in sorted(n for n, c in comments.items() if c == ours):
+                    conn.execute(render.drop_policy(schema, table, name))
+                log(Notice(f"left the policies of {schema}.{table} as they are: stack {other!r} manages them"))
+                return
             ledger.forget(conn, LEDGER_KIND, f"{schema}.{table}")
             catalog.replace_policies(conn, schema, table, list(adopted.values()))
         ledger.tidy(db)
@@ -267,7 +279,7 @@ class TablePolicies(DatabaseResource):
                 ledger.forget(conn, LEDGER_KIND, f"{schema}.{table}")
             ledger.tidy(db)
             return
-        self._restore(db, schema, table, stored_policies(state.get("adopted")))
+        self._restore(db, schema, table, stored_policies(state.get("adopted")), log)
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]

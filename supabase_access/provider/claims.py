@@ -1,0 +1,102 @@
+"""Which stack manages each table: one stack per table of a database.
+
+The ledger holds a claim per table (kind "stack", object "schema.table"): the stack that manages
+it and the privileges that stack grants there (pulumi_postgresql's Grants cannot carry a mark, so
+the claim speaks for them). AccessPreflight refuses, at preview, a table another stack claims,
+and claims its tables under their locks when it is applied, so of two concurrent `up`s on one
+table the second is refused. Every delete path asks `other_stack` under the table's lock and
+leaves a table another stack manages as it is. The claim goes with the stack's AccessPreflight
+(last on destroy) or the table's RowLevelSecurity, so the ledger is tidied last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from supabase_access.provider import ledger
+from supabase_access.provider.base import CURRENT_STACK
+from supabase_access.sql import statements as render
+from supabase_access.sql.catalog import CatalogError
+
+LEDGER_KIND = "stack"
+
+
+def _key(schema: str, table: str) -> str:
+    return f"{schema}.{table}"
+
+
+def read(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """table -> its claim (stack, grants), for the tables some stack claims.
+
+    Outside a transaction: one round trip (no ledger yet: none). Inside a write transaction,
+    after the tables' locks (the private schema's lock is taken first).
+    """
+    wanted = {_key(schema, t): t for t in tables}
+    in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    if in_transaction:
+        ledger.lock(conn)
+        if not ledger.exists(conn):
+            return {}
+        rows = conn.execute(render.ledger_read_many(ledger.LEDGER_SCHEMA), (LEDGER_KIND, list(wanted))).fetchall()
+    else:
+        try:
+            rows = conn.execute(render.ledger_read_many(ledger.LEDGER_SCHEMA), (LEDGER_KIND, list(wanted))).fetchall()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+            return {}
+    return {wanted[obj]: dict(detail) for obj, detail in rows}
+
+
+def others(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> dict[str, str]:
+    """table -> the other stack that manages it (none for this stack's own or unclaimed tables)."""
+    stack = CURRENT_STACK.get()
+    return {
+        t: str(claim.get("stack"))
+        for t, claim in read(conn, schema, tables).items()
+        if claim.get("stack") and claim.get("stack") != stack
+    }
+
+
+def other_stack(conn: psycopg.Connection, schema: str, table: str) -> str | None:
+    """The other stack that manages the table; inside a write transaction after the table's lock."""
+    return others(conn, schema, [table]).get(table)
+
+
+def owner_grants(conn: psycopg.Connection, schema: str, table: str) -> dict[str, list[str]]:
+    """Role -> privileges the stack that claims the table grants there (as its claim recorded them)."""
+    claim = read(conn, schema, [table]).get(table) or {}
+    return {str(r): list(p) for r, p in (claim.get("grants") or {}).items()}
+
+
+def refusal(schema: str, taken: Mapping[str, str]) -> str:
+    described = ", ".join(f"{schema}.{t} (stack {s!r})" for t, s in sorted(taken.items()))
+    return (
+        f"another stack manages {described} on this database: one stack per table, so this stack may not change "
+        "it. Take the table out of one stack's model (and `pulumi destroy` or `pulumi up` that stack first)"
+    )
+
+
+def claim(conn: psycopg.Connection, schema: str, grants: Mapping[str, Mapping[str, list[str]]]) -> None:
+    """Inside a write transaction holding the tables' locks: claim each table (table -> role -> the
+    privileges this stack grants there) for this stack, or fail naming the stack that has one."""
+    taken = others(conn, schema, grants)
+    if taken:
+        raise CatalogError(refusal(schema, taken))
+    stack = CURRENT_STACK.get()
+    ledger.prepare(conn)
+    for table, by_role in sorted(grants.items()):
+        detail = {"stack": stack, "grants": {r: list(p) for r, p in by_role.items()}}
+        conn.execute(
+            render.ledger_record(ledger.LEDGER_SCHEMA, replace=True), (LEDGER_KIND, _key(schema, table), Jsonb(detail))
+        )
+
+
+def release(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> None:
+    """Inside a write transaction holding the tables' locks: forget this stack's claims on them."""
+    stack = CURRENT_STACK.get()
+    for table, found in read(conn, schema, tables).items():
+        if found.get("stack") == stack:
+            ledger.forget(conn, LEDGER_KIND, _key(schema, table))
