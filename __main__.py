@@ -1,5 +1,8 @@
 """supabase-access: the access rules of one Supabase database, per stack."""
 
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,16 @@ from supabase_access.model.stack_config import (
     parse_auth_stack_settings,
     parse_stack_settings,
 )
+
+
+def _end_quietly(signum: int, frame: object) -> None:
+    # The engine ends the program with SIGINT once a step failed (the step's error says why); the
+    # default handler would add a KeyboardInterrupt traceback of Pulumi's language host to it.
+    os._exit(1)
+
+
+if threading.current_thread() is threading.main_thread():  # (the unit tests run the program in a thread)
+    signal.signal(signal.SIGINT, _end_quietly)
 
 access_config = pulumi.Config(NAMESPACE)
 postgresql_config = pulumi.Config("postgresql")
