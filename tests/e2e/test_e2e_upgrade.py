@@ -58,8 +58,9 @@ def test_a_table_grant_stack_upgrades_with_one_up(tmp_path: Path, fresh_db: str)
     write_project(work_dir)  # today's program and provider
     upgrade = stack.up()
     # 11, plus the FK kept present, the default privileges' baseline, the RLS event trigger and
-    # 6 DefaultPrivileges (anon and authenticated x table, sequence, function).
-    assert changes(upgrade.summary.resource_changes) == {"create": 20, "delete": 2, "update": 5}, upgrade.stdout
+    # 6 DefaultPrivileges (anon and authenticated x table, sequence, function); the updates include
+    # the preflight recording the stack's tables (claims).
+    assert changes(upgrade.summary.resource_changes) == {"create": 20, "delete": 2, "update": 6}, upgrade.stdout
     assert "replace" not in (upgrade.summary.resource_changes or {})
     assert "TableGrant is retired: the privileges stay as they are" in upgrade.stdout
     # The old TableGrant's delete used to put back what it found before the stack (Supabase's
@@ -71,9 +72,13 @@ def test_a_table_grant_stack_upgrades_with_one_up(tmp_path: Path, fresh_db: str)
 OPEN = {"supabase-access:environment": "dev", "supabase-access:profile": "open"}
 
 
-@pytest.mark.parametrize(("stack_name", "config"), [("local-prod", OWNER), ("local", OPEN)], ids=["owner", "open"])
-def test_a_stack_made_before_the_specs_upgrades_with_nothing_to_do(
-    tmp_path: Path, fresh_db: str, stack_name: str, config: dict[str, str]
+@pytest.mark.parametrize(
+    ("stack_name", "config", "updates"),
+    [("local-prod", OWNER, {"AccessPreflight", "DefaultPrivilegesBaseline"}), ("local", OPEN, {"AccessPreflight"})],
+    ids=["owner", "open"],
+)
+def test_a_stack_made_before_the_specs_upgrades_recording_its_tables_in_place(
+    tmp_path: Path, fresh_db: str, stack_name: str, config: dict[str, str], updates: set[str]
 ) -> None:
     old = checkout(BEFORE_SPECS_MAIN, tmp_path / "old-main")
     work_dir = tmp_path / "stack"
@@ -83,15 +88,19 @@ def test_a_stack_made_before_the_specs_upgrades_with_nothing_to_do(
 
     write_project(work_dir)  # today's program and provider: same tokens, same inputs
     upgrade = stack.up()
+    # In place, nothing replaced: the preflight claims the stack's tables, and the baseline of the
+    # default privileges records the stack among its users (stacks own what they manage).
+    assert all(f"supabase-access:index:{kind}" in upgrade.stdout for kind in updates), upgrade.stdout
     if server_major(fresh_db) >= 17:
         # That main knew PostgreSQL 15's privileges only, so its stack left MAINTAIN with the API
-        # roles: today's RowLevelSecurity takes it (one update per table), nothing else changes.
-        assert changes(upgrade.summary.resource_changes) == {"update": len(TABLES)}, upgrade.stdout
+        # roles: today's RowLevelSecurity takes it (one update per table).
+        assert changes(upgrade.summary.resource_changes) == {"update": len(TABLES) + len(updates)}, upgrade.stdout
         assert upgrade.stdout.count("RowLevelSecurity") >= len(TABLES)
         assert catalog_snapshot(fresh_db) == maintain_taken_from_api_roles(applied)
     else:
-        assert changes(upgrade.summary.resource_changes) == {}, upgrade.stdout
+        assert changes(upgrade.summary.resource_changes) == {"update": len(updates)}, upgrade.stdout
         assert catalog_snapshot(fresh_db) == applied
+    assert changes(stack.up().summary.resource_changes) == {}
     assert changes(stack.preview(refresh=True).change_summary) == {}
 
 
