@@ -662,6 +662,19 @@ def table_privilege_query() -> sql.SQL:
     )
 
 
+def private_schema_rights(conn: psycopg.Connection, schema: str, table: str) -> tuple[bool, bool, bool, bool]:
+    """(the schema exists, the login role may create schemas, may create in it, `table` is there), one round trip."""
+    row = conn.execute(
+        "select n.oid is not null, has_database_privilege(current_database(), 'CREATE'), "
+        "coalesce(has_schema_privilege(n.oid, 'CREATE'), false), "
+        "exists (select from pg_class c where c.relnamespace = n.oid and c.relname = %s) "
+        "from (select) x left join pg_namespace n on n.nspname = %s",
+        (table, schema),
+    ).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
+
+
 def database_create_privilege_query() -> sql.SQL:
     return sql.SQL("select has_database_privilege(current_database(), 'CREATE')")
 

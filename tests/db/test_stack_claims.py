@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from supabase_access.provider.base import CURRENT_STACK, InputError
 from supabase_access.provider.private_schema import lock_private_schema
@@ -126,3 +128,13 @@ def test_a_table_lock_after_the_private_schema_lock_is_refused(db: Database) -> 
         lock_tables(conn, "public", ["sessions"])
         lock_private_schema(conn, "supabase_access")
         lock_tables(conn, "public", ["turns"])
+
+
+def test_the_preflight_names_a_login_role_that_may_not_create_the_private_schema(
+    db: Database, fresh_db: str, localdb_admin_conninfo: str
+) -> None:
+    name = conninfo_to_dict(fresh_db)["dbname"]
+    with psycopg.connect(make_conninfo(localdb_admin_conninfo, dbname=name), autocommit=True) as admin:
+        admin.execute(sql.SQL("revoke create on database {} from postgres").format(sql.Identifier(name)))
+    with pytest.raises(InputError, match=r"postgresql:username: the login role postgres may not create schemas"):
+        AccessPreflight().check(db, {}, dict(PREFLIGHT))

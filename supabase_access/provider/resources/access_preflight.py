@@ -20,6 +20,7 @@ from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, DatabaseReso
 from supabase_access.provider.resources.group_functions import prelude_for
 from supabase_access.provider.resources.table_policies import NORMALIZED, added_columns, rendered_policies
 from supabase_access.sql import catalog
+from supabase_access.sql import statements as render
 from supabase_access.sql.database import CONNECTION_SETTINGS, Database
 from supabase_access.sql.widening_probe import Cell, probe_widening
 from supabase_access.sql.transaction import lock_tables, write_transaction
@@ -408,17 +409,22 @@ def _claimed_grants(inputs: Mapping[str, Any]) -> dict[str, dict[str, list[str]]
 
 
 def _check_may_create_private_schema(conn: psycopg.Connection) -> None:
-    """Every stack keeps its ledger in the private schema: the login role must be able to create it."""
-    if conn.execute(catalog.schema_comment_query(), (ledger.LEDGER_SCHEMA,)).fetchone() is not None:
-        return
-    (may_create,) = conn.execute(catalog.database_create_privilege_query()).fetchone() or (False,)
-    if not may_create:
+    """Every stack keeps its ledger in the private schema: the login role must be able to make both."""
+    schema = ledger.LEDGER_SCHEMA
+    exists, on_database, on_schema, has_ledger = catalog.private_schema_rights(conn, schema, render.LEDGER_TABLE)
+    login, setting = conn.info.user, CONNECTION_SETTINGS["username"]
+    if not exists and not on_database:
         raise InputError(
             "tables",
-            f"{CONNECTION_SETTINGS['username']}: the login role {conn.info.user} may not create schemas in this "
-            f"database, and the stack keeps what destroy restores in schema {ledger.LEDGER_SCHEMA}, which does not "
-            f"exist yet. Grant it (`grant create on database {conn.info.dbname} to {conn.info.user}`, as Supabase "
-            "does for postgres) or create the schema as another role",
+            f"{setting}: the login role {login} may not create schemas in this database, and the stack keeps what "
+            f"destroy restores in schema {schema}, which does not exist yet. Grant it (`grant create on database "
+            f"{conn.info.dbname} to {login}`, as Supabase does for postgres) or create the schema as another role",
+        )
+    if exists and not has_ledger and not on_schema:
+        raise InputError(
+            "tables",
+            f"{setting}: the login role {login} may not create tables in schema {schema}, where the stack keeps "
+            f"what destroy restores. Grant it (`grant create on schema {schema} to {login}`)",
         )
 
 
