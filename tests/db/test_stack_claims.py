@@ -133,7 +133,7 @@ def test_a_table_lock_after_the_private_schema_lock_is_refused(db: Database) -> 
 def test_the_preflight_names_a_login_role_that_may_not_create_the_private_schema(
     db: Database, fresh_db: str, localdb_admin_conninfo: str
 ) -> None:
-    name = conninfo_to_dict(fresh_db)["dbname"]
+    name = str(conninfo_to_dict(fresh_db)["dbname"])
     with psycopg.connect(make_conninfo(localdb_admin_conninfo, dbname=name), autocommit=True) as admin:
         admin.execute(sql.SQL("revoke create on database {} from postgres").format(sql.Identifier(name)))
     with pytest.raises(InputError, match=r"postgresql:username: the login role postgres may not create schemas"):

@@ -22,8 +22,8 @@ from supabase_access.provider.resources.table_policies import NORMALIZED, added_
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import CONNECTION_SETTINGS, Database
-from supabase_access.sql.widening_probe import Cell, probe_widening
 from supabase_access.sql.transaction import lock_tables, write_transaction
+from supabase_access.sql.widening_probe import Cell, probe_widening
 
 TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 # Roles a request from the API can take: a write policy for them that admits every row opens the table.
