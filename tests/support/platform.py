@@ -88,11 +88,6 @@ class PostgresVersion:
 
     def server_bin_dir(self) -> Path:
         """The bin folder of this version's server, as scripts/localdb finds it (installed if needed)."""
-        if not POSTGRES_BIN_SCRIPT.is_file():
-            debian = Path(f"/usr/lib/postgresql/{self.major}/bin")
-            if not (debian / "pg_ctl").is_file():
-                raise PlatformBuildError(f"PostgreSQL {self.major}: no server binaries in {debian}")
-            return debian
         result = subprocess.run(
             [str(POSTGRES_BIN_SCRIPT), str(self.major)], capture_output=True, text=True, check=False
         )
@@ -102,9 +97,10 @@ class PostgresVersion:
 
 
 def known_versions() -> tuple[PostgresVersion, ...]:
-    """The PostgreSQL versions the tier runs on; SUPABASE_ACCESS_PLATFORM_VERSIONS (e.g. `17,15`)
-    chooses."""
-    wanted = os.environ.get("SUPABASE_ACCESS_PLATFORM_VERSIONS", "15")
+    """The PostgreSQL versions the tier runs on: 17 (scripts/postgres-bin installs it) and 15, both
+    in one run whichever version scripts/localdb runs; SUPABASE_ACCESS_PLATFORM_VERSIONS (e.g. `15`)
+    narrows the list."""
+    wanted = os.environ.get("SUPABASE_ACCESS_PLATFORM_VERSIONS", "17,15")
     return tuple(PostgresVersion(int(major)) for major in wanted.split(","))
 
 
