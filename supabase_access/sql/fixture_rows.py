@@ -300,16 +300,18 @@ def creation_order(model: AccessModel, shapes: Mapping[str, TableShape]) -> tupl
 
 
 def harmless_column(table: Table, shape: TableShape) -> str:
-    """A column an UPDATE can set to itself without touching ownership or keys."""
+    """A column an UPDATE can set to itself, preferably one that is no key nor ownership column."""
     avoid = set(shape.primary_key) | set(shape.foreign_keys) | {table.owner_column}
     if table.parent is not None:
         avoid.add(table.parent.column)
     if table.membership is not None:
         avoid |= {table.membership.column, table.membership.user}
-    candidates = [c.name for c in shape.columns if not c.read_only and c.name not in avoid]
-    fallback = [c.name for c in shape.columns if not c.read_only and c.name in shape.primary_key]
-    if not candidates and not fallback:
-        raise ShapeError(f"{shape.schema}.{shape.name}: no column an UPDATE could set to itself")
+    writable = [c.name for c in shape.columns if not c.read_only]
+    candidates = [name for name in writable if name not in avoid]
+    # Else a key or an ownership column, set to itself: nothing moves, the policies still judge the row.
+    fallback = [name for name in writable if name in shape.primary_key] + writable
+    if not fallback:
+        raise ShapeError(f"{shape.schema}.{shape.name}: no column an UPDATE could set (every one is generated)")
     return (candidates or fallback)[0]
 
 
