@@ -109,14 +109,8 @@ def apply_owner_profile(dbname: str) -> None:
             inputs = {"schema": plan.schema, **group_lookup_to_plain(lookup)}
             functions.create(db, functions.check(db, {}, inputs), print)
         with psycopg.connect(app_conninfo(dbname), autocommit=True) as conn, conn.transaction():
-            for table, specs in render.plan_policies(plan).items():
-                conn.execute(render.set_row_level_security(plan.schema, table, enabled=True))
-                for spec in specs:
-                    conn.execute(render.create_policy(plan.schema, table, spec))
-                for role, privileges in plan.grants_on(table).items():
-                    conn.execute(render.revoke_all(role, plan.schema, [table]))
-                    if privileges:
-                        conn.execute(render.grant(role, plan.schema, [table], privileges))
+            for statement in render.plan_table_statements(plan):
+                conn.execute(statement)
         index = PolicyIndex()
         for found in policy_lookups(plan):
             inputs = {"schema": plan.schema, "table": found.table, "column": found.column, "include": found.include}

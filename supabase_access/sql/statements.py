@@ -344,6 +344,20 @@ def plan_policies(plan: AccessPlan) -> dict[str, tuple[PolicySpec, ...]]:
     return {access.table: tuple(policy_from_rule(plan.schema, rule) for rule in access.rules) for access in plan.tables}
 
 
+def plan_table_statements(plan: AccessPlan) -> list[sql.Composed]:
+    """Per table of the plan: RLS on, its policies, each role's grants exactly (for tests and benchmarks
+    that apply a plan in one transaction; a stack applies the same through its resources)."""
+    statements: list[sql.Composed] = []
+    for table, specs in plan_policies(plan).items():
+        statements.append(set_row_level_security(plan.schema, table, enabled=True))
+        statements.extend(create_policy(plan.schema, table, spec) for spec in specs)
+        for role, privileges in plan.grants_on(table).items():
+            statements.append(revoke_all(role, plan.schema, [table]))
+            if privileges:
+                statements.append(grant(role, plan.schema, [table], privileges))
+    return statements
+
+
 def render_guide_scripts(plan: AccessPlan) -> tuple[str, str]:
     """The seed guide's two SQL-Editor scripts, rendered from a plan (the open profile)."""
     policies = plan_policies(plan)

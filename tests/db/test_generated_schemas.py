@@ -80,14 +80,8 @@ def apply_owner_profile(conn: psycopg.Connection, plan: AccessPlan) -> None:
         for lookup in plan.group_lookups:
             for statement in creation_statements(plan.schema, lookup):
                 conn.execute(statement)
-        for table, specs in render.plan_policies(plan).items():
-            conn.execute(render.set_row_level_security(plan.schema, table, enabled=True))
-            for spec in specs:
-                conn.execute(render.create_policy(plan.schema, table, spec))
-            for role, privileges in plan.grants_on(table).items():
-                conn.execute(render.revoke_all(role, plan.schema, [table]))
-                if privileges:
-                    conn.execute(render.grant(role, plan.schema, [table], privileges))
+        for statement in render.plan_table_statements(plan):
+            conn.execute(statement)
 
 
 def drop_app(conn: psycopg.Connection, model: AccessModel | None, schema: str) -> None:
