@@ -111,6 +111,15 @@ GROUP_PERSONAS = (
     ProbePersona("authenticated (admin of A's groups)", "authenticated", "D", own="A", other="B"),
 )
 PERSONA_LABELS = tuple(p.label for p in PERSONAS)
+# Column headings of the compact form.
+SHORT_LABELS = {
+    "authenticated (anonymous A)": "A",
+    "authenticated (anonymous B)": "B",
+    "authenticated (permanent)": "P",
+    "authenticated (member of A's groups)": "member",
+    "authenticated (admin of A's groups)": "admin",
+    "service_role": "service",
+}
 OWN_CONVENTION = "own = the persona's rows; for anon and service_role, own = user A's rows and other = user B's"
 GROUP_CONVENTION = "for the member and the admin of A's groups, own = user A's rows and other = user B's"
 
@@ -179,6 +188,31 @@ class AccessMatrix:
         legend = f"{ALLOWED} allowed  {DENIED} denied" + (f"  {FAILED} probe failed (see below)" if self.failed else "")
         legend += "  * changed" if marked else ""
         return "\n".join([*lines, "", legend, self.convention])
+
+    def render_compact(self) -> str:
+        """One line per table, one column per persona, each cell its eight probes in the full table's
+        order (select own, select other, insert own, ...): fits a screen for ten tables."""
+        personas = [(label, SHORT_LABELS.get(label, label)) for label in self.personas]
+        header = ["table", *(short for _, short in personas)]
+        rows = [header] + [
+            [
+                table,
+                *(
+                    "".join(
+                        self.symbol(Cell(label, table, op, whose)) for op, whose in itertools.product(OPERATIONS, WHOSE)
+                    )
+                    for label, _ in personas
+                ),
+            ]
+            for table in self.tables
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = [
+            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in rows
+        ]
+        legend = f"each cell: select, insert, update, delete, own then other; {ALLOWED} allowed  {DENIED} denied"
+        legend += f"  {FAILED} probe failed (see below)" if self.failed else ""
+        return "\n".join([*lines, legend, f"A, B: anonymous sign-ins; P: permanent; {self.convention}"])
 
     def render_markdown(self, marked: Collection[Cell] = ()) -> str:
         """A Markdown table (PR comments, job summaries); changed cells in `marked` are bold."""
