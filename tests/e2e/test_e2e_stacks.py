@@ -19,7 +19,7 @@ from pulumi import automation as auto
 from review.matrix import compute_matrix, diff, matrix_from_rule
 from review.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.model.access_model import load_model_file
-from tests.support.engine import new_stack
+from tests.support.engine import changes, new_stack
 from tests.support.expectations import owner_access
 from tests.support.fault import catalog_snapshot
 
@@ -144,4 +144,30 @@ def test_a_destroy_that_failed_midway_and_is_rerun_gives_back_the_catalog(tmp_pa
     text = str(failed.value)
     assert "actions" in text and "Traceback" not in text, text
     stack.destroy()
+    assert catalog_snapshot(fresh_db) == before
+
+
+def test_stacks_on_disjoint_tables_of_one_database_work_side_by_side(tmp_path: Path, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(
+            "create table public.notes (id uuid primary key default gen_random_uuid(), "
+            "user_id uuid not null references auth.users (id), body text)"
+        )
+    before = catalog_snapshot(fresh_db)
+    notes_model = '{"schema": "public", "tables": {"notes": {"owner": "user_id"}}}'
+    notes = new_stack(tmp_path / "notes", "notes", fresh_db, {**OPEN, "supabase-access:model": notes_model})
+    notes.up()
+    # The prod stack covers every exposed table: the app's in its model, notes by the other stack.
+    app = new_stack(tmp_path / "app", "app", fresh_db, OWNER)
+    app.up()
+    assert diff(OWNER_MATRIX, compute_matrix(fresh_db, MODEL)) == []
+    assert changes(notes.preview().change_summary) == {} and changes(app.preview().change_summary) == {}
+    deployed = catalog_snapshot(fresh_db)
+    notes.destroy()
+    # The app's tables (and the default privileges it closed) as they were; notes as before its stack.
+    after = catalog_snapshot(fresh_db)
+    assert [t for t in after["tables"] if t[1] != "notes"] == [t for t in deployed["tables"] if t[1] != "notes"]
+    assert [t for t in after["tables"] if t[1] == "notes"] == [t for t in before["tables"] if t[1] == "notes"]
+    assert diff(OWNER_MATRIX, compute_matrix(fresh_db, MODEL)) == []
+    app.destroy()
     assert catalog_snapshot(fresh_db) == before

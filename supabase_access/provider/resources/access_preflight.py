@@ -77,6 +77,8 @@ class AccessPreflight(DatabaseResource):
             if exposed:
                 uncovered, found = catalog.exposed_surface(conn, exposed, schema, tables)
                 if uncovered:
+                    uncovered = _not_managed_elsewhere(conn, uncovered)
+                if uncovered:
                     _report_uncovered(uncovered, schema, tables, source, fail=inputs.get("uncoveredTables") == "fail")
                 declared = set(inputs.get("definerObjects") or [])
                 owner_rights = [o for o in found if o.qualified not in declared]
@@ -396,6 +398,16 @@ def _check_no_widening(
 def _described(cells: Sequence[Cell], shown: int = 3) -> str:
     text = "; ".join(c.describe() for c in cells[:shown])
     return text + (f" (and {len(cells) - shown} more)" if len(cells) > shown else "")
+
+
+def _not_managed_elsewhere(
+    conn: psycopg.Connection, uncovered: list[catalog.ExposedTable]
+) -> list[catalog.ExposedTable]:
+    """The tables outside the model that no other stack on the database manages (those are covered by its model)."""
+    elsewhere = {
+        (s, t) for s in {u.schema for u in uncovered} for t in claims.others(conn, s, [u.table for u in uncovered])
+    }
+    return [u for u in uncovered if (u.schema, u.table) not in elsewhere]
 
 
 def _claimed_grants(inputs: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
