@@ -60,8 +60,10 @@ def facts(dsn: str) -> Facts:
             " and d.defaclnamespace = 'public'::regnamespace",
             (list(API_ROLES),),
         ):
-            # Without MAINTAIN (m, PostgreSQL 17's): a stand-in on one version compares with a build on the other.
-            found[f"default privileges of postgres in public on {objtype}"] = [item.replace("m/", "/") for item in acl]
+            # Without MAINTAIN (m, PostgreSQL 17's): a stand-in on one version compares with a build on the
+            # other. None for the API roles is the same as no entry at all.
+            if acl:
+                found[f"default privileges of postgres in public on {objtype}"] = [i.replace("m/", "/") for i in acl]
         for function in AUTH_FUNCTIONS:
             row = conn.execute(
                 "select pg_get_function_result(p.oid), p.provolatile::text, p.prosecdef,"
