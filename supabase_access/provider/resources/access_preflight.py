@@ -359,7 +359,7 @@ def _check_no_widening(
         found = _described(cells)
         why = widenings.get(f"{table}.{name}")
         if why is None:
-            # Named by policySettings (the extra policies' settings), whose value the engine shows beside the error.
+            # Named by policySettings, the input that holds the extra policies' settings.
             raise InputError(
                 "policySettings",
                 f"{setting(table, name)}: on a prod stack an extra policy may not give rows the access kind of "
