@@ -8,11 +8,11 @@ from typing import Any
 
 import pulumi
 import pulumi_postgresql as postgresql
+import pulumi_supabase_access as supabase_access
 
 from components.access_rules import AccessRules, AccessRulesArgs
 from components.auth_settings import declare_auth_settings
 from components.hardening import ProductionHardening, read_hardening_settings
-from components.resources import Provider
 from supabase_access.model.access_model import model_to_plain
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.stack_config import (
@@ -90,7 +90,7 @@ connection_args: dict[str, Any] = {
     "sslmode": connection.sslmode,
     "password": postgresql_config.require_secret("password"),
 }
-database = Provider(
+database = supabase_access.Provider(
     "supabase-db",
     **connection_args,
     management_api_url=access_config.get("managementApiUrl"),

@@ -8,19 +8,8 @@ from typing import Any
 
 import pulumi
 import pulumi_postgresql as postgresql
+import pulumi_supabase_access as supabase_access
 
-from components.resources import (
-    AccessPreflight,
-    ConstraintPresence,
-    ConstraintRemoval,
-    DefaultPrivilegesBaseline,
-    GroupFunctions,
-    OwnerCopy,
-    PolicyIndex,
-    RlsForNewTables,
-    RowLevelSecurity,
-    TablePolicies,
-)
 from supabase_access.model.owner_copy import COLUMN_TYPE
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import (
@@ -33,7 +22,6 @@ from supabase_access.model.profiles import (
     TableAccess,
 )
 from supabase_access.model.rule_data import DeclaredPolicy, declared_to_plain, group_lookup_to_plain, rule_to_plain
-from supabase_access.provider.specs import GROUP_FUNCTIONS
 
 
 @dataclass
@@ -101,7 +89,7 @@ class AccessRules(pulumi.ComponentResource):
         roles = sorted(
             {r for specs in policies.values() for p in specs.values() for r in p["roles"]} | set(plan.grants)
         )
-        preflight = AccessPreflight(
+        preflight = supabase_access.AccessPreflight(
             f"{name}-preflight",
             schema=schema,
             tables=tables,
@@ -132,17 +120,25 @@ class AccessRules(pulumi.ComponentResource):
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])
         # The functions that tell group rows' policies which groups the user belongs to: before the policies.
         self.group_functions = [
-            GroupFunctions(
+            supabase_access.GroupFunctions(
                 f"{lookup.membership_table}-group-functions",
                 opts=after_preflight,
                 schema=schema,
                 force_rls=True if args.force_rls else None,
-                **{GROUP_FUNCTIONS.prop(k).python_name: v for k, v in group_lookup_to_plain(lookup).items()},
+                membership_table=lookup.membership_table,
+                group=lookup.membership.group,
+                column=lookup.membership.column,
+                user=lookup.membership.user,
+                key=lookup.membership.key,
+                group_owner_column=lookup.group_owner_column,
+                helper_schema=lookup.helper_schema,
+                admins=list(lookup.membership.admins),
+                role=lookup.membership.role,
             )
             for lookup in plan.group_lookups
         ]
         self.row_level_security = {
-            table: RowLevelSecurity(
+            table: supabase_access.RowLevelSecurity(
                 f"{table}-rls",
                 schema=schema,
                 table=table,
@@ -156,7 +152,7 @@ class AccessRules(pulumi.ComponentResource):
         # Each after RLS on its tables (the copy's column and triggers take those tables' locks), and
         # before the policies that read it.
         self.owner_copies = {
-            copy.table: OwnerCopy(
+            copy.table: supabase_access.OwnerCopy(
                 f"{copy.table}-{copy.column}-owner-copy",
                 schema=schema,
                 table=copy.table,
@@ -175,7 +171,7 @@ class AccessRules(pulumi.ComponentResource):
         }
         copies_read = {access.table: _copies_read(access, set(self.owner_copies)) for access in plan.tables}
         self.policies = {
-            table: TablePolicies(
+            table: supabase_access.TablePolicies(
                 f"{table}-policies",
                 schema=schema,
                 table=table,
@@ -195,14 +191,14 @@ class AccessRules(pulumi.ComponentResource):
             for table in tables
         }
         self.constraint_removals = [
-            ConstraintRemoval(
+            supabase_access.ConstraintRemoval(
                 f"{table}-{constraint}-removal", schema=schema, table=table, constraint=constraint, opts=after_preflight
             )
             for table, constraint in plan.removed_constraints
         ]
         # The owner profile keeps the user foreign keys present (re-created if someone dropped them).
         self.kept_constraints = [
-            ConstraintPresence(
+            supabase_access.ConstraintPresence(
                 f"{kept.table}-{kept.constraint}-presence",
                 schema=schema,
                 table=kept.table,
@@ -257,7 +253,7 @@ class AccessRules(pulumi.ComponentResource):
         # to the grants: such a change would wait for the build's lock and the build for it.
         lookups = policy_lookups(plan)
         self.policy_indexes = {
-            lookup: PolicyIndex(
+            lookup: supabase_access.PolicyIndex(
                 _lookup_resource_name(lookup, lookups),
                 schema=schema,
                 table=lookup.table,
@@ -284,7 +280,7 @@ class AccessRules(pulumi.ComponentResource):
         # database built from Supabase's SQL), so the two in parallel deadlock.
         self.default_privileges: dict[tuple[str, str, str, str], postgresql.DefaultPrivileges] = {}
         self.rls_for_new_tables = (
-            RlsForNewTables("rls-for-new-tables", schemas=args.exposed_schemas, opts=after_preflight)
+            supabase_access.RlsForNewTables("rls-for-new-tables", schemas=args.exposed_schemas, opts=after_preflight)
             if args.born_closed
             else None
         )
@@ -292,7 +288,7 @@ class AccessRules(pulumi.ComponentResource):
             api_roles = sorted(plan.grants)
             for owner in OBJECT_CREATORS:
                 for exposed in args.exposed_schemas:
-                    baseline = DefaultPrivilegesBaseline(
+                    baseline = supabase_access.DefaultPrivilegesBaseline(
                         f"{owner}-{exposed}-default-privileges-baseline",
                         owner=owner,
                         schema=exposed,

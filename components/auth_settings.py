@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pulumi
+import pulumi_supabase_access as supabase_access
 
-from components.resources import AuthSettings, Provider
 from supabase_access.model.auth_settings import SECRET_AUTH_SETTINGS
 from supabase_access.model.stack_config import AuthStackSettings
 
 
-def declare_auth_settings(name: str, auth: AuthStackSettings | None, *, provider: Provider) -> AuthSettings | None:
+def declare_auth_settings(
+    name: str, auth: AuthStackSettings | None, *, provider: supabase_access.Provider
+) -> supabase_access.AuthSettings | None:
     """The AuthSettings resource when the stack has everything it needs, else None and a warning.
 
     `auth` is None only for a dev stack that mentions no auth setting at all: nothing to say.
@@ -27,6 +29,6 @@ def declare_auth_settings(name: str, auth: AuthStackSettings | None, *, provider
         key: pulumi.Output.secret(value) if key in SECRET_AUTH_SETTINGS else value
         for key, value in auth.settings.items()
     }
-    return AuthSettings(
+    return supabase_access.AuthSettings(
         name, project_ref=auth.project_ref, settings=settings, opts=pulumi.ResourceOptions(provider=provider)
     )

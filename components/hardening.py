@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
+import pulumi_supabase_access as supabase_access
 
-from components.resources import RetentionPolicy, WriteQuota
 from supabase_access.model import hardening
 from supabase_access.model.hardening import QUOTA_SQLSTATE
 from supabase_access.model.rule_data import DeclaredPolicy
@@ -61,7 +61,7 @@ class ProductionHardening(pulumi.ComponentResource):
         super().__init__("supabase-access:components:ProductionHardening", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.write_quotas = {
-            quota.table: WriteQuota(
+            quota.table: supabase_access.WriteQuota(
                 f"{quota.table}-write-quota",
                 schema=quota.schema,
                 table=quota.table,
@@ -77,7 +77,7 @@ class ProductionHardening(pulumi.ComponentResource):
         self.retention = (
             None
             if retention is None
-            else RetentionPolicy(
+            else supabase_access.RetentionPolicy(
                 "retention",
                 schema=retention.schema,
                 owned_tables=[{"table": t.table, "ownerColumn": t.owner_column} for t in retention.owned_tables],

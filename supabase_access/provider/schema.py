@@ -1,5 +1,7 @@
 """The provider's Pulumi package schema, made from the resources' specs (`specs.py`): what `pulumi import`
-and SDK generators read, with a description for every property."""
+and the SDK generator (scripts/gen-sdk) read, with a description for every property.
+
+`python -m supabase_access.provider.schema` prints it."""
 
 from __future__ import annotations
 
@@ -7,8 +9,12 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from supabase_access.provider.spec import Prop, ResourceSpec, schema_property
+from supabase_access.provider.spec import VERSION, Prop, ResourceSpec, schema_property
 from supabase_access.provider.specs import PROVIDER_CONFIG, SPECS
+
+# What Pulumi's Python SDK generator makes of the schema: the package's version is the schema's
+# (the SDK asks the engine for that plugin version), built by a pyproject.toml.
+LANGUAGE = {"python": {"respectSchemaVersion": True, "pyproject": {"enabled": True}}}
 
 
 def _properties(props: Iterable[Prop]) -> dict[str, Any]:
@@ -17,8 +23,10 @@ def _properties(props: Iterable[Prop]) -> dict[str, Any]:
 
 def resource_schema(spec: ResourceSpec) -> dict[str, Any]:
     required = sorted(p.name for p in spec.inputs if p.required)
+    retired = {"deprecationMessage": spec.description} if spec.retired else {}
     return {
         "description": spec.description,
+        **retired,
         "inputProperties": _properties(spec.inputs),
         "requiredInputs": required,
         "properties": _properties((*spec.inputs, *spec.outputs)),
@@ -26,7 +34,7 @@ def resource_schema(spec: ResourceSpec) -> dict[str, Any]:
     }
 
 
-def package_schema(version: str) -> str:
+def package_schema(version: str = VERSION) -> str:
     config = _properties(PROVIDER_CONFIG)
     return json.dumps(
         {
@@ -39,5 +47,10 @@ def package_schema(version: str) -> str:
                 "requiredInputs": sorted(p.name for p in PROVIDER_CONFIG if p.required),
             },
             "resources": {spec.token: resource_schema(spec) for spec in SPECS},
+            "language": LANGUAGE,
         }
     )
+
+
+if __name__ == "__main__":
+    print(json.dumps(json.loads(package_schema()), indent=2))

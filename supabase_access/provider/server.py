@@ -36,11 +36,11 @@ from supabase_access.provider.resources.table_grant import TableGrant
 from supabase_access.provider.resources.table_policies import TablePolicies
 from supabase_access.provider.resources.write_quota import WriteQuota
 from supabase_access.provider.schema import package_schema
-from supabase_access.provider.values import known_plain_map, plain_map, property_map, state_properties
+from supabase_access.provider.spec import VERSION
+from supabase_access.provider.values import known_plain_map, plain_map, property_map, state_properties, typed_config
 from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
 
-VERSION = "0.1.0"
 DATABASE_RESOURCES: tuple[type[DatabaseResource], ...] = (
     AccessPreflight,
     RowLevelSecurity,
@@ -161,7 +161,10 @@ class SupabaseAccessProvider(api.Provider):
 
     # --- configuration -----------------------------------------------------------------
     async def get_schema(self, request: api.GetSchemaRequest) -> api.GetSchemaResponse:
-        return api.GetSchemaResponse(schema=package_schema(VERSION))
+        return api.GetSchemaResponse(schema=package_schema())
+
+    async def check_config(self, request: api.CheckRequest) -> api.CheckResponse:
+        return api.CheckResponse(inputs=typed_config(request.new_inputs))
 
     async def configure(self, request: api.ConfigureRequest) -> api.ConfigureResponse:
         config = known_plain_map(request.args)
@@ -240,6 +243,7 @@ class SupabaseAccessProvider(api.Provider):
         inputs = known_plain_map(request.new_inputs)
         if inputs is None:
             return api.CheckResponse(inputs=request.new_inputs)
+        inputs = resource.spec.with_defaults(inputs)
         olds = plain_map(request.old_inputs)
         CHECK_LOG.set(self._warner(request.urn))
         try:

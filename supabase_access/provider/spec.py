@@ -1,7 +1,7 @@
 """How a resource of the provider is described once: its token, inputs and outputs.
 
 Each resource's spec (in `specs.py`) is the one description from which the package schema
-(`schema.py`), the program's resource classes (`components/resources.py`) and the provider's
+(`schema.py`), from it the generated SDK (`sdk/python`, scripts/gen-sdk) and the provider's
 replace and secret handling (`base.py`, `server.py`) are made. Plain data: no Pulumi, no database,
 so the program can import it without loading the provider.
 """
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PACKAGE = "supabase-access"
+# The plugin's version: the schema and the generated SDK carry it, and the SDK asks the engine for it.
+VERSION = "0.1.0"
 
 # Property types, as the package schema writes them.
 STRING: dict[str, Any] = {"type": "string"}
@@ -88,6 +90,12 @@ class ResourceSpec:
 
     def prop(self, name: str) -> Prop:
         return self._by_name[name]
+
+    def with_defaults(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """`inputs` with the spec's default for each one left out. The SDK fills in the schema's scalar
+        defaults itself; lists and maps have none in a package schema, so the provider fills those."""
+        defaults = {p.name: p.default for p in self.inputs if p.default is not UNSET and p.default is not None}
+        return {**{k: v for k, v in defaults.items() if k not in inputs}, **inputs}
 
     def undeclared(self, values: dict[str, Any]) -> list[str]:
         """The keys of `values` (a resource's state or inputs) that the spec does not declare."""

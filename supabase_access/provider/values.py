@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from pulumi.provider.experimental.property_value import Computed, PropertyValue
 
 from supabase_access.provider.spec import ResourceSpec
+from supabase_access.provider.specs import PROVIDER_CONFIG
 
 
 class UnknownValueError(Exception):
@@ -73,3 +75,18 @@ def state_properties(spec: ResourceSpec, values: Mapping[str, Any]) -> dict[str,
     """A resource's state for the engine, the properties its spec calls secret marked so."""
     secret = set(spec.secret_outputs)
     return {k: secret_property(v) if k in secret else to_property(v) for k, v in values.items()}
+
+
+def typed_config(values: Mapping[str, PropertyValue]) -> dict[str, PropertyValue]:
+    """The provider's settings with the types its schema gives them: generated SDKs (and stack config)
+    send a setting that is not a string as JSON text (`port: "5432"`), Pulumi's convention for providers."""
+    typed = dict(values)
+    for prop in PROVIDER_CONFIG:
+        value = values.get(prop.name)
+        if prop.type != {"type": "string"} and value is not None and isinstance(value.value, str):
+            try:
+                decoded = json.loads(value.value)
+            except ValueError:
+                continue  # left as it is: connecting names the bad setting
+            typed[prop.name] = PropertyValue(to_property(decoded).value, is_secret=value.is_secret)
+    return typed

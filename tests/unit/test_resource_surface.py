@@ -1,44 +1,53 @@
-"""One description per resource: the package schema, the provider's resources and the program's
+"""One description per resource: the package schema, the provider's resources and the generated SDK's
 classes all show the surface of the resource's spec (token, inputs, outputs, required, defaults,
 secrets, what replaces), and every property has a description in the schema."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
 import pulumi
+import pulumi_supabase_access as supabase_access
 import pytest
 from pulumi.provider.experimental.property_value import PropertyValue
 
-from components.resources import PROGRAM_RESOURCES, SpecResource, program_inputs
 from supabase_access.management_api.access import ManagementApiAccess
 from supabase_access.provider.base import DatabaseResource, HttpResource
 from supabase_access.provider.schema import package_schema
 from supabase_access.provider.server import RESOURCE_TYPES, provider_resources
 from supabase_access.provider.spec import UNSET, ResourceSpec
 from supabase_access.provider.specs import PROVIDER_CONFIG, SPECS
-from supabase_access.provider.values import state_properties
+from supabase_access.provider.values import state_properties, typed_config
 
 pytestmark = pytest.mark.unit
 
 SCHEMA = json.loads(package_schema("0.1.0"))
 BY_TOKEN = {spec.token: spec for spec in SPECS}
 IDS = [spec.name for spec in SPECS]
+DECLARABLE = [spec for spec in SPECS if not spec.retired]
+
+
+def sdk_class(spec: ResourceSpec) -> type[pulumi.CustomResource]:
+    cls = getattr(supabase_access, spec.name)
+    assert issubclass(cls, pulumi.CustomResource)
+    return cls
 
 
 def sample(spec: ResourceSpec) -> dict[str, Any]:
-    """Keyword arguments for the program's class: a value of the right type for each required input."""
+    """Keyword arguments for the SDK's class: a value of the right type for each required input."""
     values = {"string": "x", "boolean": True, "integer": 1, "array": ["x"], "object": {"k": "v"}}
     return {p.python_name: values[p.type["type"]] for p in spec.inputs if p.required}
 
 
 def test_the_three_surfaces_name_the_same_resources() -> None:
-    declarable = {spec.token for spec in SPECS if not spec.retired}
     assert set(SCHEMA["resources"]) == set(BY_TOKEN) == set(RESOURCE_TYPES)
-    assert {cls.spec.token for cls in PROGRAM_RESOURCES} == declarable
-    # The retired TableGrant stays readable and deletable for old states; the program cannot declare it.
+    # The SDK has a class per resource; the retired TableGrant's is deprecated (stays readable and
+    # deletable for old states, warns when declared).
+    assert all(sdk_class(spec) for spec in SPECS)
     assert {spec.name for spec in SPECS if spec.retired} == {"TableGrant"}
+    assert SCHEMA["resources"]["supabase-access:index:TableGrant"]["deprecationMessage"]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
@@ -83,22 +92,28 @@ def test_the_provider_replaces_and_keeps_secret_what_the_spec_says(spec: Resourc
     )
 
 
-@pytest.mark.parametrize("cls", PROGRAM_RESOURCES, ids=[c.spec.name for c in PROGRAM_RESOURCES])
-def test_the_program_sends_the_spec_inputs_with_their_defaults(cls: type[SpecResource]) -> None:
-    spec = cls.spec
-    assert cls.__doc__ == spec.description
-    sent = program_inputs(spec, sample(spec))
-    expected = {p.name for p in spec.inputs if p.required or p.default not in (UNSET, None)}
-    assert set(sent) == expected
-    for prop in spec.inputs:
-        if not prop.required and prop.default not in (UNSET, None):
-            assert sent[prop.name] == prop.default
-    with pytest.raises(TypeError, match="unknown argument"):
-        program_inputs(spec, {**sample(spec), "not_an_input": 1})
-    for prop in spec.inputs:
-        if prop.required:
-            with pytest.raises(TypeError, match=f"missing argument {prop.python_name}"):
-                program_inputs(spec, {k: v for k, v in sample(spec).items() if k != prop.python_name})
+def test_provider_settings_sent_as_json_text_get_their_schema_type() -> None:
+    """The SDK's Provider (like stack config) sends `port` as the text "5432": check_config gives it back
+    as the number a stack made before the SDK holds, so its provider sees no change."""
+    sent = {
+        "host": PropertyValue("db"),
+        "port": PropertyValue("5432"),
+        "password": PropertyValue("pw", is_secret=True),
+    }
+    checked = typed_config(sent)
+    assert checked["port"].value == 5432.0 and checked["host"].value == "db"
+    assert checked["password"].is_secret
+    assert typed_config({"port": PropertyValue("not json")})["port"].value == "not json"
+
+
+@pytest.mark.parametrize("spec", DECLARABLE, ids=[s.name for s in DECLARABLE])
+def test_the_sdk_takes_the_spec_inputs_in_snake_case(spec: ResourceSpec) -> None:
+    cls = sdk_class(spec)
+    parameters = inspect.signature(cls._internal_init).parameters  # type: ignore[attr-defined]
+    taken = set(parameters) - {"__self__", "resource_name", "opts", "__props__"}
+    assert taken == {p.python_name for p in spec.inputs}
+    for prop in (*spec.inputs, *spec.outputs):
+        assert isinstance(getattr(cls, prop.python_name), property), prop.python_name
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -115,18 +130,27 @@ class Mocks(pulumi.runtime.Mocks):
 
 
 @pulumi.runtime.test
-def test_program_classes_register_inputs_and_outputs_and_read_outputs_by_python_name() -> pulumi.Output[None]:
+def test_sdk_classes_send_the_spec_inputs_and_the_provider_fills_the_other_defaults() -> pulumi.Output[None]:
+    """The SDK sends what the program gives and the schema's scalar defaults, names as state holds them;
+    the provider's check adds the list and map defaults (a package schema has none): together, what
+    the program sent when it made every input itself, so stacks made before the SDK see no change."""
     mocks = Mocks()
     pulumi.runtime.set_mocks(mocks, preview=False)
-    declared = {cls.spec.token: cls(f"r-{cls.spec.name}", **sample(cls.spec)) for cls in PROGRAM_RESOURCES}
+    declared = {spec.token: sdk_class(spec)(f"r-{spec.name}", **sample(spec)) for spec in DECLARABLE}
     retention = declared["supabase-access:index:RetentionPolicy"]
+    assert isinstance(retention, supabase_access.RetentionPolicy)
 
     def check(values: list[Any]) -> None:
         assert values[:2] == ["out-runManually", "out-scheduled"]
         assert set(mocks.registered) == set(declared)
         for token, args in mocks.registered.items():
             spec = BY_TOKEN[token]
-            assert set(args.inputs) == set(program_inputs(spec, sample(spec)))
+            checked = spec.with_defaults(dict(args.inputs))
+            expected = {p.name for p in spec.inputs if p.required or p.default not in (UNSET, None)}
+            assert set(checked) == expected, token
+            for prop in spec.inputs:
+                if not prop.required and prop.default not in (UNSET, None):
+                    assert checked[prop.name] == prop.default, (token, prop.name)
 
     return pulumi.Output.all(retention.run_manually, retention.scheduled, *[r.urn for r in declared.values()]).apply(
         check
