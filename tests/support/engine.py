@@ -30,12 +30,13 @@ def engine_env(state_dir: Path) -> dict[str, str]:
     }
 
 
-def write_project(work_dir: Path, program: Path = REPO) -> None:
-    """Pulumi.yaml in `work_dir` running `program` (a checkout of this project) and its provider plugin."""
+def write_project(work_dir: Path, program: Path = REPO, main: Path | None = None) -> None:
+    """Pulumi.yaml in `work_dir` running `program` (a checkout of this project) and its provider plugin;
+    `main`: another program (a user's own) with that checkout's provider."""
     (work_dir / "Pulumi.yaml").write_text(
         "name: supabase-access\n"
         f"runtime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: {REPO / '.venv'}\n"
-        f"main: {program}\n"
+        f"main: {main or program}\n"
         "plugins:\n  providers:\n"
         f"    - name: supabase-access\n      path: {program / 'bin'}\n"
         f"    - name: postgresql\n      path: {REPO / 'bin'}\n"
@@ -44,11 +45,13 @@ def write_project(work_dir: Path, program: Path = REPO) -> None:
     )
 
 
-def new_stack(work_dir: Path, stack_name: str, dsn: str, config: dict[str, str], program: Path = REPO) -> auto.Stack:
+def new_stack(
+    work_dir: Path, stack_name: str, dsn: str, config: dict[str, str], program: Path = REPO, main: Path | None = None
+) -> auto.Stack:
     """A stack of this project connected to the database `dsn` (as its role, with its password)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "state").mkdir(exist_ok=True)
-    write_project(work_dir, program)
+    write_project(work_dir, program, main)
     workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars=engine_env(work_dir / "state"))
     stack = auto.Stack.create(stack_name, workspace)
     params = psycopg.conninfo.conninfo_to_dict(dsn)

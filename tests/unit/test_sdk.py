@@ -44,9 +44,10 @@ def test_the_committed_sdk_is_what_the_generator_makes_from_the_specs(tmp_path: 
 
 def test_the_sdk_asks_for_this_plugin_version_and_downloads_nothing() -> None:
     """The engine finds the plugin through Pulumi.yaml's `plugins.providers` (./bin), which matches any
-    version: the SDK names the provider's own version and no download URL."""
+    version: the SDK names the provider's own version and no download URL, and does not list the plugin
+    as one to install (`pulumi install` would try to download it; scripts/gen-sdk clears the flag)."""
     plugin = json.loads((COMMITTED / "pulumi_supabase_access" / "pulumi-plugin.json").read_text())
-    assert plugin == {"resource": True, "name": "supabase-access", "version": VERSION}
+    assert plugin == {"resource": False, "name": "supabase-access", "version": VERSION}
     from pulumi_supabase_access import _utilities
 
     assert _utilities.get_version() == VERSION
