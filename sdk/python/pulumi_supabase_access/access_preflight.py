@@ -30,9 +30,12 @@ class AccessPreflightArgs:
                  exposed_schemas: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  group_helpers: pulumi.Input[Optional[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
+                 model: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  refuse_open_writes: pulumi.Input[Optional[_builtins.bool]] = None,
+                 replaced_policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  table_grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
-                 uncovered_tables: pulumi.Input[Optional[_builtins.str]] = None):
+                 uncovered_tables: pulumi.Input[Optional[_builtins.str]] = None,
+                 widenings: pulumi.Input[Optional[Mapping[str, Any]]] = None):
         """
         The set of arguments for constructing a AccessPreflight resource.
 
@@ -47,9 +50,12 @@ class AccessPreflightArgs:
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exposed_schemas: The Data API's schemas: a table there that the model leaves out fails or warns (`uncoveredTables`).
         :param pulumi.Input[Mapping[str, Any]] grants: Role -> privileges the stack grants on every table: a policy for a role without its command is refused.
         :param pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] group_helpers: The group functions the policies call (GroupFunctions' inputs, one per membership table), made inside the rolled-back parse of the policies; left out when the model has no groups.
+        :param pulumi.Input[Mapping[str, Any]] model: The access model (as the model file reads), for the widening probe: with `refuseOpenWrites`, every extra permissive policy (`policySettings`) is probed as the API's personas on rows the probe makes in its rolled-back transaction, and refused if it gives rows the table's kind does not. Left out when there is no extra permissive policy to judge.
         :param pulumi.Input[_builtins.bool] refuse_open_writes: Refuse a permissive write policy for the API's roles that PostgreSQL reduces to true (prod).
+        :param pulumi.Input[Mapping[str, Any]] replaced_policies: Table -> policy name -> the generated policy an extra one replaces (`replaces: true`), which the probe judges the replacement against. Left out when there are none.
         :param pulumi.Input[Mapping[str, Any]] table_grants: Table -> role -> privileges, for tables whose access kind grants other than `grants` (public-read, service-only, membership tables); left out when there are none.
         :param pulumi.Input[_builtins.str] uncovered_tables: `fail` (prod) or `warn`: what an exposed table outside the model does to the preview.
+        :param pulumi.Input[Mapping[str, Any]] widenings: `table.policy` -> why, for the extra policies declared to widen access (`widens:`): the probe lists what they give instead of refusing them. Left out when there are none.
         """
         pulumi.set(__self__, "policies", policies)
         pulumi.set(__self__, "policy_settings", policy_settings)
@@ -67,16 +73,22 @@ class AccessPreflightArgs:
             pulumi.set(__self__, "grants", grants)
         if group_helpers is not None:
             pulumi.set(__self__, "group_helpers", group_helpers)
+        if model is not None:
+            pulumi.set(__self__, "model", model)
         if refuse_open_writes is None:
             refuse_open_writes = False
         if refuse_open_writes is not None:
             pulumi.set(__self__, "refuse_open_writes", refuse_open_writes)
+        if replaced_policies is not None:
+            pulumi.set(__self__, "replaced_policies", replaced_policies)
         if table_grants is not None:
             pulumi.set(__self__, "table_grants", table_grants)
         if uncovered_tables is None:
             uncovered_tables = 'warn'
         if uncovered_tables is not None:
             pulumi.set(__self__, "uncovered_tables", uncovered_tables)
+        if widenings is not None:
+            pulumi.set(__self__, "widenings", widenings)
 
     @_builtins.property
     @pulumi.getter
@@ -211,6 +223,18 @@ class AccessPreflightArgs:
         pulumi.set(self, "group_helpers", value)
 
     @_builtins.property
+    @pulumi.getter
+    def model(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        The access model (as the model file reads), for the widening probe: with `refuseOpenWrites`, every extra permissive policy (`policySettings`) is probed as the API's personas on rows the probe makes in its rolled-back transaction, and refused if it gives rows the table's kind does not. Left out when there is no extra permissive policy to judge.
+        """
+        return pulumi.get(self, "model")
+
+    @model.setter
+    def model(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "model", value)
+
+    @_builtins.property
     @pulumi.getter(name="refuseOpenWrites")
     def refuse_open_writes(self) -> pulumi.Input[Optional[_builtins.bool]]:
         """
@@ -221,6 +245,18 @@ class AccessPreflightArgs:
     @refuse_open_writes.setter
     def refuse_open_writes(self, value: pulumi.Input[Optional[_builtins.bool]]):
         pulumi.set(self, "refuse_open_writes", value)
+
+    @_builtins.property
+    @pulumi.getter(name="replacedPolicies")
+    def replaced_policies(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        Table -> policy name -> the generated policy an extra one replaces (`replaces: true`), which the probe judges the replacement against. Left out when there are none.
+        """
+        return pulumi.get(self, "replaced_policies")
+
+    @replaced_policies.setter
+    def replaced_policies(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "replaced_policies", value)
 
     @_builtins.property
     @pulumi.getter(name="tableGrants")
@@ -246,6 +282,18 @@ class AccessPreflightArgs:
     def uncovered_tables(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "uncovered_tables", value)
 
+    @_builtins.property
+    @pulumi.getter
+    def widenings(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        `table.policy` -> why, for the extra policies declared to widen access (`widens:`): the probe lists what they give instead of refusing them. Left out when there are none.
+        """
+        return pulumi.get(self, "widenings")
+
+    @widenings.setter
+    def widenings(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "widenings", value)
+
 
 @pulumi.type_token("supabase-access:index:AccessPreflight")
 class AccessPreflight(pulumi.CustomResource):
@@ -258,15 +306,18 @@ class AccessPreflight(pulumi.CustomResource):
                  exposed_schemas: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  group_helpers: pulumi.Input[Optional[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
+                 model: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  policy_settings: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  refuse_open_writes: pulumi.Input[Optional[_builtins.bool]] = None,
+                 replaced_policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  roles: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  schema: pulumi.Input[Optional[_builtins.str]] = None,
                  source: pulumi.Input[Optional[_builtins.str]] = None,
                  table_grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  tables: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  uncovered_tables: pulumi.Input[Optional[_builtins.str]] = None,
+                 widenings: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  __props__=None):
         """
         Checks, before any other resource runs, that the database can be reached, the tables and roles exist and PostgreSQL accepts every policy expression: bad input stops `up` with nothing applied.
@@ -278,15 +329,18 @@ class AccessPreflight(pulumi.CustomResource):
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exposed_schemas: The Data API's schemas: a table there that the model leaves out fails or warns (`uncoveredTables`).
         :param pulumi.Input[Mapping[str, Any]] grants: Role -> privileges the stack grants on every table: a policy for a role without its command is refused.
         :param pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] group_helpers: The group functions the policies call (GroupFunctions' inputs, one per membership table), made inside the rolled-back parse of the policies; left out when the model has no groups.
+        :param pulumi.Input[Mapping[str, Any]] model: The access model (as the model file reads), for the widening probe: with `refuseOpenWrites`, every extra permissive policy (`policySettings`) is probed as the API's personas on rows the probe makes in its rolled-back transaction, and refused if it gives rows the table's kind does not. Left out when there is no extra permissive policy to judge.
         :param pulumi.Input[Mapping[str, Any]] policies: Table -> policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); each parsed by PostgreSQL.
         :param pulumi.Input[Mapping[str, Any]] policy_settings: `table.policy` -> the stack setting that declared it, so an error names the setting.
         :param pulumi.Input[_builtins.bool] refuse_open_writes: Refuse a permissive write policy for the API's roles that PostgreSQL reduces to true (prod).
+        :param pulumi.Input[Mapping[str, Any]] replaced_policies: Table -> policy name -> the generated policy an extra one replaces (`replaces: true`), which the probe judges the replacement against. Left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] roles: Roles the policies and grants name; each must exist.
         :param pulumi.Input[_builtins.str] schema: Schema of the model's tables.
         :param pulumi.Input[_builtins.str] source: Where the model comes from, named in errors (e.g. the model file's setting).
         :param pulumi.Input[Mapping[str, Any]] table_grants: Table -> role -> privileges, for tables whose access kind grants other than `grants` (public-read, service-only, membership tables); left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] tables: The model's tables; each must exist and be alterable by the login role.
         :param pulumi.Input[_builtins.str] uncovered_tables: `fail` (prod) or `warn`: what an exposed table outside the model does to the preview.
+        :param pulumi.Input[Mapping[str, Any]] widenings: `table.policy` -> why, for the extra policies declared to widen access (`widens:`): the probe lists what they give instead of refusing them. Left out when there are none.
         """
         ...
     @overload
@@ -317,15 +371,18 @@ class AccessPreflight(pulumi.CustomResource):
                  exposed_schemas: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  group_helpers: pulumi.Input[Optional[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
+                 model: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  policy_settings: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  refuse_open_writes: pulumi.Input[Optional[_builtins.bool]] = None,
+                 replaced_policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  roles: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  schema: pulumi.Input[Optional[_builtins.str]] = None,
                  source: pulumi.Input[Optional[_builtins.str]] = None,
                  table_grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  tables: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  uncovered_tables: pulumi.Input[Optional[_builtins.str]] = None,
+                 widenings: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -340,6 +397,7 @@ class AccessPreflight(pulumi.CustomResource):
             __props__.__dict__["exposed_schemas"] = exposed_schemas
             __props__.__dict__["grants"] = grants
             __props__.__dict__["group_helpers"] = group_helpers
+            __props__.__dict__["model"] = model
             if policies is None and not opts.urn:
                 raise TypeError("Missing required property 'policies'")
             __props__.__dict__["policies"] = policies
@@ -349,6 +407,7 @@ class AccessPreflight(pulumi.CustomResource):
             if refuse_open_writes is None:
                 refuse_open_writes = False
             __props__.__dict__["refuse_open_writes"] = refuse_open_writes
+            __props__.__dict__["replaced_policies"] = replaced_policies
             if roles is None and not opts.urn:
                 raise TypeError("Missing required property 'roles'")
             __props__.__dict__["roles"] = roles
@@ -365,6 +424,7 @@ class AccessPreflight(pulumi.CustomResource):
             if uncovered_tables is None:
                 uncovered_tables = 'warn'
             __props__.__dict__["uncovered_tables"] = uncovered_tables
+            __props__.__dict__["widenings"] = widenings
         super(AccessPreflight, __self__).__init__(
             'supabase-access:index:AccessPreflight',
             resource_name,
@@ -392,15 +452,18 @@ class AccessPreflight(pulumi.CustomResource):
         __props__.__dict__["exposed_schemas"] = None
         __props__.__dict__["grants"] = None
         __props__.__dict__["group_helpers"] = None
+        __props__.__dict__["model"] = None
         __props__.__dict__["policies"] = None
         __props__.__dict__["policy_settings"] = None
         __props__.__dict__["refuse_open_writes"] = None
+        __props__.__dict__["replaced_policies"] = None
         __props__.__dict__["roles"] = None
         __props__.__dict__["schema"] = None
         __props__.__dict__["source"] = None
         __props__.__dict__["table_grants"] = None
         __props__.__dict__["tables"] = None
         __props__.__dict__["uncovered_tables"] = None
+        __props__.__dict__["widenings"] = None
         return AccessPreflight(resource_name, opts=opts, __props__=__props__)
 
     @_builtins.property
@@ -445,6 +508,14 @@ class AccessPreflight(pulumi.CustomResource):
 
     @_builtins.property
     @pulumi.getter
+    def model(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        The access model (as the model file reads), for the widening probe: with `refuseOpenWrites`, every extra permissive policy (`policySettings`) is probed as the API's personas on rows the probe makes in its rolled-back transaction, and refused if it gives rows the table's kind does not. Left out when there is no extra permissive policy to judge.
+        """
+        return pulumi.get(self, "model")
+
+    @_builtins.property
+    @pulumi.getter
     def policies(self) -> pulumi.Output[Mapping[str, Any]]:
         """
         Table -> policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); each parsed by PostgreSQL.
@@ -466,6 +537,14 @@ class AccessPreflight(pulumi.CustomResource):
         Refuse a permissive write policy for the API's roles that PostgreSQL reduces to true (prod).
         """
         return pulumi.get(self, "refuse_open_writes")
+
+    @_builtins.property
+    @pulumi.getter(name="replacedPolicies")
+    def replaced_policies(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        Table -> policy name -> the generated policy an extra one replaces (`replaces: true`), which the probe judges the replacement against. Left out when there are none.
+        """
+        return pulumi.get(self, "replaced_policies")
 
     @_builtins.property
     @pulumi.getter
@@ -514,4 +593,12 @@ class AccessPreflight(pulumi.CustomResource):
         `fail` (prod) or `warn`: what an exposed table outside the model does to the preview.
         """
         return pulumi.get(self, "uncovered_tables")
+
+    @_builtins.property
+    @pulumi.getter
+    def widenings(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        `table.policy` -> why, for the extra policies declared to widen access (`widens:`): the probe lists what they give instead of refusing them. Left out when there are none.
+        """
+        return pulumi.get(self, "widenings")
 
