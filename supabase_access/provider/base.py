@@ -171,6 +171,12 @@ def identifier(inputs: Mapping[str, Any], key: str, default: str | None = None) 
         raise InputError(key, str(exc)) from exc
 
 
+def not_importable(kind: str, why: str) -> InputError:
+    """What `read` raises when asked for a resource by its id alone (`pulumi import`, `.get`) and the id
+    cannot tell it: rather than "does not exist", which is not true."""
+    return InputError("id", f"{kind} cannot be imported by its id: {why}")
+
+
 def missing_table(table_property: str, schema: str, table: str) -> InputError:
     """The error for a table the database does not have, naming the input that holds it."""
     return InputError(table_property, f"{table_property}: {schema}.{table} does not exist in the database")

@@ -17,7 +17,7 @@ import psycopg
 from pulumi.provider.experimental import provider as api
 from pulumi.provider.experimental.server import ProviderServicer
 from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
-from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2_grpc
+from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
 
 from supabase_access.management_api.access import ManagementApiAccess
 from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, DatabaseResource, Diff, InputError, Notice, Resource
@@ -37,7 +37,14 @@ from supabase_access.provider.resources.table_policies import TablePolicies
 from supabase_access.provider.resources.write_quota import WriteQuota
 from supabase_access.provider.schema import package_schema
 from supabase_access.provider.spec import VERSION
-from supabase_access.provider.values import known_plain_map, plain_map, property_map, state_properties, typed_config
+from supabase_access.provider.values import (
+    changed_config,
+    known_plain_map,
+    plain_map,
+    property_map,
+    state_properties,
+    typed_config,
+)
 from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
 
@@ -165,6 +172,17 @@ class SupabaseAccessProvider(api.Provider):
 
     async def check_config(self, request: api.CheckRequest) -> api.CheckResponse:
         return api.CheckResponse(inputs=typed_config(request.new_inputs))
+
+    async def diff_config(self, request: api.DiffRequest) -> api.DiffResponse:
+        # The settings alone: the engine adds keys of its own (`version`, which the SDK's Provider sends
+        # and a stack made before it lacks), and left to compare everything it would see an update.
+        changed = changed_config(request.old_state, request.new_inputs)
+        if changed is None:
+            return api.DiffResponse()  # a setting not known yet (preview): the engine decides
+        # The SDK's DiffConfig hands `changes` to the protocol as it is (False would read as "unknown",
+        # True as "none") and cannot send a detailed diff (it reads `inputDiff`): the protocol's values, then.
+        changes = provider_pb2.DiffResponse.DIFF_SOME if changed else provider_pb2.DiffResponse.DIFF_NONE
+        return api.DiffResponse(changes=changes, diffs=sorted(changed))  # type: ignore[arg-type]
 
     async def configure(self, request: api.ConfigureRequest) -> api.ConfigureResponse:
         config = known_plain_map(request.args)

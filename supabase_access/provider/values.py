@@ -90,3 +90,18 @@ def typed_config(values: Mapping[str, PropertyValue]) -> dict[str, PropertyValue
                 continue  # left as it is: connecting names the bad setting
             typed[prop.name] = PropertyValue(to_property(decoded).value, is_secret=value.is_secret)
     return typed
+
+
+def changed_config(old: Mapping[str, PropertyValue], new: Mapping[str, PropertyValue]) -> dict[str, str] | None:
+    """Provider setting -> "add", "delete" or "update", for the settings of the schema that differ; None
+    while a new one is not known yet."""
+    names = [p.name for p in PROVIDER_CONFIG]
+    olds = known_plain_map({k: v for k, v in old.items() if k in names})
+    news = known_plain_map({k: v for k, v in new.items() if k in names})
+    if olds is None or news is None:
+        return None
+    changed = {}
+    for name in names:
+        if olds.get(name) != news.get(name):
+            changed[name] = "add" if name not in olds else "delete" if name not in news else "update"
+    return changed

@@ -14,12 +14,12 @@ import pytest
 from pulumi.provider.experimental.property_value import PropertyValue
 
 from supabase_access.management_api.access import ManagementApiAccess
-from supabase_access.provider.base import DatabaseResource, HttpResource
+from supabase_access.provider.base import DatabaseResource, HttpResource, InputError
 from supabase_access.provider.schema import package_schema
 from supabase_access.provider.server import RESOURCE_TYPES, provider_resources
 from supabase_access.provider.spec import UNSET, ResourceSpec
 from supabase_access.provider.specs import PROVIDER_CONFIG, SPECS
-from supabase_access.provider.values import state_properties, typed_config
+from supabase_access.provider.values import changed_config, state_properties, typed_config
 
 pytestmark = pytest.mark.unit
 
@@ -155,3 +155,36 @@ def test_sdk_classes_send_the_spec_inputs_and_the_provider_fills_the_other_defau
     return pulumi.Output.all(retention.run_manually, retention.scheduled, *[r.urn for r in declared.values()]).apply(
         check
     )
+
+
+# The kinds whose id cannot tell the resource (what each holds only its stack saw, inputs no id
+# carries, or nothing made at all), with an id of the right shape. The others are imported by
+# tests/e2e/test_e2e_import.py.
+NOT_IMPORTABLE = {
+    "AccessPreflight": "preflight.public",
+    "DefaultPrivilegesBaseline": "postgres.public",
+    "RlsForNewTables": "rls-for-new-tables",
+    "GroupFunctions": "public.project_members",
+    "OwnerCopy": "public.actions.user_id",
+    "RetentionPolicy": "supabase_access.purge_expired",
+    "TableGrant": "anon",
+}
+
+
+@pytest.mark.parametrize(("name", "resource_id"), NOT_IMPORTABLE.items(), ids=list(NOT_IMPORTABLE))
+def test_a_kind_its_id_cannot_tell_refuses_import_saying_why(name: str, resource_id: str) -> None:
+    resource = provider_resources(ManagementApiAccess(), lambda: None)[f"supabase-access:index:{name}"]
+    assert isinstance(resource, DatabaseResource)
+    with pytest.raises(InputError, match=f"^{name} cannot be imported by its id: .+"):
+        resource.read(None, resource_id, {}, {})  # type: ignore[arg-type]  # asks no database
+
+
+def test_provider_settings_diff_leaves_the_engines_own_keys_out() -> None:
+    """A stack made before the SDK holds no `version`; the SDK's Provider sends one: no change."""
+    old = {"host": PropertyValue("db"), "port": PropertyValue(5432.0)}
+    assert changed_config(old, {**old, "version": PropertyValue("0.1.0")}) == {}
+    assert changed_config(old, {"host": PropertyValue("other"), "sslmode": PropertyValue("require")}) == {
+        "host": "update",
+        "port": "delete",
+        "sslmode": "add",
+    }

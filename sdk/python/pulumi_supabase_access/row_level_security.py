@@ -30,8 +30,8 @@ class RowLevelSecurityArgs:
         :param pulumi.Input[_builtins.str] schema: Schema of the table (e.g. `public`).
         :param pulumi.Input[_builtins.str] table: The table, in `schema`.
         :param pulumi.Input[_builtins.bool] force: FORCE row-level security (the table's owner is held to the policies too).
-        :param pulumi.Input[Mapping[str, Any]] revoke_undeclared: Role -> table privileges the table's access kind does not give that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only what it declares; left out when none.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] revoke_unguarded_from: Roles that lose TRUNCATE, REFERENCES and TRIGGER on the table (Supabase gives them to anon and authenticated).
+        :param pulumi.Input[Mapping[str, Any]] revoke_undeclared: Role -> table commands (SELECT, INSERT, UPDATE, DELETE) the table's access kind does not give that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only what it declares; left out when none.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] revoke_unguarded_from: Roles that lose the privileges RLS does not guard on the table (TRUNCATE, REFERENCES, TRIGGER, MAINTAIN on PostgreSQL 17; Supabase gives them to anon and authenticated).
         """
         pulumi.set(__self__, "schema", schema)
         pulumi.set(__self__, "table", table)
@@ -84,7 +84,7 @@ class RowLevelSecurityArgs:
     @pulumi.getter(name="revokeUndeclared")
     def revoke_undeclared(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
         """
-        Role -> table privileges the table's access kind does not give that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only what it declares; left out when none.
+        Role -> table commands (SELECT, INSERT, UPDATE, DELETE) the table's access kind does not give that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only what it declares; left out when none.
         """
         return pulumi.get(self, "revoke_undeclared")
 
@@ -96,7 +96,7 @@ class RowLevelSecurityArgs:
     @pulumi.getter(name="revokeUnguardedFrom")
     def revoke_unguarded_from(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
         """
-        Roles that lose TRUNCATE, REFERENCES and TRIGGER on the table (Supabase gives them to anon and authenticated).
+        Roles that lose the privileges RLS does not guard on the table (TRUNCATE, REFERENCES, TRIGGER, MAINTAIN on PostgreSQL 17; Supabase gives them to anon and authenticated).
         """
         return pulumi.get(self, "revoke_unguarded_from")
 
@@ -118,13 +118,13 @@ class RowLevelSecurity(pulumi.CustomResource):
                  table: pulumi.Input[Optional[_builtins.str]] = None,
                  __props__=None):
         """
-        Row-level security on for one table (and FORCE where asked); the privileges RLS does not guard (TRUNCATE, REFERENCES, TRIGGER) taken from the named roles. Destroy gives back the flags and privileges from before the stack.
+        Row-level security on for one table (and FORCE where asked); the privileges RLS does not guard (every one the server knows but SELECT, INSERT, UPDATE, DELETE: TRUNCATE, REFERENCES, TRIGGER, and MAINTAIN on PostgreSQL 17) taken from the named roles. Destroy gives back the flags and privileges from before the stack.
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.bool] force: FORCE row-level security (the table's owner is held to the policies too).
-        :param pulumi.Input[Mapping[str, Any]] revoke_undeclared: Role -> table privileges the table's access kind does not give that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only what it declares; left out when none.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] revoke_unguarded_from: Roles that lose TRUNCATE, REFERENCES and TRIGGER on the table (Supabase gives them to anon and authenticated).
+        :param pulumi.Input[Mapping[str, Any]] revoke_undeclared: Role -> table commands (SELECT, INSERT, UPDATE, DELETE) the table's access kind does not give that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only what it declares; left out when none.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] revoke_unguarded_from: Roles that lose the privileges RLS does not guard on the table (TRUNCATE, REFERENCES, TRIGGER, MAINTAIN on PostgreSQL 17; Supabase gives them to anon and authenticated).
         :param pulumi.Input[_builtins.str] schema: Schema of the table (e.g. `public`).
         :param pulumi.Input[_builtins.str] table: The table, in `schema`.
         """
@@ -135,7 +135,7 @@ class RowLevelSecurity(pulumi.CustomResource):
                  args: RowLevelSecurityArgs,
                  opts: Optional[pulumi.ResourceOptions] = None):
         """
-        Row-level security on for one table (and FORCE where asked); the privileges RLS does not guard (TRUNCATE, REFERENCES, TRIGGER) taken from the named roles. Destroy gives back the flags and privileges from before the stack.
+        Row-level security on for one table (and FORCE where asked); the privileges RLS does not guard (every one the server knows but SELECT, INSERT, UPDATE, DELETE: TRUNCATE, REFERENCES, TRIGGER, and MAINTAIN on PostgreSQL 17) taken from the named roles. Destroy gives back the flags and privileges from before the stack.
 
         :param str resource_name: The name of the resource.
         :param RowLevelSecurityArgs args: The arguments to use to populate this resource's properties.
@@ -238,7 +238,7 @@ class RowLevelSecurity(pulumi.CustomResource):
     @pulumi.getter(name="revokeUndeclared")
     def revoke_undeclared(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
         """
-        Role -> table privileges the table's access kind does not give that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only what it declares; left out when none.
+        Role -> table commands (SELECT, INSERT, UPDATE, DELETE) the table's access kind does not give that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only what it declares; left out when none.
         """
         return pulumi.get(self, "revoke_undeclared")
 
@@ -246,7 +246,7 @@ class RowLevelSecurity(pulumi.CustomResource):
     @pulumi.getter(name="revokeUnguardedFrom")
     def revoke_unguarded_from(self) -> pulumi.Output[Optional[Sequence[_builtins.str]]]:
         """
-        Roles that lose TRUNCATE, REFERENCES and TRIGGER on the table (Supabase gives them to anon and authenticated).
+        Roles that lose the privileges RLS does not guard on the table (TRUNCATE, REFERENCES, TRIGGER, MAINTAIN on PostgreSQL 17; Supabase gives them to anon and authenticated).
         """
         return pulumi.get(self, "revoke_unguarded_from")
 

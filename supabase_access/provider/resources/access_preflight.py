@@ -16,7 +16,15 @@ from psycopg.sql import Composed
 from supabase_access.model.access_model import ModelError, parse_model, suggested_entry
 from supabase_access.model.policy import PolicySpec, policy_from_plain
 from supabase_access.provider import claims, ledger, specs
-from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, DatabaseResource, InputError, Log, identifier
+from supabase_access.provider.base import (
+    CHECK_LOG,
+    CURRENT_STACK,
+    DatabaseResource,
+    InputError,
+    Log,
+    identifier,
+    not_importable,
+)
 from supabase_access.provider.resources.group_functions import prelude_for
 from supabase_access.provider.resources.table_policies import NORMALIZED, added_columns, rendered_policies
 from supabase_access.sql import catalog
@@ -168,7 +176,9 @@ class AccessPreflight(DatabaseResource):
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        return (state, inputs) if state else None
+        if not state:
+            raise not_importable("AccessPreflight", "it checks the model against the database and makes nothing")
+        return state, inputs
 
 
 EXPOSED_SCHEMAS_SETTING = "supabase-access:schemas"

@@ -12,7 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from supabase_access.provider import ledger, specs
-from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice, identifier, split_id
+from supabase_access.provider.base import (
+    CURRENT_STACK,
+    DatabaseResource,
+    InputError,
+    Log,
+    Notice,
+    identifier,
+    not_importable,
+    split_id,
+)
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -109,4 +118,9 @@ class DefaultPrivilegesBaseline(DatabaseResource):
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         split_id(resource_id, 2, "postgres.public")
-        return (state, inputs) if state else None
+        if not state:
+            raise not_importable(
+                "DefaultPrivilegesBaseline",
+                "it holds the default privileges found before a stack closed them, which only that stack saw",
+            )
+        return state, inputs

@@ -18,7 +18,15 @@ from supabase_access.model.access_model import MAX_ROLE_VALUE, Membership
 from supabase_access.model.profiles import HELPER_SCHEMA, GroupLookup
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider import claims, specs
-from supabase_access.provider.base import DatabaseResource, InputError, Log, Notice, identifier, split_id
+from supabase_access.provider.base import (
+    DatabaseResource,
+    InputError,
+    Log,
+    Notice,
+    identifier,
+    not_importable,
+    split_id,
+)
 from supabase_access.provider.private_schema import require_columns, require_rls_not_filtering
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
@@ -163,10 +171,7 @@ class GroupFunctions(DatabaseResource):
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if not state:
             schema, table = split_id(resource_id, 2, "public.project_members")
-            raise InputError(
-                "id",
-                f"GroupFunctions cannot be imported ({schema}.{table}): declare the membership in the model instead",
-            )
+            raise not_importable("GroupFunctions", f"declare the membership {schema}.{table} in the model instead")
         lookup = group_lookup(state)
         with db.connection() as conn:
             present = all(_live_function(conn, lookup.helper_schema, f) is not None for f, _ in _functions(lookup))

@@ -38,6 +38,7 @@ from supabase_access.provider.base import (
     Log,
     Notice,
     identifier,
+    not_importable,
     split_id,
 )
 from supabase_access.provider.private_schema import (
@@ -532,7 +533,7 @@ class OwnerCopy(DatabaseResource):
         schema, table, column = split_id(resource_id, 3, "public.actions.user_id")
         known = state or inputs
         if not known.get("path"):
-            raise InputError("path", "path: an owner copy is imported with its inputs (path, rootColumn)")
+            raise not_importable("OwnerCopy", "the id does not give its path; import it with its inputs (`import_`)")
         names, private_schema, _ = _target({**known, "schema": schema, "table": table, "column": column})
         with db.connection() as conn:
             exists, made_by = _column_owner(conn, names)

@@ -12,7 +12,15 @@ import psycopg
 
 from supabase_access.model import hardening
 from supabase_access.provider import specs
-from supabase_access.provider.base import DatabaseResource, InputError, Log, compare_fields, identifier, split_id
+from supabase_access.provider.base import (
+    DatabaseResource,
+    InputError,
+    Log,
+    compare_fields,
+    identifier,
+    not_importable,
+    split_id,
+)
 from supabase_access.provider.private_schema import (
     check_private_schema,
     drop_private_schema_if_unused,
@@ -263,7 +271,9 @@ class RetentionPolicy(DatabaseResource):
         private_schema, function = split_id(resource_id, 2, "supabase_access.purge_expired")
         known = state or inputs
         if not known:
-            raise InputError("id", "import a RetentionPolicy with its inputs set in the program")
+            raise not_importable(
+                "RetentionPolicy", "the id does not give its tables; import it with its inputs (`import_`)"
+            )
         job_name = known.get("jobName") or hardening.DEFAULT_PURGE_JOB
         with db.connection() as conn:
             functions = conn.execute(catalog.read_function_query(), (private_schema, function)).fetchall()

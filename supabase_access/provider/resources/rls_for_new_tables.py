@@ -13,7 +13,15 @@ from typing import Any
 import psycopg
 
 from supabase_access.provider import ledger, specs
-from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, DatabaseResource, InputError, Log, identifier
+from supabase_access.provider.base import (
+    CHECK_LOG,
+    CURRENT_STACK,
+    DatabaseResource,
+    InputError,
+    Log,
+    identifier,
+    not_importable,
+)
 from supabase_access.provider.private_schema import (
     drop_private_schema_if_unused,
     ensure_private_schema,
@@ -108,7 +116,7 @@ class RlsForNewTables(DatabaseResource):
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if not state:
-            return None
+            raise not_importable("RlsForNewTables", "declare it in the program (prod stacks do); its up installs it")
         return {**state, "installed": bool(state.get("installed")) and self._present(db)}, inputs
 
 

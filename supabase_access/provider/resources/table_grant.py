@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from supabase_access.provider import specs
-from supabase_access.provider.base import DatabaseResource, InputError, Log, Notice
+from supabase_access.provider.base import DatabaseResource, InputError, Log, Notice, not_importable
 from supabase_access.sql.database import Database
 
 HANDED_OVER = (
@@ -43,4 +43,6 @@ class TableGrant(DatabaseResource):
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         # Refresh keeps the old record until the upgrading `up` deletes it.
-        return (dict(state), dict(inputs)) if state else None
+        if not state:
+            raise not_importable("TableGrant", "it is retired; grants are pulumi_postgresql Grant resources")
+        return dict(state), dict(inputs)
