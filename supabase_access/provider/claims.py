@@ -3,7 +3,7 @@
 The ledger holds a claim per table (kind "stack", object "schema.table"): the stack that manages
 it and the privileges that stack grants there (pulumi_postgresql's Grants cannot carry a mark, so
 the claim speaks for them). AccessPreflight refuses, at preview, a table another stack claims,
-and claims its tables under their locks when it is applied, so of two concurrent `up`s on one
+and claims its tables under the ledger's lock when it is applied, so of two concurrent `up`s on one
 table the second is refused. Every delete path asks `other_stack` under the table's lock and
 leaves a table another stack manages as it is. The claim goes with the stack's AccessPreflight
 (last on destroy) or the table's RowLevelSecurity, so the ledger is tidied last.
@@ -80,8 +80,9 @@ def refusal(schema: str, taken: Mapping[str, str]) -> str:
 
 
 def claim(conn: psycopg.Connection, schema: str, grants: Mapping[str, Mapping[str, list[str]]]) -> None:
-    """Inside a write transaction holding the tables' locks: claim each table (table -> role -> the
-    privileges this stack grants there) for this stack, or fail naming the stack that has one."""
+    """Inside a write transaction: claim each table (table -> role -> the privileges this stack grants
+    there) for this stack, or fail naming the stack that has one. The ledger's lock (taken first)
+    serialises claims: of two stacks racing for a table, the second sees the first's claim."""
     taken = others(conn, schema, grants)
     if taken:
         raise CatalogError(refusal(schema, taken))
@@ -95,7 +96,7 @@ def claim(conn: psycopg.Connection, schema: str, grants: Mapping[str, Mapping[st
 
 
 def release(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> None:
-    """Inside a write transaction holding the tables' locks: forget this stack's claims on them."""
+    """Inside a write transaction (after any table's lock): forget this stack's claims on them."""
     stack = CURRENT_STACK.get()
     for table, found in read(conn, schema, tables).items():
         if found.get("stack") == stack:

@@ -30,7 +30,7 @@ from supabase_access.provider.resources.table_policies import NORMALIZED, added_
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import CONNECTION_SETTINGS, Database
-from supabase_access.sql.transaction import lock_tables, write_transaction
+from supabase_access.sql.transaction import write_transaction
 from supabase_access.sql.widening_probe import Cell, probe_widening
 
 TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -146,13 +146,16 @@ class AccessPreflight(DatabaseResource):
         return {}
 
     def _claim(self, db: Database, inputs: dict[str, Any], state: Mapping[str, Any]) -> None:
-        """Under the tables' locks: each table claimed for this stack, or refused naming the stack that
-        has it; a table the model no longer has is released (its resources are deleted after this)."""
+        """Under the ledger's lock: each table claimed for this stack, or refused naming the stack that
+        has it; a table the model no longer has is released (its resources are deleted after this).
+
+        Not under the tables' locks: claims are serialised by the ledger's (the private schema's)
+        lock, and a stack's first `up` must not wait for every table before changing any.
+        """
         schema = inputs["schema"]
         tables = list(inputs.get("tables") or [])
         dropped = [t for t in state.get("tables") or [] if t not in tables] if state.get("schema") == schema else []
         with write_transaction(db) as conn:
-            lock_tables(conn, schema, [*tables, *dropped])
             claims.claim(conn, schema, _claimed_grants(inputs))
             if dropped:
                 claims.release(conn, schema, dropped)
@@ -169,7 +172,6 @@ class AccessPreflight(DatabaseResource):
         # Last of the stack's resources (they all depend on it): its claims go, then the ledger if empty.
         schema, tables = state.get("schema") or "public", list(state.get("tables") or [])
         with write_transaction(db) as conn:
-            lock_tables(conn, schema, tables)
             claims.release(conn, schema, tables)
         ledger.tidy(db)
 
