@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -121,6 +122,12 @@ def read_shape(cur: psycopg.Cursor[TupleRow], schema: str, table: str) -> TableS
 # --- made-up values for the NOT NULL columns the model says nothing about ---------------------
 
 
+def _numeric_bound(type_sql: str) -> int:
+    """One more than the largest whole number a `numeric(p, s)` holds (10^(p-s)); else no bound worth a limit."""
+    found = re.fullmatch(r"numeric\((\d+),(\d+)\)", type_sql.replace(" ", ""))
+    return 10 ** max(int(found[1]) - int(found[2]), 0) if found else 10**9
+
+
 class MadeUpValues:
     """Values any column of a type accepts; strings and numbers differ per row (unique columns)."""
 
@@ -139,7 +146,7 @@ class MadeUpValues:
         elif category == "B":
             text = "false"
         elif category == "N":
-            text = str(serial)
+            text = str(serial % _numeric_bound(column.type_sql))
         elif category == "S":
             text = f"matrix probe {self._token} {serial}"
         elif category == "D":
