@@ -58,7 +58,11 @@ def resources_of(stack: auto.Stack) -> list[dict[str, object]]:
     return list(deployment["resources"])
 
 
-@pytest.mark.parametrize(("stack_name", "config", "profile"), [("local-prod", OWNER, "owner"), ("local", OPEN, "open")])
+@pytest.mark.parametrize(
+    ("stack_name", "config", "profile"),
+    [("local-prod", OWNER, "owner"), ("local", OPEN, "open")],
+    ids=["owner", "open"],
+)
 def test_imported_resources_generated_code_previews_with_no_change(
     tmp_path: Path, fresh_db: str, stack_name: str, config: dict[str, str], profile: str
 ) -> None:
