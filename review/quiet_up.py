@@ -29,6 +29,7 @@ _RESOURCE = re.compile(
 # A resource's message line without a step (`    type name  warning: ...`), or a refresh's read.
 _MESSAGE_ONLY = re.compile(r"^    [^ ]+:[^ ]+ [^ ]+ ( |running|refreshing|refresh)")
 _REFRESH = re.compile(r"^ *~ +[^ ]+ [^ ]+ refresh(ing)?( \([0-9.]+s\))? *$")
+_OPERATION = re.compile(r"^(Previewing update|Updating|Previewing destroy|Destroying|Previewing refresh|Refreshing) \(")
 _DIAGNOSTIC_HEADER = re.compile(r"^  (?P<type>[^ ]+) \((?P<name>[^)]+)\):$")
 DONE = frozenset({"created", "updated", "deleted", "replaced", "imported", "read", "discarded", "refreshed"})
 # Listed in full up to this many names; beyond, the first ones and how many more.
@@ -52,8 +53,12 @@ class _Diagnostics:
     """Messages per resource type, in order, each said once: type -> message -> resources that said it."""
 
     by_type: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Messages written in an earlier part (the preview's), not said again.
+    written: set[str] = field(default_factory=set)
 
     def add(self, type_: str, name: str, message: str) -> None:
+        if message in self.written:
+            return
         for first, said in self.by_type.items():
             if message in said:
                 # Said already: the resource joins its heading (with its type when another).
@@ -64,6 +69,7 @@ class _Diagnostics:
         self.by_type.setdefault(type_, {})[message] = [name]
 
     def lines(self) -> Iterator[str]:
+        """The Diagnostics heard so far, once; then they count as written."""
         if not self.by_type:
             return
         yield "Diagnostics:"
@@ -71,6 +77,8 @@ class _Diagnostics:
             yield f"  {type_} ({_names(list(dict.fromkeys(n for names in said.values() for n in names)))}):"
             yield from (f"    {message}" for message in said)
             yield ""
+            self.written.update(said)
+        self.by_type.clear()
 
 
 def _names(names: list[str]) -> str:
@@ -93,6 +101,15 @@ def quiet(lines: Iterable[str], write: Callable[[str], None], progress: Callable
 
     for line in lines:
         line = line.rstrip("\n")
+        if _OPERATION.match(line):
+            # `pulumi up` previews first, then updates: each part starts over (messages stay said once).
+            if section == "diagnostics":
+                for kept in diagnostics.lines():
+                    write(kept)
+            flush_steps()
+            section, current = "steps", None
+            write(line)
+            continue
         if section == "steps":
             if line == "Diagnostics:" or line.startswith("Resources:") or line.startswith("Outputs:"):
                 if progress is not None:

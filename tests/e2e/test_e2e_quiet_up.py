@@ -63,9 +63,11 @@ def test_a_first_up_of_a_ten_table_app_fits_a_screen(
             "supabase-access:model": json.dumps(model),
         }
         stack = new_stack(tmp_path / "prod", "prod", dsn, config)
-        # What scripts/up runs (its quiet form), line by line.
+        # What scripts/up runs (its quiet form), line by line: `pulumi up` previews, then updates.
         raw: list[str] = []
-        stack.up(color="never", refresh=True, suppress_outputs=True, suppress_progress=True, on_output=raw.append)
+        flags = {"color": "never", "refresh": True, "suppress_outputs": True, "suppress_progress": True}
+        stack.preview(on_output=raw.append, **flags)  # type: ignore[arg-type]
+        stack.up(on_output=raw.append, **flags)  # type: ignore[arg-type]
         pulumi_lines = "\n".join(raw).splitlines()
         shown: list[str] = []
         quiet(pulumi_lines, shown.append)
