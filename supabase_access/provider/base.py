@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -37,6 +37,22 @@ class InputError(ValueError):
         super().__init__(reason)
         self.property = property
         self.reason = reason
+
+
+class InputProblemsError(InputError):
+    """Several independent problems found in one check: the preview lists each, so one run shows them all."""
+
+    def __init__(self, errors: Sequence[InputError]) -> None:
+        super().__init__(errors[0].property, "; ".join(error.reason for error in errors))
+        self.errors = list(errors)
+
+
+def raise_collected(problems: Sequence[InputError]) -> None:
+    """Raise the one problem as it is, several as InputProblemsError, none: nothing."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise InputProblemsError(problems)
 
 
 @dataclass

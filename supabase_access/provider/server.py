@@ -20,7 +20,16 @@ from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
 
 from supabase_access.management_api.access import ManagementApiAccess
-from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, DatabaseResource, Diff, InputError, Notice, Resource
+from supabase_access.provider.base import (
+    CHECK_LOG,
+    CURRENT_STACK,
+    DatabaseResource,
+    Diff,
+    InputError,
+    InputProblemsError,
+    Notice,
+    Resource,
+)
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.auth_settings import AuthSettings
 from supabase_access.provider.resources.constraint_presence import ConstraintPresence
@@ -269,7 +278,9 @@ class SupabaseAccessProvider(api.Provider):
         except (InputError, CatalogError) as exc:
             # No property named: the engine would print the property's whole value before the reason
             # (6-20 KB for `policies`). The reason names the setting the user wrote.
-            return api.CheckResponse(inputs=request.new_inputs, failures=[api.CheckFailure("", one_line(exc))])
+            problems: list[Exception] = list(exc.errors) if isinstance(exc, InputProblemsError) else [exc]
+            failures = [api.CheckFailure("", one_line(problem)) for problem in problems]
+            return api.CheckResponse(inputs=request.new_inputs, failures=failures)
         except Exception as exc:
             raise StepError(step_message(request.urn, exc)) from exc
         return api.CheckResponse(inputs=property_map(checked))

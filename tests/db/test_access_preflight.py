@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 
-from supabase_access.provider.base import InputError
+from supabase_access.provider.base import InputError, InputProblemsError
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.sql.database import Database
 from tests.support.resources import UnreachableDatabase, create, read
@@ -59,3 +60,28 @@ def test_check_asks_the_database_even_for_unchanged_inputs(db: Database) -> None
     checked = AccessPreflight().check(db, {}, dict(INPUTS))
     with pytest.raises(AssertionError, match="the database was asked"):
         AccessPreflight().check(UnreachableDatabase(), checked, dict(INPUTS))
+
+
+def test_one_check_names_every_independent_problem(db: Database, fresh_db: str) -> None:
+    # An uncovered table, a definer function the API can call, a missing role and a policy PostgreSQL
+    # refuses: one preview lists all four, each with its own fix, instead of one per run.
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(
+            "create function public.count_all() returns bigint language sql security definer set search_path = ''"
+            " as 'select count(*) from public.sessions'"
+        )
+    inputs = {
+        **INPUTS,
+        "roles": ["authenticated", "nobody_here"],
+        "policies": {"sessions": {"p": {"command": "ALL", "roles": ["authenticated"], "using": "nope = 1"}}},
+        "exposedSchemas": ["public"],
+        "uncoveredTables": "fail",
+    }
+    with pytest.raises(InputProblemsError) as raised:
+        AccessPreflight().check(db, {}, inputs)
+    reasons = [problem.reason for problem in raised.value.errors]
+    assert [problem.property for problem in raised.value.errors] == ["roles", "tables", "definerObjects", "policies"]
+    assert "nobody_here do not exist" in reasons[0]
+    assert "public.segments" in reasons[1] and "add `segments: {through:" in reasons[1]
+    assert "public.count_all()" in reasons[2]
+    assert "PostgreSQL rejected the policy" in reasons[3]

@@ -139,3 +139,17 @@ def test_dev_warns_about_a_view_that_runs_as_its_owner(tmp_path: Path, fresh_db:
     stack = new_stack(tmp_path / "dev", "dev", fresh_db, OPEN)
     text = " ".join(stack.preview().stdout.split())
     assert "let anon or authenticated act with their owner's rights" in text
+
+
+def test_one_prod_preview_lists_every_problem_each_with_its_fix(tmp_path: Path, fresh_db: str) -> None:
+    # The uncovered tables and the objects running as their owner, together: not one per preview.
+    add_second_app(fresh_db)
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(DEFINER_OBJECTS)
+    stack = new_stack(tmp_path / "prod", "prod", fresh_db, OWNER)
+    with pytest.raises(auto.errors.CommandError) as info:
+        stack.preview()
+    text = " ".join(str(info.value).split())
+    assert "the Data API exposes 3 table(s) the model does not cover" in text
+    assert "add `projects: {owner: owner_id}`" in text
+    assert "2 object(s) in the exposed schemas let anon or authenticated act with their owner's rights" in text

@@ -24,6 +24,7 @@ from supabase_access.provider.base import (
     Log,
     identifier,
     not_importable,
+    raise_collected,
 )
 from supabase_access.provider.resources.group_functions import prelude_for
 from supabase_access.provider.resources.table_policies import NORMALIZED, added_columns, rendered_policies
@@ -55,43 +56,49 @@ class AccessPreflight(DatabaseResource):
         policy_settings = inputs.get("policySettings") or {}
         # Columns the stack adds before the policies that name them (owner copies).
         added = added_columns(inputs)
+        # Independent problems are collected, so one preview names them all (each with its fix).
+        problems: list[InputError] = []
         with db.connection() as conn:
             # On every preview (the database can be reached, the tables and roles are there): one round trip.
             missing, missing_roles = catalog.missing_tables_and_roles(conn, schema, tables, roles)
             if missing:
-                raise InputError(
-                    "tables",
-                    f"{source}: table(s) {', '.join(f'{schema}.{t}' for t in missing)} do not exist in the database",
-                )
+                named = ", ".join(f"{schema}.{t}" for t in missing)
+                problems.append(InputError("tables", f"{source}: table(s) {named} do not exist in the database"))
             if missing_roles:
-                raise InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
+                problems.append(
+                    InputError("roles", f"{source}: role(s) {', '.join(missing_roles)} do not exist in the database")
+                )
+            present = [t for t in tables if t not in missing]
             # Else PostgreSQL refuses the ALTERs half way through `up`, or ignores a REVOKE with a warning.
-            foreign = catalog.tables_not_alterable(conn, schema, tables)
+            foreign = catalog.tables_not_alterable(conn, schema, present)
             if foreign:
                 login = catalog.current_user(conn)
                 owned = "; ".join(f"{schema}.{t} is owned by {owner}" for t, owner in foreign.items())
-                raise InputError(
-                    "tables",
-                    f"{source}: the login role {login} ({CONNECTION_SETTINGS['username']}) "
-                    f"cannot alter every table: {owned}. Log in as the owner, or grant the owner role to the "
-                    "login role (`grant <owner> to <login role>`)",
+                problems.append(
+                    InputError(
+                        "tables",
+                        f"{source}: the login role {login} ({CONNECTION_SETTINGS['username']}) "
+                        f"cannot alter every table: {owned}. Log in as the owner, or grant the owner role to the "
+                        "login role (`grant <owner> to <login role>`)",
+                    )
                 )
             # One stack per table: another stack's table is refused here and again under its lock at apply.
-            taken = claims.others(conn, schema, tables)
+            taken = claims.others(conn, schema, present)
             if taken:
-                raise InputError("tables", f"{source}: {claims.refusal(schema, taken)}")
-            _check_may_create_private_schema(conn)
+                problems.append(InputError("tables", f"{source}: {claims.refusal(schema, taken)}"))
+            _collect(problems, lambda: _check_may_create_private_schema(conn))
             exposed = [identifier({"exposedSchemas": s}, "exposedSchemas") for s in inputs.get("exposedSchemas") or []]
             if exposed:
                 uncovered, found = catalog.exposed_surface(conn, exposed, schema, tables)
                 if uncovered:
                     uncovered = _not_managed_elsewhere(conn, uncovered)
+                fail = inputs.get("uncoveredTables") == "fail"
                 if uncovered:
-                    _report_uncovered(uncovered, schema, tables, source, fail=inputs.get("uncoveredTables") == "fail")
+                    _collect(problems, lambda: _report_uncovered(uncovered, schema, tables, source, fail=fail))
                 declared = set(inputs.get("definerObjects") or [])
                 owner_rights = [o for o in found if o.qualified not in declared]
                 if owner_rights:
-                    _report_owner_rights(conn, owner_rights, fail=inputs.get("uncoveredTables") == "fail")
+                    _collect(problems, lambda: _report_owner_rights(conn, owner_rights, fail=fail))
             old_policies = olds.get("policies") or {} if olds.get("schema") == schema else {}
             # Role -> privileges this stack grants on every table (roles not here keep the database's grants),
             # and per table where a table's access kind grants otherwise.
@@ -110,8 +117,8 @@ class AccessPreflight(DatabaseResource):
             for table, raw in policies_by_table.items():
                 if not isinstance(raw, Mapping):
                     raise InputError("policies", f"{source}: policies.{table}: expected a map of policy name to policy")
-                if old_policies.get(table) == raw and same_rules:
-                    continue  # PostgreSQL accepted exactly these before
+                if table in missing or (old_policies.get(table) == raw and same_rules):
+                    continue  # said above, or PostgreSQL accepted exactly these before
 
                 def setting(name: str, table: str = table) -> str:
                     return str(policy_settings.get(f"{table}.{name}") or f"{source}: policy {table}.{name}")
@@ -120,14 +127,21 @@ class AccessPreflight(DatabaseResource):
                     specs = {name: policy_from_plain(name, spec, setting=setting(name)) for name, spec in raw.items()}
                     normalized = NORMALIZED.get(conn, schema, table, raw, specs, prelude, added)
                 except ModelError as exc:
-                    raise InputError("policies", str(exc)) from exc
+                    problems.append(InputError("policies", str(exc)))
+                    continue
                 except catalog.PolicyRejectedError as exc:
-                    raise InputError(
-                        "policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}"
-                    ) from exc
-                _check_roles_hold_grants(conn, schema, table, normalized, table_grants.get(table, grants), setting)
-                if refuse_open_writes:
-                    _check_no_open_writes(conn, schema, table, normalized, setting, prelude, added)
+                    problems.append(
+                        InputError("policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}")
+                    )
+                    continue
+                try:
+                    _check_roles_hold_grants(conn, schema, table, normalized, table_grants.get(table, grants), setting)
+                    if refuse_open_writes:
+                        _check_no_open_writes(conn, schema, table, normalized, setting, prelude, added)
+                except InputError as exc:
+                    problems.append(exc)
+            # The probe plays the stack's policies on its tables: only once the rest holds.
+            raise_collected(problems)
             if refuse_open_writes and not (same_rules and _same_widening_inputs(olds, inputs, policies_by_table)):
                 _check_no_widening(conn, inputs, policies_by_table, policy_settings, grants, table_grants, prelude)
         # The rendered SQL, not the rules' data, is what state keeps and previews show.
@@ -181,6 +195,13 @@ class AccessPreflight(DatabaseResource):
         if not state:
             raise not_importable("AccessPreflight", "it checks the model against the database and makes nothing")
         return state, inputs
+
+
+def _collect(problems: list[InputError], check: Callable[[], None]) -> None:
+    try:
+        check()
+    except InputError as exc:
+        problems.append(exc)
 
 
 EXPOSED_SCHEMAS_SETTING = "supabase-access:schemas"
