@@ -25,7 +25,7 @@ from supabase_access.model.hardening import (
     WriteQuotaSetting,
     permanent_users_only_policies,
 )
-from supabase_access.model.policy import PolicySpec, policy_from_plain
+from supabase_access.model.policy import POLICY_KEYS, PolicySpec, policy_from_plain
 from supabase_access.model.profiles import PROFILES, plan_access
 from supabase_access.model.rule_data import DeclaredPolicy
 from supabase_access.model.suggest import did_you_mean, unknown_keys_message
@@ -267,6 +267,12 @@ def _extra_policies(
             where = f"{setting}.{table}.{name}"
             if not isinstance(spec, Mapping):
                 raise ConfigError(f"{where}: expected a policy (command, roles, using, withCheck)")
+            unknown = [key for key in spec if key not in (*POLICY_KEYS, *ENTRY_KEYS)]
+            if unknown:
+                message = unknown_keys_message(where, unknown, (*POLICY_KEYS, *ENTRY_KEYS))
+                if "restrictive" in unknown:
+                    message += " (a restrictive policy is `permissive: false`)"
+                raise ConfigError(message)
             replaces = spec.get(REPLACES_KEY, False)
             if not isinstance(replaces, bool):
                 raise ConfigError(f"{where}.{REPLACES_KEY}: expected true or false")

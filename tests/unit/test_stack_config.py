@@ -313,3 +313,13 @@ def test_env_sh_refuses_a_destroy_that_would_leave_pending_creates_behind(
         assert result.returncode == 1 and ran == ""
         assert "1 create(s) an interrupted run left pending" in result.stderr
         assert "scripts/recover [stack] --destroy" in result.stderr
+
+
+def test_an_extra_policy_with_an_unknown_key_lists_every_key_an_entry_takes() -> None:
+    entry = {"command": "SELECT", "roles": ["authenticated"], "using": "true", "restrictive": True}
+    with pytest.raises(ConfigError) as info:
+        parse({"extraPolicies": {"sessions": {"members_only": entry}}})
+    message = str(info.value)
+    assert message.startswith("supabase-access:extraPolicies.sessions.members_only.restrictive: unknown key")
+    assert "known: command, roles, permissive, using, withCheck, replaces, widens" in message
+    assert "a restrictive policy is `permissive: false`" in message
