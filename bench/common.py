@@ -20,7 +20,8 @@ from psycopg import sql
 from supabase_access.sql.database import Database
 
 REPO = Path(__file__).resolve().parents[1]
-TEMPLATE_DATABASE = "supabase_template"
+# The legacy platform (tables granted to the API roles): the benchmarks time policies, not grants.
+TEMPLATE_DATABASE = "supabase_template_legacy"
 # The local cluster's well-known login of the app role (see scripts/localdb).
 APP_USER = "postgres"
 APP_PASSWORD = "sa-local-pw-7d3f9b2c"

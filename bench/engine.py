@@ -4,7 +4,7 @@
 
 Sets the stacks up through the Automation API (as tests/support/engine.py does) and times the
 real `pulumi` CLI and provider plugin, each stack on a throwaway database cloned from
-`supabase_template` and a file backend in a temporary folder, with the local stack's settings
+`supabase_template_legacy` and a file backend in a temporary folder, with the local stack's settings
 (environment dev, profile open):
 
 - 5 tables: the reference app, model from access-model.yaml;

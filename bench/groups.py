@@ -2,7 +2,7 @@
 
     python -m bench.groups [--users 2000 --projects 2000 --members 4 --tasks 50 --comments 4 --repeat 30]
 
-Creates a database of its own from `supabase_template`, replaces the reference app with the teams
+Creates a database of its own from `supabase_template_legacy`, replaces the reference app with the teams
 app (tests/fixtures/teams_app), applies the owner profile's policies, grants, group functions and
 lookup indexes with the provider's own resources (GroupFunctions, PolicyIndex) and statements,
 fills it with generated data, and times a member's typical requests exactly as PostgREST runs

@@ -2,7 +2,7 @@
 
     python -m bench.quota [--users 1000 --turns-per-user 100 --inserts 2000 --blocks 4]
 
-Creates a database of its own from `supabase_template`, applies the owner profile's policies,
+Creates a database of its own from `supabase_template_legacy`, applies the owner profile's policies,
 fills it with users, sessions and turns, and then inserts turns as signed-in users exactly as
 PostgREST does (one committed transaction per request), alternately without and with the quota.
 The quota is created and deleted by the provider's own WriteQuota resource

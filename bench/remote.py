@@ -7,7 +7,7 @@ A hosted Supabase database is 20-80 ms away; the local cluster is not. bench.lat
 (loopback, bounded) adds `--delay-ms` each way. Each round makes two stacks with the settings
 of Pulumi.local-prod.yaml (prod, owner profile, write quotas, retention, permanent users only;
 without its auth settings, which go to the Management API, not the database), each on a
-throwaway database cloned from `supabase_template`: one connected directly, one through the
+throwaway database cloned from `supabase_template_legacy`: one connected directly, one through the
 proxy. The first ups run one after the other, then `--previews` rounds of one no-change preview
 of each, so every difference compares runs made at the same moments. The `pulumi` CLI is
 timed as a user runs it (see bench.engine); the proxy counts the round trips.

@@ -2,7 +2,7 @@
 
     python -m bench.rls [--users 10000 --sessions 100000 ... --repeat 30] [--explain] [--owner-variant NAME]
 
-Creates a database of its own from `supabase_template`, fills it with generated data (in SQL,
+Creates a database of its own from `supabase_template_legacy`, fills it with generated data (in SQL,
 with generate_series), and times the app's typical requests as a signed-in user exactly as
 PostgREST runs them (review.postgrest), in three setups side by side:
 

@@ -13,6 +13,7 @@ import pulumi_supabase_access as supabase_access
 from supabase_access.model.owner_copy import COLUMN_TYPE
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import (
+    API_ROLES,
     TABLE_COMMANDS,
     AccessPlan,
     AllOf,
@@ -143,8 +144,11 @@ class AccessRules(pulumi.ComponentResource):
                 schema=schema,
                 table=table,
                 force=args.force_rls,
-                revoke_unguarded_from=sorted(plan.grants),
+                # The unguarded privileges (TRUNCATE, ...) are taken from the API roles; the server's
+                # own are kept, and what its Grant changes is given back by destroy like theirs.
+                revoke_unguarded_from=sorted(set(plan.grants) & set(API_ROLES)),
                 revoke_undeclared=_undeclared(plan.grants_on(table)) or None,
+                record_privileges_of=sorted(set(plan.grants) - set(API_ROLES)) or None,
                 opts=after_preflight,
             )
             for table in tables
@@ -285,7 +289,8 @@ class AccessRules(pulumi.ComponentResource):
             else None
         )
         if args.born_closed:
-            api_roles = sorted(plan.grants)
+            # The server's defaults are the platform's: born closed is for the API's callers.
+            api_roles = sorted(set(plan.grants) & set(API_ROLES))
             for owner in OBJECT_CREATORS:
                 for exposed in args.exposed_schemas:
                     baseline = supabase_access.DefaultPrivilegesBaseline(

@@ -91,13 +91,7 @@ grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authentic
 revoke all on auth.users from anon, authenticated;
 grant select, insert, update, delete, references on auth.users to postgres;
 
--- Schema public belongs to postgres; the API roles reach every new table it creates there,
--- so row-level security is what actually protects the data.
+-- Schema public belongs to postgres; the API roles may use it. Whether they reach what postgres
+-- creates there is the grant platform's choice (database/platforms/, picked by scripts/localdb).
 alter schema public owner to postgres;
 grant usage on schema public to anon, authenticated, service_role;
-alter default privileges for role postgres in schema public
-  grant all on tables to anon, authenticated, service_role;
-alter default privileges for role postgres in schema public
-  grant all on sequences to anon, authenticated, service_role;
-alter default privileges for role postgres in schema public
-  grant all on functions to anon, authenticated, service_role;

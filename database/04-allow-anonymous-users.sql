@@ -72,4 +72,7 @@ grant select, insert, update, delete on table "public"."sessions", "public"."seg
 
 revoke all on table "public"."sessions", "public"."segments", "public"."turns", "public"."actions", "public"."generated_content" from "authenticated";
 grant select, insert, update, delete on table "public"."sessions", "public"."segments", "public"."turns", "public"."actions", "public"."generated_content" to "authenticated";
+
+revoke all on table "public"."sessions", "public"."segments", "public"."turns", "public"."actions", "public"."generated_content" from "service_role";
+grant select, insert, update, delete on table "public"."sessions", "public"."segments", "public"."turns", "public"."actions", "public"."generated_content" to "service_role";
 commit;

@@ -8,7 +8,13 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from supabase_access.sql.database import Database
-from tests.support.localdb import LocaldbError, create_database_from_template, drop_database, run_localdb
+from tests.support.localdb import (
+    LocaldbError,
+    create_database_from_template,
+    default_platform,
+    drop_database,
+    run_localdb,
+)
 
 MARKERS = (
     "unit: fast tests without a database or network",
@@ -44,9 +50,16 @@ def localdb_admin_conninfo(localdb_url: str) -> str:
 
 
 @pytest.fixture
-def fresh_db(localdb_url: str, localdb_admin_conninfo: str) -> Iterator[str]:
-    """Conninfo of role postgres on a new database cloned from supabase_template, dropped afterwards."""
-    name = create_database_from_template(localdb_admin_conninfo)
+def platform(request: pytest.FixtureRequest) -> str:
+    """The grant platform of the test's database: `@both_platforms` (tests/support/localdb.py) runs
+    a test on each; otherwise SUPABASE_ACCESS_PLATFORM, else explicit (Supabase's today)."""
+    return str(getattr(request, "param", None) or default_platform())
+
+
+@pytest.fixture
+def fresh_db(localdb_url: str, localdb_admin_conninfo: str, platform: str) -> Iterator[str]:
+    """Conninfo of role postgres on a new database cloned from the platform's template, dropped afterwards."""
+    name = create_database_from_template(localdb_admin_conninfo, platform)
     try:
         yield make_conninfo(localdb_url, dbname=name)
     finally:

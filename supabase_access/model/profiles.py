@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from supabase_access.model.access_model import AccessModel, Hop, Membership, ModelError, Table, short_identifier
 
 PROFILES = ("open", "owner")
-TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+TABLE_COMMANDS: tuple[str, ...] = ("SELECT", "INSERT", "UPDATE", "DELETE")
 API_ROLES = ("anon", "authenticated")
+# The server's role (the secret key): it bypasses RLS but, on today's platform (explicit grants, no
+# default privileges), reaches only what it is granted, so every table of the model declares it.
+SERVER_ROLE = "service_role"
+SERVER_PRIVILEGES: dict[str, tuple[str, ...]] = {SERVER_ROLE: TABLE_COMMANDS}
 # The schema of the functions that tell which groups the current user belongs to: the policies of
 # group rows call them (SECURITY DEFINER, so a membership table's policies can ask about itself).
 HELPER_SCHEMA = "supabase_access_rls"
@@ -192,7 +196,7 @@ def _open_plan(model: AccessModel) -> AccessPlan:
     return AccessPlan(
         profile="open",
         schema=model.schema,
-        grants={role: TABLE_COMMANDS for role in API_ROLES},
+        grants={role: TABLE_COMMANDS for role in API_ROLES} | SERVER_PRIVILEGES,
         tables=tables,
         removed_constraints=removed,
     )
@@ -213,7 +217,7 @@ def _owner_plan(model: AccessModel) -> AccessPlan:
     return AccessPlan(
         profile="owner",
         schema=model.schema,
-        grants={"anon": (), "authenticated": TABLE_COMMANDS},
+        grants={"anon": (), "authenticated": TABLE_COMMANDS} | SERVER_PRIVILEGES,
         tables=tuple(tables),
         removed_constraints=(),
         kept_constraints=tuple(
@@ -250,7 +254,7 @@ def _rules(
 def _owner_access(model: AccessModel, table: Table, lookups: dict[str, GroupLookup]) -> TableAccess:
     if table.service_only:
         # RLS on and no policy: only roles that bypass RLS (service_role) reach the rows.
-        return TableAccess(table.name, (), grants={role: () for role in API_ROLES})
+        return TableAccess(table.name, (), grants={"anon": (), "authenticated": (), **SERVER_PRIVILEGES})
     if table.membership is not None:
         return _membership_access(table, lookups[table.membership.group])
     rules: tuple[PolicyRule, ...] = ()
@@ -270,7 +274,8 @@ def _owner_access(model: AccessModel, table: Table, lookups: dict[str, GroupLook
             with_check=None,
         )
         rules = (public, *(r for r in rules if r.command != "SELECT"))
-        grants = {"anon": ("SELECT",) if table.public_read_anon else (), "authenticated": writes}
+        # The server writes it (alone, when the table has no owner).
+        grants = {"anon": ("SELECT",) if table.public_read_anon else (), "authenticated": writes} | SERVER_PRIVILEGES
         return TableAccess(table.name, rules, grants=grants)
     return TableAccess(table.name, rules)
 
@@ -332,7 +337,8 @@ def _membership_access(table: Table, group: GroupLookup) -> TableAccess:
         *_rules(table.name, "admin", None, admin, commands=("INSERT",)),
         *_rules(table.name, "admin_or_self", AnyOf((admin, themself)), None, commands=("DELETE",)),
     )
-    return TableAccess(table.name, rules, grants={"anon": (), "authenticated": ("SELECT", "INSERT", "DELETE")})
+    grants = {"anon": (), "authenticated": ("SELECT", "INSERT", "DELETE")} | SERVER_PRIVILEGES
+    return TableAccess(table.name, rules, grants=grants)
 
 
 def _owner_copy(model: AccessModel, table: Table) -> OwnerCopy:

@@ -11,9 +11,10 @@ import pytest
 from supabase_access.provider.base import InputError, InputProblemsError
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.sql.database import Database
+from tests.support.localdb import legacy_platform
 from tests.support.resources import UnreachableDatabase, create, read
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, legacy_platform]
 
 INPUTS = {
     "schema": "public",

@@ -13,8 +13,9 @@ import pytest
 from psycopg.errors import ForeignKeyViolation, InsufficientPrivilege
 
 from review.postgrest import Persona, RlsBypassError, as_persona, assert_rls_applies, connect_as_authenticator
+from tests.support.localdb import legacy_platform
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, legacy_platform]
 
 INSERT_SESSION = "insert into sessions (user_id, title) values (%s, 'first session')"
 

@@ -9,9 +9,10 @@ import pytest
 from supabase_access.provider.base import InputError
 from supabase_access.provider.resources.default_privileges_baseline import DefaultPrivilegesBaseline
 from supabase_access.sql.database import Database
+from tests.support.localdb import legacy_platform
 from tests.support.resources import UnreachableDatabase, create, read
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, legacy_platform]
 
 INPUTS = {"owner": "postgres", "schema": "public", "roles": ["authenticated", "anon"]}
 

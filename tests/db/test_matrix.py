@@ -26,6 +26,7 @@ from supabase_access.model.profiles import plan_access
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from tests.support.expectations import owner_access
+from tests.support.localdb import legacy_platform
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = load_model_file(REPO / "access-model.yaml", setting="access-model.yaml")
@@ -47,6 +48,7 @@ def fixture_leftovers(dsn: str) -> tuple[int, ...]:
 
 
 @pytest.mark.db
+@legacy_platform
 def test_baseline_gives_each_user_their_own_rows_and_anon_nothing(fresh_db: str) -> None:
     before = fixture_leftovers(fresh_db)
     matrix = compute_matrix(fresh_db, MODEL)
@@ -95,6 +97,7 @@ reset role;
 
 
 @pytest.mark.db
+@legacy_platform
 def test_other_apps_schema_is_filled_from_the_catalog(fresh_db: str) -> None:
     model: AccessModel = parse_model(
         {
@@ -114,6 +117,7 @@ def test_other_apps_schema_is_filled_from_the_catalog(fresh_db: str) -> None:
 
 
 @pytest.mark.db
+@legacy_platform
 def test_copied_owner_column_keeps_each_user_to_their_own_rows(fresh_db: str) -> None:
     """actions carries its owner (owner + through): reads use the column, writes also need an owned turn."""
     raw = yaml.safe_load((REPO / "access-model.yaml").read_text())
@@ -191,6 +195,7 @@ DEFAULTED_MODEL = parse_model(
 
 
 @pytest.mark.db
+@legacy_platform
 def test_defaults_from_the_jwt_generated_columns_and_composite_keys(fresh_db: str) -> None:
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute(DEFAULTED_SCHEMA)
@@ -204,6 +209,7 @@ def test_defaults_from_the_jwt_generated_columns_and_composite_keys(fresh_db: st
 
 
 @pytest.mark.db
+@legacy_platform
 def test_a_probe_that_fails_for_another_reason_is_neither_allowed_nor_denied(fresh_db: str) -> None:
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute(DEFAULTED_SCHEMA)

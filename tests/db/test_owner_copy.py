@@ -21,6 +21,7 @@ from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from tests.support import resources
 from tests.support.fault import catalog_snapshot
+from tests.support.localdb import legacy_platform
 from tests.support.owner_copy import copy_model
 from tests.support.resources import UnreachableDatabase
 
@@ -126,6 +127,7 @@ def test_create_fills_existing_rows_in_batches_and_delete_restores_the_catalog(
     assert catalog_snapshot(fresh_db) == before
 
 
+@legacy_platform
 def test_the_trigger_takes_the_owner_from_the_parent_never_from_the_client(
     db: Database, fresh_db: str, stack: None
 ) -> None:

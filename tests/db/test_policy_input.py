@@ -20,6 +20,7 @@ from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.table_policies import TablePolicies
 from supabase_access.sql import catalog
 from supabase_access.sql.database import Database
+from tests.support.localdb import legacy_platform
 from tests.support.policy_input import ESCAPES
 
 
@@ -119,6 +120,7 @@ def test_table_policies_refuses_an_escaping_expression_before_the_database(db: D
 
 
 @pytest.mark.db
+@legacy_platform
 def test_preflight_names_a_table_the_login_role_cannot_alter(
     db: Database, fresh_db: str, localdb_admin_conninfo: str
 ) -> None:

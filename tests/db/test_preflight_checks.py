@@ -9,8 +9,9 @@ import pytest
 from psycopg import sql
 
 from supabase_access.sql import catalog
+from tests.support.localdb import legacy_platform
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, legacy_platform]
 
 FOLDED = ("true", "1 = 1", "coalesce(true, false)", "true or user_id = auth.uid()", "sessions.id is not null or true")
 FILTERING = (

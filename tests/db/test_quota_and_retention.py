@@ -29,9 +29,10 @@ from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from supabase_access.sql.statements import plan_policies
+from tests.support.localdb import legacy_platform
 from tests.support.paths import REPO
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, legacy_platform]
 MODEL = load_model_file(REPO / "access-model.yaml", setting="supabase-access:modelFile")
 HINT = re.compile(r"^Try again after \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in (\d+) seconds\)\.$")
 messages: list[str] = []

@@ -10,6 +10,7 @@ from supabase_access.provider.base import InputError
 from supabase_access.provider.resources.row_level_security import RowLevelSecurity
 from supabase_access.sql import catalog
 from supabase_access.sql.database import Database
+from tests.support.localdb import both_platforms
 from tests.support.resources import UnreachableDatabase, create, read
 
 pytestmark = pytest.mark.db
@@ -20,7 +21,8 @@ INPUTS = {"schema": "public", "table": "actions", "force": True, "revokeUnguarde
 def table_state(dsn: str) -> tuple[bool, bool, list[str]]:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
-            "select relrowsecurity, relforcerowsecurity, array(select a::text from unnest(relacl) a order by 1) "
+            "select relrowsecurity, relforcerowsecurity, "
+            "array(select a::text from unnest(coalesce(relacl, acldefault('r', relowner))) a order by 1) "
             "from pg_class where oid = 'public.actions'::regclass"
         ).fetchone()
     assert row is not None
@@ -40,6 +42,7 @@ def api_privileges(dsn: str) -> dict[str, set[str]]:
     return found
 
 
+@both_platforms
 def test_create_read_drift_update_delete(db: Database, fresh_db: str) -> None:
     with psycopg.connect(fresh_db) as conn:
         conn.execute("alter table actions disable row level security")

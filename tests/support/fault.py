@@ -113,8 +113,11 @@ def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
     queries = {
         "policies": "select schemaname, tablename, policyname, permissive, roles::text, cmd, qual, with_check "
         "from pg_policies order by 1, 2, 3",
-        # ACL entries as a sorted list: destroy's grants put back the same entries, not their order.
-        "tables": "select n.nspname, c.relname, array(select a::text from unnest(c.relacl) a order by 1), "
+        # ACL entries as a sorted list: destroy's grants put back the same entries, not their order. A
+        # NULL ACL is the owner's default (acldefault): what PostgreSQL applies, and what any GRANT or
+        # REVOKE (a Grant's, destroy's) writes out in full; only a superuser could set it NULL again.
+        "tables": "select n.nspname, c.relname, array(select a::text from unnest("
+        "coalesce(c.relacl, acldefault('r', c.relowner))) a order by 1), "
         "c.relrowsecurity, c.relforcerowsecurity "
         "from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' "
         "and n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2",

@@ -206,7 +206,7 @@ def test_owner_profile_policies_per_kind() -> None:
 def test_owner_profile_grants_per_kind() -> None:
     plan = plan_access(teams_model(), "owner")
     crud = ("SELECT", "INSERT", "UPDATE", "DELETE")
-    assert {table: plan.grants_on(table) for table in TABLES} == {
+    api: dict[str, dict[str, tuple[str, ...]]] = {
         "projects": {"anon": (), "authenticated": crud},
         "project_members": {"anon": (), "authenticated": ("SELECT", "INSERT", "DELETE")},
         "tasks": {"anon": (), "authenticated": crud},
@@ -216,6 +216,10 @@ def test_owner_profile_grants_per_kind() -> None:
         "templates": {"anon": (), "authenticated": crud},
         "audit_log": {"anon": (), "authenticated": ()},
     }
+    # Every kind declares the server's privileges itself: on today's platform it holds no others.
+    assert {table: plan.grants_on(table) for table in TABLES} == {
+        table: grants | {"service_role": crud} for table, grants in api.items()
+    }
 
 
 def test_open_profile_keeps_every_table_open() -> None:
@@ -224,7 +228,9 @@ def test_open_profile_keeps_every_table_open() -> None:
     for access in plan.tables:
         assert access.grants is None
         assert sorted(r.command for r in access.rules) == ["DELETE", "INSERT", "SELECT", "UPDATE"]
-    assert plan.grants == {role: ("SELECT", "INSERT", "UPDATE", "DELETE") for role in ("anon", "authenticated")}
+    assert plan.grants == {
+        role: ("SELECT", "INSERT", "UPDATE", "DELETE") for role in ("anon", "authenticated", "service_role")
+    }
 
 
 def test_policy_lookups_cover_the_helpers_and_paths() -> None:
@@ -277,12 +283,18 @@ def test_a_teams_stack_declares_the_group_functions_and_per_table_grants() -> No
     }
     (preflight,) = resources["supabase-access:index:AccessPreflight"]
     assert [h["membershipTable"] for h in preflight.inputs["groupHelpers"]] == ["project_members"]
-    assert preflight.inputs["tableGrants"]["audit_log"] == {"anon": [], "authenticated": []}
+    crud = ["SELECT", "INSERT", "UPDATE", "DELETE"]
+    assert preflight.inputs["tableGrants"]["audit_log"] == {"anon": [], "authenticated": [], "service_role": crud}
     grants = {
         (g.inputs["role"], g.inputs["objects"][0]): g.inputs["privileges"]
         for g in resources["postgresql:index/grant:Grant"]
     }
     assert grants["anon", "labels"] == ["SELECT"] and grants["authenticated", "audit_log"] == []
+    assert all(grants["service_role", table] == crud for table in TABLES)
+    assert {
+        r.inputs["table"]: r.inputs.get("recordPrivilegesOf")
+        for r in resources["supabase-access:index:RowLevelSecurity"]
+    } == {t: ["service_role"] for t in TABLES}
 
 
 def test_the_reference_stack_declares_no_new_inputs() -> None:

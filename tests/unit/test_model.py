@@ -80,6 +80,7 @@ def test_open_profile_is_the_guides_access_and_removes_the_user_fk() -> None:
     assert plan.grants == {
         "anon": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "authenticated": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+        "service_role": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     }
     assert plan.removed_constraints == (("sessions", "sessions_user_id_fkey"),)
     assert {t.table for t in plan.tables} == {"sessions", "segments", "turns", "actions", "generated_content"}

@@ -37,7 +37,7 @@ def test_open_stack_declares_the_guides_access() -> None:
     grants = grants_by_role_and_table(resources)
     assert grants == {
         (role, table): ["SELECT", "INSERT", "UPDATE", "DELETE"]
-        for role in ("anon", "authenticated")
+        for role in ("anon", "authenticated", "service_role")
         for table in TABLES
     }
     rls = {

@@ -1,0 +1,4 @@
+-- Today's platform (Supabase, every project since 2026-10-30): explicit grants. No default
+-- privileges for anon, authenticated or service_role: a table, sequence or function postgres
+-- creates in public gives them nothing until granted (PostgreSQL's own default still lets PUBLIC
+-- execute a new function). Applied by scripts/localdb after 00-supabase-platform.sql.
