@@ -153,6 +153,19 @@ class AccessRules(pulumi.ComponentResource):
             )
             for table in tables
         }
+        # Sequences follow their table: USAGE on those its defaults call for the roles that may insert,
+        # nothing else for any role of the plan (after RLS: the table is closed first).
+        self.sequence_privileges = {
+            table: supabase_access.SequencePrivileges(
+                f"{table}-sequence-privileges",
+                schema=schema,
+                table=table,
+                roles=sorted(plan.grants),
+                usage=sorted(r for r, p in plan.grants_on(table).items() if "INSERT" in p),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight, self.row_level_security[table]]),
+            )
+            for table in tables
+        }
         # Each after RLS on its tables (the copy's column and triggers take those tables' locks), and
         # before the policies that read it.
         self.owner_copies = {
@@ -270,6 +283,7 @@ class AccessRules(pulumi.ComponentResource):
                         self.row_level_security[lookup.table],
                         self.policies[lookup.table],
                         *self.grants.values(),
+                        *self.sequence_privileges.values(),
                     ],
                 ),
             )

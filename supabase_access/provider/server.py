@@ -41,6 +41,7 @@ from supabase_access.provider.resources.policy_index import PolicyIndex
 from supabase_access.provider.resources.retention_policy import RetentionPolicy
 from supabase_access.provider.resources.rls_for_new_tables import RlsForNewTables
 from supabase_access.provider.resources.row_level_security import RowLevelSecurity
+from supabase_access.provider.resources.sequence_privileges import SequencePrivileges
 from supabase_access.provider.resources.table_grant import TableGrant
 from supabase_access.provider.resources.table_policies import TablePolicies
 from supabase_access.provider.resources.write_quota import WriteQuota
@@ -65,6 +66,7 @@ DATABASE_RESOURCES: tuple[type[DatabaseResource], ...] = (
     ConstraintRemoval,
     ConstraintPresence,
     DefaultPrivilegesBaseline,
+    SequencePrivileges,
     RlsForNewTables,
     GroupFunctions,
     PolicyIndex,

@@ -282,6 +282,20 @@ DEFAULT_PRIVILEGES_BASELINE = ResourceSpec(
     ),
 )
 
+SEQUENCE_PRIVILEGES = ResourceSpec(
+    "SequencePrivileges",
+    "The privileges the named roles hold on one table's sequences: USAGE on those its column defaults call "
+    "(serial, bigserial) for the roles that may insert, nothing else (no SELECT, no UPDATE: setval); identity "
+    "columns need none. Destroy gives back what they held before the stack.",
+    inputs=(
+        _schema(),
+        _table(),
+        Prop("roles", STRINGS, "The roles whose sequence privileges are managed.", required=True),
+        Prop("usage", STRINGS, "Those of `roles` that may insert into the table: they get USAGE.", default=[]),
+    ),
+    outputs=(Prop("sequences", STRINGS, "The table's sequences (schema.name) found at the last apply."),),
+)
+
 RLS_FOR_NEW_TABLES = ResourceSpec(
     "RlsForNewTables",
     "An event trigger switching RLS on for every table created later in the exposed schemas (where the login role "
@@ -489,6 +503,7 @@ SPECS: tuple[ResourceSpec, ...] = (
     CONSTRAINT_REMOVAL,
     CONSTRAINT_PRESENCE,
     DEFAULT_PRIVILEGES_BASELINE,
+    SEQUENCE_PRIVILEGES,
     RLS_FOR_NEW_TABLES,
     GROUP_FUNCTIONS,
     POLICY_INDEX,

@@ -825,3 +825,60 @@ def count_unfilled_query(schema: str, names: OwnerCopyNames) -> sql.Composed:
     return sql.SQL("select count(*) from {} where {} is null and {} is not null").format(
         render.table_ref(schema, names.table), sql.Identifier(names.column), sql.Identifier(names.link)
     )
+
+
+# A table's sequences: those its column defaults call (serial, bigserial, nextval(...)) and those its
+# columns own (identity columns, OWNED BY), with whether a default calls it.
+TABLE_SEQUENCES = """
+with t as (
+  select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  where n.nspname = %(schema)s and c.relname = %(table)s
+), found as (
+  select dep.refobjid as seq, true as called
+  from pg_attrdef d join pg_depend dep on dep.classid = 'pg_attrdef'::regclass and dep.objid = d.oid
+    and dep.refclassid = 'pg_class'::regclass
+  where d.adrelid = (select oid from t)
+  union all
+  select dep.objid, false from pg_depend dep
+  where dep.classid = 'pg_class'::regclass and dep.refclassid = 'pg_class'::regclass
+    and dep.refobjid = (select oid from t) and dep.deptype in ('a', 'i')
+)
+select sn.nspname, s.relname, bool_or(f.called)
+from found f join pg_class s on s.oid = f.seq and s.relkind = 'S'
+join pg_namespace sn on sn.oid = s.relnamespace
+group by 1, 2 order by 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class TableSequence:
+    schema: str
+    name: str
+    # A column default of the table calls it (an insert needs USAGE); else only owned (identity).
+    called: bool
+
+
+def read_table_sequences(conn: psycopg.Connection, schema: str, table: str) -> list[TableSequence]:
+    rows = conn.execute(TABLE_SEQUENCES, {"schema": schema, "table": table}).fetchall()
+    return [TableSequence(s, n, bool(called)) for s, n, called in rows]
+
+
+def read_sequence_privileges(
+    conn: psycopg.Connection, sequences: Sequence[TableSequence], roles: Sequence[str]
+) -> dict[tuple[str, str], dict[str, list[str]]]:
+    """(schema, sequence) -> role -> the privileges granted directly to it (a NULL ACL's defaults included)."""
+    found: dict[tuple[str, str], dict[str, list[str]]] = {(s.schema, s.name): {r: [] for r in roles} for s in sequences}
+    if not sequences:
+        return found
+    rows = conn.execute(
+        "select n.nspname, c.relname, r.rolname, a.privilege_type from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "cross join lateral aclexplode(coalesce(c.relacl, acldefault('s', c.relowner))) a "
+        "join pg_roles r on r.oid = a.grantee "
+        "join unnest(%s::text[], %s::text[]) w(schema, name) on w.schema = n.nspname and w.name = c.relname "
+        "where c.relkind = 'S' and r.rolname = any(%s) order by 1, 2, 3, 4",
+        ([s.schema for s in sequences], [s.name for s in sequences], list(roles)),
+    ).fetchall()
+    for schema, name, role, privilege in rows:
+        found[schema, name][role].append(privilege)
+    return found

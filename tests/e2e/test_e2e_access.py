@@ -17,8 +17,10 @@ from pulumi import automation as auto
 
 from review.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.sql.statements import POLICY_INDEX_MARKER
+from tests.support.catalog_check import reference_plan, undeclared_and_missing
 from tests.support.engine import changes, new_stack
 from tests.support.fault import catalog_snapshot
+from tests.support.localdb import both_platforms
 
 pytestmark = pytest.mark.e2e
 
@@ -67,14 +69,44 @@ def insert_session(dsn: str, persona: Persona, user_id: uuid.UUID) -> None:
         cur.execute("insert into sessions (user_id, title) values (%s, 'mine')", (user_id,))
 
 
-def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fresh_db: str) -> None:
+def table_acls(dsn: str) -> dict[str, list[str]]:
+    """Table -> its ACL entries as PostgreSQL applies them (a NULL ACL is the owner's default), sorted."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select relname, array(select a::text from unnest(coalesce(relacl, acldefault('r', relowner))) a "
+            "order by 1) from pg_class where relnamespace = 'public'::regnamespace and relkind = 'r'"
+        ).fetchall()
+    return dict(rows)
+
+
+def server_reaches_every_table(dsn: str, user_id: uuid.UUID) -> None:
+    """service_role (the secret key) writes and reads what it should, whatever the platform granted."""
+    with connect_as_authenticator(dsn) as conn, as_persona(conn, Persona.service()) as cur:
+        cur.execute("insert into sessions (user_id, title) values (%s, 'server') returning id", (user_id,))
+        (session,) = cur.fetchone() or (None,)
+        cur.execute("insert into turns (session_id, speaker) values (%s, 's') returning id", (session,))
+        (turn,) = cur.fetchone() or (None,)
+        cur.execute("insert into actions (turn_id, kind) values (%s, 'k')", (turn,))
+        cur.execute("update sessions set title = 'edited' where id = %s", (session,))
+        for table in ("sessions", "segments", "turns", "actions", "generated_content"):
+            cur.execute(f"select count(*) from {table}")
+        cur.execute("delete from sessions where id = %s", (session,))
+
+
+@both_platforms
+def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fresh_db: str, platform: str) -> None:
+    acls_before = table_acls(fresh_db)
     visitor = uuid.uuid4()  # an id the client made up: not in auth.users
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match='row-level security policy for table "sessions"'):
+    # The guide's first error on the legacy platform; today's grants nothing to anon at all.
+    refused = 'row-level security policy for table "sessions"' if platform == "legacy" else "permission denied"
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=refused):
         insert_session(fresh_db, Persona.anon(), visitor)
 
     stack = make_stack(OPEN)
     stack.up()
     insert_session(fresh_db, Persona.anon(), visitor)  # both of the guide's errors are gone
+    server_reaches_every_table(fresh_db, visitor)
+    assert undeclared_and_missing(fresh_db, reference_plan("open")) == ([], [])
     assert set(policies(fresh_db, "sessions")) == {
         f"sessions_{c}_open" for c in ("select", "insert", "update", "delete")
     }
@@ -116,17 +148,12 @@ def test_open_profile_up_refresh_drift_and_destroy(make_stack: StackFactory, fre
         assert conn.execute(
             "select convalidated from pg_constraint where conname = 'sessions_user_id_fkey'"
         ).fetchone() == (False,)
-        (acl,) = conn.execute("select relacl::text from pg_class where relname = 'sessions'").fetchone() or (None,)
-        # Every table privilege the server knows: arwdDxt, and arwdDxtm (MAINTAIN) from PostgreSQL 17.
-        (every,) = conn.execute(
-            "select split_part(split_part((acldefault('r', 10))[1]::text, '=', 2), '/', 1)"
-        ).fetchone() or (None,)
     assert set(policies(fresh_db, "sessions")) == {
         f"sessions_{c}_own" for c in ("select", "insert", "update", "delete")
     }
-    # Destroy gives back the privileges from before the stack (Supabase's defaults: everything),
-    # recorded in the ledger by the stack's first change.
-    assert f"anon={every}/postgres" in str(acl) and f"authenticated={every}/postgres" in str(acl), acl
+    # Destroy gives back the privileges from before the stack (the legacy platform's defaults: everything
+    # to the API roles and the server; today's: nothing), recorded in the ledger by the stack's first change.
+    assert table_acls(fresh_db) == acls_before
 
 
 def lookup_indexes(dsn: str) -> dict[str, str]:
@@ -140,7 +167,9 @@ def lookup_indexes(dsn: str) -> dict[str, str]:
     return dict(rows)
 
 
+@both_platforms
 def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactory, fresh_db: str) -> None:
+    acls_before = table_acls(fresh_db)
     stack = make_stack(OWNER, name="local-prod")
     up = stack.up()
     # The policies' lookups read covering indexes only; the app's plain ones cannot serve them.
@@ -159,6 +188,8 @@ def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactor
     as_a, as_b = Persona.signed_in(a, is_anonymous=True), Persona.signed_in(b, is_anonymous=True)
     insert_session(fresh_db, as_a, a)
     insert_session(fresh_db, as_b, b)
+    server_reaches_every_table(fresh_db, b)
+    assert undeclared_and_missing(fresh_db, reference_plan("owner"), functions={}) == ([], [])
     with connect_as_authenticator(fresh_db) as conn:
         with as_persona(conn, as_a) as cur:
             assert cur.execute("select user_id from sessions").fetchall() == [(a,)]
@@ -188,6 +219,7 @@ def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactor
     assert set(lookup_indexes(fresh_db)) == {"sessions_user_id_id_rls_idx", "turns_session_id_id_rls_idx"}
     stack.destroy()
     assert lookup_indexes(fresh_db) == {}
+    assert table_acls(fresh_db) == acls_before
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,10 @@ from psycopg.conninfo import make_conninfo
 
 from review.matrix import OPERATIONS, WHOSE, Cell, compute_matrix
 from review.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
+from supabase_access.model.profiles import plan_access
+from tests.support.catalog_check import undeclared_and_missing
 from tests.support.engine import changes, new_stack
-from tests.support.localdb import create_database_from_template, drop_database
+from tests.support.localdb import PLATFORMS, create_database_from_template, drop_database
 from tests.support.teams_app import OPEN, OWNER, TABLES, load_teams_app, teams_model
 
 pytestmark = pytest.mark.e2e
@@ -217,13 +219,19 @@ PROD_MATRIX = {
 }
 
 
+@pytest.fixture(scope="module", params=PLATFORMS)
+def teams_platform(request: pytest.FixtureRequest) -> str:
+    """Every test of the module on each grant platform (its stacks applied once per platform)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def teams_dsn(localdb_url: str, localdb_admin_conninfo: str) -> Iterator[Any]:
-    """A database with the teams app per call, dropped at the end of the module."""
+def teams_dsn(localdb_url: str, localdb_admin_conninfo: str, teams_platform: str) -> Iterator[Any]:
+    """A database with the teams app per call, on the module's platform, dropped at the end of the module."""
     made: list[str] = []
 
     def make() -> str:
-        name = create_database_from_template(localdb_admin_conninfo)
+        name = create_database_from_template(localdb_admin_conninfo, teams_platform)
         made.append(name)
         dsn = make_conninfo(localdb_url, dbname=name)
         load_teams_app(dsn)
@@ -371,6 +379,18 @@ def test_prod_grants_follow_the_access_kinds(prod: tuple[Teams, Any]) -> None:
     assert per_command == [] and audit == (0,)
     # Applied again, nothing changes.
     assert changes(stack.preview().change_summary) == {}
+
+
+def test_prod_catalog_holds_what_the_model_gives_and_no_more(prod: tuple[Teams, Any]) -> None:
+    teams, _ = prod
+    # The teams app has no function in public: none may be executable by the API roles.
+    found = undeclared_and_missing(teams.dsn, plan_access(teams_model(), "owner"), functions={})
+    assert found == ([], [])
+
+
+def test_dev_catalog_holds_what_the_open_profile_gives_and_no_more(dev: tuple[Teams, Any]) -> None:
+    teams, _ = dev
+    assert undeclared_and_missing(teams.dsn, plan_access(teams_model(), "open")) == ([], [])
 
 
 def test_prod_destroy_removes_the_group_functions(teams_dsn: Any, tmp_path: Path) -> None:

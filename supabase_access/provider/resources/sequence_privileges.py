@@ -1,0 +1,164 @@
+"""SequencePrivileges: sequences follow their table.
+
+A role that may insert into the table gets USAGE on the sequences its column defaults call (serial,
+bigserial: `nextval` needs it); identity columns need none, and no role gets SELECT or UPDATE
+(`setval`, which a rollback does not undo, so a caller could make the server's next insert fail on a
+duplicate key). Every other privilege the named roles hold on the table's sequences is taken.
+
+pulumi_postgresql.Grant (object type `sequence`) cannot say this: which sequences a table's defaults
+call is a catalog fact the program does not know at preview, and a Grant given no object means every
+sequence of the schema. So the sequences are read at each apply.
+
+Before the stack's first change the privileges the roles held on the table's sequences are recorded
+in the ledger (the first record stands; a sequence found later is added to it before it is changed),
+and delete gives exactly those back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from supabase_access.provider import ledger, specs
+from supabase_access.provider.base import DatabaseResource, InputError, Log, identifier, missing_table, split_id
+from supabase_access.sql import catalog
+from supabase_access.sql import statements as render
+from supabase_access.sql.database import Database
+from supabase_access.sql.transaction import lock_tables, write_transaction
+
+LEDGER_KIND = "sequence-baseline"
+USAGE = ["USAGE"]
+
+Held = dict[tuple[str, str], dict[str, list[str]]]
+
+
+def _roles(inputs: dict[str, Any], name: str) -> list[str]:
+    raw = inputs.get(name) or []
+    if not isinstance(raw, list):
+        raise InputError(name, f"{name}: expected a list of role names")
+    return sorted({identifier({name: r}, name) for r in raw})
+
+
+def _wanted(sequences: list[catalog.TableSequence], roles: list[str], usage: list[str]) -> Held:
+    return {(s.schema, s.name): {r: USAGE if s.called and r in usage else [] for r in roles} for s in sequences}
+
+
+class SequencePrivileges(DatabaseResource):
+    spec = specs.SEQUENCE_PRIVILEGES
+
+    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        roles, usage = _roles(inputs, "roles"), _roles(inputs, "usage")
+        if not roles:
+            raise InputError("roles", "roles: name the roles whose sequence privileges the stack manages")
+        if set(usage) - set(roles):
+            raise InputError("usage", f"usage: {', '.join(sorted(set(usage) - set(roles)))} not in roles")
+        return {
+            "schema": identifier(inputs, "schema", "public"),
+            "table": identifier(inputs, "table"),
+            "roles": roles,
+            "usage": usage,
+        }
+
+    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+        with db.connection() as conn:
+            if catalog.read_rls(conn, checked["schema"], checked["table"]) is None:
+                raise missing_table("table", checked["schema"], checked["table"])
+            missing = catalog.missing_roles(conn, checked["roles"])
+        if missing:
+            raise InputError("roles", f"roles: role {', '.join(missing)} does not exist")
+
+    def _live(self, conn: psycopg.Connection, inputs: dict[str, Any]) -> tuple[list[catalog.TableSequence], Held]:
+        sequences = catalog.read_table_sequences(conn, inputs["schema"], inputs["table"])
+        return sequences, catalog.read_sequence_privileges(conn, sequences, inputs["roles"])
+
+    def _drifted(self, conn: psycopg.Connection, inputs: dict[str, Any]) -> set[str]:
+        """The roles holding other privileges on the table's sequences than the inputs give."""
+        sequences, held = self._live(conn, inputs)
+        wanted = _wanted(sequences, inputs["roles"], inputs["usage"])
+        return {r for key, by_role in wanted.items() for r, p in by_role.items() if sorted(held[key][r]) != p}
+
+    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+        with db.connection() as conn:
+            drifted = self._drifted(conn, inputs)
+        return {"usage": "update"} if drifted else {}
+
+    def _apply(self, db: Database, inputs: dict[str, Any]) -> list[str]:
+        schema, table = inputs["schema"], inputs["table"]
+        key = f"{schema}.{table}"
+        with write_transaction(db) as conn:
+            lock_tables(conn, schema, [table])
+            ledger.prepare(conn)  # the private schema's lock after the table's
+            sequences, held = self._live(conn, inputs)
+            _record(conn, key, held)
+            for (seq_schema, name), by_role in _wanted(sequences, inputs["roles"], inputs["usage"]).items():
+                conn.execute(render.revoke_all_on_sequence(inputs["roles"], seq_schema, name))
+                for role, privileges in by_role.items():
+                    if privileges:
+                        conn.execute(render.grant_on_sequence(role, seq_schema, name, privileges))
+        return [f"{s.schema}.{s.name}" for s in sequences]
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        sequences = self._apply(db, inputs)
+        return f"{inputs['schema']}.{inputs['table']}", {**inputs, "sequences": sequences}
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        return {**inputs, "sequences": self._apply(db, inputs)}
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        schema, table = state["schema"], state["table"]
+        key = f"{schema}.{table}"
+        with write_transaction(db) as conn:
+            if catalog.read_rls(conn, schema, table) is not None:
+                lock_tables(conn, schema, [table])
+            recorded = ledger.read(conn, LEDGER_KIND, key) or {}
+            live = {(s.schema, s.name) for s in catalog.read_table_sequences(conn, schema, table)}
+            for entry in recorded.get("sequences") or []:
+                if (entry["schema"], entry["name"]) not in live:
+                    continue  # dropped since: nothing to give back
+                privileges: dict[str, list[str]] = entry.get("privileges") or {}
+                if not privileges:
+                    continue
+                conn.execute(render.revoke_all_on_sequence(sorted(privileges), entry["schema"], entry["name"]))
+                for role, held in privileges.items():
+                    if held:
+                        conn.execute(render.grant_on_sequence(role, entry["schema"], entry["name"], held))
+            ledger.forget(conn, LEDGER_KIND, key)
+        ledger.tidy(db)
+
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        schema, table = split_id(resource_id, 2, "public.audit_log")
+        known = dict(state or inputs or {})
+        with db.connection() as conn:
+            if catalog.read_rls(conn, schema, table) is None:
+                return None
+            if not known.get("roles"):
+                return None
+            drifted = self._drifted(conn, {"roles": [], "usage": [], **known, "schema": schema, "table": table})
+        # A role holding other privileges shows as drift (left out of usage / roles), which `up` repairs.
+        read_inputs = {
+            "schema": schema,
+            "table": table,
+            "roles": [r for r in known["roles"] if r not in drifted],
+            "usage": [r for r in known.get("usage") or [] if r not in drifted],
+        }
+        return {**known, **read_inputs}, read_inputs
+
+
+def _record(conn: psycopg.Connection, key: str, held: Held) -> None:
+    """The baseline: what the roles held on each of the table's sequences before the stack first changed
+    it. The first record stands; a sequence not in it yet (a serial column added since) is added."""
+    recorded = ledger.read(conn, LEDGER_KIND, key)
+    entries: list[dict[str, Any]] = list((recorded or {}).get("sequences") or [])
+    known = {(e["schema"], e["name"]) for e in entries}
+    new = [
+        {"schema": schema, "name": name, "privileges": by_role}
+        for (schema, name), by_role in held.items()
+        if (schema, name) not in known
+    ]
+    if recorded is None:
+        ledger.record(conn, LEDGER_KIND, key, {"sequences": new})
+    elif new:
+        ledger.record(conn, LEDGER_KIND, key, {**recorded, "sequences": [*entries, *new]}, replace=True)
