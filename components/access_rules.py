@@ -144,11 +144,10 @@ class AccessRules(pulumi.ComponentResource):
                 schema=schema,
                 table=table,
                 force=args.force_rls,
-                # The unguarded privileges (TRUNCATE, ...) are taken from the API roles; the server's
-                # own are kept, and what its Grant changes is given back by destroy like theirs.
-                revoke_unguarded_from=sorted(set(plan.grants) & set(API_ROLES)),
+                # service_role included: it holds what its Grant declares on both platforms (the legacy
+                # one gave it TRUNCATE, ... too); destroy gives back what each held before.
+                revoke_unguarded_from=sorted(plan.grants),
                 revoke_undeclared=_undeclared(plan.grants_on(table)) or None,
-                record_privileges_of=sorted(set(plan.grants) - set(API_ROLES)) or None,
                 opts=after_preflight,
             )
             for table in tables

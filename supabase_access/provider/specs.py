@@ -151,13 +151,6 @@ ROW_LEVEL_SECURITY = ResourceSpec(
             "that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only "
             "what it declares; left out when none.",
         ),
-        Prop(
-            "recordPrivilegesOf",
-            STRINGS,
-            "More roles whose privileges on the table the stack's Grants change (service_role): like "
-            "revokeUnguardedFrom's, the privileges they held before the stack are recorded and given back by "
-            "destroy; left out when none.",
-        ),
     ),
     outputs=(
         Prop("enabled", BOOLEAN, "Whether row-level security is on (always true once applied)."),

@@ -43,7 +43,7 @@ def test_open_stack_declares_the_guides_access() -> None:
     rls = {
         r.inputs["table"]: r.inputs["revokeUnguardedFrom"] for r in resources["supabase-access:index:RowLevelSecurity"]
     }
-    assert rls == {table: ["anon", "authenticated"] for table in TABLES}
+    assert rls == {table: ["anon", "authenticated", "service_role"] for table in TABLES}
     assert "supabase-access:index:PolicyIndex" not in resources
     (removal,) = resources["supabase-access:index:ConstraintRemoval"]
     assert removal.name == "sessions-sessions_user_id_fkey-removal"

@@ -7,10 +7,10 @@ authenticated). pulumi_postgresql.Grant revokes only the privileges it declares,
 `authenticated` could still empty a table. For the same reason it takes the table privileges in
 `revokeUndeclared` (role -> privileges a table's access kind does not give, say INSERT on a
 public-read table), which a Grant declaring only SELECT would leave in place on its first apply.
-Before the stack's first change, the privileges those roles (and `recordPrivilegesOf`'s: the
-other roles the table's Grants change, service_role) held are recorded in the ledger (in the same
-transaction, the first record stands; a role added later is recorded at its first update, before
-its Grant); delete, which runs after the table's Grants are deleted, gives exactly those back.
+Before the stack's first change, the privileges those roles held are recorded in the ledger (in the
+same transaction, the first record stands; a role added later, such as service_role for a stack made
+before it was declared, is recorded at its first update, before its Grant); delete, which runs after
+the table's Grants are deleted, gives exactly those back.
 """
 
 from __future__ import annotations
@@ -59,11 +59,6 @@ class RowLevelSecurity(DatabaseResource):
             raise InputError("revokeUnguardedFrom", "revokeUnguardedFrom: expected a list of role names")
         roles = sorted({identifier({"revokeUnguardedFrom": r}, "revokeUnguardedFrom") for r in revoke_from})
         checked = {**inputs, "schema": schema, "table": table, "force": force, "revokeUnguardedFrom": roles}
-        recorded_roles = _role_list(inputs, "recordPrivilegesOf")
-        if recorded_roles:
-            checked["recordPrivilegesOf"] = recorded_roles
-        else:
-            checked.pop("recordPrivilegesOf", None)
         undeclared = _undeclared(inputs)
         if undeclared:
             checked["revokeUndeclared"] = undeclared
@@ -76,16 +71,11 @@ class RowLevelSecurity(DatabaseResource):
         with db.connection() as conn:
             missing = catalog.missing_roles(conn, checked["revokeUnguardedFrom"])
             missing_undeclared = catalog.missing_roles(conn, list(checked.get("revokeUndeclared") or {}))
-            missing_recorded = catalog.missing_roles(conn, checked.get("recordPrivilegesOf") or [])
         if missing:
             raise InputError("revokeUnguardedFrom", f"revokeUnguardedFrom: role {', '.join(missing)} does not exist")
         if missing_undeclared:
             raise InputError(
                 "revokeUndeclared", f"revokeUndeclared: role {', '.join(missing_undeclared)} does not exist"
-            )
-        if missing_recorded:
-            raise InputError(
-                "recordPrivilegesOf", f"recordPrivilegesOf: role {', '.join(missing_recorded)} does not exist"
             )
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
@@ -105,8 +95,6 @@ class RowLevelSecurity(DatabaseResource):
             changes["revokeUnguardedFrom"] = "update"
         if undeclared != (state.get("revokeUndeclared") or {}) or held_again:
             changes["revokeUndeclared"] = "update"
-        if (inputs.get("recordPrivilegesOf") or []) != (state.get("recordPrivilegesOf") or []):
-            changes["recordPrivilegesOf"] = "update"
         return changes
 
     def _apply(
@@ -119,17 +107,16 @@ class RowLevelSecurity(DatabaseResource):
         force: bool,
         revoke_from: list[str],
         undeclared: dict[str, list[str]] | None = None,
-        recorded_roles: list[str] | None = None,
         baseline: bool = False,
     ) -> catalog.RlsState:
         """Set RLS (and FORCE) and take the unguarded privileges, in one transaction; returns the state before.
 
         `baseline` (the first create): the state before the stack (flags and the API roles'
         privileges), recorded in the ledger in this same transaction, or the record an interrupted
-        earlier run left (the first stands). Otherwise a role of `recorded_roles` the record lacks
-        (added since) is recorded now, before its Grant changes anything.
+        earlier run left (the first stands). Otherwise a role of `revoke_from` the record lacks
+        (added since) is recorded now, before anything of it changes.
         """
-        roles = [*revoke_from, *(r for r in recorded_roles or [] if r not in revoke_from)]
+        roles = list(revoke_from)
         key = f"{schema}.{table}"
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
@@ -164,9 +151,8 @@ class RowLevelSecurity(DatabaseResource):
             "enabled": True,
             "previous": previous,
         }
-        for optional in ("revokeUndeclared", "recordPrivilegesOf"):
-            if inputs.get(optional):
-                outputs[optional] = inputs[optional]
+        if inputs.get("revokeUndeclared"):
+            outputs["revokeUndeclared"] = inputs["revokeUndeclared"]
         return outputs
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
@@ -179,7 +165,6 @@ class RowLevelSecurity(DatabaseResource):
             force=inputs["force"],
             revoke_from=inputs.get("revokeUnguardedFrom", []),
             undeclared=inputs.get("revokeUndeclared"),
-            recorded_roles=inputs.get("recordPrivilegesOf"),
             baseline=True,
         )
         return f"{schema}.{table}", self._outputs(inputs, {"enabled": before.enabled, "force": before.forced})
@@ -194,7 +179,6 @@ class RowLevelSecurity(DatabaseResource):
             force=inputs["force"],
             revoke_from=inputs.get("revokeUnguardedFrom", []),
             undeclared=inputs.get("revokeUndeclared"),
-            recorded_roles=inputs.get("recordPrivilegesOf"),
         )
         return self._outputs(inputs, state.get("previous") or {"enabled": True, "force": False})
 
@@ -248,9 +232,6 @@ class RowLevelSecurity(DatabaseResource):
         still_revoked = {role: privileges for role, privileges in undeclared.items() if role not in held_again}
         if still_revoked:
             outputs["revokeUndeclared"] = read_inputs["revokeUndeclared"] = still_revoked
-        recorded_roles = list((state or inputs or {}).get("recordPrivilegesOf") or [])
-        if recorded_roles:
-            outputs["recordPrivilegesOf"] = read_inputs["recordPrivilegesOf"] = recorded_roles
         return outputs, read_inputs
 
 
@@ -279,13 +260,6 @@ def _record_new_roles(conn: Any, key: str, schema: str, table: str, roles: list[
     for role in new:
         held[role] = list(catalog.read_table_privileges(conn, role, schema, [table])[table])
     ledger.record(conn, LEDGER_KIND, key, {**recorded, "privileges": held}, replace=True)
-
-
-def _role_list(inputs: dict[str, Any], name: str) -> list[str]:
-    raw = inputs.get(name) or []
-    if not isinstance(raw, list):
-        raise InputError(name, f"{name}: expected a list of role names")
-    return sorted({identifier({name: r}, name) for r in raw})
 
 
 def _undeclared(inputs: dict[str, Any]) -> dict[str, list[str]]:
