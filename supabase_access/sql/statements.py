@@ -1179,6 +1179,7 @@ def update_to_itself(schema: str, table: str, column: str, condition: sql.Compos
 def delete_rows(schema: str, table: str, condition: sql.Composable) -> sql.Composed:
     return sql.SQL("delete from {} where {}").format(table_ref(schema, table), condition)
 
+
 def revoke_all_on_sequence(roles: Sequence[str], schema: str, sequence: str) -> sql.Composed:
     return sql.SQL("revoke all on sequence {} from {}").format(
         sql.Identifier(schema, sequence), sql.SQL(", ").join(_role(r) for r in roles)
