@@ -76,6 +76,12 @@ except ConfigError as exc:
 
 for notice in settings.replacement_notices():
     pulumi.log.warn(notice)
+if settings.definer_objects:
+    pulumi.log.warn(
+        "supabase-access:definerObjects is deprecated for functions: declare each in the model's `functions:` with "
+        "the roles that may call it (`search_notes: [authenticated]`); until then the functions it names are left "
+        "as they are. Views meant to run as their owner stay in definerObjects"
+    )
 
 # writeQuotas, retention and permanentUsersOnly (dev stacks set none of them); bad values stop the preview.
 hardening_plan = read_hardening_settings(access_config, settings)

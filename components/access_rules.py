@@ -10,6 +10,7 @@ import pulumi
 import pulumi_postgresql as postgresql
 import pulumi_supabase_access as supabase_access
 
+from supabase_access.model.access_model import DeclaredFunction
 from supabase_access.model.owner_copy import COLUMN_TYPE
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import (
@@ -49,6 +50,8 @@ class AccessRulesArgs:
     definer_objects: tuple[str, ...] = ()
     # Prod: objects created later in the exposed schemas give the API roles nothing (default privileges).
     born_closed: bool = False
+    # The model's `functions:`: what the API may call in the exposed schemas (prod closes every other).
+    functions: tuple[DeclaredFunction, ...] = ()
     # The model (as plain data), for the preflight's widening probe of the extra policies (prod).
     model: dict[str, Any] | None = None
     # "table.policy" -> why, for the extra policies declared to widen access (`widens:`).
@@ -111,7 +114,8 @@ class AccessRules(pulumi.ComponentResource):
             table_grants={a.table: a.grants for a in plan.tables if a.grants is not None} or None,
             group_helpers=[group_lookup_to_plain(lookup) for lookup in plan.group_lookups] or None,
             # Left out when none, so stacks made before the setting existed see no change.
-            definer_objects=list(args.definer_objects) or None,
+            # Definer functions declared in the model's functions: are meant, as definerObjects' are.
+            definer_objects=[*args.definer_objects, *(f.qualified for f in args.functions)] or None,
             added_columns=added_columns or None,
             model=args.model if probed else None,
             widenings=dict(args.widenings) or None,
@@ -327,6 +331,23 @@ class AccessRules(pulumi.ComponentResource):
                                     parent=self, depends_on=[preflight, baseline, *self.grants.values()]
                                 ),
                             )
+        # The functions of each exposed schema: those of the model for the roles it names, every other
+        # closed to the API roles and PUBLIC on prod (named at every preview on dev), service_role all.
+        self.function_privileges = [
+            supabase_access.FunctionPrivileges(
+                f"{exposed}-function-privileges",
+                schema=exposed,
+                roles=sorted(set(plan.grants) & set(API_ROLES)),
+                server=sorted(set(plan.grants) - set(API_ROLES)),
+                declared={f.name: list(f.roles) for f in args.functions if f.schema == exposed},
+                # The deprecated definerObjects' functions stay as they are (see __main__'s warning).
+                unmanaged=sorted({o.split(".", 1)[1] for o in args.definer_objects if o.split(".", 1)[0] == exposed})
+                or None,
+                enforce=args.born_closed,
+                opts=after_preflight,
+            )
+            for exposed in args.exposed_schemas
+        ]
         table_grants = {a.table: {r: list(p) for r, p in a.grants.items()} for a in plan.tables if a.grants}
         # The stack's own extra policies and the widenings it declares, for the policy pack's static check.
         extras = {t: sorted(names) for t, names in extra_names.items() if names}

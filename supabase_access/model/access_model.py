@@ -122,10 +122,29 @@ class Hop:
     key: str
 
 
+# The API roles a function of the model may be executed by (service_role always may).
+FUNCTION_ROLES = ("anon", "authenticated")
+
+
+@dataclass(frozen=True)
+class DeclaredFunction:
+    """A function of an exposed schema the API may call (`/rpc`), every overload of the name, and who."""
+
+    schema: str
+    name: str
+    roles: tuple[str, ...]
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
 @dataclass(frozen=True)
 class AccessModel:
     schema: str
     tables: tuple[Table, ...]
+    # `functions:`: what the API may call; every other function of the exposed schemas is closed (prod).
+    functions: tuple[DeclaredFunction, ...] = ()
 
     def table(self, name: str) -> Table:
         for table in self.tables:
@@ -191,11 +210,38 @@ def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
     if not isinstance(raw_tables, Mapping) or not raw_tables:
         raise ModelError(f"{setting}.tables: expected a non-empty mapping of table name to ownership")
     tables = tuple(_parse_table(name, spec, f"{setting}.tables.{name}") for name, spec in raw_tables.items())
+    functions = _parse_functions(raw.get("functions"), schema, f"{setting}.functions")
     model = AccessModel(schema=schema, tables=tables)
     _check_paths(model, setting)
     model = _name_owner_copies(model, setting)
     _check_groups(model, setting)
-    return model
+    return replace(model, functions=functions)
+
+
+def _parse_functions(raw: object, schema: str, setting: str) -> tuple[DeclaredFunction, ...]:
+    """`functions: {search_notes: [authenticated], other_schema.fn: [anon, authenticated]}`."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ModelError(f"{setting}: expected a mapping of function name to the roles that may call it")
+    found = []
+    for key, roles in raw.items():
+        where = f"{setting}.{key}"
+        parts = key.split(".") if isinstance(key, str) else [key]
+        if len(parts) > 2:
+            raise ModelError(f"{where}: expected a function name or schema.name")
+        names = [check_identifier(part, where) for part in parts]
+        function_schema, name = (schema, names[0]) if len(names) == 1 else (names[0], names[1])
+        if not isinstance(roles, list) or not all(isinstance(r, str) and r in FUNCTION_ROLES for r in roles):
+            raise ModelError(
+                f"{where}: expected a list of the roles that may call it ({', '.join(FUNCTION_ROLES)}; "
+                "service_role always may; [] for the server alone)"
+            )
+        found.append(DeclaredFunction(function_schema, name, tuple(r for r in FUNCTION_ROLES if r in roles)))
+    qualified = [f.qualified for f in found]
+    if len(set(qualified)) != len(qualified):
+        raise ModelError(f"{setting}: a function is named twice")
+    return tuple(found)
 
 
 def model_to_plain(model: AccessModel) -> dict[str, Any]:

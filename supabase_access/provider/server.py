@@ -35,6 +35,7 @@ from supabase_access.provider.resources.auth_settings import AuthSettings
 from supabase_access.provider.resources.constraint_presence import ConstraintPresence
 from supabase_access.provider.resources.constraint_removal import ConstraintRemoval
 from supabase_access.provider.resources.default_privileges_baseline import DefaultPrivilegesBaseline
+from supabase_access.provider.resources.function_privileges import FunctionPrivileges
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.provider.resources.owner_copy import OwnerCopy
 from supabase_access.provider.resources.policy_index import PolicyIndex
@@ -67,6 +68,7 @@ DATABASE_RESOURCES: tuple[type[DatabaseResource], ...] = (
     ConstraintPresence,
     DefaultPrivilegesBaseline,
     SequencePrivileges,
+    FunctionPrivileges,
     RlsForNewTables,
     GroupFunctions,
     PolicyIndex,

@@ -289,6 +289,24 @@ SEQUENCE_PRIVILEGES = ResourceSpec(
     outputs=(Prop("sequences", STRINGS, "The table's sequences (schema.name) found at the last apply."),),
 )
 
+FUNCTION_PRIVILEGES = ResourceSpec(
+    "FunctionPrivileges",
+    "Who may execute the functions of one exposed schema: those the model declares (`functions:`) by the roles it "
+    "names, every other one by no API role and not by PUBLIC (when `enforce`: prod), service_role by all. Every "
+    "preview names the undeclared ones anon or authenticated may call. Destroy gives back the EXECUTE from before.",
+    inputs=(
+        Prop("schema", STRING, "The exposed schema.", required=True, replaces=True),
+        Prop("roles", STRINGS, "The API roles whose EXECUTE is managed (anon, authenticated).", required=True),
+        Prop("server", STRINGS, "Roles that keep EXECUTE on every function (service_role).", default=[]),
+        Prop(
+            "declared", MAP, "Function name -> the roles of `roles` that may execute it (every overload).", default={}
+        ),
+        Prop("unmanaged", STRINGS, "Function names left as they are (the deprecated definerObjects).", default=[]),
+        Prop("enforce", BOOLEAN, "Close every undeclared function (prod); else only name them.", default=False),
+    ),
+    outputs=(),
+)
+
 RLS_FOR_NEW_TABLES = ResourceSpec(
     "RlsForNewTables",
     "An event trigger switching RLS on for every table created later in the exposed schemas (where the login role "
@@ -497,6 +515,7 @@ SPECS: tuple[ResourceSpec, ...] = (
     CONSTRAINT_PRESENCE,
     DEFAULT_PRIVILEGES_BASELINE,
     SEQUENCE_PRIVILEGES,
+    FUNCTION_PRIVILEGES,
     RLS_FOR_NEW_TABLES,
     GROUP_FUNCTIONS,
     POLICY_INDEX,

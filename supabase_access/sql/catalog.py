@@ -882,3 +882,40 @@ def read_sequence_privileges(
     for schema, name, role, privilege in rows:
         found[schema, name][role].append(privilege)
     return found
+
+
+@dataclass(frozen=True)
+class ExposedFunction:
+    """A function of an exposed schema (not an extension's) and who may execute it, as its ACL says
+    (a NULL ACL read as PostgreSQL's default: EXECUTE for PUBLIC)."""
+
+    schema: str
+    name: str
+    # pg_get_function_identity_arguments: PostgreSQL's own rendering, quoted by it.
+    arguments: str
+    # grantee ("public" for PUBLIC) -> holds EXECUTE, for the grantees asked about.
+    execute: dict[str, bool]
+    returns_trigger: bool
+
+    @property
+    def signature(self) -> str:
+        return f"{self.schema}.{self.name}({self.arguments})"
+
+
+def read_exposed_functions(conn: psycopg.Connection, schema: str, grantees: Sequence[str]) -> list[ExposedFunction]:
+    """The functions of `schema` outside extensions, with EXECUTE per grantee ("public" = PUBLIC)."""
+    rows = conn.execute(
+        "select p.proname, pg_get_function_identity_arguments(p.oid), p.prorettype = 'trigger'::regtype, "
+        "  array(select coalesce(r.rolname, 'public') "
+        "        from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
+        "        left join pg_roles r on r.oid = a.grantee where a.privilege_type = 'EXECUTE') "
+        "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "where n.nspname = %s and p.prokind in ('f', 'p') "
+        "and not exists (select from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid "
+        "  and d.deptype = 'e') order by 1, 2",
+        (schema,),
+    ).fetchall()
+    return [
+        ExposedFunction(schema, name, arguments, {g: g in holders for g in grantees}, bool(trigger))
+        for name, arguments, trigger, holders in rows
+    ]

@@ -1190,3 +1190,18 @@ def grant_on_sequence(role: str, schema: str, sequence: str, privileges: Sequenc
     return sql.SQL("grant {} on sequence {} to {}").format(
         sql.SQL(", ").join(sql.SQL(p.lower()) for p in privileges), sql.Identifier(schema, sequence), _role(role)
     )
+
+
+def function_ref(schema: str, name: str, arguments: str) -> sql.Composed:
+    """`schema.name(arguments)`: the arguments as pg_get_function_identity_arguments renders them
+    (PostgreSQL's own quoting of each type), read from the catalog, never from input."""
+    return sql.SQL("{}({})").format(sql.Identifier(schema, name), sql.SQL(arguments))
+
+
+def set_function_execute(function: sql.Composed, grantees: Sequence[str], *, grant: bool) -> sql.Composed:
+    return sql.SQL("{} execute on function {} {} {}").format(
+        sql.SQL("grant" if grant else "revoke"),
+        function,
+        sql.SQL("to" if grant else "from"),
+        sql.SQL(", ").join(_role(g) for g in grantees),
+    )

@@ -383,9 +383,28 @@ def test_prod_grants_follow_the_access_kinds(prod: tuple[Teams, Any]) -> None:
 
 def test_prod_catalog_holds_what_the_model_gives_and_no_more(prod: tuple[Teams, Any]) -> None:
     teams, _ = prod
-    # The teams app has no function in public: none may be executable by the API roles.
-    found = undeclared_and_missing(teams.dsn, plan_access(teams_model(), "owner"), functions={})
+    # Its one declared function for signed-in users; purge_audit_log (undeclared) for nobody but the server.
+    declared = {"public.open_task_count()": ["authenticated"]}
+    found = undeclared_and_missing(teams.dsn, plan_access(teams_model(), "owner"), functions=declared)
     assert found == ([], [])
+
+
+def test_prod_functions_are_callable_as_the_model_declares(prod: tuple[Teams, Any]) -> None:
+    teams, _ = prod
+    assert teams.run("member", "select public.open_task_count()") is not None
+    for persona in ("anon", "member", "owner"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for function"):
+            teams.run(persona, "select public.purge_audit_log()")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for function"):
+        teams.run("anon", "select public.open_task_count()")
+    teams.run("service_role", "select public.purge_audit_log()")
+
+
+def test_dev_only_names_the_undeclared_functions(dev: tuple[Teams, Any]) -> None:
+    teams, stack = dev
+    teams.run("anon", "select public.purge_audit_log()")  # a dev stack warns and leaves it open
+    preview = stack.preview()
+    assert "public.purge_audit_log(): add `purge_audit_log: [authenticated]`" in preview.stdout
 
 
 def test_dev_catalog_holds_what_the_open_profile_gives_and_no_more(dev: tuple[Teams, Any]) -> None:
