@@ -20,6 +20,7 @@ from review.postgrest import Persona, as_persona, assert_rls_applies, connect_as
 from supabase_access.model.profiles import plan_access
 from tests.support.catalog_check import undeclared_and_missing
 from tests.support.engine import changes, new_stack
+from tests.support.fault import catalog_snapshot
 from tests.support.localdb import PLATFORMS, create_database_from_template, drop_database
 from tests.support.teams_app import OPEN, OWNER, TABLES, load_teams_app, teams_model
 
@@ -414,9 +415,12 @@ def test_dev_catalog_holds_what_the_open_profile_gives_and_no_more(dev: tuple[Te
 
 def test_prod_destroy_removes_the_group_functions(teams_dsn: Any, tmp_path: Path) -> None:
     dsn = teams_dsn()
+    before = catalog_snapshot(dsn)
     stack = new_stack(tmp_path / "prod", "prod", dsn, OWNER)
     stack.up()
     stack.destroy()
+    # Exactly what was there: table, sequence and function ACLs (PUBLIC's EXECUTE included), policies, ...
+    assert catalog_snapshot(dsn) == before
     with psycopg.connect(dsn) as conn:
         assert conn.execute("select count(*) from pg_namespace where nspname = 'supabase_access_rls'").fetchone() == (
             0,

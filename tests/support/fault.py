@@ -109,7 +109,8 @@ def reap(pids: list[int]) -> None:
 def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
     """What a stack may change, as PostgreSQL reports it: policies, ACLs and RLS flags, columns (with
     type, NOT NULL and comment), constraints (with comment), indexes (with validity and comment),
-    triggers, functions outside PostgreSQL's own schemas, and the schemas with their comments."""
+    triggers, functions (with their ACLs) and sequences' ACLs outside PostgreSQL's own schemas, and the
+    schemas with their comments."""
     queries = {
         "policies": "select schemaname, tablename, policyname, permissive, roles::text, cmd, qual, with_check "
         "from pg_policies order by 1, 2, 3",
@@ -134,8 +135,13 @@ def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
         "triggers": "select tgrelid::regclass::text, tgname, tgenabled from pg_trigger where not tgisinternal "
         "order by 1, 2",
         "functions": "select n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prosecdef, "
-        "md5(p.prosrc) from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "md5(p.prosrc), array(select a::text from unnest(coalesce(p.proacl, acldefault('f', p.proowner))) a "
+        "order by 1) from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
         "where n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2, 3",
+        "sequences": "select n.nspname, c.relname, array(select a::text from unnest("
+        "coalesce(c.relacl, acldefault('s', c.relowner))) a order by 1) "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'S' "
+        "and n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2",
         "schemas": "select nspname, obj_description(oid, 'pg_namespace') from pg_namespace order by 1",
     }
     with psycopg.connect(dsn) as conn:
