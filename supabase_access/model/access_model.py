@@ -246,7 +246,12 @@ def _parse_functions(raw: object, schema: str, setting: str) -> tuple[DeclaredFu
 
 def model_to_plain(model: AccessModel) -> dict[str, Any]:
     """The model as `parse_model` reads it (owner copies named): how the program hands it to the provider."""
-    return {"schema": model.schema, "tables": {t.name: _table_to_plain(t) for t in model.tables}}
+    plain: dict[str, Any] = {"schema": model.schema, "tables": {t.name: _table_to_plain(t) for t in model.tables}}
+    if model.functions:
+        plain["functions"] = {
+            (f.name if f.schema == model.schema else f.qualified): list(f.roles) for f in model.functions
+        }
+    return plain
 
 
 def _table_to_plain(table: Table) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The pure access model and profiles: no Pulumi, no database."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,22 @@ def test_a_model_file_that_is_not_yaml_is_named_in_one_line(tmp_path: Path) -> N
     message = str(info.value)
     assert message.startswith(f"supabase-access:modelFile: {path} line 4 column 1 is not valid YAML: ")
     assert "\n" not in message
+
+
+def test_functions_name_what_the_api_may_call_and_who() -> None:
+    raw = {"tables": {"notes": {"owner": "user_id"}}}
+    model = parse_model({**raw, "functions": {"search_notes": ["authenticated"], "api.stats": ["anon"]}}, setting="m")
+    assert [(f.qualified, f.roles) for f in model.functions] == [
+        ("public.search_notes", ("authenticated",)),
+        ("api.stats", ("anon",)),
+    ]
+    assert parse_model(raw, setting="m").functions == ()
+    for functions, message in (
+        ({"search_notes": ["service_role"]}, "m.functions.search_notes: expected a list of the roles"),
+        ({"search_notes": "authenticated"}, "m.functions.search_notes: expected a list of the roles"),
+        ({"a.b.c": []}, "m.functions.a.b.c: expected a function name or schema.name"),
+        ({"Bad-Name": []}, "m.functions.Bad-Name: 'Bad-Name' is not a valid identifier"),
+        (["search_notes"], "m.functions: expected a mapping"),
+    ):
+        with pytest.raises(ModelError, match=re.escape(message)):
+            parse_model({**raw, "functions": functions}, setting="m")
