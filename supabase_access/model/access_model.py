@@ -297,7 +297,7 @@ def load_model_file(path: Path, *, setting: str) -> AccessModel:
 
 
 # The top-level keys of a model (file or `supabase-access:model`); any other is a typo.
-MODEL_KEYS = ("schema", "tables")
+MODEL_KEYS = ("schema", "tables", "functions")
 TABLE_KEYS = (
     "owner",
     "through",
