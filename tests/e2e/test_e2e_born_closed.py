@@ -13,8 +13,10 @@ from pulumi import automation as auto
 
 from review.postgrest import Persona, as_persona, connect_as_authenticator
 from tests.support.engine import changes, new_stack
+from tests.support.localdb import legacy_platform
 
-pytestmark = pytest.mark.e2e
+# Written against the legacy platform's auto-grants (what the stack closes or keeps from them).
+pytestmark = [pytest.mark.e2e, legacy_platform]
 
 OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
 

@@ -12,11 +12,13 @@ import psycopg
 import pytest
 
 from tests.support.engine import new_stack
+from tests.support.localdb import legacy_platform
 from tests.support.splinter import lint, must_fix
 from tests.support.teams_app import OWNER as TEAMS_OWNER
 from tests.support.teams_app import load_teams_app
 
-pytestmark = pytest.mark.e2e
+# Written against the legacy platform's auto-grants (what the stack closes or keeps from them).
+pytestmark = [pytest.mark.e2e, legacy_platform]
 
 PROD = {
     "supabase-access:environment": "prod",
