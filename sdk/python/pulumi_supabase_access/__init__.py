@@ -11,6 +11,7 @@ from .auth_settings import *
 from .constraint_presence import *
 from .constraint_removal import *
 from .default_privileges_baseline import *
+from .function_privileges import *
 from .group_functions import *
 from .owner_copy import *
 from .policy_index import *
@@ -18,6 +19,7 @@ from .provider import *
 from .retention_policy import *
 from .rls_for_new_tables import *
 from .row_level_security import *
+from .sequence_privileges import *
 from .table_grant import *
 from .table_policies import *
 from .write_quota import *
@@ -42,12 +44,14 @@ _utilities.register(
    "supabase-access:index:ConstraintPresence": "ConstraintPresence",
    "supabase-access:index:ConstraintRemoval": "ConstraintRemoval",
    "supabase-access:index:DefaultPrivilegesBaseline": "DefaultPrivilegesBaseline",
+   "supabase-access:index:FunctionPrivileges": "FunctionPrivileges",
    "supabase-access:index:GroupFunctions": "GroupFunctions",
    "supabase-access:index:OwnerCopy": "OwnerCopy",
    "supabase-access:index:PolicyIndex": "PolicyIndex",
    "supabase-access:index:RetentionPolicy": "RetentionPolicy",
    "supabase-access:index:RlsForNewTables": "RlsForNewTables",
    "supabase-access:index:RowLevelSecurity": "RowLevelSecurity",
+   "supabase-access:index:SequencePrivileges": "SequencePrivileges",
    "supabase-access:index:TableGrant": "TableGrant",
    "supabase-access:index:TablePolicies": "TablePolicies",
    "supabase-access:index:WriteQuota": "WriteQuota"
