@@ -121,6 +121,7 @@ access = AccessRules(
         born_closed=settings.environment == "prod" and settings.profile != "open",
         model=model_to_plain(settings.model),
         widenings=settings.widenings,
+        functions=settings.model.functions,
     ),
     opts=pulumi.ResourceOptions(providers=[database, grants_provider]),
 )

@@ -91,7 +91,9 @@ def undeclared_and_missing(
                     target = needed if role == SERVER_ROLE else given
                     target.add((role, "sequence", sequence, "USAGE"))
     for function, roles in (functions or {}).items():
+        # A declared function is given to its roles, and must be theirs: a missing EXECUTE fails too.
         given.update((role, "function", function, "EXECUTE") for role in roles)
+        needed.update((role, "function", function, "EXECUTE") for role in roles)
     undeclared = sorted(
         " ".join(entry)
         for entry in held

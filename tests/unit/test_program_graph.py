@@ -162,3 +162,14 @@ def test_each_extra_policy_is_named_by_the_setting_that_declares_it() -> None:
     (reserved,) = [key for key in settings if key.startswith("generated_content.")]
     # Was reported under extraPolicies, a setting the user never wrote.
     assert settings[reserved] == "supabase-access:permanentUsersOnly.generated_content"
+
+
+def test_a_teams_stack_declares_its_functions_for_the_roles_the_model_names() -> None:
+    config = {
+        "supabase-access:environment": "prod",
+        "supabase-access:profile": "owner",
+        "supabase-access:modelFile": "tests/fixtures/teams_app/access-model.yaml",
+    }
+    (functions,) = by_type(run_program(config))["supabase-access:index:FunctionPrivileges"]
+    assert functions.inputs["declared"] == {"open_task_count": ["authenticated"]}
+    assert functions.inputs["enforce"] is True and functions.inputs["server"] == ["service_role"]
