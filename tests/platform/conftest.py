@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.platform import (
-    PLATFORMS,
     PlatformBuildError,
     PlatformCluster,
     known_versions,
@@ -31,15 +30,11 @@ def platform_cluster(request: pytest.FixtureRequest) -> Iterator[PlatformCluster
     remove_platform_cluster(cluster)
 
 
-# The explicit-grant platform joins once every access kind declares service_role's privileges itself
-# (issue 20, item 3): until then the server reaches nothing there.
-ACCESS_PLATFORMS = tuple(p for p in PLATFORMS if p == "legacy")
-
-
-@pytest.fixture(params=ACCESS_PLATFORMS)
-def platform_db(request: pytest.FixtureRequest, platform_cluster: PlatformCluster) -> Iterator[str]:
-    """Conninfo of `postgres` (over TCP, with its password, as a hosted project's) on a new database."""
-    name = platform_cluster.create_database(request.param)
+@pytest.fixture
+def platform_db(platform: str, platform_cluster: PlatformCluster) -> Iterator[str]:
+    """Conninfo of `postgres` (over TCP, with its password, as a hosted project's) on a new database of
+    the grant platform `platform` (tests/conftest.py; `@both_platforms` runs a test on each)."""
+    name = platform_cluster.create_database(platform)
     try:
         yield platform_cluster.dsn(name)
     finally:

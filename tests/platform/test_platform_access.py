@@ -19,6 +19,7 @@ from supabase_access.model.access_model import load_model_file
 from tests.support.engine import new_stack
 from tests.support.expectations import owner_access
 from tests.support.fault import catalog_snapshot
+from tests.support.localdb import both_platforms
 from tests.support.paths import MODEL_FILE
 from tests.support.splinter import lint
 
@@ -46,6 +47,7 @@ STACKS: dict[str, tuple[dict[str, str], Callable[[Cell], bool]]] = {
 }
 
 
+@both_platforms
 @pytest.mark.parametrize("stack_name", STACKS)
 def test_a_stack_as_on_a_hosted_project(tmp_path: Path, platform_db: str, stack_name: str) -> None:
     config, rule = STACKS[stack_name]

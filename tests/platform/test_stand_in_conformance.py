@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import localdb
 from tests.support.conformance import differences, facts
+from tests.support.localdb import both_platforms
 from tests.support.platform import PlatformCluster
 
 pytestmark = pytest.mark.platform
@@ -33,10 +33,10 @@ ADMIN_OPTION_BEFORE_16 = {
 }
 
 
-def test_the_stand_in_matches_supabases_sql(platform_cluster: PlatformCluster, fresh_db: str) -> None:
-    # The stand-in's database is of the platform tests get by default (legacy until scripts/localdb
-    # builds both): it is compared with that platform built from Supabase's SQL.
-    name = platform_cluster.create_database(getattr(localdb, "default_platform", lambda: "legacy")())
+@both_platforms
+def test_the_stand_in_matches_supabases_sql(platform_cluster: PlatformCluster, platform: str, fresh_db: str) -> None:
+    # Each of the stand-in's grant platforms against the same platform built from Supabase's SQL.
+    name = platform_cluster.create_database(platform)
     try:
         found = differences(facts(fresh_db), facts(platform_cluster.dsn(name)))
     finally:

@@ -29,6 +29,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from review.postgrest import LOCAL_AUTHENTICATOR_PASSWORD
+from tests.support.localdb import PLATFORMS
 from tests.support.paths import REPO
 
 PLATFORM_DIR: Final = REPO.parent / "shared" / "supabase-platform"
@@ -70,7 +71,7 @@ EXPLICIT_GRANT_PLATFORM: Final = (
     "alter default privileges for role postgres in schema public"
     " revoke all on functions from anon, authenticated, service_role",
 )
-PLATFORMS: Final = ("legacy", "explicit")
+# One template per grant platform of scripts/localdb's stand-in (tests/support/localdb.py).
 TEMPLATES: Final = {platform: f"platform_{platform}" for platform in PLATFORMS}
 
 
