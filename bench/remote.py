@@ -53,6 +53,7 @@ from bench.common import (
 )
 from bench.engine import pulumi, use_toolchain
 from bench.latency_proxy import LatencyProxy
+from supabase_access.provider.base import CURRENT_STACK
 from supabase_access.sql.database import Database
 from tests.support.engine import new_stack
 
@@ -145,6 +146,8 @@ def round_trips_per_call(stack: auto.Stack, dbname: str, proxy: LatencyProxy) ->
     db.warm_up()
     connect_turns = proxy.reset().turns
     per_type: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    # As the plugin runs for this stack: its tables are its own, not another stack's.
+    token = CURRENT_STACK.set(stack.name)
     try:
         for entry in exported_resources(stack):
             resource = resources.get(entry["type"])
@@ -161,6 +164,7 @@ def round_trips_per_call(stack: auto.Stack, dbname: str, proxy: LatencyProxy) ->
             figures[1] += check_turns
             figures[2] += diff_turns
     finally:
+        CURRENT_STACK.reset(token)
         db.close()
     rows = [
         [name, str(n), f"{check / n:.1f}", f"{diff / n:.1f}"] for name, (n, check, diff) in sorted(per_type.items())

@@ -117,8 +117,8 @@ class AccessPreflight(DatabaseResource):
             for table, raw in policies_by_table.items():
                 if not isinstance(raw, Mapping):
                     raise InputError("policies", f"{source}: policies.{table}: expected a map of policy name to policy")
-                if table in missing or (old_policies.get(table) == raw and same_rules):
-                    continue  # said above, or PostgreSQL accepted exactly these before
+                if table in missing or table in foreign or (old_policies.get(table) == raw and same_rules):
+                    continue  # said above (the login role may not even read it), or accepted exactly before
 
                 def setting(name: str, table: str = table) -> str:
                     return str(policy_settings.get(f"{table}.{name}") or f"{source}: policy {table}.{name}")
