@@ -14,6 +14,7 @@ from review.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.provider.base import CHECK_LOG, InputError
 from supabase_access.provider.resources.function_privileges import FunctionPrivileges
 from supabase_access.sql.database import Database
+from tests.support.catalog_check import public_acls
 from tests.support.localdb import both_platforms
 from tests.support.resources import create, read
 
@@ -44,12 +45,7 @@ def make_functions(dsn: str) -> None:
 
 
 def function_acls(dsn: str) -> dict[str, list[str]]:
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "select proname, array(select a::text from unnest(coalesce(proacl, acldefault('f', proowner))) a "
-            "order by 1) from pg_proc where pronamespace = 'public'::regnamespace"
-        ).fetchall()
-    return dict(rows)
+    return public_acls(dsn, "function")
 
 
 def may_execute(dsn: str, role: str, function: str) -> bool:

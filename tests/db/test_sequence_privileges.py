@@ -11,6 +11,7 @@ from review.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.provider.base import InputError
 from supabase_access.provider.resources.sequence_privileges import SequencePrivileges
 from supabase_access.sql.database import Database
+from tests.support.catalog_check import public_acls
 from tests.support.localdb import both_platforms
 from tests.support.resources import UnreachableDatabase, create, read
 
@@ -34,12 +35,7 @@ def make_table(dsn: str) -> None:
 
 
 def sequence_acls(dsn: str) -> dict[str, list[str]]:
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "select relname, array(select a::text from unnest(coalesce(relacl, acldefault('s', relowner))) a "
-            "order by 1) from pg_class where relkind = 'S' and relnamespace = 'public'::regnamespace"
-        ).fetchall()
-    return dict(rows)
+    return public_acls(dsn, "sequence")
 
 
 def held(dsn: str, role: str, sequence: str) -> list[str]:

@@ -17,7 +17,7 @@ from pulumi import automation as auto
 
 from review.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.sql.statements import POLICY_INDEX_MARKER
-from tests.support.catalog_check import reference_plan, undeclared_and_missing
+from tests.support.catalog_check import public_acls, reference_plan, undeclared_and_missing
 from tests.support.engine import changes, new_stack
 from tests.support.fault import catalog_snapshot
 from tests.support.localdb import both_platforms
@@ -70,13 +70,7 @@ def insert_session(dsn: str, persona: Persona, user_id: uuid.UUID) -> None:
 
 
 def table_acls(dsn: str) -> dict[str, list[str]]:
-    """Table -> its ACL entries as PostgreSQL applies them (a NULL ACL is the owner's default), sorted."""
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "select relname, array(select a::text from unnest(coalesce(relacl, acldefault('r', relowner))) a "
-            "order by 1) from pg_class where relnamespace = 'public'::regnamespace and relkind = 'r'"
-        ).fetchall()
-    return dict(rows)
+    return public_acls(dsn, "table")
 
 
 def server_reaches_every_table(dsn: str, user_id: uuid.UUID) -> None:

@@ -118,3 +118,23 @@ def _public_given(entry: tuple[str, str, str, str], given: set[tuple[str, str, s
 def reference_plan(profile: str) -> AccessPlan:
     """The reference app's plan (access-model.yaml) under a profile."""
     return plan_access(load_model_file(REPO / "access-model.yaml", setting="supabase-access:modelFile"), profile)
+
+
+# What each kind of object's ACL reader needs: its catalog, name, ACL, owner and acldefault's letter.
+_ACL_SOURCES = {
+    "table": ("pg_class", "relname", "relacl", "relowner", "r", "relnamespace", "relkind = 'r'"),
+    "sequence": ("pg_class", "relname", "relacl", "relowner", "s", "relnamespace", "relkind = 'S'"),
+    "function": ("pg_proc", "proname", "proacl", "proowner", "f", "pronamespace", "true"),
+}
+
+
+def public_acls(dsn: str, kind: str) -> dict[str, list[str]]:
+    """Name -> ACL entries of each `kind` ('table', 'sequence', 'function') in public, as PostgreSQL
+    applies them (a NULL ACL is the owner's default), sorted."""
+    catalog, name, acl, owner, letter, namespace, only = _ACL_SOURCES[kind]
+    query = (
+        f"select {name}, array(select a::text from unnest(coalesce({acl}, acldefault('{letter}', {owner}))) a "
+        f"order by 1) from {catalog} where {namespace} = 'public'::regnamespace and {only}"
+    )
+    with psycopg.connect(dsn) as conn:
+        return dict(conn.execute(query).fetchall())  # type: ignore[arg-type]
