@@ -85,6 +85,50 @@ class Membership:
     admins: tuple[str, ...] = ()
 
 
+# The API roles a column may be hidden from (service_role reads every column).
+HIDDEN_ROLES = ("anon", "authenticated")
+
+
+@dataclass(frozen=True)
+class ColumnRules:
+    """What the API roles may not do to single columns of a table (service_role is not bound).
+
+    `read_only`: never in an INSERT or UPDATE (the column's default or a trigger sets it);
+    `immutable`: set on insert, never changed; `hidden`: (role, columns) not selectable by that role.
+    """
+
+    read_only: tuple[str, ...] = ()
+    immutable: tuple[str, ...] = ()
+    hidden: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.read_only or self.immutable or self.hidden)
+
+    def hidden_from(self, role: str) -> tuple[str, ...]:
+        return dict(self.hidden).get(role, ())
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """Every column the rules name, each once."""
+        return tuple(dict.fromkeys([*self.read_only, *self.immutable, *(c for _, cs in self.hidden for c in cs)]))
+
+    def excluded(self, role: str, privilege: str) -> tuple[str, ...]:
+        """The columns `role` may not use with `privilege` (SELECT, INSERT or UPDATE); () for the rest."""
+        if role not in HIDDEN_ROLES:
+            return ()
+        if privilege == "SELECT":
+            return self.hidden_from(role)
+        if privilege == "INSERT":
+            return self.read_only
+        if privilege == "UPDATE":
+            return (*self.read_only, *self.immutable)
+        return ()
+
+
+# The privileges column rules narrow to columns (every other stays table-wide).
+COLUMN_PRIVILEGES = ("SELECT", "INSERT", "UPDATE")
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
@@ -105,6 +149,8 @@ class Table:
     # owner_column is a copy of the owner that supabase-access adds, fills and keeps right
     # (`copyOwner`), not a column of the app's own: the owner profile manages it.
     owner_copy: bool = False
+    # readOnly, immutable and hidden: column privileges (and a trigger for immutable) narrow the grants.
+    columns: ColumnRules = ColumnRules()
 
     @property
     def owned(self) -> bool:
@@ -255,6 +301,22 @@ def model_to_plain(model: AccessModel) -> dict[str, Any]:
 
 
 def _table_to_plain(table: Table) -> dict[str, Any]:
+    return _kind_to_plain(table) | column_rules_to_plain(table.columns)
+
+
+def column_rules_to_plain(rules: ColumnRules) -> dict[str, Any]:
+    """The model keys of column rules (none when the table has none)."""
+    plain: dict[str, Any] = {}
+    if rules.read_only:
+        plain["readOnly"] = list(rules.read_only)
+    if rules.immutable:
+        plain["immutable"] = list(rules.immutable)
+    if rules.hidden:
+        plain["hidden"] = {role: list(columns) for role, columns in rules.hidden}
+    return plain
+
+
+def _kind_to_plain(table: Table) -> dict[str, Any]:
     if table.service_only:
         return {"serviceOnly": True}
     if table.membership is not None:
@@ -308,7 +370,12 @@ TABLE_KEYS = (
     "write",
     "userForeignKey",
     "copyOwner",
+    "readOnly",
+    "immutable",
+    "hidden",
 )
+# Column rules go with any kind but serviceOnly (no API role reaches such a table's columns).
+COLUMN_RULE_KEYS = ("readOnly", "immutable", "hidden")
 KINDS_HINT = (
     "'owner: <column>', 'through: {column, table}', 'member: {group, column}', "
     "'membership: {group, column, user}', 'publicRead: true' or 'serviceOnly: true'"
@@ -320,6 +387,17 @@ def _parse_table(name: object, spec: object, setting: str) -> Table:
     if not isinstance(spec, Mapping):
         raise ModelError(f"{setting}: expected one of {KINDS_HINT}")
     _refuse_unknown_keys(spec, TABLE_KEYS, setting)
+    columns = parse_column_rules(spec, setting)
+    if columns and spec.get("serviceOnly", False) is True:
+        raise ModelError(
+            f"{setting}: a service-only table gives the API roles no column to begin with, remove "
+            f"{[k for k in COLUMN_RULE_KEYS if k in spec]}"
+        )
+    spec = {k: v for k, v in spec.items() if k not in COLUMN_RULE_KEYS}
+    return replace(_parse_kind(table_name, spec, setting), columns=columns)
+
+
+def _parse_kind(table_name: str, spec: Mapping[str, Any], setting: str) -> Table:
     copy = _parse_copy_owner(spec, setting)
     has_owner, has_through, has_member = "owner" in spec, "through" in spec, "member" in spec
     if has_through and has_member:
@@ -368,6 +446,42 @@ def _parse_table(name: object, spec: object, setting: str) -> Table:
         write=write,
         owner_copy=copy is not None,
     )
+
+
+def parse_column_rules(spec: Mapping[str, Any], setting: str) -> ColumnRules:
+    """`readOnly: [col, ...]`, `immutable: [col, ...]`, `hidden: {role: [col, ...]}` of one table."""
+    read_only = _column_list(spec.get("readOnly", []), f"{setting}.readOnly")
+    immutable = _column_list(spec.get("immutable", []), f"{setting}.immutable")
+    both = [c for c in immutable if c in read_only]
+    if both:
+        raise ModelError(
+            f"{setting}.immutable: {', '.join(both)} is already readOnly (never written by the API at all); "
+            "name it in one of the two"
+        )
+    raw_hidden = spec.get("hidden", {})
+    where = f"{setting}.hidden"
+    if not isinstance(raw_hidden, Mapping):
+        raise ModelError(
+            f"{where}: expected a mapping of role ({', '.join(HIDDEN_ROLES)}) to the columns it may not select"
+        )
+    _refuse_unknown_keys(raw_hidden, HIDDEN_ROLES, where)
+    hidden = tuple(
+        (role, columns)
+        for role in HIDDEN_ROLES
+        if role in raw_hidden
+        for columns in (_column_list(raw_hidden[role], f"{where}.{role}"),)
+        if columns
+    )
+    return ColumnRules(read_only=read_only, immutable=immutable, hidden=hidden)
+
+
+def _column_list(raw: object, setting: str) -> tuple[str, ...]:
+    if not isinstance(raw, (list, tuple)):
+        raise ModelError(f"{setting}: expected a list of column names")
+    columns = tuple(check_identifier(c, setting) for c in raw)
+    if len(set(columns)) != len(columns):
+        raise ModelError(f"{setting}: a column is named twice")
+    return columns
 
 
 def _refuse_unknown_keys(raw: Mapping[Any, Any], known: tuple[str, ...], setting: str) -> None:

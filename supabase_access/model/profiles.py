@@ -12,9 +12,17 @@ owner - each signed-in user (anonymous sign-ins included) reaches only rows they
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from supabase_access.model.access_model import AccessModel, Hop, Membership, ModelError, Table, short_identifier
+from supabase_access.model.access_model import (
+    AccessModel,
+    ColumnRules,
+    Hop,
+    Membership,
+    ModelError,
+    Table,
+    short_identifier,
+)
 
 PROFILES = ("open", "owner")
 TABLE_COMMANDS: tuple[str, ...] = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -165,13 +173,20 @@ class AccessPlan:
 
     # The owner copies the plan keeps (the owner profile: every `copyOwner` of the model).
     owner_copies: tuple[OwnerCopy, ...] = ()
+    # The model's column rules (readOnly, immutable, hidden), per table that has any; every profile keeps them.
+    column_rules: tuple[tuple[str, ColumnRules], ...] = ()
+
+    def columns_of(self, table: str) -> ColumnRules:
+        """The column rules of one table of the plan (empty when it has none)."""
+        return dict(self.column_rules).get(table, ColumnRules())
 
 
 def plan_access(model: AccessModel, profile: str, *, setting: str = "supabase-access:profile") -> AccessPlan:
+    rules = tuple((t.name, t.columns) for t in model.tables if t.columns)
     if profile == "open":
-        return _open_plan(model)
+        return replace(_open_plan(model), column_rules=rules)
     if profile == "owner":
-        return _owner_plan(model)
+        return replace(_owner_plan(model), column_rules=rules)
     raise ModelError(f"{setting}: unknown profile {profile!r} (choose one of: {', '.join(PROFILES)})")
 
 
