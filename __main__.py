@@ -22,6 +22,8 @@ from supabase_access.model.stack_config import (
     parse_auth_stack_settings,
     parse_stack_settings,
 )
+from supabase_access.sql.catalog import CatalogError
+from supabase_access.sql.database import read_table_columns
 
 
 def _end_quietly(signum: int, frame: object) -> None:
@@ -104,10 +106,25 @@ database = supabase_access.Provider(
 )
 # The official provider, for grants. Supabase's postgres role is not a superuser.
 grants_provider = postgresql.Provider("postgresql", **connection_args, superuser=False)
+plan = plan_access(settings.model, settings.profile)
+try:
+    # Column rules narrow privileges to named columns: the Grants list the table's columns as they are now.
+    table_columns = (
+        read_table_columns(
+            {**connection_args, "password": postgresql_config.get("password")},
+            settings.model.schema,
+            [table for table, _ in plan.column_rules],
+        )
+        if plan.column_rules
+        else {}
+    )
+except CatalogError as exc:
+    raise pulumi.RunError(str(exc)) from None
 access = AccessRules(
     "access",
     AccessRulesArgs(
-        plan=plan_access(settings.model, settings.profile),
+        plan=plan,
+        table_columns=table_columns,
         database=connection.database,
         source=settings.model_source,
         force_rls=settings.force_rls,

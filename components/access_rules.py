@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +10,8 @@ import pulumi
 import pulumi_postgresql as postgresql
 import pulumi_supabase_access as supabase_access
 
-from supabase_access.model.access_model import DeclaredFunction
+from components.column_grants import column_grants, table_wide
+from supabase_access.model.access_model import DeclaredFunction, column_rules_to_plain
 from supabase_access.model.owner_copy import COLUMN_TYPE
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import (
@@ -56,6 +57,8 @@ class AccessRulesArgs:
     model: dict[str, Any] | None = None
     # "table.policy" -> why, for the extra policies declared to widen access (`widens:`).
     widenings: Mapping[str, str] = field(default_factory=dict)
+    # table -> its columns in the database, for the tables with column rules (their Grants name columns).
+    table_columns: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 # The roles that create objects in a Supabase project's schemas and that the login role may speak
@@ -151,7 +154,7 @@ class AccessRules(pulumi.ComponentResource):
                 # service_role included: it holds what its Grant declares on both platforms (the legacy
                 # one gave it TRUNCATE, ... too); destroy gives back what each held before.
                 revoke_unguarded_from=sorted(plan.grants),
-                revoke_undeclared=_undeclared(plan.grants_on(table)) or None,
+                revoke_undeclared=_undeclared(_table_wide_grants(plan, table)) or None,
                 opts=after_preflight,
             )
             for table in tables
@@ -253,7 +256,7 @@ class AccessRules(pulumi.ComponentResource):
                 schema=schema,
                 object_type="table",
                 objects=[table],
-                privileges=list(privileges),
+                privileges=privileges,
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     depends_on=[
@@ -266,7 +269,24 @@ class AccessRules(pulumi.ComponentResource):
             )
             for role in plan.grants
             for table in tables
-            for privileges in (plan.grants_on(table)[role],)
+            for privileges in (_table_wide_grants(plan, table)[role],)
+        }
+        # A table with column rules: the privileges they narrow, column by column (components/column_grants).
+        self.column_grants = {
+            (role, table, privilege): grant
+            for (role, table), table_grant in self.grants.items()
+            if plan.columns_of(table)
+            for privilege, grant in column_grants(
+                role=role,
+                table=table,
+                schema=schema,
+                database=args.database,
+                privileges=plan.grants_on(table)[role],
+                rules=plan.columns_of(table),
+                columns=args.table_columns,
+                table_grant=table_grant,
+                parent=self,
+            ).items()
         }
         # One covering index per lookup the policies make. A concurrent index build waits for every
         # older transaction, so it must not run beside a change to its own table (RLS, policies) or
@@ -286,6 +306,7 @@ class AccessRules(pulumi.ComponentResource):
                         self.row_level_security[lookup.table],
                         self.policies[lookup.table],
                         *self.grants.values(),
+                        *self.column_grants.values(),
                         *self.sequence_privileges.values(),
                     ],
                 ),
@@ -328,7 +349,13 @@ class AccessRules(pulumi.ComponentResource):
                                 object_type=object_type,
                                 privileges=[],
                                 opts=pulumi.ResourceOptions(
-                                    parent=self, depends_on=[preflight, baseline, *self.grants.values()]
+                                    parent=self,
+                                    depends_on=[
+                                        preflight,
+                                        baseline,
+                                        *self.grants.values(),
+                                        *self.column_grants.values(),
+                                    ],
                                 ),
                             )
         # The functions of each exposed schema: those of the model for the roles it names, every other
@@ -353,6 +380,11 @@ class AccessRules(pulumi.ComponentResource):
         extras = {t: sorted(names) for t, names in extra_names.items() if names}
         self.register_outputs(
             ({"tableGrants": table_grants} if table_grants else {})
+            | (
+                {"columnRules": {t: column_rules_to_plain(r) for t, r in plan.column_rules}}
+                if plan.column_rules
+                else {}
+            )
             | ({"extraPolicies": extras} if extras else {})
             | ({"widenings": dict(args.widenings)} if args.widenings else {})
             | {
@@ -370,7 +402,13 @@ class AccessRules(pulumi.ComponentResource):
         )
 
 
-def _undeclared(grants: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
+def _table_wide_grants(plan: AccessPlan, table: str) -> dict[str, list[str]]:
+    """role -> the privileges it holds on the whole table (column rules narrow the rest column by column)."""
+    rules = plan.columns_of(table)
+    return {role: table_wide(privileges, role, rules) for role, privileges in plan.grants_on(table).items()}
+
+
+def _undeclared(grants: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """Role -> the commands a role may not run on a table it may partly use: a Grant's first apply
     revokes only what it declares (a role given none gets REVOKE ALL), so these are taken first."""
     return {

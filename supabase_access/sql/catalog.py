@@ -530,11 +530,19 @@ def read_table_privileges(
 
 def roles_holding(conn: psycopg.Connection, schema: str, table: str, wanted: Mapping[str, Sequence[str]]) -> list[str]:
     """The roles of `wanted` (role -> privileges) holding any of their privileges on the table (one query)."""
+    held = privileges_held(conn, schema, table, wanted)
+    return [role for role in wanted if held.get(role)]
+
+
+def privileges_held(
+    conn: psycopg.Connection, schema: str, table: str, wanted: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """role -> those of its `wanted` privileges it holds on the whole table (not column by column; one query)."""
     if not wanted:
-        return []
+        return {}
     pairs = [(role, privilege) for role, privileges in wanted.items() for privilege in privileges]
     rows = conn.execute(
-        "select distinct r.rolname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "select r.rolname, a.privilege_type from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "cross join lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a "
         "join pg_roles r on r.oid = a.grantee "
         "join unnest(%s::text[], %s::text[]) w(role, privilege) "
@@ -542,8 +550,24 @@ def roles_holding(conn: psycopg.Connection, schema: str, table: str, wanted: Map
         "where n.nspname = %s and c.relname = %s",
         ([r for r, _ in pairs], [p for _, p in pairs], schema, table),
     ).fetchall()
-    held = {name for (name,) in rows}
-    return [role for role in wanted if role in held]
+    held: dict[str, list[str]] = {}
+    for role, privilege in rows:
+        held.setdefault(role, []).append(privilege)
+    return {role: [p for p in wanted[role] if p in held.get(role, [])] for role in wanted if held.get(role)}
+
+
+def table_column_names(conn: psycopg.Connection, schema: str, tables: Sequence[str]) -> dict[str, list[str]]:
+    """table -> its live columns in order (tables the schema lacks are left out; one query)."""
+    rows = conn.execute(
+        "select c.relname, a.attname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+        "where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p') order by c.relname, a.attnum",
+        (schema, list(tables)),
+    ).fetchall()
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, []).append(column)
+    return found
 
 
 def roles_holding_unguarded(conn: psycopg.Connection, schema: str, table: str, roles: Sequence[str]) -> list[str]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from supabase_access.sql.catalog import CatalogError
+from supabase_access.sql.catalog import CatalogError, table_column_names
 
 # Stack settings that hold each connection field, named in errors.
 CONNECTION_SETTINGS = {
@@ -212,3 +212,13 @@ def execute_together(conn: psycopg.Connection, statements: Iterable[Any]) -> Non
     with conn.pipeline():
         for statement in statements:
             conn.execute(statement)
+
+
+def read_table_columns(config: Mapping[str, Any], schema: str, tables: Sequence[str]) -> dict[str, list[str]]:
+    """table -> its live columns, read once by the program (a table the database lacks is left out)."""
+    db = Database(config)
+    try:
+        with db.connection() as conn:
+            return table_column_names(conn, schema, tables)
+    finally:
+        db.close()

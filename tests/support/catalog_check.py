@@ -138,3 +138,27 @@ def public_acls(dsn: str, kind: str) -> dict[str, list[str]]:
     )
     with psycopg.connect(dsn) as conn:
         return dict(conn.execute(query).fetchall())  # type: ignore[arg-type]
+
+
+# (role, privilege, table, column) an API role may use on a column, table-wide privileges included.
+COLUMN_USE = """
+select r.role, p.privilege, c.relname, a.attname
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+cross join unnest(%(roles)s::text[]) r(role)
+cross join unnest(array['SELECT', 'INSERT', 'UPDATE']) p(privilege)
+where n.nspname = %(schema)s and c.relname = any(%(tables)s)
+  and has_column_privilege(r.role, c.oid, a.attnum, p.privilege)
+"""
+
+
+def column_rule_breaches(dsn: str, plan: AccessPlan) -> list[str]:
+    """'role PRIVILEGE table.column' for every use of a column its table's column rules refuse that role."""
+    tables = [table for table, _ in plan.column_rules]
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(COLUMN_USE, {"roles": list(API_ROLES), "schema": plan.schema, "tables": tables}).fetchall()
+    return sorted(
+        f"{role} {privilege} {table}.{column}"
+        for role, privilege, table, column in rows
+        if column in plan.columns_of(table).excluded(role, privilege)
+    )

@@ -108,7 +108,7 @@ def reap(pids: list[int]) -> None:
 
 def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
     """What a stack may change, as PostgreSQL reports it: policies, ACLs and RLS flags, columns (with
-    type, NOT NULL and comment), constraints (with comment), indexes (with validity and comment),
+    type, NOT NULL, comment and ACL), constraints (with comment), indexes (with validity and comment),
     triggers, functions (with their ACLs) and sequences' ACLs outside PostgreSQL's own schemas, and the
     schemas with their comments."""
     queries = {
@@ -122,8 +122,10 @@ def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
         "c.relrowsecurity, c.relforcerowsecurity "
         "from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' "
         "and n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2",
+        # Column ACLs too (column rules grant column by column); an emptied one reads as none.
         "columns": "select n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-        "col_description(c.oid, a.attnum) from pg_attribute a join pg_class c on c.oid = a.attrelid "
+        "col_description(c.oid, a.attnum), array(select x::text from unnest(coalesce(a.attacl, '{}')) x order by 1) "
+        "from pg_attribute a join pg_class c on c.oid = a.attrelid "
         "join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' and a.attnum > 0 "
         "and not a.attisdropped and n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2, 3",
         "constraints": "select conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated, "

@@ -138,7 +138,9 @@ class RowLevelSecurity(DatabaseResource):
             conn.execute(render.set_force_row_level_security(schema, table, force=force))
             if revoke_from:
                 conn.execute(render.revoke(revoke_from, schema, table, catalog.unguarded_privileges(conn)))
-            for role, privileges in (undeclared or {}).items():
+            # Only what a role holds table-wide: a REVOKE on the table takes the same privilege from
+            # every column too, which would undo the column Grants of a table with column rules.
+            for role, privileges in catalog.privileges_held(conn, schema, table, undeclared or {}).items():
                 conn.execute(render.revoke([role], schema, table, privileges))
             return before
 
