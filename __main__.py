@@ -13,6 +13,7 @@ import pulumi_supabase_access as supabase_access
 from components.access_rules import AccessRules, AccessRulesArgs
 from components.auth_settings import declare_auth_settings
 from components.hardening import ProductionHardening, read_hardening_settings
+from components.realtime import Realtime, RealtimeArgs
 from supabase_access.model.access_model import model_to_plain
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.stack_config import (
@@ -142,6 +143,19 @@ access = AccessRules(
     ),
     opts=pulumi.ResourceOptions(providers=[database, grants_provider]),
 )
+if settings.model.realtime.publish or settings.model.realtime.channels:
+    # After the access rules: a published table's policies filter what subscribers receive, and member
+    # channels' policies call the group functions.
+    Realtime(
+        "realtime",
+        RealtimeArgs(
+            model=settings.model,
+            profile=settings.profile,
+            refuse_kindless=settings.environment == "prod",
+            source=settings.model_source,
+        ),
+        opts=pulumi.ResourceOptions(providers=[database], depends_on=[access]),
+    )
 declare_auth_settings("auth-settings", auth_settings, provider=database)
 pulumi.export("environment", settings.environment)
 pulumi.export("profile", settings.profile)

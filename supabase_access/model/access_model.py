@@ -185,12 +185,43 @@ class DeclaredFunction:
         return f"{self.schema}.{self.name}"
 
 
+# Who may use a private Realtime channel (`realtime.channels`), as the tables' kinds say who reads rows.
+CHANNEL_KINDS = ("member", "owner", "publicRead", "serviceOnly")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Private Broadcast and Presence channels whose topic is `prefix`, or `prefix` + an id (`{id}`).
+
+    `member`: members of the group whose key is the id receive and send; `owner`: the user whose id it
+    is; `publicRead`: every signed-in user (and anon with `{anon: true}`) receives, nobody sends;
+    `serviceOnly`: the server alone. `kind` None: declared without one (prod refuses it, dev warns).
+    """
+
+    pattern: str
+    prefix: str
+    has_id: bool
+    kind: str | None
+    group: str | None = None
+    anon: bool = False
+
+
+@dataclass(frozen=True)
+class RealtimeModel:
+    """`realtime:`: the tables in the `supabase_realtime` publication and the private channels."""
+
+    publish: tuple[str, ...] = ()
+    channels: tuple[Channel, ...] = ()
+
+
 @dataclass(frozen=True)
 class AccessModel:
     schema: str
     tables: tuple[Table, ...]
     # `functions:`: what the API may call; every other function of the exposed schemas is closed (prod).
     functions: tuple[DeclaredFunction, ...] = ()
+    # `realtime:`: Postgres Changes (published tables, filtered by their kinds) and private channels.
+    realtime: RealtimeModel = RealtimeModel()
 
     def table(self, name: str) -> Table:
         for table in self.tables:
@@ -261,7 +292,11 @@ def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
     _check_paths(model, setting)
     model = _name_owner_copies(model, setting)
     _check_groups(model, setting)
-    return replace(model, functions=functions)
+    from supabase_access.model.realtime import parse_realtime  # it builds on this module's names
+
+    return replace(
+        model, functions=functions, realtime=parse_realtime(raw.get("realtime"), model, f"{setting}.realtime")
+    )
 
 
 def _parse_functions(raw: object, schema: str, setting: str) -> tuple[DeclaredFunction, ...]:
@@ -297,6 +332,10 @@ def model_to_plain(model: AccessModel) -> dict[str, Any]:
         plain["functions"] = {
             (f.name if f.schema == model.schema else f.qualified): list(f.roles) for f in model.functions
         }
+    if model.realtime != RealtimeModel():
+        from supabase_access.model.realtime import realtime_to_plain
+
+        plain["realtime"] = realtime_to_plain(model.realtime)
     return plain
 
 
@@ -359,7 +398,7 @@ def load_model_file(path: Path, *, setting: str) -> AccessModel:
 
 
 # The top-level keys of a model (file or `supabase-access:model`); any other is a typo.
-MODEL_KEYS = ("schema", "tables", "functions")
+MODEL_KEYS = ("schema", "tables", "functions", "realtime")
 TABLE_KEYS = (
     "owner",
     "through",

@@ -32,6 +32,7 @@ from supabase_access.provider.base import (
 )
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.auth_settings import AuthSettings
+from supabase_access.provider.resources.channel_policies import ChannelPolicies
 from supabase_access.provider.resources.constraint_presence import ConstraintPresence
 from supabase_access.provider.resources.constraint_removal import ConstraintRemoval
 from supabase_access.provider.resources.default_privileges_baseline import DefaultPrivilegesBaseline
@@ -39,6 +40,7 @@ from supabase_access.provider.resources.function_privileges import FunctionPrivi
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.provider.resources.owner_copy import OwnerCopy
 from supabase_access.provider.resources.policy_index import PolicyIndex
+from supabase_access.provider.resources.realtime_publication import RealtimePublication
 from supabase_access.provider.resources.retention_policy import RetentionPolicy
 from supabase_access.provider.resources.rls_for_new_tables import RlsForNewTables
 from supabase_access.provider.resources.row_level_security import RowLevelSecurity
@@ -75,6 +77,8 @@ DATABASE_RESOURCES: tuple[type[DatabaseResource], ...] = (
     OwnerCopy,
     WriteQuota,
     RetentionPolicy,
+    RealtimePublication,
+    ChannelPolicies,
 )
 HTTP_RESOURCES: tuple[type[Resource], ...] = (AuthSettings,)
 RESOURCE_TYPES: dict[str, type[Resource]] = {r.token: r for r in (*DATABASE_RESOURCES, *HTTP_RESOURCES)}

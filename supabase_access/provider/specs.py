@@ -506,6 +506,38 @@ AUTH_SETTINGS = ResourceSpec(
     ),
 )
 
+REALTIME_PUBLICATION = ResourceSpec(
+    "RealtimePublication",
+    "The stack's tables in Supabase's `supabase_realtime` publication (Postgres Changes): each is added when "
+    "missing; a subscriber then receives a row's changes only where the table's SELECT policies admit it. Destroy "
+    "takes out exactly the tables this stack added (those already published before it stay).",
+    inputs=(
+        Prop("schema", STRING, "The tables' schema.", required=True, replaces=True),
+        Prop("tables", STRINGS, "The tables to publish.", required=True),
+        Prop("publication", STRING, "The publication.", default="supabase_realtime", replaces=True),
+    ),
+    outputs=(Prop("added", STRINGS, "The tables this stack added (destroy takes them out again)."),),
+)
+
+CHANNEL_POLICIES = ResourceSpec(
+    "ChannelPolicies",
+    "The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence "
+    "channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by hand or "
+    "by another stack are never touched; one of theirs with a name the stack declares stops the apply.",
+    inputs=(
+        Prop(
+            "policies",
+            MAP,
+            "Policy name -> {command, roles, using, withCheck}: what each policy is (SQL, rendered from the model's "
+            "`realtime.channels`).",
+            required=True,
+        ),
+    ),
+    outputs=(
+        Prop("applied", MAP, "The policies as PostgreSQL stored them at the last apply (drift is measured from them)."),
+    ),
+)
+
 SPECS: tuple[ResourceSpec, ...] = (
     ACCESS_PREFLIGHT,
     ROW_LEVEL_SECURITY,
@@ -523,6 +555,8 @@ SPECS: tuple[ResourceSpec, ...] = (
     WRITE_QUOTA,
     RETENTION_POLICY,
     AUTH_SETTINGS,
+    REALTIME_PUBLICATION,
+    CHANNEL_POLICIES,
 )
 
 # The provider's own configuration (the `supabase-access` provider resource).

@@ -29,6 +29,8 @@ from supabase_access.model.profiles import (
     PolicyRule,
     Predicate,
 )
+from supabase_access.model.realtime import EXTENSIONS as CHANNEL_EXTENSIONS
+from supabase_access.model.realtime import ChannelRule
 from supabase_access.model.rule_data import predicate_from_plain
 
 CURRENT_USER_ID = sql.SQL("(select auth.uid())")
@@ -1204,4 +1206,65 @@ def set_function_execute(function: sql.Composed, grantees: Sequence[str], *, gra
         function,
         sql.SQL("to" if grant else "from"),
         sql.SQL(", ").join(_role(g) for g in grantees),
+    )
+
+
+# --- Realtime: private channels (policies on realtime.messages) and Postgres Changes (publication) ---
+
+REALTIME_SCHEMA = "realtime"
+REALTIME_MESSAGES = "messages"
+# Realtime reads the topic a client joins from this function (its setting, set per join).
+_TOPIC = sql.SQL("(select {}())").format(sql.Identifier(REALTIME_SCHEMA, "topic"))
+
+
+def _topic_matches(rule: ChannelRule) -> sql.Composable:
+    """The topic test of one rule. Exact text equality with the topics the user may join (never a
+    pattern match on the id): a forged topic (a quote, a second segment, another id) equals none."""
+    prefix = sql.Literal(rule.channel.prefix)
+    if not rule.channel.has_id:
+        return sql.SQL("{} = {}").format(_TOPIC, prefix)
+    if rule.who == "user":
+        return sql.SQL("{} = {} || {}::text").format(_TOPIC, prefix, CURRENT_USER_ID)
+    if rule.who == "member":
+        lookup = rule.group_lookup
+        assert lookup is not None
+        # The user's groups, once per statement (an initPlan), as the tables' group policies ask them.
+        return sql.SQL("{} = any (array(select {} || g::text from {}() g))").format(
+            _TOPIC, prefix, sql.Identifier(lookup.helper_schema, lookup.member_function)
+        )
+    # Anyone on any id: the fixed part, then at least one character.
+    return sql.SQL("starts_with({}, {}) and length({}) > {}").format(
+        _TOPIC, prefix, _TOPIC, sql.Literal(len(rule.channel.prefix))
+    )
+
+
+def channel_policy(rule: ChannelRule) -> PolicySpec:
+    """The policy on realtime.messages one channel rule becomes: Broadcast and Presence messages only."""
+    extensions = sql.SQL("extension in ({})").format(sql.SQL(", ").join(sql.Literal(e) for e in CHANNEL_EXTENSIONS))
+    condition = sql.SQL("{} and {}").format(extensions, _topic_matches(rule)).as_string()
+    return PolicySpec(
+        name=rule.name,
+        command=rule.command,
+        roles=tuple(sorted(rule.roles)),
+        using=condition if rule.command == "SELECT" else None,
+        with_check=condition if rule.command == "INSERT" else None,
+    )
+
+
+def publication_tables(publication: str) -> sql.Composed:
+    """(schema, table) of every table in the publication."""
+    return sql.SQL(
+        "select schemaname::text, tablename::text from pg_catalog.pg_publication_tables where pubname = {}"
+    ).format(sql.Literal(publication))
+
+
+def publication_add_table(publication: str, schema: str, table: str) -> sql.Composed:
+    return sql.SQL("alter publication {} add table only {}").format(
+        sql.Identifier(publication), table_ref(schema, table)
+    )
+
+
+def publication_drop_table(publication: str, schema: str, table: str) -> sql.Composed:
+    return sql.SQL("alter publication {} drop table only {}").format(
+        sql.Identifier(publication), table_ref(schema, table)
     )

@@ -8,6 +8,7 @@ import typing
 # Export this package's modules as members:
 from .access_preflight import *
 from .auth_settings import *
+from .channel_policies import *
 from .constraint_presence import *
 from .constraint_removal import *
 from .default_privileges_baseline import *
@@ -16,6 +17,7 @@ from .group_functions import *
 from .owner_copy import *
 from .policy_index import *
 from .provider import *
+from .realtime_publication import *
 from .retention_policy import *
 from .rls_for_new_tables import *
 from .row_level_security import *
@@ -41,6 +43,7 @@ _utilities.register(
   "classes": {
    "supabase-access:index:AccessPreflight": "AccessPreflight",
    "supabase-access:index:AuthSettings": "AuthSettings",
+   "supabase-access:index:ChannelPolicies": "ChannelPolicies",
    "supabase-access:index:ConstraintPresence": "ConstraintPresence",
    "supabase-access:index:ConstraintRemoval": "ConstraintRemoval",
    "supabase-access:index:DefaultPrivilegesBaseline": "DefaultPrivilegesBaseline",
@@ -48,6 +51,7 @@ _utilities.register(
    "supabase-access:index:GroupFunctions": "GroupFunctions",
    "supabase-access:index:OwnerCopy": "OwnerCopy",
    "supabase-access:index:PolicyIndex": "PolicyIndex",
+   "supabase-access:index:RealtimePublication": "RealtimePublication",
    "supabase-access:index:RetentionPolicy": "RetentionPolicy",
    "supabase-access:index:RlsForNewTables": "RlsForNewTables",
    "supabase-access:index:RowLevelSecurity": "RowLevelSecurity",

@@ -1,0 +1,64 @@
+"""Realtime: the stack's tables in the `supabase_realtime` publication (Postgres Changes) and the
+policies its private channels become on `realtime.messages` (Broadcast and Presence)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_supabase_access as supabase_access
+
+from supabase_access.model.access_model import AccessModel
+from supabase_access.model.realtime import plan_channels, realtime_problems
+from supabase_access.sql.statements import channel_policy
+
+
+@dataclass
+class RealtimeArgs:
+    model: AccessModel
+    profile: str
+    # Prod: a channel without a kind stops the preview (dev: a warning).
+    refuse_kindless: bool
+    # Where the model came from, named in the messages.
+    source: str
+
+
+class Realtime(pulumi.ComponentResource):
+    """Give it the supabase-access provider in `opts.providers`, and depend it on the access rules: a
+    table is published once its policies filter what subscribers receive, and a member channel's
+    policies call the group functions."""
+
+    def __init__(self, name: str, args: RealtimeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        errors, warnings = realtime_problems(args.model, refuse=args.refuse_kindless, setting=args.source)
+        if errors:
+            raise pulumi.RunError("; ".join(errors))
+        super().__init__("supabase-access:components:Realtime", name, None, opts)
+        for warning in warnings:
+            pulumi.log.warn(warning, resource=self)
+        child = pulumi.ResourceOptions(parent=self)
+        realtime = args.model.realtime
+        self.publication = (
+            supabase_access.RealtimePublication(
+                f"{name}-publication", schema=args.model.schema, tables=list(realtime.publish), opts=child
+            )
+            if realtime.publish
+            else None
+        )
+        rules = plan_channels(args.model, args.profile, pulumi.get_stack())
+        self.channel_policies = (
+            supabase_access.ChannelPolicies(
+                f"{name}-channel-policies",
+                policies={
+                    rule.name: {
+                        key: value
+                        for key, value in channel_policy(rule).to_plain().items()
+                        if value is not None and key != "permissive"
+                    }
+                    for rule in rules
+                },
+                opts=child,
+            )
+            if rules
+            else None
+        )
+        self.register_outputs({"published": list(realtime.publish), "channels": [c.pattern for c in realtime.channels]})
