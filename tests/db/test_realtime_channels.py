@@ -1,0 +1,291 @@
+"""Realtime on a real database, on both platforms: the teams app with a prod stack's channels and
+published tables, probed as Realtime authorizes a join (role, JWT claims and `realtime.topic` set, then
+SELECT and INSERT on realtime.messages per extension) and as it filters Postgres Changes (the row
+selected as the subscriber's role); the resources' steps keep others' policies and give back exactly
+what was there."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from review.postgrest import Persona
+from review.realtime import ChannelAccess, delivers_change, join_channel, published_tables
+from supabase_access.model.access_model import AccessModel, parse_model
+from supabase_access.model.profiles import plan_access
+from supabase_access.model.realtime import plan_channels
+from supabase_access.model.rule_data import group_lookup_to_plain
+from supabase_access.provider.base import CURRENT_STACK, InputError
+from supabase_access.provider.resources.channel_policies import ChannelPolicies
+from supabase_access.provider.resources.group_functions import GroupFunctions
+from supabase_access.provider.resources.realtime_publication import RealtimePublication
+from supabase_access.sql import statements as render
+from supabase_access.sql.catalog import CatalogError
+from supabase_access.sql.database import Database
+from tests.support.localdb import both_platforms
+from tests.support.resources import UnreachableDatabase, create, read
+from tests.support.teams_app import load_teams_app, teams_model
+
+pytestmark = pytest.mark.db
+
+BOTH = frozenset({"broadcast", "presence"})
+NOTHING = ChannelAccess(frozenset(), frozenset())
+FULL = ChannelAccess(BOTH, BOTH)
+RECEIVE_ONLY = ChannelAccess(BOTH, frozenset())
+CHANNELS = {
+    "project:{id}": {"member": {"group": "projects"}},
+    "user:{id}": {"owner": True},
+    "news": {"publicRead": {"anon": True}},
+    "ops:{id}": {"serviceOnly": True},
+}
+
+
+def realtime_model() -> AccessModel:
+    from supabase_access.model.access_model import model_to_plain
+
+    plain = model_to_plain(teams_model())
+    plain["realtime"] = {"publish": ["tasks", "labels"], "channels": CHANNELS}
+    return parse_model(plain, setting="test")
+
+
+def channel_inputs(model: AccessModel, profile: str, stack: str) -> dict[str, Any]:
+    return {
+        "policies": {
+            rule.name: {k: v for k, v in render.channel_policy(rule).to_plain().items() if v is not None}
+            for rule in plan_channels(model, profile, stack)
+        }
+    }
+
+
+@pytest.fixture
+def stack() -> Iterator[str]:
+    token = CURRENT_STACK.set("prod")
+    yield "prod"
+    CURRENT_STACK.reset(token)
+
+
+class App:
+    def __init__(self, dsn: str) -> None:
+        self.owner, self.member, self.other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        self.project, self.others_project = uuid.uuid4(), uuid.uuid4()
+        with psycopg.connect(dsn) as conn:
+            for user in (self.owner, self.member, self.other):
+                conn.execute("insert into auth.users (id) values (%s)", (user,))
+            conn.execute(
+                "insert into projects (id, owner_id, name) values (%s, %s, 'a'), (%s, %s, 'b')",
+                (self.project, self.owner, self.others_project, self.other),
+            )
+            conn.execute(
+                "insert into project_members (project_id, user_id) values (%s, %s)", (self.project, self.member)
+            )
+            self.task = conn.execute(
+                "insert into tasks (project_id, title) values (%s, 't') returning id", (self.project,)
+            ).fetchone()[0]  # type: ignore[index]
+            self.label = conn.execute("insert into labels (name) values ('l') returning id").fetchone()[0]  # type: ignore[index]
+
+    def persona(self, user: uuid.UUID) -> Persona:
+        return Persona.signed_in(user, is_anonymous=False)
+
+
+@pytest.fixture
+def prod_app(db: Database, fresh_db: str, stack: str) -> tuple[Database, App]:
+    """The teams app under a prod plan (tables' policies and grants, group functions), its channels applied."""
+    load_teams_app(fresh_db)
+    model = realtime_model()
+    plan = plan_access(model, "owner")
+    (lookup,) = plan.group_lookups
+    create(GroupFunctions(), db, {"schema": "public", **group_lookup_to_plain(lookup)})
+    with psycopg.connect(fresh_db) as conn:
+        for statement in render.plan_table_statements(plan):
+            conn.execute(statement)
+    app = App(fresh_db)
+    create(ChannelPolicies(), db, channel_inputs(model, "owner", stack))
+    create(RealtimePublication(), db, {"schema": "public", "tables": list(model.realtime.publish)})
+    return db, app
+
+
+@both_platforms
+def test_members_join_and_send_on_their_projects_channel_only(prod_app: tuple[Database, App], fresh_db: str) -> None:
+    _, app = prod_app
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+
+        def join(persona: Persona, topic: str) -> ChannelAccess:
+            return join_channel(conn, persona, topic)
+
+        mine = f"project:{app.project}"
+        assert join(app.persona(app.member), mine) == FULL
+        assert join(app.persona(app.owner), mine) == FULL
+        assert join(app.persona(app.other), mine) == NOTHING
+        assert join(Persona.anon(), mine) == NOTHING
+        assert join(app.persona(app.member), f"project:{app.others_project}") == NOTHING
+        for forged in (
+            f"project:{app.project}' or '1'='1",
+            f"project:{app.project}/x",
+            f"project:{app.project} ",
+            f"project:{str(app.project).upper()}",
+            f"PROJECT:{app.project}",
+            f"project:{{{app.project}}}",
+            "project:",
+            "project:%",
+            str(app.project),
+        ):
+            assert join(app.persona(app.member), forged) == NOTHING, forged
+        assert join(app.persona(app.owner), f"user:{app.owner}") == FULL
+        assert join(app.persona(app.member), f"user:{app.owner}") == NOTHING
+        assert join(Persona.anon(), f"user:{app.owner}") == NOTHING
+        for persona in (Persona.anon(), app.persona(app.member)):
+            assert join(persona, "news") == RECEIVE_ONLY
+            assert join(persona, "news:x") == NOTHING
+            assert join(persona, f"ops:{app.project}") == NOTHING
+        assert join(Persona.service(), f"ops:{app.project}") == FULL
+        # A message of another extension (postgres_changes) is no Broadcast or Presence: nothing admits it.
+        with conn.transaction(force_rollback=True):
+            conn.execute("set local role authenticated")
+            conn.execute(
+                "select set_config('request.jwt.claims', %s, true), set_config('realtime.topic', %s, true)",
+                (app.persona(app.member).claims_setting(), mine),
+            )
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(
+                    "insert into realtime.messages (topic, extension, private) values (%s, 'postgres_changes', true)",
+                    (mine,),
+                )
+
+
+@both_platforms
+def test_changes_reach_only_the_subscribers_the_select_policies_admit(
+    prod_app: tuple[Database, App], fresh_db: str
+) -> None:
+    _, app = prod_app
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert published_tables(conn) == {("public", "tasks"), ("public", "labels")}
+        task = [("id", app.task)]
+        assert delivers_change(conn, app.persona(app.member), "public", "tasks", task)
+        assert delivers_change(conn, app.persona(app.owner), "public", "tasks", task)
+        assert not delivers_change(conn, app.persona(app.other), "public", "tasks", task)
+        assert not delivers_change(conn, Persona.anon(), "public", "tasks", task)
+        label = [("id", app.label)]
+        assert delivers_change(conn, Persona.anon(), "public", "labels", label)
+        assert delivers_change(conn, app.persona(app.other), "public", "labels", label)
+        # Not published: no change of it reaches anyone, whatever its policies admit.
+        project = [("id", app.project)]
+        assert not delivers_change(conn, app.persona(app.owner), "public", "projects", project)
+
+
+def policy_names(dsn: str) -> dict[str, str | None]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select polname, obj_description(oid, 'pg_policy') from pg_policy "
+            "where polrelid = 'realtime.messages'::regclass order by polname"
+        ).fetchall()
+    return {str(name): comment for name, comment in rows}
+
+
+@both_platforms
+def test_channel_policies_steps_leave_others_policies_alone(db: Database, fresh_db: str, stack: str) -> None:
+    load_teams_app(fresh_db)
+    model = realtime_model()
+    (lookup,) = plan_access(model, "owner").group_lookups
+    create(GroupFunctions(), db, {"schema": "public", **group_lookup_to_plain(lookup)})
+    with psycopg.connect(fresh_db) as conn:
+        # The dashboard's kind of policy, made by hand.
+        conn.execute(
+            "create policy \"hand made\" on realtime.messages for select to authenticated using (topic = 'lobby')"
+        )
+    before = policy_names(fresh_db)
+    resource = ChannelPolicies()
+    inputs = channel_inputs(model, "owner", stack)
+    resource_id, checked, state = create(resource, db, inputs)
+    assert resource_id == "realtime.messages:prod"
+    assert set(policy_names(fresh_db)) == {*before, *inputs["policies"]}
+    assert resource.diff(db, state, checked).changes == {}
+    assert read(resource, db, resource_id, state, checked) == (state, checked)
+    assert resource.check(UnreachableDatabase(), checked, inputs) == checked
+    # Drift: one of the stack's policies widened by hand is seen, and `up` puts it back.
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("alter policy realtime_prod_project_id_receive on realtime.messages using (true)")
+    assert resource.diff(db, state, checked).changes == {"policies": "update"}
+    refreshed = read(resource, db, resource_id, state, checked)
+    assert refreshed is not None and refreshed[1] == {"policies": {}}
+    state = resource.update(db, state, checked, print)
+    assert resource.diff(db, state, checked).changes == {}
+    # Another stack on the same database: its own policies beside these; a name of ours it cannot take.
+    token = CURRENT_STACK.set("staging")
+    try:
+        other_inputs = channel_inputs(model, "owner", "staging")
+        _, _, other_state = create(ChannelPolicies(), db, other_inputs)
+        with pytest.raises(InputError, match="already exist, made by hand or by another stack"):
+            ChannelPolicies().check(db, {}, inputs)
+        ChannelPolicies().delete(db, other_state, print)
+    finally:
+        CURRENT_STACK.reset(token)
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute('create policy "realtime_prod_news_receive_x" on realtime.messages for select using (false)')
+        conn.execute('alter policy "hand made" on realtime.messages rename to "realtime_prod_ops_id_receive"')
+    with pytest.raises(InputError, match=r"realtime_prod_ops_id_receive on realtime\.messages already exist"):
+        resource.check(
+            db,
+            {},
+            {
+                "policies": {
+                    **inputs["policies"],
+                    "realtime_prod_ops_id_receive": {"command": "SELECT", "roles": ["authenticated"], "using": "true"},
+                }
+            },
+        )
+    with pytest.raises(CatalogError):
+        resource.update(
+            db,
+            state,
+            {
+                "policies": {
+                    **checked["policies"],
+                    "realtime_prod_ops_id_receive": {
+                        "command": "SELECT",
+                        "roles": ["authenticated"],
+                        "using": "true",
+                        "permissive": True,
+                        "withCheck": None,
+                    },
+                }
+            },
+            print,
+        )
+    resource.delete(db, state, print)
+    assert set(policy_names(fresh_db)) == {"realtime_prod_ops_id_receive", "realtime_prod_news_receive_x"}
+
+
+@both_platforms
+def test_publication_gives_back_exactly_what_was_there(db: Database, fresh_db: str, stack: str) -> None:
+    load_teams_app(fresh_db)
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("alter publication supabase_realtime add table labels, audit_log")
+    resource = RealtimePublication()
+    inputs = {"schema": "public", "tables": ["tasks", "labels"]}
+    resource_id, checked, state = create(resource, db, inputs)
+    assert resource_id == "supabase_realtime:public"
+    assert state["added"] == ["tasks"]
+    with psycopg.connect(fresh_db) as conn:
+        assert published_tables(conn) == {("public", t) for t in ("tasks", "labels", "audit_log")}
+    assert resource.diff(db, state, checked).changes == {}
+    assert read(resource, db, resource_id, state, checked) == (state, checked)
+    # Taken out by hand: drift, and `up` publishes it again.
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("alter publication supabase_realtime drop table tasks")
+    assert resource.diff(db, state, checked).changes == {"tables": "update"}
+    state = resource.update(db, state, checked, print)
+    # Fewer tables: the one the stack added goes; one published before the stack stays.
+    smaller = resource.check(db, checked, {"schema": "public", "tables": ["labels", "milestones"]})
+    state = resource.update(db, state, smaller, print)
+    with psycopg.connect(fresh_db) as conn:
+        assert published_tables(conn) == {("public", t) for t in ("labels", "milestones", "audit_log")}
+    resource.delete(db, state, print)
+    with psycopg.connect(fresh_db) as conn:
+        assert published_tables(conn) == {("public", "labels"), ("public", "audit_log")}
+        assert conn.execute("select to_regnamespace('supabase_access')").fetchone() == (None,)
+    with pytest.raises(InputError, match=r"tables: public\.nope not found"):
+        resource.check(db, {}, {"schema": "public", "tables": ["nope"]})
