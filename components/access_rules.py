@@ -123,6 +123,7 @@ class AccessRules(pulumi.ComponentResource):
             model=args.model if probed else None,
             widenings=dict(args.widenings) or None,
             replaced_policies={t: r for t, r in replaced.items() if r} or None,
+            column_rules={t: column_rules_to_plain(r) for t, r in plan.column_rules} or None,
             opts=pulumi.ResourceOptions(parent=self),
         )
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[preflight])

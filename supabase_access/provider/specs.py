@@ -122,6 +122,12 @@ ACCESS_PREFLIGHT = ResourceSpec(
             "Table -> policy name -> the generated policy an extra one replaces (`replaces: true`), which the probe "
             "judges the replacement against. Left out when there are none.",
         ),
+        Prop(
+            "columnRules",
+            MAP,
+            "Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named "
+            "must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none.",
+        ),
     ),
 )
 

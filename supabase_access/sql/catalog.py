@@ -556,6 +556,22 @@ def privileges_held(
     return {role: [p for p in wanted[role] if p in held.get(role, [])] for role in wanted if held.get(role)}
 
 
+def column_defaults(conn: psycopg.Connection, schema: str, tables: Sequence[str]) -> dict[str, dict[str, bool]]:
+    """table -> column -> whether an insert that leaves it out still gives it a value (a default, an
+    identity or a generated column); tables the schema lacks are left out (one query)."""
+    rows = conn.execute(
+        "select c.relname, a.attname, a.atthasdef or a.attidentity <> '' or a.attgenerated <> '' "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+        "where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p')",
+        (schema, list(tables)),
+    ).fetchall()
+    found: dict[str, dict[str, bool]] = {}
+    for table, column, has_default in rows:
+        found.setdefault(table, {})[column] = bool(has_default)
+    return found
+
+
 def table_column_names(conn: psycopg.Connection, schema: str, tables: Sequence[str]) -> dict[str, list[str]]:
     """table -> its live columns in order (tables the schema lacks are left out; one query)."""
     rows = conn.execute(

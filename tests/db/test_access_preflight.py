@@ -86,3 +86,25 @@ def test_one_check_names_every_independent_problem(db: Database, fresh_db: str) 
     assert "public.segments" in reasons[1] and "add `segments: {through:" in reasons[1]
     assert "public.count_all()" in reasons[2]
     assert "PostgreSQL rejected the policy" in reasons[3]
+
+
+def test_column_rules_are_checked_against_the_tables(db: Database) -> None:
+    # Every problem named at once: unknown columns (with the setting that names them) and a readOnly
+    # column the API could never fill.
+    rules = {
+        "sessions": {"readOnly": ["user_id", "created_at"], "hidden": {"anon": ["titel"]}},
+        "turns": {"immutable": ["session_idd"]},
+    }
+    with pytest.raises(InputProblemsError) as raised:
+        AccessPreflight().check(db, {}, {**INPUTS, "columnRules": rules})
+    text = str(raised.value)
+    source = "supabase-access:modelFile (access-model.yaml)"
+    assert f"{source}: tables.sessions.hidden.anon: public.sessions has no column titel (its columns: id," in text
+    assert f"{source}: tables.turns.immutable: public.turns has no column session_idd" in text
+    assert (
+        f"{source}: tables.sessions.readOnly: user_id has no default, and the API may never set it. Give it one "
+        "(`alter table public.sessions alter column user_id set default auth.uid()`" in text
+    )
+    assert "created_at has no default" not in text
+    fixed = {"sessions": {"readOnly": ["created_at"], "hidden": {"anon": ["title"]}}, "turns": {"immutable": ["id"]}}
+    assert AccessPreflight().check(db, {}, {**INPUTS, "columnRules": fixed})["columnRules"] == fixed

@@ -26,6 +26,7 @@ class AccessPreflightArgs:
                  source: pulumi.Input[_builtins.str],
                  tables: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]],
                  added_columns: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 column_rules: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  definer_objects: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  exposed_schemas: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
@@ -46,6 +47,7 @@ class AccessPreflightArgs:
         :param pulumi.Input[_builtins.str] source: Where the model comes from, named in errors (e.g. the model file's setting).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] tables: The model's tables; each must exist and be alterable by the login role.
         :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        :param pulumi.Input[Mapping[str, Any]] column_rules: Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] definer_objects: Views and functions of the exposed schemas declared to run with their owner's rights (`schema.name`); left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exposed_schemas: The Data API's schemas: a table there that the model leaves out fails or warns (`uncoveredTables`).
         :param pulumi.Input[Mapping[str, Any]] grants: Role -> privileges the stack grants on every table: a policy for a role without its command is refused.
@@ -65,6 +67,8 @@ class AccessPreflightArgs:
         pulumi.set(__self__, "tables", tables)
         if added_columns is not None:
             pulumi.set(__self__, "added_columns", added_columns)
+        if column_rules is not None:
+            pulumi.set(__self__, "column_rules", column_rules)
         if definer_objects is not None:
             pulumi.set(__self__, "definer_objects", definer_objects)
         if exposed_schemas is not None:
@@ -173,6 +177,18 @@ class AccessPreflightArgs:
     @added_columns.setter
     def added_columns(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
         pulumi.set(self, "added_columns", value)
+
+    @_builtins.property
+    @pulumi.getter(name="columnRules")
+    def column_rules(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none.
+        """
+        return pulumi.get(self, "column_rules")
+
+    @column_rules.setter
+    def column_rules(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "column_rules", value)
 
     @_builtins.property
     @pulumi.getter(name="definerObjects")
@@ -302,6 +318,7 @@ class AccessPreflight(pulumi.CustomResource):
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
                  added_columns: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 column_rules: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  definer_objects: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  exposed_schemas: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
@@ -325,6 +342,7 @@ class AccessPreflight(pulumi.CustomResource):
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        :param pulumi.Input[Mapping[str, Any]] column_rules: Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] definer_objects: Views and functions of the exposed schemas declared to run with their owner's rights (`schema.name`); left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exposed_schemas: The Data API's schemas: a table there that the model leaves out fails or warns (`uncoveredTables`).
         :param pulumi.Input[Mapping[str, Any]] grants: Role -> privileges the stack grants on every table: a policy for a role without its command is refused.
@@ -367,6 +385,7 @@ class AccessPreflight(pulumi.CustomResource):
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
                  added_columns: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 column_rules: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  definer_objects: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  exposed_schemas: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
@@ -393,6 +412,7 @@ class AccessPreflight(pulumi.CustomResource):
             __props__ = AccessPreflightArgs.__new__(AccessPreflightArgs)
 
             __props__.__dict__["added_columns"] = added_columns
+            __props__.__dict__["column_rules"] = column_rules
             __props__.__dict__["definer_objects"] = definer_objects
             __props__.__dict__["exposed_schemas"] = exposed_schemas
             __props__.__dict__["grants"] = grants
@@ -448,6 +468,7 @@ class AccessPreflight(pulumi.CustomResource):
         __props__ = AccessPreflightArgs.__new__(AccessPreflightArgs)
 
         __props__.__dict__["added_columns"] = None
+        __props__.__dict__["column_rules"] = None
         __props__.__dict__["definer_objects"] = None
         __props__.__dict__["exposed_schemas"] = None
         __props__.__dict__["grants"] = None
@@ -473,6 +494,14 @@ class AccessPreflight(pulumi.CustomResource):
         Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
         """
         return pulumi.get(self, "added_columns")
+
+    @_builtins.property
+    @pulumi.getter(name="columnRules")
+    def column_rules(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none.
+        """
+        return pulumi.get(self, "column_rules")
 
     @_builtins.property
     @pulumi.getter(name="definerObjects")

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.sql import Composed
 
-from supabase_access.model.access_model import ModelError, parse_model, suggested_entry
+from supabase_access.model.access_model import ModelError, parse_column_rules, parse_model, suggested_entry
 from supabase_access.model.policy import PolicySpec, policy_from_plain
 from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
@@ -87,6 +87,9 @@ class AccessPreflight(DatabaseResource):
             if taken:
                 problems.append(InputError("tables", f"{source}: {claims.refusal(schema, taken)}"))
             _collect(problems, lambda: _check_may_create_private_schema(conn))
+            rules = inputs.get("columnRules") or {}
+            if rules:
+                problems.extend(_column_rule_problems(conn, schema, rules, source, skip=[*missing, *foreign]))
             exposed = [identifier({"exposedSchemas": s}, "exposedSchemas") for s in inputs.get("exposedSchemas") or []]
             if exposed:
                 uncovered, found = catalog.exposed_surface(conn, exposed, schema, tables)
@@ -471,6 +474,48 @@ def _check_may_create_private_schema(conn: psycopg.Connection) -> None:
             f"{setting}: the login role {login} may not create tables in schema {schema}, where the stack keeps "
             f"what destroy restores. Grant it (`grant create on schema {schema} to {login}`)",
         )
+
+
+def _column_rule_problems(
+    conn: psycopg.Connection, schema: str, rules: Mapping[str, Any], source: str, *, skip: Sequence[str]
+) -> list[InputError]:
+    """Each column a rule names exists in its table; a readOnly column gets a value without the client."""
+    tables = [t for t in rules if t not in skip]
+    defaults = catalog.column_defaults(conn, schema, tables)
+    problems = []
+    for table in tables:
+        columns = defaults.get(table, {})
+        try:
+            parsed = parse_column_rules(rules[table], f"{source}: tables.{table}")
+        except ModelError as exc:
+            problems.append(InputError("columnRules", str(exc)))
+            continue
+        named = {
+            "readOnly": parsed.read_only,
+            "immutable": parsed.immutable,
+            **{f"hidden.{role}": cols for role, cols in parsed.hidden},
+        }
+        for key, cols in named.items():
+            unknown = [c for c in cols if c not in columns]
+            if unknown:
+                problems.append(
+                    InputError(
+                        "columnRules",
+                        f"{source}: tables.{table}.{key}: {schema}.{table} has no column {', '.join(unknown)} "
+                        f"(its columns: {', '.join(columns)})",
+                    )
+                )
+        for column in parsed.read_only:
+            if column in columns and not columns[column]:
+                problems.append(
+                    InputError(
+                        "columnRules",
+                        f"{source}: tables.{table}.readOnly: {column} has no default, and the API may never set it. "
+                        f"Give it one (`alter table {schema}.{table} alter column {column} set default auth.uid()` "
+                        "for who wrote the row; a column a trigger fills needs one too, which the trigger overrides)",
+                    )
+                )
+    return problems
 
 
 def _outputs(inputs: dict[str, Any]) -> dict[str, Any]:
