@@ -120,8 +120,10 @@ def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
         "tables": "select n.nspname, c.relname, array(select a::text from unnest("
         "coalesce(c.relacl, acldefault('r', c.relowner))) a order by 1), "
         "c.relrowsecurity, c.relforcerowsecurity "
-        "from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r', 'p') "
         "and n.nspname not in ('pg_catalog', 'information_schema') order by 1, 2",
+        # The tables Realtime sends the changes of (RealtimePublication adds and takes back).
+        "publications": "select pubname, schemaname, tablename from pg_publication_tables order by 1, 2, 3",
         # Column ACLs too (column rules grant column by column); an emptied one reads as none.
         "columns": "select n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
         "col_description(c.oid, a.attnum), array(select x::text from unnest(coalesce(a.attacl, '{}')) x order by 1) "
