@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -162,3 +163,24 @@ def machine_summary(conninfo: str | None = None) -> str:
 
 def ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}" if denominator > 0 else "n/a"
+
+
+# Set by bench.versions: where a bench writes its figures as JSON besides printing its table.
+FIGURES_ENV = "SUPABASE_ACCESS_BENCH_FIGURES"
+
+
+def write_figures(
+    rows: Mapping[str, Mapping[str, str]], compare: Sequence[str], *, conninfo: str, load_before: Sequence[float]
+) -> None:
+    """The figures bench.versions sets side by side (`compare`: the columns it shows), when it asks for them."""
+    path = os.environ.get(FIGURES_ENV)
+    if not path:
+        return
+    figures = {
+        "server": machine_summary(conninfo).rsplit("PostgreSQL ", 1)[-1],
+        "load_before": list(load_before),
+        "load_after": list(os.getloadavg()),
+        "compare": list(compare),
+        "rows": {key: dict(values) for key, values in rows.items()},
+    }
+    Path(path).write_text(json.dumps(figures, indent=1))

@@ -36,7 +36,16 @@ import psycopg
 from psycopg import sql
 from pulumi import automation as auto
 
-from bench.common import REPO, app_conninfo, format_table, machine_summary, median, print_report, scratch_database
+from bench.common import (
+    REPO,
+    app_conninfo,
+    format_table,
+    machine_summary,
+    median,
+    print_report,
+    scratch_database,
+    write_figures,
+)
 from tests.support.engine import engine_env, new_stack
 
 PREVIEW_OVER_EMPTY_MAX = 2.0
@@ -210,7 +219,7 @@ def run_round(work: Path, round_index: int, tables: int, previews: int, results:
                 no_change_preview(stack, results[label], label)
 
 
-def report(results: dict[str, Figures], tables: int) -> tuple[str, bool]:
+def report(results: dict[str, Figures], tables: int) -> tuple[str, bool, dict[str, dict[str, str]]]:
     empty, five, many = results["empty program"], results["5 tables"], results[f"{tables} tables"]
     rows = [
         [name, f"{median(f.preview):.2f}", f"{min(f.preview):.2f}", f"{median(f.up):.2f}", f"{min(f.up):.2f}"]
@@ -229,7 +238,13 @@ def report(results: dict[str, Figures], tables: int) -> tuple[str, bool]:
     for name, f in results.items():
         if f.drift:
             text += f"\nnote: {name}: a no-change preview reported changes: {f.drift}"
-    return text, preview_ok and up_ok
+    figures = {
+        "no-change preview, 5 tables / empty program": {"value": f"{preview_ratio:.2f}"},
+        f"first up, {tables} tables / 5 tables": {"value": f"{up_ratio:.2f}"},
+        **{f"{name}: first up s": {"value": f"{median(f.up):.2f}"} for name, f in results.items()},
+        **{f"{name}: preview s": {"value": f"{median(f.preview):.2f}"} for name, f in results.items()},
+    }
+    return text, preview_ok and up_ok, figures
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -246,17 +261,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     use_toolchain()
+    load_before = os.getloadavg()
     results = {"empty program": Figures(), "5 tables": Figures(), f"{args.tables} tables": Figures()}
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as work:
         for round_index in range(args.repeat):
             run_round(Path(work), round_index, args.tables, args.previews, results)
         machine = machine_summary(app_conninfo("postgres"))
-    table, met = report(results, args.tables)
+    table, met, figures = report(results, args.tables)
+    write_figures(figures, ["value"], conninfo=app_conninfo("postgres"), load_before=load_before)
+    load = "load average (1, 5, 15 min) before: {:.1f} {:.1f} {:.1f}; after: {:.1f} {:.1f} {:.1f}".format(
+        *load_before, *os.getloadavg()
+    )
     title = (
         f"bench.engine: local stack settings (dev, open profile); {args.repeat} rounds, "
         f"{args.previews} no-change previews after each first up"
     )
-    print_report(title, machine, table, met, targets="targets")
+    print_report(title, machine, table, met, notes=[load], targets="targets")
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from bench.common import (
     provider_database,
     ratio,
     scratch_database,
+    write_figures,
 )
 from review.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.model.access_model import AccessModel, load_model_file
@@ -203,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
         member = Persona.signed_in(params["user"], is_anonymous=False)
         service = Persona.service()
         rows = []
+        load_before = os.getloadavg()
         with connect_as_authenticator(app_conninfo(dbname)) as conn:
             for request in REQUESTS:
                 with as_persona(conn, member, method="GET") as cur:
@@ -231,12 +234,19 @@ def run(args: argparse.Namespace) -> int:
                 )
         headers = ["request (a plain member)", "rows", "owner ms", "explicit ms", "owner/explicit", "owner plan"]
         print(format_table(headers, rows))
+        figures = {row[0]: dict(zip(headers[1:], row[1:], strict=True)) for row in rows}
+        write_figures(figures, ["owner/explicit"], conninfo=app_conninfo(dbname), load_before=load_before)
         sizes = (
             f"{args.users} users, {args.projects} projects, {args.members} members each, "
             f"{args.tasks} tasks per project, {args.comments} comments per task; median of {args.repeat}"
         )
         print(sizes)
         print(machine_summary(app_conninfo(dbname)))
+        print(
+            "load average (1, 5, 15 min) before timing: {:.1f} {:.1f} {:.1f}; after: {:.1f} {:.1f} {:.1f}".format(
+                *load_before, *os.getloadavg()
+            )
+        )
     return 0
 
 

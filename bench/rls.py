@@ -50,6 +50,7 @@ from bench.common import (
     provider_database,
     ratio,
     scratch_database,
+    write_figures,
 )
 from review.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
 from supabase_access.model.access_model import AccessModel, load_model_file
@@ -967,8 +968,8 @@ def check_agreement(outcomes: Mapping[str, Mapping[str, object]]) -> None:
 
 def report(
     cells: Mapping[tuple[str, str], Cell], setups: Sequence[Setup], *, repeat: int, max_seconds: float
-) -> tuple[str, bool]:
-    """The figures table and whether the targets are met."""
+) -> tuple[str, bool, dict[str, dict[str, str]]]:
+    """The figures table, whether the targets are met, and the table's cells by request and column."""
     names = [s.name for s in setups]
     headers = ["request", *(f"{n} {stat}" for n in names for stat in ("median", "p95"))]
     headers += ["owner/explicit", "naive/owner"]
@@ -995,6 +996,7 @@ def report(
         if "variant" in names:
             row += [ratio(medians["variant"], medians["explicit"])]
         rows.append(row)
+    figures = {row[0]: dict(zip(headers[1:], row[1:], strict=True)) for row in rows}
     text = format_table(headers, rows)
     text += (
         f"\n\nms per request (client-side, statement + fetch). Targets: owner/explicit <= {OWNER_OVER_EXPLICIT_MAX}"
@@ -1003,7 +1005,7 @@ def report(
     )
     if notes:
         text += "\n" + "\n".join(f"note: {n}" for n in notes)
-    return text, met
+    return text, met, figures
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -1111,7 +1113,8 @@ def run(
         chosen = [s for s in setups if not args.explain or s.name in args.explain]
         print_explain(dbname, chosen, subjects[0], model.schema, prepared=args.prepared)
     load_after = os.getloadavg()
-    table, met = report(cells, setups, repeat=args.repeat, max_seconds=args.max_seconds)
+    table, met, figures = report(cells, setups, repeat=args.repeat, max_seconds=args.max_seconds)
+    write_figures(figures, ["owner/explicit", "naive/owner"], conninfo=app_conninfo(dbname), load_before=load_before)
     print(
         f"\n## bench.rls: {sizes.users:,} users, {sizes.sessions:,} sessions, {sizes.segments:,} segments, "
         f"{sizes.turns:,} turns, {sizes.actions:,} actions, {sizes.contents:,} generated_content; "
