@@ -12,17 +12,11 @@ import pulumi_supabase_access as supabase_access
 
 from components.access_rules import AccessRules, AccessRulesArgs
 from components.auth_settings import declare_auth_settings
-from components.hardening import ProductionHardening, read_hardening_settings
+from components.hardening import ProductionHardening, plan_hardening
 from components.realtime import Realtime, RealtimeArgs
 from supabase_access.model.access_model import model_to_plain
 from supabase_access.model.profiles import plan_access
-from supabase_access.model.stack_config import (
-    NAMESPACE,
-    ConfigError,
-    check_config_keys,
-    parse_auth_stack_settings,
-    parse_stack_settings,
-)
+from supabase_access.model.stack_config import NAMESPACE, ConfigError, read_stack_settings
 from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import read_table_columns
 
@@ -48,31 +42,7 @@ def stack_config_keys() -> dict[str, bool]:
 
 
 try:
-    check_config_keys(stack_config_keys(), access_config.get_object("authSettings"))
-    settings = parse_stack_settings(
-        {
-            "environment": access_config.get("environment"),
-            "profile": access_config.get("profile"),
-            "allowOpenProfileInProd": access_config.get_bool("allowOpenProfileInProd"),
-            "model": access_config.get_object("model"),
-            "modelFile": access_config.get("modelFile"),
-            "forceRls": access_config.get_bool("forceRls") or False,
-            "extraPolicies": access_config.get_object("extraPolicies"),
-            "schemas": access_config.get_object("schemas"),
-            "definerObjects": access_config.get_object("definerObjects"),
-        },
-        {key: postgresql_config.get(key) for key in ("host", "port", "database", "username", "sslmode")},
-        project_dir=Path(__file__).parent,
-    )
-    auth_settings = parse_auth_stack_settings(
-        {
-            "projectRef": access_config.get("projectRef"),
-            "managementApiUrl": access_config.get("managementApiUrl"),
-            "authSettings": access_config.get_object("authSettings"),
-        },
-        environment=settings.environment,
-        token_set=access_config.get_secret("accessToken") is not None,
-    )
+    settings = read_stack_settings(pulumi.runtime.get_config, stack_config_keys(), project_dir=Path(__file__).parent)
 except ConfigError as exc:
     # A clean one-line error at preview, before any resource is registered.
     raise pulumi.RunError(str(exc)) from None
@@ -86,8 +56,8 @@ if settings.definer_objects:
         "as they are. Views meant to run as their owner stay in definerObjects"
     )
 
-# writeQuotas, retention and permanentUsersOnly (dev stacks set none of them); bad values stop the preview.
-hardening_plan = read_hardening_settings(access_config, settings)
+# writeQuotas, retention and permanentUsersOnly (dev stacks set none of them).
+hardening_plan = plan_hardening(settings)
 
 connection = settings.connection
 # Both providers connect the same way; the password is always a secret.
@@ -156,7 +126,7 @@ if settings.model.realtime.publish or settings.model.realtime.channels:
         ),
         opts=pulumi.ResourceOptions(providers=[database], depends_on=[access]),
     )
-declare_auth_settings("auth-settings", auth_settings, provider=database)
+declare_auth_settings("auth-settings", settings.auth, provider=database)
 pulumi.export("environment", settings.environment)
 pulumi.export("profile", settings.profile)
 pulumi.export("tables", list(settings.model.table_names))

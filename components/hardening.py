@@ -1,8 +1,8 @@
 """ProductionHardening: a stack's in-database limits (write quotas and retention).
 
-`read_hardening_settings` reads `supabase-access:writeQuotas`, `:retention` and
-`:permanentUsersOnly`; the last one is not a resource of its own but RESTRICTIVE policies added
-to the AccessRules' `extra_policies`.
+`plan_hardening` turns a stack's `supabase-access:writeQuotas`, `:retention` and `:permanentUsersOnly`
+into resources; the last one is not a resource of its own but RESTRICTIVE policies added to the
+AccessRules' `extra_policies`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,7 @@ import pulumi_supabase_access as supabase_access
 from supabase_access.model import hardening
 from supabase_access.model.hardening import QUOTA_SQLSTATE
 from supabase_access.model.rule_data import DeclaredPolicy
-from supabase_access.model.stack_config import (
-    ConfigError,
-    StackSettings,
-    extra_policies_with_hardening,
-    hardening_policy_settings,
-    parse_hardening_settings,
-)
-
-HARDENING_KEYS = ("writeQuotas", "retention", "permanentUsersOnly")
+from supabase_access.model.stack_config import StackSettings, extra_policies_with_hardening, hardening_policy_settings
 
 
 @dataclass(frozen=True)
@@ -41,17 +33,13 @@ class HardeningPlan:
         return bool(self.write_quotas or self.retention)
 
 
-def read_hardening_settings(config: pulumi.Config, settings: StackSettings) -> HardeningPlan:
-    """The hardening a stack declares; a bad value stops the preview with the setting's name."""
-    try:
-        parsed = parse_hardening_settings({key: config.get_object(key) for key in HARDENING_KEYS}, settings.model)
-        extra = extra_policies_with_hardening(settings.extra_policies, parsed)
-    except ConfigError as exc:
-        raise pulumi.RunError(str(exc)) from None
+def plan_hardening(settings: StackSettings) -> HardeningPlan:
+    """The hardening a stack declares (its settings are validated by `read_stack_settings`)."""
+    parsed = settings.hardening
     return HardeningPlan(
         write_quotas=hardening.write_quota_targets(settings.model, parsed.write_quotas),
         retention=None if parsed.retention is None else hardening.retention_target(settings.model, parsed.retention),
-        extra_policies=extra,
+        extra_policies=extra_policies_with_hardening(settings.extra_policies, parsed),
         policy_settings=hardening_policy_settings(parsed),
     )
 

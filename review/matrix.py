@@ -22,12 +22,10 @@ rolled back. The fixture rows are deleted at the end.
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import psycopg
 from psycopg import errors, sql
@@ -41,7 +39,6 @@ from review.postgrest import (
     connect_as_authenticator,
 )
 from supabase_access.model.access_model import AccessModel
-from supabase_access.model.stack_config import NAMESPACE, ConfigError, StackSettings, parse_stack_settings
 from supabase_access.sql.fixture_rows import (
     Fixture,
     ShapeError,
@@ -408,36 +405,3 @@ def compute_matrix(
             delete_fixture(admin, fixture)
     labels = tuple(p.label for p in personas_for(model))
     return AccessMatrix(labels, model.table_names, allowed, failed, tuple(notes))
-
-
-# --- a stack's settings from its config values ------------------------------------------------
-
-
-def stack_settings_from_config(config: Mapping[str, str], *, project_dir: Path) -> StackSettings:
-    """Settings from `pulumi config` values (all strings, objects as JSON), read as __main__.py reads them."""
-
-    def text(key: str) -> str | None:
-        return config.get(f"{NAMESPACE}:{key}")
-
-    def flag(key: str) -> bool | None:
-        value = text(key)
-        return None if value is None else value.strip().lower() == "true"
-
-    def data(key: str) -> Any:
-        value = text(key)
-        try:
-            return None if value is None else json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{NAMESPACE}:{key}: not valid JSON: {exc}") from exc
-
-    access = {
-        "environment": text("environment"),
-        "profile": text("profile"),
-        "allowOpenProfileInProd": flag("allowOpenProfileInProd"),
-        "model": data("model"),
-        "modelFile": text("modelFile"),
-        "forceRls": flag("forceRls") or False,
-        "extraPolicies": data("extraPolicies"),
-    }
-    postgresql = {key: config.get(f"postgresql:{key}") for key in ("host", "port", "database", "username", "sslmode")}
-    return parse_stack_settings(access, postgresql, project_dir=project_dir)

@@ -5,9 +5,10 @@ Pure: takes plain values (what `pulumi config` holds), so it is tested without a
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,10 @@ class StackSettings:
     definer_objects: tuple[str, ...] = ()
     # "table.policy" -> why, for the extraPolicies entries declared to widen access (`widens:`).
     widenings: Mapping[str, str] = field(default_factory=dict)
+    # The Supabase Auth settings (None: a dev stack that says nothing about them).
+    auth: AuthStackSettings | None = None
+    # writeQuotas, retention and permanentUsersOnly (none set: no hardening).
+    hardening: HardeningSettings = field(default_factory=HardeningSettings)
 
     def replacement_notices(self) -> list[str]:
         """What the preview says about each generated policy an extraPolicies entry replaces."""
@@ -157,6 +162,61 @@ def check_config_keys(secret_by_key: Mapping[str, bool], auth_settings: Mapping[
             )
 
 
+# A stack's config as Pulumi holds it: the raw string of a full key (`supabase-access:profile`), None when unset.
+ConfigValue = Callable[[str], str | None]
+# The `supabase-access` keys holding an object (JSON in `pulumi config`) and those holding true or false.
+OBJECT_KEYS = (
+    "model",
+    "extraPolicies",
+    "schemas",
+    "definerObjects",
+    "authSettings",
+    "writeQuotas",
+    "retention",
+    "permanentUsersOnly",
+)
+FLAG_KEYS = ("allowOpenProfileInProd", "forceRls")
+CONNECTION_KEYS = ("host", "port", "database", "username", "sslmode")
+
+
+def read_stack_settings(value: ConfigValue, secret_by_key: Mapping[str, bool], *, project_dir: Path) -> StackSettings:
+    """Every setting of a stack, validated: the one reader of stack config (the program, the matrix and
+    the access review call it), from the raw strings `pulumi config` holds.
+
+    `secret_by_key` holds every config key of the stack and whether Pulumi keeps it encrypted (see
+    `check_config_keys`); the secrets themselves are never read here.
+    """
+    access = {name: _config_value(value, name) for name in KNOWN_KEYS if name != "accessToken"}
+    check_config_keys(secret_by_key, access["authSettings"])
+    settings = parse_stack_settings(
+        access, {key: value(f"postgresql:{key}") for key in CONNECTION_KEYS}, project_dir=project_dir
+    )
+    auth = parse_auth_stack_settings(
+        access, environment=settings.environment, token_set=ACCESS_TOKEN_SETTING in secret_by_key
+    )
+    hardening = parse_hardening_settings(access, settings.model)
+    extra_policies_with_hardening(settings.extra_policies, hardening)  # refuses a name declared in both
+    return replace(settings, auth=auth, hardening=hardening)
+
+
+def _config_value(value: ConfigValue, name: str) -> Any:
+    """A `supabase-access` setting as Pulumi's Config reads it: text, true/false or an object (JSON)."""
+    key = f"{NAMESPACE}:{name}"
+    raw = value(key)
+    if raw is None:
+        return None
+    if name in FLAG_KEYS:
+        if raw not in ("true", "True", "false", "False"):
+            raise ConfigError(f"{key}: expected true or false, got {raw!r}")
+        return raw in ("true", "True")
+    if name in OBJECT_KEYS:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{key}: not valid JSON: {exc}") from None
+    return raw
+
+
 def parse_stack_settings(
     access: Mapping[str, Any], postgresql: Mapping[str, Any], *, project_dir: Path
 ) -> StackSettings:
@@ -179,7 +239,8 @@ def parse_stack_settings(
             f"every row). Use `owner`, or set {NAMESPACE}:allowOpenProfileInProd to true if you really mean it."
         )
     model, source = _model(access, project_dir)
-    force_rls = access.get("forceRls", False)
+    force_rls = access.get("forceRls")
+    force_rls = False if force_rls is None else force_rls
     if not isinstance(force_rls, bool):
         raise ConfigError(f"{NAMESPACE}:forceRls: expected true or false")
     copies = [t.name for t in model.tables if t.owner_copy]

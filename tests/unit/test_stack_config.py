@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from supabase_access.model.stack_config import ConfigError, check_config_keys, parse_stack_settings
+from supabase_access.model.stack_config import ConfigError, check_config_keys, parse_stack_settings, read_stack_settings
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
@@ -323,3 +323,56 @@ def test_an_extra_policy_with_an_unknown_key_lists_every_key_an_entry_takes() ->
     assert message.startswith("supabase-access:extraPolicies.sessions.members_only.restrictive: unknown key")
     assert "known: command, roles, permissive, using, withCheck, replaces, widens" in message
     assert "a restrictive policy is `permissive: false`" in message
+
+
+def read(config: dict[str, str], secret: frozenset[str] = frozenset()):
+    """The one reader, as the program and the access review call it: raw `pulumi config` strings."""
+    config = {"postgresql:host": "127.0.0.1", **config}
+    return read_stack_settings(config.get, {key: key in secret for key in config}, project_dir=REPO)
+
+
+def test_one_reader_reads_every_setting_from_pulumi_config_strings() -> None:
+    settings = read(
+        {
+            "supabase-access:environment": "prod",
+            "supabase-access:forceRls": "True",
+            "supabase-access:schemas": '["public", "api"]',
+            "supabase-access:definerObjects": '["public.stats"]',
+            "supabase-access:writeQuotas": '{"sessions": {"perHour": 20}}',
+            "supabase-access:retention": '{"anonymousUsersDays": 30}',
+            "supabase-access:permanentUsersOnly": '{"sessions": ["insert"]}',
+            "supabase-access:projectRef": "abcdefghijklmnopqrst",
+            "supabase-access:authSettings": '{"rate_limit_otp": 30}',
+            "supabase-access:accessToken": "token",
+            "postgresql:port": "54322",
+        },
+        secret=frozenset({"supabase-access:accessToken"}),
+    )
+    assert (settings.environment, settings.profile, settings.force_rls) == ("prod", "owner", True)
+    assert settings.exposed_schemas == ("public", "api")
+    assert settings.definer_objects == ("public.stats",)
+    assert settings.connection.port == 54322
+    assert [(q.table, q.limit) for q in settings.hardening.write_quotas] == [("sessions", 20)]
+    assert settings.hardening.retention is not None and settings.hardening.retention.anonymous_users_days == 30
+    assert settings.hardening.permanent_users_only == {"sessions": ("INSERT",)}
+    assert settings.auth is not None and settings.auth.declared and settings.auth.settings == {"rate_limit_otp": 30}
+    assert read({"supabase-access:environment": "dev"}).auth is None
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "message"),
+    [
+        ("forceRls", "yes", "supabase-access:forceRls: expected true or false, got 'yes'"),
+        ("schemas", "[public", "supabase-access:schemas: not valid JSON"),
+        (
+            "enviroment",
+            "dev",
+            "supabase-access:enviroment: unknown setting (did you mean supabase-access:environment?)",
+        ),
+        ("retention", '{"sessionsDays": 0}', "supabase-access:retention.sessionsDays: expected a whole number"),
+    ],
+)
+def test_the_reader_names_the_bad_setting(key: str, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        read({"supabase-access:environment": "dev", f"supabase-access:{key}": raw})
+    assert message in str(info.value)
