@@ -6,12 +6,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import psycopg
 
 from supabase_access.model.access_model import ModelError, check_identifier
-from supabase_access.provider.spec import ResourceSpec
+from supabase_access.provider.spec import Props, PropsError, ResourceSpec
 from supabase_access.sql import catalog
 from supabase_access.sql.database import Database
 
@@ -84,11 +84,154 @@ class Resource:
         return [k for k in self.replace_on if state.get(k) != inputs.get(k)]
 
 
-class DatabaseResource(Resource, ABC):
-    """A resource that lives in the database: each step gets the provider's connections (`db`).
+class DatabaseSteps(Resource, ABC):
+    """The steps the provider runs on a resource that lives in the database, as the engine hands them:
+    plain data keyed by the wire's property names. Each step gets the provider's connections (`db`)."""
 
-    Every one has the same shape: normalize (no database) and validate (new or changed inputs
-    only) make `check`; `diff_live`; create, read, update, delete.
+    @abstractmethod
+    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def diff(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> Diff: ...
+
+    @abstractmethod
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]: ...
+
+    @abstractmethod
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None: ...
+
+    @abstractmethod
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(outputs, inputs) as the database has them now, or None if the object is gone."""
+
+
+InputsT = TypeVar("InputsT", bound=Props)
+StateT = TypeVar("StateT", bound=Props)
+
+
+class DatabaseResource(DatabaseSteps, Generic[InputsT, StateT]):
+    """A resource that lives in the database, typed: its spec is declared by two frozen dataclasses (inputs,
+    and state, which holds the inputs too; `ResourceSpec.typed`). The steps parse the engine's plain data
+    into them once, here, and hand the resource's hooks objects:
+
+    normalize (no database) and validate (new or changed inputs only) make `check`; `diff_live`;
+    on_create, on_read, on_update, on_delete.
+    """
+
+    inputs_type: type[InputsT]
+    state_type: type[StateT]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is not None:
+            assert spec.inputs_type and spec.state_type, f"{spec.name}: declare its spec with ResourceSpec.typed"
+            cls.inputs_type = cast(Any, spec.inputs_type)
+            cls.state_type = cast(Any, spec.state_type)
+
+    # --- the edge: plain data in, plain data out ------------------------------------------------------
+    def parse_inputs(self, values: dict[str, Any]) -> InputsT:
+        try:
+            return self.inputs_type.from_wire(values)
+        except PropsError as exc:
+            raise InputError(exc.property, exc.reason) from None
+
+    def parse_state(self, values: dict[str, Any]) -> StateT:
+        try:
+            return self.state_type.from_wire(values)
+        except PropsError as exc:
+            raise InputError(exc.property, exc.reason) from None
+
+    def _known_inputs(self, values: dict[str, Any]) -> InputsT | None:
+        """Earlier checked inputs (olds, or what a refresh is given), or None when there are none to read."""
+        if not values:
+            return None
+        try:
+            return self.inputs_type.from_wire(values)
+        except PropsError:
+            return None
+
+    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        """Validate and return the inputs; raise InputError naming the property.
+
+        The inputs are normalised, and the database is asked (`validate`) only when they differ
+        from the last apply's: those passed then, and diff reads the live state anyway.
+        """
+        checked = self.normalize(self.parse_inputs(inputs))
+        previous = self._known_inputs(olds)
+        if checked != previous:
+            self.validate(db, previous, checked)
+        return checked.to_wire()
+
+    def diff(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> Diff:
+        was, wanted = self.parse_state(state), self.parse_inputs(inputs)
+        replaces = [
+            p.name
+            for p in self.spec.inputs
+            if p.replaces and getattr(was, p.python_name) != getattr(wanted, p.python_name)
+        ]
+        if replaces:
+            return Diff(replaces=replaces)
+        return Diff(changes=self.diff_live(db, was, wanted))
+
+    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        resource_id, state = self.on_create(db, self.parse_inputs(inputs), log)
+        return resource_id, state.to_wire()
+
+    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        return self.on_update(db, self.parse_state(state), self.parse_inputs(inputs), log).to_wire()
+
+    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+        self.on_delete(db, self.parse_state(state), log)
+
+    def read(
+        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        found = self.on_read(db, resource_id, self.parse_state(state) if state else None, self._known_inputs(inputs))
+        if found is None:
+            return None
+        return found[0].to_wire(), found[1].to_wire()
+
+    # --- the resource's hooks: typed --------------------------------------------------------------------
+    def normalize(self, inputs: InputsT) -> InputsT:
+        """The inputs with defaults filled in, checked without the database."""
+        return inputs
+
+    def validate(self, db: Database, olds: InputsT | None, checked: InputsT) -> None:
+        """What only the database can tell about new or changed inputs (by default: nothing to ask)."""
+        return None
+
+    @abstractmethod
+    def diff_live(self, db: Database, state: StateT, inputs: InputsT) -> dict[str, str]:
+        """Compare the live database with the desired inputs (no replacement keys changed)."""
+
+    @abstractmethod
+    def on_create(self, db: Database, inputs: InputsT, log: Log) -> tuple[str, StateT]: ...
+
+    @abstractmethod
+    def on_update(self, db: Database, state: StateT, inputs: InputsT, log: Log) -> StateT: ...
+
+    @abstractmethod
+    def on_delete(self, db: Database, state: StateT, log: Log) -> None: ...
+
+    @abstractmethod
+    def on_read(
+        self, db: Database, resource_id: str, state: StateT | None, inputs: InputsT | None
+    ) -> tuple[StateT, InputsT] | None:
+        """(state, inputs) as the database has them now, or None if the object is gone. `state` and
+        `inputs` are None when the engine has none (`pulumi import`: the id alone)."""
+
+
+class PlainDatabaseResource(DatabaseSteps, ABC):
+    """A database resource not yet declared by types (issue 23: being converted): its hooks take plain data.
+
+    The same shape: normalize (no database) and validate (new or changed inputs only) make `check`;
+    `diff_live`; create, read, update, delete.
     """
 
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:

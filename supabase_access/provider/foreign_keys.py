@@ -3,6 +3,7 @@ definition a removal dropped), and adding one back validated, or NOT VALID with 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -71,16 +72,14 @@ def not_valid_warning(schema: str, table: str, constraint: str, violations: str,
     )
 
 
-def foreign_key_shape(state: dict[str, Any]) -> tuple[list[str], str, str, list[str]] | None:
-    columns, ref_columns, referenced = (
-        state.get("columns"),
-        state.get("referencedColumns"),
-        state.get("referencedTable"),
-    )
-    if not (columns and ref_columns and referenced):
+def foreign_key_shape(
+    columns: Sequence[str] | None, referenced_table: str | None, referenced_columns: Sequence[str] | None
+) -> tuple[list[str], str, str, list[str]] | None:
+    """(columns, referenced schema, table, columns) for counting violations; None when a part is unknown."""
+    if not (columns and referenced_columns and referenced_table):
         return None
-    ref_schema, ref_table = str(referenced).split(".", 1)
-    return list(columns), ref_schema, ref_table, list(ref_columns)
+    ref_schema, ref_table = referenced_table.split(".", 1)
+    return list(columns), ref_schema, ref_table, list(referenced_columns)
 
 
 def ledger_key(schema: str, table: str, constraint: str) -> str:

@@ -23,7 +23,7 @@ from supabase_access.management_api.access import ManagementApiAccess
 from supabase_access.provider.base import (
     CHECK_LOG,
     CURRENT_STACK,
-    DatabaseResource,
+    DatabaseSteps,
     Diff,
     InputError,
     InputProblemsError,
@@ -61,7 +61,7 @@ from supabase_access.provider.values import (
 from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
 
-DATABASE_RESOURCES: tuple[type[DatabaseResource], ...] = (
+DATABASE_RESOURCES: tuple[type[DatabaseSteps], ...] = (
     AccessPreflight,
     RowLevelSecurity,
     TablePolicies,
@@ -234,7 +234,7 @@ class SupabaseAccessProvider(api.Provider):
     def _step(self, resource: Resource, step: str, *args: Any) -> Any:
         """The resource's step: a database resource gets the provider's connections first."""
         method = getattr(resource, step)
-        if isinstance(resource, DatabaseResource):
+        if isinstance(resource, DatabaseSteps):
             return method(self._database(), *args)
         return method(*args)
 

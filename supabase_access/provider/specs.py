@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from supabase_access.provider.spec import BOOLEAN, INTEGER, MAP, MAPS, STRING, STRINGS, Prop, ResourceSpec
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from supabase_access.provider.spec import (
+    BOOLEAN,
+    INTEGER,
+    MAP,
+    MAPS,
+    STRING,
+    STRINGS,
+    Prop,
+    Props,
+    ResourceSpec,
+    prop,
+)
 
 PRIVATE_SCHEMA = "supabase_access"
+SCHEMA_DESCRIPTION = "Schema of the table (e.g. `public`)."
 
 
 def _schema(*, replaces: bool = True) -> Prop:
-    return Prop("schema", STRING, "Schema of the table (e.g. `public`).", required=True, replaces=replaces)
+    return Prop("schema", STRING, SCHEMA_DESCRIPTION, required=True, replaces=replaces)
 
 
 def _table(what: str = "The table") -> Prop:
@@ -213,86 +228,113 @@ TABLE_GRANT = ResourceSpec(
     retired=True,
 )
 
-CONSTRAINT_REMOVAL = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class ConstraintRemovalInputs(Props):
+    schema: str = prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
+    table: str = prop("The table, in `schema`.", required=True, replaces=True)
+    constraint: str = prop("Name of the constraint to keep dropped.", required=True, replaces=True)
+    definition: str | None = prop(
+        "The constraint's definition, for destroy to restore where the database no longer has it (in state: the "
+        "definition found when it was dropped)."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConstraintRemovalState(ConstraintRemovalInputs):
+    present: bool | None = prop("Whether the constraint exists (false once applied).")
+    columns: tuple[str, ...] | None = prop("The constraint's columns, as found when it was dropped.")
+    referenced_table: str | None = prop("The table it references (`schema.table`), as found when it was dropped.")
+    referenced_columns: tuple[str, ...] | None = prop("The referenced columns, as found when it was dropped.")
+
+
+CONSTRAINT_REMOVAL = ResourceSpec.typed(
     "ConstraintRemoval",
     "Keeps a constraint dropped, holding its definition; destroy restores it (NOT VALID, with a warning giving the "
     "number of violating rows, when rows violate it).",
-    inputs=(
-        _schema(),
-        _table(),
-        Prop("constraint", STRING, "Name of the constraint to keep dropped.", required=True, replaces=True),
-        Prop(
-            "definition",
-            STRING,
-            "The constraint's definition, for destroy to restore where the database no longer has it (in state: the "
-            "definition found when it was dropped).",
-        ),
-    ),
-    outputs=(
-        Prop("present", BOOLEAN, "Whether the constraint exists (false once applied)."),
-        Prop("columns", STRINGS, "The constraint's columns, as found when it was dropped."),
-        Prop("referencedTable", STRING, "The table it references (`schema.table`), as found when it was dropped."),
-        Prop("referencedColumns", STRINGS, "The referenced columns, as found when it was dropped."),
-    ),
+    ConstraintRemovalInputs,
+    ConstraintRemovalState,
 )
 
-CONSTRAINT_PRESENCE = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class ConstraintPresenceInputs(Props):
+    schema: str = prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
+    table: str = prop("The table, in `schema`.", required=True, replaces=True)
+    constraint: str = prop("Name of the foreign key.", required=True, replaces=True)
+    columns: tuple[str, ...] = prop("The referencing columns.", required=True)
+    referenced_table: str = prop("The referenced table, `schema.table`.", default="auth.users")
+    referenced_columns: tuple[str, ...] = prop("The referenced columns, as many as `columns`.", default=["id"])
+    on_delete: str = prop(
+        "ON DELETE action: cascade, restrict, no action, set null, set default.",
+        default="cascade",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConstraintPresenceState(ConstraintPresenceInputs):
+    present: bool | None = prop("Whether the foreign key exists.")
+    validated: bool | None = prop("Whether it is validated (false: NOT VALID, some rows violate it).")
+    definition: str | None = prop("The definition PostgreSQL shows for it (pg_get_constraintdef).")
+
+
+CONSTRAINT_PRESENCE = ResourceSpec.typed(
     "ConstraintPresence",
     "Keeps a foreign key present: re-created when missing (NOT VALID, with a warning, when rows violate it), "
     "validated once no row does; destroy leaves it in place.",
-    inputs=(
-        _schema(),
-        _table(),
-        Prop("constraint", STRING, "Name of the foreign key.", required=True, replaces=True),
-        Prop("columns", STRINGS, "The referencing columns.", required=True),
-        Prop("referencedTable", STRING, "The referenced table, `schema.table`.", default="auth.users"),
-        Prop("referencedColumns", STRINGS, "The referenced columns, as many as `columns`.", default=["id"]),
-        Prop(
-            "onDelete",
-            STRING,
-            "ON DELETE action: cascade, restrict, no action, set null, set default.",
-            default="cascade",
-        ),
-    ),
-    outputs=(
-        Prop("present", BOOLEAN, "Whether the foreign key exists."),
-        Prop("validated", BOOLEAN, "Whether it is validated (false: NOT VALID, some rows violate it)."),
-        Prop("definition", STRING, "The definition PostgreSQL shows for it (pg_get_constraintdef)."),
-    ),
+    ConstraintPresenceInputs,
+    ConstraintPresenceState,
 )
 
-DEFAULT_PRIVILEGES_BASELINE = ResourceSpec(
+# Object type (tables, sequences, functions) -> role -> privileges.
+DefaultAcl = Mapping[str, Mapping[str, tuple[str, ...]]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefaultPrivilegesBaselineInputs(Props):
+    owner: str = prop(
+        "The role whose default privileges (for what it creates) are recorded.", required=True, replaces=True
+    )
+    schema: str = prop("The schema the default privileges apply in.", required=True, replaces=True)
+    roles: tuple[str, ...] = prop("The grantees whose default privileges are recorded.", required=True, replaces=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefaultPrivilegesBaselineState(DefaultPrivilegesBaselineInputs):
+    previous: DefaultAcl | None = prop(
+        "Object type (tables, sequences, functions) -> role -> privileges before the stack."
+    )
+
+
+DEFAULT_PRIVILEGES_BASELINE = ResourceSpec.typed(
     "DefaultPrivilegesBaseline",
     "Remembers the default privileges a creating role gave the API roles in one schema before the stack closed "
     "them (pulumi_postgresql.DefaultPrivileges); destroy puts them back.",
-    inputs=(
-        Prop(
-            "owner",
-            STRING,
-            "The role whose default privileges (for what it creates) are recorded.",
-            required=True,
-            replaces=True,
-        ),
-        Prop("schema", STRING, "The schema the default privileges apply in.", required=True, replaces=True),
-        Prop("roles", STRINGS, "The grantees whose default privileges are recorded.", required=True, replaces=True),
-    ),
-    outputs=(
-        Prop("previous", MAP, "Object type (tables, sequences, functions) -> role -> privileges before the stack."),
-    ),
+    DefaultPrivilegesBaselineInputs,
+    DefaultPrivilegesBaselineState,
 )
 
-SEQUENCE_PRIVILEGES = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class SequencePrivilegesInputs(Props):
+    schema: str = prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
+    table: str = prop("The table, in `schema`.", required=True, replaces=True)
+    roles: tuple[str, ...] = prop("The roles whose sequence privileges are managed.", required=True)
+    usage: tuple[str, ...] = prop("Those of `roles` that may insert into the table: they get USAGE.", default=[])
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequencePrivilegesState(SequencePrivilegesInputs):
+    sequences: tuple[str, ...] = prop("The table's sequences (schema.name) found at the last apply.", default=())
+
+
+SEQUENCE_PRIVILEGES = ResourceSpec.typed(
     "SequencePrivileges",
     "The privileges the named roles hold on one table's sequences: USAGE on those its column defaults call "
     "(serial, bigserial) for the roles that may insert, nothing else (no SELECT, no UPDATE: setval); identity "
     "columns need none. Destroy gives back what they held before the stack.",
-    inputs=(
-        _schema(),
-        _table(),
-        Prop("roles", STRINGS, "The roles whose sequence privileges are managed.", required=True),
-        Prop("usage", STRINGS, "Those of `roles` that may insert into the table: they get USAGE.", default=[]),
-    ),
-    outputs=(Prop("sequences", STRINGS, "The table's sequences (schema.name) found at the last apply."),),
+    SequencePrivilegesInputs,
+    SequencePrivilegesState,
 )
 
 FUNCTION_PRIVILEGES = ResourceSpec(

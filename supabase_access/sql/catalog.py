@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import class_row
 
 from supabase_access.model.owner_copy import OwnerCopyNames
 from supabase_access.model.policy import PolicySpec
@@ -792,14 +793,26 @@ def relation_size_query() -> sql.SQL:
     )
 
 
-def default_privileges_query() -> sql.SQL:
-    """(object type, grantee, privilege) of the default privileges `owner` gives in `schema`."""
-    return sql.SQL(
-        "select d.defaclobjtype::text, coalesce(g.rolname::text, 'public'), a.privilege_type "
+@dataclass(frozen=True)
+class DefaultAclEntry:
+    """One privilege of the default privileges a role gives for what it creates in a schema."""
+
+    object_type: str  # pg_default_acl's letter: r (tables), S (sequences), f (functions), ...
+    grantee: str  # `public` for PUBLIC
+    privilege: str
+
+
+def read_default_privileges(conn: psycopg.Connection, owner: str, schema: str) -> list[DefaultAclEntry]:
+    """The default privileges `owner` gives in `schema`, one entry per grantee and privilege."""
+    query = sql.SQL(
+        "select d.defaclobjtype::text as object_type, coalesce(g.rolname::text, 'public') as grantee, "
+        "a.privilege_type as privilege "
         "from pg_default_acl d cross join aclexplode(d.defaclacl) a left join pg_roles g on g.oid = a.grantee "
         "where d.defaclrole = (select oid from pg_roles where rolname = %s) "
         "and d.defaclnamespace = (select oid from pg_namespace where nspname = %s)"
     )
+    with conn.cursor(row_factory=class_row(DefaultAclEntry)) as cur:
+        return cur.execute(query, (owner, schema)).fetchall()
 
 
 def group_function_query() -> sql.SQL:

@@ -10,7 +10,7 @@ import pytest
 
 from supabase_access.model import hardening
 from supabase_access.model.access_model import load_model_file
-from supabase_access.provider.base import DatabaseResource
+from supabase_access.provider.base import DatabaseSteps
 from supabase_access.provider.resources.policy_index import PolicyIndex
 from supabase_access.provider.resources.retention_policy import RetentionPolicy
 from supabase_access.provider.resources.table_policies import TablePolicies
@@ -41,7 +41,7 @@ def quota() -> dict[str, Any]:
     return target.to_plain()
 
 
-CASES: list[tuple[type[DatabaseResource], Any]] = [
+CASES: list[tuple[type[DatabaseSteps], Any]] = [
     (
         TablePolicies,
         lambda: {
@@ -58,7 +58,7 @@ CASES: list[tuple[type[DatabaseResource], Any]] = [
 
 @pytest.mark.parametrize(("resource_class", "inputs"), CASES, ids=[c.__name__ for c, _ in CASES])
 def test_state_is_declared_and_unchanged_inputs_skip_the_database(
-    db: Database, resource_class: type[DatabaseResource], inputs: Any
+    db: Database, resource_class: type[DatabaseSteps], inputs: Any
 ) -> None:
     resource = resource_class()
     resource_id, checked, state = create(resource, db, inputs())

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from supabase_access.provider.base import DatabaseResource
+from supabase_access.provider.base import DatabaseSteps
 from supabase_access.provider.values import plain_map, state_properties
 from supabase_access.sql.database import Database
 
@@ -25,13 +25,13 @@ class UnreachableDatabase(Database):
         yield  # pragma: no cover
 
 
-def engine_view(resource: DatabaseResource, values: dict[str, Any]) -> dict[str, Any]:
+def engine_view(resource: DatabaseSteps, values: dict[str, Any]) -> dict[str, Any]:
     """`values` as the provider gets them back from the engine (through the spec's secret marks)."""
     return plain_map(state_properties(resource.spec, values))
 
 
 def create(
-    resource: DatabaseResource, db: Database, inputs: dict[str, Any], log: Any = print
+    resource: DatabaseSteps, db: Database, inputs: dict[str, Any], log: Any = print
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """check then create, as a first `up` does: (id, checked inputs, state); every state key is in the spec."""
     checked = engine_view(resource, resource.check(db, {}, inputs))
@@ -41,7 +41,7 @@ def create(
 
 
 def read(
-    resource: DatabaseResource, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    resource: DatabaseSteps, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """read, as a refresh does; every state key is in the spec."""
     found = resource.read(db, resource_id, state, inputs)

@@ -14,7 +14,7 @@ import pytest
 from pulumi.provider.experimental.property_value import PropertyValue
 
 from supabase_access.management_api.access import ManagementApiAccess
-from supabase_access.provider.base import DatabaseResource, HttpResource, InputError
+from supabase_access.provider.base import DatabaseSteps, HttpResource, InputError
 from supabase_access.provider.schema import package_schema
 from supabase_access.provider.server import RESOURCE_TYPES, provider_resources
 from supabase_access.provider.spec import UNSET, ResourceSpec
@@ -80,7 +80,7 @@ def test_the_provider_replaces_and_keeps_secret_what_the_spec_says(spec: Resourc
     assert resource_class.spec is spec and resource_class.token == spec.token
     assert resource_class.replace_on == spec.replace_on
     resource = provider_resources(ManagementApiAccess(), lambda: None)[spec.token]
-    assert isinstance(resource, (DatabaseResource, HttpResource))
+    assert isinstance(resource, (DatabaseSteps, HttpResource))
     # A change of each replacing input replaces; of any other input, it does not.
     state = {p.name: "old" for p in spec.inputs}
     for prop in spec.inputs:
@@ -174,7 +174,7 @@ NOT_IMPORTABLE = {
 @pytest.mark.parametrize(("name", "resource_id"), NOT_IMPORTABLE.items(), ids=list(NOT_IMPORTABLE))
 def test_a_kind_its_id_cannot_tell_refuses_import_saying_why(name: str, resource_id: str) -> None:
     resource = provider_resources(ManagementApiAccess(), lambda: None)[f"supabase-access:index:{name}"]
-    assert isinstance(resource, DatabaseResource)
+    assert isinstance(resource, DatabaseSteps)
     with pytest.raises(InputError, match=f"^{name} cannot be imported by its id: .+"):
         resource.read(None, resource_id, {}, {})  # type: ignore[arg-type]  # asks no database
 

@@ -19,9 +19,9 @@ from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
     CHECK_LOG,
     CURRENT_STACK,
-    DatabaseResource,
     InputError,
     Log,
+    PlainDatabaseResource,
     identifier,
     not_importable,
     raise_collected,
@@ -39,7 +39,7 @@ TABLE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 API_ROLES = frozenset({"anon", "authenticated", "public"})
 
 
-class AccessPreflight(DatabaseResource):
+class AccessPreflight(PlainDatabaseResource):
     spec = specs.ACCESS_PREFLIGHT
 
     # Not the shared check: the preflight is the gate, so it asks the database on every preview (one round trip).

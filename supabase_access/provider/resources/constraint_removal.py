@@ -12,7 +12,7 @@ removal over and `destroy` restores it.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import DatabaseResource, Log, identifier, require_table
@@ -27,34 +27,38 @@ from supabase_access.provider.foreign_keys import (
     to_ledger,
 )
 from supabase_access.provider.private_schema import check_private_schema
+from supabase_access.provider.specs import ConstraintRemovalInputs as Inputs
+from supabase_access.provider.specs import ConstraintRemovalState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 
-class ConstraintRemoval(DatabaseResource):
+class ConstraintRemoval(DatabaseResource[Inputs, State]):
     spec = specs.CONSTRAINT_REMOVAL
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
-        return {**inputs, "schema": schema, "table": table, "constraint": identifier(inputs, "constraint")}
+    def normalize(self, inputs: Inputs) -> Inputs:
+        return replace(
+            inputs,
+            schema=identifier({"schema": inputs.schema}, "schema"),
+            table=identifier({"table": inputs.table}, "table"),
+            constraint=identifier({"constraint": inputs.constraint}, "constraint"),
+        )
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         with db.connection() as conn:
-            require_table(conn, checked["schema"], checked["table"])
+            require_table(conn, checked.schema, checked.table)
             check_private_schema(conn, ledger.LEDGER_SCHEMA)
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         with db.connection() as conn:
-            present = (
-                catalog.read_foreign_key(conn, inputs["schema"], inputs["table"], inputs["constraint"]) is not None
-            )
+            present = catalog.read_foreign_key(conn, inputs.schema, inputs.table, inputs.constraint) is not None
         return {"present": "update"} if present else {}
 
-    def _drop(self, db: Database, inputs: dict[str, Any]) -> catalog.ForeignKeyInfo | None:
+    def _drop(self, db: Database, inputs: Inputs) -> catalog.ForeignKeyInfo | None:
         """Drop the constraint, its definition in the ledger first; (what was dropped, else what the ledger knows)."""
-        schema, table, constraint = inputs["schema"], inputs["table"], inputs["constraint"]
+        schema, table, constraint = inputs.schema, inputs.table, inputs.constraint
         key = ledger_key(schema, table, constraint)
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
@@ -69,62 +73,55 @@ class ConstraintRemoval(DatabaseResource):
                 conn.execute(render.drop_constraint(schema, table, constraint))
             return info or from_ledger(known)
 
-    def _outputs(
-        self, inputs: dict[str, Any], info: catalog.ForeignKeyInfo | None, state: dict[str, Any]
-    ) -> dict[str, Any]:
-        captured: dict[str, Any] = (
-            {
-                "definition": info.definition,
-                "columns": list(info.columns),
-                "referencedTable": f"{info.ref_schema}.{info.ref_table}" if info.ref_table else None,
-                "referencedColumns": list(info.ref_columns),
-            }
-            if info is not None
-            else {k: state.get(k) for k in ("definition", "columns", "referencedTable", "referencedColumns")}
-        )
-        if not captured.get("definition"):
-            captured["definition"] = inputs.get("definition")
-        return {
-            "schema": inputs["schema"],
-            "table": inputs["table"],
-            "constraint": inputs["constraint"],
-            "present": False,
-            **captured,
-        }
+    def _outputs(self, inputs: Inputs, info: catalog.ForeignKeyInfo | None, state: State | None) -> State:
+        """The state: the names from `inputs`, the key as `info` shows it (else as `state` held it), not present."""
+        if info is not None:
+            captured = State(
+                schema=inputs.schema,
+                table=inputs.table,
+                constraint=inputs.constraint,
+                definition=info.definition,
+                columns=info.columns,
+                referenced_table=f"{info.ref_schema}.{info.ref_table}" if info.ref_table else None,
+                referenced_columns=info.ref_columns,
+            )
+        else:
+            captured = State.taking(state, schema=inputs.schema, table=inputs.table, constraint=inputs.constraint)
+        return replace(captured, present=False, definition=captured.definition or inputs.definition)
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
         info = self._drop(db, inputs)
-        if info is None and not inputs.get("definition"):
+        if info is None and not inputs.definition:
             log(
-                f"{inputs['constraint']} was already gone from {inputs['schema']}.{inputs['table']} and not "
+                f"{inputs.constraint} was already gone from {inputs.schema}.{inputs.table} and not "
                 "removed by supabase-access, so its definition is unknown: destroy cannot restore it"
             )
-        return f"{inputs['schema']}.{inputs['table']}.{inputs['constraint']}", self._outputs(inputs, info, {})
+        return f"{inputs.schema}.{inputs.table}.{inputs.constraint}", self._outputs(inputs, info, None)
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         info = self._drop(db, inputs)
         return self._outputs(inputs, info, state)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        schema, table, constraint = state["schema"], state["table"], state["constraint"]
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        schema, table, constraint = state.schema, state.table, state.constraint
         key = ledger_key(schema, table, constraint)
         with db.connection() as conn:
             known = from_ledger(ledger.read(conn, LEDGER_KIND, key))
-        definition = state.get("definition") or (known.definition if known else None)
+        definition = state.definition or (known.definition if known else None)
         if not definition:
             log(f"cannot restore {constraint} on {schema}.{table}: its definition was never known")
             return
-        if known is not None and not state.get("columns"):
-            state = {**state, **self._outputs(state, known, {})}
+        if known is not None and not state.columns:
+            state = self._outputs(state, known, None)
         violations = self._restore(db, state, definition, key)
         ledger.tidy(db)
         if violations is None:
             return
         log(not_valid_warning(schema, table, constraint, violations, "restored"))
 
-    def _restore(self, db: Database, state: dict[str, Any], definition: str, key: str) -> str | None:
+    def _restore(self, db: Database, state: State, definition: str, key: str) -> str | None:
         """Put the constraint back (NOT VALID if rows violate it: then how many) and forget its ledger row."""
-        schema, table, constraint = state["schema"], state["table"], state["constraint"]
+        schema, table, constraint = state.schema, state.table, state.constraint
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
             if claims.other_stack(conn, schema, table) is not None:
@@ -134,21 +131,24 @@ class ConstraintRemoval(DatabaseResource):
                 conn, schema, table, constraint
             ):
                 return None
-            return add_foreign_key(conn, schema, table, constraint, definition, foreign_key_shape(state))
+            shape = foreign_key_shape(state.columns, state.referenced_table, state.referenced_columns)
+            return add_foreign_key(conn, schema, table, constraint, definition, shape)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        live = read_live_foreign_key(db, resource_id, with_ledger=not (state or {}).get("definition"))
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
+        live = read_live_foreign_key(db, resource_id, with_ledger=not (state and state.definition))
         if live is None:
             return None
         schema, table, constraint, info, recorded = live
-        current_inputs = {"schema": schema, "table": table, "constraint": constraint}
-        if not (state or {}).get("definition"):
+        current_inputs = Inputs(schema=schema, table=table, constraint=constraint)
+        if not (state and state.definition):
             known = from_ledger(recorded)
-            state = self._outputs(current_inputs, known, state or {}) if known else state
-        outputs = self._outputs(current_inputs, None, state or {})
-        outputs["present"] = info is not None
-        if info is not None and not outputs.get("definition"):
-            outputs["definition"] = info.definition
+            state = self._outputs(current_inputs, known, state) if known else state
+        outputs = self._outputs(current_inputs, None, state)
+        outputs = replace(
+            outputs,
+            present=info is not None,
+            definition=outputs.definition or (info.definition if info is not None else None),
+        )
         return outputs, inputs or current_inputs

@@ -22,6 +22,9 @@ from supabase_access.provider.base import (
     not_importable,
     split_id,
 )
+from supabase_access.provider.specs import DefaultAcl
+from supabase_access.provider.specs import DefaultPrivilegesBaselineInputs as Inputs
+from supabase_access.provider.specs import DefaultPrivilegesBaselineState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -30,46 +33,47 @@ from supabase_access.sql.transaction import write_transaction
 LEDGER_KIND = "default-privileges"
 
 
-class DefaultPrivilegesBaseline(DatabaseResource):
+class DefaultPrivilegesBaseline(DatabaseResource[Inputs, State]):
     spec = specs.DEFAULT_PRIVILEGES_BASELINE
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        roles = [identifier({"roles": r}, "roles") for r in inputs.get("roles") or []]
+    def normalize(self, inputs: Inputs) -> Inputs:
+        roles = [identifier({"roles": r}, "roles") for r in inputs.roles]
         if not roles:
             raise InputError("roles", "roles: name the roles whose default privileges the stack manages")
-        return {
-            "owner": identifier(inputs, "owner"),
-            "schema": identifier(inputs, "schema", "public"),
-            "roles": sorted(set(roles)),
-        }
+        return Inputs(
+            owner=identifier({"owner": inputs.owner}, "owner"),
+            schema=identifier({"schema": inputs.schema}, "schema"),
+            roles=tuple(sorted(set(roles))),
+        )
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         with db.connection() as conn:
-            role_exists, schema_exists = catalog.role_and_schema_exist(conn, checked["owner"], checked["schema"])
+            role_exists, schema_exists = catalog.role_and_schema_exist(conn, checked.owner, checked.schema)
         if not role_exists:
-            raise InputError("owner", f"owner: role {checked['owner']} does not exist in the database")
+            raise InputError("owner", f"owner: role {checked.owner} does not exist in the database")
         if not schema_exists:
-            raise InputError("schema", f"schema: schema {checked['schema']} does not exist in the database")
+            raise InputError("schema", f"schema: schema {checked.schema} does not exist in the database")
 
-    def _read(self, db: Database, owner: str, schema: str, roles: list[str]) -> dict[str, dict[str, list[str]]]:
-        """object type -> role -> privileges, for `roles` (every object type present, maybe empty)."""
-        found: dict[str, dict[str, list[str]]] = {t: {r: [] for r in roles} for t in render.DEFAULT_ACL_OBJECTS}
+    def _read(self, db: Database, inputs: Inputs) -> DefaultAcl:
+        """object type -> role -> privileges, for the inputs' roles (every object type present, maybe empty)."""
+        found: dict[str, dict[str, list[str]]] = {t: {r: [] for r in inputs.roles} for t in render.DEFAULT_ACL_OBJECTS}
         with db.connection() as conn:
-            for object_type, grantee, privilege in conn.execute(catalog.default_privileges_query(), (owner, schema)):
-                if object_type in found and grantee in found[object_type]:
-                    found[object_type][grantee].append(privilege)
-        return {t: {r: sorted(p) for r, p in by_role.items()} for t, by_role in found.items()}
+            for acl in catalog.read_default_privileges(conn, inputs.owner, inputs.schema):
+                if acl.object_type in found and acl.grantee in found[acl.object_type]:
+                    found[acl.object_type][acl.grantee].append(acl.privilege)
+        return {t: {r: tuple(sorted(p)) for r, p in by_role.items()} for t, by_role in found.items()}
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         # It only remembers (pulumi_postgresql.DefaultPrivileges keeps the live ones): which stacks
         # use the baseline, so the last one gives it back (a stack made before that is added by `up`).
         with db.connection() as conn:
-            recorded = ledger.read(conn, LEDGER_KIND, f"{inputs['owner']}.{inputs['schema']}") or {}
+            recorded = ledger.read(conn, LEDGER_KIND, f"{inputs.owner}.{inputs.schema}") or {}
         return {} if CURRENT_STACK.get() in (recorded.get("stacks") or []) else {"previous": "update"}
 
-    def _register(self, db: Database, inputs: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
+    def _register(self, db: Database, inputs: Inputs, previous: DefaultAcl) -> dict[str, Any]:
         """The ledger's record (the first stands: what was there before the first stack), this stack among its users."""
-        key = f"{inputs['owner']}.{inputs['schema']}"
+        key = f"{inputs.owner}.{inputs.schema}"
+        found = {"previous": _plain(previous), "roles": list(inputs.roles)}
         with write_transaction(db) as conn:
             ledger.record(conn, LEDGER_KIND, key, found)
             known = ledger.read(conn, LEDGER_KIND, key) or {}
@@ -77,21 +81,20 @@ class DefaultPrivilegesBaseline(DatabaseResource):
             ledger.record(conn, LEDGER_KIND, key, {**known, "stacks": stacks}, replace=True)
         return known
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        owner, schema, roles = inputs["owner"], inputs["schema"], inputs["roles"]
-        previous = self._read(db, owner, schema, roles)
-        known = self._register(db, inputs, {"previous": previous, "roles": roles})
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        previous = self._read(db, inputs)
+        known = self._register(db, inputs, previous)
         # An earlier run's record (killed after closing), or another stack's, holds what was there before it.
-        return f"{owner}.{schema}", {**inputs, "previous": known.get("previous") or previous}
+        recorded = State.from_wire({**inputs.to_wire(), "previous": known.get("previous")}).previous
+        return f"{inputs.owner}.{inputs.schema}", State.taking(inputs, previous=recorded or previous)
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        previous = state.get("previous") or {}
-        self._register(db, inputs, {"previous": previous, "roles": inputs["roles"]})
-        return {**inputs, "previous": previous}
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
+        previous = state.previous or {}
+        self._register(db, inputs, previous)
+        return State.taking(inputs, previous=previous)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        owner, schema = state["owner"], state["schema"]
-        previous: dict[str, dict[str, list[str]]] = state.get("previous") or {}
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        owner, schema = state.owner, state.schema
         key = f"{owner}.{schema}"
         with write_transaction(db) as conn:
             known = ledger.read(conn, LEDGER_KIND, key) or {}
@@ -103,7 +106,7 @@ class DefaultPrivilegesBaseline(DatabaseResource):
                 log(Notice(f"left the default privileges of {owner} in {schema} closed: stack(s) {users} use them"))
                 return
             ledger.forget(conn, LEDGER_KIND, key)
-            for object_type, by_role in previous.items():
+            for object_type, by_role in (state.previous or {}).items():
                 if object_type not in render.DEFAULT_ACL_OBJECTS:
                     continue
                 for role, privileges in by_role.items():
@@ -114,13 +117,17 @@ class DefaultPrivilegesBaseline(DatabaseResource):
                         )
         ledger.tidy(db)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         split_id(resource_id, 2, "postgres.public")
-        if not state:
+        if state is None:
             raise not_importable(
                 "DefaultPrivilegesBaseline",
                 "it holds the default privileges found before a stack closed them, which only that stack saw",
             )
-        return state, inputs
+        return state, inputs or Inputs.taking(state)
+
+
+def _plain(acl: DefaultAcl) -> dict[str, dict[str, list[str]]]:
+    return {t: {r: list(p) for r, p in by_role.items()} for t, by_role in acl.items()}

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from supabase_access.provider import ledger, specs
-from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier, split_id
+from supabase_access.provider.base import CHECK_LOG, InputError, Log, PlainDatabaseResource, identifier, split_id
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -62,7 +62,7 @@ def _undeclared_open(functions: list[catalog.ExposedFunction], inputs: dict[str,
     ]
 
 
-class FunctionPrivileges(DatabaseResource):
+class FunctionPrivileges(PlainDatabaseResource):
     spec = specs.FUNCTION_PRIVILEGES
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -19,10 +19,10 @@ from supabase_access.model.profiles import HELPER_SCHEMA, GroupLookup
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider import claims, specs
 from supabase_access.provider.base import (
-    DatabaseResource,
     InputError,
     Log,
     Notice,
+    PlainDatabaseResource,
     identifier,
     not_importable,
     split_id,
@@ -77,7 +77,7 @@ def _functions(lookup: GroupLookup) -> tuple[tuple[str, bool], ...]:
     return ((lookup.member_function, False), (lookup.admin_function, True))
 
 
-class GroupFunctions(DatabaseResource):
+class GroupFunctions(PlainDatabaseResource):
     spec = specs.GROUP_FUNCTIONS
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -33,10 +33,10 @@ from supabase_access.model.owner_copy import COLUMN_TYPE, OwnerCopyNames, marked
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
-    DatabaseResource,
     InputError,
     Log,
     Notice,
+    PlainDatabaseResource,
     identifier,
     not_importable,
     split_id,
@@ -440,7 +440,7 @@ def _remove(db: Database, names: OwnerCopyNames, private_schema: str) -> None:
     drop_private_schema_if_unused(db, private_schema)
 
 
-class OwnerCopy(DatabaseResource):
+class OwnerCopy(PlainDatabaseResource):
     # A new column (or table) is a new copy: created beside the old one, which is dropped once the
     # policies read the new one. A changed path is an update (the copy is computed again).
     spec = specs.OWNER_COPY

@@ -17,7 +17,15 @@ import psycopg
 
 from supabase_access.model.policy_lookups import policy_index_build_name, policy_index_name
 from supabase_access.provider import claims, ledger, specs
-from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice, identifier, split_id
+from supabase_access.provider.base import (
+    CURRENT_STACK,
+    InputError,
+    Log,
+    Notice,
+    PlainDatabaseResource,
+    identifier,
+    split_id,
+)
 from supabase_access.provider.private_schema import require_columns
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
@@ -163,7 +171,7 @@ def _drop_index_if_ours(db: Database, schema: str, table: str, index: str) -> No
     ledger.tidy(db)
 
 
-class PolicyIndex(DatabaseResource):
+class PolicyIndex(PlainDatabaseResource):
     spec = specs.POLICY_INDEX
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,9 @@ import psycopg
 from supabase_access.model import hardening
 from supabase_access.provider import specs
 from supabase_access.provider.base import (
-    DatabaseResource,
     InputError,
     Log,
+    PlainDatabaseResource,
     compare_fields,
     identifier,
     not_importable,
@@ -140,7 +140,7 @@ def _schedule_status(scheduled: bool, target: hardening.RetentionTarget, command
     )
 
 
-class RetentionPolicy(DatabaseResource):
+class RetentionPolicy(PlainDatabaseResource):
     spec = specs.RETENTION_POLICY
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:

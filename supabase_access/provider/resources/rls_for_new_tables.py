@@ -16,9 +16,9 @@ from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import (
     CHECK_LOG,
     CURRENT_STACK,
-    DatabaseResource,
     InputError,
     Log,
+    PlainDatabaseResource,
     identifier,
     not_importable,
 )
@@ -33,7 +33,7 @@ from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import write_transaction
 
 
-class RlsForNewTables(DatabaseResource):
+class RlsForNewTables(PlainDatabaseResource):
     spec = specs.RLS_FOR_NEW_TABLES
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -19,10 +19,10 @@ from typing import Any
 
 from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
-    DatabaseResource,
     InputError,
     Log,
     Notice,
+    PlainDatabaseResource,
     compare_fields,
     identifier,
     missing_table,
@@ -46,7 +46,7 @@ def _table_state(db: Database, schema: str, table: str) -> catalog.RlsState:
     return state
 
 
-class RowLevelSecurity(DatabaseResource):
+class RowLevelSecurity(PlainDatabaseResource):
     spec = specs.ROW_LEVEL_SECURITY
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -16,12 +16,15 @@ and delete gives exactly those back.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import DatabaseResource, InputError, Log, identifier, missing_table, split_id
+from supabase_access.provider.specs import SequencePrivilegesInputs as Inputs
+from supabase_access.provider.specs import SequencePrivilegesState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -33,80 +36,78 @@ USAGE = ["USAGE"]
 Held = dict[tuple[str, str], dict[str, list[str]]]
 
 
-def _roles(inputs: dict[str, Any], name: str) -> list[str]:
-    raw = inputs.get(name) or []
-    if not isinstance(raw, list):
-        raise InputError(name, f"{name}: expected a list of role names")
-    return sorted({identifier({name: r}, name) for r in raw})
+def _roles(names: tuple[str, ...], setting: str) -> tuple[str, ...]:
+    return tuple(sorted({identifier({setting: r}, setting) for r in names}))
 
 
-def _wanted(sequences: list[catalog.TableSequence], roles: list[str], usage: list[str]) -> Held:
-    return {(s.schema, s.name): {r: USAGE if s.called and r in usage else [] for r in roles} for s in sequences}
+def _wanted(sequences: list[catalog.TableSequence], inputs: Inputs) -> Held:
+    return {
+        (s.schema, s.name): {r: USAGE if s.called and r in inputs.usage else [] for r in inputs.roles}
+        for s in sequences
+    }
 
 
-class SequencePrivileges(DatabaseResource):
+class SequencePrivileges(DatabaseResource[Inputs, State]):
     spec = specs.SEQUENCE_PRIVILEGES
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        roles, usage = _roles(inputs, "roles"), _roles(inputs, "usage")
+    def normalize(self, inputs: Inputs) -> Inputs:
+        roles, usage = _roles(inputs.roles, "roles"), _roles(inputs.usage, "usage")
         if not roles:
             raise InputError("roles", "roles: name the roles whose sequence privileges the stack manages")
         if set(usage) - set(roles):
             raise InputError("usage", f"usage: {', '.join(sorted(set(usage) - set(roles)))} not in roles")
-        return {
-            "schema": identifier(inputs, "schema", "public"),
-            "table": identifier(inputs, "table"),
-            "roles": roles,
-            "usage": usage,
-        }
+        return Inputs(
+            schema=identifier({"schema": inputs.schema}, "schema"),
+            table=identifier({"table": inputs.table}, "table"),
+            roles=roles,
+            usage=usage,
+        )
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         with db.connection() as conn:
-            if catalog.read_rls(conn, checked["schema"], checked["table"]) is None:
-                raise missing_table("table", checked["schema"], checked["table"])
-            missing = catalog.missing_roles(conn, checked["roles"])
+            if catalog.read_rls(conn, checked.schema, checked.table) is None:
+                raise missing_table("table", checked.schema, checked.table)
+            missing = catalog.missing_roles(conn, list(checked.roles))
         if missing:
             raise InputError("roles", f"roles: role {', '.join(missing)} does not exist")
 
-    def _live(self, conn: psycopg.Connection, inputs: dict[str, Any]) -> tuple[list[catalog.TableSequence], Held]:
-        sequences = catalog.read_table_sequences(conn, inputs["schema"], inputs["table"])
-        return sequences, catalog.read_sequence_privileges(conn, sequences, inputs["roles"])
+    def _live(self, conn: psycopg.Connection, inputs: Inputs) -> tuple[list[catalog.TableSequence], Held]:
+        sequences = catalog.read_table_sequences(conn, inputs.schema, inputs.table)
+        return sequences, catalog.read_sequence_privileges(conn, sequences, list(inputs.roles))
 
-    def _drifted(self, conn: psycopg.Connection, inputs: dict[str, Any]) -> set[str]:
+    def _drifted(self, conn: psycopg.Connection, inputs: Inputs) -> set[str]:
         """The roles holding other privileges on the table's sequences than the inputs give."""
         sequences, held = self._live(conn, inputs)
-        wanted = _wanted(sequences, inputs["roles"], inputs["usage"])
+        wanted = _wanted(sequences, inputs)
         return {r for key, by_role in wanted.items() for r, p in by_role.items() if sorted(held[key][r]) != p}
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         with db.connection() as conn:
             drifted = self._drifted(conn, inputs)
         return {"usage": "update"} if drifted else {}
 
-    def _apply(self, db: Database, inputs: dict[str, Any]) -> list[str]:
-        schema, table = inputs["schema"], inputs["table"]
-        key = f"{schema}.{table}"
+    def _apply(self, db: Database, inputs: Inputs) -> State:
+        key = f"{inputs.schema}.{inputs.table}"
         with write_transaction(db) as conn:
-            lock_tables(conn, schema, [table])
+            lock_tables(conn, inputs.schema, [inputs.table])
             ledger.prepare(conn)  # the private schema's lock after the table's
             sequences, held = self._live(conn, inputs)
             _record(conn, key, held)
-            for (seq_schema, name), by_role in _wanted(sequences, inputs["roles"], inputs["usage"]).items():
-                conn.execute(render.revoke_all_on_sequence(inputs["roles"], seq_schema, name))
+            for (seq_schema, name), by_role in _wanted(sequences, inputs).items():
+                conn.execute(render.revoke_all_on_sequence(list(inputs.roles), seq_schema, name))
                 for role, privileges in by_role.items():
                     if privileges:
                         conn.execute(render.grant_on_sequence(role, seq_schema, name, privileges))
-        return [f"{s.schema}.{s.name}" for s in sequences]
+        return State.taking(inputs, sequences=tuple(f"{s.schema}.{s.name}" for s in sequences))
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        sequences = self._apply(db, inputs)
-        return f"{inputs['schema']}.{inputs['table']}", {**inputs, "sequences": sequences}
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        return f"{inputs.schema}.{inputs.table}", self._apply(db, inputs)
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        return {**inputs, "sequences": self._apply(db, inputs)}
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
+        return self._apply(db, inputs)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        schema, table = state["schema"], state["table"]
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        schema, table = state.schema, state.table
         key = f"{schema}.{table}"
         with write_transaction(db) as conn:
             if catalog.read_rls(conn, schema, table) is not None:
@@ -126,25 +127,25 @@ class SequencePrivileges(DatabaseResource):
             ledger.forget(conn, LEDGER_KIND, key)
         ledger.tidy(db)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         schema, table = split_id(resource_id, 2, "public.audit_log")
-        known = dict(state or inputs or {})
+        known = state or inputs
+        if known is None or not known.roles:
+            return None
+        asked = Inputs.taking(known, schema=schema, table=table)
         with db.connection() as conn:
             if catalog.read_rls(conn, schema, table) is None:
                 return None
-            if not known.get("roles"):
-                return None
-            drifted = self._drifted(conn, {"roles": [], "usage": [], **known, "schema": schema, "table": table})
+            drifted = self._drifted(conn, asked)
         # A role holding other privileges shows as drift (left out of usage / roles), which `up` repairs.
-        read_inputs = {
-            "schema": schema,
-            "table": table,
-            "roles": [r for r in known["roles"] if r not in drifted],
-            "usage": [r for r in known.get("usage") or [] if r not in drifted],
-        }
-        return {**known, **read_inputs}, read_inputs
+        read_inputs = replace(
+            asked,
+            roles=tuple(r for r in asked.roles if r not in drifted),
+            usage=tuple(r for r in asked.usage if r not in drifted),
+        )
+        return State.taking(state, read_inputs), read_inputs
 
 
 def _record(conn: psycopg.Connection, key: str, held: Held) -> None:

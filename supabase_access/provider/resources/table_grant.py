@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from supabase_access.provider import specs
-from supabase_access.provider.base import DatabaseResource, InputError, Log, Notice, not_importable
+from supabase_access.provider.base import InputError, Log, Notice, PlainDatabaseResource, not_importable
 from supabase_access.sql.database import Database
 
 HANDED_OVER = (
@@ -21,7 +21,7 @@ HANDED_OVER = (
 )
 
 
-class TableGrant(DatabaseResource):
+class TableGrant(PlainDatabaseResource):
     spec = specs.TABLE_GRANT
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:

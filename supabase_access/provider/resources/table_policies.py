@@ -15,10 +15,10 @@ from supabase_access.model.policy import PolicySpec, policy_from_plain, policy_f
 from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
-    DatabaseResource,
     InputError,
     Log,
     Notice,
+    PlainDatabaseResource,
     identifier,
     require_table,
     split_id,
@@ -147,7 +147,7 @@ def check_policies_against_database(
             raise InputError("policies", f"policies.{exc}") from exc
 
 
-class TablePolicies(DatabaseResource):
+class TablePolicies(PlainDatabaseResource):
     spec = specs.TABLE_POLICIES
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:

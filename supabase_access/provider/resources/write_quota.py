@@ -23,10 +23,10 @@ from supabase_access.model import hardening
 from supabase_access.provider import specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
-    DatabaseResource,
     InputError,
     Log,
     Notice,
+    PlainDatabaseResource,
     compare_fields,
     identifier,
     require_table,
@@ -156,7 +156,7 @@ def _drop_old_index(db: Database, state: Mapping[str, Any], log: Log) -> None:
         log(Notice(f"dropped index {state['schema']}.{name}, which the write quota no longer needs"))
 
 
-class WriteQuota(DatabaseResource):
+class WriteQuota(PlainDatabaseResource):
     spec = specs.WRITE_QUOTA
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -246,7 +246,7 @@ class WriteQuota(DatabaseResource):
             "function": f"{private_schema}.{function}",
             "trigger": hardening.QUOTA_TRIGGER,
             "usageTable": f"{private_schema}.{usage}",
-            "sqlstate": render.QUOTA_SQLSTATE,
+            "sqlstate": hardening.QUOTA_SQLSTATE,
         }
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
@@ -302,7 +302,7 @@ class WriteQuota(DatabaseResource):
             "function": f"{function_schema}.{function}",
             "trigger": hardening.QUOTA_TRIGGER,
             "usageTable": f"{current['privateSchema']}.{hardening.quota_usage_table_name(schema, table)}",
-            "sqlstate": render.QUOTA_SQLSTATE,
+            "sqlstate": hardening.QUOTA_SQLSTATE,
             "triggerEnabled": enabled != "D",
         }
         same = all(inputs.get(k) == current[k] for k in ("limit", "windowSeconds", "windowLabel"))
