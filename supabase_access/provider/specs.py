@@ -146,39 +146,48 @@ ACCESS_PREFLIGHT = ResourceSpec(
     ),
 )
 
-ROW_LEVEL_SECURITY = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class RlsFlags(Props):
+    """A table's row-level security flags."""
+
+    enabled: bool = False
+    force: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowLevelSecurityInputs(Props):
+    schema: str = prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
+    table: str = prop("The table, in `schema`.", required=True, replaces=True)
+    force: bool = prop("FORCE row-level security (the table's owner is held to the policies too).", default=False)
+    revoke_unguarded_from: tuple[str, ...] = prop(
+        "Roles that lose the privileges RLS does not guard on the table (TRUNCATE, REFERENCES, TRIGGER, MAINTAIN "
+        "on PostgreSQL 17; Supabase gives them to anon and authenticated).",
+        default=[],
+    )
+    revoke_undeclared: Mapping[str, tuple[str, ...]] | None = prop(
+        "Role -> table commands (SELECT, INSERT, UPDATE, DELETE) the table's access kind does not give "
+        "that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only "
+        "what it declares; left out when none."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowLevelSecurityState(RowLevelSecurityInputs):
+    enabled: bool | None = prop("Whether row-level security is on (always true once applied).")
+    previous: RlsFlags | None = prop(
+        "The RLS flags (`enabled`, `force`) the table had before the stack; destroy restores them."
+    )
+
+
+ROW_LEVEL_SECURITY = ResourceSpec.typed(
     "RowLevelSecurity",
     "Row-level security on for one table (and FORCE where asked); the privileges RLS does not guard (every "
     "one the server knows but SELECT, INSERT, UPDATE, DELETE: TRUNCATE, REFERENCES, TRIGGER, and MAINTAIN on "
     "PostgreSQL 17) taken from the named roles. Destroy gives back the flags and privileges from before the "
     "stack.",
-    inputs=(
-        _schema(),
-        _table(),
-        Prop(
-            "force", BOOLEAN, "FORCE row-level security (the table's owner is held to the policies too).", default=False
-        ),
-        Prop(
-            "revokeUnguardedFrom",
-            STRINGS,
-            "Roles that lose the privileges RLS does not guard on the table (TRUNCATE, REFERENCES, TRIGGER, MAINTAIN "
-            "on PostgreSQL 17; Supabase gives them to anon and authenticated).",
-            default=[],
-        ),
-        Prop(
-            "revokeUndeclared",
-            MAP,
-            "Role -> table commands (SELECT, INSERT, UPDATE, DELETE) the table's access kind does not give "
-            "that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only "
-            "what it declares; left out when none.",
-        ),
-    ),
-    outputs=(
-        Prop("enabled", BOOLEAN, "Whether row-level security is on (always true once applied)."),
-        Prop(
-            "previous", MAP, "The RLS flags (`enabled`, `force`) the table had before the stack; destroy restores them."
-        ),
-    ),
+    RowLevelSecurityInputs,
+    RowLevelSecurityState,
 )
 
 TABLE_POLICIES = ResourceSpec(
@@ -210,21 +219,28 @@ TABLE_POLICIES = ResourceSpec(
     ),
 )
 
-TABLE_GRANT = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class TableGrantInputs(Props):
+    role: str = prop("The role the privileges were granted to.", required=True)
+    schema: str = prop("Schema of the tables.", required=True)
+    objects: tuple[str, ...] = prop("The tables.", required=True)
+    privileges: tuple[str, ...] = prop("The privileges granted.", required=True)
+    object_type: str | None = prop("Always `table`.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableGrantState(TableGrantInputs):
+    previous: Mapping[str, tuple[str, ...]] | None = prop("Table -> the role's privileges before the stack.")
+    privileges_by_table: Mapping[str, tuple[str, ...]] | None = prop("Table -> the role's privileges, as last read.")
+
+
+TABLE_GRANT = ResourceSpec.typed(
     "TableGrant",
     "Retired: grants are `postgresql:index/grant:Grant` resources now. Kept so that stacks holding one can refresh "
     "it and drop it from state without touching the database.",
-    inputs=(
-        Prop("role", STRING, "The role the privileges were granted to.", required=True),
-        Prop("schema", STRING, "Schema of the tables.", required=True),
-        Prop("objects", STRINGS, "The tables.", required=True),
-        Prop("privileges", STRINGS, "The privileges granted.", required=True),
-        Prop("objectType", STRING, "Always `table`."),
-    ),
-    outputs=(
-        Prop("previous", MAP, "Table -> the role's privileges before the stack."),
-        Prop("privilegesByTable", MAP, "Table -> the role's privileges, as last read."),
-    ),
+    TableGrantInputs,
+    TableGrantState,
     retired=True,
 )
 
@@ -355,21 +371,26 @@ FUNCTION_PRIVILEGES = ResourceSpec(
     outputs=(),
 )
 
-RLS_FOR_NEW_TABLES = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class RlsForNewTablesInputs(Props):
+    schemas: tuple[str, ...] = prop("The exposed schemas whose new tables get RLS.", required=True)
+    private_schema: str | None = prop(
+        "The provider's own schema, which holds the trigger's function (default `supabase_access`)."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RlsForNewTablesState(RlsForNewTablesInputs):
+    installed: bool | None = prop("Whether the event trigger exists (false where the login role may not create it).")
+
+
+RLS_FOR_NEW_TABLES = ResourceSpec.typed(
     "RlsForNewTables",
     "An event trigger switching RLS on for every table created later in the exposed schemas (where the login role "
     "may create event triggers; otherwise the preview says so and nothing is created).",
-    inputs=(
-        Prop("schemas", STRINGS, "The exposed schemas whose new tables get RLS.", required=True),
-        Prop(
-            "privateSchema",
-            STRING,
-            "The provider's own schema, which holds the trigger's function (default `supabase_access`).",
-        ),
-    ),
-    outputs=(
-        Prop("installed", BOOLEAN, "Whether the event trigger exists (false where the login role may not create it)."),
-    ),
+    RlsForNewTablesInputs,
+    RlsForNewTablesState,
 )
 
 GROUP_FUNCTIONS = ResourceSpec(
@@ -412,26 +433,27 @@ GROUP_FUNCTIONS = ResourceSpec(
     ),
 )
 
-POLICY_INDEX = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyIndexInputs(Props):
+    schema: str = prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
+    table: str = prop("The table searched, in `schema`.", required=True, replaces=True)
+    column: str = prop("The column searched (the index's first key).", required=True, replaces=True)
+    include: str = prop("The column read back (a key or INCLUDE column of the index).", required=True, replaces=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyIndexState(PolicyIndexInputs):
+    index: str | None = prop("Name of the index that serves the lookup.")
+    created: bool | None = prop("Whether the stack built that index (only then does destroy drop it).")
+
+
+POLICY_INDEX = ResourceSpec.typed(
     "PolicyIndex",
     "A covering index that serves one RLS policy lookup as an index-only scan: `table (column) include (include)`. An "
     "existing serving index is used; otherwise one is built CONCURRENTLY, and destroy drops only that one.",
-    inputs=(
-        _schema(),
-        _table("The table searched"),
-        Prop("column", STRING, "The column searched (the index's first key).", required=True, replaces=True),
-        Prop(
-            "include",
-            STRING,
-            "The column read back (a key or INCLUDE column of the index).",
-            required=True,
-            replaces=True,
-        ),
-    ),
-    outputs=(
-        Prop("index", STRING, "Name of the index that serves the lookup."),
-        Prop("created", BOOLEAN, "Whether the stack built that index (only then does destroy drop it)."),
-    ),
+    PolicyIndexInputs,
+    PolicyIndexState,
 )
 
 WRITE_QUOTA = ResourceSpec(

@@ -13,6 +13,7 @@ from psycopg.rows import class_row
 from supabase_access.model.owner_copy import OwnerCopyNames
 from supabase_access.model.policy import PolicySpec
 from supabase_access.sql import statements as render
+from supabase_access.sql.rows import Query
 
 # The table privileges row-level security guards: the Data API's four commands. Every other one
 # the server knows is unguarded: TRUNCATE empties a table whatever its policies, REFERENCES and
@@ -686,10 +687,16 @@ def read_function_query() -> sql.SQL:
     )
 
 
+@dataclass(frozen=True)
+class IndexState:
+    valid: bool
+    comment: str | None
+
+
 def index_state_query() -> sql.SQL:
     """(indisvalid, comment) of an index by schema and name."""
     return sql.SQL(
-        "select x.indisvalid, obj_description(i.oid, 'pg_class') from pg_class i "
+        "select x.indisvalid as valid, obj_description(i.oid, 'pg_class') as comment from pg_class i "
         "join pg_index x on x.indexrelid = i.oid join pg_namespace n on n.oid = i.relnamespace "
         "where n.nspname = %s and i.relname = %s"
     )
@@ -762,7 +769,7 @@ def find_serving_index_query() -> sql.SQL:
     Parameters: schema, table, searched column, returned column, preferred index name.
     """
     return sql.SQL(
-        "select i.relname, obj_description(i.oid, 'pg_class') from pg_index x "
+        "select i.relname as name, obj_description(i.oid, 'pg_class') as comment from pg_index x "
         "join pg_class i on i.oid = x.indexrelid join pg_class c on c.oid = x.indrelid "
         "join pg_namespace n on n.oid = c.relnamespace join pg_am am on am.oid = i.relam "
         "where n.nspname = %s and c.relname = %s and am.amname = 'btree' "
@@ -776,10 +783,23 @@ def find_serving_index_query() -> sql.SQL:
     )
 
 
+@dataclass(frozen=True)
+class ServingIndex:
+    name: str
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class RelationKind:
+    kind: str  # pg_class.relkind: i for an index
+    table: str | None  # an index's table
+
+
 def relation_kind_query() -> sql.SQL:
     """(relkind, table of the index or null) of a relation by schema and name: is a name taken, and by what."""
     return sql.SQL(
-        "select r.relkind::text, t.relname from pg_class r join pg_namespace n on n.oid = r.relnamespace "
+        "select r.relkind::text as kind, t.relname as table "
+        "from pg_class r join pg_namespace n on n.oid = r.relnamespace "
         "left join pg_index x on x.indexrelid = r.oid left join pg_class t on t.oid = x.indrelid "
         "where n.nspname = %s and r.relname = %s"
     )
@@ -788,9 +808,24 @@ def relation_kind_query() -> sql.SQL:
 def relation_size_query() -> sql.SQL:
     """(estimated rows, size in bytes) of a table, from the planner's statistics."""
     return sql.SQL(
-        "select greatest(c.reltuples, 0)::bigint, pg_relation_size(c.oid) from pg_class c "
+        "select greatest(c.reltuples, 0)::bigint as rows, pg_relation_size(c.oid) as bytes from pg_class c "
         "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s"
     )
+
+
+@dataclass(frozen=True)
+class RelationSize:
+    rows: int  # the planner's estimate
+    bytes: int
+
+
+# Parameters: schema, name.
+INDEX_STATE = Query(index_state_query(), IndexState)
+RELATION_KIND = Query(relation_kind_query(), RelationKind)
+# Parameters: schema, table.
+RELATION_SIZE = Query(relation_size_query(), RelationSize)
+# Parameters: see find_serving_index_query.
+SERVING_INDEXES = Query(find_serving_index_query(), ServingIndex)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
+from psycopg.rows import class_row
 
 from supabase_access.sql.catalog import CatalogError, table_column_names
+from supabase_access.sql.rows import Query
 
 # Stack settings that hold each connection field, named in errors.
 CONNECTION_SETTINGS = {
@@ -192,14 +194,21 @@ class Database:
             conn.close()
 
 
-def read_together(conn: psycopg.Connection, *queries: tuple[Any, Any]) -> list[list[tuple[Any, ...]]]:
-    """The rows of several reads, sent in one round trip (libpq pipeline mode), in order.
+def read_together(conn: psycopg.Connection, *queries: tuple[Any, Any]) -> list[list[Any]]:
+    """The rows of several reads, sent in one round trip (libpq pipeline mode), in order; a `rows.Query`'s
+    rows come as its dataclass.
 
     Against a hosted database every round trip costs 20-80 ms; a resource's reads do not depend
     on one another, so they need not wait for each other.
     """
     with conn.pipeline():
-        cursors = [conn.execute(query, params) for query, params in queries]
+        cursors = []
+        for query, params in queries:
+            if isinstance(query, Query):
+                cursor: psycopg.Cursor[Any] = conn.cursor(row_factory=class_row(query.row))
+                cursors.append(cursor.execute(query.sql, params))
+            else:
+                cursors.append(conn.execute(query, params))
     return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
 
 

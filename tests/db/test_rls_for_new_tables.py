@@ -47,5 +47,5 @@ def test_check_names_the_bad_input_and_skips_the_database_for_unchanged_inputs(d
     with pytest.raises(InputError, match="name the exposed schemas") as raised:
         RlsForNewTables().check(db, {}, {"schemas": []})
     assert raised.value.property == "schemas"
-    checked = RlsForNewTables().normalize({"schemas": ["public"]})
+    checked = RlsForNewTables().check(db, {}, {"schemas": ["public"]})
     assert RlsForNewTables().check(UnreachableDatabase(), checked, {"schemas": ["public"]}) == checked

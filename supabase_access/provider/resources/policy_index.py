@@ -11,7 +11,7 @@ drops it on delete (and only while it still carries the mark).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 import psycopg
 
@@ -19,21 +19,23 @@ from supabase_access.model.policy_lookups import policy_index_build_name, policy
 from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
+    DatabaseResource,
     InputError,
     Log,
     Notice,
-    PlainDatabaseResource,
     identifier,
     split_id,
 )
 from supabase_access.provider.private_schema import require_columns
+from supabase_access.provider.specs import PolicyIndexInputs as Inputs
+from supabase_access.provider.specs import PolicyIndexState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
+from supabase_access.sql.rows import fetch_one
 from supabase_access.sql.transaction import autocommit, lock_tables, write_transaction
 
-INPUTS = ("schema", "table", "column", "include")
 # The ledger's record of which stack built an index.
 LEDGER_KIND = "policy-index-builder"
 # Above this many rows (planner estimate) or bytes a build is announced before it starts.
@@ -43,47 +45,52 @@ LARGE_TABLE_BYTES = 256 * 1024 * 1024
 INDEX_BUILD_TIMEOUT = "2h"
 
 
-def _target(inputs: dict[str, Any]) -> tuple[str, str, str, str]:
-    schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
-    column, include = identifier(inputs, "column"), identifier(inputs, "include")
-    if column == include:
-        raise InputError("include", f"include: {include} is the searched column itself; give the column read back")
-    return schema, table, column, include
+def _checked(inputs: Inputs) -> Inputs:
+    checked = Inputs(
+        schema=identifier({"schema": inputs.schema}, "schema"),
+        table=identifier({"table": inputs.table}, "table"),
+        column=identifier({"column": inputs.column}, "column"),
+        include=identifier({"include": inputs.include}, "include"),
+    )
+    if checked.column == checked.include:
+        raise InputError(
+            "include", f"include: {checked.include} is the searched column itself; give the column read back"
+        )
+    return checked
 
 
 def find_serving_index(
     conn: psycopg.Connection, schema: str, table: str, column: str, include: str
 ) -> tuple[str, bool] | None:
     """(name, carries our marker) of an index serving the lookup, ours by name first; None if there is none."""
-    row = conn.execute(
-        catalog.find_serving_index_query(),
-        (schema, table, column, include, policy_index_name(table, column, include)),
-    ).fetchone()
-    return None if row is None else (row[0], row[1] == render.POLICY_INDEX_MARKER)
+    serving = fetch_one(
+        conn, catalog.SERVING_INDEXES, (schema, table, column, include, policy_index_name(table, column, include))
+    )
+    return None if serving is None else (serving.name, serving.comment == render.POLICY_INDEX_MARKER)
 
 
 def _is_ours(conn: psycopg.Connection, schema: str, index: str) -> bool:
-    row = conn.execute(catalog.index_state_query(), (schema, index)).fetchone()
-    return row is not None and row[1] == render.POLICY_INDEX_MARKER
+    state = fetch_one(conn, catalog.INDEX_STATE, (schema, index))
+    return state is not None and state.comment == render.POLICY_INDEX_MARKER
 
 
 def _is_large(conn: psycopg.Connection, schema: str, table: str) -> bool:
-    row = conn.execute(catalog.relation_size_query(), (schema, table)).fetchone()
-    return row is not None and (row[0] >= LARGE_TABLE_ROWS or row[1] >= LARGE_TABLE_BYTES)
+    size = fetch_one(conn, catalog.RELATION_SIZE, (schema, table))
+    return size is not None and (size.rows >= LARGE_TABLE_ROWS or size.bytes >= LARGE_TABLE_BYTES)
 
 
 def _build_leftover(conn: psycopg.Connection, schema: str, table: str, build: str) -> bool | None:
     """Validity of an index left under our build name on `table` (None: there is none)."""
-    kind = conn.execute(catalog.relation_kind_query(), (schema, build)).fetchone()
-    if kind is None:
+    relation = fetch_one(conn, catalog.RELATION_KIND, (schema, build))
+    if relation is None:
         return None
-    if kind[0] != "i" or kind[1] != table:
+    if relation.kind != "i" or relation.table != table:
         raise CatalogError(
             f"cannot build index {schema}.{build} for RLS policy lookups: a relation of that name exists on "
-            f"{kind[1] or 'no table'} and was not created by supabase-access; rename or drop it"
+            f"{relation.table or 'no table'} and was not created by supabase-access; rename or drop it"
         )
-    state = conn.execute(catalog.index_state_query(), (schema, build)).fetchone()
-    return bool(state and state[0])
+    state = fetch_one(conn, catalog.INDEX_STATE, (schema, build))
+    return bool(state and state.valid)
 
 
 def _finish_build(db: Database, schema: str, table: str, build: str, name: str) -> None:
@@ -108,11 +115,11 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
     what = f"{schema}.{table} ({column}) include ({include})"
     with db.connection() as conn:
         leftover_build = _build_leftover(conn, schema, table, build)
-        taken = conn.execute(catalog.relation_kind_query(), (schema, name)).fetchone()
-        leftover = conn.execute(catalog.index_state_query(), (schema, name)).fetchone()
-    ours_by_name = leftover is not None and leftover[1] == render.POLICY_INDEX_MARKER
+        taken = fetch_one(conn, catalog.RELATION_KIND, (schema, name))
+        leftover = fetch_one(conn, catalog.INDEX_STATE, (schema, name))
+    ours_by_name = leftover is not None and leftover.comment == render.POLICY_INDEX_MARKER
     if leftover_build is not None:
-        if leftover_build and (taken is None or (ours_by_name and leftover is not None and not leftover[0])):
+        if leftover_build and (taken is None or (ours_by_name and leftover is not None and not leftover.valid)):
             if taken is not None:
                 with autocommit(db, schema, table) as conn:
                     conn.execute(render.drop_policy_index(schema, name))
@@ -171,57 +178,57 @@ def _drop_index_if_ours(db: Database, schema: str, table: str, index: str) -> No
     ledger.tidy(db)
 
 
-class PolicyIndex(PlainDatabaseResource):
+class PolicyIndex(DatabaseResource[Inputs, State]):
     spec = specs.POLICY_INDEX
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        _target(inputs)
-        return {**inputs, "schema": identifier(inputs, "schema", "public")}
+    def normalize(self, inputs: Inputs) -> Inputs:
+        _checked(inputs)
+        return replace(inputs, schema=identifier({"schema": inputs.schema}, "schema"))
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
-        schema, table, column, include = _target(checked)
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
+        target = _checked(checked)
         with db.connection() as conn:
-            require_columns(conn, schema, table, {column: "column", include: "include"})
+            require_columns(conn, target.schema, target.table, {target.column: "column", target.include: "include"})
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        schema, table, column, include = _target(inputs)
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
+        t = _checked(inputs)
         with db.connection() as conn:
-            build = _build_leftover(conn, schema, table, policy_index_build_name(table, column, include))
-            found = find_serving_index(conn, schema, table, column, include)
+            build = _build_leftover(conn, t.schema, t.table, policy_index_build_name(t.table, t.column, t.include))
+            found = find_serving_index(conn, t.schema, t.table, t.column, t.include)
         # A leftover build of an interrupted run: the next `up` finishes or rebuilds it.
         return {"index": "update"} if found is None or build is not None else {}
 
-    def _apply(self, db: Database, inputs: dict[str, Any], previous: dict[str, Any], log: Log) -> dict[str, Any]:
-        schema, table, column, include = _target(inputs)
-        index, created = _ensure_index(db, schema, table, column, include, log)
-        if index == previous.get("index") and previous.get("created"):
+    def _apply(self, db: Database, inputs: Inputs, previous: State | None, log: Log) -> State:
+        t = _checked(inputs)
+        index, created = _ensure_index(db, t.schema, t.table, t.column, t.include, log)
+        if previous is not None and index == previous.index and previous.created:
             created = True  # still the one we built: destroy drops it
-        return {**{k: inputs.get(k) for k in INPUTS}, "schema": schema, "index": index, "created": created}
+        return State.taking(inputs, schema=t.schema, index=index, created=created)
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        outputs = self._apply(db, inputs, {}, log)
-        return ".".join(outputs[k] for k in INPUTS), outputs
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        state = self._apply(db, inputs, None, log)
+        return f"{state.schema}.{state.table}.{state.column}.{state.include}", state
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         return self._apply(db, inputs, state, log)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
         # Only what we built, and only while it carries our mark: an index someone else serves
         # their queries with (or took over and re-commented) stays.
-        schema, table = state.get("schema") or "public", state["table"]
-        if state.get("created") and state.get("index"):
-            _drop_index_if_ours(db, schema, table, state["index"])
+        schema, table = state.schema, state.table
+        if state.created and state.index:
+            _drop_index_if_ours(db, schema, table, state.index)
         # An interrupted build of ours (its name says so) goes too.
-        build = policy_index_build_name(table, state["column"], state["include"])
+        build = policy_index_build_name(table, state.column, state.include)
         with db.connection() as conn:
             leftover = _build_leftover(conn, schema, table, build)
         if leftover is not None:
             with autocommit(db, schema, table) as conn:
                 conn.execute(render.drop_policy_index(schema, build))
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         schema, table, column, include = split_id(resource_id, 4, "public.sessions.user_id.id")
         with db.connection() as conn:
             found = find_serving_index(conn, schema, table, column, include)
@@ -229,6 +236,6 @@ class PolicyIndex(PlainDatabaseResource):
             return None  # nothing serves the lookup now: the next `up` builds the index again
         index, marked = found
         # Ours if we recorded building it, or (on import) it carries our mark.
-        created = marked and ((index == state.get("index") and bool(state.get("created"))) if state else True)
-        current = {"schema": schema, "table": table, "column": column, "include": include}
-        return {**current, "index": index, "created": created}, inputs or current
+        created = marked and ((index == state.index and bool(state.created)) if state else True)
+        current = Inputs(schema=schema, table=table, column=column, include=include)
+        return State.taking(current, index=index, created=created), inputs or current

@@ -8,41 +8,41 @@ default privileges and the next preview's coverage check are what keep such a ta
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 import psycopg
 
+from supabase_access.model import hardening
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import (
     CHECK_LOG,
     CURRENT_STACK,
+    DatabaseResource,
     InputError,
     Log,
-    PlainDatabaseResource,
     identifier,
     not_importable,
 )
-from supabase_access.provider.private_schema import (
-    drop_private_schema_if_unused,
-    ensure_private_schema,
-    private_schema_name,
-)
+from supabase_access.provider.private_schema import drop_private_schema_if_unused, ensure_private_schema
+from supabase_access.provider.specs import RlsForNewTablesInputs as Inputs
+from supabase_access.provider.specs import RlsForNewTablesState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import write_transaction
 
 
-class RlsForNewTables(PlainDatabaseResource):
+class RlsForNewTables(DatabaseResource[Inputs, State]):
     spec = specs.RLS_FOR_NEW_TABLES
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        schemas = [identifier({"schemas": s}, "schemas") for s in inputs.get("schemas") or []]
+    def normalize(self, inputs: Inputs) -> Inputs:
+        schemas = [identifier({"schemas": s}, "schemas") for s in inputs.schemas]
         if not schemas:
             raise InputError("schemas", "schemas: name the exposed schemas")
-        return {"schemas": sorted(set(schemas)), "privateSchema": private_schema_name(inputs)}
+        private = identifier({"privateSchema": inputs.private_schema or hardening.PRIVATE_SCHEMA}, "privateSchema")
+        return Inputs(schemas=tuple(sorted(set(schemas))), private_schema=private)
 
-    def _refusal(self, db: Database, inputs: dict[str, Any]) -> str | None:
+    def _refusal(self, db: Database, inputs: Inputs) -> str | None:
         """Why the login role may not install the trigger (a rolled-back try), or None."""
         try:
             with write_transaction(db, rollback=True) as conn:
@@ -51,36 +51,36 @@ class RlsForNewTables(PlainDatabaseResource):
             return exc.diag.message_primary or str(exc)
         return None
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         refusal = self._refusal(db, checked)
         log = CHECK_LOG.get()
         if refusal is not None and log is not None:
             log(_not_installed(refusal))
 
-    def _install(self, conn: psycopg.Connection, inputs: dict[str, Any]) -> None:
-        private = inputs["privateSchema"]
+    def _install(self, conn: psycopg.Connection, inputs: Inputs) -> None:
+        private = inputs.private_schema or hardening.PRIVATE_SCHEMA
         ensure_private_schema(conn, private)
         for statement in render.drop_rls_event_trigger(private)[:1]:
             conn.execute(statement)
-        conn.execute(render.create_rls_event_function(private, inputs["schemas"]))
+        conn.execute(render.create_rls_event_function(private, list(inputs.schemas)))
         conn.execute(render.create_rls_event_trigger(private))
 
-    def _apply(self, db: Database, inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def _apply(self, db: Database, inputs: Inputs, log: Log) -> State:
         refusal = self._refusal(db, inputs)
         if refusal is not None:
             log(_not_installed(refusal))
-            return {**inputs, "installed": False}
+            return State.taking(inputs, installed=False)
         with write_transaction(db) as conn:
             users = _users(conn)
-            users[CURRENT_STACK.get()] = inputs["schemas"]
-            self._install(conn, {**inputs, "schemas": _union(users)})
+            users[CURRENT_STACK.get()] = list(inputs.schemas)
+            self._install(conn, replace(inputs, schemas=_union(users)))
             ledger.record(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER, {"stacks": users}, replace=True)
-        return {**inputs, "installed": True}
+        return State.taking(inputs, installed=True)
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        if state.get("schemas") != inputs.get("schemas"):
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
+        if state.schemas != inputs.schemas:
             return {"schemas": "update"}
-        if state.get("installed") and not self._present(db):
+        if state.installed and not self._present(db):
             return {"installed": "update"}
         return {}
 
@@ -88,22 +88,22 @@ class RlsForNewTables(PlainDatabaseResource):
         with db.connection() as conn:
             return catalog.event_trigger_exists(conn, render.RLS_EVENT_TRIGGER)
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
         return render.RLS_EVENT_TRIGGER, self._apply(db, inputs, log)
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         return self._apply(db, inputs, log)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        if not state.get("installed"):
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        if not state.installed:
             return
-        private = state.get("privateSchema") or "supabase_access"
+        private = state.private_schema or "supabase_access"
         with write_transaction(db) as conn:
             users = _users(conn)
             users.pop(CURRENT_STACK.get(), None)
             if users:
                 # One trigger per database: the stacks still using it keep it, for their schemas.
-                self._install(conn, {**state, "privateSchema": private, "schemas": _union(users)})
+                self._install(conn, Inputs(private_schema=private, schemas=_union(users)))
                 ledger.record(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER, {"stacks": users}, replace=True)
                 return
             ledger.forget(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER)
@@ -112,12 +112,12 @@ class RlsForNewTables(PlainDatabaseResource):
         ledger.tidy(db)
         drop_private_schema_if_unused(db, private)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        if not state:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
+        if state is None:
             raise not_importable("RlsForNewTables", "declare it in the program (prod stacks do); its up installs it")
-        return {**state, "installed": bool(state.get("installed")) and self._present(db)}, inputs
+        return replace(state, installed=bool(state.installed) and self._present(db)), inputs or Inputs.taking(state)
 
 
 # The ledger's record of the stacks using the one event trigger of a database, and their schemas.
@@ -130,8 +130,8 @@ def _users(conn: psycopg.Connection) -> dict[str, list[str]]:
     return {str(k): list(v) for k, v in (recorded.get("stacks") or {}).items()}
 
 
-def _union(users: dict[str, list[str]]) -> list[str]:
-    return sorted({s for schemas in users.values() for s in schemas})
+def _union(users: dict[str, list[str]]) -> tuple[str, ...]:
+    return tuple(sorted({s for schemas in users.values() for s in schemas}))
 
 
 def _not_installed(refusal: str) -> str:

@@ -15,19 +15,24 @@ the table's Grants are deleted, gives exactly those back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
+    DatabaseResource,
     InputError,
     Log,
     Notice,
-    PlainDatabaseResource,
     compare_fields,
     identifier,
     missing_table,
     split_id,
 )
+from supabase_access.provider.specs import RlsFlags
+from supabase_access.provider.specs import RowLevelSecurityInputs as Inputs
+from supabase_access.provider.specs import RowLevelSecurityState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -36,6 +41,8 @@ from supabase_access.sql.transaction import lock_tables, write_transaction
 # The ledger's record of a table before the stack first changed it: its RLS flags and the
 # privileges the API roles held.
 LEDGER_KIND = "rls-baseline"
+# What a state without `previous` (never applied) restores: RLS on, not forced.
+ENABLED = RlsFlags(enabled=True, force=False)
 
 
 def _table_state(db: Database, schema: str, table: str) -> catalog.RlsState:
@@ -46,31 +53,26 @@ def _table_state(db: Database, schema: str, table: str) -> catalog.RlsState:
     return state
 
 
-class RowLevelSecurity(PlainDatabaseResource):
+class RowLevelSecurity(DatabaseResource[Inputs, State]):
     spec = specs.ROW_LEVEL_SECURITY
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
-        force = inputs.get("force", False)
-        if not isinstance(force, bool):
-            raise InputError("force", "force: expected true or false")
-        revoke_from = inputs.get("revokeUnguardedFrom", [])
-        if not isinstance(revoke_from, list):
-            raise InputError("revokeUnguardedFrom", "revokeUnguardedFrom: expected a list of role names")
-        roles = sorted({identifier({"revokeUnguardedFrom": r}, "revokeUnguardedFrom") for r in revoke_from})
-        checked = {**inputs, "schema": schema, "table": table, "force": force, "revokeUnguardedFrom": roles}
-        undeclared = _undeclared(inputs)
-        if undeclared:
-            checked["revokeUndeclared"] = undeclared
-        else:
-            checked.pop("revokeUndeclared", None)
-        return checked
+    def normalize(self, inputs: Inputs) -> Inputs:
+        roles = sorted(
+            {identifier({"revokeUnguardedFrom": r}, "revokeUnguardedFrom") for r in inputs.revoke_unguarded_from}
+        )
+        return replace(
+            inputs,
+            schema=identifier({"schema": inputs.schema}, "schema"),
+            table=identifier({"table": inputs.table}, "table"),
+            revoke_unguarded_from=tuple(roles),
+            revoke_undeclared=_undeclared(inputs.revoke_undeclared or {}) or None,
+        )
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
-        _table_state(db, checked["schema"], checked["table"])
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
+        _table_state(db, checked.schema, checked.table)
         with db.connection() as conn:
-            missing = catalog.missing_roles(conn, checked["revokeUnguardedFrom"])
-            missing_undeclared = catalog.missing_roles(conn, list(checked.get("revokeUndeclared") or {}))
+            missing = catalog.missing_roles(conn, list(checked.revoke_unguarded_from))
+            missing_undeclared = catalog.missing_roles(conn, list(checked.revoke_undeclared or {}))
         if missing:
             raise InputError("revokeUnguardedFrom", f"revokeUnguardedFrom: role {', '.join(missing)} does not exist")
         if missing_undeclared:
@@ -78,10 +80,10 @@ class RowLevelSecurity(PlainDatabaseResource):
                 "revokeUndeclared", f"revokeUndeclared: role {', '.join(missing_undeclared)} does not exist"
             )
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        schema, table = inputs["schema"], inputs["table"]
-        roles = inputs.get("revokeUnguardedFrom") or []
-        undeclared = inputs.get("revokeUndeclared") or {}
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
+        schema, table = inputs.schema, inputs.table
+        roles = list(inputs.revoke_unguarded_from)
+        undeclared = _plain(inputs.revoke_undeclared)
         with db.connection() as conn:
             live = catalog.read_rls(conn, schema, table)
             holders = catalog.roles_holding_unguarded(conn, schema, table, roles) if live else []
@@ -89,34 +91,25 @@ class RowLevelSecurity(PlainDatabaseResource):
         if live is None:
             raise missing_table("table", schema, table)
         changes = compare_fields(
-            "", {"enabled": live.enabled, "force": live.forced}, {"enabled": True, "force": inputs["force"]}
+            "", {"enabled": live.enabled, "force": live.forced}, {"enabled": True, "force": inputs.force}
         )
-        if roles != (state.get("revokeUnguardedFrom") or []) or holders:
+        if inputs.revoke_unguarded_from != state.revoke_unguarded_from or holders:
             changes["revokeUnguardedFrom"] = "update"
-        if undeclared != (state.get("revokeUndeclared") or {}) or held_again:
+        if undeclared != _plain(state.revoke_undeclared) or held_again:
             changes["revokeUndeclared"] = "update"
         return changes
 
-    def _apply(
-        self,
-        db: Database,
-        schema: str,
-        table: str,
-        *,
-        enabled: bool,
-        force: bool,
-        revoke_from: list[str],
-        undeclared: dict[str, list[str]] | None = None,
-        baseline: bool = False,
-    ) -> catalog.RlsState:
-        """Set RLS (and FORCE) and take the unguarded privileges, in one transaction; returns the state before.
+    def _apply(self, db: Database, inputs: Inputs, *, baseline: bool = False) -> catalog.RlsState:
+        """Set RLS on (and FORCE as asked) and take the unguarded privileges, in one transaction; returns
+        the state before.
 
         `baseline` (the first create): the state before the stack (flags and the API roles'
         privileges), recorded in the ledger in this same transaction, or the record an interrupted
-        earlier run left (the first stands). Otherwise a role of `revoke_from` the record lacks
+        earlier run left (the first stands). Otherwise a role of `revokeUnguardedFrom` the record lacks
         (added since) is recorded now, before anything of it changes.
         """
-        roles = list(revoke_from)
+        schema, table = inputs.schema, inputs.table
+        roles = list(inputs.revoke_unguarded_from)
         key = f"{schema}.{table}"
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
@@ -134,59 +127,29 @@ class RowLevelSecurity(PlainDatabaseResource):
             else:
                 _record_new_roles(conn, key, schema, table, roles)
             # Order matters only across transactions; inside one, no request sees the steps.
-            conn.execute(render.set_row_level_security(schema, table, enabled=enabled))
-            conn.execute(render.set_force_row_level_security(schema, table, force=force))
-            if revoke_from:
-                conn.execute(render.revoke(revoke_from, schema, table, catalog.unguarded_privileges(conn)))
+            conn.execute(render.set_row_level_security(schema, table, enabled=True))
+            conn.execute(render.set_force_row_level_security(schema, table, force=inputs.force))
+            if roles:
+                conn.execute(render.revoke(roles, schema, table, catalog.unguarded_privileges(conn)))
             # Only what a role holds table-wide: a REVOKE on the table takes the same privilege from
             # every column too, which would undo the column Grants of a table with column rules.
-            for role, privileges in catalog.privileges_held(conn, schema, table, undeclared or {}).items():
+            held = catalog.privileges_held(conn, schema, table, _plain(inputs.revoke_undeclared))
+            for role, privileges in held.items():
                 conn.execute(render.revoke([role], schema, table, privileges))
             return before
 
-    def _outputs(self, inputs: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
-        revoked = inputs.get("revokeUnguardedFrom", [])
-        keys = ("schema", "table", "force")
-        outputs = {
-            **{k: inputs[k] for k in keys},
-            "revokeUnguardedFrom": revoked,
-            "enabled": True,
-            "previous": previous,
-        }
-        if inputs.get("revokeUndeclared"):
-            outputs["revokeUndeclared"] = inputs["revokeUndeclared"]
-        return outputs
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        before = self._apply(db, inputs, baseline=True)
+        previous = RlsFlags(enabled=before.enabled, force=before.forced)
+        return f"{inputs.schema}.{inputs.table}", State.taking(inputs, enabled=True, previous=previous)
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        schema, table = inputs["schema"], inputs["table"]
-        before = self._apply(
-            db,
-            schema,
-            table,
-            enabled=True,
-            force=inputs["force"],
-            revoke_from=inputs.get("revokeUnguardedFrom", []),
-            undeclared=inputs.get("revokeUndeclared"),
-            baseline=True,
-        )
-        return f"{schema}.{table}", self._outputs(inputs, {"enabled": before.enabled, "force": before.forced})
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
+        self._apply(db, inputs)
+        return State.taking(inputs, enabled=True, previous=state.previous or ENABLED)
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        schema, table = inputs["schema"], inputs["table"]
-        self._apply(
-            db,
-            schema,
-            table,
-            enabled=True,
-            force=inputs["force"],
-            revoke_from=inputs.get("revokeUnguardedFrom", []),
-            undeclared=inputs.get("revokeUndeclared"),
-        )
-        return self._outputs(inputs, state.get("previous") or {"enabled": True, "force": False})
-
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        previous = state.get("previous") or {"enabled": True, "force": False}
-        schema, table = state["schema"], state["table"]
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        previous = state.previous or ENABLED
+        schema, table = state.schema, state.table
         key = f"{schema}.{table}"
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
@@ -196,8 +159,8 @@ class RowLevelSecurity(PlainDatabaseResource):
                 return
             if catalog.read_rls(conn, schema, table) is not None:
                 recorded = ledger.read(conn, LEDGER_KIND, key) or {}
-                conn.execute(render.set_row_level_security(schema, table, enabled=bool(previous["enabled"])))
-                conn.execute(render.set_force_row_level_security(schema, table, force=bool(previous["force"])))
+                conn.execute(render.set_row_level_security(schema, table, enabled=previous.enabled))
+                conn.execute(render.set_force_row_level_security(schema, table, force=previous.force))
                 # The table's Grants are gone by now (they depend on this resource): give back
                 # exactly what the API roles held before the stack.
                 for role, privileges in (recorded.get("privileges") or {}).items():
@@ -207,12 +170,13 @@ class RowLevelSecurity(PlainDatabaseResource):
             ledger.forget(conn, LEDGER_KIND, key)  # the private schema's lock after the table's
         ledger.tidy(db)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         schema, table = split_id(resource_id, 2, "public.sessions")
-        declared = list((state or inputs or {}).get("revokeUnguardedFrom") or [])
-        undeclared = dict((state or inputs or {}).get("revokeUndeclared") or {})
+        known = state or inputs
+        declared = list(known.revoke_unguarded_from) if known else []
+        undeclared = _plain(known.revoke_undeclared if known else None)
         with db.connection() as conn:
             live = catalog.read_rls(conn, schema, table)
             # A declared role that holds one again shows as drift (left out), which `up` repairs.
@@ -220,21 +184,16 @@ class RowLevelSecurity(PlainDatabaseResource):
             held_again = set(catalog.roles_holding(conn, schema, table, undeclared)) if live and undeclared else set()
         if live is None:
             return None
-        previous = state.get("previous") if state else {"enabled": live.enabled, "force": live.forced}
-        revoked = [r for r in declared if r not in holders]
-        outputs = {
-            "schema": schema,
-            "table": table,
-            "enabled": live.enabled,
-            "force": live.forced,
-            "revokeUnguardedFrom": revoked,
-            "previous": previous,
-        }
-        read_inputs = {"schema": schema, "table": table, "force": live.forced, "revokeUnguardedFrom": revoked}
-        still_revoked = {role: privileges for role, privileges in undeclared.items() if role not in held_again}
-        if still_revoked:
-            outputs["revokeUndeclared"] = read_inputs["revokeUndeclared"] = still_revoked
-        return outputs, read_inputs
+        still_revoked = {role: tuple(p) for role, p in undeclared.items() if role not in held_again}
+        read_inputs = Inputs(
+            schema=schema,
+            table=table,
+            force=live.forced,
+            revoke_unguarded_from=tuple(r for r in declared if r not in holders),
+            revoke_undeclared=still_revoked or None,
+        )
+        previous = state.previous if state else RlsFlags(enabled=live.enabled, force=live.forced)
+        return State.taking(read_inputs, enabled=live.enabled, previous=previous), read_inputs
 
 
 def _leave_to(conn: Any, other: str, schema: str, table: str, log: Log) -> None:
@@ -264,19 +223,20 @@ def _record_new_roles(conn: Any, key: str, schema: str, table: str, roles: list[
     ledger.record(conn, LEDGER_KIND, key, {**recorded, "privileges": held}, replace=True)
 
 
-def _undeclared(inputs: dict[str, Any]) -> dict[str, list[str]]:
-    raw = inputs.get("revokeUndeclared") or {}
-    if not isinstance(raw, dict):
-        raise InputError("revokeUndeclared", "revokeUndeclared: expected a map of role to table privileges")
+def _plain(undeclared: Mapping[str, tuple[str, ...]] | None) -> dict[str, list[str]]:
+    return {role: list(privileges) for role, privileges in (undeclared or {}).items()}
+
+
+def _undeclared(raw: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
     undeclared = {}
     for role, privileges in sorted(raw.items()):
         identifier({"revokeUndeclared": role}, "revokeUndeclared")
         # The commands a table's access kind does not give; the others go by revokeUnguardedFrom.
-        if not isinstance(privileges, list) or not set(privileges) <= set(catalog.GUARDED_PRIVILEGES):
+        if not set(privileges) <= set(catalog.GUARDED_PRIVILEGES):
             raise InputError(
                 "revokeUndeclared",
                 f"revokeUndeclared.{role}: expected a list of {', '.join(catalog.GUARDED_PRIVILEGES)}",
             )
         if privileges:
-            undeclared[role] = sorted(set(privileges), key=catalog.GUARDED_PRIVILEGES.index)
+            undeclared[role] = tuple(sorted(set(privileges), key=catalog.GUARDED_PRIVILEGES.index))
     return undeclared

@@ -9,10 +9,10 @@ resource cannot be declared again.
 
 from __future__ import annotations
 
-from typing import Any
-
 from supabase_access.provider import specs
-from supabase_access.provider.base import InputError, Log, Notice, PlainDatabaseResource, not_importable
+from supabase_access.provider.base import DatabaseResource, InputError, Log, Notice, not_importable
+from supabase_access.provider.specs import TableGrantInputs as Inputs
+from supabase_access.provider.specs import TableGrantState as State
 from supabase_access.sql.database import Database
 
 HANDED_OVER = (
@@ -21,28 +21,28 @@ HANDED_OVER = (
 )
 
 
-class TableGrant(PlainDatabaseResource):
+class TableGrant(DatabaseResource[Inputs, State]):
     spec = specs.TABLE_GRANT
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def normalize(self, inputs: Inputs) -> Inputs:
         raise InputError("role", f"{HANDED_OVER}; declare pulumi_postgresql.Grant instead")
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         return {}
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
         raise InputError("role", HANDED_OVER)
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         raise InputError("role", HANDED_OVER)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
         log(Notice(f"{HANDED_OVER}; nothing was revoked or restored"))
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         # Refresh keeps the old record until the upgrading `up` deletes it.
-        if not state:
+        if state is None:
             raise not_importable("TableGrant", "it is retired; grants are pulumi_postgresql Grant resources")
-        return dict(state), dict(inputs)
+        return state, inputs or Inputs.taking(state)
