@@ -16,6 +16,7 @@ from supabase_access.provider.base import InputError, identifier, missing_table
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database, execute_together
+from supabase_access.sql.rows import fetch_one
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
@@ -53,16 +54,15 @@ def dry_run(db: Database, property: str, what: str, private_schema: str, stateme
 
 
 def check_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
-    row = conn.execute(catalog.schema_comment_query(), (private_schema,)).fetchone()
-    if row is None:
-        (may_create,) = conn.execute(catalog.database_create_privilege_query()).fetchone() or (False,)
-        if not may_create:
+    found = fetch_one(conn, catalog.SCHEMA_COMMENT, (private_schema,))
+    if found is None:
+        if not catalog.may_create_schemas(conn):
             raise InputError(
                 "privateSchema",
                 f"privateSchema: schema {private_schema} does not exist and role {conn.info.user} may not create "
                 "schemas in this database (grant create on database to it, as Supabase does for postgres)",
             )
-    elif row[0] != render.PRIVATE_SCHEMA_MARKER:
+    elif found.comment != render.PRIVATE_SCHEMA_MARKER:
         # Our functions are SECURITY DEFINER: they must live where we control who may do what.
         raise InputError(
             "privateSchema",
@@ -81,7 +81,7 @@ def lock_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
 def ensure_private_schema(conn: psycopg.Connection, private_schema: str) -> None:
     """Inside the caller's transaction, so the schema cannot be dropped before our object is in it."""
     lock_private_schema(conn, private_schema)
-    if conn.execute(catalog.schema_comment_query(), (private_schema,)).fetchone() is None:
+    if fetch_one(conn, catalog.SCHEMA_COMMENT, (private_schema,)) is None:
         conn.execute(render.create_private_schema(private_schema))
         conn.execute(render.mark_private_schema(private_schema))
         conn.execute(render.revoke_private_schema(private_schema))
@@ -90,8 +90,8 @@ def ensure_private_schema(conn: psycopg.Connection, private_schema: str) -> None
 def drop_private_schema_if_unused(db: Database, private_schema: str) -> None:
     with write_transaction(db) as conn:
         lock_private_schema(conn, private_schema)
-        row = conn.execute(catalog.schema_comment_query(), (private_schema,)).fetchone()
-        if row is None or row[0] != render.PRIVATE_SCHEMA_MARKER:
+        found = fetch_one(conn, catalog.SCHEMA_COMMENT, (private_schema,))
+        if found is None or found.comment != render.PRIVATE_SCHEMA_MARKER:
             return
         try:
             with conn.transaction():
@@ -127,8 +127,7 @@ def require_columns(
 
 def require_rls_not_filtering(conn: psycopg.Connection, property: str, schema: str, tables: Sequence[str]) -> None:
     for table in tables:
-        row = conn.execute(catalog.row_security_active_query(), (schema, table)).fetchone()
-        if row is not None and row[0]:
+        if catalog.row_security_active(conn, schema, table):
             raise InputError(
                 property,
                 f"{property}: row-level security applies to role {conn.info.user} on {schema}.{table} "

@@ -393,44 +393,41 @@ RLS_FOR_NEW_TABLES = ResourceSpec.typed(
     RlsForNewTablesState,
 )
 
-GROUP_FUNCTIONS = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class GroupFunctionsInputs(Props):
+    schema: str = prop("Schema of the app's tables.", default="public", replaces=True)
+    membership_table: str = prop("The membership table (one row per member of a group).", required=True, replaces=True)
+    group: str = prop("The group table, owned directly by `groupOwnerColumn`.", required=True)
+    column: str = prop("The membership table's column holding the group's key.", required=True)
+    user: str = prop("The membership table's column holding the member's `auth.users.id`.", required=True)
+    key: str = prop("The group table's key column.", default="id")
+    role: str | None = prop("The membership table's role column (for admins); left out when none.")
+    admins: tuple[str, ...] = prop("Role values that make a member an admin of the group.", default=[])
+    group_owner_column: str = prop("The group table's owner column.", required=True)
+    helper_schema: str = prop(
+        "Where the functions live: a schema of the provider's, never exposed to the Data API.",
+        default="supabase_access_rls",
+        replaces=True,
+    )
+    force_rls: bool | None = prop(
+        "The stack forces RLS (`supabase-access:forceRls`): the login role must bypass RLS; left out when not."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupFunctionsState(GroupFunctionsInputs):
+    member_function: str | None = prop("The function giving the groups the current user belongs to.")
+    admin_function: str | None = prop("The function giving the groups the current user administers.")
+
+
+GROUP_FUNCTIONS = ResourceSpec.typed(
     "GroupFunctions",
     "For one membership table: two SECURITY DEFINER functions in a schema of their own (not exposed) giving the "
     "current user's groups, those they belong to and those they administer (owned ones included), which the "
     "policies of group rows call once per statement. `authenticated` may execute them, nobody else.",
-    inputs=(
-        Prop("schema", STRING, "Schema of the app's tables.", default="public", replaces=True),
-        Prop(
-            "membershipTable",
-            STRING,
-            "The membership table (one row per member of a group).",
-            required=True,
-            replaces=True,
-        ),
-        Prop("group", STRING, "The group table, owned directly by `groupOwnerColumn`.", required=True),
-        Prop("column", STRING, "The membership table's column holding the group's key.", required=True),
-        Prop("user", STRING, "The membership table's column holding the member's `auth.users.id`.", required=True),
-        Prop("key", STRING, "The group table's key column.", default="id"),
-        Prop("role", STRING, "The membership table's role column (for admins); left out when none."),
-        Prop("admins", STRINGS, "Role values that make a member an admin of the group.", default=[]),
-        Prop("groupOwnerColumn", STRING, "The group table's owner column.", required=True),
-        Prop(
-            "helperSchema",
-            STRING,
-            "Where the functions live: a schema of the provider's, never exposed to the Data API.",
-            default="supabase_access_rls",
-            replaces=True,
-        ),
-        Prop(
-            "forceRls",
-            BOOLEAN,
-            "The stack forces RLS (`supabase-access:forceRls`): the login role must bypass RLS; left out when not.",
-        ),
-    ),
-    outputs=(
-        Prop("memberFunction", STRING, "The function giving the groups the current user belongs to."),
-        Prop("adminFunction", STRING, "The function giving the groups the current user administers."),
-    ),
+    GroupFunctionsInputs,
+    GroupFunctionsState,
 )
 
 

@@ -13,7 +13,7 @@ from psycopg.rows import class_row
 from supabase_access.model.owner_copy import OwnerCopyNames
 from supabase_access.model.policy import PolicySpec
 from supabase_access.sql import statements as render
-from supabase_access.sql.rows import Query
+from supabase_access.sql.rows import Query, fetch_value
 
 # The table privileges row-level security guards: the Data API's four commands. Every other one
 # the server knows is unguarded: TRUNCATE empties a table whatever its policies, REFERENCES and
@@ -666,7 +666,32 @@ def policy_comments_query() -> sql.SQL:
 
 
 def schema_comment_query() -> sql.SQL:
-    return sql.SQL("select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = %s")
+    return sql.SQL("select obj_description(oid, 'pg_namespace') as comment from pg_namespace where nspname = %s")
+
+
+@dataclass(frozen=True)
+class SchemaComment:
+    comment: str | None
+
+
+# A schema by name: its comment (our marker on the schemas we made); no row: no such schema.
+SCHEMA_COMMENT = Query(schema_comment_query(), SchemaComment)
+
+
+def may_create_schemas(conn: psycopg.Connection) -> bool:
+    return bool(fetch_value(conn, database_create_privilege_query()))
+
+
+def bypasses_rls(conn: psycopg.Connection) -> bool:
+    """Whether the login role is superuser or BYPASSRLS (no policy filters what it reads)."""
+    return bool(
+        fetch_value(conn, sql.SQL("select rolsuper or rolbypassrls from pg_roles where rolname = current_user"))
+    )
+
+
+def row_security_active(conn: psycopg.Connection, schema: str, table: str) -> bool:
+    """Whether RLS filters the table for the current role (then a helper of ours would count nothing)."""
+    return bool(fetch_value(conn, row_security_active_query(), (schema, table)))
 
 
 def read_trigger_query() -> sql.SQL:
@@ -850,13 +875,24 @@ def read_default_privileges(conn: psycopg.Connection, owner: str, schema: str) -
         return cur.execute(query, (owner, schema)).fetchall()
 
 
-def group_function_query() -> sql.SQL:
-    """(body, config, security definer, comment) of a helper function by schema and name."""
-    return sql.SQL(
-        "select p.prosrc, coalesce(p.proconfig, '{}'), p.prosecdef, obj_description(p.oid, 'pg_proc') "
+@dataclass(frozen=True)
+class GroupFunction:
+    body: str
+    config: list[str]  # proconfig: `name=value` settings
+    definer: bool  # SECURITY DEFINER
+    comment: str | None
+
+
+# A helper function by schema and name.
+GROUP_FUNCTION = Query(
+    sql.SQL(
+        "select p.prosrc as body, coalesce(p.proconfig, '{}') as config, p.prosecdef as definer, "
+        "obj_description(p.oid, 'pg_proc') as comment "
         "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
         "where n.nspname = %s and p.proname = %s and p.pronargs = 0"
-    )
+    ),
+    GroupFunction,
+)
 
 
 # --- Owner copies ----------------------------------------------------------------------------

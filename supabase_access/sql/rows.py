@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 
 R = TypeVar("R")
 
@@ -32,3 +32,9 @@ def fetch_one(conn: psycopg.Connection[Any], query: Query[R], params: Params = N
 def fetch_all(conn: psycopg.Connection[Any], query: Query[R], params: Params = None) -> list[R]:
     with conn.cursor(row_factory=class_row(query.row)) as cur:
         return cur.execute(query.sql, params).fetchall()
+
+
+def fetch_value(conn: psycopg.Connection[Any], query: sql.SQL | sql.Composed, params: Params = None) -> Any:
+    """The one column of a one-column read's first row (None when there is no row)."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(query, params).fetchone()

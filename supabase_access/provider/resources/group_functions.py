@@ -16,21 +16,24 @@ import psycopg
 
 from supabase_access.model.access_model import MAX_ROLE_VALUE, Membership
 from supabase_access.model.profiles import HELPER_SCHEMA, GroupLookup
-from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider import claims, specs
 from supabase_access.provider.base import (
+    DatabaseResource,
     InputError,
     Log,
     Notice,
-    PlainDatabaseResource,
     identifier,
     not_importable,
     split_id,
 )
 from supabase_access.provider.private_schema import require_columns, require_rls_not_filtering
+from supabase_access.provider.spec import PropsError
+from supabase_access.provider.specs import GroupFunctionsInputs as Inputs
+from supabase_access.provider.specs import GroupFunctionsState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database, read_together
+from supabase_access.sql.rows import fetch_one
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 # The schema lock key: a pseudo-table name no real table can have (identifiers are [a-z0-9_]).
@@ -39,28 +42,42 @@ HELPER_SCHEMA_LOCK = "(helper schema)"
 EXPECTED_CONFIG = ['search_path=""', "row_security=off"]
 
 
-def group_lookup(inputs: Mapping[str, Any]) -> GroupLookup:
+def group_lookup(inputs: Inputs) -> GroupLookup:
     """The inputs as a GroupLookup; a bad one is an InputError naming the input."""
-    admins = inputs.get("admins") or []
-    if not isinstance(admins, list) or not all(
-        isinstance(a, str) and 0 < len(a) <= MAX_ROLE_VALUE and a.isprintable() for a in admins
-    ):
+    admins = inputs.admins
+    if not all(0 < len(a) <= MAX_ROLE_VALUE and a.isprintable() for a in admins):
         raise InputError("admins", "admins: expected a list of role values (printable text, 1 to 63 characters)")
-    role = inputs.get("role")
-    if admins and role is None:
+    if admins and inputs.role is None:
         raise InputError("admins", "admins: name the column holding each member's role (role)")
     return GroupLookup(
-        membership_table=identifier(inputs, "membershipTable"),
+        membership_table=identifier({"membershipTable": inputs.membership_table}, "membershipTable"),
         membership=Membership(
-            group=identifier(inputs, "group"),
-            column=identifier(inputs, "column"),
-            user=identifier(inputs, "user"),
-            key=identifier(inputs, "key", "id"),
-            role=None if role is None else identifier(inputs, "role"),
+            group=identifier({"group": inputs.group}, "group"),
+            column=identifier({"column": inputs.column}, "column"),
+            user=identifier({"user": inputs.user}, "user"),
+            key=identifier({"key": inputs.key}, "key"),
+            role=None if inputs.role is None else identifier({"role": inputs.role}, "role"),
             admins=tuple(admins),
         ),
-        group_owner_column=identifier(inputs, "groupOwnerColumn"),
-        helper_schema=identifier(inputs, "helperSchema", HELPER_SCHEMA),
+        group_owner_column=identifier({"groupOwnerColumn": inputs.group_owner_column}, "groupOwnerColumn"),
+        helper_schema=identifier({"helperSchema": inputs.helper_schema or HELPER_SCHEMA}, "helperSchema"),
+    )
+
+
+def _inputs_of(schema: str, lookup: GroupLookup, *, force_rls: bool) -> Inputs:
+    membership = lookup.membership
+    return Inputs(
+        schema=schema,
+        membership_table=lookup.membership_table,
+        group=membership.group,
+        column=membership.column,
+        user=membership.user,
+        key=membership.key,
+        role=membership.role,
+        admins=membership.admins,
+        group_owner_column=lookup.group_owner_column,
+        helper_schema=lookup.helper_schema,
+        force_rls=True if force_rls else None,
     )
 
 
@@ -77,21 +94,16 @@ def _functions(lookup: GroupLookup) -> tuple[tuple[str, bool], ...]:
     return ((lookup.member_function, False), (lookup.admin_function, True))
 
 
-class GroupFunctions(PlainDatabaseResource):
+class GroupFunctions(DatabaseResource[Inputs, State]):
     spec = specs.GROUP_FUNCTIONS
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def normalize(self, inputs: Inputs) -> Inputs:
         lookup = group_lookup(inputs)
-        checked = {"schema": identifier(inputs, "schema", "public"), **group_lookup_to_plain(lookup)}
-        force = inputs.get("forceRls", False)
-        if not isinstance(force, bool):
-            raise InputError("forceRls", "forceRls: expected true or false")
-        if force:
-            checked["forceRls"] = True
-        return checked
+        schema = identifier({"schema": inputs.schema or "public"}, "schema")
+        return _inputs_of(schema, lookup, force_rls=bool(inputs.force_rls))
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
-        schema, lookup = checked["schema"], group_lookup(checked)
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
+        schema, lookup = checked.schema, group_lookup(checked)
         membership = lookup.membership
         with db.connection() as conn:
             wanted = {membership.column: "column", membership.user: "user"}
@@ -108,7 +120,7 @@ class GroupFunctions(PlainDatabaseResource):
             _check_helper_schema(conn, lookup.helper_schema)
             # The functions read both tables as their owner: RLS must not filter that role.
             require_rls_not_filtering(conn, "membershipTable", schema, [lookup.membership_table, membership.group])
-            if checked.get("forceRls"):
+            if checked.force_rls:
                 _require_bypass(conn, lookup)
         try:
             with write_transaction(db, rollback=True) as conn:
@@ -121,33 +133,36 @@ class GroupFunctions(PlainDatabaseResource):
                 f"{message}",
             ) from exc
 
-    def _apply(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _apply(self, db: Database, inputs: Inputs) -> State:
         lookup = group_lookup(inputs)
         with write_transaction(db) as conn:
-            _install(conn, inputs["schema"], lookup)
-        return {**inputs, "memberFunction": lookup.member_function, "adminFunction": lookup.admin_function}
+            _install(conn, inputs.schema, lookup)
+        return State.taking(inputs, member_function=lookup.member_function, admin_function=lookup.admin_function)
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        changed = {k: "update" for k in inputs if k not in self.replace_on and state.get(k) != inputs.get(k)}
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
+        changed = {
+            p.name: "update"
+            for p in self.spec.inputs
+            if not p.replaces
+            and getattr(inputs, p.python_name) is not None
+            and getattr(state, p.python_name) != getattr(inputs, p.python_name)
+        }
         if changed:
             return changed
         lookup = group_lookup(inputs)
         functions = _functions(lookup)
         with db.connection() as conn:  # both functions in one round trip: this runs on every preview
-            live = read_together(
-                conn, *((catalog.group_function_query(), (lookup.helper_schema, f)) for f, _ in functions)
-            )
+            live = read_together(conn, *((catalog.GROUP_FUNCTION, (lookup.helper_schema, f)) for f, _ in functions))
         for (_, admins), rows in zip(functions, live, strict=True):
-            expected = render.group_function_body(inputs["schema"], lookup, admins=admins)
-            if _function_state(rows[0] if rows else None) != (expected, EXPECTED_CONFIG, True):
+            expected = render.group_function_body(inputs.schema, lookup, admins=admins)
+            if _function_state(next(iter(rows), None)) != (expected, EXPECTED_CONFIG, True):
                 return {"adminFunction" if admins else "memberFunction": "update"}
         return {}
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        outputs = self._apply(db, inputs)
-        return f"{inputs['schema']}.{inputs['membershipTable']}", outputs
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        return f"{inputs.schema}.{inputs.membership_table}", self._apply(db, inputs)
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         old = group_lookup(state)
         new = group_lookup(inputs)
         outputs = self._apply(db, inputs)
@@ -156,39 +171,38 @@ class GroupFunctions(PlainDatabaseResource):
         _drop(db, old)
         return outputs
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
         lookup = group_lookup(state)
         with db.connection() as conn:
-            other = claims.other_stack(conn, state.get("schema") or "public", lookup.membership_table)
+            other = claims.other_stack(conn, state.schema or "public", lookup.membership_table)
         if other is not None:
             # Its policies call them: the stack that manages the membership table keeps them.
             log(Notice(f"left the group functions of {lookup.membership_table}: stack {other!r} manages it"))
             return
         _drop(db, lookup)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        if not state:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
+        if state is None:
             schema, table = split_id(resource_id, 2, "public.project_members")
             raise not_importable("GroupFunctions", f"declare the membership {schema}.{table} in the model instead")
         lookup = group_lookup(state)
         with db.connection() as conn:
             present = all(_live_function(conn, lookup.helper_schema, f) is not None for f, _ in _functions(lookup))
-        return (state, inputs) if present else None
+        return (state, inputs or Inputs.taking(state)) if present else None
 
 
 def _check_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
-    row = conn.execute(catalog.schema_comment_query(), (helper_schema,)).fetchone()
-    if row is None:
-        (may_create,) = conn.execute(catalog.database_create_privilege_query()).fetchone() or (False,)
-        if not may_create:
+    found = fetch_one(conn, catalog.SCHEMA_COMMENT, (helper_schema,))
+    if found is None:
+        if not catalog.may_create_schemas(conn):
             raise InputError(
                 "helperSchema",
                 f"helperSchema: schema {helper_schema} does not exist and role {conn.info.user} may not create "
                 "schemas in this database (grant create on database to it, as Supabase does for postgres)",
             )
-    elif row[0] != render.HELPER_SCHEMA_MARKER:
+    elif found.comment != render.HELPER_SCHEMA_MARKER:
         # authenticated gets USAGE there: it must hold our functions only.
         raise InputError(
             "helperSchema",
@@ -199,8 +213,7 @@ def _check_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
 def _require_bypass(conn: psycopg.Connection, lookup: GroupLookup) -> None:
     """With FORCE ROW LEVEL SECURITY (supabase-access:forceRls) even the tables' owner is filtered,
     so the functions, which run as the login role, need a role that bypasses RLS."""
-    row = conn.execute("select rolsuper or rolbypassrls from pg_roles where rolname = current_user").fetchone()
-    if not (row and row[0]):
+    if not catalog.bypasses_rls(conn):
         raise InputError(
             "forceRls",
             f"supabase-access:forceRls: FORCE ROW LEVEL SECURITY would apply to role {conn.info.user} on "
@@ -216,7 +229,7 @@ def _lock_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
 
 def _install(conn: psycopg.Connection, schema: str, lookup: GroupLookup) -> None:
     _lock_helper_schema(conn, lookup.helper_schema)
-    if conn.execute(catalog.schema_comment_query(), (lookup.helper_schema,)).fetchone() is None:
+    if fetch_one(conn, catalog.SCHEMA_COMMENT, (lookup.helper_schema,)) is None:
         for statement in render.create_helper_schema(lookup.helper_schema):
             conn.execute(statement)
     for function, admins in _functions(lookup):
@@ -226,17 +239,14 @@ def _install(conn: psycopg.Connection, schema: str, lookup: GroupLookup) -> None
 
 
 def _live_function(conn: psycopg.Connection, helper_schema: str, function: str) -> tuple[str, list[str], bool] | None:
-    return _function_state(conn.execute(catalog.group_function_query(), (helper_schema, function)).fetchone())
+    return _function_state(fetch_one(conn, catalog.GROUP_FUNCTION, (helper_schema, function)))
 
 
-def _function_state(row: tuple[Any, ...] | None) -> tuple[str, list[str], bool] | None:
+def _function_state(function: catalog.GroupFunction | None) -> tuple[str, list[str], bool] | None:
     """(body, settings, SECURITY DEFINER) of a helper of ours (None: missing, or not marked as ours)."""
-    if row is None:
+    if function is None or function.comment != render.GROUP_FUNCTION_MARKER:
         return None
-    body, config, definer, comment = row
-    if comment != render.GROUP_FUNCTION_MARKER:
-        return None
-    return str(body), list(config), bool(definer)
+    return function.body, list(function.config), function.definer
 
 
 def _drop(db: Database, lookup: GroupLookup) -> None:
@@ -245,8 +255,8 @@ def _drop(db: Database, lookup: GroupLookup) -> None:
         for function, _ in _functions(lookup):
             if _live_function(conn, lookup.helper_schema, function) is not None:
                 conn.execute(render.drop_group_function(lookup.helper_schema, function))
-        row = conn.execute(catalog.schema_comment_query(), (lookup.helper_schema,)).fetchone()
-        if row is None or row[0] != render.HELPER_SCHEMA_MARKER:
+        found = fetch_one(conn, catalog.SCHEMA_COMMENT, (lookup.helper_schema,))
+        if found is None or found.comment != render.HELPER_SCHEMA_MARKER:
             return
         try:
             with conn.transaction():
@@ -259,5 +269,9 @@ def prelude_for(schema: str, raw: Sequence[Mapping[str, Any]]) -> list[psycopg.s
     """The statements that make the helpers a plan's policies call (for a rolled-back parse)."""
     statements: list[psycopg.sql.Composed] = []
     for entry in raw:
-        statements.extend(creation_statements(schema, group_lookup(entry)))
+        try:
+            lookup = group_lookup(Inputs.from_wire(entry))
+        except PropsError as exc:
+            raise InputError(exc.property, exc.reason) from None
+        statements.extend(creation_statements(schema, lookup))
     return statements
