@@ -18,7 +18,7 @@ import psycopg
 from supabase_access.model.access_model import ModelError
 from supabase_access.model.policy import PolicySpec, policy_from_plain
 from supabase_access.provider import specs
-from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log
+from supabase_access.provider.base import CURRENT_STACK, InputError, Log, PlainDatabaseResource
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.catalog import CatalogError
@@ -49,7 +49,7 @@ def _ours(conn: psycopg.Connection) -> dict[str, PolicySpec]:
     return {n: p for n, p in catalog.read_policies(conn, SCHEMA, TABLE).items() if comments.get(n) == marker}
 
 
-class ChannelPolicies(DatabaseResource):
+class ChannelPolicies(PlainDatabaseResource):
     spec = specs.CHANNEL_POLICIES
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from supabase_access.provider import ledger, specs
-from supabase_access.provider.base import DatabaseResource, InputError, Log, identifier, not_importable
+from supabase_access.provider.base import InputError, Log, PlainDatabaseResource, identifier, not_importable
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -32,7 +32,7 @@ def published(conn: psycopg.Connection, publication: str, schema: str) -> set[st
     return {t for s, t in conn.execute(render.publication_tables(publication)).fetchall() if s == schema}
 
 
-class RealtimePublication(DatabaseResource):
+class RealtimePublication(PlainDatabaseResource):
     spec = specs.REALTIME_PUBLICATION
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
