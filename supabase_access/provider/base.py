@@ -257,21 +257,6 @@ class PlainDatabaseResource(DatabaseSteps, ABC):
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         """Compare the live database with the desired inputs (no replacement keys changed)."""
 
-    @abstractmethod
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]: ...
-
-    @abstractmethod
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]: ...
-
-    @abstractmethod
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None: ...
-
-    @abstractmethod
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """(outputs, inputs) as the database has them now, or None if the object is gone."""
-
     def diff(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> Diff:
         replaces = self.replaced(state, inputs)
         if replaces:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from supabase_access.provider.spec import (
     BOOLEAN,
@@ -20,6 +21,16 @@ from supabase_access.provider.spec import (
 
 PRIVATE_SCHEMA = "supabase_access"
 SCHEMA_DESCRIPTION = "Schema of the table (e.g. `public`)."
+
+
+def schema_prop() -> Any:
+    """The `schema` field of a resource on one table."""
+    return prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
+
+
+def table_prop(what: str = "The table") -> Any:
+    """The `table` field of a resource on one table."""
+    return prop(f"{what}, in `schema`.", required=True, replaces=True)
 
 
 def _schema(*, replaces: bool = True) -> Prop:
@@ -157,8 +168,8 @@ class RlsFlags(Props):
 
 @dataclass(frozen=True, kw_only=True)
 class RowLevelSecurityInputs(Props):
-    schema: str = prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
-    table: str = prop("The table, in `schema`.", required=True, replaces=True)
+    schema: str = schema_prop()
+    table: str = table_prop()
     force: bool = prop("FORCE row-level security (the table's owner is held to the policies too).", default=False)
     revoke_unguarded_from: tuple[str, ...] = prop(
         "Roles that lose the privileges RLS does not guard on the table (TRUNCATE, REFERENCES, TRIGGER, MAINTAIN "
@@ -247,8 +258,8 @@ TABLE_GRANT = ResourceSpec.typed(
 
 @dataclass(frozen=True, kw_only=True)
 class ConstraintRemovalInputs(Props):
-    schema: str = prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
-    table: str = prop("The table, in `schema`.", required=True, replaces=True)
+    schema: str = schema_prop()
+    table: str = table_prop()
     constraint: str = prop("Name of the constraint to keep dropped.", required=True, replaces=True)
     definition: str | None = prop(
         "The constraint's definition, for destroy to restore where the database no longer has it (in state: the "
@@ -275,8 +286,8 @@ CONSTRAINT_REMOVAL = ResourceSpec.typed(
 
 @dataclass(frozen=True, kw_only=True)
 class ConstraintPresenceInputs(Props):
-    schema: str = prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
-    table: str = prop("The table, in `schema`.", required=True, replaces=True)
+    schema: str = schema_prop()
+    table: str = table_prop()
     constraint: str = prop("Name of the foreign key.", required=True, replaces=True)
     columns: tuple[str, ...] = prop("The referencing columns.", required=True)
     referenced_table: str = prop("The referenced table, `schema.table`.", default="auth.users")
@@ -333,8 +344,8 @@ DEFAULT_PRIVILEGES_BASELINE = ResourceSpec.typed(
 
 @dataclass(frozen=True, kw_only=True)
 class SequencePrivilegesInputs(Props):
-    schema: str = prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
-    table: str = prop("The table, in `schema`.", required=True, replaces=True)
+    schema: str = schema_prop()
+    table: str = table_prop()
     roles: tuple[str, ...] = prop("The roles whose sequence privileges are managed.", required=True)
     usage: tuple[str, ...] = prop("Those of `roles` that may insert into the table: they get USAGE.", default=[])
 
@@ -433,8 +444,8 @@ GROUP_FUNCTIONS = ResourceSpec.typed(
 
 @dataclass(frozen=True, kw_only=True)
 class PolicyIndexInputs(Props):
-    schema: str = prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
-    table: str = prop("The table searched, in `schema`.", required=True, replaces=True)
+    schema: str = schema_prop()
+    table: str = table_prop("The table searched")
     column: str = prop("The column searched (the index's first key).", required=True, replaces=True)
     include: str = prop("The column read back (a key or INCLUDE column of the index).", required=True, replaces=True)
 
