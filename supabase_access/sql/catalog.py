@@ -787,14 +787,18 @@ def cron_job_query() -> sql.SQL:
 
 
 def find_serving_index_query() -> sql.SQL:
-    """(name, comment) of each valid plain b-tree index of a table that serves a policy lookup as an
-    index-only scan: its first key column is the searched one and it holds the returned column as a
-    key or INCLUDE column (`indkey` lists both; the first `indnkeyatts` are the keys). Preferred name first.
+    """(name, comment, holds the returned column) of each valid plain b-tree index of a table whose
+    first key column is the searched one: it serves a policy lookup, as an index-only scan when it
+    also holds the returned column as a key or INCLUDE column (`indkey` lists both; the first
+    `indnkeyatts` are the keys). Covering first, then the preferred name, then by name.
 
-    Parameters: schema, table, searched column, returned column, preferred index name.
+    Parameters: returned column, schema, table, searched column, preferred index name.
     """
     return sql.SQL(
-        "select i.relname as name, obj_description(i.oid, 'pg_class') as comment from pg_index x "
+        "select i.relname as name, obj_description(i.oid, 'pg_class') as comment, "
+        "coalesce((select attnum from pg_attribute "
+        "where attrelid = c.oid and attname = %s and attnum > 0 and not attisdropped) = any (x.indkey::int2[]), false) "
+        "as covers from pg_index x "
         "join pg_class i on i.oid = x.indexrelid join pg_class c on c.oid = x.indrelid "
         "join pg_namespace n on n.oid = c.relnamespace join pg_am am on am.oid = i.relam "
         "where n.nspname = %s and c.relname = %s and am.amname = 'btree' "
@@ -802,9 +806,7 @@ def find_serving_index_query() -> sql.SQL:
         "and x.indpred is null and x.indexprs is null and x.indnkeyatts >= 1 "
         "and x.indkey[0] = (select attnum from pg_attribute "
         "where attrelid = c.oid and attname = %s and attnum > 0 and not attisdropped) "
-        "and (select attnum from pg_attribute "
-        "where attrelid = c.oid and attname = %s and attnum > 0 and not attisdropped) = any (x.indkey::int2[]) "
-        "order by i.relname = %s desc, i.relname"
+        "order by covers desc, i.relname = %s desc, i.relname"
     )
 
 
@@ -812,6 +814,7 @@ def find_serving_index_query() -> sql.SQL:
 class ServingIndex:
     name: str
     comment: str | None
+    covers: bool  # holds the returned column: the lookup reads the index alone
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Covering indexes for the owner policies' lookups on a real database: the SQL that finds a
-serving index, and the PolicyIndex resource (which lookups a plan needs: tests/unit/test_policy_lookups.py)."""
+"""Indexes for the owner policies' lookups on a real database: the SQL that finds a serving index
+(the app's own first), and the PolicyIndex resource (which lookups a plan needs:
+tests/unit/test_policy_lookups.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from supabase_access.model.access_model import load_model_file
 from supabase_access.provider.base import CURRENT_STACK, InputError
-from supabase_access.provider.resources.policy_index import PolicyIndex, find_serving_index
+from supabase_access.provider.resources.policy_index import LookupIndex, PolicyIndex, find_serving_index
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.catalog import CatalogError
@@ -20,6 +21,7 @@ from tests.support.paths import REPO
 
 MODEL = load_model_file(REPO / "access-model.yaml", setting="supabase-access:modelFile")
 OURS = "turns_session_id_id_rls_idx"
+APP_INDEX = "turns_session_id_idx"  # database/01-app-schema.sql: the reference app's own index
 TURNS_LOOKUP = {"schema": "public", "table": "turns", "column": "session_id", "include": "id"}
 messages: list[str] = []
 
@@ -31,7 +33,7 @@ def log(message: str) -> None:
 # --- the finder on a real database --------------------------------------------------------------
 
 
-def serving(dsn: str, table: str = "turns", column: str = "session_id", include: str = "id") -> tuple[str, bool] | None:
+def serving(dsn: str, table: str = "turns", column: str = "session_id", include: str = "id") -> LookupIndex | None:
     with psycopg.connect(dsn) as conn:
         return find_serving_index(conn, "public", table, column, include)
 
@@ -67,9 +69,9 @@ def add_invalid_index(dsn: str, name: str, *, marked: bool) -> None:
 
 
 @pytest.mark.db
-def test_the_apps_plain_indexes_do_not_serve_the_lookups(fresh_db: str) -> None:
-    assert serving(fresh_db) is None
-    assert serving(fresh_db, "sessions", "user_id", "id") is None
+def test_the_apps_plain_indexes_serve_the_lookups(fresh_db: str) -> None:
+    assert serving(fresh_db) == (APP_INDEX, False, False)
+    assert serving(fresh_db, "sessions", "user_id", "id") == ("sessions_user_id_idx", False, False)
 
 
 @pytest.mark.db
@@ -77,9 +79,16 @@ def test_the_apps_plain_indexes_do_not_serve_the_lookups(fresh_db: str) -> None:
     "definition",
     ["(session_id, id)", "(session_id) include (id)", "(session_id, created_at) include (speaker, id)"],
 )
-def test_an_index_leading_with_the_column_and_holding_the_key_serves(fresh_db: str, definition: str) -> None:
+def test_an_index_leading_with_the_column_and_holding_the_key_serves_first(fresh_db: str, definition: str) -> None:
     run(fresh_db, f"create index users_own on turns {definition}")
-    assert serving(fresh_db) == ("users_own", False)
+    assert serving(fresh_db) == ("users_own", False, True)
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("definition", ["(session_id) include (speaker)", "(session_id, created_at)"])
+def test_an_index_leading_with_the_column_serves_without_the_key(fresh_db: str, definition: str) -> None:
+    run(fresh_db, f"drop index {APP_INDEX}", f"create index users_own on turns {definition}")
+    assert serving(fresh_db) == ("users_own", False, False)
 
 
 @pytest.mark.db
@@ -87,19 +96,19 @@ def test_an_index_leading_with_the_column_and_holding_the_key_serves(fresh_db: s
     "definition",
     [
         "(id, session_id)",  # the searched column is not first
-        "(session_id) include (speaker)",  # does not hold the key
         "(session_id) include (id) where speaker = 'a'",  # partial
-        "(session_id, (id::text))",  # an expression
+        "((session_id::text), id)",  # an expression
         "using hash (session_id)",  # not a b-tree
     ],
 )
-def test_an_index_that_cannot_answer_the_lookup_alone_does_not_serve(fresh_db: str, definition: str) -> None:
-    run(fresh_db, f"create index not_serving on turns {definition}")
+def test_an_index_that_cannot_answer_the_lookup_does_not_serve(fresh_db: str, definition: str) -> None:
+    run(fresh_db, f"drop index {APP_INDEX}", f"create index not_serving on turns {definition}")
     assert serving(fresh_db) is None
 
 
 @pytest.mark.db
 def test_an_invalid_index_does_not_serve(fresh_db: str) -> None:
+    run(fresh_db, f"drop index {APP_INDEX}")
     add_invalid_index(fresh_db, "broken", marked=False)
     assert serving(fresh_db) is None
 
@@ -112,7 +121,7 @@ def test_our_index_is_preferred_and_recognised_by_its_marker(fresh_db: str) -> N
         render.create_policy_index("public", "turns", OURS, "session_id", "id").as_string(),
         render.mark_policy_index("public", OURS).as_string(),
     )
-    assert serving(fresh_db) == (OURS, True)
+    assert serving(fresh_db) == (OURS, True, True)
 
 
 # --- the PolicyIndex resource -------------------------------------------------------------------
@@ -127,6 +136,13 @@ def indexes(dsn: str, table: str = "turns") -> dict[str, str | None]:
             (table,),
         ).fetchall()
     return dict(rows)
+
+
+@pytest.fixture
+def db(db: Database, fresh_db: str) -> Database:
+    """The resource on turns without the app's own index, so it builds one (reuse: the tests below)."""
+    run(fresh_db, f"drop index {APP_INDEX}")
+    return db
 
 
 def create(db: Database, inputs: dict[str, Any] = TURNS_LOOKUP) -> dict[str, Any]:
@@ -160,7 +176,24 @@ def test_create_builds_ours_a_second_create_adopts_it_and_only_the_builder_drops
     assert OURS in indexes(fresh_db)
     PolicyIndex().delete(db, first, log)
     assert OURS not in indexes(fresh_db)
-    assert "turns_session_id_idx" in indexes(fresh_db)  # the app's own index stays
+
+
+@pytest.mark.db
+@pytest.mark.parametrize(("definition", "covers"), [("(session_id)", False), ("(session_id) include (id)", True)])
+def test_the_apps_own_index_is_used_said_so_and_kept(
+    db: Database, fresh_db: str, definition: str, covers: bool
+) -> None:
+    run(fresh_db, f"create index {APP_INDEX} on turns {definition}")
+    messages.clear()
+    outputs = create(db)
+    assert outputs == {**TURNS_LOOKUP, "index": APP_INDEX, "created": False}
+    assert OURS not in indexes(fresh_db)
+    (said,) = messages
+    assert said.startswith(f"using the app's index public.{APP_INDEX} on public.turns (session_id) for RLS policy")
+    assert ("give that index `include (id)`" in said) is not covers
+    assert PolicyIndex().diff(db, outputs, dict(TURNS_LOOKUP)).has_changes is False
+    PolicyIndex().delete(db, {**outputs, "created": True}, log)  # no marker of ours: never dropped
+    assert APP_INDEX in indexes(fresh_db)
 
 
 @pytest.mark.db
@@ -209,7 +242,7 @@ def test_an_invalid_leftover_of_ours_is_rebuilt(db: Database, fresh_db: str) -> 
     add_invalid_index(fresh_db, OURS, marked=True)
     outputs = create(db)
     assert outputs["created"] is True
-    assert serving(fresh_db) == (OURS, True)
+    assert serving(fresh_db) == (OURS, True, True)
 
 
 BUILD = "turns_session_id_id_rls_build"
@@ -225,7 +258,7 @@ def test_an_interrupted_build_under_our_build_name_is_rebuilt(db: Database, fres
     run(fresh_db, "delete from turns")  # the duplicates that made it fail
     outputs = create(db)
     assert outputs["created"] is True
-    assert serving(fresh_db) == (OURS, True)
+    assert serving(fresh_db) == (OURS, True, True)
     assert BUILD not in indexes(fresh_db)
 
 

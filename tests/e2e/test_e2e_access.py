@@ -166,16 +166,9 @@ def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactor
     acls_before = table_acls(fresh_db)
     stack = make_stack(OWNER, name="local-prod")
     up = stack.up()
-    # The policies' lookups read covering indexes only; the app's plain ones cannot serve them.
-    assert lookup_indexes(fresh_db) == {
-        "sessions_user_id_id_rls_idx": (
-            "CREATE INDEX sessions_user_id_id_rls_idx ON public.sessions USING btree (user_id) INCLUDE (id)"
-        ),
-        "turns_session_id_id_rls_idx": (
-            "CREATE INDEX turns_session_id_id_rls_idx ON public.turns USING btree (session_id) INCLUDE (id)"
-        ),
-    }
-    assert "created index public.turns_session_id_id_rls_idx" in up.stdout
+    # The app's own indexes on the lookup columns serve the policies' lookups: none is built beside them.
+    assert lookup_indexes(fresh_db) == {}
+    assert "using the app's index public.turns_session_id_idx on public.turns (session_id)" in up.stdout
     assert changes(stack.preview().change_summary) == {}
     assert changes(stack.up().summary.resource_changes) == {}
     a, b = add_user(fresh_db, anonymous=True), add_user(fresh_db, anonymous=True)
@@ -205,12 +198,16 @@ def test_owner_profile_each_user_reaches_only_their_rows(make_stack: StackFactor
             with pytest.raises(psycopg.errors.ForeignKeyViolation, match="sessions_user_id_fkey"):
                 cur.execute("insert into sessions (user_id) values (%s)", (ghost,))
 
-    # An index dropped by hand is drift; the next `up` builds it again; destroy drops both.
+    # The app's index dropped by a migration is drift: the next `up` builds a covering one; destroy drops it.
     with psycopg.connect(fresh_db) as conn:
-        conn.execute("drop index turns_session_id_id_rls_idx")
+        conn.execute("drop index turns_session_id_idx")
     assert changes(stack.preview().change_summary) == {"update": 1}
     stack.up()
-    assert set(lookup_indexes(fresh_db)) == {"sessions_user_id_id_rls_idx", "turns_session_id_id_rls_idx"}
+    assert lookup_indexes(fresh_db) == {
+        "turns_session_id_id_rls_idx": (
+            "CREATE INDEX turns_session_id_id_rls_idx ON public.turns USING btree (session_id) INCLUDE (id)"
+        ),
+    }
     stack.destroy()
     assert lookup_indexes(fresh_db) == {}
     assert table_acls(fresh_db) == acls_before

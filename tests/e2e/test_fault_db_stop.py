@@ -18,6 +18,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
 TURNS_INDEX = "turns_session_id_id_rls_idx"
 TURNS_BUILD = "turns_session_id_id_rls_build"
+APP_TURNS_INDEX = "turns_session_id_idx"  # the app's own: with it, the lookup needs no index of ours
+
+
+def without_app_turns_index(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"drop index {APP_TURNS_INDEX}")
+
 
 APP_TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
 # The CLI's own retries and error report once its provider lost the server.
@@ -44,6 +51,7 @@ def row_counts(dsn: str) -> dict[str, int]:
 
 def test_postgres_stopped_mid_index_build_then_up_rebuilds_and_destroy_is_exact(tmp_path: Path, fresh_db: str) -> None:
     add_rows(fresh_db)
+    without_app_turns_index(fresh_db)  # so the lookup gets an index of ours, built concurrently
     before_stack, rows = catalog_snapshot(fresh_db), row_counts(fresh_db)
     assert all(rows.values())
     stack = new_stack(tmp_path / "local-prod", "local-prod", fresh_db, OWNER)

@@ -71,9 +71,16 @@ def kill_up_waiting_on(
 OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
 TURNS_INDEX = "turns_session_id_id_rls_idx"
 TURNS_BUILD = "turns_session_id_id_rls_build"
+APP_TURNS_INDEX = "turns_session_id_idx"  # the app's own: with it, the lookup needs no index of ours
+
+
+def without_app_turns_index(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"drop index {APP_TURNS_INDEX}")
 
 
 def test_a_concurrent_index_build_killed_midway_is_rebuilt_and_destroy_is_exact(tmp_path: Path, fresh_db: str) -> None:
+    without_app_turns_index(fresh_db)  # so the lookup gets an index of ours, built concurrently
     before_stack = catalog_snapshot(fresh_db)
     stack = new_stack(tmp_path / "local-prod", "local-prod", fresh_db, OWNER)
     stack.up()

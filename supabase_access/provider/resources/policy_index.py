@@ -1,17 +1,17 @@
-"""PolicyIndex: a covering index that lets an RLS policy's lookup run as an index-only scan.
+"""PolicyIndex: an index for one lookup an RLS policy makes, the app's own if it has one.
 
 The owner profile's policies search a parent table by its link column and read its key, e.g.
-`select "id" from "public"."sessions" where "user_id" = (select auth.uid())`. With an index on
-(user_id) include (id) that reads the index alone; a plain index on user_id has to visit the
-table for every row found. An existing index that serves the lookup (the user's or ours: first
-key column `column`, holding `include` as a key or INCLUDE column, valid, plain b-tree) is used
-as it is; otherwise the resource builds one CONCURRENTLY, marks it with a comment, and only then
-drops it on delete (and only while it still carries the mark).
-"""
+`select "id" from "public"."sessions" where "user_id" = (select auth.uid())`. An existing valid
+plain b-tree index whose first key column is `column` serves that lookup and is used as it is
+(one holding `include` too, as a key or INCLUDE column, first: it answers from the index alone),
+so the app's writes never pay for a near-duplicate beside its own. Only when none exists does the
+resource build `(column) include (include)` CONCURRENTLY, mark it with a comment, and drop it on
+delete (and only while it still carries the mark)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import psycopg
 
@@ -59,14 +59,36 @@ def _checked(inputs: Inputs) -> Inputs:
     return checked
 
 
+class LookupIndex(NamedTuple):
+    """An index serving a lookup: its name, whether it carries our marker, whether it holds the key read back."""
+
+    name: str
+    marked: bool
+    covers: bool
+
+
 def find_serving_index(
     conn: psycopg.Connection, schema: str, table: str, column: str, include: str
-) -> tuple[str, bool] | None:
-    """(name, carries our marker) of an index serving the lookup, ours by name first; None if there is none."""
+) -> LookupIndex | None:
+    """The index serving the lookup (a covering one first, then ours by name); None if there is none."""
     serving = fetch_one(
-        conn, catalog.SERVING_INDEXES, (schema, table, column, include, policy_index_name(table, column, include))
+        conn, catalog.SERVING_INDEXES, (include, schema, table, column, policy_index_name(table, column, include))
     )
-    return None if serving is None else (serving.name, serving.comment == render.POLICY_INDEX_MARKER)
+    if serving is None:
+        return None
+    return LookupIndex(serving.name, serving.comment == render.POLICY_INDEX_MARKER, serving.covers)
+
+
+def _reuse_notice(schema: str, table: str, column: str, include: str, found: LookupIndex) -> Notice:
+    """Said when the app's own index leading with the column serves the lookup, so none is built beside it."""
+    what = f"{schema}.{table} ({column})"
+    if found.covers:
+        return Notice(f"using the app's index {schema}.{found.name} on {what} for RLS policy lookups; none built")
+    return Notice(
+        f"using the app's index {schema}.{found.name} on {what} for RLS policy lookups; none built beside it. "
+        f"Each lookup also reads the table for {include}: for index-only lookups, give that index "
+        f"`include ({include})` in a migration"
+    )
 
 
 def _is_ours(conn: psycopg.Connection, schema: str, index: str) -> bool:
@@ -132,8 +154,11 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
         found = find_serving_index(conn, schema, table, column, include)
         if found is not None:
             # Ours only if this stack built it (say a run killed before the engine recorded that).
-            built_by = (ledger.read(conn, LEDGER_KIND, f"{schema}.{found[0]}") or {}).get("stack")
-            return found[0], found[1] and found[0] == name and built_by == CURRENT_STACK.get()
+            built_by = (ledger.read(conn, LEDGER_KIND, f"{schema}.{found.name}") or {}).get("stack")
+            ours = found.marked and found.name == name and built_by == CURRENT_STACK.get()
+            if not found.marked:
+                log(_reuse_notice(schema, table, column, include, found))
+            return found.name, ours
         large = _is_large(conn, schema, table)
     if taken is not None and not ours_by_name:
         raise CatalogError(
@@ -160,7 +185,7 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
     _finish_build(db, schema, table, build, name)
     with db.connection() as conn:
         found = find_serving_index(conn, schema, table, column, include)
-    if found is None or found[0] != name:
+    if found is None or found.name != name:
         raise CatalogError(f"index {schema}.{name} was built but does not serve {what}; check it by hand")
     log(Notice(f"created index {schema}.{name} on {what} for RLS policy lookups; destroy drops it"))
     return name, True
@@ -234,7 +259,7 @@ class PolicyIndex(DatabaseResource[Inputs, State]):
             found = find_serving_index(conn, schema, table, column, include)
         if found is None:
             return None  # nothing serves the lookup now: the next `up` builds the index again
-        index, marked = found
+        index, marked = found.name, found.marked
         # Ours if we recorded building it, or (on import) it carries our mark.
         created = marked and ((index == state.index and bool(state.created)) if state else True)
         current = Inputs(schema=schema, table=table, column=column, include=include)
