@@ -159,13 +159,23 @@ class OneLineErrors(ProviderServicer):
 
 
 class EngineLog:
-    """Warnings shown to the user next to the resource, through the engine's Log service."""
+    """Warnings shown to the user next to the resource, through the engine's Log service.
+
+    Each message once per run (one plugin process serves one stack's operation): a warning
+    several resources raise, or one raised at check and again at apply, is said by the first.
+    """
 
     def __init__(self, engine_address: str) -> None:
         self._stub = engine_pb2_grpc.EngineStub(grpc.insecure_channel(engine_address)) if engine_address else None
+        self._said: set[tuple[bool, str]] = set()
+        self._said_lock = threading.Lock()
 
     def write(self, urn: str, message: str) -> None:
         notice = isinstance(message, Notice)
+        with self._said_lock:
+            if (notice, str(message)) in self._said:
+                return
+            self._said.add((notice, str(message)))
         if self._stub is None:
             print(f"{'info' if notice else 'warning'}: {message}", file=sys.stderr)
             return

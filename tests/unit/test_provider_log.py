@@ -16,3 +16,14 @@ def test_notices_are_info_and_other_messages_warnings(capsys: pytest.CaptureFixt
         "info: created index public.x; destroy drops it",
         "warning: retention: not scheduled",
     ]
+
+
+def test_each_message_is_said_once_per_run(capsys: pytest.CaptureFixture[str]) -> None:
+    log = EngineLog("")
+    for urn in ("urn:a", "urn:b", "urn:a"):  # several resources, and one at check then at apply
+        log.write(urn, "the login role cannot read auth.users")
+    log.write("urn:a", Notice("the login role cannot read auth.users"))  # info and warning are apart
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: the login role cannot read auth.users",
+        "info: the login role cannot read auth.users",
+    ]
