@@ -60,6 +60,20 @@ def provider_database(dbname: str) -> Database:
     )
 
 
+def build_lookup_index(db: Database, dbname: str, schema: str, table: str, column: str, include: str) -> None:
+    """A policy lookup's index, by the provider's own PolicyIndex, for an app that took the advice an `up`
+    gives: the app's plain index on the column (which `up` would use, reading the table for every row
+    found) is dropped first, so the lookup gets a covering index and runs index-only."""
+    from supabase_access.provider.resources.policy_index import PolicyIndex, find_serving_index
+
+    with psycopg.connect(app_conninfo(dbname), autocommit=True) as conn:
+        while (found := find_serving_index(conn, schema, table, column, include)) and not found.covers:
+            conn.execute(sql.SQL("drop index {}").format(sql.Identifier(schema, found.name)))
+    resource = PolicyIndex()
+    inputs = {"schema": schema, "table": table, "column": column, "include": include}
+    resource.create(db, resource.check(db, {}, inputs), lambda message: print(f"  {message}", file=sys.stderr))
+
+
 @contextmanager
 def scratch_database(prefix: str, *, keep: bool = False) -> Iterator[str]:
     """A database cloned from the template, with a unique name; dropped afterwards unless `keep`."""

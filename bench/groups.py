@@ -27,6 +27,7 @@ import psycopg
 from bench.common import (
     REPO,
     app_conninfo,
+    build_lookup_index,
     format_table,
     machine_summary,
     median,
@@ -41,7 +42,6 @@ from supabase_access.model.policy_lookups import policy_lookups
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider.resources.group_functions import GroupFunctions
-from supabase_access.provider.resources.policy_index import PolicyIndex
 from supabase_access.sql import statements as render
 
 TEAMS_APP = REPO / "tests" / "fixtures" / "teams_app"
@@ -113,10 +113,8 @@ def apply_owner_profile(dbname: str) -> None:
         with psycopg.connect(app_conninfo(dbname), autocommit=True) as conn, conn.transaction():
             for statement in render.plan_table_statements(plan):
                 conn.execute(statement)
-        index = PolicyIndex()
         for found in policy_lookups(plan):
-            inputs = {"schema": plan.schema, "table": found.table, "column": found.column, "include": found.include}
-            index.create(db, index.check(db, {}, inputs), print)
+            build_lookup_index(db, dbname, plan.schema, found.table, found.column, found.include)
     finally:
         db.close()
 

@@ -43,6 +43,7 @@ from bench.common import (
     ProgressBar,
     admin_conninfo,
     app_conninfo,
+    build_lookup_index,
     format_table,
     machine_summary,
     median,
@@ -716,23 +717,14 @@ def build_owner_copies(dbname: str, model: AccessModel) -> list[str]:
 
 
 def build_policy_indexes(dbname: str, models: Sequence[AccessModel]) -> None:
-    """The covering indexes the owner profile's lookups need, built (or found) by the provider's own
-    PolicyIndex resource, as `pulumi up` builds them for an owner stack."""
-    from supabase_access.provider.resources.policy_index import PolicyIndex
-
+    """The covering indexes the owner profile's lookups need, built by the provider's own PolicyIndex
+    resource, as `pulumi up` builds them for an owner stack of an app that took its index advice."""
     db = provider_database(dbname)
-    resource = PolicyIndex()
     lookups = sorted({lookup for model in models for lookup in policy_lookups(plan_access(model, "owner"))})
     try:
         for lookup in lookups:
             print(f"bench.rls: index for {lookup.table} ({lookup.column}) include ({lookup.include})", file=sys.stderr)
-            inputs = {
-                "schema": models[0].schema,
-                "table": lookup.table,
-                "column": lookup.column,
-                "include": lookup.include,
-            }
-            resource.create(db, resource.check(db, {}, inputs), lambda message: print(f"  {message}", file=sys.stderr))
+            build_lookup_index(db, dbname, models[0].schema, lookup.table, lookup.column, lookup.include)
     finally:
         db.close()
 
