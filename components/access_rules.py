@@ -126,6 +126,7 @@ class AccessRules(pulumi.ComponentResource):
         self.constraint_removals, self.kept_constraints = self._declare_constraints()
         self.grants = self._declare_grants()
         self.column_grants = self._declare_column_grants()
+        self.immutable_columns = self._declare_immutable_columns()
         self.policy_indexes = self._declare_policy_indexes()
         self.rls_for_new_tables, self.default_privileges = self._declare_born_closed()
         self.function_privileges = self._declare_function_privileges()
@@ -341,6 +342,21 @@ class AccessRules(pulumi.ComponentResource):
             ).items()
         }
 
+    def _declare_immutable_columns(self) -> dict[str, supabase_access.ImmutableColumns]:
+        """Immutable columns: a trigger refuses their change where column privileges cannot see it (a
+        definer function the API calls). After RLS on the table, which it locks."""
+        return {
+            table: supabase_access.ImmutableColumns(
+                f"{table}-immutable-columns",
+                schema=self._schema,
+                table=table,
+                columns=list(rules.immutable),
+                opts=self._after(self.row_level_security[table]),
+            )
+            for table, rules in self._plan.column_rules
+            if rules.immutable
+        }
+
     def _declare_policy_indexes(self) -> dict[PolicyLookup, supabase_access.PolicyIndex]:
         """One covering index per lookup the policies make. A concurrent index build waits for every
         older transaction, so it must not run beside a change to its own table (RLS, policies) or
@@ -359,6 +375,7 @@ class AccessRules(pulumi.ComponentResource):
                     *self.grants.values(),
                     *self.column_grants.values(),
                     *self.sequence_privileges.values(),
+                    *self.immutable_columns.values(),
                 ),
             )
             for lookup in lookups

@@ -38,6 +38,7 @@ from supabase_access.provider.resources.constraint_removal import ConstraintRemo
 from supabase_access.provider.resources.default_privileges_baseline import DefaultPrivilegesBaseline
 from supabase_access.provider.resources.function_privileges import FunctionPrivileges
 from supabase_access.provider.resources.group_functions import GroupFunctions
+from supabase_access.provider.resources.immutable_columns import ImmutableColumns
 from supabase_access.provider.resources.owner_copy import OwnerCopy
 from supabase_access.provider.resources.policy_index import PolicyIndex
 from supabase_access.provider.resources.realtime_publication import RealtimePublication
@@ -79,6 +80,7 @@ DATABASE_RESOURCES: tuple[type[DatabaseSteps], ...] = (
     RetentionPolicy,
     RealtimePublication,
     ChannelPolicies,
+    ImmutableColumns,
 )
 HTTP_RESOURCES: tuple[type[Resource], ...] = (AuthSettings,)
 RESOURCE_TYPES: dict[str, type[Resource]] = {r.token: r for r in (*DATABASE_RESOURCES, *HTTP_RESOURCES)}

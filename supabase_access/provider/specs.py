@@ -616,6 +616,24 @@ CHANNEL_POLICIES = ResourceSpec(
     ),
 )
 
+IMMUTABLE_COLUMNS = ResourceSpec(
+    "ImmutableColumns",
+    "Columns set on insert and never changed by the API (the model's `immutable`): a BEFORE UPDATE OF trigger whose "
+    "WHEN fires only on a change, calling a function of the private schema that refuses it (SQLSTATE 42501, HTTP "
+    "403 through PostgREST) when the request is anon's or authenticated's, a SECURITY DEFINER function of theirs "
+    "included. Column privileges already refuse the plain UPDATE; this holds where privileges cannot.",
+    inputs=(
+        _schema(),
+        _table("The table whose columns are immutable"),
+        Prop("columns", STRINGS, "The immutable columns.", required=True),
+        _private_schema(),
+    ),
+    outputs=(
+        Prop("function", STRING, "The trigger function, `schema.name`."),
+        Prop("trigger", STRING, "The trigger's name on the table."),
+    ),
+)
+
 SPECS: tuple[ResourceSpec, ...] = (
     ACCESS_PREFLIGHT,
     ROW_LEVEL_SECURITY,
@@ -635,6 +653,7 @@ SPECS: tuple[ResourceSpec, ...] = (
     AUTH_SETTINGS,
     REALTIME_PUBLICATION,
     CHANNEL_POLICIES,
+    IMMUTABLE_COLUMNS,
 )
 
 # The provider's own configuration (the `supabase-access` provider resource).

@@ -1273,3 +1273,51 @@ def publication_drop_table(publication: str, schema: str, table: str) -> sql.Com
     return sql.SQL("alter publication {} drop table only {}").format(
         sql.Identifier(publication), table_ref(schema, table)
     )
+
+
+# The trigger of a table's immutable columns (ImmutableColumns) and what a refused change fails with.
+IMMUTABLE_TRIGGER = "supabase_access_immutable_columns"
+IMMUTABLE_SQLSTATE = "42501"  # insufficient_privilege, as a column privilege refuses: PostgREST answers 403
+
+
+def immutable_function_body() -> str:
+    """The PL/pgSQL body of a table's immutable-columns trigger function: the trigger's WHEN has already
+    found a change, so it only asks whose request it is. The API's (anon, authenticated, or a SECURITY
+    DEFINER function they called: their JWT's role) is refused; the server's and an operator's are not."""
+    return f"""
+begin
+  if current_user in ('anon', 'authenticated')
+     or coalesce(auth.role(), '') in ('anon', 'authenticated') then
+    raise exception using
+      errcode = '{IMMUTABLE_SQLSTATE}',
+      message = format('%s.%s: %s may not change (immutable)', tg_table_schema, tg_table_name, tg_argv[0]),
+      hint = 'set on insert only; the server (service_role) may change it';
+  end if;
+  return new;
+end
+"""
+
+
+def create_immutable_function(private_schema: str, function: str) -> sql.Composed:
+    """SECURITY INVOKER (it reads nothing), a fixed, empty search_path."""
+    return sql.SQL(
+        "create or replace function {}() returns trigger\nlanguage plpgsql\nset search_path = ''\nas {}"
+    ).format(sql.Identifier(private_schema, function), _dollar_quoted(immutable_function_body(), "immutable"))
+
+
+def create_immutable_trigger(
+    schema: str, table: str, private_schema: str, function: str, columns: Sequence[str]
+) -> sql.Composed:
+    """BEFORE UPDATE OF the columns, and only WHEN one of them changes: an update leaving them alone
+    never calls the function."""
+    changed = sql.SQL(" or ").join(
+        sql.SQL("old.{0} is distinct from new.{0}").format(sql.Identifier(c)) for c in columns
+    )
+    return sql.SQL("create trigger {} before update of {} on {} for each row when ({}) execute function {}({})").format(
+        sql.Identifier(IMMUTABLE_TRIGGER),
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        table_ref(schema, table),
+        changed,
+        sql.Identifier(private_schema, function),
+        sql.Literal(", ".join(columns)),
+    )

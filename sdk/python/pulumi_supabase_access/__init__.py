@@ -14,6 +14,7 @@ from .constraint_removal import *
 from .default_privileges_baseline import *
 from .function_privileges import *
 from .group_functions import *
+from .immutable_columns import *
 from .owner_copy import *
 from .policy_index import *
 from .provider import *
@@ -49,6 +50,7 @@ _utilities.register(
    "supabase-access:index:DefaultPrivilegesBaseline": "DefaultPrivilegesBaseline",
    "supabase-access:index:FunctionPrivileges": "FunctionPrivileges",
    "supabase-access:index:GroupFunctions": "GroupFunctions",
+   "supabase-access:index:ImmutableColumns": "ImmutableColumns",
    "supabase-access:index:OwnerCopy": "OwnerCopy",
    "supabase-access:index:PolicyIndex": "PolicyIndex",
    "supabase-access:index:RealtimePublication": "RealtimePublication",
