@@ -38,7 +38,9 @@ from review.postgrest import (
     as_persona,
     connect_as_authenticator,
 )
-from supabase_access.model.access_model import AccessModel
+from review.realtime import WHOSE as REALTIME_WHOSE
+from review.realtime import ChannelAccess, RealtimeSection, join_channel, published_tables
+from supabase_access.model.access_model import AccessModel, Channel, RealtimeModel
 from supabase_access.sql.fixture_rows import (
     Fixture,
     ShapeError,
@@ -137,6 +139,8 @@ class AccessMatrix:
     # CHECK constraint, a trigger, a quota): the cell says neither allowed nor denied. Cell -> error.
     failed: Mapping[Cell, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # Channels and published tables, when the model has `realtime:`.
+    realtime: RealtimeSection | None = None
 
     @property
     def convention(self) -> str:
@@ -184,7 +188,8 @@ class AccessMatrix:
             lines.append("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
         legend = f"{ALLOWED} allowed  {DENIED} denied" + (f"  {FAILED} probe failed (see below)" if self.failed else "")
         legend += "  * changed" if marked else ""
-        return "\n".join([*lines, "", legend, self.convention])
+        section = ["", self.realtime.render_text()] if self.realtime else []
+        return "\n".join([*lines, "", legend, self.convention, *section])
 
     def render_compact(self) -> str:
         """One line per table, one column per persona, each cell its eight probes in the full table's
@@ -209,7 +214,8 @@ class AccessMatrix:
         ]
         legend = f"each cell: select, insert, update, delete, own then other; {ALLOWED} allowed  {DENIED} denied"
         legend += f"  {FAILED} probe failed (see below)" if self.failed else ""
-        return "\n".join([*lines, legend, f"A, B: anonymous sign-ins; P: permanent; {self.convention}"])
+        section = [self.realtime.render_text()] if self.realtime else []
+        return "\n".join([*lines, legend, f"A, B: anonymous sign-ins; P: permanent; {self.convention}", *section])
 
     def render_markdown(self, marked: Collection[Cell] = ()) -> str:
         """A Markdown table (PR comments, job summaries); changed cells in `marked` are bold."""
@@ -218,7 +224,8 @@ class AccessMatrix:
         lines += ["| " + " | ".join(row) + " |" for row in self._rows(marked, "**{} (changed)**")]
         failed = f", {FAILED} probe failed for another reason (see the notes)" if self.failed else ""
         legend = f"{ALLOWED} allowed, {DENIED} denied{failed}. {self.convention}."
-        return "\n".join([*lines, "", legend])
+        section = ["", self.realtime.render_markdown()] if self.realtime else []
+        return "\n".join([*lines, "", legend, *section])
 
 
 def matrix_from_rule(tables: Sequence[str], rule: Callable[[Cell], bool]) -> AccessMatrix:
@@ -401,7 +408,46 @@ def compute_matrix(
         try:
             with connect_as_authenticator(dsn, authenticator_password) as api:
                 allowed, failed, notes = probe_all(api, fixture)
+            realtime = realtime_section(dsn, fixture, allowed) if model.realtime != RealtimeModel() else None
         finally:
             delete_fixture(admin, fixture)
     labels = tuple(p.label for p in personas_for(model))
-    return AccessMatrix(labels, model.table_names, allowed, failed, tuple(notes))
+    return AccessMatrix(labels, model.table_names, allowed, failed, tuple(notes), realtime)
+
+
+def _topic(fixture: Fixture, channel: Channel, spec: ProbePersona, whose: str) -> str:
+    """The persona's own topic of a channel pattern (its group's or user's id), or another's."""
+    if not channel.has_id:
+        return channel.prefix
+    user = spec.own if whose == "own" else spec.other
+    membership = fixture.model.membership_of(channel.group) if channel.group else None
+    if channel.group and membership is not None and membership.membership is not None:
+        return f"{channel.prefix}{fixture.rows[(user, channel.group)][membership.membership.key]}"
+    return f"{channel.prefix}{fixture.user_ids[user]}"
+
+
+def realtime_section(dsn: str, fixture: Fixture, allowed: Mapping[Cell, bool]) -> RealtimeSection:
+    """Joins as Realtime authorizes them (the dsn's role writes the probe messages, then acts as each
+    persona); a published table's changes reach whom its select cells admit (Realtime selects the row
+    as the subscriber's role)."""
+    model = fixture.model
+    specs = personas_for(model)
+    joins: dict[tuple[str, str, str], ChannelAccess] = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for spec in specs:
+            persona = persona_of(spec, fixture)
+            for channel, whose in itertools.product(model.realtime.channels, REALTIME_WHOSE):
+                joins[(spec.label, channel.pattern, whose)] = join_channel(
+                    conn, persona, _topic(fixture, channel, spec, whose)
+                )
+        live = published_tables(conn)
+    published = tuple(t for t in model.table_names if (model.schema, t) in live)
+    changes = {
+        (spec.label, table, whose): allowed.get(Cell(spec.label, table, "select", whose), False)
+        for spec in specs
+        for table in published
+        for whose in REALTIME_WHOSE
+    }
+    return RealtimeSection(
+        tuple(s.label for s in specs), tuple(c.pattern for c in model.realtime.channels), joins, published, changes
+    )

@@ -15,7 +15,7 @@ probe messages, then acts as the client's role through SET LOCAL ROLE, never as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -109,3 +109,87 @@ def delivers_change(
         except psycopg.errors.InsufficientPrivilege:
             return False
     return row is not None
+
+
+# --- The access matrix's Realtime section -----------------------------------------------------------
+
+WHOSE = ("own", "other")
+YES, NO = "✓", "✗"
+LEGEND = (
+    "channels: join, receive, send (broadcast and presence), on the persona's own topic then another's; "
+    "changes: a row change of the published table reaches the persona's subscription, own row then another's"
+)
+
+
+@dataclass(frozen=True)
+class RealtimeSection:
+    """Per persona and channel pattern, joining the persona's own topic and another's (for `{id}`
+    patterns: the persona's group or user id, then another's): join, receive, send; and per published
+    table, whose row changes reach the persona (own rows, others')."""
+
+    personas: tuple[str, ...]
+    channels: tuple[str, ...]
+    # (persona, pattern, whose) -> what the join gives.
+    joins: Mapping[tuple[str, str, str], ChannelAccess]
+    published: tuple[str, ...]
+    # (persona, table, whose) -> whether a change of that row reaches the persona's subscription.
+    changes: Mapping[tuple[str, str, str], bool]
+
+    def _channel_cell(self, persona: str, pattern: str, whose: str) -> str:
+        access = self.joins.get((persona, pattern, whose))
+        if access is None:
+            return "?"
+        return "".join(YES if ok else NO for ok in (access.joins, bool(access.receive), bool(access.send)))
+
+    def _change_cell(self, persona: str, table: str) -> str:
+        return "".join(YES if self.changes.get((persona, table, w)) else NO for w in WHOSE)
+
+    def rows(self) -> list[list[str]]:
+        header = ["persona", *(f"{p} own/other" for p in self.channels), *(f"{t} changes" for t in self.published)]
+        body = [
+            [
+                persona,
+                *(" ".join(self._channel_cell(persona, p, w) for w in WHOSE) for p in self.channels),
+                *(self._change_cell(persona, t) for t in self.published),
+            ]
+            for persona in self.personas
+        ]
+        return [header, *body]
+
+    def render_text(self) -> str:
+        rows = self.rows()
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        return "\n".join(["Realtime:", *lines, LEGEND])
+
+    def render_markdown(self) -> str:
+        rows = self.rows()
+        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+        return "\n".join(["**Realtime**", "", *lines, "", LEGEND + "."])
+
+    def states(self) -> dict[str, str]:
+        """Every cell as `persona · what · whose` -> its symbols, for diffs and JSON."""
+        found = {
+            f"{persona} · channel {pattern} · {whose}": self._channel_cell(persona, pattern, whose)
+            for persona in self.personas
+            for pattern in self.channels
+            for whose in WHOSE
+        }
+        found |= {
+            f"{persona} · changes of {table} · {whose}": YES if self.changes.get((persona, table, whose)) else NO
+            for persona in self.personas
+            for table in self.published
+            for whose in WHOSE
+        }
+        return found
+
+
+def realtime_changes(before: RealtimeSection | None, after: RealtimeSection | None) -> list[str]:
+    """One line per Realtime cell that differs: `<persona · what · whose>: <before> → <after>`."""
+    old, new = (before.states() if before else {}), (after.states() if after else {})
+    return [
+        f"{key}: {old.get(key, 'absent')} → {new.get(key, 'absent')}"
+        for key in new | old
+        if old.get(key) != new.get(key)
+    ]

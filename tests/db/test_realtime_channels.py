@@ -13,8 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from review.matrix import compute_matrix
 from review.postgrest import Persona
-from review.realtime import ChannelAccess, delivers_change, join_channel, published_tables
+from review.realtime import ChannelAccess, delivers_change, join_channel, published_tables, realtime_changes
 from supabase_access.model.access_model import AccessModel, parse_model
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.realtime import plan_channels
@@ -289,3 +290,30 @@ def test_publication_gives_back_exactly_what_was_there(db: Database, fresh_db: s
         assert conn.execute("select to_regnamespace('supabase_access')").fetchone() == (None,)
     with pytest.raises(InputError, match=r"tables: public\.nope not found"):
         resource.check(db, {}, {"schema": "public", "tables": ["nope"]})
+
+
+def test_the_access_matrix_has_a_realtime_section(prod_app: tuple[Database, App], fresh_db: str) -> None:
+    matrix = compute_matrix(fresh_db, realtime_model())
+    assert matrix.realtime is not None
+    states = matrix.realtime.states()
+    member = "authenticated (member of A's groups)"
+    # join, receive, send on A's project channel (own) and on B's (other).
+    assert states[f"{member} · channel project:{{id}} · own"] == "✓✓✓"
+    assert states[f"{member} · channel project:{{id}} · other"] == "✗✗✗"
+    assert states["anon · channel project:{id} · own"] == "✗✗✗"
+    assert states["authenticated (permanent) · channel user:{id} · own"] == "✓✓✓"
+    assert states["authenticated (permanent) · channel user:{id} · other"] == "✗✗✗"
+    assert states["anon · channel news · own"] == "✓✓✗"
+    assert states["service_role · channel ops:{id} · own"] == "✓✓✓"
+    assert states[f"{member} · channel ops:{{id}} · own"] == "✗✗✗"
+    # Changes of a published table reach whom its SELECT policies admit.
+    assert states[f"{member} · changes of tasks · own"] == "✓"
+    assert states[f"{member} · changes of tasks · other"] == "✗"
+    assert states["anon · changes of tasks · own"] == "✗"
+    assert states["anon · changes of labels · other"] == "✓"
+    assert not any("changes of projects" in key for key in states)
+    text = matrix.render_text()
+    assert "Realtime:" in text and "project:{id} own/other" in text and "tasks changes" in text
+    assert "**Realtime**" in matrix.render_markdown()
+    closed = realtime_changes(matrix.realtime, None)
+    assert f"{member} · channel project:{{id}} · own: ✓✓✓ → absent" in closed
