@@ -317,3 +317,23 @@ def test_the_access_matrix_has_a_realtime_section(prod_app: tuple[Database, App]
     assert "**Realtime**" in matrix.render_markdown()
     closed = realtime_changes(matrix.realtime, None)
     assert f"{member} · channel project:{{id}} · own: ✓✓✓ → absent" in closed
+
+
+def test_a_join_asks_the_membership_once_per_statement(prod_app: tuple[Database, App], fresh_db: str) -> None:
+    """The topic and the user's groups are initPlans: computed once per statement, not once per message."""
+    _, app = prod_app
+    with psycopg.connect(fresh_db) as conn, conn.transaction(force_rollback=True):
+        conn.execute("set local role authenticated")
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true), set_config('realtime.topic', %s, true)",
+            (app.persona(app.member).claims_setting(), f"project:{app.project}"),
+        )
+        plan = "\n".join(
+            str(row[0])
+            for row in conn.execute(
+                "explain (costs off) select id from realtime.messages where topic = 'x' and extension = 'broadcast'"
+            ).fetchall()
+        )
+    assert plan.count("project_members_groups") == 1, plan
+    assert plan.count("InitPlan") >= 2, plan  # the topic and the groups
+    assert "SubPlan" not in plan, plan
