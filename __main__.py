@@ -17,8 +17,8 @@ from components.realtime import Realtime, RealtimeArgs
 from supabase_access.model.access_model import model_to_plain
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.stack_config import NAMESPACE, ConfigError, read_stack_settings
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import read_table_columns
+from supabase_access.sql.errors import DatabaseError
 
 
 def _end_quietly(signum: int, frame: object) -> None:
@@ -89,7 +89,7 @@ try:
         if plan.column_rules
         else {}
     )
-except CatalogError as exc:
+except DatabaseError as exc:
     raise pulumi.RunError(str(exc)) from None
 access = AccessRules(
     "access",

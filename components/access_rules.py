@@ -18,10 +18,6 @@ from supabase_access.model.profiles import (
     API_ROLES,
     TABLE_COMMANDS,
     AccessPlan,
-    AllOf,
-    AnyOf,
-    OwnedByCurrentUser,
-    Predicate,
     TableAccess,
 )
 from supabase_access.model.rule_data import DeclaredPolicy, declared_to_plain, group_lookup_to_plain, rule_to_plain
@@ -488,17 +484,15 @@ def _undeclared(grants: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     }
 
 
-def _roots(predicate: Predicate | None) -> set[str]:
-    if isinstance(predicate, OwnedByCurrentUser):
-        return {predicate.root_table}
-    if isinstance(predicate, (AllOf, AnyOf)):
-        return {root for part in predicate.parts for root in _roots(part)}
-    return set()
-
-
 def _copies_read(access: TableAccess, copies: set[str]) -> tuple[str, ...]:
     """The tables among `copies` whose copied owner column the table's rules compare."""
-    read = {root for rule in access.rules for p in (rule.using, rule.with_check) for root in _roots(p)}
+    read = {
+        path.root_table
+        for rule in access.rules
+        for predicate in (rule.using, rule.with_check)
+        if predicate is not None
+        for path in predicate.owner_paths()
+    }
     return tuple(sorted(read & copies))
 
 

@@ -14,11 +14,10 @@ the group helpers search the membership table by user and the group table by own
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from supabase_access.model.access_model import short_identifier
-from supabase_access.model.profiles import AccessPlan, AllOf, AnyOf, InGroup, OwnedByCurrentUser, Predicate
+from supabase_access.model.profiles import AccessPlan, OwnedByCurrentUser
 
 INDEX_SUFFIX = "_rls_idx"
 # The name an index is built under: ours by name from the moment the build starts, so a build
@@ -49,19 +48,6 @@ def policy_index_build_name(table: str, column: str, include: str) -> str:
     return short_identifier(f"{table}_{column}_{include}", suffix=BUILD_SUFFIX)
 
 
-def _owned(predicate: Predicate | None) -> Iterator[OwnedByCurrentUser]:
-    """The path searches a predicate makes, each as an owner path (a group path ends at the table
-    whose link column holds the group's key, searched by that column)."""
-    if isinstance(predicate, OwnedByCurrentUser):
-        yield predicate
-    elif isinstance(predicate, InGroup) and len(predicate.hops) > 1:
-        top = predicate.hops[-1]
-        yield OwnedByCurrentUser(predicate.hops[:-1], top.table, top.column)
-    elif isinstance(predicate, (AllOf, AnyOf)):
-        for part in predicate.parts:
-            yield from _owned(part)
-
-
 def predicate_lookups(predicate: OwnedByCurrentUser) -> tuple[PolicyLookup, ...]:
     """One lookup per level of the predicate's subquery (none for an owner column compared directly)."""
     hops = predicate.hops
@@ -81,7 +67,9 @@ def policy_lookups(plan: AccessPlan) -> tuple[PolicyLookup, ...]:
         for access in plan.tables
         for rule in access.rules
         for predicate in (rule.using, rule.with_check)
-        for owned in _owned(predicate)
+        if predicate is not None
+        # A group path ends at the table whose link column holds the group's key, searched by that column.
+        for owned in predicate.owner_paths(groups=True)
         for lookup in predicate_lookups(owned)
     }
     for group in plan.group_lookups:

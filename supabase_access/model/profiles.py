@@ -12,7 +12,9 @@ owner - each signed-in user (anonymous sign-ins included) reaches only rows they
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
 
 from supabase_access.model.access_model import (
     AccessModel,
@@ -36,34 +38,82 @@ SERVER_PRIVILEGES: dict[str, tuple[str, ...]] = {SERVER_ROLE: TABLE_COMMANDS}
 HELPER_SCHEMA = "supabase_access_rls"
 
 
+T = TypeVar("T")
+
+
+class PredicateVisitor(ABC, Generic[T]):
+    """What to make of each kind of predicate: `predicate.fold(visitor)` calls the method of its kind,
+    the parts of allOf and anyOf folded first. The one place predicates are told apart."""
+
+    @abstractmethod
+    def always(self) -> T: ...
+
+    @abstractmethod
+    def not_anonymous(self) -> T: ...
+
+    @abstractmethod
+    def owned_by(self, predicate: OwnedByCurrentUser) -> T: ...
+
+    @abstractmethod
+    def in_group(self, predicate: InGroup) -> T: ...
+
+    @abstractmethod
+    def all_of(self, parts: list[T]) -> T: ...
+
+    @abstractmethod
+    def any_of(self, parts: list[T]) -> T: ...
+
+
+class _Predicate(ABC):
+    @abstractmethod
+    def fold(self, visitor: PredicateVisitor[T]) -> T: ...
+
+    def owner_paths(self, *, groups: bool = False) -> tuple[OwnedByCurrentUser, ...]:
+        """The owner paths the predicate searches; with `groups`, a group path too, as the path up to
+        the table whose link column holds the group's key (searched by that column)."""
+        return self.fold(_OwnerPaths(groups))
+
+
 @dataclass(frozen=True)
-class Always:
+class Always(_Predicate):
     """A predicate that is true for every row."""
 
+    def fold(self, visitor: PredicateVisitor[T]) -> T:
+        return visitor.always()
+
 
 @dataclass(frozen=True)
-class OwnedByCurrentUser:
+class OwnedByCurrentUser(_Predicate):
     """Rows whose ownership path ends at a row whose owner column is auth.uid()."""
 
     hops: tuple[Hop, ...]
     root_table: str
     owner_column: str
 
+    def fold(self, visitor: PredicateVisitor[T]) -> T:
+        return visitor.owned_by(self)
+
 
 @dataclass(frozen=True)
-class NotAnonymousUser:
+class NotAnonymousUser(_Predicate):
     """The request does not come from an anonymous sign-in."""
 
+    def fold(self, visitor: PredicateVisitor[T]) -> T:
+        return visitor.not_anonymous()
+
 
 @dataclass(frozen=True)
-class AllOf:
+class AllOf(_Predicate):
     """Every one of the parts holds."""
 
     parts: tuple[OwnedByCurrentUser, ...]
 
+    def fold(self, visitor: PredicateVisitor[T]) -> T:
+        return visitor.all_of([part.fold(visitor) for part in self.parts])
+
 
 @dataclass(frozen=True)
-class InGroup:
+class InGroup(_Predicate):
     """Rows whose group is one the current user belongs to (or, with an admins' helper, administers).
 
     The group key is the row's own `column` (no hops), or is found at the end of `hops` (the last
@@ -75,12 +125,44 @@ class InGroup:
     helper_schema: str
     helper: str
 
+    def fold(self, visitor: PredicateVisitor[T]) -> T:
+        return visitor.in_group(self)
+
 
 @dataclass(frozen=True)
-class AnyOf:
+class AnyOf(_Predicate):
     """At least one of the parts holds."""
 
     parts: tuple[OwnedByCurrentUser | InGroup, ...]
+
+    def fold(self, visitor: PredicateVisitor[T]) -> T:
+        return visitor.any_of([part.fold(visitor) for part in self.parts])
+
+
+class _OwnerPaths(PredicateVisitor[tuple[OwnedByCurrentUser, ...]]):
+    def __init__(self, groups: bool) -> None:
+        self._groups = groups
+
+    def always(self) -> tuple[OwnedByCurrentUser, ...]:
+        return ()
+
+    def not_anonymous(self) -> tuple[OwnedByCurrentUser, ...]:
+        return ()
+
+    def owned_by(self, predicate: OwnedByCurrentUser) -> tuple[OwnedByCurrentUser, ...]:
+        return (predicate,)
+
+    def in_group(self, predicate: InGroup) -> tuple[OwnedByCurrentUser, ...]:
+        if not self._groups or len(predicate.hops) <= 1:
+            return ()
+        top = predicate.hops[-1]
+        return (OwnedByCurrentUser(predicate.hops[:-1], top.table, top.column),)
+
+    def all_of(self, parts: list[tuple[OwnedByCurrentUser, ...]]) -> tuple[OwnedByCurrentUser, ...]:
+        return tuple(path for part in parts for path in part)
+
+    def any_of(self, parts: list[tuple[OwnedByCurrentUser, ...]]) -> tuple[OwnedByCurrentUser, ...]:
+        return self.all_of(parts)
 
 
 Predicate = Always | OwnedByCurrentUser | NotAnonymousUser | AllOf | InGroup | AnyOf

@@ -8,8 +8,8 @@ stack's `extraPolicies`) are sent as they are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from supabase_access.model.access_model import Hop, ModelError, check_identifier
 from supabase_access.model.policy import PolicySpec
@@ -23,6 +23,7 @@ from supabase_access.model.profiles import (
     OwnedByCurrentUser,
     PolicyRule,
     Predicate,
+    PredicateVisitor,
 )
 
 # A policy the program declares: written as SQL (extraPolicies) or made from a rule.
@@ -63,15 +64,26 @@ def group_lookup_to_plain(lookup: GroupLookup) -> dict[str, Any]:
 
 
 def predicate_to_plain(predicate: Predicate) -> dict[str, Any]:
-    if isinstance(predicate, Always):
+    return predicate.fold(_Plain())
+
+
+class _Plain(PredicateVisitor[dict[str, Any]]):
+    def always(self) -> dict[str, Any]:
         return {"always": True}
-    if isinstance(predicate, NotAnonymousUser):
+
+    def not_anonymous(self) -> dict[str, Any]:
         return {"notAnonymous": True}
-    if isinstance(predicate, AllOf):
-        return {"allOf": [predicate_to_plain(part) for part in predicate.parts]}
-    if isinstance(predicate, AnyOf):
-        return {"anyOf": [predicate_to_plain(part) for part in predicate.parts]}
-    if isinstance(predicate, InGroup):
+
+    def owned_by(self, predicate: OwnedByCurrentUser) -> dict[str, Any]:
+        return {
+            "ownedBy": {
+                "rootTable": predicate.root_table,
+                "ownerColumn": predicate.owner_column,
+                "path": _hops_to_plain(predicate.hops),
+            }
+        }
+
+    def in_group(self, predicate: InGroup) -> dict[str, Any]:
         return {
             "inGroup": {
                 "column": predicate.column,
@@ -80,13 +92,12 @@ def predicate_to_plain(predicate: Predicate) -> dict[str, Any]:
                 "path": _hops_to_plain(predicate.hops),
             }
         }
-    return {
-        "ownedBy": {
-            "rootTable": predicate.root_table,
-            "ownerColumn": predicate.owner_column,
-            "path": _hops_to_plain(predicate.hops),
-        }
-    }
+
+    def all_of(self, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"allOf": parts}
+
+    def any_of(self, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"anyOf": parts}
 
 
 def _hops_to_plain(hops: tuple[Hop, ...]) -> list[dict[str, str]]:
@@ -105,23 +116,54 @@ KINDS = "always, notAnonymous, allOf, anyOf, ownedBy, inGroup"
 
 def predicate_from_plain(value: object, setting: str) -> Predicate:
     """The predicate `predicate_to_plain` gave; anything else is a ModelError naming `setting`."""
-    if not isinstance(value, Mapping) or len(value) != 1:
-        raise ModelError(f"{setting}: expected SQL text or one of {KINDS}")
-    ((kind, body),) = value.items()
+    kind, body = _kind(value, setting)
     if kind == "always" and body is True:
         return Always()
     if kind == "notAnonymous" and body is True:
         return NotAnonymousUser()
     if kind == "allOf" and isinstance(body, list) and body:
-        parts = tuple(predicate_from_plain(part, f"{setting}.allOf") for part in body)
-        if not all(isinstance(part, OwnedByCurrentUser) for part in parts):
-            raise ModelError(f"{setting}.allOf: only ownedBy predicates can be combined")
-        return AllOf(parts)  # type: ignore[arg-type]  # checked just above
+        return AllOf(_parts(body, f"{setting}.allOf", _owned_by, "only ownedBy predicates can be combined"))
     if kind == "anyOf" and isinstance(body, list) and body:
-        either = tuple(predicate_from_plain(part, f"{setting}.anyOf") for part in body)
-        if not all(isinstance(part, (OwnedByCurrentUser, InGroup)) for part in either):
-            raise ModelError(f"{setting}.anyOf: only ownedBy and inGroup predicates can be combined")
-        return AnyOf(either)  # type: ignore[arg-type]  # checked just above
+        why = "only ownedBy and inGroup predicates can be combined"
+        return AnyOf(_parts(body, f"{setting}.anyOf", _owned_by_or_in_group, why))
+    leaf = _owned_by_or_in_group(kind, body, setting)
+    if leaf is None:
+        raise ModelError(f"{setting}: expected SQL text or one of {KINDS}")
+    return leaf
+
+
+P = TypeVar("P", bound=Predicate)
+
+
+def _kind(value: object, setting: str) -> tuple[str, object]:
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise ModelError(f"{setting}: expected SQL text or one of {KINDS}")
+    ((kind, body),) = value.items()
+    return str(kind), body
+
+
+def _parts(body: list[object], setting: str, parse: Callable[[str, object, str], P | None], why: str) -> tuple[P, ...]:
+    """The parts of allOf or anyOf: each a valid predicate (else its own error), of the kinds `parse`
+    takes (else `why`)."""
+    for part in body:
+        predicate_from_plain(part, setting)
+    parts = [parse(*_kind(part, setting), setting) for part in body]
+    if any(part is None for part in parts):
+        raise ModelError(f"{setting}: {why}")
+    return tuple(part for part in parts if part is not None)
+
+
+def _owned_by(kind: str, body: object, setting: str) -> OwnedByCurrentUser | None:
+    if kind != "ownedBy" or not isinstance(body, Mapping):
+        return None
+    return OwnedByCurrentUser(
+        _hops_from_plain(body.get("path"), f"{setting}.ownedBy.path"),
+        check_identifier(body.get("rootTable"), f"{setting}.ownedBy.rootTable"),
+        check_identifier(body.get("ownerColumn"), f"{setting}.ownedBy.ownerColumn"),
+    )
+
+
+def _owned_by_or_in_group(kind: str, body: object, setting: str) -> OwnedByCurrentUser | InGroup | None:
     if kind == "inGroup" and isinstance(body, Mapping):
         return InGroup(
             _hops_from_plain(body.get("path"), f"{setting}.inGroup.path"),
@@ -129,10 +171,4 @@ def predicate_from_plain(value: object, setting: str) -> Predicate:
             check_identifier(body.get("helperSchema"), f"{setting}.inGroup.helperSchema"),
             check_identifier(body.get("helper"), f"{setting}.inGroup.helper"),
         )
-    if kind == "ownedBy" and isinstance(body, Mapping):
-        return OwnedByCurrentUser(
-            _hops_from_plain(body.get("path"), f"{setting}.ownedBy.path"),
-            check_identifier(body.get("rootTable"), f"{setting}.ownedBy.rootTable"),
-            check_identifier(body.get("ownerColumn"), f"{setting}.ownedBy.ownerColumn"),
-        )
-    raise ModelError(f"{setting}: expected SQL text or one of {KINDS}")
+    return _owned_by(kind, body, setting)

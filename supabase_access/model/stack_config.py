@@ -14,6 +14,7 @@ from typing import Any
 
 from supabase_access.model.access_model import AccessModel, ModelError, check_identifier, load_model_file, parse_model
 from supabase_access.model.auth_settings import PROJECT_REF_PATTERN, SECRET_AUTH_SETTINGS, validate_auth_settings
+from supabase_access.model.connection import Connection
 from supabase_access.model.hardening import (
     CRON_SCHEDULE,
     DEFAULT_PURGE_SCHEDULE,
@@ -69,15 +70,6 @@ LOCAL_STACKS = ("local", "local-prod")
 
 class ConfigError(ValueError):
     """A stack setting is wrong; the message names it."""
-
-
-@dataclass(frozen=True)
-class Connection:
-    host: str
-    port: int
-    database: str
-    username: str
-    sslmode: str
 
 
 @dataclass(frozen=True)
@@ -392,22 +384,15 @@ def _model(access: Mapping[str, Any], project_dir: Path) -> tuple[AccessModel, s
 
 
 def _connection(postgresql: Mapping[str, Any]) -> Connection:
-    host = postgresql.get("host")
-    if not host:
+    if not postgresql.get("host"):
         raise ConfigError("postgresql:host is not set (pulumi config set postgresql:host <host>)")
     try:
-        port = int(postgresql.get("port") or 5432)
+        connection = Connection.of(postgresql)
     except ValueError as exc:
         raise ConfigError(f"postgresql:port: {postgresql.get('port')!r} is not a port number") from exc
-    if not 0 < port < 65536:
-        raise ConfigError(f"postgresql:port: {port} is not a port number")
-    return Connection(
-        host=str(host),
-        port=port,
-        database=str(postgresql.get("database") or "postgres"),
-        username=str(postgresql.get("username") or "postgres"),
-        sslmode=str(postgresql.get("sslmode") or "prefer"),
-    )
+    if not 0 < connection.port < 65536:
+        raise ConfigError(f"postgresql:port: {connection.port} is not a port number")
+    return connection
 
 
 def passphrase_env(stack: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -533,13 +518,12 @@ def parse_hardening_settings(access: Mapping[str, Any], model: AccessModel) -> H
     )
 
 
-def _whole_number(value: Any, setting: str, maximum: int) -> int:
+def _whole_number(value: object, setting: str, maximum: int) -> int:
     # `pulumi config set --path` stores numbers as strings; YAML and JSON give ints. bool is not a count.
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise ConfigError(f"{setting}: expected a whole number from 1 to {maximum}, got {value!r}")
-    return value
+    number = int(value) if isinstance(value, str) and value.isdigit() else value
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= maximum:
+        raise ConfigError(f"{setting}: expected a whole number from 1 to {maximum}, got {number!r}")
+    return number
 
 
 def _known_table(table: Any, model: AccessModel, setting: str) -> str:

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from supabase_access.provider import ledger
 from supabase_access.provider.base import CURRENT_STACK
 from supabase_access.sql import statements as render
-from supabase_access.sql.catalog import CatalogError
+from supabase_access.sql.errors import CatalogError
 
 LEDGER_KIND = "stack"
 

@@ -59,8 +59,8 @@ from supabase_access.provider.values import (
     state_properties,
     typed_config,
 )
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
+from supabase_access.sql.errors import ConnectionFailedError, DatabaseError, database_error
 
 DATABASE_RESOURCES: tuple[type[DatabaseSteps], ...] = (
     AccessPreflight,
@@ -111,17 +111,11 @@ class StepError(Exception):
 def step_message(urn: str, exc: BaseException) -> str:
     """What failed, on one line: the resource (as the program names it), then why."""
     name = urn.split("::")[-1]
+    if isinstance(exc, psycopg.Error):
+        exc = database_error(exc)
     if isinstance(exc, InputError):
         why = exc.reason
-    elif isinstance(exc, psycopg.errors.DeadlockDetected):
-        why = (
-            "PostgreSQL ended this step in a deadlock with another session and rolled it back (nothing of it "
-            "was applied); run the command again"
-        )
-    elif isinstance(exc, psycopg.Error):
-        primary = exc.diag.message_primary or str(exc)
-        why = f"PostgreSQL refused it: {primary}" + (f" ({exc.diag.message_detail})" if exc.diag.message_detail else "")
-    elif isinstance(exc, CatalogError):
+    elif isinstance(exc, DatabaseError):
         why = str(exc)
     else:
         why = f"{type(exc).__name__}: {exc}"
@@ -226,7 +220,7 @@ class SupabaseAccessProvider(api.Provider):
     def _warm_up(self) -> None:
         try:
             db = self._database()
-        except CatalogError:
+        except ConnectionFailedError:
             return  # incomplete settings: the first call names them
         db.warm_up()
 
@@ -256,7 +250,7 @@ class SupabaseAccessProvider(api.Provider):
             self._running += 1
         try:
             return await asyncio.to_thread(work)
-        except (InputError, CatalogError) as exc:
+        except (InputError, DatabaseError) as exc:
             if not urn:
                 raise
             raise StepError(step_message(urn, exc)) from None
@@ -295,7 +289,7 @@ class SupabaseAccessProvider(api.Provider):
         CHECK_LOG.set(self._warner(request.urn))
         try:
             checked = await self._run(lambda: self._step(resource, "check", olds, inputs))
-        except (InputError, CatalogError) as exc:
+        except (InputError, DatabaseError) as exc:
             # No property named: the engine would print the property's whole value before the reason
             # (6-20 KB for `policies`). The reason names the setting the user wrote.
             problems: list[Exception] = list(exc.errors) if isinstance(exc, InputProblemsError) else [exc]

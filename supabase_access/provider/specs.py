@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from supabase_access.model.connection import DEFAULT_DATABASE, DEFAULT_PORT, DEFAULT_SSLMODE, DEFAULT_USERNAME
 from supabase_access.provider.spec import (
     BOOLEAN,
     INTEGER,
@@ -659,11 +660,11 @@ SPECS: tuple[ResourceSpec, ...] = (
 # The provider's own configuration (the `supabase-access` provider resource).
 PROVIDER_CONFIG: tuple[Prop, ...] = (
     Prop("host", STRING, "PostgreSQL host (`postgresql:host`).", required=True),
-    Prop("port", INTEGER, "PostgreSQL port (`postgresql:port`).", default=5432),
-    Prop("database", STRING, "Database name (`postgresql:database`).", default="postgres"),
-    Prop("username", STRING, "Login role (`postgresql:username`).", default="postgres"),
+    Prop("port", INTEGER, "PostgreSQL port (`postgresql:port`).", default=DEFAULT_PORT),
+    Prop("database", STRING, "Database name (`postgresql:database`).", default=DEFAULT_DATABASE),
+    Prop("username", STRING, "Login role (`postgresql:username`).", default=DEFAULT_USERNAME),
     Prop("password", STRING, "The login role's password (`postgresql:password`).", required=True, secret=True),
-    Prop("sslmode", STRING, "libpq sslmode (`postgresql:sslmode`).", default="prefer"),
+    Prop("sslmode", STRING, "libpq sslmode (`postgresql:sslmode`).", default=DEFAULT_SSLMODE),
     Prop("managementApiUrl", STRING, "Supabase Management API base URL (`supabase-access:managementApiUrl`)."),
     Prop("accessToken", STRING, "Supabase personal access token (`supabase-access:accessToken`).", secret=True),
 )

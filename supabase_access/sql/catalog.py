@@ -13,6 +13,10 @@ from psycopg.rows import class_row
 from supabase_access.model.owner_copy import OwnerCopyNames
 from supabase_access.model.policy import PolicySpec
 from supabase_access.sql import statements as render
+
+# Imported from here too (where they were defined before sql/errors.py held every error type).
+from supabase_access.sql.errors import CatalogError as CatalogError
+from supabase_access.sql.errors import PolicyRejectedError as PolicyRejectedError
 from supabase_access.sql.rows import Query, fetch_value
 
 # The table privileges row-level security guards: the Data API's four commands. Every other one
@@ -20,19 +24,6 @@ from supabase_access.sql.rows import Query, fetch_value
 # TRIGGER are schema powers no Data API request needs, MAINTAIN (PostgreSQL 17) runs VACUUM,
 # REINDEX, LOCK TABLE... Which ones the server knows is asked of the server (`table_privileges`).
 GUARDED_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
-
-
-class CatalogError(ValueError):
-    """The database does not hold what a setting names; the message says which setting."""
-
-
-class PolicyRejectedError(CatalogError):
-    """PostgreSQL refused a policy (an expression that does not parse, an unknown column, ...)."""
-
-    def __init__(self, policy: str, message: str) -> None:
-        super().__init__(f"{policy}: PostgreSQL rejected the policy: {message}")
-        self.policy = policy
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -18,18 +18,11 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import class_row
 
-from supabase_access.sql.catalog import CatalogError, table_column_names
+from supabase_access.model.connection import CONNECTION_SETTINGS, Connection
+from supabase_access.sql.catalog import table_column_names
+from supabase_access.sql.errors import ConnectionFailedError
 from supabase_access.sql.rows import Query
 
-# Stack settings that hold each connection field, named in errors.
-CONNECTION_SETTINGS = {
-    "host": "postgresql:host",
-    "port": "postgresql:port",
-    "database": "postgresql:database",
-    "username": "postgresql:username",
-    "password": "postgresql:password",
-    "sslmode": "postgresql:sslmode",
-}
 # The engine runs up to this many resource operations at once against us (more wait for a connection).
 MAX_CONNECTIONS = 4
 WAIT_FOR_CONNECTION_SECONDS = 15.0
@@ -81,16 +74,16 @@ class Database:
     def __init__(self, config: Mapping[str, Any]) -> None:
         missing = [CONNECTION_SETTINGS[k] for k in ("host", "username", "password") if not config.get(k)]
         if missing:
-            raise CatalogError(f"PostgreSQL connection is not configured: set {', '.join(missing)}")
-        port, database = int(config.get("port") or 5432), config.get("database") or "postgres"
-        self.description = f"{config['username']}@{config['host']}:{port}/{database}"
+            raise ConnectionFailedError(f"PostgreSQL connection is not configured: set {', '.join(missing)}")
+        connection = Connection.of(config)
+        self.description = connection.description
         self._conninfo = psycopg.conninfo.make_conninfo(
-            host=str(config["host"]),
-            port=str(int(config.get("port") or 5432)),
-            dbname=str(config.get("database") or "postgres"),
-            user=str(config["username"]),
+            host=connection.host,
+            port=str(connection.port),
+            dbname=connection.database,
+            user=connection.username,
             password=str(config["password"]),
-            sslmode=str(config.get("sslmode") or "prefer"),
+            sslmode=connection.sslmode,
             connect_timeout=str(CONNECT_TIMEOUT_SECONDS),
             application_name="supabase-access",
         )
@@ -108,7 +101,7 @@ class Database:
     def connection(self) -> Iterator[psycopg.Connection]:
         """A connection in autocommit, for this operation alone; errors name the settings to check."""
         if not self._slots.acquire(timeout=WAIT_FOR_CONNECTION_SECONDS):
-            raise CatalogError(
+            raise ConnectionFailedError(
                 f"no PostgreSQL connection to {self.description} became free within {WAIT_FOR_CONNECTION_SECONDS:g} s"
             )
         try:
@@ -126,7 +119,9 @@ class Database:
         while True:
             with self._lock:
                 if self._closed:
-                    raise CatalogError(f"the connection to {self.description} was closed (the provider is stopping)")
+                    raise ConnectionFailedError(
+                        f"the connection to {self.description} was closed (the provider is stopping)"
+                    )
                 if not self._idle:
                     break
                 conn, returned_at = self._idle.pop()
@@ -182,9 +177,9 @@ class Database:
         except psycopg.OperationalError:
             return None
 
-    def _connect_error(self, exc: Exception) -> CatalogError:
+    def _connect_error(self, exc: Exception) -> ConnectionFailedError:
         settings = ", ".join(CONNECTION_SETTINGS[k] for k in ("host", "port", "database", "username", "password"))
-        return CatalogError(f"cannot connect to PostgreSQL as {self.description} (check {settings}): {exc}")
+        return ConnectionFailedError(f"cannot connect to PostgreSQL as {self.description} (check {settings}): {exc}")
 
     def close(self) -> None:
         with self._lock:

@@ -20,14 +20,12 @@ from supabase_access.model.owner_copy import OwnerCopyNames, Watched
 from supabase_access.model.policy import PolicySpec
 from supabase_access.model.profiles import (
     AccessPlan,
-    AllOf,
-    Always,
-    AnyOf,
     GroupLookup,
     InGroup,
-    NotAnonymousUser,
+    OwnedByCurrentUser,
     PolicyRule,
     Predicate,
+    PredicateVisitor,
 )
 from supabase_access.model.realtime import EXTENSIONS as CHANNEL_EXTENSIONS
 from supabase_access.model.realtime import ChannelRule
@@ -61,15 +59,28 @@ def render_declared_policies(schema: str, policies: Mapping[str, Any]) -> dict[s
 
 
 def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
-    if isinstance(predicate, Always):
+    return predicate.fold(_PredicateSql(schema))
+
+
+class _PredicateSql(PredicateVisitor[sql.Composable]):
+    def __init__(self, schema: str) -> None:
+        self._schema = schema
+
+    def always(self) -> sql.Composable:
         return sql.SQL("true")
-    if isinstance(predicate, NotAnonymousUser):
+
+    def not_anonymous(self) -> sql.Composable:
         return sql.SQL("((select auth.jwt()) ->> 'is_anonymous')::boolean is not true")
-    if isinstance(predicate, AllOf):
-        return sql.SQL(" and ").join(sql.SQL("({})").format(_predicate(schema, p)) for p in predicate.parts)
-    if isinstance(predicate, AnyOf):
-        return sql.SQL(" or ").join(sql.SQL("({})").format(_predicate(schema, p)) for p in predicate.parts)
-    if isinstance(predicate, InGroup):
+
+    def owned_by(self, predicate: OwnedByCurrentUser) -> sql.Composable:
+        return _reached(
+            self._schema,
+            predicate.hops,
+            predicate.owner_column,
+            lambda column: sql.SQL("{} = {}").format(column, CURRENT_USER_ID),
+        )
+
+    def in_group(self, predicate: InGroup) -> sql.Composable:
         # The helper runs once per statement (an initPlan), like `(select auth.uid())`.
         helper = sql.Identifier(predicate.helper_schema, predicate.helper)
 
@@ -79,13 +90,13 @@ def _predicate(schema: str, predicate: Predicate) -> sql.Composable:
         if not predicate.hops:
             return in_groups(sql.Identifier(predicate.column))
         # The last hop points at the group table: its link column already holds the group's key.
-        return _reached(schema, predicate.hops[:-1], predicate.hops[-1].column, in_groups)
-    return _reached(
-        schema,
-        predicate.hops,
-        predicate.owner_column,
-        lambda column: sql.SQL("{} = {}").format(column, CURRENT_USER_ID),
-    )
+        return _reached(self._schema, predicate.hops[:-1], predicate.hops[-1].column, in_groups)
+
+    def all_of(self, parts: list[sql.Composable]) -> sql.Composable:
+        return sql.SQL(" and ").join(sql.SQL("({})").format(part) for part in parts)
+
+    def any_of(self, parts: list[sql.Composable]) -> sql.Composable:
+        return sql.SQL(" or ").join(sql.SQL("({})").format(part) for part in parts)
 
 
 def _reached(

@@ -9,16 +9,12 @@ from contextlib import contextmanager
 
 import psycopg
 
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import STATEMENT_TIMEOUT, Database
+from supabase_access.sql.errors import LockTimeoutError
 
 # Writes to the same table are serialised with a transaction-scoped advisory lock, because
 # concurrent GRANT/ALTER on one table can fail with "tuple concurrently updated".
 LOCK_NAMESPACE = "supabase-access:"
-
-
-class LockWaitError(CatalogError):
-    """A statement gave up waiting for a lock (lock_timeout) or ran too long (statement_timeout)."""
 
 
 # What each open write transaction locks (or is about to): named when a wait times out.
@@ -97,7 +93,7 @@ def autocommit(
             conn.autocommit = False
 
 
-def _wait_error(conn: psycopg.Connection, exc: psycopg.Error) -> LockWaitError:
+def _wait_error(conn: psycopg.Connection, exc: psycopg.Error) -> LockTimeoutError:
     targets = list(dict.fromkeys(_LOCKING.get(id(conn), [])))
     holders = lock_holders(conn, targets) if targets else []
     # Named by what other sessions hold (PostgreSQL's error does not say which lock it waited for).
@@ -108,9 +104,9 @@ def _wait_error(conn: psycopg.Connection, exc: psycopg.Error) -> LockWaitError:
     else:
         what = f"a statement on {where} was cancelled: {exc.diag.message_primary or exc}"
     if not holders:
-        return LockWaitError(f"{what}; no session holds those locks any more, so running `pulumi up` again may pass")
+        return LockTimeoutError(f"{what}; no session holds those locks any more, so running `pulumi up` again may pass")
     held = "; ".join(holder for _, holder in holders)
-    return LockWaitError(f"{what}; held by {held}. Run `pulumi up` again once it ends (or end it)")
+    return LockTimeoutError(f"{what}; held by {held}. Run `pulumi up` again once it ends (or end it)")
 
 
 def _describe(schema: str, table: str) -> str:

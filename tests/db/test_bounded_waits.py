@@ -10,7 +10,8 @@ import pytest
 from supabase_access.provider.resources.row_level_security import RowLevelSecurity
 from supabase_access.sql import database
 from supabase_access.sql.database import Database
-from supabase_access.sql.transaction import LOCK_NAMESPACE, LockWaitError
+from supabase_access.sql.errors import LockTimeoutError
+from supabase_access.sql.transaction import LOCK_NAMESPACE
 
 pytestmark = pytest.mark.db
 
@@ -50,7 +51,7 @@ def test_a_table_lock_held_elsewhere_is_named_with_its_holder(
 ) -> None:
     other_session.execute("lock table public.sessions in access exclusive mode")
     holder = other_session.info.backend_pid
-    with pytest.raises(LockWaitError) as raised:
+    with pytest.raises(LockTimeoutError) as raised:
         RowLevelSecurity().create(db, {"schema": "public", "table": "sessions", "force": True}, print)
     message = str(raised.value)
     assert message.startswith("gave up waiting for a lock on public.sessions after 300ms (lock_timeout); held by ")
@@ -66,7 +67,7 @@ def test_a_table_lock_held_elsewhere_is_named_with_its_holder(
 def test_our_advisory_lock_held_by_another_run_is_named_too(db: Database, other_session: psycopg.Connection) -> None:
     # What a second `up` (or a stuck plugin) holds: the advisory lock every write takes first.
     other_session.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}public.sessions",))
-    with pytest.raises(LockWaitError) as raised:
+    with pytest.raises(LockTimeoutError) as raised:
         RowLevelSecurity().create(db, {"schema": "public", "table": "sessions", "force": False}, print)
     message = str(raised.value)
     assert "gave up waiting for a lock on public.sessions after 300ms (lock_timeout)" in message

@@ -15,8 +15,8 @@ from supabase_access.provider.base import CURRENT_STACK, InputError
 from supabase_access.provider.resources.policy_index import LookupIndex, PolicyIndex, find_serving_index
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
+from supabase_access.sql.errors import CatalogError
 from tests.support.paths import REPO
 
 MODEL = load_model_file(REPO / "access-model.yaml", setting="supabase-access:modelFile")

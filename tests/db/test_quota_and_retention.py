@@ -28,6 +28,7 @@ from supabase_access.provider.resources.write_quota import WriteQuota
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
+from supabase_access.sql.errors import CatalogError
 from supabase_access.sql.statements import plan_policies
 from tests.support.localdb import legacy_platform
 from tests.support.paths import REPO
@@ -328,11 +329,9 @@ def test_a_quota_trigger_names_its_stack_and_another_stack_neither_takes_nor_dro
     assert trigger_comment() == render.stack_marker("prod")
     token = CURRENT_STACK.set("staging")
     try:
-        with pytest.raises(
-            catalog.CatalogError, match=r"public\.sessions already has a write quota, managed by stack 'prod'"
-        ):
+        with pytest.raises(CatalogError, match=r"public\.sessions already has a write quota, managed by stack 'prod'"):
             WriteQuota().check(db, {}, quota_inputs("sessions", 9))
-        with pytest.raises(catalog.CatalogError, match="managed by stack 'prod'"):
+        with pytest.raises(CatalogError, match="managed by stack 'prod'"):
             WriteQuota().create(db, {**ours, "limit": 9}, log)  # the apply checks again, under the table's lock
         WriteQuota().delete(db, ours, log)
         assert messages[-1] == "left the write quota on public.sessions: stack 'prod' manages it now"

@@ -25,8 +25,8 @@ from supabase_access.provider.resources.channel_policies import ChannelPolicies
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.provider.resources.realtime_publication import RealtimePublication
 from supabase_access.sql import statements as render
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
+from supabase_access.sql.errors import CatalogError
 from tests.support.localdb import both_platforms
 from tests.support.resources import UnreachableDatabase, create, read
 from tests.support.teams_app import load_teams_app, teams_model

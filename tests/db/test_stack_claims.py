@@ -17,8 +17,8 @@ from supabase_access.provider.private_schema import lock_private_schema
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.default_privileges_baseline import DefaultPrivilegesBaseline
 from supabase_access.provider.resources.row_level_security import RowLevelSecurity
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
+from supabase_access.sql.errors import CatalogError
 from supabase_access.sql.transaction import LockOrderError, lock_tables, write_transaction
 from tests.support.resources import create
 

@@ -3,8 +3,8 @@ call, not by the warm-up (the rest: tests/db/test_provider_database.py)."""
 
 import pytest
 
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
+from supabase_access.sql.errors import ConnectionFailedError
 
 # Nothing listens on port 1: the connection is refused at once.
 UNREACHABLE = {"host": "127.0.0.1", "port": 1, "username": "postgres", "password": "not-used"}
@@ -14,7 +14,9 @@ UNREACHABLE = {"host": "127.0.0.1", "port": 1, "username": "postgres", "password
 def test_warm_up_keeps_quiet_and_the_first_call_names_the_settings() -> None:
     db = Database(UNREACHABLE)
     db.warm_up()  # in the plugin this runs in a background thread: it must not raise
-    with pytest.raises(CatalogError, match=r"cannot connect to PostgreSQL as postgres@127\.0\.0\.1:1/postgres"):
+    with pytest.raises(
+        ConnectionFailedError, match=r"cannot connect to PostgreSQL as postgres@127\.0\.0\.1:1/postgres"
+    ):
         with db.connection():
             pass
     db.close()

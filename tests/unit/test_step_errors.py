@@ -7,7 +7,13 @@ import pytest
 
 from supabase_access.provider.base import InputError
 from supabase_access.provider.server import step_message
-from supabase_access.sql.catalog import CatalogError
+from supabase_access.sql.errors import (
+    CatalogError,
+    ConnectionFailedError,
+    LockTimeoutError,
+    PrivilegeError,
+    database_error,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -33,3 +39,19 @@ def test_a_step_error_is_one_line_naming_the_resource(error: Exception, expected
     message = step_message(URN, error)
     assert message.startswith("sessions-rls: ") and expected in message
     assert "\n" not in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "expected"),
+    [
+        (psycopg.errors.InsufficientPrivilege("permission denied for table turns"), PrivilegeError, "table turns"),
+        (psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"), LockTimeoutError, "lock timeout"),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), LockTimeoutError, "run the command again"),
+        (psycopg.OperationalError("server closed the connection\nunexpectedly"), ConnectionFailedError, "closed"),
+        (psycopg.errors.UndefinedTable('relation "public.nope" does not exist'), CatalogError, "public.nope"),
+    ],
+)
+def test_each_database_failure_has_its_own_type(error: psycopg.Error, kind: type, expected: str) -> None:
+    translated = database_error(error)
+    assert type(translated) is kind and expected in str(translated) and "\n" not in str(translated)
+    assert expected in step_message(URN, error)

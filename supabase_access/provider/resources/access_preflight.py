@@ -14,6 +14,7 @@ from psycopg import sql
 from psycopg.sql import Composed
 
 from supabase_access.model.access_model import ModelError, parse_column_rules, parse_model, suggested_entry
+from supabase_access.model.connection import CONNECTION_SETTINGS
 from supabase_access.model.policy import PolicySpec, policy_from_plain
 from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
@@ -30,7 +31,8 @@ from supabase_access.provider.resources.group_functions import prelude_for
 from supabase_access.provider.resources.table_policies import NORMALIZED, added_columns, rendered_policies
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
-from supabase_access.sql.database import CONNECTION_SETTINGS, Database
+from supabase_access.sql.database import Database
+from supabase_access.sql.errors import PolicyRejectedError
 from supabase_access.sql.transaction import write_transaction
 from supabase_access.sql.widening_probe import Cell, probe_widening
 
@@ -132,7 +134,7 @@ class AccessPreflight(PlainDatabaseResource):
                 except ModelError as exc:
                     problems.append(InputError("policies", str(exc)))
                     continue
-                except catalog.PolicyRejectedError as exc:
+                except PolicyRejectedError as exc:
                     problems.append(
                         InputError("policies", f"{setting(exc.policy)}: PostgreSQL rejected the policy: {exc.message}")
                     )

@@ -21,8 +21,8 @@ from supabase_access.provider import specs
 from supabase_access.provider.base import CURRENT_STACK, InputError, Log, PlainDatabaseResource
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
+from supabase_access.sql.errors import CatalogError
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 SCHEMA, TABLE = render.REALTIME_SCHEMA, render.REALTIME_MESSAGES

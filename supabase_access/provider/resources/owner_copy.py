@@ -55,8 +55,8 @@ from supabase_access.provider.private_schema import (
 from supabase_access.provider.resources.policy_index import INDEX_BUILD_TIMEOUT
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database, execute_together, read_together
+from supabase_access.sql.errors import CatalogError
 from supabase_access.sql.transaction import autocommit, lock_tables, write_transaction
 
 INPUTS = ("schema", "table", "column", "path", "rootColumn", "privateSchema", "batchSize")

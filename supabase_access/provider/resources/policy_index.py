@@ -31,8 +31,8 @@ from supabase_access.provider.specs import PolicyIndexInputs as Inputs
 from supabase_access.provider.specs import PolicyIndexState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database
+from supabase_access.sql.errors import CatalogError
 from supabase_access.sql.rows import fetch_one
 from supabase_access.sql.transaction import autocommit, lock_tables, write_transaction
 

@@ -37,7 +37,6 @@ from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database, execute_together, read_together
 from supabase_access.sql.transaction import write_transaction
 
-MAX_RETENTION_DAYS = 36500
 JOB_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -67,8 +66,8 @@ def _owned_tables(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _retention(inputs: Mapping[str, Any]) -> hardening.RetentionTarget:
-    anonymous_days = positive_int(inputs, "anonymousUsersDays", MAX_RETENTION_DAYS, optional=True)
-    sessions_days = positive_int(inputs, "sessionsDays", MAX_RETENTION_DAYS, optional=True)
+    anonymous_days = positive_int(inputs, "anonymousUsersDays", hardening.MAX_RETENTION_DAYS, optional=True)
+    sessions_days = positive_int(inputs, "sessionsDays", hardening.MAX_RETENTION_DAYS, optional=True)
     if anonymous_days is None and sessions_days is None:
         raise InputError("anonymousUsersDays", "anonymousUsersDays, sessionsDays: set at least one")
     schedule = inputs.get("schedule") or hardening.DEFAULT_PURGE_SCHEDULE

@@ -26,6 +26,7 @@ from supabase_access.provider.base import (
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
+from supabase_access.sql.errors import PolicyRejectedError
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 # The ledger's record of the policies a table had before the stack first changed it.
@@ -143,7 +144,7 @@ def check_policies_against_database(
             raise InputError("policies", f"policies: role(s) {', '.join(missing)} do not exist in the database")
         try:
             return NORMALIZED.get(conn, schema, table, declared, policies, added=added_columns(inputs))
-        except catalog.PolicyRejectedError as exc:
+        except PolicyRejectedError as exc:
             raise InputError("policies", f"policies.{exc}") from exc
 
 

@@ -44,8 +44,8 @@ from supabase_access.provider.private_schema import (
 )
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
-from supabase_access.sql.catalog import CatalogError
 from supabase_access.sql.database import Database, execute_together, read_together
+from supabase_access.sql.errors import CatalogError
 from supabase_access.sql.transaction import autocommit, lock_tables, write_transaction
 
 MAX_WINDOW_SECONDS = 31 * 86400
@@ -64,7 +64,7 @@ def _quota_target(inputs: Mapping[str, Any]) -> tuple[hardening.WriteQuotaTarget
     label = inputs.get("windowLabel") or f"{window_seconds} seconds"
     if not isinstance(label, str) or not WINDOW_LABEL.match(label):
         raise InputError("windowLabel", f"windowLabel: expected a few lower-case words like 'hour', got {label!r}")
-    limit = positive_int(inputs, "limit", 1_000_000)
+    limit = positive_int(inputs, "limit", hardening.MAX_QUOTA_LIMIT)
     assert limit is not None
     target = hardening.WriteQuotaTarget(
         schema=schema, table=table, limit=limit, window_seconds=window_seconds, window_label=label
