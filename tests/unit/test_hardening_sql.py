@@ -18,7 +18,7 @@ def quota_function(table: str) -> str:
 
 
 def test_sqlstate_is_a_valid_user_defined_code_postgrest_maps_to_429() -> None:
-    code = render.QUOTA_SQLSTATE
+    code = hardening.QUOTA_SQLSTATE
     # Five digits/upper-case letters; class PT ("PTxyz" -> HTTP xyz in PostgREST), not PL/pgSQL's P0.
     assert len(code) == 5 and code.isalnum() and code.upper() == code
     assert code == "PT429" and not code.startswith("P0")
