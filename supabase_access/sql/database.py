@@ -20,7 +20,7 @@ from psycopg.rows import class_row
 
 from supabase_access.model.connection import CONNECTION_SETTINGS, Connection
 from supabase_access.sql.catalog import table_column_names
-from supabase_access.sql.errors import ConnectionFailedError
+from supabase_access.sql.errors import ConnectionFailedError, database_error
 from supabase_access.sql.rows import Query
 
 # The engine runs up to this many resource operations at once against us (more wait for a connection).
@@ -224,5 +224,7 @@ def read_table_columns(config: Mapping[str, Any], schema: str, tables: Sequence[
     try:
         with db.connection() as conn:
             return table_column_names(conn, schema, tables)
+    except psycopg.Error as exc:
+        raise database_error(exc) from exc
     finally:
         db.close()

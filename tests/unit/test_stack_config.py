@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from supabase_access.model.stack_config import ConfigError, check_config_keys, parse_stack_settings, read_stack_settings
+from supabase_access.model.stack_config import (
+    KNOWN_KEYS,
+    ConfigError,
+    check_config_keys,
+    parse_stack_settings,
+    read_stack_settings,
+)
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
@@ -376,3 +382,33 @@ def test_the_reader_names_the_bad_setting(key: str, raw: str, message: str) -> N
     with pytest.raises(ConfigError) as info:
         read({"supabase-access:environment": "dev", f"supabase-access:{key}": raw})
     assert message in str(info.value)
+
+
+BAD_VALUES = {
+    "environment": "staging",
+    "profile": "everyone",
+    "allowOpenProfileInProd": "sure",
+    "model": "[]",
+    "modelFile": "no-such-model.yaml",
+    "forceRls": "1",
+    "extraPolicies": "[]",
+    "projectRef": "Not-A-Ref",
+    "managementApiUrl": "ftp://api",
+    "authSettings": '{"no_such_setting": 1}',
+    "writeQuotas": "[]",
+    "retention": "[]",
+    "permanentUsersOnly": "[]",
+    "schemas": "{}",
+    "definerObjects": "{}",
+}
+
+
+@pytest.mark.parametrize("key", [key for key in KNOWN_KEYS if key != "accessToken"])
+def test_every_known_key_is_read_by_the_one_reader(key: str) -> None:
+    """No drift between what the program, the matrix and the review read: each key's bad value is refused."""
+    config = {"supabase-access:environment": "prod", f"supabase-access:{key}": BAD_VALUES[key]}
+    if key == "allowOpenProfileInProd":
+        config["supabase-access:profile"] = "open"
+    with pytest.raises(ConfigError) as info:
+        read(config, secret=frozenset({"supabase-access:accessToken"}))
+    assert f"supabase-access:{key}" in str(info.value)
