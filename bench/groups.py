@@ -9,6 +9,8 @@ fills it with generated data, and times a member's typical requests exactly as P
 them (review.postgrest): as `authenticated` under the policies ("owner"), and as `service_role`
 (no RLS) with the membership filter written by hand ("explicit"). Prints the medians, their
 ratio, and whether each plan calls the group function once (an InitPlan) and reads by index.
+Then times the author's update of their comment (comments: `write: author`) under the author
+policies against the same statement under the `write: members` policies (swapped in, then back).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, LiteralString
 
 import psycopg
@@ -42,6 +44,7 @@ from supabase_access.model.policy_lookups import policy_lookups
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider.resources.group_functions import GroupFunctions
+from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 
 TEAMS_APP = REPO / "tests" / "fixtures" / "teams_app"
@@ -58,6 +61,7 @@ def load_teams_app(conninfo: str) -> None:
         conn.execute((TEAMS_APP / "schema.sql").read_text())
 
 
+EDIT_MY_COMMENT = "update comments set body = 'edited' where id = %(comment)s returning id"
 HAND_WRITTEN_GROUPS = (
     "(select project_id from project_members where user_id = %(user)s "
     "union select id from projects where owner_id = %(user)s)"
@@ -71,6 +75,8 @@ class Request:
     owner: LiteralString
     # As service_role: the same request with the filter written by hand.
     explicit: LiteralString
+    # PostgREST's request method: GET runs read-only; every request is rolled back.
+    method: str = "GET"
 
 
 REQUESTS = (
@@ -96,6 +102,13 @@ REQUESTS = (
         "my projects' members",
         "select project_id, user_id, role from project_members",
         "select project_id, user_id, role from project_members where project_id in " + HAND_WRITTEN_GROUPS,
+    ),
+    Request(
+        "edit my comment",
+        EDIT_MY_COMMENT,
+        "update comments c set body = 'edited' where c.id = %(comment)s and c.author_id = %(user)s "
+        "and c.task_id in (select t.id from tasks t where t.project_id in " + HAND_WRITTEN_GROUPS + ") returning c.id",
+        method="PATCH",
     ),
 )
 
@@ -150,30 +163,43 @@ def generate(dbname: str, args: argparse.Namespace) -> None:
             "cross join generate_series(1, %s) k",
             (args.tasks,),
         )
+        # Each comment's author: one of its project's members, in turn (comments are `write: author`).
         conn.execute(
-            "insert into comments (task_id, body) select t.id, 'c' || k from tasks t "
-            "cross join generate_series(1, %s) k",
+            "insert into comments (task_id, body, author_id) select t.id, 'c' || k, "
+            "(select m.user_id from project_members m where m.project_id = t.project_id "
+            " order by m.user_id offset k %% greatest(1, (select count(*) from project_members n "
+            "   where n.project_id = t.project_id)) limit 1) "
+            "from tasks t cross join generate_series(1, %s) k",
             (args.comments,),
         )
         conn.execute("vacuum analyze")
 
 
 def subject(dbname: str) -> dict[str, Any]:
-    """A plain member (not owner, not admin) of some project, one of its projects and a task there."""
+    """A plain member (not owner, not admin) of some project, one of its projects, a task there and a
+    comment of theirs (on that task, written for the bench if the generated data has none)."""
     with psycopg.connect(app_conninfo(dbname)) as conn:
         row = conn.execute(
             "select m.user_id, m.project_id, (select id from tasks where project_id = m.project_id limit 1) "
             "from project_members m where m.role = 'member' order by m.user_id limit 1"
         ).fetchone()
-    assert row is not None, "no member in the generated data"
-    user, project, task = row
-    return {"user": user, "project": project, "task": task}
+        assert row is not None, "no member in the generated data"
+        user, project, task = row
+        found = conn.execute(
+            "insert into comments (task_id, body, author_id) values (%s, 'mine', %s) returning id", (task, user)
+        ).fetchone()
+    assert found is not None
+    return {"user": user, "project": project, "task": task, "comment": found[0]}
 
 
 def time_request(
-    conn: psycopg.Connection[Any], persona: Persona, statement: LiteralString, params: dict[str, Any]
+    conn: psycopg.Connection[Any],
+    persona: Persona,
+    statement: LiteralString,
+    params: dict[str, Any],
+    method: str = "GET",
 ) -> float:
-    with as_persona(conn, persona, method="GET") as cur:
+    with as_persona(conn, persona, method=method) as cur:
         started = time.perf_counter()
         cur.execute(statement, params, prepare=True)
         cur.fetchall()
@@ -181,10 +207,14 @@ def time_request(
 
 
 def plan_facts(
-    conn: psycopg.Connection[Any], persona: Persona, statement: LiteralString, params: dict[str, Any]
+    conn: psycopg.Connection[Any],
+    persona: Persona,
+    statement: LiteralString,
+    params: dict[str, Any],
+    method: str = "GET",
 ) -> str:
     """How the policies ran: the group function's calls (InitPlans) and whether rows came from an index."""
-    with as_persona(conn, persona, method="GET") as cur:
+    with as_persona(conn, persona, method=method) as cur:
         cur.execute("explain (format json, costs off) " + statement, params)
         row = cur.fetchone()
     assert row is not None
@@ -206,10 +236,10 @@ def run(args: argparse.Namespace) -> int:
         load_before = os.getloadavg()
         with connect_as_authenticator(app_conninfo(dbname)) as conn:
             for request in REQUESTS:
-                with as_persona(conn, member, method="GET") as cur:
+                with as_persona(conn, member, method=request.method) as cur:
                     cur.execute(request.owner, params)
                     seen = cur.fetchall()
-                with as_persona(conn, service, method="GET") as cur:
+                with as_persona(conn, service, method=request.method) as cur:
                     cur.execute(request.explicit, params)
                     expected = cur.fetchall()
                 if sorted(map(str, seen)) != sorted(map(str, expected)):
@@ -217,8 +247,8 @@ def run(args: argparse.Namespace) -> int:
                     return 1
                 owner_times, explicit_times = [], []
                 for _ in range(args.repeat):
-                    owner_times.append(time_request(conn, member, request.owner, params))
-                    explicit_times.append(time_request(conn, service, request.explicit, params))
+                    owner_times.append(time_request(conn, member, request.owner, params, request.method))
+                    explicit_times.append(time_request(conn, service, request.explicit, params, request.method))
                 owner, explicit = median(owner_times), median(explicit_times)
                 rows.append(
                     [
@@ -227,11 +257,14 @@ def run(args: argparse.Namespace) -> int:
                         f"{owner * 1000:.2f}",
                         f"{explicit * 1000:.2f}",
                         ratio(owner, explicit),
-                        plan_facts(conn, member, request.owner, params),
+                        plan_facts(conn, member, request.owner, params, request.method),
                     ]
                 )
+            author_rows = author_against_members(dbname, conn, member, params, args.repeat)
         headers = ["request (a plain member)", "rows", "owner ms", "explicit ms", "owner/explicit", "owner plan"]
         print(format_table(headers, rows))
+        print()
+        print(format_table(["the author's update", "policies of comments", "ms", "vs write: members"], author_rows))
         figures = {row[0]: dict(zip(headers[1:], row[1:], strict=True)) for row in rows}
         write_figures(figures, ["owner/explicit"], conninfo=app_conninfo(dbname), load_before=load_before)
         sizes = (
@@ -246,6 +279,46 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     return 0
+
+
+def comment_policies(write: str) -> tuple[Any, ...]:
+    """The owner profile's policies of comments with `write: author` (the teams app's) or `write: members`."""
+    model = teams_model()
+    if write == "members":
+        tables = tuple(
+            replace(t, write="members", author_column=None, delete=None) if t.name == "comments" else t
+            for t in model.tables
+        )
+        model = replace(model, tables=tables)
+    return render.plan_policies(plan_access(model, "owner"))["comments"]
+
+
+def author_against_members(
+    dbname: str, conn: psycopg.Connection[Any], member: Persona, params: dict[str, Any], repeat: int
+) -> list[list[str]]:
+    """The author's update of their comment, timed under each set of policies in turn (blocks of runs,
+    alternating, so a drift of the machine's speed falls on both), the author policies restored last."""
+    times: dict[str, list[float]] = {"author": [], "members": []}
+    with psycopg.connect(app_conninfo(dbname), autocommit=True) as admin:
+        for block in range(4):
+            for write in ("members", "author") if block % 2 else ("author", "members"):
+                with admin.transaction():
+                    catalog.replace_policies(admin, "public", "comments", comment_policies(write))
+                time_request(conn, member, EDIT_MY_COMMENT, params, "PATCH")  # re-plans after the swap
+                for _ in range(max(1, repeat // 2)):
+                    times[write].append(time_request(conn, member, EDIT_MY_COMMENT, params, "PATCH"))
+        with admin.transaction():
+            catalog.replace_policies(admin, "public", "comments", comment_policies("author"))
+    author, members = median(times["author"]), median(times["members"])
+    return [
+        [
+            "edit my comment",
+            "write: author (author, delete: admins)",
+            f"{author * 1000:.2f}",
+            ratio(author, members) + "x",
+        ],
+        ["edit my comment", "write: members", f"{members * 1000:.2f}", "1.00x"],
+    ]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

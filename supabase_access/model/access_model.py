@@ -69,6 +69,12 @@ class ParentLink:
 # Who may write the rows of a group (`write:`): any member, its admins, or its owner alone.
 # The group's owner is always one of them.
 GROUP_WRITERS = ("members", "admins", "owner")
+# `write: author`: members read, the row's author (its `author` column) updates and deletes it;
+# `delete:` adds who else may delete (one of GROUP_WRITERS).
+AUTHOR_WRITER = "author"
+WRITE_KINDS = (*GROUP_WRITERS, AUTHOR_WRITER)
+# Who may grant (and revoke) a role of a membership table (`grants: {admin: owner, member: admins}`).
+ROLE_GRANTERS = ("owner", "admins")
 MAX_ROLE_VALUE = 63
 
 
@@ -83,6 +89,9 @@ class Membership:
     key: str = "id"
     role: str | None = None
     admins: tuple[str, ...] = ()
+    # (role value, who grants it: one of ROLE_GRANTERS), in the model's order. Empty: the kind as it
+    # was before `grants` (admins add and remove members of any role, nobody updates a membership).
+    grants: tuple[tuple[str, str], ...] = ()
 
 
 # The API roles a column may be hidden from (service_role reads every column).
@@ -144,8 +153,12 @@ class Table:
     public_read_anon: bool = False
     # Reached by the server alone (service_role): RLS on, no policies, no API privileges.
     service_only: bool = False
-    # Who writes rows under a group: one of GROUP_WRITERS (required for them, refused elsewhere).
+    # Who writes rows under a group: one of WRITE_KINDS (required for them, refused elsewhere).
     write: str | None = None
+    # `write: author`: the column holding each row's author (defaulted to auth.uid() by the table),
+    # and who besides the author may delete a row (one of GROUP_WRITERS, or None: the author alone).
+    author_column: str | None = None
+    delete: str | None = None
     # owner_column is a copy of the owner that supabase-access adds, fills and keeps right
     # (`copyOwner`), not a column of the app's own: the owner profile manages it.
     owner_copy: bool = False
@@ -363,6 +376,8 @@ def _kind_to_plain(table: Table) -> dict[str, Any]:
         membership: dict[str, Any] = {"group": m.group, "column": m.column, "user": m.user, "key": m.key}
         if m.role is not None:
             membership |= {"role": m.role, "admins": list(m.admins)}
+        if m.grants:
+            membership["grants"] = dict(m.grants)
         return {"membership": membership}
     plain: dict[str, Any] = {}
     if table.owner_column is not None:
@@ -380,6 +395,10 @@ def _kind_to_plain(table: Table) -> dict[str, Any]:
         plain["publicRead"] = {"anon": True} if table.public_read_anon else True
     if table.write is not None:
         plain["write"] = table.write
+    if table.author_column is not None:
+        plain["author"] = table.author_column
+    if table.delete is not None:
+        plain["delete"] = table.delete
     return plain
 
 
@@ -407,6 +426,8 @@ TABLE_KEYS = (
     "publicRead",
     "serviceOnly",
     "write",
+    "author",
+    "delete",
     "userForeignKey",
     "copyOwner",
     "readOnly",
@@ -463,8 +484,9 @@ def _parse_kind(table_name: str, spec: Mapping[str, Any], setting: str) -> Table
     if "userForeignKey" in spec and not has_owner:
         raise ModelError(f"{setting}.userForeignKey: only a table with 'owner' references auth.users")
     write = spec.get("write")
-    if write is not None and write not in GROUP_WRITERS:
-        raise ModelError(f"{setting}.write: {write!r} is not one of {', '.join(GROUP_WRITERS)}")
+    if write is not None and write not in WRITE_KINDS:
+        raise ModelError(f"{setting}.write: {write!r} is not one of {', '.join(WRITE_KINDS)}")
+    author, delete = _parse_author(spec, write, setting)
     fk = spec.get("userForeignKey")
     parent = None
     if has_through:
@@ -483,6 +505,8 @@ def _parse_kind(table_name: str, spec: Mapping[str, Any], setting: str) -> Table
         public_read_anon=public_anon,
         service_only=service_only,
         write=write,
+        author_column=author,
+        delete=delete,
         owner_copy=copy is not None,
     )
 
@@ -523,6 +547,27 @@ def _column_list(raw: object, setting: str) -> tuple[str, ...]:
     return columns
 
 
+def _parse_author(spec: Mapping[str, Any], write: object, setting: str) -> tuple[str | None, str | None]:
+    """`write: author` with `author: <column>` and, optionally, `delete: <who else deletes>`."""
+    author, delete = spec.get("author"), spec.get("delete")
+    if write != AUTHOR_WRITER:
+        for key in ("author", "delete"):
+            if key in spec:
+                raise ModelError(f"{setting}.{key}: only with 'write: author' (rows their author edits)")
+        return None, None
+    if author is None:
+        raise ModelError(
+            f"{setting}.author: 'write: author' needs the column holding each row's author "
+            "(author: <column>, defaulted to auth.uid())"
+        )
+    if delete is not None and delete not in GROUP_WRITERS:
+        raise ModelError(
+            f"{setting}.delete: {delete!r} is not one of {', '.join(GROUP_WRITERS)} (who deletes rows besides "
+            "their author)"
+        )
+    return check_identifier(author, f"{setting}.author"), delete
+
+
 def _refuse_unknown_keys(raw: Mapping[Any, Any], known: tuple[str, ...], setting: str) -> None:
     unknown = [key for key in raw if key not in known]
     if unknown:
@@ -555,9 +600,9 @@ def _parse_member(member: object, setting: str) -> ParentLink:
 
 def _parse_membership(raw: object, setting: str) -> Membership:
     if isinstance(raw, Mapping):
-        _refuse_unknown_keys(raw, ("group", "column", "user", "key", "role", "admins"), setting)
+        _refuse_unknown_keys(raw, ("group", "column", "user", "key", "role", "admins", "grants"), setting)
     if not isinstance(raw, Mapping):
-        raise ModelError(f"{setting}: expected {{group, column, user[, key, role, admins]}}")
+        raise ModelError(f"{setting}: expected {{group, column, user[, key, role, admins, grants]}}")
     role = raw.get("role")
     admins_raw = raw.get("admins", [])
     if not isinstance(admins_raw, (list, tuple)) or not all(
@@ -573,7 +618,26 @@ def _parse_membership(raw: object, setting: str) -> Membership:
         key=check_identifier(raw.get("key", "id"), f"{setting}.key"),
         role=None if role is None else check_identifier(role, f"{setting}.role"),
         admins=tuple(dict.fromkeys(admins_raw)),
+        grants=_parse_grants(raw.get("grants"), role, f"{setting}.grants"),
     )
+
+
+def _parse_grants(raw: object, role: object, setting: str) -> tuple[tuple[str, str], ...]:
+    """`grants: {admin: owner, member: admins}`: who grants and revokes each role value."""
+    if raw is None:
+        return ()
+    if role is None:
+        raise ModelError(f"{setting}: name the column holding each member's role (role: <column>)")
+    if not isinstance(raw, Mapping) or not raw:
+        raise ModelError(f"{setting}: expected a mapping of role value to who grants it ({', '.join(ROLE_GRANTERS)})")
+    found = []
+    for value, granter in raw.items():
+        if not (isinstance(value, str) and 0 < len(value) <= MAX_ROLE_VALUE and value.isprintable()):
+            raise ModelError(f"{setting}: {value!r} is not a role value (printable text, 1 to 63 characters)")
+        if granter not in ROLE_GRANTERS:
+            raise ModelError(f"{setting}.{value}: {granter!r} is not one of {', '.join(ROLE_GRANTERS)}")
+        found.append((value, str(granter)))
+    return tuple(found)
 
 
 # `copyOwner: true` before the model is whole: the column is not named yet.
@@ -722,10 +786,15 @@ def _check_groups(model: AccessModel, setting: str) -> None:
                 f"{where}.write: rows under the group {hops[-1].parent!r} are read by its members; say who writes "
                 f"them: {', '.join(GROUP_WRITERS)}"
             )
-        if table.write == "admins" and not membership_table.membership.admins:
+        for key, who in (("write", table.write), ("delete", table.delete)):
+            if who == "admins" and not membership_table.membership.admins:
+                raise ModelError(
+                    f"{where}.{key}: 'admins' needs admin roles in {setting}.tables.{membership_table.name}.membership "
+                    "(role: <column>, admins: [<value>, ...])"
+                )
+        if table.author_column is not None and table.author_column == hops[0].column:
             raise ModelError(
-                f"{where}.write: 'admins' needs admin roles in {setting}.tables.{membership_table.name}.membership "
-                "(role: <column>, admins: [<value>, ...])"
+                f"{where}.author: {table.author_column} is the path's own column; name the column holding the author"
             )
 
 

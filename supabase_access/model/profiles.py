@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from supabase_access.model.access_model import (
+    AUTHOR_WRITER,
+    ROLE_GRANTERS,
     AccessModel,
     ColumnRules,
     Hop,
@@ -63,6 +65,15 @@ class PredicateVisitor(ABC, Generic[T]):
     @abstractmethod
     def any_of(self, parts: list[T]) -> T: ...
 
+    @abstractmethod
+    def role_in(self, predicate: RoleIn) -> T: ...
+
+    @abstractmethod
+    def not_current_user(self, predicate: NotCurrentUser) -> T: ...
+
+    @abstractmethod
+    def not_group_owner(self, predicate: NotGroupOwner) -> T: ...
+
 
 class _Predicate(ABC):
     @abstractmethod
@@ -106,7 +117,7 @@ class NotAnonymousUser(_Predicate):
 class AllOf(_Predicate):
     """Every one of the parts holds."""
 
-    parts: tuple[OwnedByCurrentUser, ...]
+    parts: tuple[Predicate, ...]
 
     def fold(self, visitor: PredicateVisitor[T]) -> T:
         return visitor.all_of([part.fold(visitor) for part in self.parts])
@@ -133,7 +144,7 @@ class InGroup(_Predicate):
 class AnyOf(_Predicate):
     """At least one of the parts holds."""
 
-    parts: tuple[OwnedByCurrentUser | InGroup, ...]
+    parts: tuple[Predicate, ...]
 
     def fold(self, visitor: PredicateVisitor[T]) -> T:
         return visitor.any_of([part.fold(visitor) for part in self.parts])
@@ -164,8 +175,62 @@ class _OwnerPaths(PredicateVisitor[tuple[OwnedByCurrentUser, ...]]):
     def any_of(self, parts: list[tuple[OwnedByCurrentUser, ...]]) -> tuple[OwnedByCurrentUser, ...]:
         return self.all_of(parts)
 
+    # Tests of the row's own columns, and the owners of the groups one administers (by its helper).
+    def role_in(self, predicate: RoleIn) -> tuple[OwnedByCurrentUser, ...]:
+        return ()
 
-Predicate = Always | OwnedByCurrentUser | NotAnonymousUser | AllOf | InGroup | AnyOf
+    def not_current_user(self, predicate: NotCurrentUser) -> tuple[OwnedByCurrentUser, ...]:
+        return ()
+
+    def not_group_owner(self, predicate: NotGroupOwner) -> tuple[OwnedByCurrentUser, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class RoleIn(_Predicate):
+    """The row's `column` (a membership's role) holds one of `values`."""
+
+    column: str
+    values: tuple[str, ...]
+
+    def fold(self, visitor: PredicateVisitor[T]) -> T:
+        return visitor.role_in(self)
+
+
+@dataclass(frozen=True)
+class NotCurrentUser(_Predicate):
+    """The row's `column` holds a user other than the current one (a membership nobody grants themself)."""
+
+    column: str
+
+    def fold(self, visitor: PredicateVisitor[T]) -> T:
+        return visitor.not_current_user(self)
+
+
+@dataclass(frozen=True)
+class NotGroupOwner(_Predicate):
+    """The user in the row's `user_column` does not own the group whose `key` is in its `column`
+    (the group table's `owner_column`): the owner's membership row is nobody else's to change.
+
+    Asked of the groups the current user administers (`helper`, owned ones included), once per
+    statement: wherever it decides a policy the row's group is one of them (a grant needs it, and a
+    member leaving a group they do not administer owns none of it)."""
+
+    column: str
+    user_column: str
+    group: str
+    key: str
+    owner_column: str
+    helper_schema: str
+    helper: str
+
+    def fold(self, visitor: PredicateVisitor[T]) -> T:
+        return visitor.not_group_owner(self)
+
+
+Predicate = (
+    Always | OwnedByCurrentUser | NotAnonymousUser | AllOf | InGroup | AnyOf | RoleIn | NotCurrentUser | NotGroupOwner
+)
 
 
 @dataclass(frozen=True)
@@ -402,22 +467,43 @@ def _owned_rules(model: AccessModel, table: Table, lookups: dict[str, GroupLooku
     return _rules(table.name, "own", owned, written, commands=TABLE_COMMANDS)
 
 
+def _group_writer(kind: str, hops: tuple[Hop, ...], group: GroupLookup) -> tuple[Predicate, str]:
+    """Who writes rows under a group (one of GROUP_WRITERS), as a predicate, and its name in policies."""
+    if kind == "members":
+        return InGroup(hops, hops[0].column, group.helper_schema, group.member_function), "member"
+    if kind == "admins":
+        return InGroup(hops, hops[0].column, group.helper_schema, group.admin_function), "admin"
+    # The group's own owner column, as an owner path: `project_id = any (array(select id from projects ...))`.
+    return OwnedByCurrentUser(hops, hops[-1].parent, group.group_owner_column), "group_owner"
+
+
 def _group_row_rules(table: Table, hops: tuple[Hop, ...], group: GroupLookup) -> tuple[PolicyRule, ...]:
     """Rows under a group: its members read them, and `write` says who changes them (the group's
     owner is always among them). A write must leave the row under a group the writer may write."""
     member = InGroup(hops, hops[0].column, group.helper_schema, group.member_function)
-    if table.write == "members":
-        writer: Predicate = member
-    elif table.write == "admins":
-        writer = InGroup(hops, hops[0].column, group.helper_schema, group.admin_function)
-    else:
-        # The group's own owner column, as an owner path: `project_id = any (array(select id from projects ...))`.
-        writer = OwnedByCurrentUser(hops, hops[-1].parent, group.group_owner_column)
-    who = {"members": "member", "admins": "admin", "owner": "group_owner"}[table.write or "owner"]
+    if table.write == AUTHOR_WRITER:
+        return _authored_rules(table, member, hops, group)
+    writer, who = _group_writer(table.write or "owner", hops, group)
     return (
         *_rules(table.name, "member", member, None, commands=("SELECT",)),
         *_rules(table.name, who, writer, writer, commands=("INSERT", "UPDATE", "DELETE")),
     )
+
+
+def _authored_rules(table: Table, member: InGroup, hops: tuple[Hop, ...], group: GroupLookup) -> tuple[PolicyRule, ...]:
+    """`write: author`: members read; a member writes rows authored by themself (the author column is
+    auth.uid() on insert and stays theirs on update: a WITH CHECK cannot see the old row, so the
+    column's own rule, readOnly, keeps it from being rewritten); `delete` adds who else deletes."""
+    assert table.author_column is not None  # guaranteed by parse_model
+    authored = AllOf((OwnedByCurrentUser((), table.name, table.author_column), member))
+    rules = (
+        *_rules(table.name, "member", member, None, commands=("SELECT",)),
+        *_rules(table.name, "author", authored, authored, commands=("INSERT", "UPDATE")),
+    )
+    if table.delete is None:
+        return (*rules, *_rules(table.name, "author", authored, None, commands=("DELETE",)))
+    deleter, who = _group_writer(table.delete, hops, group)
+    return (*rules, *_rules(table.name, f"author_or_{who}", AnyOf((authored, deleter)), None, commands=("DELETE",)))
 
 
 def _membership_access(table: Table, group: GroupLookup) -> TableAccess:
@@ -427,6 +513,8 @@ def _membership_access(table: Table, group: GroupLookup) -> TableAccess:
     another group or user; a change of role is a delete and an insert by an admin."""
     membership = group.membership
     member = InGroup((), membership.column, group.helper_schema, group.member_function)
+    if membership.grants:
+        return _granted_membership_access(table, group, member)
     admin = InGroup((), membership.column, group.helper_schema, group.admin_function)
     themself = OwnedByCurrentUser((), table.name, membership.user)
     rules = (
@@ -436,6 +524,48 @@ def _membership_access(table: Table, group: GroupLookup) -> TableAccess:
     )
     grants = {"anon": (), "authenticated": ("SELECT", "INSERT", "DELETE")} | SERVER_PRIVILEGES
     return TableAccess(table.name, rules, grants=grants)
+
+
+def _granted_membership_access(table: Table, group: GroupLookup, member: InGroup) -> TableAccess:
+    """`grants: {admin: owner, member: admins}`: a membership row of role R is added, changed and
+    removed only by whom grants R (the group's owner, or its admins, owner included), never by its
+    own user (nobody changes their own role), and the group owner's row holds an admin role and is
+    nobody else's to change. An UPDATE is checked on both rows: USING the old (its role is one the
+    writer revokes), WITH CHECK the new (one the writer grants), so it is no more than the delete
+    and insert the writer may make. A member may leave, the owner may not."""
+    membership = group.membership
+    assert membership.role is not None  # guaranteed by parse_model
+    hop = Hop(table.name, membership.column, membership.group, membership.key)
+    granters: dict[str, Predicate] = {
+        "owner": OwnedByCurrentUser((hop,), membership.group, group.group_owner_column),
+        "admins": InGroup((), membership.column, group.helper_schema, group.admin_function),
+    }
+    granted: list[Predicate] = []
+    for granter in ROLE_GRANTERS:
+        roles = tuple(role for role, who in membership.grants if who == granter)
+        if roles:
+            granted.append(AllOf((RoleIn(membership.role, roles), granters[granter])))
+    may_grant = granted[0] if len(granted) == 1 else AnyOf(tuple(granted))
+    not_owner = NotGroupOwner(
+        membership.column,
+        membership.user,
+        membership.group,
+        membership.key,
+        group.group_owner_column,
+        group.helper_schema,
+        group.admin_function,
+    )
+    owner_stays_admin: Predicate = (
+        AnyOf((RoleIn(membership.role, membership.admins), not_owner)) if membership.admins else not_owner
+    )
+    managed = AllOf((may_grant, NotCurrentUser(membership.user), owner_stays_admin))
+    leaves = AllOf((OwnedByCurrentUser((), table.name, membership.user), not_owner))
+    rules = (
+        *_rules(table.name, "member", member, None, commands=("SELECT",)),
+        *_rules(table.name, "grantor", managed, managed, commands=("INSERT", "UPDATE")),
+        *_rules(table.name, "grantor_or_self", AnyOf((managed, leaves)), None, commands=("DELETE",)),
+    )
+    return TableAccess(table.name, rules)
 
 
 def _owner_copy(model: AccessModel, table: Table) -> OwnerCopy:

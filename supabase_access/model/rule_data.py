@@ -8,10 +8,10 @@ stack's `extraPolicies`) are sent as they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
-from supabase_access.model.access_model import Hop, ModelError, check_identifier
+from supabase_access.model.access_model import MAX_ROLE_VALUE, Hop, ModelError, check_identifier
 from supabase_access.model.policy import PolicySpec
 from supabase_access.model.profiles import (
     AllOf,
@@ -20,10 +20,13 @@ from supabase_access.model.profiles import (
     GroupLookup,
     InGroup,
     NotAnonymousUser,
+    NotCurrentUser,
+    NotGroupOwner,
     OwnedByCurrentUser,
     PolicyRule,
     Predicate,
     PredicateVisitor,
+    RoleIn,
 )
 
 # A policy the program declares: written as SQL (extraPolicies) or made from a rule.
@@ -99,6 +102,15 @@ class _Plain(PredicateVisitor[dict[str, Any]]):
     def any_of(self, parts: list[dict[str, Any]]) -> dict[str, Any]:
         return {"anyOf": parts}
 
+    def role_in(self, predicate: RoleIn) -> dict[str, Any]:
+        return {"roleIn": {"column": predicate.column, "values": list(predicate.values)}}
+
+    def not_current_user(self, predicate: NotCurrentUser) -> dict[str, Any]:
+        return {"notCurrentUser": {"column": predicate.column}}
+
+    def not_group_owner(self, predicate: NotGroupOwner) -> dict[str, Any]:
+        return {"notGroupOwner": {key: getattr(predicate, field) for key, field in _NOT_GROUP_OWNER}}
+
 
 def _hops_to_plain(hops: tuple[Hop, ...]) -> list[dict[str, str]]:
     return [{"table": h.table, "column": h.column, "parent": h.parent, "key": h.key} for h in hops]
@@ -111,7 +123,18 @@ def _hops_from_plain(path: object, setting: str) -> tuple[Hop, ...]:
     return tuple(Hop(*(check_identifier(hop.get(k), f"{setting}.{k}") for k in fields)) for hop in path)
 
 
-KINDS = "always, notAnonymous, allOf, anyOf, ownedBy, inGroup"
+KINDS = "always, notAnonymous, allOf, anyOf, ownedBy, inGroup, roleIn, notCurrentUser, notGroupOwner"
+COMBINED = "ownedBy, inGroup, roleIn, notCurrentUser, notGroupOwner, allOf, anyOf"
+# notGroupOwner's keys and the fields of NotGroupOwner they hold.
+_NOT_GROUP_OWNER = (
+    ("column", "column"),
+    ("user", "user_column"),
+    ("group", "group"),
+    ("key", "key"),
+    ("ownerColumn", "owner_column"),
+    ("helperSchema", "helper_schema"),
+    ("helper", "helper"),
+)
 
 
 def predicate_from_plain(value: object, setting: str) -> Predicate:
@@ -121,18 +144,16 @@ def predicate_from_plain(value: object, setting: str) -> Predicate:
         return Always()
     if kind == "notAnonymous" and body is True:
         return NotAnonymousUser()
-    if kind == "allOf" and isinstance(body, list) and body:
-        return AllOf(_parts(body, f"{setting}.allOf", _owned_by, "only ownedBy predicates can be combined"))
-    if kind == "anyOf" and isinstance(body, list) and body:
-        why = "only ownedBy and inGroup predicates can be combined"
-        return AnyOf(_parts(body, f"{setting}.anyOf", _owned_by_or_in_group, why))
-    leaf = _owned_by_or_in_group(kind, body, setting)
+    if kind in ("allOf", "anyOf") and isinstance(body, list) and body:
+        parts = tuple(predicate_from_plain(part, f"{setting}.{kind}") for part in body)
+        # A rule combines tests of rows; `always` in one would make it a tautology.
+        if any(isinstance(part, (Always, NotAnonymousUser)) for part in parts):
+            raise ModelError(f"{setting}.{kind}: only row predicates can be combined ({COMBINED})")
+        return AllOf(parts) if kind == "allOf" else AnyOf(parts)
+    leaf = _row_test(kind, body, setting)
     if leaf is None:
         raise ModelError(f"{setting}: expected SQL text or one of {KINDS}")
     return leaf
-
-
-P = TypeVar("P", bound=Predicate)
 
 
 def _kind(value: object, setting: str) -> tuple[str, object]:
@@ -142,33 +163,34 @@ def _kind(value: object, setting: str) -> tuple[str, object]:
     return str(kind), body
 
 
-def _parts(body: list[object], setting: str, parse: Callable[[str, object, str], P | None], why: str) -> tuple[P, ...]:
-    """The parts of allOf or anyOf: each a valid predicate (else its own error), of the kinds `parse`
-    takes (else `why`)."""
-    for part in body:
-        predicate_from_plain(part, setting)
-    parts = [parse(*_kind(part, setting), setting) for part in body]
-    if any(part is None for part in parts):
-        raise ModelError(f"{setting}: {why}")
-    return tuple(part for part in parts if part is not None)
-
-
-def _owned_by(kind: str, body: object, setting: str) -> OwnedByCurrentUser | None:
-    if kind != "ownedBy" or not isinstance(body, Mapping):
+def _row_test(kind: str, body: object, setting: str) -> Predicate | None:
+    """One of the leaf predicates that test a row, or None when `kind` and `body` are none of them."""
+    if not isinstance(body, Mapping):
         return None
-    return OwnedByCurrentUser(
-        _hops_from_plain(body.get("path"), f"{setting}.ownedBy.path"),
-        check_identifier(body.get("rootTable"), f"{setting}.ownedBy.rootTable"),
-        check_identifier(body.get("ownerColumn"), f"{setting}.ownedBy.ownerColumn"),
-    )
-
-
-def _owned_by_or_in_group(kind: str, body: object, setting: str) -> OwnedByCurrentUser | InGroup | None:
-    if kind == "inGroup" and isinstance(body, Mapping):
+    if kind == "ownedBy":
+        return OwnedByCurrentUser(
+            _hops_from_plain(body.get("path"), f"{setting}.ownedBy.path"),
+            check_identifier(body.get("rootTable"), f"{setting}.ownedBy.rootTable"),
+            check_identifier(body.get("ownerColumn"), f"{setting}.ownedBy.ownerColumn"),
+        )
+    if kind == "inGroup":
         return InGroup(
             _hops_from_plain(body.get("path"), f"{setting}.inGroup.path"),
             check_identifier(body.get("column"), f"{setting}.inGroup.column"),
             check_identifier(body.get("helperSchema"), f"{setting}.inGroup.helperSchema"),
             check_identifier(body.get("helper"), f"{setting}.inGroup.helper"),
         )
-    return _owned_by(kind, body, setting)
+    if kind == "roleIn":
+        values = body.get("values")
+        if not isinstance(values, list) or not all(
+            isinstance(v, str) and 0 < len(v) <= MAX_ROLE_VALUE and v.isprintable() for v in values
+        ):
+            raise ModelError(f"{setting}.roleIn.values: expected a list of role values")
+        return RoleIn(check_identifier(body.get("column"), f"{setting}.roleIn.column"), tuple(values))
+    if kind == "notCurrentUser":
+        return NotCurrentUser(check_identifier(body.get("column"), f"{setting}.notCurrentUser.column"))
+    if kind == "notGroupOwner":
+        where = f"{setting}.notGroupOwner"
+        fields = {field: check_identifier(body.get(key), f"{where}.{key}") for key, field in _NOT_GROUP_OWNER}
+        return NotGroupOwner(**fields)
+    return None

@@ -22,10 +22,13 @@ from supabase_access.model.profiles import (
     AccessPlan,
     GroupLookup,
     InGroup,
+    NotCurrentUser,
+    NotGroupOwner,
     OwnedByCurrentUser,
     PolicyRule,
     Predicate,
     PredicateVisitor,
+    RoleIn,
 )
 from supabase_access.model.realtime import EXTENSIONS as CHANNEL_EXTENSIONS
 from supabase_access.model.realtime import ChannelRule
@@ -97,6 +100,29 @@ class _PredicateSql(PredicateVisitor[sql.Composable]):
 
     def any_of(self, parts: list[sql.Composable]) -> sql.Composable:
         return sql.SQL(" or ").join(sql.SQL("({})").format(part) for part in parts)
+
+    def role_in(self, predicate: RoleIn) -> sql.Composable:
+        return sql.SQL("{}::text = any ({}::text[])").format(
+            sql.Identifier(predicate.column), sql.Literal(list(predicate.values))
+        )
+
+    def not_current_user(self, predicate: NotCurrentUser) -> sql.Composable:
+        return sql.SQL("{} <> {}").format(sql.Identifier(predicate.column), CURRENT_USER_ID)
+
+    def not_group_owner(self, predicate: NotGroupOwner) -> sql.Composable:
+        # Uncorrelated, so once per statement (an initPlan): the (group, owner) pairs of the groups the
+        # current user administers (see NotGroupOwner).
+        return sql.SQL(
+            "({}, {}) <> all (array(select (g.{}, g.{}) from {} g where g.{} = any (array(select {}()))))"
+        ).format(
+            sql.Identifier(predicate.column),
+            sql.Identifier(predicate.user_column),
+            sql.Identifier(predicate.key),
+            sql.Identifier(predicate.owner_column),
+            table_ref(self._schema, predicate.group),
+            sql.Identifier(predicate.key),
+            sql.Identifier(predicate.helper_schema, predicate.helper),
+        )
 
 
 def _reached(

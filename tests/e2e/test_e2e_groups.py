@@ -182,10 +182,11 @@ PROD_MATRIX = {
     "projects.insert": "✓✗✗✗✗✗✓",
     "projects.update": "✓✗✗✗✗✗✓",
     "projects.delete": "✓✗✗✗✗✗✓",
-    # Members see each other; the owner and admins add and remove; nobody updates (delete + insert).
+    # Members see each other; grants: {admin: owner, member: admins}: the owner and admins add and
+    # remove members, only the owner makes one an admin (the probe promotes `other`).
     "project_members.select": "✓✓✓✗✗✗✓",
     "project_members.insert": "✓✓✗✗✗✗✓",
-    "project_members.update": "✗✗✗✗✗✗✓",
+    "project_members.update": "✓✗✗✗✗✗✓",
     "project_members.delete": "✓✓✗✗✗✗✓",
     # write: admins
     "tasks.select": "✓✓✓✗✗✗✓",
@@ -197,10 +198,10 @@ PROD_MATRIX = {
     "milestones.insert": "✓✗✗✗✗✗✓",
     "milestones.update": "✓✗✗✗✗✗✓",
     "milestones.delete": "✓✗✗✗✗✗✓",
-    # two hops below the group, write: members
+    # two hops below the group, write: author (the seeded comment is member's), delete: admins
     "comments.select": "✓✓✓✗✗✗✓",
     "comments.insert": "✓✓✓✗✗✗✓",
-    "comments.update": "✓✓✓✗✗✗✓",
+    "comments.update": "✗✗✓✗✗✗✓",
     "comments.delete": "✓✓✓✗✗✗✓",
     # publicRead: {anon: true}: everyone reads, the server writes
     "labels.select": "✓✓✓✓✓✓✓",
@@ -286,7 +287,7 @@ def test_prod_refuses_joining_someone_elses_group(prod: tuple[Teams, Any]) -> No
     ):
         with REFUSED:
             teams.run(attacker, join, {"who": teams.users[who], "role": role})
-    # An upsert needs UPDATE, which nobody has on a membership table.
+    # An upsert checks the insert first: refused as the insert is.
     with REFUSED:
         teams.run(
             "outsider",
@@ -301,14 +302,13 @@ def test_prod_refuses_joining_someone_elses_group(prod: tuple[Teams, Any]) -> No
 
 def test_prod_refuses_moving_memberships_and_rows_to_another_group(prod: tuple[Teams, Any]) -> None:
     teams, _ = prod
-    # No UPDATE on a membership table: not a promotion, not a move to another group or user.
-    for who, statement in (
-        ("member", "update project_members set role = 'admin' where user_id = %(member)s"),
-        ("admin", "update project_members set project_id = %(q)s where user_id = %(member)s"),
-        ("owner", "update project_members set user_id = %(outsider)s where user_id = %(member)s"),
-    ):
-        with REFUSED:
-            teams.run(who, statement)
+    # A membership update is checked on both rows: no promotion of oneself (one's own row is not
+    # even seen by an update), no move to a group the writer does not administer.
+    assert teams.run("member", "update project_members set role = 'admin' where user_id = %(member)s") == 0
+    with REFUSED:
+        teams.run("admin", "update project_members set project_id = %(q)s where user_id = %(member)s")
+    with REFUSED:
+        teams.run("admin", "update project_members set user_id = %(admin)s where user_id = %(member)s")
     # Q's owner may not move its task into P, nor write into P.
     with REFUSED:
         teams.run("anonymous_sign_in", "update tasks set project_id = %(p)s where id = %(q_task)s")
@@ -328,7 +328,7 @@ def test_prod_a_member_may_leave_and_admins_manage_members(prod: tuple[Teams, An
     teams, _ = prod
     assert teams.run("member", "delete from project_members where user_id = %(member)s and project_id = %(p)s") == 1
     assert teams.run("outsider", "delete from project_members where user_id = %(member)s") == 0
-    add = "insert into project_members (project_id, user_id, role) values (%(p)s, %(newcomer)s, 'admin')"
+    add = "insert into project_members (project_id, user_id, role) values (%(p)s, %(newcomer)s, 'member')"
     assert teams.run("admin", add) == 1
     # Members read who else is in their group (with each one's role), outsiders nothing.
     assert teams.run("member", "select count(*) from project_members where project_id = %(p)s") == (3,)
@@ -360,8 +360,10 @@ def test_prod_grants_follow_the_access_kinds(prod: tuple[Teams, Any]) -> None:
     assert granted == {
         **{(t, "anon"): [] for t in TABLES},
         ("labels", "anon"): ["SELECT"],
-        **{(t, "authenticated"): crud for t in ("projects", "tasks", "milestones", "comments", "templates")},
-        ("project_members", "authenticated"): ["SELECT", "INSERT", "DELETE"],
+        **{
+            (t, "authenticated"): crud
+            for t in ("projects", "project_members", "tasks", "milestones", "comments", "templates")
+        },
         ("labels", "authenticated"): ["SELECT"],
         ("audit_log", "authenticated"): [],
     }
@@ -445,9 +447,12 @@ def test_the_access_matrix_probes_group_personas(prod: tuple[Teams, Any]) -> Non
     # select own/other, insert own/other, update own/other, delete own/other; own = A's rows.
     assert row(member, "tasks") == "✓✗✗✗✗✗✗✗"
     assert row(admin, "tasks") == "✓✗✓✗✓✗✓✗"
-    assert row(member, "comments") == "✓✗✓✗✓✗✓✗"
+    # comments are write: author (A's rows are A's): a member reads and adds, an admin also deletes.
+    assert row(member, "comments") == "✓✗✓✗✗✗✗✗"
+    assert row(admin, "comments") == "✓✗✓✗✗✗✓✗"
     assert row(member, "project_members") == "✓✗✗✗✗✗✗✗"
-    assert row(admin, "project_members") == "✓✗✓✗✗✗✓✗"
+    # grants: admins add, change and remove members (A's guest is one).
+    assert row(admin, "project_members") == "✓✗✓✗✓✗✓✗"
     assert row(admin, "milestones") == "✓✗✗✗✗✗✗✗"
     assert row(admin, "projects") == "✓✗✗✗✗✗✗✗"
     assert row("authenticated (anonymous B)", "tasks") == "✓✗✓✗✓✗✓✗"  # B's own project, not A's
@@ -455,3 +460,149 @@ def test_the_access_matrix_probes_group_personas(prod: tuple[Teams, Any]) -> Non
     assert row("authenticated (permanent)", "audit_log") == "✗✗✗✗✗✗✗✗"
     assert row("service_role", "audit_log") == "✓✓✓✓✓✓✓✓"
     assert "member of A's groups" in matrix.render_text()
+
+
+def add_project_r(teams: Teams) -> None:
+    """Project R of `boss`: the owner's own row (an admin, as the app's trigger or server writes it),
+    `deputy` an admin, `plain` and `plain2` members; a task in R and a comment of plain's on it.
+    Committed by the server; the tests' own requests are rolled back."""
+    for name in ("boss", "deputy", "plain", "plain2", "fresh"):
+        teams.users.setdefault(name, add_user(teams.dsn))
+    if "r" in teams.rows:
+        return
+    rows = teams.rows
+    (rows["r"],) = teams.run(
+        "service_role", "insert into projects (owner_id, name) values (%(boss)s, 'R') returning id", commit=True
+    )
+    for user, role in (("boss", "admin"), ("deputy", "admin"), ("plain", "member"), ("plain2", "member")):
+        teams.run(
+            "service_role",
+            "insert into project_members (project_id, user_id, role) values (%(r)s, %(user)s, %(role)s)",
+            {"user": teams.users[user], "role": role},
+            commit=True,
+        )
+    (rows["r_task"],) = teams.run(
+        "service_role", "insert into tasks (project_id, title) values (%(r)s, 'TR') returning id", commit=True
+    )
+    (rows["r_comment"],) = teams.run(
+        "plain", "insert into comments (task_id, body) values (%(r_task)s, 'mine') returning author_id, id", commit=True
+    )[1:]
+
+
+def role_of(teams: Teams, user: str) -> Any:
+    return teams.run(
+        "service_role",
+        "select role from project_members where project_id = %(r)s and user_id = %(u)s",
+        {"u": teams.users[user]},
+    )
+
+
+GRANT = "insert into project_members (project_id, user_id, role) values (%(r)s, %(who)s, %(role)s)"
+SET_ROLE = "update project_members set role = %(role)s where project_id = %(r)s and user_id = %(who)s"
+REMOVE = "delete from project_members where project_id = %(r)s and user_id = %(who)s"
+UPSERT = GRANT + " on conflict (project_id, user_id) do update set role = excluded.role"
+
+
+def test_prod_group_roles_are_granted_as_the_model_says(prod: tuple[Teams, Any]) -> None:
+    """grants: {admin: owner, member: admins}: refused, then allowed, as PostgREST runs each request."""
+    teams, _ = prod
+    add_project_r(teams)
+    users = teams.users
+
+    def ask(persona: str, statement: str, who: str, role: str = "member") -> Any:
+        return teams.run(persona, statement, {"who": users[who], "role": role})
+
+    # An admin adding or making an admin; a member promoting themself (by update, insert or upsert).
+    for persona, statement, who in (
+        ("deputy", GRANT, "fresh"),
+        ("deputy", SET_ROLE, "plain"),
+        ("deputy", UPSERT, "plain"),
+        ("plain", GRANT, "plain"),
+        ("plain", UPSERT, "plain"),
+        ("fresh", GRANT, "fresh"),
+    ):
+        with REFUSED:
+            ask(persona, statement, who, "admin")
+    # Nobody's own row is theirs to change (not even seen by an update); the owner's row is nobody's.
+    assert ask("plain", SET_ROLE, "plain", "admin") == 0
+    assert ask("deputy", SET_ROLE, "deputy", "member") == 0
+    assert ask("deputy", SET_ROLE, "boss", "member") == 0  # demoting the owner
+    assert ask("deputy", REMOVE, "boss") == 0  # removing the owner
+    assert ask("boss", REMOVE, "boss") == 0  # the owner does not leave
+    assert ask("boss", SET_ROLE, "boss", "member") == 0
+    assert ask("deputy", REMOVE, "deputy") == 1  # an admin may leave, as any member
+    # The owner's row holds an admin role: an admin re-adding the owner as a plain member is refused.
+    with psycopg.connect(teams.dsn) as conn:
+        conn.execute(
+            "delete from project_members where project_id = %s and user_id = %s", (teams.rows["r"], users["boss"])
+        )
+        # Within this transaction only, as PostgREST would (its claims), an admin adds the owner back as a member.
+        conn.execute("set local role authenticated")
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            (Persona.signed_in(users["deputy"], is_anonymous=False).claims_setting(),),
+        )
+        with REFUSED:
+            conn.execute(GRANT, {"r": teams.rows["r"], "who": users["boss"], "role": "member"})
+        conn.rollback()
+    assert role_of(teams, "boss") == ("admin",)
+    # Allowed: everything the model gives.
+    for persona, statement, who, role in (
+        ("boss", GRANT, "fresh", "admin"),
+        ("boss", SET_ROLE, "deputy", "member"),
+        ("boss", SET_ROLE, "plain", "admin"),
+        ("boss", REMOVE, "deputy", "member"),
+        ("deputy", GRANT, "fresh", "member"),
+        ("deputy", UPSERT, "fresh", "member"),
+        ("deputy", REMOVE, "plain", "member"),
+        ("plain", REMOVE, "plain", "member"),
+    ):
+        assert ask(persona, statement, who, role) == 1, (persona, statement, who, role)
+    assert role_of(teams, "deputy") == ("admin",)  # every request above was rolled back
+
+
+COMMENT = "%(r_comment)s"
+
+
+def test_prod_authors_edit_their_rows_and_admins_delete_any(prod: tuple[Teams, Any]) -> None:
+    """write: author, author: author_id, delete: admins on comments (two hops below the project)."""
+    teams, _ = prod
+    add_project_r(teams)
+    edit = f"update comments set body = 'edited' where id = {COMMENT}"
+    remove = f"delete from comments where id = {COMMENT}"
+    # A non-author editing a note: the owner, an admin, another member; taking authorship over.
+    for persona in ("boss", "deputy", "plain2", "outsider"):
+        assert teams.run(persona, edit) == 0
+        assert teams.run(persona, f"update comments set author_id = %({persona})s where id = {COMMENT}") == 0
+    for persona in ("plain2", "outsider", "fresh"):
+        assert teams.run(persona, remove) == 0
+    # A forged author on insert, a rewritten one on update, an upsert over someone else's row.
+    with REFUSED:
+        teams.run("plain2", "insert into comments (task_id, body, author_id) values (%(r_task)s, 'x', %(plain)s)")
+    with REFUSED:
+        teams.run("plain", f"update comments set author_id = %(plain2)s where id = {COMMENT}")
+    with REFUSED:
+        teams.run(
+            "plain2",
+            f"insert into comments (id, task_id, body) values ({COMMENT}, %(r_task)s, 'x') "
+            "on conflict (id) do update set body = excluded.body",
+        )
+    with REFUSED:
+        teams.run("fresh", "insert into comments (task_id, body) values (%(r_task)s, 'not a member')")
+    # Allowed: members read and write their own; the author edits (also by upsert) and deletes; admins and
+    # the owner delete any.
+    assert teams.run("plain2", f"select count(*) from comments where id = {COMMENT}") == (1,)
+    assert teams.run(
+        "plain2", "insert into comments (task_id, body) values (%(r_task)s, 'hers') returning author_id"
+    ) == (teams.users["plain2"],)
+    assert teams.run("plain", edit) == 1
+    assert (
+        teams.run(
+            "plain",
+            f"insert into comments (id, task_id, body) values ({COMMENT}, %(r_task)s, 'x') "
+            "on conflict (id) do update set body = excluded.body",
+        )
+        == 1
+    )
+    for persona in ("plain", "deputy", "boss"):
+        assert teams.run(persona, remove) == 1, persona

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from supabase_access.model.access_model import ModelError, parse_model
+from supabase_access.model.access_model import ModelError, model_to_plain, parse_model
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import InGroup, plan_access
 from supabase_access.model.rule_data import predicate_from_plain, predicate_to_plain
@@ -23,6 +23,9 @@ from tests.support.teams_app import MODEL_FILE, TABLES, teams_model
 pytestmark = pytest.mark.unit
 
 MEMBERSHIP = {"group": "projects", "column": "project_id", "user": "user_id", "role": "role", "admins": ["admin"]}
+
+
+NOTE_GROUP = {"group": "projects", "column": "project_id"}
 
 
 def groups(**tables: Any) -> dict[str, Any]:
@@ -77,7 +80,7 @@ def groups(**tables: Any) -> dict[str, Any]:
         ),
         (
             groups(tasks={"member": {"group": "projects", "column": "project_id"}, "write": "everyone"}),
-            "cfg.tables.tasks.write: 'everyone' is not one of members, admins, owner",
+            "cfg.tables.tasks.write: 'everyone' is not one of members, admins, owner, author",
         ),
         (
             groups(notes={"owner": "user_id", "write": "members"}),
@@ -117,6 +120,53 @@ def groups(**tables: Any) -> dict[str, Any]:
             groups(x={"member": {"group": "projects", "column": "p"}, "through": {"column": "p", "table": "projects"}}),
             "cfg.tables.x: give 'through' or 'member', not both",
         ),
+        (
+            groups(notes={"member": {"group": "projects", "column": "project_id"}, "write": "author"}),
+            "cfg.tables.notes.author: 'write: author' needs the column holding each row's author",
+        ),
+        (
+            groups(notes={"member": NOTE_GROUP, "write": "members", "author": "author_id"}),
+            "cfg.tables.notes.author: only with 'write: author'",
+        ),
+        (
+            groups(notes={"member": NOTE_GROUP, "write": "admins", "delete": "owner"}),
+            "cfg.tables.notes.delete: only with 'write: author'",
+        ),
+        (
+            groups(notes={"member": NOTE_GROUP, "write": "author", "author": "author_id", "delete": "author"}),
+            "cfg.tables.notes.delete: 'author' is not one of members, admins, owner",
+        ),
+        (
+            groups(notes={"member": NOTE_GROUP, "write": "author", "author": "project_id"}),
+            "cfg.tables.notes.author: project_id is the path's own column",
+        ),
+        (
+            groups(notes={"member": NOTE_GROUP, "write": "author", "author": "a; drop table x"}),
+            "cfg.tables.notes.author: 'a; drop table x' is not a valid identifier",
+        ),
+        (
+            {
+                "tables": {
+                    "projects": {"owner": "owner_id"},
+                    "project_members": {"membership": {**MEMBERSHIP, "role": None, "admins": []}},
+                    "notes": {"member": NOTE_GROUP, "write": "author", "author": "a", "delete": "admins"},
+                }
+            },
+            "cfg.tables.notes.delete: 'admins' needs admin roles in cfg.tables.project_members.membership",
+        ),
+        (
+            groups(x={"membership": {**MEMBERSHIP, "role": None, "admins": [], "grants": {"member": "admins"}}}),
+            "cfg.tables.x.membership.grants: name the column holding each member's role",
+        ),
+        (
+            groups(x={"membership": {**MEMBERSHIP, "grants": {"admin": "admin"}}}),
+            "cfg.tables.x.membership.grants.admin: 'admin' is not one of owner, admins",
+        ),
+        (groups(x={"membership": {**MEMBERSHIP, "grants": ["admin"]}}), "cfg.tables.x.membership.grants: expected"),
+        (
+            groups(x={"membership": {**MEMBERSHIP, "grants": {"a\nb": "owner"}}}),
+            "cfg.tables.x.membership.grants: 'a\\nb' is not a role value",
+        ),
         ({"tables": {"audit": {"serviceOnly": True, "owner": "u"}}}, "cfg.tables.audit.serviceOnly: a service-only"),
         ({"tables": {"audit": {"serviceOnly": "yes"}}}, "cfg.tables.audit.serviceOnly: expected true or false"),
         ({"tables": {"labels": {"publicRead": {"anon": "yes"}}}}, "cfg.tables.labels.publicRead: expected true"),
@@ -138,6 +188,36 @@ def test_the_teams_model_has_every_kind() -> None:
     assert [h.parent for h in hops] == ["tasks", "projects"] and membership is not None
     assert membership.name == "project_members"
     assert model.group_path("projects") is None and model.group_path("labels") is None
+
+
+def test_the_new_keys_travel_as_plain_data_and_old_tables_keep_their_policies() -> None:
+    model = teams_model()
+    assert parse_model(model_to_plain(model), setting="again") == model
+    plain = model_to_plain(model)["tables"]
+    assert plain["comments"] == {
+        "through": {"column": "task_id", "table": "tasks", "key": "id"},
+        "write": "author",
+        "author": "author_id",
+        "delete": "admins",
+    }
+    assert plain["project_members"]["membership"]["grants"] == {"admin": "owner", "member": "admins"}
+    # Without the new keys a table's policies are exactly what they were (an upgrade changes nothing).
+    before = groups(
+        comments={"through": {"column": "task_id", "table": "tasks"}, "write": "members"},
+        tasks={"member": NOTE_GROUP, "write": "admins"},
+    )
+    policies = render.plan_policies(plan_access(parse_model(before, setting="cfg"), "owner"))
+    assert sorted(p.name for p in policies["project_members"]) == [
+        "project_members_delete_admin_or_self",
+        "project_members_insert_admin",
+        "project_members_select_member",
+    ]
+    assert sorted(p.name for p in policies["comments"]) == [
+        "comments_delete_member",
+        "comments_insert_member",
+        "comments_select_member",
+        "comments_update_member",
+    ]
 
 
 def policies_by_table(profile: str) -> dict[str, dict[str, Any]]:
@@ -175,14 +255,46 @@ def test_owner_profile_policies_per_kind() -> None:
     assert projects["projects_update_own"].with_check == '"owner_id" = (select auth.uid())'
     members = policies["project_members"]
     assert sorted(members) == [
-        "project_members_delete_admin_or_self",
-        "project_members_insert_admin",
+        "project_members_delete_grantor_or_self",
+        "project_members_insert_grantor",
         "project_members_select_member",
+        "project_members_update_grantor",
     ]
-    assert members["project_members_insert_admin"].with_check == f'"project_id" = any (array(select {admin_of}))'
-    assert members["project_members_delete_admin_or_self"].using == (
-        f'("project_id" = any (array(select {admin_of}))) or ("user_id" = (select auth.uid()))'
+    # grants: {admin: owner, member: admins}: who grants a role also revokes it; nobody their own row;
+    # the owner's row holds an admin role and is nobody else's.
+    owned = '"project_id" = any (array(select "id" from "public"."projects" where "owner_id" = (select auth.uid())))'
+    owner_row = (
+        '("project_id", "user_id") <> all (array(select (g."id", g."owner_id") from "public"."projects" g '
+        f'where g."id" = any (array(select {admin_of}))))'
     )
+    managed = (
+        f"(((\"role\"::text = any ('{{admin}}'::text[])) and ({owned})) or "
+        f'(("role"::text = any (\'{{member}}\'::text[])) and ("project_id" = any (array(select {admin_of}))))) and '
+        f'("user_id" <> (select auth.uid())) and (("role"::text = any (\'{{admin}}\'::text[])) or ({owner_row}))'
+    )
+    assert members["project_members_insert_grantor"].with_check == managed
+    assert (members["project_members_update_grantor"].using, members["project_members_update_grantor"].with_check) == (
+        managed,
+        managed,
+    )
+    assert members["project_members_delete_grantor_or_self"].using == (
+        f'({managed}) or (("user_id" = (select auth.uid())) and ({owner_row}))'
+    )
+    comments = policies["comments"]
+    in_p = '"task_id" = any (array(select "id" from "public"."tasks" where "project_id" = any (array(select {}))))'
+    authored = f'("author_id" = (select auth.uid())) and ({in_p.format(groups_of)})'
+    assert sorted(comments) == [
+        "comments_delete_author_or_admin",
+        "comments_insert_author",
+        "comments_select_member",
+        "comments_update_author",
+    ]
+    assert comments["comments_insert_author"].with_check == authored
+    assert (comments["comments_update_author"].using, comments["comments_update_author"].with_check) == (
+        authored,
+        authored,
+    )
+    assert comments["comments_delete_author_or_admin"].using == f"({authored}) or ({in_p.format(admin_of)})"
     assert policies["tasks"]["tasks_update_admin"].with_check == f'"project_id" = any (array(select {admin_of}))'
     assert policies["comments"]["comments_select_member"].using == (
         '"task_id" = any (array(select "id" from "public"."tasks" '
@@ -208,7 +320,7 @@ def test_owner_profile_grants_per_kind() -> None:
     crud = ("SELECT", "INSERT", "UPDATE", "DELETE")
     api: dict[str, dict[str, tuple[str, ...]]] = {
         "projects": {"anon": (), "authenticated": crud},
-        "project_members": {"anon": (), "authenticated": ("SELECT", "INSERT", "DELETE")},
+        "project_members": {"anon": (), "authenticated": crud},
         "tasks": {"anon": (), "authenticated": crud},
         "milestones": {"anon": (), "authenticated": crud},
         "comments": {"anon": (), "authenticated": crud},
@@ -252,7 +364,7 @@ def test_group_predicates_travel_as_data_and_hostile_names_are_refused() -> None
     bad["inGroup"]["helper"] = 'groups"(); drop table x; --'
     with pytest.raises(ModelError, match=r"^p.inGroup.helper: .* is not a valid identifier"):
         predicate_from_plain(bad, "p")
-    with pytest.raises(ModelError, match=r"^p.anyOf: only ownedBy and inGroup"):
+    with pytest.raises(ModelError, match=r"^p.anyOf: only row predicates can be combined"):
         predicate_from_plain({"anyOf": [{"always": True}]}, "p")
 
 
@@ -279,7 +391,6 @@ def test_a_teams_stack_declares_the_group_functions_and_per_table_grants() -> No
     assert rls == {
         **{t: None for t in TABLES},
         "labels": {"anon": ["INSERT", "UPDATE", "DELETE"], "authenticated": ["INSERT", "UPDATE", "DELETE"]},
-        "project_members": {"authenticated": ["UPDATE"]},
     }
     (preflight,) = resources["supabase-access:index:AccessPreflight"]
     assert [h["membershipTable"] for h in preflight.inputs["groupHelpers"]] == ["project_members"]

@@ -66,7 +66,7 @@ def test_sql_text_passes_through_unchanged() -> None:
         ({"always": False}, r"policies\.p\.using: expected SQL text or one of"),
         ({"ownedBy": {"rootTable": "sessions", "ownerColumn": "user_id", "path": "x"}}, r"ownedBy\.path"),
         ({"ownedBy": {"rootTable": "Sessions;", "ownerColumn": "user_id", "path": []}}, r"ownedBy\.rootTable"),
-        ({"allOf": [{"always": True}]}, r"allOf: only ownedBy"),
+        ({"allOf": [{"always": True}]}, r"allOf: only row predicates"),
     ],
 )
 def test_malformed_predicates_are_refused_naming_the_policy(value: object, message: str) -> None:
