@@ -141,6 +141,9 @@ class AccessMatrix:
     notes: tuple[str, ...] = ()
     # Channels and published tables, when the model has `realtime:`.
     realtime: RealtimeSection | None = None
+    # One line per table with column rules (the cells probe rows; these say what no role but the server may do
+    # to single columns).
+    column_rules: tuple[str, ...] = ()
 
     @property
     def convention(self) -> str:
@@ -189,7 +192,14 @@ class AccessMatrix:
         legend = f"{ALLOWED} allowed  {DENIED} denied" + (f"  {FAILED} probe failed (see below)" if self.failed else "")
         legend += "  * changed" if marked else ""
         section = ["", self.realtime.render_text()] if self.realtime else []
-        return "\n".join([*lines, "", legend, self.convention, *section])
+        return "\n".join([*lines, "", legend, self.convention, *self._column_rule_lines(), *section])
+
+    def _column_rule_lines(self) -> list[str]:
+        if not self.column_rules:
+            return []
+        return ["", "Column rules (anon and authenticated; PostgREST needs select= of the allowed columns):"] + [
+            f"  {line}" for line in self.column_rules
+        ]
 
     def render_compact(self) -> str:
         """One line per table, one column per persona, each cell its eight probes in the full table's
@@ -225,7 +235,7 @@ class AccessMatrix:
         failed = f", {FAILED} probe failed for another reason (see the notes)" if self.failed else ""
         legend = f"{ALLOWED} allowed, {DENIED} denied{failed}. {self.convention}."
         section = ["", self.realtime.render_markdown()] if self.realtime else []
-        return "\n".join([*lines, "", legend, *section])
+        return "\n".join([*lines, "", legend, *self._column_rule_lines(), *section])
 
 
 def matrix_from_rule(tables: Sequence[str], rule: Callable[[Cell], bool]) -> AccessMatrix:
@@ -336,13 +346,14 @@ _REFUSALS = (errors.InsufficientPrivilege,)
 
 
 def probe_statement(
-    fixture: Fixture, table_name: str, operation: str, owner: str, *, as_user: bool = True
+    fixture: Fixture, table_name: str, operation: str, owner: str, *, as_user: bool = True, own: bool = False
 ) -> sql.Composed:
     shape = fixture.shapes[table_name]
     if operation == "insert":
         # Into a membership table: a newcomer joins the owner's group.
         member = "N" if fixture.model.table(table_name).membership is not None else None
-        return insert_statement(shape, fixture.new_row(table_name, owner, as_user=as_user, member=member))
+        row = fixture.new_row(table_name, owner, as_user=as_user, member=member, by_owner=own and as_user)
+        return insert_statement(shape, row)
     where = fixture.key_condition(table_name, owner)
     if operation == "select":
         return sql.SQL("select 1 from {} where {}").format(shape.ref, where)
@@ -376,7 +387,9 @@ def probe_all(
                 for table_name, whose in itertools.product(fixture.model.table_names, WHOSE):
                     cell = Cell(spec.label, table_name, operation, whose)
                     owner = spec.own if whose == "own" else spec.other
-                    statement = probe_statement(fixture, table_name, operation, owner, as_user=spec.user is not None)
+                    statement = probe_statement(
+                        fixture, table_name, operation, owner, as_user=spec.user is not None, own=whose == "own"
+                    )
                     try:
                         with conn.transaction(force_rollback=True):
                             cur.execute(statement)
@@ -412,7 +425,7 @@ def compute_matrix(
         finally:
             delete_fixture(admin, fixture)
     labels = tuple(p.label for p in personas_for(model))
-    return AccessMatrix(labels, model.table_names, allowed, failed, tuple(notes), realtime)
+    return AccessMatrix(labels, model.table_names, allowed, failed, tuple(notes), realtime, column_rule_lines(model))
 
 
 def _topic(fixture: Fixture, channel: Channel, spec: ProbePersona, whose: str) -> str:
@@ -451,3 +464,17 @@ def realtime_section(dsn: str, fixture: Fixture, allowed: Mapping[Cell, bool]) -
     return RealtimeSection(
         tuple(s.label for s in specs), tuple(c.pattern for c in model.realtime.channels), joins, published, changes
     )
+
+
+def column_rule_lines(model: AccessModel) -> tuple[str, ...]:
+    """One line per table with column rules: `notes: readOnly created_by; immutable org_id; hidden from
+    authenticated: internal_note`."""
+    lines = []
+    for table in model.tables:
+        rules = table.columns
+        parts = [f"readOnly {', '.join(rules.read_only)}"] if rules.read_only else []
+        parts += [f"immutable {', '.join(rules.immutable)}"] if rules.immutable else []
+        parts += [f"hidden from {role}: {', '.join(columns)}" for role, columns in rules.hidden]
+        if parts:
+            lines.append(f"{table.name}: {'; '.join(parts)}")
+    return tuple(lines)

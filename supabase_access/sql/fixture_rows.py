@@ -190,7 +190,13 @@ class Fixture:
     memberships: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def new_row(
-        self, table_name: str, owner: str, *, as_user: bool = True, member: str | None = None
+        self,
+        table_name: str,
+        owner: str,
+        *,
+        as_user: bool = True,
+        member: str | None = None,
+        by_owner: bool = False,
     ) -> dict[str, sql.Composable]:
         """Column values of a new row owned by `owner`: its owner column, or its parents' keys; in a
         membership table, `member` (default: the owner's guest G_<owner>) joining the owner's group.
@@ -204,7 +210,9 @@ class Fixture:
         shape = self.shapes[table_name]
         values: dict[str, sql.Composable] = {}
         # A copy of the owner (copyOwner) is the triggers' to set (and on an open stack not there at all).
-        if table.owner_column is not None and not table.owner_copy:
+        # A readOnly owner column is its default's to fill (`by_owner`: the owner sends the request), as the app does.
+        by_default = by_owner and table.owner_column in table.columns.read_only
+        if table.owner_column is not None and not table.owner_copy and not by_default:
             values[table.owner_column] = sql.Literal(self.user_ids[owner])
         if table.parent is not None:
             parent_row = self.rows[(owner, table.parent.table)]
@@ -307,8 +315,9 @@ def creation_order(model: AccessModel, shapes: Mapping[str, TableShape]) -> tupl
 
 
 def harmless_column(table: Table, shape: TableShape) -> str:
-    """A column an UPDATE can set to itself, preferably one that is no key nor ownership column."""
-    avoid = set(shape.primary_key) | set(shape.foreign_keys) | {table.owner_column}
+    """A column an UPDATE can set to itself, preferably one that is no key nor ownership column nor one a
+    column rule names (the API roles may not update those)."""
+    avoid = set(shape.primary_key) | set(shape.foreign_keys) | {table.owner_column} | set(table.columns.named)
     if table.parent is not None:
         avoid.add(table.parent.column)
     if table.membership is not None:

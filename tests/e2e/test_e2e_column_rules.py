@@ -18,6 +18,7 @@ import yaml
 from psycopg.conninfo import make_conninfo
 from pulumi import automation as auto
 
+from review.matrix import OPERATIONS, WHOSE, Cell, compute_matrix
 from review.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
 from supabase_access.model.profiles import plan_access
 from tests.support.catalog_check import column_rule_breaches, undeclared_and_missing
@@ -243,3 +244,15 @@ def test_a_stack_without_column_rules_upgrades_in_place_and_destroy_is_exact(
         assert catalog_snapshot(dsn) == before
     finally:
         drop_database(localdb_admin_conninfo, name)
+
+
+def test_the_access_matrix_shows_the_column_rules_and_probes_as_the_app_writes(prod: tuple[App, Any]) -> None:
+    app, _ = prod
+    matrix = compute_matrix(app.dsn, columns_model())
+    assert matrix.notes == ()  # every probe decided by a privilege or a policy (no column rule tripped one)
+    member = "authenticated (member of A's groups)"
+    own_then_other = "".join(matrix.symbol(Cell(member, "notes", op, whose)) for op in OPERATIONS for whose in WHOSE)
+    assert own_then_other == "✓✗✓✗✓✗✓✗"
+    text = matrix.render_text()
+    assert "notes: readOnly created_by; immutable org_id; hidden from authenticated: internal_note" in text
+    assert "profiles: readOnly plan, is_verified" in matrix.render_markdown()
