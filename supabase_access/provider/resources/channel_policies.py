@@ -15,10 +15,10 @@ from typing import Any
 
 import psycopg
 
-from supabase_access.model.access_model import ModelError
-from supabase_access.model.policy import PolicySpec, policy_from_plain
+from supabase_access.model.policy import PolicySpec
 from supabase_access.provider import specs
 from supabase_access.provider.base import CURRENT_STACK, InputError, Log, PlainDatabaseResource
+from supabase_access.provider.resources.table_policies import declared_policies, plain_policies
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -26,20 +26,6 @@ from supabase_access.sql.errors import CatalogError
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 SCHEMA, TABLE = render.REALTIME_SCHEMA, render.REALTIME_MESSAGES
-
-
-def _declared(inputs: Mapping[str, Any]) -> dict[str, PolicySpec]:
-    raw = inputs.get("policies")
-    if not isinstance(raw, Mapping):
-        raise InputError("policies", "policies: expected a map of policy name to policy")
-    try:
-        return {name: policy_from_plain(name, spec, setting=f"policies.{name}") for name, spec in raw.items()}
-    except ModelError as exc:
-        raise InputError("policies", str(exc)) from exc
-
-
-def _plain(policies: Mapping[str, PolicySpec]) -> dict[str, Any]:
-    return {name: policy.to_plain() for name, policy in sorted(policies.items())}
 
 
 def _ours(conn: psycopg.Connection) -> dict[str, PolicySpec]:
@@ -53,7 +39,7 @@ class ChannelPolicies(PlainDatabaseResource):
     spec = specs.CHANNEL_POLICIES
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        return {"policies": _plain(_declared(inputs))}
+        return {"policies": plain_policies(declared_policies(inputs))}
 
     def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
         with db.connection() as conn:
@@ -81,7 +67,7 @@ class ChannelPolicies(PlainDatabaseResource):
 
     def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
         with db.connection() as conn:
-            live = _plain(_ours(conn))
+            live = plain_policies(_ours(conn))
         changes = {}
         if live != (state.get("applied") or {}):
             changes["policies"] = "update"
@@ -90,7 +76,7 @@ class ChannelPolicies(PlainDatabaseResource):
         return changes
 
     def _apply(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
-        declared = _declared(inputs)
+        declared = declared_policies(inputs)
         marker = render.stack_marker(CURRENT_STACK.get())
         with write_transaction(db) as conn:
             lock_tables(conn, SCHEMA, [TABLE])
@@ -102,7 +88,7 @@ class ChannelPolicies(PlainDatabaseResource):
             for name, policy in declared.items():
                 conn.execute(render.create_policy(SCHEMA, TABLE, policy))
                 conn.execute(render.mark_policy(SCHEMA, TABLE, name, marker))
-            applied = _plain(_ours(conn))
+            applied = plain_policies(_ours(conn))
         return {**inputs, "applied": applied}
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
@@ -125,7 +111,7 @@ class ChannelPolicies(PlainDatabaseResource):
         with db.connection() as conn:
             if catalog.missing_tables(conn, SCHEMA, [TABLE]):
                 return None
-            live = _plain(_ours(conn))
+            live = plain_policies(_ours(conn))
         known = dict(state or inputs or {})
         # A policy of the stack's changed or dropped by hand: the inputs read back empty, so the next
         # diff shows the change and `up` puts the declared ones back.
