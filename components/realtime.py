@@ -56,9 +56,11 @@ class Realtime(pulumi.ComponentResource):
                     }
                     for rule in rules
                 },
+                # Every declared pattern, serviceOnly ones included: no other stack may open them.
+                channels=[c.pattern for c in realtime.channels],
                 opts=child,
             )
-            if rules
+            if realtime.channels
             else None
         )
         self.register_outputs({"published": list(realtime.publish), "channels": [c.pattern for c in realtime.channels]})

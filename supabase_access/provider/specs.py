@@ -602,7 +602,8 @@ CHANNEL_POLICIES = ResourceSpec(
     "ChannelPolicies",
     "The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence "
     "channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by hand or "
-    "by another stack are never touched; one of theirs with a name the stack declares stops the apply.",
+    "by another stack are never touched; one of theirs with a name the stack declares, or a topic pattern another "
+    "stack claims, stops the preview and the apply.",
     inputs=(
         Prop(
             "policies",
@@ -610,6 +611,13 @@ CHANNEL_POLICIES = ResourceSpec(
             "Policy name -> {command, roles, using, withCheck}: what each policy is (SQL, rendered from the model's "
             "`realtime.channels`).",
             required=True,
+        ),
+        Prop(
+            "channels",
+            STRINGS,
+            "The topic patterns of the stack's channels (`project:{id}`): one stack per pattern on a database, claimed "
+            "in the ledger; a pattern another stack claims stops the preview.",
+            default=[],
         ),
     ),
     outputs=(

@@ -16,7 +16,7 @@ import pytest
 from review.matrix import compute_matrix
 from review.postgrest import Persona
 from review.realtime import ChannelAccess, delivers_change, join_channel, published_tables, realtime_changes
-from supabase_access.model.access_model import AccessModel, parse_model
+from supabase_access.model.access_model import AccessModel, model_to_plain, parse_model
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.realtime import plan_channels
 from supabase_access.model.rule_data import group_lookup_to_plain
@@ -46,8 +46,6 @@ CHANNELS = {
 
 
 def realtime_model() -> AccessModel:
-    from supabase_access.model.access_model import model_to_plain
-
     plain = model_to_plain(teams_model())
     plain["realtime"] = {"publish": ["tasks", "labels"], "channels": CHANNELS}
     return parse_model(plain, setting="test")
@@ -58,7 +56,8 @@ def channel_inputs(model: AccessModel, profile: str, stack: str) -> dict[str, An
         "policies": {
             rule.name: {k: v for k, v in render.channel_policy(rule).to_plain().items() if v is not None}
             for rule in plan_channels(model, profile, stack)
-        }
+        },
+        "channels": [c.pattern for c in model.realtime.channels],
     }
 
 
@@ -211,16 +210,25 @@ def test_channel_policies_steps_leave_others_policies_alone(db: Database, fresh_
         conn.execute("alter policy realtime_prod_project_id_receive on realtime.messages using (true)")
     assert resource.diff(db, state, checked).changes == {"policies": "update"}
     refreshed = read(resource, db, resource_id, state, checked)
-    assert refreshed is not None and refreshed[1] == {"policies": {}}
+    assert refreshed is not None and refreshed[1]["policies"] == {}
     state = resource.update(db, state, checked, print)
     assert resource.diff(db, state, checked).changes == {}
-    # Another stack on the same database: its own policies beside these; a name of ours it cannot take.
+    # Another stack on the same database: a pattern this one declares it cannot take (one stack says who
+    # joins a topic), at preview and at apply; its own patterns' policies live beside these.
     token = CURRENT_STACK.set("staging")
     try:
-        other_inputs = channel_inputs(model, "owner", "staging")
-        _, _, other_state = create(ChannelPolicies(), db, other_inputs)
+        same = channel_inputs(model, "owner", "staging")
+        with pytest.raises(InputError, match=r"another stack declares news \(stack 'prod'\), ops:\{id\}"):
+            ChannelPolicies().check(db, {}, same)
+        with pytest.raises(CatalogError, match="another stack declares"):
+            ChannelPolicies().create(db, ChannelPolicies().normalize(same), print)
+        lobby = parse_model(
+            {**model_to_plain(teams_model()), "realtime": {"channels": {"lobby:{id}": {"owner": True}}}}, setting="t"
+        )
+        _, _, other_state = create(ChannelPolicies(), db, channel_inputs(lobby, "owner", "staging"))
+        # A name the other stack holds is not this one's to take either.
         with pytest.raises(InputError, match="already exist, made by hand or by another stack"):
-            ChannelPolicies().check(db, {}, inputs)
+            ChannelPolicies().check(db, {}, {"policies": inputs["policies"]})
         ChannelPolicies().delete(db, other_state, print)
     finally:
         CURRENT_STACK.reset(token)
@@ -258,6 +266,14 @@ def test_channel_policies_steps_leave_others_policies_alone(db: Database, fresh_
         )
     resource.delete(db, state, print)
     assert set(policy_names(fresh_db)) == {"realtime_prod_ops_id_receive", "realtime_prod_news_receive_x"}
+    # The patterns are free again, and the ledger gone with the last claim.
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select to_regnamespace('supabase_access')").fetchone() == (None,)
+    token = CURRENT_STACK.set("staging")
+    try:
+        ChannelPolicies().check(db, {}, {"policies": {}, "channels": ["news"]})
+    finally:
+        CURRENT_STACK.reset(token)
 
 
 @both_platforms

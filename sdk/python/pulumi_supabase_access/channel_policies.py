@@ -19,13 +19,17 @@ __all__ = ['ChannelPoliciesArgs', 'ChannelPolicies']
 @pulumi.input_type
 class ChannelPoliciesArgs:
     def __init__(__self__, *,
-                 policies: pulumi.Input[Mapping[str, Any]]):
+                 policies: pulumi.Input[Mapping[str, Any]],
+                 channels: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None):
         """
         The set of arguments for constructing a ChannelPolicies resource.
 
         :param pulumi.Input[Mapping[str, Any]] policies: Policy name -> {command, roles, using, withCheck}: what each policy is (SQL, rendered from the model's `realtime.channels`).
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] channels: The topic patterns of the stack's channels (`project:{id}`): one stack per pattern on a database, claimed in the ledger; a pattern another stack claims stops the preview.
         """
         pulumi.set(__self__, "policies", policies)
+        if channels is not None:
+            pulumi.set(__self__, "channels", channels)
 
     @_builtins.property
     @pulumi.getter
@@ -39,6 +43,18 @@ class ChannelPoliciesArgs:
     def policies(self, value: pulumi.Input[Mapping[str, Any]]):
         pulumi.set(self, "policies", value)
 
+    @_builtins.property
+    @pulumi.getter
+    def channels(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        The topic patterns of the stack's channels (`project:{id}`): one stack per pattern on a database, claimed in the ledger; a pattern another stack claims stops the preview.
+        """
+        return pulumi.get(self, "channels")
+
+    @channels.setter
+    def channels(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "channels", value)
+
 
 @pulumi.type_token("supabase-access:index:ChannelPolicies")
 class ChannelPolicies(pulumi.CustomResource):
@@ -46,13 +62,15 @@ class ChannelPolicies(pulumi.CustomResource):
     def __init__(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 channels: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  __props__=None):
         """
-        The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by hand or by another stack are never touched; one of theirs with a name the stack declares stops the apply.
+        The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by hand or by another stack are never touched; one of theirs with a name the stack declares, or a topic pattern another stack claims, stops the preview and the apply.
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] channels: The topic patterns of the stack's channels (`project:{id}`): one stack per pattern on a database, claimed in the ledger; a pattern another stack claims stops the preview.
         :param pulumi.Input[Mapping[str, Any]] policies: Policy name -> {command, roles, using, withCheck}: what each policy is (SQL, rendered from the model's `realtime.channels`).
         """
         ...
@@ -62,7 +80,7 @@ class ChannelPolicies(pulumi.CustomResource):
                  args: ChannelPoliciesArgs,
                  opts: Optional[pulumi.ResourceOptions] = None):
         """
-        The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by hand or by another stack are never touched; one of theirs with a name the stack declares stops the apply.
+        The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by hand or by another stack are never touched; one of theirs with a name the stack declares, or a topic pattern another stack claims, stops the preview and the apply.
 
         :param str resource_name: The name of the resource.
         :param ChannelPoliciesArgs args: The arguments to use to populate this resource's properties.
@@ -79,6 +97,7 @@ class ChannelPolicies(pulumi.CustomResource):
     def _internal_init(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 channels: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
@@ -89,6 +108,7 @@ class ChannelPolicies(pulumi.CustomResource):
                 raise TypeError('__props__ is only valid when passed in combination with a valid opts.id to get an existing resource')
             __props__ = ChannelPoliciesArgs.__new__(ChannelPoliciesArgs)
 
+            __props__.__dict__["channels"] = channels
             if policies is None and not opts.urn:
                 raise TypeError("Missing required property 'policies'")
             __props__.__dict__["policies"] = policies
@@ -116,6 +136,7 @@ class ChannelPolicies(pulumi.CustomResource):
         __props__ = ChannelPoliciesArgs.__new__(ChannelPoliciesArgs)
 
         __props__.__dict__["applied"] = None
+        __props__.__dict__["channels"] = None
         __props__.__dict__["policies"] = None
         return ChannelPolicies(resource_name, opts=opts, __props__=__props__)
 
@@ -126,6 +147,14 @@ class ChannelPolicies(pulumi.CustomResource):
         The policies as PostgreSQL stored them at the last apply (drift is measured from them).
         """
         return pulumi.get(self, "applied")
+
+    @_builtins.property
+    @pulumi.getter
+    def channels(self) -> pulumi.Output[Optional[Sequence[_builtins.str]]]:
+        """
+        The topic patterns of the stack's channels (`project:{id}`): one stack per pattern on a database, claimed in the ledger; a pattern another stack claims stops the preview.
+        """
+        return pulumi.get(self, "channels")
 
     @_builtins.property
     @pulumi.getter

@@ -15,8 +15,10 @@ from typing import Any
 
 import psycopg
 
+from supabase_access.model.access_model import ModelError
 from supabase_access.model.policy import PolicySpec
-from supabase_access.provider import specs
+from supabase_access.model.realtime import parse_pattern
+from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import CURRENT_STACK, InputError, Log, PlainDatabaseResource
 from supabase_access.provider.resources.table_policies import declared_policies, plain_policies
 from supabase_access.sql import catalog
@@ -26,6 +28,20 @@ from supabase_access.sql.errors import CatalogError
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 SCHEMA, TABLE = render.REALTIME_SCHEMA, render.REALTIME_MESSAGES
+# Channel claims live beside table claims in the ledger, as `realtime.messages.<pattern>`.
+CLAIM_SCHEMA = f"{SCHEMA}.{TABLE}"
+
+
+def _claimed_elsewhere(conn: psycopg.Connection, patterns: list[str]) -> str | None:
+    """The patterns another stack on this database claims, as one refusal line; None when none."""
+    taken = claims.others(conn, CLAIM_SCHEMA, patterns)
+    if not taken:
+        return None
+    described = ", ".join(f"{pattern} (stack {stack!r})" for pattern, stack in sorted(taken.items()))
+    return (
+        f"channels: another stack declares {described} on this database: a topic is one channel whoever declares it, "
+        "so one stack says who may join it. Take the pattern out of one stack's realtime.channels"
+    )
 
 
 def _ours(conn: psycopg.Connection) -> dict[str, PolicySpec]:
@@ -39,7 +55,15 @@ class ChannelPolicies(PlainDatabaseResource):
     spec = specs.CHANNEL_POLICIES
 
     def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        return {"policies": plain_policies(declared_policies(inputs))}
+        raw = inputs.get("channels") or []
+        if not isinstance(raw, list):
+            raise InputError("channels", "channels: expected a list of topic patterns")
+        for pattern in raw:
+            try:
+                parse_pattern(pattern, "channels")
+            except ModelError as exc:
+                raise InputError("channels", str(exc)) from exc
+        return {"policies": plain_policies(declared_policies(inputs)), "channels": sorted(set(raw))}
 
     def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
         with db.connection() as conn:
@@ -48,8 +72,11 @@ class ChannelPolicies(PlainDatabaseResource):
                     "policies", f"policies: {SCHEMA}.{TABLE} does not exist (Supabase's Realtime makes it)"
                 )
             taken = self._taken(conn, checked["policies"])
+            claimed = _claimed_elsewhere(conn, checked["channels"])
         if taken:
             raise InputError("policies", taken)
+        if claimed:
+            raise InputError("channels", claimed)
 
     @staticmethod
     def _taken(conn: psycopg.Connection, declared: Mapping[str, Any]) -> str | None:
@@ -75,14 +102,18 @@ class ChannelPolicies(PlainDatabaseResource):
             changes["policies"] = "update"
         return changes
 
-    def _apply(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _apply(self, db: Database, inputs: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
         declared = declared_policies(inputs)
         marker = render.stack_marker(CURRENT_STACK.get())
         with write_transaction(db) as conn:
             lock_tables(conn, SCHEMA, [TABLE])
-            taken = self._taken(conn, inputs["policies"])
+            taken = self._taken(conn, inputs["policies"]) or _claimed_elsewhere(conn, inputs["channels"])
             if taken:
                 raise CatalogError(taken)
+            # The stack's patterns, under the table's lock (the ledger's comes after): of two stacks racing
+            # for one pattern, the second sees the first's claim. Patterns it no longer declares are freed.
+            claims.release(conn, CLAIM_SCHEMA, sorted(set(dropped) - set(inputs["channels"])))
+            claims.claim(conn, CLAIM_SCHEMA, {pattern: {} for pattern in inputs["channels"]})
             for name in _ours(conn):
                 conn.execute(render.drop_policy(SCHEMA, TABLE, name))
             for name, policy in declared.items():
@@ -92,10 +123,10 @@ class ChannelPolicies(PlainDatabaseResource):
         return {**inputs, "applied": applied}
 
     def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        return f"{SCHEMA}.{TABLE}:{CURRENT_STACK.get()}", self._apply(db, inputs)
+        return f"{SCHEMA}.{TABLE}:{CURRENT_STACK.get()}", self._apply(db, inputs, [])
 
     def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        return self._apply(db, inputs)
+        return self._apply(db, inputs, list(state.get("channels") or []))
 
     def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
         with write_transaction(db) as conn:
@@ -104,6 +135,8 @@ class ChannelPolicies(PlainDatabaseResource):
             lock_tables(conn, SCHEMA, [TABLE])
             for name in _ours(conn):
                 conn.execute(render.drop_policy(SCHEMA, TABLE, name))
+            claims.release(conn, CLAIM_SCHEMA, state.get("channels") or [])
+        ledger.tidy(db)
 
     def read(
         self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
@@ -115,5 +148,8 @@ class ChannelPolicies(PlainDatabaseResource):
         known = dict(state or inputs or {})
         # A policy of the stack's changed or dropped by hand: the inputs read back empty, so the next
         # diff shows the change and `up` puts the declared ones back.
-        read_inputs = {"policies": known.get("policies") or {} if live == known.get("applied") else {}}
+        read_inputs = {
+            "policies": known.get("policies") or {} if live == known.get("applied") else {},
+            "channels": list(known.get("channels") or []),
+        }
         return {**known, "applied": live, **read_inputs}, read_inputs
