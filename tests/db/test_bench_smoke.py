@@ -37,6 +37,14 @@ def test_rls_unprepared_with_variant_and_explain(localdb_url: str) -> None:
 
 
 @pytest.mark.db
+def test_columns_prints_its_table(localdb_url: str) -> None:
+    out = run_bench("columns", "--notes", "200", "--updates", "6", "--blocks", "3")
+    for setting in ("table-wide", "column privileges", "column rules"):
+        assert f"| {setting} " in out
+    assert "column rules / table-wide: " in out and "target " in out
+
+
+@pytest.mark.db
 def test_groups_prints_its_table(localdb_url: str) -> None:
     out = run_bench("groups", "--users", "30", "--projects", "20", "--tasks", "5", "--comments", "2", "--repeat", "2")
     assert "| request (a plain member)" in out and "owner/explicit" in out

@@ -1,0 +1,209 @@
+"""What column rules cost an update, against the same statement without them.
+
+    python -m bench.columns [--notes 20000 --updates 2000 --blocks 4]
+
+Creates a database of its own from the template with the columns app (tests/fixtures/columns_app),
+RLS on its notes with one policy (the writer's own rows), and times a signed-in user's update of
+one of their notes, exactly as PostgREST runs it (review.postgrest: `SET LOCAL ROLE authenticated`,
+the JWT's claims, one committed transaction per request), in two settings that alternate in blocks:
+
+- "table-wide": SELECT, INSERT, UPDATE, DELETE on the whole table (no column rules);
+- "column privileges": the privileges the model's readOnly/immutable/hidden leave, column by column
+  (the statements the column Grants run), without the trigger;
+- "column rules": those and the ImmutableColumns trigger, made by the provider's own resource.
+
+Prints the medians and p95 per setting and their ratio (target: column rules / table-wide ≤ 1.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import sql
+
+from bench.common import (
+    REPO,
+    app_conninfo,
+    format_table,
+    machine_summary,
+    median,
+    p95,
+    print_report,
+    provider_database,
+    ratio,
+    scratch_database,
+    write_figures,
+)
+from components.column_grants import narrowed
+from review.postgrest import Persona, as_persona, connect_as_authenticator
+from supabase_access.model.access_model import load_model_file
+from supabase_access.provider.resources.immutable_columns import ImmutableColumns
+
+APP = REPO / "tests" / "fixtures" / "columns_app"
+REFERENCE_TABLES = "sessions, segments, turns, actions, generated_content"
+UPDATE = "update public.notes set body = %(body)s where id = %(id)s"
+SETTINGS = ("table-wide", "column privileges", "column rules")
+TARGET = 1.2
+
+
+def prepare(dbname: str, notes: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """The app, RLS with the writer's-own-rows policy, `notes` notes over 100 users; the writer and its notes."""
+    users = [uuid.uuid4() for _ in range(100)]
+    with psycopg.connect(app_conninfo(dbname), autocommit=True) as conn, conn.transaction():
+        conn.execute(f"drop table {REFERENCE_TABLES} cascade")
+        conn.execute((APP / "schema.sql").read_text())
+        with conn.cursor() as cur:
+            cur.executemany("insert into auth.users (id) values (%s)", [(u,) for u in users])
+            cur.execute("insert into orgs (owner_id, name) values (%s, 'O') returning id", (users[0],))
+            (org,) = cur.fetchone() or (None,)
+            cur.execute(
+                "insert into notes (org_id, created_by, body) "
+                "select %s, (%s::uuid[])[1 + i %% 100], 'note ' || i from generate_series(1, %s) i",
+                (org, users, notes),
+            )
+        conn.execute("alter table notes enable row level security")
+        conn.execute(
+            "create policy own_notes on notes for all to authenticated "
+            "using (created_by = (select auth.uid())) with check (created_by = (select auth.uid()))"
+        )
+        conn.execute("create index on notes (created_by)")
+        conn.execute("analyze notes")
+        writer = users[1]
+        mine = [row[0] for row in conn.execute("select id from notes where created_by = %s", (writer,)).fetchall()]
+    return writer, mine
+
+
+class Settings:
+    """Switches the notes' privileges (and the immutable trigger) between the two settings."""
+
+    def __init__(self, dbname: str) -> None:
+        self.dbname = dbname
+        self.db = provider_database(dbname)
+        self.resource = ImmutableColumns()
+        self.state: dict[str, object] | None = None
+        rules = load_model_file(APP / "access-model.yaml", setting="columns_app").table("notes").columns
+        with psycopg.connect(app_conninfo(dbname)) as conn:
+            columns = [
+                r[0]
+                for r in conn.execute(
+                    "select attname from pg_attribute where attrelid = "
+                    "'public.notes'::regclass and attnum > 0 and not attisdropped"
+                )
+            ]
+        crud = ("SELECT", "INSERT", "UPDATE", "DELETE")
+        self.column_grants = [
+            sql.SQL("grant {} ({}) on public.notes to authenticated").format(
+                sql.SQL(privilege), sql.SQL(", ").join(sql.Identifier(c) for c in allowed)
+            )
+            for privilege, allowed in narrowed(crud, "authenticated", rules, columns).items()
+        ]
+        self.immutable = list(rules.immutable)
+
+    def apply(self, setting: str) -> None:
+        with psycopg.connect(app_conninfo(self.dbname), autocommit=True) as conn, conn.transaction():
+            conn.execute("revoke all on public.notes from authenticated")
+            if setting == "table-wide":
+                conn.execute("grant select, insert, update, delete on public.notes to authenticated")
+            else:
+                conn.execute("grant delete on public.notes to authenticated")
+                for statement in self.column_grants:
+                    conn.execute(statement)
+        if setting != "column rules" and self.state is not None:
+            self.resource.delete(self.db, self.state, lambda _: None)
+            self.state = None
+        elif setting == "column rules" and self.state is None:
+            inputs = self.resource.check(self.db, {}, {"schema": "public", "table": "notes", "columns": self.immutable})
+            _, self.state = self.resource.create(self.db, inputs, lambda _: None)
+
+    def close(self) -> None:
+        if self.state is not None:
+            self.resource.delete(self.db, self.state, lambda _: None)
+        self.db.close()
+
+
+def measure(
+    dbname: str, settings: Settings, writer: uuid.UUID, mine: list[uuid.UUID], updates: int, blocks: int
+) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {s: [] for s in SETTINGS}
+    persona = Persona.signed_in(writer, is_anonymous=False)
+    per_block = max(1, updates // blocks)
+    with connect_as_authenticator(app_conninfo(dbname)) as conn:
+        for block in range(blocks):
+            for setting in SETTINGS[block % 3 :] + SETTINGS[: block % 3]:
+                settings.apply(setting)
+                for i in range(per_block):
+                    note = mine[i % len(mine)]
+                    start = time.perf_counter()
+                    with as_persona(conn, persona, method="PATCH", commit=True) as cur:
+                        cur.execute(UPDATE, {"body": f"edited {block} {i}", "id": note})
+                        assert cur.rowcount == 1
+                    times[setting].append(time.perf_counter() - start)
+            print(f"block {block + 1}/{blocks} done", file=sys.stderr)
+    return times
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.columns", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notes", type=int, default=20000)
+    parser.add_argument("--updates", type=int, default=2000, help="timed updates per setting")
+    parser.add_argument("--blocks", type=int, default=4, help="alternations of the two settings")
+    parser.add_argument("--keep", action="store_true", help="keep the generated database")
+    args = parser.parse_args(argv)
+    for name in ("notes", "updates", "blocks"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.notes < 100:
+        parser.error("--notes must be at least 100 (one per user at least)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_before = os.getloadavg()
+    with scratch_database("bench_columns", keep=args.keep) as dbname:
+        writer, mine = prepare(dbname, args.notes)
+        settings = Settings(dbname)
+        try:
+            times = measure(dbname, settings, writer, mine, args.updates, args.blocks)
+        finally:
+            settings.close()
+        machine = machine_summary(app_conninfo(dbname))
+        base, ruled = median(times["table-wide"]), median(times["column rules"])
+        rows = [
+            [
+                setting,
+                f"{median(times[setting]) * 1000:.3f}",
+                f"{p95(times[setting]) * 1000:.3f}",
+                str(len(times[setting])),
+            ]
+            for setting in SETTINGS
+        ]
+        table = format_table(["setting", "median ms", "p95 ms", "requests"], rows)
+        privileges = median(times["column privileges"])
+        table += (
+            f"\n\ncolumn rules / table-wide: {ratio(ruled, base)} (target ≤ {TARGET}); "
+            f"column privileges alone / table-wide: {ratio(privileges, base)}"
+        )
+        write_figures(
+            {"update a note": {"column rules/table-wide": ratio(ruled, base)}},
+            ["column rules/table-wide"],
+            conninfo=app_conninfo(dbname),
+            load_before=load_before,
+        )
+    title = (
+        f"bench.columns: a signed-in user's update of their note ({args.notes:,} notes), "
+        f"{args.updates:,} updates per setting in {args.blocks} blocks"
+    )
+    notes = [f"statement: {UPDATE}", f"load average before: {', '.join(f'{x:.2f}' for x in load_before)}"]
+    print_report(title, machine, table, base > 0 and ruled / base <= TARGET, notes=notes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
