@@ -16,7 +16,7 @@ from supabase_access.provider.base import InputError, identifier, missing_table
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database, execute_together
-from supabase_access.sql.rows import fetch_one
+from supabase_access.sql.rows import fetch_all, fetch_one
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
@@ -101,7 +101,7 @@ def drop_private_schema_if_unused(db: Database, private_schema: str) -> None:
 
 
 def table_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
-    return dict(conn.execute(catalog.table_columns_query(), (schema, table)).fetchall())
+    return {column.name: column.type for column in fetch_all(conn, catalog.TABLE_COLUMNS, (schema, table))}
 
 
 def require_columns(

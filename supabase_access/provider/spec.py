@@ -155,9 +155,12 @@ def prop(
     default: Any = UNSET,
     secret: bool = False,
     replaces: bool = False,
+    fallback: Any = UNSET,
 ) -> Any:
     """A field of a Props dataclass: an input or output property (see Prop). A required field has no
-    default; another takes `default` (the schema's, which the program's SDK sends too) or None."""
+    default (parsing data without it fails), unless `fallback` gives what the provider takes when it is
+    missing anyway (an older program's inputs, a resource's normalize filling it in); another takes
+    `default` (the schema's, which the program's SDK sends too) or None."""
     meta = {
         "description": description,
         "required": required,
@@ -166,7 +169,7 @@ def prop(
         "replaces": replaces,
     }
     if required:
-        return field(metadata=meta)
+        return field(metadata=meta) if fallback is UNSET else field(default=fallback, metadata=meta)
     if isinstance(default, (list, tuple)):
         items = tuple(default)
         return field(default=items, metadata=meta)
@@ -303,10 +306,15 @@ class Props:
             name = wire_name(f.name)
             value = values.get(name)
             if value is None:
-                if f.metadata.get("required"):
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                     raise PropsError(name, f"{where}{name}: required, not given")
                 continue
-            parsed[f.name] = _parse(tp, value, f"{where}{name}")
+            try:
+                parsed[f.name] = _parse(tp, value, f"{where}{name}")
+            except PropsError as exc:
+                if where:
+                    raise
+                raise PropsError(name, exc.reason) from None  # the top-level property, as the user wrote it
         return cls(**parsed)
 
     def to_wire(self) -> dict[str, Any]:

@@ -465,27 +465,45 @@ POLICY_INDEX = ResourceSpec.typed(
     PolicyIndexState,
 )
 
-WRITE_QUOTA = ResourceSpec(
+
+def private_schema_prop() -> Any:
+    """The `privateSchema` field of a resource with objects in the provider's own schema."""
+    return prop(
+        "The provider's own schema for its helpers and ledger; never exposed to the Data API.",
+        default=PRIVATE_SCHEMA,
+        replaces=True,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WriteQuotaInputs(Props):
+    schema: str = schema_prop()
+    table: str = table_prop("The table whose inserts are counted")
+    limit: int = prop("New rows allowed per user per window.", required=True)
+    window_seconds: int = prop("Length of the window, from the user's first insert in it.", required=True)
+    window_label: str | None = prop(
+        "The window in words for the error's hint (e.g. `hour`).", required=True, fallback=None
+    )
+    private_schema: str = private_schema_prop()
+
+
+@dataclass(frozen=True, kw_only=True)
+class WriteQuotaState(WriteQuotaInputs):
+    function: str | None = prop("The trigger function, `schema.name`.")
+    trigger: str | None = prop("The trigger's name on the table.")
+    usage_table: str | None = prop("The per-user usage table, `schema.name`.")
+    sqlstate: str | None = prop("The SQLSTATE a refused insert fails with.")
+    trigger_enabled: bool | None = prop("Whether the trigger is enabled, as a refresh found it.")
+    index: str | None = prop("Earlier versions: the index they built for the quota (dropped by the next update).")
+    index_created: bool | None = prop("Earlier versions: whether they built `index`.")
+
+
+WRITE_QUOTA = ResourceSpec.typed(
     "WriteQuota",
     "At most `limit` new rows of a table per user per window: a BEFORE INSERT trigger failing with SQLSTATE PT429 "
     "(HTTP 429 through PostgREST), counting in an UNLOGGED usage table of the private schema.",
-    inputs=(
-        _schema(),
-        _table("The table whose inserts are counted"),
-        Prop("limit", INTEGER, "New rows allowed per user per window.", required=True),
-        Prop("windowSeconds", INTEGER, "Length of the window, from the user's first insert in it.", required=True),
-        Prop("windowLabel", STRING, "The window in words for the error's hint (e.g. `hour`).", required=True),
-        _private_schema(),
-    ),
-    outputs=(
-        Prop("function", STRING, "The trigger function, `schema.name`."),
-        Prop("trigger", STRING, "The trigger's name on the table."),
-        Prop("usageTable", STRING, "The per-user usage table, `schema.name`."),
-        Prop("sqlstate", STRING, "The SQLSTATE a refused insert fails with."),
-        Prop("triggerEnabled", BOOLEAN, "Whether the trigger is enabled, as a refresh found it."),
-        Prop("index", STRING, "Earlier versions: the index they built for the quota (dropped by the next update)."),
-        Prop("indexCreated", BOOLEAN, "Earlier versions: whether they built `index`."),
-    ),
+    WriteQuotaInputs,
+    WriteQuotaState,
 )
 
 OWNER_COPY = ResourceSpec(
@@ -525,37 +543,48 @@ OWNER_COPY = ResourceSpec(
     ),
 )
 
-RETENTION_POLICY = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class OwnedTableEntry(Props):
+    """A table holding a user's rows, and its owner column."""
+
+    table: str
+    owner_column: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionPolicyInputs(Props):
+    private_schema: str = private_schema_prop()
+    schema: str = prop("Schema of the app's tables.", required=True, fallback="public")
+    owned_tables: tuple[OwnedTableEntry, ...] = prop(
+        "Tables holding a user's rows: `{table, ownerColumn}` each.", required=True, fallback=()
+    )
+    sessions_table: str = prop("The sessions table purged by age.", required=True, fallback="sessions")
+    sessions_timestamp_column: str = prop(
+        "The sessions table's timestamp column the age is read from.", required=True, fallback="created_at"
+    )
+    anonymous_users_days: int | None = prop(
+        "Anonymous users older than this many days are removed (unset: kept).", default=None
+    )
+    sessions_days: int | None = prop("Sessions older than this many days are removed (unset: kept).", default=None)
+    schedule: str | None = prop("pg_cron schedule of the purge (UTC), e.g. `17 3 * * *`.", required=True, fallback=None)
+    job_name: str | None = prop("pg_cron job name.", required=True, fallback=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionPolicyState(RetentionPolicyInputs):
+    function: str | None = prop("The purge function, `schema.name`.")
+    scheduled: bool | None = prop("Whether pg_cron runs the purge.")
+    run_manually: str | None = prop("The statement to run by hand where pg_cron is missing.")
+    status: str | None = prop("How the purge runs, or what to do where it is not scheduled.")
+
+
+RETENTION_POLICY = ResourceSpec.typed(
     "RetentionPolicy",
     "`purge_expired()`: removes anonymous users older than N days (their rows go with them) and sessions older than "
     "M days; scheduled with pg_cron where the extension exists, otherwise `status` says how to run it.",
-    inputs=(
-        _private_schema(),
-        Prop("schema", STRING, "Schema of the app's tables.", required=True),
-        Prop("ownedTables", MAPS, "Tables holding a user's rows: `{table, ownerColumn}` each.", required=True),
-        Prop("sessionsTable", STRING, "The sessions table purged by age.", required=True),
-        Prop(
-            "sessionsTimestampColumn",
-            STRING,
-            "The sessions table's timestamp column the age is read from.",
-            required=True,
-        ),
-        Prop(
-            "anonymousUsersDays",
-            INTEGER,
-            "Anonymous users older than this many days are removed (unset: kept).",
-            default=None,
-        ),
-        Prop("sessionsDays", INTEGER, "Sessions older than this many days are removed (unset: kept).", default=None),
-        Prop("schedule", STRING, "pg_cron schedule of the purge (UTC), e.g. `17 3 * * *`.", required=True),
-        Prop("jobName", STRING, "pg_cron job name.", required=True),
-    ),
-    outputs=(
-        Prop("function", STRING, "The purge function, `schema.name`."),
-        Prop("scheduled", BOOLEAN, "Whether pg_cron runs the purge."),
-        Prop("runManually", STRING, "The statement to run by hand where pg_cron is missing."),
-        Prop("status", STRING, "How the purge runs, or what to do where it is not scheduled."),
-    ),
+    RetentionPolicyInputs,
+    RetentionPolicyState,
 )
 
 AUTH_SETTINGS = ResourceSpec(

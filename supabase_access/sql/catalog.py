@@ -688,7 +688,8 @@ def row_security_active(conn: psycopg.Connection, schema: str, table: str) -> bo
 def read_trigger_query() -> sql.SQL:
     """(tgenabled, tgargs, function schema, function name, comment) of a user trigger on a table."""
     return sql.SQL(
-        "select t.tgenabled, t.tgargs, fn.nspname, f.proname, obj_description(t.oid, 'pg_trigger') from pg_trigger t "
+        "select t.tgenabled as enabled, t.tgargs as args, fn.nspname as function_schema, f.proname as function, "
+        "obj_description(t.oid, 'pg_trigger') as comment from pg_trigger t "
         "join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace "
         "join pg_proc f on f.oid = t.tgfoid join pg_namespace fn on fn.oid = f.pronamespace "
         "where n.nspname = %s and c.relname = %s and t.tgname = %s and not t.tgisinternal"
@@ -698,7 +699,7 @@ def read_trigger_query() -> sql.SQL:
 def read_function_query() -> sql.SQL:
     """(prosrc, arguments with defaults) of every function with this schema and name."""
     return sql.SQL(
-        "select p.prosrc, pg_get_function_arguments(p.oid) from pg_proc p "
+        "select p.prosrc as body, pg_get_function_arguments(p.oid) as arguments from pg_proc p "
         "join pg_namespace n on n.oid = p.pronamespace where n.nspname = %s and p.proname = %s"
     )
 
@@ -746,7 +747,7 @@ def database_create_privilege_query() -> sql.SQL:
 def table_columns_query() -> sql.SQL:
     """(column, type) of a table's live columns."""
     return sql.SQL(
-        "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+        "select a.attname as name, format_type(a.atttypid, a.atttypmod) as type from pg_attribute a "
         "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped"
     )
@@ -755,7 +756,7 @@ def table_columns_query() -> sql.SQL:
 def relation_persistence_query() -> sql.SQL:
     """pg_class.relpersistence of a relation by schema and name: 'p' logged, 'u' unlogged, 't' temporary."""
     return sql.SQL(
-        "select c.relpersistence from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "select c.relpersistence as persistence from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = %s and c.relname = %s"
     )
 
@@ -775,6 +776,50 @@ def cron_installed_query() -> sql.SQL:
 def cron_job_query() -> sql.SQL:
     """(schedule, command) of a pg_cron job by name."""
     return sql.SQL("select schedule, command from cron.job where jobname = %s")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    enabled: str  # pg_trigger.tgenabled: D when disabled
+    args: bytes  # tgargs: each argument followed by a NUL byte
+    function_schema: str
+    function: str
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class FunctionSource:
+    body: str
+    arguments: str  # pg_get_function_arguments, defaults included
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # format_type
+
+
+@dataclass(frozen=True)
+class Persistence:
+    persistence: str  # pg_class.relpersistence: p logged, u unlogged, t temporary
+
+
+@dataclass(frozen=True)
+class CronJob:
+    schedule: str
+    command: str
+
+
+# Parameters: schema, table, trigger name.
+TRIGGER = Query(read_trigger_query(), Trigger)
+# Parameters: schema, name (every overload).
+FUNCTION_SOURCES = Query(read_function_query(), FunctionSource)
+# Parameters: schema, table.
+TABLE_COLUMNS = Query(table_columns_query(), Column)
+# Parameters: schema, name.
+PERSISTENCE = Query(relation_persistence_query(), Persistence)
+# Parameters: job name.
+CRON_JOB = Query(cron_job_query(), CronJob)
 
 
 def find_serving_index_query() -> sql.SQL:

@@ -368,7 +368,7 @@ def test_update_from_a_counting_quota_drops_its_old_index_only_if_ours(db: Datab
     }
     inputs = resource.check(db, old_sessions, old_inputs)
     assert set(inputs) == {"schema", "table", "limit", "windowSeconds", "windowLabel", "privateSchema"}
-    assert resource.diff_live(db, old_sessions, inputs) == {
+    assert resource.diff(db, old_sessions, inputs).changes == {
         "trigger": "update",
         "function": "update",
         "usageTable": "update",
@@ -377,7 +377,7 @@ def test_update_from_a_counting_quota_drops_its_old_index_only_if_ours(db: Datab
     state = resource.update(db, old_sessions, inputs, log)
     assert "index" not in state and "indexCreated" not in state
     assert "sessions_user_id_created_at_quota_idx" not in catalog_state(fresh_db)["indexes"]
-    assert resource.diff_live(db, state, inputs) == {}
+    assert resource.diff(db, state, inputs).changes == {}
 
     # An index the app had, which the old quota used (indexCreated false), stays.
     content_inputs = resource.check(db, {}, quota_inputs("generated_content", 3))
@@ -390,7 +390,7 @@ def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, fresh_db
     resource = WriteQuota()
     inputs = resource.check(db, {}, quota_inputs("sessions", 3))
     resource_id, state = resource.create(db, inputs, log)
-    assert resource.diff_live(db, state, inputs) == {}
+    assert resource.diff(db, state, inputs).changes == {}
     outputs, current = resource.read(db, resource_id, state, inputs) or ({}, {})
     assert current == inputs and outputs["triggerEnabled"] is True
     # An import has only the id: the trigger says the rest.
@@ -403,35 +403,35 @@ def test_read_and_diff_report_drift_and_update_repairs_it(db: Database, fresh_db
             "create trigger supabase_access_write_quota before insert on sessions for each row "
             "execute function supabase_access.write_quota_public_sessions('99', '3600', 'hour')"
         )
-    assert resource.diff_live(db, state, inputs) == {"limit": "update"}
+    assert resource.diff(db, state, inputs).changes == {"limit": "update"}
     found = resource.read(db, resource_id, state, inputs)
     assert found is not None and found[1]["limit"] == 99
 
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("alter table sessions disable trigger supabase_access_write_quota")
-    assert resource.diff_live(db, state, inputs) == {"trigger": "update"}
+    assert resource.diff(db, state, inputs).changes == {"trigger": "update"}
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("drop trigger supabase_access_write_quota on sessions")
     assert resource.read(db, resource_id, state, inputs) is None
-    assert resource.diff_live(db, state, inputs) == {"trigger": "update"}
+    assert resource.diff(db, state, inputs).changes == {"trigger": "update"}
 
     resource.update(db, state, inputs, log)
-    assert resource.diff_live(db, state, inputs) == {}
+    assert resource.diff(db, state, inputs).changes == {}
 
     # The counts survive an update (a changed limit); a hand-changed usage table is recreated.
     user = add_user(fresh_db, anonymous=True)
     new_session(fresh_db, anonymous(user), user)
     changed = resource.check(db, inputs, {**inputs, "limit": 7})
-    assert resource.diff_live(db, state, changed) == {"limit": "update"}
+    assert resource.diff(db, state, changed).changes == {"limit": "update"}
     resource.update(db, state, changed, log)
     found = resource.read(db, resource_id, state, changed)
     assert found is not None and found[1]["limit"] == 7
     assert (usage_of(fresh_db, user) or ())[1:] == (1,)
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute(f"alter table {USAGE} drop column inserts")
-    assert resource.diff_live(db, state, changed) == {"usageTable": "update"}
+    assert resource.diff(db, state, changed).changes == {"usageTable": "update"}
     resource.update(db, state, changed, log)
-    assert resource.diff_live(db, state, changed) == {}
+    assert resource.diff(db, state, changed).changes == {}
     new_session(fresh_db, anonymous(user), user)
     assert (usage_of(fresh_db, user) or ())[1:] == (1,)
 
@@ -456,9 +456,9 @@ def test_update_from_a_logged_usage_table_keeps_the_counts(db: Database, fresh_d
                 "language plpgsql security definer set search_path = '' as {}"
             ).format(sql.Literal(body[0] + "\n-- an earlier version\n"))
         )
-    assert resource.diff_live(db, state, inputs) == {"function": "update", "usageTable": "update"}
+    assert resource.diff(db, state, inputs).changes == {"function": "update", "usageTable": "update"}
     resource.update(db, state, inputs, log)
-    assert resource.diff_live(db, state, inputs) == {}
+    assert resource.diff(db, state, inputs).changes == {}
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         assert conn.execute(f"select relpersistence from pg_class where oid = '{USAGE}'::regclass").fetchone() == ("u",)
     assert (usage_of(fresh_db, user) or ())[1:] == (2,)  # the counts survived the rewrite
@@ -619,14 +619,14 @@ def test_retention_drift_and_a_pg_cron_stand_in(db: Database, fresh_db: str, mon
     resource = RetentionPolicy()
     inputs = resource.check(db, {}, retention_inputs(30, 90))
     resource_id, state = resource.create(db, inputs, log)
-    assert resource.diff_live(db, state, inputs) == {}
+    assert resource.diff(db, state, inputs).changes == {}
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("alter function supabase_access.purge_expired(integer, integer) rename to purge_old")
     assert resource.read(db, resource_id, state, inputs) is None
-    assert resource.diff_live(db, state, inputs) == {"function": "update"}
+    assert resource.diff(db, state, inputs).changes == {"function": "update"}
     resource.update(db, state, inputs, log)
     changed = resource.check(db, inputs, {**inputs, "sessionsDays": 60})
-    assert resource.diff_live(db, state, changed) == {"sessionsDays": "update"}
+    assert resource.diff(db, state, changed).changes == {"sessionsDays": "update"}
 
     # A stand-in with pg_cron's cron.job, cron.schedule(name, schedule, command) and cron.unschedule(id):
     # the SQL the resource sends when the extension exists runs against it.
@@ -647,7 +647,7 @@ def test_retention_drift_and_a_pg_cron_stand_in(db: Database, fresh_db: str, mon
         )
     # pg_cron "installed": the resource asks PostgreSQL with this query (in one round trip with others).
     monkeypatch.setattr(catalog, "cron_installed_query", lambda: sql.SQL("select true"))
-    assert resource.diff_live(db, state, inputs) == {"scheduled": "update"}  # pg_cron appeared
+    assert resource.diff(db, state, inputs).changes == {"scheduled": "update"}  # pg_cron appeared
     state = resource.update(db, state, inputs, log)
     assert state["scheduled"] is True and state["status"].startswith("scheduled with pg_cron")
     with psycopg.connect(fresh_db, autocommit=True) as conn:
@@ -655,7 +655,7 @@ def test_retention_drift_and_a_pg_cron_stand_in(db: Database, fresh_db: str, mon
     assert jobs == [
         (hardening.DEFAULT_PURGE_JOB, "17 3 * * *", 'select kind, removed from "supabase_access"."purge_expired"()')
     ]
-    assert resource.diff_live(db, state, inputs) == {}
+    assert resource.diff(db, state, inputs).changes == {}
     resource.delete(db, state, log)
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         assert conn.execute("select count(*) from cron.job").fetchone() == (0,)

@@ -5,7 +5,6 @@ rows) and sessions older than M days, scheduled with pg_cron where the extension
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -13,9 +12,9 @@ import psycopg
 from supabase_access.model import hardening
 from supabase_access.provider import specs
 from supabase_access.provider.base import (
+    DatabaseResource,
     InputError,
     Log,
-    PlainDatabaseResource,
     compare_fields,
     identifier,
     not_importable,
@@ -28,64 +27,57 @@ from supabase_access.provider.private_schema import (
     ensure_private_schema,
     lock_private_schema,
     positive_int,
-    private_schema_name,
     require_columns,
     require_rls_not_filtering,
 )
+from supabase_access.provider.specs import RetentionPolicyInputs as Inputs
+from supabase_access.provider.specs import RetentionPolicyState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database, execute_together, read_together
+from supabase_access.sql.rows import fetch_all, fetch_one, fetch_value
 from supabase_access.sql.transaction import write_transaction
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
-RETENTION_INPUTS = (
-    "privateSchema",
-    "schema",
-    "ownedTables",
-    "sessionsTable",
-    "sessionsTimestampColumn",
-    "anonymousUsersDays",
-    "sessionsDays",
-    "schedule",
-    "jobName",
-)
+def _days(value: int | None, setting: str) -> int | None:
+    return positive_int({setting: value}, setting, hardening.MAX_RETENTION_DAYS, optional=True)
 
 
-def _owned_tables(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-    raw = inputs.get("ownedTables") or []
-    if not isinstance(raw, list):
-        raise InputError("ownedTables", "ownedTables: expected a list of {table, ownerColumn}")
-    owned = []
-    for entry in raw:
-        if not isinstance(entry, Mapping):
-            raise InputError("ownedTables", "ownedTables: expected a list of {table, ownerColumn}")
-        owned.append((identifier(entry, "table"), identifier(entry, "ownerColumn")))
-    return owned
-
-
-def _retention(inputs: Mapping[str, Any]) -> hardening.RetentionTarget:
-    anonymous_days = positive_int(inputs, "anonymousUsersDays", hardening.MAX_RETENTION_DAYS, optional=True)
-    sessions_days = positive_int(inputs, "sessionsDays", hardening.MAX_RETENTION_DAYS, optional=True)
+def _retention(inputs: Inputs) -> hardening.RetentionTarget:
+    anonymous_days = _days(inputs.anonymous_users_days, "anonymousUsersDays")
+    sessions_days = _days(inputs.sessions_days, "sessionsDays")
     if anonymous_days is None and sessions_days is None:
         raise InputError("anonymousUsersDays", "anonymousUsersDays, sessionsDays: set at least one")
-    schedule = inputs.get("schedule") or hardening.DEFAULT_PURGE_SCHEDULE
-    if not isinstance(schedule, str) or not hardening.CRON_SCHEDULE.match(schedule):
+    schedule = inputs.schedule or hardening.DEFAULT_PURGE_SCHEDULE
+    if not hardening.CRON_SCHEDULE.match(schedule):
         raise InputError("schedule", f"schedule: {schedule!r} is not a cron schedule like '17 3 * * *'")
-    job_name = inputs.get("jobName") or hardening.DEFAULT_PURGE_JOB
-    if not isinstance(job_name, str) or not JOB_NAME.match(job_name):
+    job_name = inputs.job_name or hardening.DEFAULT_PURGE_JOB
+    if not JOB_NAME.match(job_name):
         raise InputError("jobName", f"jobName: {job_name!r} is not a job name (letters, digits, _ . : -)")
+    owned = tuple(
+        hardening.OwnedTable(
+            identifier({"table": t.table}, "table"), identifier({"ownerColumn": t.owner_column}, "ownerColumn")
+        )
+        for t in inputs.owned_tables
+    )
     return hardening.RetentionTarget(
-        schema=identifier(inputs, "schema", "public"),
-        owned_tables=tuple(hardening.OwnedTable(t, c) for t, c in _owned_tables(inputs)),
-        sessions_table=identifier(inputs, "sessionsTable", "sessions"),
-        sessions_timestamp_column=identifier(inputs, "sessionsTimestampColumn", hardening.DEFAULT_TIMESTAMP_COLUMN),
+        schema=identifier({"schema": inputs.schema}, "schema"),
+        owned_tables=owned,
+        sessions_table=identifier({"sessionsTable": inputs.sessions_table}, "sessionsTable"),
+        sessions_timestamp_column=identifier(
+            {"sessionsTimestampColumn": inputs.sessions_timestamp_column}, "sessionsTimestampColumn"
+        ),
         anonymous_users_days=anonymous_days,
         sessions_days=sessions_days,
         schedule=schedule,
         job_name=job_name,
     )
+
+
+def _private_schema(inputs: Inputs) -> str:
+    return identifier({"privateSchema": inputs.private_schema}, "privateSchema")
 
 
 def _purge_body(target: hardening.RetentionTarget) -> str:
@@ -125,8 +117,7 @@ def _function_default(arguments: str, name: str) -> int | None | str:
 
 
 def _cron_installed(conn: psycopg.Connection) -> bool:
-    row = conn.execute(catalog.cron_installed_query()).fetchone()
-    return bool(row and row[0])
+    return bool(fetch_value(conn, catalog.cron_installed_query()))
 
 
 def _schedule_status(scheduled: bool, target: hardening.RetentionTarget, command: str) -> str:
@@ -139,24 +130,24 @@ def _schedule_status(scheduled: bool, target: hardening.RetentionTarget, command
     )
 
 
-class RetentionPolicy(PlainDatabaseResource):
+class RetentionPolicy(DatabaseResource[Inputs, State]):
     spec = specs.RETENTION_POLICY
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        target, private_schema = _retention(inputs), private_schema_name(inputs)
-        return {
-            **inputs,
-            "privateSchema": private_schema,
-            "schema": target.schema,
-            "sessionsTable": target.sessions_table,
-            "sessionsTimestampColumn": target.sessions_timestamp_column,
-            "schedule": target.schedule,
-            "jobName": target.job_name,
-        }
+    def normalize(self, inputs: Inputs) -> Inputs:
+        target = _retention(inputs)
+        return Inputs.taking(
+            inputs,
+            private_schema=_private_schema(inputs),
+            schema=target.schema,
+            sessions_table=target.sessions_table,
+            sessions_timestamp_column=target.sessions_timestamp_column,
+            schedule=target.schedule,
+            job_name=target.job_name,
+        )
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         # The shared check asks this only for new or changed inputs: no query, no dry run on a no-change preview.
-        target, private_schema = _retention(checked), private_schema_name(checked)
+        target, private_schema = _retention(checked), _private_schema(checked)
         with db.connection() as conn:
             # Supabase's auth.users: anonymous sign-ins are rows with is_anonymous = true.
             auth_columns = dict.fromkeys(("id", "is_anonymous", "created_at"), "anonymousUsersDays")
@@ -177,8 +168,7 @@ class RetentionPolicy(PlainDatabaseResource):
             require_rls_not_filtering(conn, "ownedTables", "auth", ["users"])
             require_rls_not_filtering(conn, "ownedTables", target.schema, purged)
             for schema, table in [("auth", "users"), *((target.schema, t) for t in purged)]:
-                row = conn.execute(catalog.table_privilege_query(), ("DELETE", schema, table)).fetchone()
-                if not (row and row[0]):
+                if not fetch_value(conn, catalog.table_privilege_query(), ("DELETE", schema, table)):
                     raise InputError(
                         "ownedTables", f"ownedTables: role {conn.info.user} may not delete from {schema}.{table}"
                     )
@@ -191,104 +181,114 @@ class RetentionPolicy(PlainDatabaseResource):
             _purge_statements(target, private_schema),
         )
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        target, private_schema = _retention(inputs), private_schema_name(inputs)
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
+        target, private_schema = _retention(inputs), _private_schema(inputs)
         command = purge_command(private_schema)
         with db.connection() as conn:
             # One round trip; a second only where pg_cron is installed (cron.job exists only then).
             functions, cron_rows = read_together(
                 conn,
-                (catalog.read_function_query(), (private_schema, hardening.PURGE_FUNCTION)),
+                (catalog.FUNCTION_SOURCES, (private_schema, hardening.PURGE_FUNCTION)),
                 (catalog.cron_installed_query(), None),
             )
-            cron = bool(cron_rows and cron_rows[0][0])
-            job = conn.execute(catalog.cron_job_query(), (target.job_name,)).fetchone() if cron else None
+            cron = any(installed for (installed,) in cron_rows)
+            job = fetch_one(conn, catalog.CRON_JOB, (target.job_name,)) if cron else None
         if len(functions) != 1:
             return {"function": "update"}
-        body, arguments = functions[0]
+        (function,) = functions
         changes = compare_fields(
             "",
             {
-                "anonymousUsersDays": _function_default(arguments, "anonymous_users_days"),
-                "sessionsDays": _function_default(arguments, "sessions_days"),
+                "anonymousUsersDays": _function_default(function.arguments, "anonymous_users_days"),
+                "sessionsDays": _function_default(function.arguments, "sessions_days"),
             },
             {"anonymousUsersDays": target.anonymous_users_days, "sessionsDays": target.sessions_days},
         )
-        if body != _purge_body(target):
+        if function.body != _purge_body(target):
             changes["function"] = "update"
         # Scheduled exactly when pg_cron is there, with our schedule and command.
-        if cron != bool(state.get("scheduled")) or (cron and job != (target.schedule, command)):
+        if cron != bool(state.scheduled) or (
+            cron and (job is None or (job.schedule, job.command) != (target.schedule, command))
+        ):
             changes["scheduled"] = "update"
-        if state.get("jobName") not in (None, target.job_name):
+        if state.job_name not in (None, target.job_name):
             changes["jobName"] = "update"
         return changes
 
-    def _apply(self, db: Database, inputs: dict[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
-        target, private_schema = _retention(inputs), private_schema_name(inputs)
+    def _apply(self, db: Database, inputs: Inputs, previous: State | None, log: Log) -> State:
+        target, private_schema = _retention(inputs), _private_schema(inputs)
         command = purge_command(private_schema)
         with write_transaction(db) as conn:
             ensure_private_schema(conn, private_schema)
             execute_together(conn, _purge_statements(target, private_schema))
             scheduled = _cron_installed(conn)
             if scheduled:
-                old_job = previous.get("jobName")
+                old_job = previous.job_name if previous else None
                 if old_job and old_job != target.job_name:
                     conn.execute(render.cron_unschedule(old_job))
                 conn.execute(render.cron_schedule(target.job_name, target.schedule, command))
-        return {
-            **{k: inputs.get(k) for k in RETENTION_INPUTS},
-            "function": f"{private_schema}.{hardening.PURGE_FUNCTION}",
-            "scheduled": scheduled,
-            "runManually": f"{command};",
-            "status": _schedule_status(scheduled, target, command),
-        }
+        state = State.taking(
+            inputs,
+            function=f"{private_schema}.{hardening.PURGE_FUNCTION}",
+            scheduled=scheduled,
+            run_manually=f"{command};",
+            status=_schedule_status(scheduled, target, command),
+        )
+        if not scheduled:
+            log(f"retention: {state.status}")
+        return state
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        outputs = self._apply(db, inputs, {})
-        if not outputs["scheduled"]:
-            log(f"retention: {outputs['status']}")
-        return outputs["function"], outputs
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        state = self._apply(db, inputs, None, log)
+        return f"{_private_schema(inputs)}.{hardening.PURGE_FUNCTION}", state
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        outputs = self._apply(db, inputs, state)
-        if not outputs["scheduled"]:
-            log(f"retention: {outputs['status']}")
-        return outputs
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
+        return self._apply(db, inputs, state, log)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        private_schema = state.get("privateSchema") or hardening.PRIVATE_SCHEMA
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        private_schema = state.private_schema or hardening.PRIVATE_SCHEMA
         with write_transaction(db) as conn:
             lock_private_schema(conn, private_schema)
             if _cron_installed(conn):
-                conn.execute(render.cron_unschedule(state.get("jobName") or hardening.DEFAULT_PURGE_JOB))
+                conn.execute(render.cron_unschedule(state.job_name or hardening.DEFAULT_PURGE_JOB))
             conn.execute(render.drop_function(private_schema, hardening.PURGE_FUNCTION, render.PURGE_ARG_TYPES))
         drop_private_schema_if_unused(db, private_schema)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         private_schema, function = split_id(resource_id, 2, "supabase_access.purge_expired")
         known = state or inputs
-        if not known:
+        if known is None:
             raise not_importable(
                 "RetentionPolicy", "the id does not give its tables; import it with its inputs (`import_`)"
             )
-        job_name = known.get("jobName") or hardening.DEFAULT_PURGE_JOB
+        job_name = known.job_name or hardening.DEFAULT_PURGE_JOB
         with db.connection() as conn:
-            functions = conn.execute(catalog.read_function_query(), (private_schema, function)).fetchall()
+            functions = fetch_all(conn, catalog.FUNCTION_SOURCES, (private_schema, function))
             cron = _cron_installed(conn)
-            job = conn.execute(catalog.cron_job_query(), (job_name,)).fetchone() if cron else None
+            job = fetch_one(conn, catalog.CRON_JOB, (job_name,)) if cron else None
         if len(functions) != 1:
             return None
-        _, arguments = functions[0]
-        current = {
-            **{k: known.get(k) for k in RETENTION_INPUTS},
-            "privateSchema": private_schema,
-            "anonymousUsersDays": _function_default(arguments, "anonymous_users_days"),
-            "sessionsDays": _function_default(arguments, "sessions_days"),
-        }
-        if job is not None:
-            current["schedule"] = job[0]
-        outputs = {**(state or {}), **current, "scheduled": job is not None}
-        same = all(inputs.get(k) == current[k] for k in ("anonymousUsersDays", "sessionsDays", "schedule"))
-        return outputs, (inputs if inputs and same else current)
+        arguments = functions[0].arguments
+        current = Inputs.taking(
+            known,
+            private_schema=private_schema,
+            anonymous_users_days=_read_days(arguments, "anonymous_users_days"),
+            sessions_days=_read_days(arguments, "sessions_days"),
+            schedule=job.schedule if job is not None else known.schedule,
+        )
+        outputs = State.taking(state, current, scheduled=job is not None)
+        same = inputs is not None and (inputs.anonymous_users_days, inputs.sessions_days, inputs.schedule) == (
+            current.anonymous_users_days,
+            current.sessions_days,
+            current.schedule,
+        )
+        return outputs, (inputs if inputs is not None and same else current)
+
+
+def _read_days(arguments: str, name: str) -> int | None:
+    """A purge function's default for `name`; 0 (no valid setting: drift, which `up` repairs) when the
+    function's arguments are not ours any more."""
+    days = _function_default(arguments, name)
+    return 0 if isinstance(days, str) else days

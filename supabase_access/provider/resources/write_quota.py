@@ -16,17 +16,19 @@ an update or delete from such a state drops that index, if it is still ours.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
+
+import psycopg
 
 from supabase_access.model import hardening
 from supabase_access.provider import specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
+    DatabaseResource,
     InputError,
     Log,
     Notice,
-    PlainDatabaseResource,
     compare_fields,
     identifier,
     require_table,
@@ -39,13 +41,15 @@ from supabase_access.provider.private_schema import (
     ensure_private_schema,
     lock_private_schema,
     positive_int,
-    private_schema_name,
     table_columns,
 )
+from supabase_access.provider.specs import WriteQuotaInputs as Inputs
+from supabase_access.provider.specs import WriteQuotaState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database, execute_together, read_together
 from supabase_access.sql.errors import CatalogError
+from supabase_access.sql.rows import fetch_one
 from supabase_access.sql.transaction import autocommit, lock_tables, write_transaction
 
 MAX_WINDOW_SECONDS = 31 * 86400
@@ -54,22 +58,20 @@ USAGE_COLUMNS = dict(render.QUOTA_USAGE_COLUMNS)
 UNLOGGED = "u"  # pg_class.relpersistence
 
 
-QUOTA_INPUTS = ("schema", "table", "limit", "windowSeconds", "windowLabel", "privateSchema")
-
-
-def _quota_target(inputs: Mapping[str, Any]) -> tuple[hardening.WriteQuotaTarget, str]:
-    schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
-    window_seconds = positive_int(inputs, "windowSeconds", MAX_WINDOW_SECONDS)
+def _quota_target(inputs: Inputs) -> tuple[hardening.WriteQuotaTarget, str]:
+    schema, table = identifier({"schema": inputs.schema}, "schema"), identifier({"table": inputs.table}, "table")
+    window_seconds = positive_int({"windowSeconds": inputs.window_seconds}, "windowSeconds", MAX_WINDOW_SECONDS)
     assert window_seconds is not None
-    label = inputs.get("windowLabel") or f"{window_seconds} seconds"
-    if not isinstance(label, str) or not WINDOW_LABEL.match(label):
+    label = inputs.window_label or f"{window_seconds} seconds"
+    if not WINDOW_LABEL.match(label):
         raise InputError("windowLabel", f"windowLabel: expected a few lower-case words like 'hour', got {label!r}")
-    limit = positive_int(inputs, "limit", hardening.MAX_QUOTA_LIMIT)
+    limit = positive_int({"limit": inputs.limit}, "limit", hardening.MAX_QUOTA_LIMIT)
     assert limit is not None
     target = hardening.WriteQuotaTarget(
         schema=schema, table=table, limit=limit, window_seconds=window_seconds, window_label=label
     )
-    return target, private_schema_name(inputs)
+    private_schema = identifier({"privateSchema": inputs.private_schema}, "privateSchema")
+    return target, private_schema
 
 
 def _quota_body(target: hardening.WriteQuotaTarget, private_schema: str) -> str:
@@ -104,17 +106,17 @@ def _quota_statements(target: hardening.WriteQuotaTarget, private_schema: str) -
     ]
 
 
-def _owning_stack(conn: Any, schema: str, table: str) -> str | None:
+def _owning_stack(conn: psycopg.Connection, schema: str, table: str) -> str | None:
     """The other stack whose mark the table's quota trigger carries (None: none, ours, or unmarked,
     as an earlier version left it)."""
-    row = conn.execute(catalog.read_trigger_query(), (schema, table, hardening.QUOTA_TRIGGER)).fetchone()
-    comment = (row[4] or "") if row else ""
+    trigger = fetch_one(conn, catalog.TRIGGER, (schema, table, hardening.QUOTA_TRIGGER))
+    comment = (trigger.comment or "") if trigger else ""
     if not comment.startswith(render.STACK_MARKER_PREFIX) or comment == render.stack_marker(CURRENT_STACK.get()):
         return None
     return comment.removeprefix(render.STACK_MARKER_PREFIX)
 
 
-def _refuse_other_stacks_quota(conn: Any, schema: str, table: str) -> None:
+def _refuse_other_stacks_quota(conn: psycopg.Connection, schema: str, table: str) -> None:
     other = _owning_stack(conn, schema, table)
     if other is not None:
         raise CatalogError(
@@ -130,45 +132,40 @@ def _quota_args(raw: bytes | memoryview) -> tuple[str, str, str]:
     return limit, window, label
 
 
-def _old_index_query(state: Mapping[str, Any]) -> tuple[Any, Any]:
+def _old_index_query(state: State) -> tuple[Any, Any]:
     """Reads the index an earlier version may have built for this quota (no row when the state names none)."""
-    name = state.get("index") if state.get("indexCreated") else None
-    return catalog.index_state_query(), (state.get("schema") or "public", name or "")
+    name = state.index if state.index_created else None
+    return catalog.INDEX_STATE, (state.schema, name or "")
 
 
-def _old_index(state: Mapping[str, Any], rows: list[tuple[Any, ...]]) -> str | None:
+def _old_index(state: State, rows: list[catalog.IndexState]) -> str | None:
     """That index's name, if the state says an earlier version built it and it is still there and ours."""
-    name = state.get("index")
-    if not state.get("indexCreated") or not name or not rows:
+    found = next(iter(rows), None)
+    if not state.index_created or not state.index or found is None:
         return None
-    return name if rows[0][1] == render.QUOTA_INDEX_MARKER else None
+    return state.index if found.comment == render.QUOTA_INDEX_MARKER else None
 
 
-def _drop_old_index(db: Database, state: Mapping[str, Any], log: Log) -> None:
-    if not state.get("indexCreated") or not state.get("index"):
+def _drop_old_index(db: Database, state: State, log: Log) -> None:
+    if not state.index_created or not state.index:
         return
     with db.connection() as conn:
-        name = _old_index(state, conn.execute(*_old_index_query(state)).fetchall())
+        name = _old_index(state, read_together(conn, _old_index_query(state))[0])
     if name is not None:
         # CONCURRENTLY, outside a transaction: the app's writes to the table go on meanwhile.
-        with autocommit(db, state["schema"], state["table"]) as conn:
-            conn.execute(render.drop_index(state["schema"], name))
-        log(Notice(f"dropped index {state['schema']}.{name}, which the write quota no longer needs"))
+        with autocommit(db, state.schema, state.table) as conn:
+            conn.execute(render.drop_index(state.schema, name))
+        log(Notice(f"dropped index {state.schema}.{name}, which the write quota no longer needs"))
 
 
-class WriteQuota(PlainDatabaseResource):
+class WriteQuota(DatabaseResource[Inputs, State]):
     spec = specs.WRITE_QUOTA
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def normalize(self, inputs: Inputs) -> Inputs:
         target, private_schema = _quota_target(inputs)
-        return {
-            **{k: inputs[k] for k in QUOTA_INPUTS if k in inputs},
-            "schema": target.schema,
-            "windowLabel": target.window_label,
-            "privateSchema": private_schema,
-        }
+        return replace(inputs, schema=target.schema, window_label=target.window_label, private_schema=private_schema)
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         # The dry run replaces the trigger on the live table, in a rolled-back transaction but under its lock.
         target, private_schema = _quota_target(checked)
         with db.connection() as conn:
@@ -183,26 +180,34 @@ class WriteQuota(PlainDatabaseResource):
             _quota_statements(target, private_schema),
         )
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         target, private_schema = _quota_target(inputs)
         function = hardening.quota_function_name(target.schema, target.table)
         usage = hardening.quota_usage_table_name(target.schema, target.table)
         with db.connection() as conn:
             triggers, functions, usage_columns, usage_persistence, old_index_rows = read_together(
                 conn,
-                (catalog.read_trigger_query(), (target.schema, target.table, hardening.QUOTA_TRIGGER)),
-                (catalog.read_function_query(), (private_schema, function)),
-                (catalog.table_columns_query(), (private_schema, usage)),
-                (catalog.relation_persistence_query(), (private_schema, usage)),
+                (catalog.TRIGGER, (target.schema, target.table, hardening.QUOTA_TRIGGER)),
+                (catalog.FUNCTION_SOURCES, (private_schema, function)),
+                (catalog.TABLE_COLUMNS, (private_schema, usage)),
+                (catalog.PERSISTENCE, (private_schema, usage)),
                 _old_index_query(state),
             )
-        trigger = triggers[0] if triggers else None
+        trigger: catalog.Trigger | None = next(iter(triggers), None)
         old_index = _old_index(state, old_index_rows)
         changes: dict[str, str] = {}
-        if trigger is None or trigger[0] == "D" or (trigger[2], trigger[3]) != (private_schema, function):
+        if (
+            trigger is None
+            or trigger.enabled == "D"
+            or (trigger.function_schema, trigger.function)
+            != (
+                private_schema,
+                function,
+            )
+        ):
             changes["trigger"] = "update"
         else:
-            limit, window, label = _quota_args(trigger[1])
+            limit, window, label = _quota_args(trigger.args)
             live = {"limit": limit, "windowSeconds": window, "windowLabel": label}
             desired = {
                 "limit": str(target.limit),
@@ -210,15 +215,17 @@ class WriteQuota(PlainDatabaseResource):
                 "windowLabel": target.window_label,
             }
             changes.update(compare_fields("", live, desired))
-        if [row[0] for row in functions] != [_quota_body(target, private_schema)]:
+        if [f.body for f in functions] != [_quota_body(target, private_schema)]:
             changes["function"] = "update"
-        if dict(usage_columns) != USAGE_COLUMNS or usage_persistence != [(UNLOGGED,)]:
+        if {c.name: c.type for c in usage_columns} != USAGE_COLUMNS or [p.persistence for p in usage_persistence] != [
+            UNLOGGED
+        ]:
             changes["usageTable"] = "update"
         if old_index is not None:
             changes["index"] = "delete"
         return changes
 
-    def _apply(self, db: Database, inputs: dict[str, Any], previous: Mapping[str, Any], log: Log) -> dict[str, Any]:
+    def _apply(self, db: Database, inputs: Inputs, previous: State | None, log: Log) -> State:
         target, private_schema = _quota_target(inputs)
         usage = hardening.quota_usage_table_name(target.schema, target.table)
         with write_transaction(db) as conn:
@@ -226,39 +233,38 @@ class WriteQuota(PlainDatabaseResource):
             _refuse_other_stacks_quota(conn, target.schema, target.table)
             ensure_private_schema(conn, private_schema)
             columns = table_columns(conn, private_schema, usage)
+            persistence = fetch_one(conn, catalog.PERSISTENCE, (private_schema, usage)) if columns else None
             if columns and columns != USAGE_COLUMNS:
                 # Changed by hand: its counts cannot be trusted, and the function needs these columns.
                 conn.execute(render.drop_table(private_schema, usage))
                 log(f"recreated {private_schema}.{usage}, whose columns had been changed; every user's count restarts")
-            elif columns and conn.execute(catalog.relation_persistence_query(), (private_schema, usage)).fetchone() != (
-                UNLOGGED,
-            ):
+            elif columns and (persistence is None or persistence.persistence != UNLOGGED):
                 # Made logged by an earlier version: rewritten in place, the counts kept (a short lock).
                 conn.execute(render.set_unlogged(private_schema, usage))
                 log(Notice(f"made {private_schema}.{usage} UNLOGGED (counts kept); a crash now restarts the windows"))
             execute_together(conn, _quota_statements(target, private_schema))
         # After the new trigger is in: it no longer reads the table, so the old index can go.
-        if previous:
+        if previous is not None:
             _drop_old_index(db, previous, log)
         function = hardening.quota_function_name(target.schema, target.table)
-        return {
-            **{k: inputs.get(k) for k in QUOTA_INPUTS},
-            "function": f"{private_schema}.{function}",
-            "trigger": hardening.QUOTA_TRIGGER,
-            "usageTable": f"{private_schema}.{usage}",
-            "sqlstate": hardening.QUOTA_SQLSTATE,
-        }
+        return State.taking(
+            inputs,
+            function=f"{private_schema}.{function}",
+            trigger=hardening.QUOTA_TRIGGER,
+            usage_table=f"{private_schema}.{usage}",
+            sqlstate=hardening.QUOTA_SQLSTATE,
+        )
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        outputs = self._apply(db, inputs, {}, log)
-        return f"{outputs['schema']}.{outputs['table']}", outputs
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        state = self._apply(db, inputs, None, log)
+        return f"{state.schema}.{state.table}", state
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         return self._apply(db, inputs, state, log)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        schema, table = state["schema"], state["table"]
-        private_schema = state.get("privateSchema") or hardening.PRIVATE_SCHEMA
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        schema, table = state.schema, state.table
+        private_schema = state.private_schema or hardening.PRIVATE_SCHEMA
         with write_transaction(db) as conn:
             present = bool(table_columns(conn, schema, table))
             if present:
@@ -275,35 +281,39 @@ class WriteQuota(PlainDatabaseResource):
         drop_private_schema_if_unused(db, private_schema)
         _drop_old_index(db, state, log)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         schema, table = split_id(resource_id, 2, "public.sessions")
         with db.connection() as conn:
-            trigger = conn.execute(catalog.read_trigger_query(), (schema, table, hardening.QUOTA_TRIGGER)).fetchone()
+            trigger = fetch_one(conn, catalog.TRIGGER, (schema, table, hardening.QUOTA_TRIGGER))
         if trigger is None:
             return None  # the limit is gone: the next `up` puts it back
-        enabled, raw_args, function_schema, function, _comment = trigger
-        limit, window, label = _quota_args(raw_args)
+        limit, window, label = _quota_args(trigger.args)
         known = state or inputs
         # The id and the trigger say everything, so `pulumi import` needs no inputs; a trigger
         # calling a function elsewhere is diff_live's drift, not a move of the private schema.
-        current = {
-            "schema": schema,
-            "table": table,
-            "limit": int(limit) if limit.isdigit() else limit,
-            "windowSeconds": int(window) if window.isdigit() else window,
-            "windowLabel": label,
-            "privateSchema": known.get("privateSchema") or function_schema,
-        }
-        outputs = {
-            **(state or {}),
-            **current,
-            "function": f"{function_schema}.{function}",
-            "trigger": hardening.QUOTA_TRIGGER,
-            "usageTable": f"{current['privateSchema']}.{hardening.quota_usage_table_name(schema, table)}",
-            "sqlstate": hardening.QUOTA_SQLSTATE,
-            "triggerEnabled": enabled != "D",
-        }
-        same = all(inputs.get(k) == current[k] for k in ("limit", "windowSeconds", "windowLabel"))
-        return outputs, (inputs if inputs and same else current)
+        # (Arguments that are not numbers, a hand edit, read as 0: drift, which `up` repairs.)
+        current = Inputs(
+            schema=schema,
+            table=table,
+            limit=int(limit) if limit.isdigit() else 0,
+            window_seconds=int(window) if window.isdigit() else 0,
+            window_label=label,
+            private_schema=known.private_schema if known else trigger.function_schema,
+        )
+        outputs = State.taking(
+            state,
+            current,
+            function=f"{trigger.function_schema}.{trigger.function}",
+            trigger=hardening.QUOTA_TRIGGER,
+            usage_table=f"{current.private_schema}.{hardening.quota_usage_table_name(schema, table)}",
+            sqlstate=hardening.QUOTA_SQLSTATE,
+            trigger_enabled=trigger.enabled != "D",
+        )
+        same = inputs is not None and (inputs.limit, inputs.window_seconds, inputs.window_label) == (
+            current.limit,
+            current.window_seconds,
+            current.window_label,
+        )
+        return outputs, (inputs if inputs is not None and same else current)
