@@ -13,6 +13,7 @@ from supabase_access.provider.base import split_id
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
+from supabase_access.sql.rows import fetch_value
 
 LEDGER_KIND = "constraint-removal"
 
@@ -58,10 +59,10 @@ def count_violations(
     if shape is None:
         return "some"
     columns, ref_schema, ref_table, ref_columns = shape
-    row = conn.execute(
-        render.count_foreign_key_violations(schema, table, columns, ref_schema, ref_table, ref_columns)
-    ).fetchone()
-    return str(row[0]) if row else "some"
+    count = fetch_value(
+        conn, render.count_foreign_key_violations(schema, table, columns, ref_schema, ref_table, ref_columns)
+    )
+    return "some" if count is None else str(count)
 
 
 def not_valid_warning(schema: str, table: str, constraint: str, violations: str, verb: str) -> str:

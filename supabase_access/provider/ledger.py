@@ -23,6 +23,7 @@ from supabase_access.provider.private_schema import (
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
+from supabase_access.sql.rows import fetch_value
 from supabase_access.sql.transaction import write_transaction
 
 LEDGER_SCHEMA = hardening.PRIVATE_SCHEMA
@@ -52,8 +53,8 @@ def read(conn: psycopg.Connection, kind: str, obj: str) -> dict[str, Any] | None
         lock_private_schema(conn, LEDGER_SCHEMA)
     if not _exists(conn):
         return None
-    row = conn.execute(render.ledger_read(LEDGER_SCHEMA), (kind, obj)).fetchone()
-    return None if row is None else dict(row[0])
+    detail = fetch_value(conn, render.ledger_read(LEDGER_SCHEMA), (kind, obj))
+    return None if detail is None else dict(detail)
 
 
 def forget(conn: psycopg.Connection, kind: str, obj: str) -> None:
