@@ -125,6 +125,9 @@ class DatabaseResource(DatabaseSteps, Generic[InputsT, StateT]):
 
     inputs_type: type[InputsT]
     state_type: type[StateT]
+    # What the inputs mean depends on the database, which changes without them (say the functions of a
+    # schema): `validate` runs at every check, not only for new or changed inputs.
+    validate_every_check: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -164,7 +167,7 @@ class DatabaseResource(DatabaseSteps, Generic[InputsT, StateT]):
         """
         checked = self.normalize(self.parse_inputs(inputs))
         previous = self._known_inputs(olds)
-        if checked != previous:
+        if checked != previous or self.validate_every_check:
             self.validate(db, previous, checked)
         return checked.to_wire()
 

@@ -365,22 +365,31 @@ SEQUENCE_PRIVILEGES = ResourceSpec.typed(
     SequencePrivilegesState,
 )
 
-FUNCTION_PRIVILEGES = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionPrivilegesInputs(Props):
+    schema: str = prop("The exposed schema.", required=True, replaces=True)
+    roles: tuple[str, ...] = prop("The API roles whose EXECUTE is managed (anon, authenticated).", required=True)
+    server: tuple[str, ...] = prop("Roles that keep EXECUTE on every function (service_role).", default=[])
+    declared: Mapping[str, tuple[str, ...]] = prop(
+        "Function name -> the roles of `roles` that may execute it (every overload).", default={}
+    )
+    unmanaged: tuple[str, ...] = prop("Function names left as they are (the deprecated definerObjects).", default=[])
+    enforce: bool = prop("Close every undeclared function (prod); else only name them.", default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionPrivilegesState(FunctionPrivilegesInputs):
+    pass
+
+
+FUNCTION_PRIVILEGES = ResourceSpec.typed(
     "FunctionPrivileges",
     "Who may execute the functions of one exposed schema: those the model declares (`functions:`) by the roles it "
     "names, every other one by no API role and not by PUBLIC (when `enforce`: prod), service_role by all. Every "
     "preview names the undeclared ones anon or authenticated may call. Destroy gives back the EXECUTE from before.",
-    inputs=(
-        Prop("schema", STRING, "The exposed schema.", required=True, replaces=True),
-        Prop("roles", STRINGS, "The API roles whose EXECUTE is managed (anon, authenticated).", required=True),
-        Prop("server", STRINGS, "Roles that keep EXECUTE on every function (service_role).", default=[]),
-        Prop(
-            "declared", MAP, "Function name -> the roles of `roles` that may execute it (every overload).", default={}
-        ),
-        Prop("unmanaged", STRINGS, "Function names left as they are (the deprecated definerObjects).", default=[]),
-        Prop("enforce", BOOLEAN, "Close every undeclared function (prod); else only name them.", default=False),
-    ),
-    outputs=(),
+    FunctionPrivilegesInputs,
+    FunctionPrivilegesState,
 )
 
 

@@ -18,12 +18,15 @@ delete gives exactly that back.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 
 from supabase_access.provider import ledger, specs
-from supabase_access.provider.base import CHECK_LOG, InputError, Log, PlainDatabaseResource, identifier, split_id
+from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier, split_id
+from supabase_access.provider.specs import FunctionPrivilegesInputs as Inputs
+from supabase_access.provider.specs import FunctionPrivilegesState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -34,103 +37,97 @@ PUBLIC = "public"
 MODEL_FUNCTIONS = "supabase-access:model.functions"
 
 
-def _grantees(inputs: dict[str, Any]) -> list[str]:
-    return [PUBLIC, *inputs["roles"], *inputs["server"]]
+def _grantees(inputs: Inputs) -> list[str]:
+    return [PUBLIC, *inputs.roles, *inputs.server]
 
 
-def _wanted(function: catalog.ExposedFunction, inputs: dict[str, Any]) -> dict[str, bool] | None:
+def _wanted(function: catalog.ExposedFunction, inputs: Inputs) -> dict[str, bool] | None:
     """grantee -> EXECUTE as the stack wants it; None for a function the stack leaves alone."""
-    if function.name in inputs["unmanaged"]:
+    if function.name in inputs.unmanaged:
         return None
-    callers = inputs["declared"].get(function.name) or []
+    callers = inputs.declared.get(function.name) or ()
     return {
         PUBLIC: False,
-        **{role: role in callers for role in inputs["roles"]},
-        **{role: True for role in inputs["server"]},
+        **{role: role in callers for role in inputs.roles},
+        **{role: True for role in inputs.server},
     }
 
 
-def _undeclared_open(functions: list[catalog.ExposedFunction], inputs: dict[str, Any]) -> list[str]:
+def _undeclared_open(functions: list[catalog.ExposedFunction], inputs: Inputs) -> list[str]:
     """The functions outside the model that anon or authenticated may execute (through PUBLIC too)."""
     return [
         f.signature
         for f in functions
-        if f.name not in inputs["declared"]
-        and f.name not in inputs["unmanaged"]
+        if f.name not in inputs.declared
+        and f.name not in inputs.unmanaged
         and not f.returns_trigger
-        and any(f.execute.get(g) for g in (PUBLIC, *inputs["roles"]))
+        and any(f.execute.get(g) for g in (PUBLIC, *inputs.roles))
     ]
 
 
-class FunctionPrivileges(PlainDatabaseResource):
+def _identifiers(names: tuple[str, ...], setting: str) -> tuple[str, ...]:
+    return tuple(sorted({identifier({setting: n}, setting) for n in names}))
+
+
+class FunctionPrivileges(DatabaseResource[Inputs, State]):
     spec = specs.FUNCTION_PRIVILEGES
+    # The schema's functions change without the inputs changing: every preview reads them and names
+    # each undeclared one anon or authenticated may call.
+    validate_every_check = True
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        declared = inputs.get("declared") or {}
-        if not isinstance(declared, dict):
-            raise InputError("declared", "declared: expected a map of function name to the roles that may call it")
-        roles = sorted({identifier({"roles": r}, "roles") for r in inputs.get("roles") or []})
+    def normalize(self, inputs: Inputs) -> Inputs:
+        roles = _identifiers(inputs.roles, "roles")
         checked_declared = {}
-        for name, callers in sorted(declared.items()):
+        for name, callers in sorted(inputs.declared.items()):
             identifier({"declared": name}, "declared")
-            if not isinstance(callers, list) or set(callers) - set(roles):
+            if set(callers) - set(roles):
                 raise InputError("declared", f"declared.{name}: expected a list of roles among {', '.join(roles)}")
-            checked_declared[name] = sorted(callers)
-        unmanaged = sorted({identifier({"unmanaged": n}, "unmanaged") for n in inputs.get("unmanaged") or []})
-        enforce = inputs.get("enforce", False)
-        if not isinstance(enforce, bool):
-            raise InputError("enforce", "enforce: expected true or false")
-        return {
-            "schema": identifier(inputs, "schema", "public"),
-            "roles": roles,
-            "server": sorted({identifier({"server": r}, "server") for r in inputs.get("server") or []}),
-            "declared": checked_declared,
-            "unmanaged": unmanaged,
-            "enforce": enforce,
-        }
+            checked_declared[name] = tuple(sorted(callers))
+        return Inputs(
+            schema=identifier({"schema": inputs.schema}, "schema"),
+            roles=roles,
+            server=_identifiers(inputs.server, "server"),
+            declared=checked_declared,
+            unmanaged=_identifiers(inputs.unmanaged, "unmanaged"),
+            enforce=inputs.enforce,
+        )
 
-    # Overridden: the schema's functions change without the inputs changing, so every preview reads
-    # them and names each undeclared one anon or authenticated may call.
-    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-        checked = self.normalize(inputs)
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         with db.connection() as conn:
-            missing = catalog.missing_roles(conn, [*checked["roles"], *checked["server"]])
-            functions = catalog.read_exposed_functions(conn, checked["schema"], _grantees(checked))
+            missing = catalog.missing_roles(conn, [*checked.roles, *checked.server])
+            functions = catalog.read_exposed_functions(conn, checked.schema, _grantees(checked))
         if missing:
             raise InputError("roles", f"roles: role {', '.join(missing)} does not exist")
         open_ones = _undeclared_open(functions, checked)
         log = CHECK_LOG.get()
         if open_ones and log is not None:
-            what = (
-                "are closed to them by this prod stack" if checked["enforce"] else "stay open (a dev stack only warns)"
-            )
+            what = "are closed to them by this prod stack" if checked.enforce else "stay open (a dev stack only warns)"
             lines = "; ".join(f"{s}: add `{s.split('(')[0].split('.', 1)[1]}: [authenticated]`" for s in open_ones)
             log(
-                f"{MODEL_FUNCTIONS}: {len(open_ones)} function(s) of {checked['schema']} that anon or authenticated "
+                f"{MODEL_FUNCTIONS}: {len(open_ones)} function(s) of {checked.schema} that anon or authenticated "
                 f"may execute (through PUBLIC's default too) are not in the model and {what}. To keep one "
                 f"callable through the API, add it with the roles that may call it: {lines}"
             )
-        return checked
 
-    def _drifted(self, conn: psycopg.Connection, inputs: dict[str, Any]) -> list[str]:
-        if not inputs["enforce"]:
+    def _drifted(self, conn: psycopg.Connection, inputs: Inputs) -> list[str]:
+        if not inputs.enforce:
             return []
-        functions = catalog.read_exposed_functions(conn, inputs["schema"], _grantees(inputs))
+        functions = catalog.read_exposed_functions(conn, inputs.schema, _grantees(inputs))
         return [
             f.signature
             for f in functions
             if (wanted := _wanted(f, inputs)) is not None and any(f.execute[g] != w for g, w in wanted.items())
         ]
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         with db.connection() as conn:
             drifted = self._drifted(conn, inputs)
         return {"declared": "update"} if drifted else {}
 
-    def _apply(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
-        if not inputs["enforce"]:
-            return dict(inputs)
-        schema = inputs["schema"]
+    def _apply(self, db: Database, inputs: Inputs) -> State:
+        if not inputs.enforce:
+            return State.taking(inputs)
+        schema = inputs.schema
         with write_transaction(db) as conn:
             ledger.prepare(conn)
             functions = catalog.read_exposed_functions(conn, schema, _grantees(inputs))
@@ -144,16 +141,16 @@ class FunctionPrivileges(PlainDatabaseResource):
                     conn.execute(render.set_function_execute(ref, taken, grant=False))
                 if given := [g for g, w in wanted.items() if w and not function.execute[g]]:
                     conn.execute(render.set_function_execute(ref, given, grant=True))
-        return dict(inputs)
+        return State.taking(inputs)
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        return f"functions.{inputs['schema']}", self._apply(db, inputs)
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        return f"functions.{inputs.schema}", self._apply(db, inputs)
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         return self._apply(db, inputs)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        schema = state["schema"]
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        schema = state.schema
         with write_transaction(db) as conn:
             recorded = ledger.read(conn, LEDGER_KIND, schema) or {}
             entries = recorded.get("functions") or []
@@ -171,18 +168,19 @@ class FunctionPrivileges(PlainDatabaseResource):
             ledger.forget(conn, LEDGER_KIND, schema)
         ledger.tidy(db)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         split_id(resource_id, 2, "functions.public")
-        known = dict(state or inputs or {})
-        if not known:
+        known = state or inputs
+        if known is None:
             return None
+        asked = Inputs.taking(known)
         with db.connection() as conn:
-            drifted = self._drifted(conn, known)
+            drifted = self._drifted(conn, asked)
         # A function whose EXECUTE differs shows as drift (the declared map read as empty), which `up` repairs.
-        read_inputs = {**known, "declared": {} if drifted else known.get("declared") or {}}
-        return read_inputs, read_inputs
+        read_inputs = replace(asked, declared={} if drifted else asked.declared)
+        return State.taking(read_inputs), read_inputs
 
 
 def _record(conn: psycopg.Connection, schema: str, functions: list[catalog.ExposedFunction]) -> None:
