@@ -202,33 +202,46 @@ ROW_LEVEL_SECURITY = ResourceSpec.typed(
     RowLevelSecurityState,
 )
 
-TABLE_POLICIES = ResourceSpec(
+ADDED_COLUMNS_DESCRIPTION = (
+    "Table -> column -> type of the columns the stack adds before the policies that name them (owner "
+    "copies): the policies are checked as if they were there. Left out when there are none."
+)
+# Policy name -> policy, as the model's plain data (model.policy: policy_from_plain, policy_from_stored).
+PolicyMap = Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TablePoliciesInputs(Props):
+    schema: str = schema_prop()
+    table: str = table_prop()
+    policies: PolicyMap = prop(
+        "Policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); in state, "
+        "the policies as PostgreSQL stores them.",
+        required=True,
+    )
+    added_columns: Mapping[str, Mapping[str, str]] | None = prop(ADDED_COLUMNS_DESCRIPTION)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TablePoliciesState(TablePoliciesInputs):
+    adopted: PolicyMap | None = prop(
+        "The policies the table had before the stack (taken over); destroy puts them back."
+    )
+    declared_digest: str | None = prop("SHA-256 of the declaration the last apply was asked for.")
+    declared: PolicyMap | None = prop(
+        "The declaration of the last apply, as states written before `declaredDigest` kept it."
+    )
+    normalized: PolicyMap | None = prop(
+        "The policies as the last apply left them, recorded when a refresh finds drift."
+    )
+
+
+TABLE_POLICIES = ResourceSpec.typed(
     "TablePolicies",
     "The complete set of RLS policies of one table: policies nobody declared are drift and removed; those found at "
     "the first `up` are taken over and put back by destroy.",
-    inputs=(
-        _schema(),
-        _table(),
-        Prop(
-            "policies",
-            MAP,
-            "Policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); in state, "
-            "the policies as PostgreSQL stores them.",
-            required=True,
-        ),
-        Prop(
-            "addedColumns",
-            MAP,
-            "Table -> column -> type of the columns the stack adds before the policies that name them (owner "
-            "copies): the policies are checked as if they were there. Left out when there are none.",
-        ),
-    ),
-    outputs=(
-        Prop("adopted", MAP, "The policies the table had before the stack (taken over); destroy puts them back."),
-        Prop("declaredDigest", STRING, "SHA-256 of the declaration the last apply was asked for."),
-        Prop("declared", MAP, "The declaration of the last apply, as states written before `declaredDigest` kept it."),
-        Prop("normalized", MAP, "The policies as the last apply left them, recorded when a refresh finds drift."),
-    ),
+    TablePoliciesInputs,
+    TablePoliciesState,
 )
 
 

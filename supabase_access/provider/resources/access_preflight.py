@@ -53,11 +53,15 @@ class AccessPreflight(PlainDatabaseResource):
         raw_policies = inputs.get("policies") or {}
         if not isinstance(raw_policies, dict):
             raise InputError("policies", f"{source}: policies: expected a map of table to policies")
-        policies_by_table = {table: rendered_policies(schema, raw) for table, raw in raw_policies.items()}
+        policies_by_table = {
+            # Not a map: named below, with the table.
+            table: rendered_policies(schema, raw) if isinstance(raw, Mapping) else raw
+            for table, raw in raw_policies.items()
+        }
         # Where each policy was declared, e.g. {"sessions.p": "supabase-access:extraPolicies.sessions.p"}.
         policy_settings = inputs.get("policySettings") or {}
         # Columns the stack adds before the policies that name them (owner copies).
-        added = added_columns(inputs)
+        added = added_columns(inputs.get("addedColumns"))
         # Independent problems are collected, so one preview names them all (each with its fix).
         problems: list[InputError] = []
         with db.connection() as conn:
@@ -375,7 +379,9 @@ def _check_no_widening(
     default_grants = grants if isinstance(grants, Mapping) else {}
     role_grants = {t: dict(table_grants.get(t) or default_grants) for t in model.table_names}
     try:
-        report = probe_widening(conn, model, base, candidates, role_grants, prelude, added_columns(inputs))
+        report = probe_widening(
+            conn, model, base, candidates, role_grants, prelude, added_columns(inputs.get("addedColumns"))
+        )
     except psycopg.errors.LockNotAvailable as exc:
         raise InputError(
             "policySettings",

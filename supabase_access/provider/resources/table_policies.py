@@ -6,6 +6,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from psycopg.sql import Composed
@@ -15,14 +16,16 @@ from supabase_access.model.policy import PolicySpec, policy_from_plain, policy_f
 from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
+    DatabaseResource,
     InputError,
     Log,
     Notice,
-    PlainDatabaseResource,
     identifier,
     require_table,
     split_id,
 )
+from supabase_access.provider.specs import TablePoliciesInputs as Inputs
+from supabase_access.provider.specs import TablePoliciesState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -33,20 +36,18 @@ from supabase_access.sql.transaction import lock_tables, write_transaction
 LEDGER_KIND = "table-policies-baseline"
 
 
-def declared_policies(inputs: Mapping[str, Any]) -> dict[str, PolicySpec]:
-    raw = inputs.get("policies") or {}
-    if not isinstance(raw, Mapping):
-        raise InputError("policies", "policies: expected a map of policy name to policy")
+def declared_policies(raw: Mapping[str, Any]) -> dict[str, PolicySpec]:
+    """The declared policies (policy name -> the model's plain data), parsed."""
     try:
         return {name: policy_from_plain(name, spec, setting=f"policies.{name}") for name, spec in raw.items()}
     except ModelError as exc:
         raise InputError("policies", str(exc)) from exc
 
 
-def added_columns(inputs: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+def added_columns(raw: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
     """`addedColumns`: table -> column -> type, the columns the stack adds before the policies
     (an owner copy), which the policies may name before they exist."""
-    raw = inputs.get("addedColumns") or {}
+    raw = raw or {}
     problem = "addedColumns: expected a map of table to {column: type}"
     if not isinstance(raw, Mapping):
         raise InputError("addedColumns", problem)
@@ -63,10 +64,8 @@ def added_columns(inputs: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return added
 
 
-def rendered_policies(schema: str, raw: object) -> object:
+def rendered_policies(schema: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Policy inputs with rule predicates (sent as data by the program) rendered to SQL."""
-    if not isinstance(raw, Mapping):
-        return raw  # declared_policies names the problem
     try:
         return render.render_declared_policies(schema, raw)
     except ModelError as exc:
@@ -127,12 +126,10 @@ class NormalizedPolicies:
 NORMALIZED = NormalizedPolicies()
 
 
-def check_policies_against_database(
-    db: Database, schema: str, table: str, inputs: Mapping[str, Any]
-) -> dict[str, PolicySpec]:
+def check_policies_against_database(db: Database, inputs: Inputs) -> dict[str, PolicySpec]:
     """Table and roles exist, and PostgreSQL accepts every expression; returns the normalised set."""
-    policies = declared_policies(inputs)
-    declared = inputs.get("policies") or {}
+    schema, table, declared = inputs.schema, inputs.table, inputs.policies
+    policies = declared_policies(declared)
     known = NORMALIZED.known(schema, table, declared)
     if known is not None:
         return known  # parsed on this very table moments ago (the preflight's check), roles and all
@@ -143,36 +140,40 @@ def check_policies_against_database(
         if missing:
             raise InputError("policies", f"policies: role(s) {', '.join(missing)} do not exist in the database")
         try:
-            return NORMALIZED.get(conn, schema, table, declared, policies, added=added_columns(inputs))
+            return NORMALIZED.get(conn, schema, table, declared, policies, added=added_columns(inputs.added_columns))
         except PolicyRejectedError as exc:
             raise InputError("policies", f"policies.{exc}") from exc
 
 
-class TablePolicies(PlainDatabaseResource):
+class TablePolicies(DatabaseResource[Inputs, State]):
     spec = specs.TABLE_POLICIES
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        schema, table = identifier(inputs, "schema", "public"), identifier(inputs, "table")
-        policies = rendered_policies(schema, inputs.get("policies"))
-        checked = {**inputs, "schema": schema, "table": table, "policies": policies}
-        declared_policies(checked)  # names a malformed policy before the database is asked
+    def normalize(self, inputs: Inputs) -> Inputs:
+        schema = identifier({"schema": inputs.schema}, "schema")
+        checked = Inputs.taking(
+            inputs,
+            schema=schema,
+            table=identifier({"table": inputs.table}, "table"),
+            policies=rendered_policies(schema, inputs.policies),
+        )
+        declared_policies(checked.policies)  # names a malformed policy before the database is asked
         return checked
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
-        check_policies_against_database(db, checked["schema"], checked["table"], checked)
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
+        check_policies_against_database(db, checked)
 
-    def _desired(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, PolicySpec]:
+    def _desired(self, db: Database, state: State, inputs: Inputs) -> dict[str, PolicySpec]:
         """The declared policies in PostgreSQL's form; reuses the last apply's when the declaration is the same."""
-        declared = inputs.get("policies") or {}
+        declared = inputs.policies
         # States written before `declaredDigest` kept the declaration itself.
-        same = state.get("declaredDigest") == declaration_digest(declared) or state.get("declared") == declared
-        applied = state.get("normalized", state.get("policies"))
+        same = state.declared_digest == declaration_digest(declared) or state.declared == declared
+        applied = state.normalized if state.normalized is not None else state.policies
         if same and applied is not None:
             return stored_policies(applied)
-        return check_policies_against_database(db, inputs["schema"], inputs["table"], inputs)
+        return check_policies_against_database(db, inputs)
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        schema, table = inputs["schema"], inputs["table"]
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
+        schema, table = inputs.schema, inputs.table
         desired = self._desired(db, state, inputs)
         with db.connection() as conn:
             live = catalog.read_policies(conn, schema, table)
@@ -233,9 +234,9 @@ class TablePolicies(PlainDatabaseResource):
             catalog.replace_policies(conn, schema, table, list(adopted.values()))
         ledger.tidy(db)
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        schema, table = inputs["schema"], inputs["table"]
-        adopted, after, made_by_us = self._apply(db, schema, table, declared_policies(inputs), baseline=True)
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        schema, table = inputs.schema, inputs.table
+        adopted, after, made_by_us = self._apply(db, schema, table, declared_policies(inputs.policies), baseline=True)
         if made_by_us:
             log(
                 Notice(
@@ -251,28 +252,27 @@ class TablePolicies(PlainDatabaseResource):
                 )
             )
         # `adopted` is what was there before we managed the table: destroy restores it.
-        outputs = {**self._applied(inputs, after), "adopted": plain_policies(adopted)}
-        return f"{schema}.{table}", outputs
+        return f"{schema}.{table}", self._applied(inputs, after, plain_policies(adopted))
 
-    def _applied(self, inputs: dict[str, Any], after: Mapping[str, PolicySpec]) -> dict[str, Any]:
+    def _applied(self, inputs: Inputs, after: Mapping[str, PolicySpec], adopted: Mapping[str, Any]) -> State:
         # `policies` follows the database (refresh updates it). What the last apply was asked for is
         # kept as a digest, and how PostgreSQL stored it (`normalized`) is `policies` until a refresh
         # finds drift, which is when `read` records it. The engine rewrites the whole state file
         # after every step, so copies of every table's policies cost each step of a large stack.
-        return {
-            "schema": inputs["schema"],
-            "table": inputs["table"],
-            "policies": plain_policies(after),
-            "declaredDigest": declaration_digest(inputs.get("policies") or {}),
-        }
+        return State(
+            schema=inputs.schema,
+            table=inputs.table,
+            policies=plain_policies(after),
+            declared_digest=declaration_digest(inputs.policies),
+            adopted=adopted,
+        )
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        schema, table = inputs["schema"], inputs["table"]
-        _, after, _ = self._apply(db, schema, table, declared_policies(inputs))
-        return {**self._applied(inputs, after), "adopted": state.get("adopted") or {}}
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
+        _, after, _ = self._apply(db, inputs.schema, inputs.table, declared_policies(inputs.policies))
+        return self._applied(inputs, after, state.adopted or {})
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        schema, table = state["schema"], state["table"]
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        schema, table = state.schema, state.table
         with db.connection() as conn:
             missing = bool(catalog.missing_tables(conn, schema, [table]))
         if missing:
@@ -280,21 +280,22 @@ class TablePolicies(PlainDatabaseResource):
                 ledger.forget(conn, LEDGER_KIND, f"{schema}.{table}")
             ledger.tidy(db)
             return
-        self._restore(db, schema, table, stored_policies(state.get("adopted")), log)
+        self._restore(db, schema, table, stored_policies(state.adopted), log)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         schema, table = split_id(resource_id, 2, "public.sessions")
         with db.connection() as conn:
             if catalog.missing_tables(conn, schema, [table]):
                 return None
             live = plain_policies(catalog.read_policies(conn, schema, table))
-        adopted = state.get("adopted") if state else live  # an import adopts what it finds
-        recorded = {k: state[k] for k in ("declared", "declaredDigest", "normalized") if state and k in state}
-        if state and "normalized" not in state and "policies" in state and state["policies"] != live:
-            recorded["normalized"] = state["policies"]  # what the last apply left, before the drift
-        outputs = {"schema": schema, "table": table, "policies": live, "adopted": adopted or {}, **recorded}
-        if inputs and state.get("policies") == live:
+        current = Inputs(schema=schema, table=table, policies=live)
+        if state is None:
+            return State.taking(current, adopted=live), current  # an import adopts what it finds
+        # What the last apply left, before the drift, unless recorded already.
+        normalized = state.normalized if state.normalized is not None or state.policies == live else state.policies
+        outputs = replace(State.taking(state, current), adopted=state.adopted or {}, normalized=normalized)
+        if inputs is not None and state.policies == live:
             return outputs, inputs
-        return outputs, {"schema": schema, "table": table, "policies": live}
+        return outputs, current
