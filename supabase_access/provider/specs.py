@@ -528,41 +528,52 @@ WRITE_QUOTA = ResourceSpec.typed(
     WriteQuotaState,
 )
 
-OWNER_COPY = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class HopEntry(Props):
+    """`table.column` references `parent.key`: one hop of an ownership path."""
+
+    table: str
+    column: str
+    parent: str
+    key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnerCopyInputs(Props):
+    schema: str = schema_prop()
+    table: str = table_prop("The table that gets the copy")
+    column: str = prop(
+        "The copy's column (added by the stack; a column of that name must not exist).", required=True, replaces=True
+    )
+    path: tuple[HopEntry, ...] = prop(
+        "The hops up to the owner, `{table, column, parent, key}` each: `table.column` references `parent.key`, "
+        "the first from the copy's table. A change computes every copy again.",
+        required=True,
+    )
+    root_column: str = prop("The owner column of the last hop's parent (uuid, auth.users.id).", required=True)
+    private_schema: str = private_schema_prop()
+    batch_size: int | None = prop("About how many rows each transaction of the fill updates (default 10,000).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnerCopyState(OwnerCopyInputs):
+    functions: tuple[str, ...] | None = prop("The trigger functions, `schema.name`.")
+    triggers: tuple[str, ...] | None = prop("The triggers, `table.name`.")
+    index: str | None = prop("The index on the copy.")
+    check_constraint: str | None = prop("The CHECK that the copy is present wherever the row has a parent.")
+    foreign_key: str | None = prop("The foreign key to auth.users (id), on delete cascade.")
+    validated: bool | None = prop("Whether both constraints are validated (false while rows have no owner to copy).")
+
+
+OWNER_COPY = ResourceSpec.typed(
     "OwnerCopy",
     "A copy of the owner on a table deep in an ownership path (the model's copyOwner): a column added without a "
     "long lock, filled in batches, kept right by triggers (from the parent on every insert and re-parenting, passed "
     "down when a table above changes), present (a validated CHECK), a user (a foreign key to auth.users, on delete "
     "cascade) and indexed (built CONCURRENTLY). Destroy drops all of it.",
-    inputs=(
-        _schema(),
-        _table("The table that gets the copy"),
-        Prop(
-            "column",
-            STRING,
-            "The copy's column (added by the stack; a column of that name must not exist).",
-            required=True,
-            replaces=True,
-        ),
-        Prop(
-            "path",
-            MAPS,
-            "The hops up to the owner, `{table, column, parent, key}` each: `table.column` references `parent.key`, "
-            "the first from the copy's table. A change computes every copy again.",
-            required=True,
-        ),
-        Prop("rootColumn", STRING, "The owner column of the last hop's parent (uuid, auth.users.id).", required=True),
-        _private_schema(),
-        Prop("batchSize", INTEGER, "About how many rows each transaction of the fill updates (default 10,000)."),
-    ),
-    outputs=(
-        Prop("functions", STRINGS, "The trigger functions, `schema.name`."),
-        Prop("triggers", STRINGS, "The triggers, `table.name`."),
-        Prop("index", STRING, "The index on the copy."),
-        Prop("checkConstraint", STRING, "The CHECK that the copy is present wherever the row has a parent."),
-        Prop("foreignKey", STRING, "The foreign key to auth.users (id), on delete cascade."),
-        Prop("validated", BOOLEAN, "Whether both constraints are validated (false while rows have no owner to copy)."),
-    ),
+    OwnerCopyInputs,
+    OwnerCopyState,
 )
 
 

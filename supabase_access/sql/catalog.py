@@ -940,8 +940,9 @@ GROUP_FUNCTION = Query(
 def table_pages_query() -> sql.SQL:
     """(pages now, estimated rows, pages at the last ANALYZE) of a table by schema and name."""
     return sql.SQL(
-        "select pg_relation_size(c.oid) / current_setting('block_size')::bigint, greatest(c.reltuples, 0)::bigint, "
-        "c.relpages from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "select pg_relation_size(c.oid) / current_setting('block_size')::bigint as pages, "
+        "greatest(c.reltuples, 0)::bigint as estimated_rows, c.relpages as analyzed_pages "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = %s and c.relname = %s"
     )
 
@@ -949,7 +950,8 @@ def table_pages_query() -> sql.SQL:
 def column_state_query() -> sql.SQL:
     """(type, comment) of one live column (parameters: schema, table, column)."""
     return sql.SQL(
-        "select format_type(a.atttypid, a.atttypmod), col_description(a.attrelid, a.attnum) from pg_attribute a "
+        "select format_type(a.atttypid, a.atttypmod) as type, col_description(a.attrelid, a.attnum) as comment "
+        "from pg_attribute a "
         "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = %s and c.relname = %s and a.attname = %s and a.attnum > 0 and not a.attisdropped"
     )
@@ -959,7 +961,8 @@ def triggers_state_query() -> sql.SQL:
     """(table, trigger, enabled, function schema, function, comment) of the named triggers on tables
     of a schema (parameters: schema, tables, triggers)."""
     return sql.SQL(
-        "select c.relname, t.tgname, t.tgenabled, fn.nspname, f.proname, obj_description(t.oid, 'pg_trigger') "
+        "select c.relname as table, t.tgname as trigger, t.tgenabled as enabled, fn.nspname as function_schema, "
+        "f.proname as function, obj_description(t.oid, 'pg_trigger') as comment "
         "from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace "
         "join pg_proc f on f.oid = t.tgfoid join pg_namespace fn on fn.oid = f.pronamespace "
         "where n.nspname = %s and c.relname = any (%s::text[]) and t.tgname = any (%s::text[]) and not t.tgisinternal"
@@ -969,7 +972,7 @@ def triggers_state_query() -> sql.SQL:
 def functions_state_query() -> sql.SQL:
     """(name, body) of the named functions of a schema (parameters: schema, names)."""
     return sql.SQL(
-        "select p.proname, p.prosrc from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "select p.proname as name, p.prosrc as body from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
         "where n.nspname = %s and p.proname = any (%s::text[])"
     )
 
@@ -977,10 +980,59 @@ def functions_state_query() -> sql.SQL:
 def constraints_state_query() -> sql.SQL:
     """(name, validated, comment) of the named constraints of a table (parameters: schema, table, names)."""
     return sql.SQL(
-        "select k.conname, k.convalidated, obj_description(k.oid, 'pg_constraint') from pg_constraint k "
+        "select k.conname as name, k.convalidated as validated, obj_description(k.oid, 'pg_constraint') as comment "
+        "from pg_constraint k "
         "join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = %s and c.relname = %s and k.conname = any (%s::text[])"
     )
+
+
+@dataclass(frozen=True)
+class TablePages:
+    pages: int  # now
+    estimated_rows: int  # the planner's estimate
+    analyzed_pages: int  # at the last ANALYZE
+
+
+@dataclass(frozen=True)
+class ColumnState:
+    type: str
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class TriggerState:
+    table: str
+    trigger: str
+    enabled: str  # tgenabled: D when disabled
+    function_schema: str
+    function: str
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class FunctionBody:
+    name: str
+    body: str
+
+
+@dataclass(frozen=True)
+class ConstraintState:
+    name: str
+    validated: bool
+    comment: str | None
+
+
+# Parameters: schema, table.
+TABLE_PAGES = Query(table_pages_query(), TablePages)
+# Parameters: schema, table, column.
+COLUMN_STATE = Query(column_state_query(), ColumnState)
+# Parameters: schema, tables, trigger names.
+TRIGGERS_STATE = Query(triggers_state_query(), TriggerState)
+# Parameters: schema, function names.
+FUNCTION_BODIES = Query(functions_state_query(), FunctionBody)
+# Parameters: schema, table, constraint names.
+CONSTRAINTS_STATE = Query(constraints_state_query(), ConstraintState)
 
 
 def count_unfilled_query(schema: str, names: OwnerCopyNames) -> sql.Composed:

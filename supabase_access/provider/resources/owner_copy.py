@@ -22,7 +22,8 @@ what it was before.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -33,10 +34,10 @@ from supabase_access.model.owner_copy import COLUMN_TYPE, OwnerCopyNames, marked
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
+    DatabaseResource,
     InputError,
     Log,
     Notice,
-    PlainDatabaseResource,
     identifier,
     not_importable,
     split_id,
@@ -47,19 +48,21 @@ from supabase_access.provider.private_schema import (
     ensure_private_schema,
     lock_private_schema,
     positive_int,
-    private_schema_name,
     require_columns,
     require_rls_not_filtering,
     table_columns,
 )
 from supabase_access.provider.resources.policy_index import INDEX_BUILD_TIMEOUT
+from supabase_access.provider.specs import HopEntry
+from supabase_access.provider.specs import OwnerCopyInputs as Inputs
+from supabase_access.provider.specs import OwnerCopyState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database, execute_together, read_together
 from supabase_access.sql.errors import CatalogError
+from supabase_access.sql.rows import fetch_all, fetch_one, fetch_value
 from supabase_access.sql.transaction import autocommit, lock_tables, write_transaction
 
-INPUTS = ("schema", "table", "column", "path", "rootColumn", "privateSchema", "batchSize")
 # The ledger's record of which stack added a copy column (and along which path).
 LEDGER_KIND = "owner-copy"
 DEFAULT_BATCH_ROWS = 10_000
@@ -70,16 +73,13 @@ PROGRESS_EVERY_SECONDS = 10.0
 LONG_STATEMENT_TIMEOUT = INDEX_BUILD_TIMEOUT
 
 
-def _path(inputs: Mapping[str, Any], table: str) -> tuple[Hop, ...]:
-    raw = inputs.get("path")
-    if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
+def _path(inputs: Inputs, table: str) -> tuple[Hop, ...]:
+    if not inputs.path:
         raise InputError("path", "path: expected a list of hops {table, column, parent, key} up to the owner")
     hops = []
     below = table
-    for hop in raw:
-        if not isinstance(hop, Mapping):
-            raise InputError("path", "path: expected a list of hops {table, column, parent, key} up to the owner")
-        parsed = Hop(*(identifier(hop, key) for key in ("table", "column", "parent", "key")))
+    for hop in inputs.path:
+        parsed = Hop(*(identifier({key: getattr(hop, key)}, key) for key in ("table", "column", "parent", "key")))
         if parsed.table != below:
             raise InputError("path", f"path: the hop from {parsed.table} does not continue from {below}")
         hops.append(parsed)
@@ -87,22 +87,29 @@ def _path(inputs: Mapping[str, Any], table: str) -> tuple[Hop, ...]:
     return tuple(hops)
 
 
-def _target(inputs: Mapping[str, Any]) -> tuple[OwnerCopyNames, str, int]:
+def _target(inputs: Inputs) -> tuple[OwnerCopyNames, str, int]:
     schema, table, column = (
-        identifier(inputs, "schema", "public"),
-        identifier(inputs, "table"),
-        identifier(inputs, "column"),
+        identifier({"schema": inputs.schema}, "schema"),
+        identifier({"table": inputs.table}, "table"),
+        identifier({"column": inputs.column}, "column"),
     )
     hops = _path(inputs, table)
-    if column == hops[0].column:
+    first, *_ = hops
+    if column == first.column:
         raise InputError("column", f"column: {column} is the path's own column on {table}; name another")
-    names = OwnerCopyNames(schema, table, column, hops, identifier(inputs, "rootColumn"))
-    batch = positive_int(inputs, "batchSize", MAX_BATCH_ROWS, optional=True) or DEFAULT_BATCH_ROWS
-    return names, private_schema_name(inputs), batch
+    names = OwnerCopyNames(schema, table, column, hops, identifier({"rootColumn": inputs.root_column}, "rootColumn"))
+    batch = (
+        positive_int({"batchSize": inputs.batch_size}, "batchSize", MAX_BATCH_ROWS, optional=True) or DEFAULT_BATCH_ROWS
+    )
+    return names, identifier({"privateSchema": inputs.private_schema}, "privateSchema"), batch
+
+
+def _typed_path(hops: Sequence[Hop]) -> tuple[HopEntry, ...]:
+    return tuple(HopEntry(table=h.table, column=h.column, parent=h.parent, key=h.key) for h in hops)
 
 
 def _plain_path(hops: Sequence[Hop]) -> list[dict[str, str]]:
-    return [{"table": h.table, "column": h.column, "parent": h.parent, "key": h.key} for h in hops]
+    return [hop.to_wire() for hop in _typed_path(hops)]
 
 
 def _describe(names: OwnerCopyNames) -> str:
@@ -122,8 +129,8 @@ def _about_column(names: OwnerCopyNames) -> str:
 
 def _column_owner(conn: psycopg.Connection, names: OwnerCopyNames) -> tuple[bool, str | None]:
     """(the column exists, the stack its comment names or None when the comment is not ours)."""
-    row = conn.execute(catalog.column_state_query(), (names.schema, names.table, names.column)).fetchone()
-    return (False, None) if row is None else (True, marked_by(row[1]))
+    column = fetch_one(conn, catalog.COLUMN_STATE, (names.schema, names.table, names.column))
+    return (False, None) if column is None else (True, marked_by(column.comment))
 
 
 def _refuse_foreign_column(names: OwnerCopyNames, made_by: str | None) -> InputError:
@@ -140,31 +147,43 @@ def _refuse_foreign_column(names: OwnerCopyNames, made_by: str | None) -> InputE
     return InputError("column", f"column: {_describe(names)} exists and {reason}; {fix}")
 
 
-def _live_state(db: Database, names: OwnerCopyNames, private_schema: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Live:
+    """Everything diff compares, as the catalog has it."""
+
+    column: catalog.ColumnState | None
+    triggers: dict[tuple[str, str], catalog.TriggerState]  # (table, trigger) ->
+    functions: dict[str, str]  # name -> body
+    constraints: dict[str, catalog.ConstraintState]
+    index: catalog.IndexState | None
+    build: catalog.IndexState | None
+
+
+def _live_state(db: Database, names: OwnerCopyNames, private_schema: str) -> _Live:
     """Everything diff compares, in one round trip."""
     tables = [t for t, _ in names.triggers]
     triggers = [name for _, name in names.triggers]
     with db.connection() as conn:
         column, trigger_rows, function_rows, constraint_rows, index, build = read_together(
             conn,
-            (catalog.column_state_query(), (names.schema, names.table, names.column)),
-            (catalog.triggers_state_query(), (names.schema, tables, triggers)),
-            (catalog.functions_state_query(), (private_schema, list(names.functions))),
+            (catalog.COLUMN_STATE, (names.schema, names.table, names.column)),
+            (catalog.TRIGGERS_STATE, (names.schema, tables, triggers)),
+            (catalog.FUNCTION_BODIES, (private_schema, list(names.functions))),
             (
-                catalog.constraints_state_query(),
+                catalog.CONSTRAINTS_STATE,
                 (names.schema, names.table, [names.check_constraint, names.foreign_key]),
             ),
-            (catalog.index_state_query(), (names.schema, names.index)),
-            (catalog.index_state_query(), (names.schema, names.index_build)),
+            (catalog.INDEX_STATE, (names.schema, names.index)),
+            (catalog.INDEX_STATE, (names.schema, names.index_build)),
         )
-    return {
-        "column": column[0] if column else None,
-        "triggers": {(r[0], r[1]): r[2:] for r in trigger_rows},
-        "functions": dict(function_rows),
-        "constraints": {r[0]: (r[1], r[2]) for r in constraint_rows},
-        "index": index[0] if index else None,
-        "build": build[0] if build else None,
-    }
+    return _Live(
+        column=next(iter(column), None),
+        triggers={(t.table, t.trigger): t for t in trigger_rows},
+        functions={f.name: f.body for f in function_rows},
+        constraints={c.name: c for c in constraint_rows},
+        index=next(iter(index), None),
+        build=next(iter(build), None),
+    )
 
 
 def _function_bodies(names: OwnerCopyNames) -> dict[str, str]:
@@ -176,26 +195,26 @@ def _function_bodies(names: OwnerCopyNames) -> dict[str, str]:
     return bodies
 
 
-def _live_changes(names: OwnerCopyNames, private_schema: str, live: Mapping[str, Any]) -> dict[str, str]:
+def _live_changes(names: OwnerCopyNames, private_schema: str, live: _Live) -> dict[str, str]:
     stack = CURRENT_STACK.get()
     changes: dict[str, str] = {}
-    if live["column"] is None or marked_by(live["column"][1]) != stack:
-        changes["column"] = "add" if live["column"] is None else "update"
+    if live.column is None or marked_by(live.column.comment) != stack:
+        changes["column"] = "add" if live.column is None else "update"
     expected = {(table, trigger): (private_schema, names.function) for table, trigger in names.triggers[:2]}
     expected.update(
         {(w.table, names.ancestor_trigger): (private_schema, names.ancestor_function(w.table)) for w in names.watched}
     )
-    found = {key: (row[1], row[2]) for key, row in live["triggers"].items() if row[0] != "D"}
+    found = {key: (t.function_schema, t.function) for key, t in live.triggers.items() if t.enabled != "D"}
     if found != expected:
         changes["triggers"] = "update"
-    if live["functions"] != _function_bodies(names):
+    if live.functions != _function_bodies(names):
         changes["functions"] = "update"
     for key, constraint in (("checkConstraint", names.check_constraint), ("foreignKey", names.foreign_key)):
-        state = live["constraints"].get(constraint)
-        if state is None or not state[0]:
+        state = live.constraints.get(constraint)
+        if state is None or not state.validated:
             changes[key] = "update"  # missing, or NOT VALID (not filled yet, or rows without a parent)
-    index = live["index"]
-    if index is None or not index[0] or marked_by(index[1]) != stack or live["build"] is not None:
+    index = live.index
+    if index is None or not index.valid or marked_by(index.comment) != stack or live.build is not None:
         changes["index"] = "update"
     return changes
 
@@ -238,10 +257,8 @@ def _install(
         ]
         statements += [render.drop_function(private_schema, names.ancestor_function(w.table)) for w in gone]
         present = {
-            row[0]
-            for row in conn.execute(
-                catalog.constraints_state_query(), (names.schema, names.table, [names.check_constraint])
-            ).fetchall()
+            c.name
+            for c in fetch_all(conn, catalog.CONSTRAINTS_STATE, (names.schema, names.table, [names.check_constraint]))
         }
         # A new link column (the path changed where it starts): the CHECK names it, so it is made again.
         relinked = previous is not None and previous.link != names.link
@@ -268,12 +285,11 @@ def _install(
 def _fill(db: Database, names: OwnerCopyNames, batch_rows: int, *, every_row: bool, log: Log) -> int:
     """Step 2: the rows without a copy (`every_row`: all rows), a batch of pages per transaction."""
     with db.connection() as conn:
-        pages, estimated_rows, analyzed_pages = conn.execute(
-            catalog.table_pages_query(), (names.schema, names.table)
-        ).fetchone() or (0, 0, 0)
-    if not pages:
+        size = fetch_one(conn, catalog.TABLE_PAGES, (names.schema, names.table))
+    if size is None or not size.pages:
         return 0
-    rows_per_page = max(1, estimated_rows // analyzed_pages) if analyzed_pages else 100
+    pages = size.pages
+    rows_per_page = max(1, size.estimated_rows // size.analyzed_pages) if size.analyzed_pages else 100
     step = max(1, batch_rows // rows_per_page)
     statement = render.fill_owner_copy_batch(names.schema, names, every_row=every_row)
     started = last_report = time.monotonic()
@@ -311,24 +327,27 @@ def _ensure_index(db: Database, names: OwnerCopyNames, log: Log) -> None:
     schema, table = names.schema, names.table
     stack = CURRENT_STACK.get()
     with db.connection() as conn:
-        index, build, index_kind, build_kind = read_together(
+        index_rows, build_rows, index_kinds, build_kinds = read_together(
             conn,
-            (catalog.index_state_query(), (schema, names.index)),
-            (catalog.index_state_query(), (schema, names.index_build)),
-            (catalog.relation_kind_query(), (schema, names.index)),
-            (catalog.relation_kind_query(), (schema, names.index_build)),
+            (catalog.INDEX_STATE, (schema, names.index)),
+            (catalog.INDEX_STATE, (schema, names.index_build)),
+            (catalog.RELATION_KIND, (schema, names.index)),
+            (catalog.RELATION_KIND, (schema, names.index_build)),
         )
-    for name, state, kind in ((names.index, index, index_kind), (names.index_build, build, build_kind)):
-        ours = name == names.index_build or (state and marked_by(state[0][1]) == stack)
-        if kind and (kind[0][0] != "i" or kind[0][1] != table or not ours):
+    index: catalog.IndexState | None = next(iter(index_rows), None)
+    build: catalog.IndexState | None = next(iter(build_rows), None)
+    for name, state, kinds in ((names.index, index, index_kinds), (names.index_build, build, build_kinds)):
+        kind: catalog.RelationKind | None = next(iter(kinds), None)
+        ours = name == names.index_build or (state is not None and marked_by(state.comment) == stack)
+        if kind is not None and (kind.kind != "i" or kind.table != table or not ours):
             raise CatalogError(
                 f"cannot index {_describe(names)}: a relation named {schema}.{name} exists and was not created by "
                 f"this stack's owner copy; rename or drop it"
             )
-    valid = bool(index and index[0][0])
-    if valid and not build:
+    valid = bool(index and index.valid)
+    if valid and build is None:
         return
-    if build and build[0][0] and not valid:
+    if build is not None and build.valid and not valid:
         with autocommit(db, schema, table) as conn:
             conn.execute(render.drop_index(schema, names.index))
         _finish_index(db, names)
@@ -365,11 +384,12 @@ def _ensure_constraints(db: Database, names: OwnerCopyNames, log: Log) -> bool:
     stack = CURRENT_STACK.get()
     with db.connection() as conn:
         present = {
-            row[0]: row[1]
-            for row in conn.execute(
-                catalog.constraints_state_query(),
+            c.name: c.validated
+            for c in fetch_all(
+                conn,
+                catalog.CONSTRAINTS_STATE,
                 (names.schema, names.table, [names.check_constraint, names.foreign_key]),
-            ).fetchall()
+            )
         }
     if names.foreign_key not in present:
         with write_transaction(db) as conn:
@@ -392,7 +412,7 @@ def _ensure_constraints(db: Database, names: OwnerCopyNames, log: Log) -> bool:
     if not present.get(names.check_constraint) and not _validate(db, names, names.check_constraint):
         validated = False
         with db.connection() as conn:
-            (unfilled,) = conn.execute(catalog.count_unfilled_query(names.schema, names)).fetchone() or (0,)
+            unfilled = fetch_value(conn, catalog.count_unfilled_query(names.schema, names)) or 0
         log(
             f"{_describe(names)}: {unfilled:,} row(s) link to no row up the path ({names.link}), so they have no "
             f"owner to copy and constraint {names.check_constraint} stays NOT VALID (new rows are checked). Fix or "
@@ -401,8 +421,8 @@ def _ensure_constraints(db: Database, names: OwnerCopyNames, log: Log) -> bool:
     return validated
 
 
-def _previous_names(state: Mapping[str, Any]) -> OwnerCopyNames | None:
-    if not state:
+def _previous_names(state: State | None) -> OwnerCopyNames | None:
+    if state is None:
         return None
     try:
         return _target(state)[0]
@@ -440,21 +460,16 @@ def _remove(db: Database, names: OwnerCopyNames, private_schema: str) -> None:
     drop_private_schema_if_unused(db, private_schema)
 
 
-class OwnerCopy(PlainDatabaseResource):
+class OwnerCopy(DatabaseResource[Inputs, State]):
     # A new column (or table) is a new copy: created beside the old one, which is dropped once the
     # policies read the new one. A changed path is an update (the copy is computed again).
     spec = specs.OWNER_COPY
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def normalize(self, inputs: Inputs) -> Inputs:
         names, private_schema, _ = _target(inputs)
-        return {
-            **{k: inputs[k] for k in INPUTS if k in inputs},
-            "schema": names.schema,
-            "path": _plain_path(names.hops),
-            "privateSchema": private_schema,
-        }
+        return replace(inputs, schema=names.schema, path=_typed_path(names.hops), private_schema=private_schema)
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         names, private_schema, _ = _target(checked)
         with db.connection() as conn:
             require_columns(conn, names.schema, names.table, {names.link: "path"})
@@ -482,66 +497,65 @@ class OwnerCopy(PlainDatabaseResource):
             require_rls_not_filtering(conn, "table", names.schema, names.tables)
             check_private_schema(conn, private_schema)
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         names, private_schema, _ = _target(inputs)
         changes = _live_changes(names, private_schema, _live_state(db, names, private_schema))
-        if state.get("path") is not None and state.get("path") != _plain_path(names.hops):
+        if state.path and state.path != _typed_path(names.hops):
             changes["path"] = "update"  # every copy is computed again
         return changes
 
-    def _apply(self, db: Database, inputs: dict[str, Any], state: Mapping[str, Any], log: Log) -> dict[str, Any]:
+    def _apply(self, db: Database, inputs: Inputs, state: State | None, log: Log) -> State:
         names, private_schema, batch = _target(inputs)
         previous = _previous_names(state)
         added = _install(db, names, private_schema, previous, log)
         moved = previous is not None and previous.hops != names.hops
         # Nothing to fill when the CHECK says every row has its copy (a rerun, a changed batch size).
         with db.connection() as conn:
-            constraints = conn.execute(
-                catalog.constraints_state_query(), (names.schema, names.table, [names.check_constraint])
-            ).fetchall()
-        if added or moved or not (constraints and constraints[0][1]):
+            check = fetch_one(conn, catalog.CONSTRAINTS_STATE, (names.schema, names.table, [names.check_constraint]))
+        if added or moved or not (check and check.validated):
             _fill(db, names, batch, every_row=moved, log=log)
         _ensure_index(db, names, log)
         validated = _ensure_constraints(db, names, log)
-        return {
-            **{k: inputs.get(k) for k in INPUTS},
-            "schema": names.schema,
-            "path": _plain_path(names.hops),
-            "privateSchema": private_schema,
-            "functions": [f"{private_schema}.{f}" for f in names.functions],
-            "triggers": [f"{table}.{trigger}" for table, trigger in names.triggers],
-            "index": names.index,
-            "checkConstraint": names.check_constraint,
-            "foreignKey": names.foreign_key,
-            "validated": validated,
-        }
+        return State.taking(
+            inputs,
+            schema=names.schema,
+            path=_typed_path(names.hops),
+            private_schema=private_schema,
+            functions=tuple(f"{private_schema}.{f}" for f in names.functions),
+            triggers=tuple(f"{table}.{trigger}" for table, trigger in names.triggers),
+            index=names.index,
+            check_constraint=names.check_constraint,
+            foreign_key=names.foreign_key,
+            validated=validated,
+        )
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        outputs = self._apply(db, inputs, {}, log)
-        return _describe(_target(outputs)[0]), outputs
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        state = self._apply(db, inputs, None, log)
+        return _describe(_target(state)[0]), state
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         return self._apply(db, inputs, state, log)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
         names, private_schema, _ = _target(state)
         _remove(db, names, private_schema or hardening.PRIVATE_SCHEMA)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         schema, table, column = split_id(resource_id, 3, "public.actions.user_id")
         known = state or inputs
-        if not known.get("path"):
+        if known is None or not known.path:
             raise not_importable("OwnerCopy", "the id does not give its path; import it with its inputs (`import_`)")
-        names, private_schema, _ = _target({**known, "schema": schema, "table": table, "column": column})
+        names, private_schema, _ = _target(Inputs.taking(known, schema=schema, table=table, column=column))
         with db.connection() as conn:
             exists, made_by = _column_owner(conn, names)
         if not exists or made_by != CURRENT_STACK.get():
             return None  # gone (or not ours): the next `up` adds it again
         live = _live_state(db, names, private_schema)
         validated = all(
-            (live["constraints"].get(c) or (False,))[0] for c in (names.check_constraint, names.foreign_key)
+            (c := live.constraints.get(name)) is not None and c.validated
+            for name in (names.check_constraint, names.foreign_key)
         )
-        current = {k: known.get(k) for k in INPUTS if known.get(k) is not None}
-        return {**(state or {}), **current, "validated": validated}, inputs or current
+        current = Inputs.taking(known)
+        return State.taking(state, current, validated=validated), inputs or current
