@@ -25,8 +25,8 @@ SCHEMA_DESCRIPTION = "Schema of the table (e.g. `public`)."
 
 
 def schema_prop() -> Any:
-    """The `schema` field of a resource on one table."""
-    return prop(SCHEMA_DESCRIPTION, required=True, replaces=True)
+    """The `schema` field of a resource on one table (`public` when left out, as the provider always took it)."""
+    return prop(SCHEMA_DESCRIPTION, required=True, replaces=True, fallback="public")
 
 
 def table_prop(what: str = "The table") -> Any:
