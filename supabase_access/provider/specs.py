@@ -687,22 +687,29 @@ CHANNEL_POLICIES = ResourceSpec(
     ),
 )
 
-IMMUTABLE_COLUMNS = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class ImmutableColumnsInputs(Props):
+    schema: str = schema_prop()
+    table: str = table_prop("The table whose columns are immutable")
+    columns: tuple[str, ...] = prop("The immutable columns.", required=True)
+    private_schema: str = private_schema_prop()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImmutableColumnsState(ImmutableColumnsInputs):
+    function: str | None = prop("The trigger function, `schema.name`.")
+    trigger: str | None = prop("The trigger's name on the table.")
+
+
+IMMUTABLE_COLUMNS = ResourceSpec.typed(
     "ImmutableColumns",
     "Columns set on insert and never changed by the API (the model's `immutable`): a BEFORE UPDATE OF trigger whose "
     "WHEN fires only on a change, calling a function of the private schema that refuses it (SQLSTATE 42501, HTTP "
     "403 through PostgREST) when the request is anon's or authenticated's, a SECURITY DEFINER function of theirs "
     "included. Column privileges already refuse the plain UPDATE; this holds where privileges cannot.",
-    inputs=(
-        _schema(),
-        _table("The table whose columns are immutable"),
-        Prop("columns", STRINGS, "The immutable columns.", required=True),
-        _private_schema(),
-    ),
-    outputs=(
-        Prop("function", STRING, "The trigger function, `schema.name`."),
-        Prop("trigger", STRING, "The trigger's name on the table."),
-    ),
+    ImmutableColumnsInputs,
+    ImmutableColumnsState,
 )
 
 SPECS: tuple[ResourceSpec, ...] = (

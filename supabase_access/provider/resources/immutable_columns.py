@@ -16,10 +16,10 @@ from supabase_access.model.access_model import short_identifier
 from supabase_access.provider import claims, specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
+    DatabaseResource,
     InputError,
     Log,
     Notice,
-    PlainDatabaseResource,
     identifier,
     split_id,
 )
@@ -29,105 +29,106 @@ from supabase_access.provider.private_schema import (
     dry_run,
     ensure_private_schema,
     lock_private_schema,
-    private_schema_name,
     require_columns,
     table_columns,
 )
+from supabase_access.provider.specs import ImmutableColumnsInputs as Inputs
+from supabase_access.provider.specs import ImmutableColumnsState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database, execute_together, read_together
+from supabase_access.sql.rows import fetch_one
 from supabase_access.sql.transaction import lock_tables, write_transaction
-
-INPUTS = ("schema", "table", "columns", "privateSchema")
 
 
 def function_name(schema: str, table: str) -> str:
     return short_identifier(f"immutable_{schema}_{table}")
 
 
-def _columns(inputs: dict[str, Any]) -> list[str]:
-    raw = inputs.get("columns")
-    if not isinstance(raw, list) or not raw:
-        raise InputError("columns", "columns: expected a non-empty list of column names")
-    return [identifier({"columns": c}, "columns") for c in raw]
+def _trigger_columns(trigger: catalog.Trigger) -> list[str]:
+    """The columns a trigger of ours watches: its first argument, `a, b`."""
+    return [c for c in bytes(trigger.args).split(b"\x00")[0].decode().split(", ") if c]
 
 
-def _statements(schema: str, table: str, columns: list[str], private_schema: str) -> list[Any]:
+def _statements(inputs: Inputs) -> list[Any]:
+    schema, table, private_schema = inputs.schema, inputs.table, inputs.private_schema
     function = function_name(schema, table)
     return [
         render.create_immutable_function(private_schema, function),
         render.revoke_function_from_api(private_schema, function),
         render.drop_trigger(schema, table, render.IMMUTABLE_TRIGGER),
-        render.create_immutable_trigger(schema, table, private_schema, function, columns),
+        render.create_immutable_trigger(schema, table, private_schema, function, list(inputs.columns)),
         render.mark_trigger(schema, table, render.IMMUTABLE_TRIGGER, render.stack_marker(CURRENT_STACK.get())),
     ]
 
 
-class ImmutableColumns(PlainDatabaseResource):
+class ImmutableColumns(DatabaseResource[Inputs, State]):
     spec = specs.IMMUTABLE_COLUMNS
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "schema": identifier(inputs, "schema", "public"),
-            "table": identifier(inputs, "table"),
-            "columns": _columns(inputs),
-            "privateSchema": private_schema_name(inputs),
-        }
+    def normalize(self, inputs: Inputs) -> Inputs:
+        if not inputs.columns:
+            raise InputError("columns", "columns: expected a non-empty list of column names")
+        return Inputs(
+            schema=identifier({"schema": inputs.schema}, "schema"),
+            table=identifier({"table": inputs.table}, "table"),
+            columns=tuple(identifier({"columns": c}, "columns") for c in inputs.columns),
+            private_schema=identifier({"privateSchema": inputs.private_schema}, "privateSchema"),
+        )
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
-        schema, table, columns, private_schema = (checked[k] for k in INPUTS)
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         with db.connection() as conn:
-            require_columns(conn, schema, table, dict.fromkeys(columns, "columns"))
-            check_private_schema(conn, private_schema)
+            require_columns(conn, checked.schema, checked.table, dict.fromkeys(checked.columns, "columns"))
+            check_private_schema(conn, checked.private_schema)
         dry_run(
             db,
             "columns",
-            f"immutable-columns trigger on {schema}.{table}",
-            private_schema,
-            _statements(schema, table, columns, private_schema),
+            f"immutable-columns trigger on {checked.schema}.{checked.table}",
+            checked.private_schema,
+            _statements(checked),
         )
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        schema, table, columns, private_schema = (inputs[k] for k in INPUTS)
-        function = function_name(schema, table)
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
+        function = function_name(inputs.schema, inputs.table)
         with db.connection() as conn:
             triggers, functions = read_together(
                 conn,
-                (catalog.read_trigger_query(), (schema, table, render.IMMUTABLE_TRIGGER)),
-                (catalog.read_function_query(), (private_schema, function)),
+                (catalog.TRIGGER, (inputs.schema, inputs.table, render.IMMUTABLE_TRIGGER)),
+                (catalog.FUNCTION_SOURCES, (inputs.private_schema, function)),
             )
         changes: dict[str, str] = {}
-        trigger = triggers[0] if triggers else None
-        if trigger is None or trigger[0] == "D" or (trigger[2], trigger[3]) != (private_schema, function):
+        trigger: catalog.Trigger | None = next(iter(triggers), None)
+        if (
+            trigger is None
+            or trigger.enabled == "D"
+            or (trigger.function_schema, trigger.function) != (inputs.private_schema, function)
+        ):
             changes["trigger"] = "update"
-        elif bytes(trigger[1]).split(b"\x00")[0].decode() != ", ".join(columns):
+        elif _trigger_columns(trigger) != list(inputs.columns):
             changes["columns"] = "update"
-        if [row[0] for row in functions] != [render.immutable_function_body()]:
+        if [f.body for f in functions] != [render.immutable_function_body()]:
             changes["function"] = "update"
         return changes
 
-    def _apply(self, db: Database, inputs: dict[str, Any]) -> dict[str, Any]:
-        schema, table, columns, private_schema = (inputs[k] for k in INPUTS)
+    def _apply(self, db: Database, inputs: Inputs) -> State:
         with write_transaction(db) as conn:
-            lock_tables(conn, schema, [table])
-            ensure_private_schema(conn, private_schema)
-            execute_together(conn, _statements(schema, table, columns, private_schema))
-        return {
-            **{k: inputs[k] for k in INPUTS},
-            "function": f"{private_schema}.{function_name(schema, table)}",
-            "trigger": render.IMMUTABLE_TRIGGER,
-        }
+            lock_tables(conn, inputs.schema, [inputs.table])
+            ensure_private_schema(conn, inputs.private_schema)
+            execute_together(conn, _statements(inputs))
+        return State.taking(
+            inputs,
+            function=f"{inputs.private_schema}.{function_name(inputs.schema, inputs.table)}",
+            trigger=render.IMMUTABLE_TRIGGER,
+        )
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        outputs = self._apply(db, inputs)
-        return f"{outputs['schema']}.{outputs['table']}", outputs
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        return f"{inputs.schema}.{inputs.table}", self._apply(db, inputs)
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         return self._apply(db, inputs)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        schema, table = state["schema"], state["table"]
-        private_schema = state.get("privateSchema") or specs.PRIVATE_SCHEMA
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        schema, table = state.schema, state.table
+        private_schema = state.private_schema or specs.PRIVATE_SCHEMA
         with write_transaction(db) as conn:
             present = bool(table_columns(conn, schema, table))
             if present:
@@ -142,21 +143,20 @@ class ImmutableColumns(PlainDatabaseResource):
             conn.execute(render.drop_function(private_schema, function_name(schema, table)))
         drop_private_schema_if_unused(db, private_schema)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         schema, table = split_id(resource_id, 2, "public.notes")
         with db.connection() as conn:
-            trigger = conn.execute(catalog.read_trigger_query(), (schema, table, render.IMMUTABLE_TRIGGER)).fetchone()
+            trigger = fetch_one(conn, catalog.TRIGGER, (schema, table, render.IMMUTABLE_TRIGGER))
         if trigger is None:
             return None  # gone: the next `up` puts it back
-        _enabled, raw_args, function_schema, function, _comment = trigger
-        columns = [c for c in bytes(raw_args).split(b"\x00")[0].decode().split(", ") if c]
-        current = {"schema": schema, "table": table, "columns": columns, "privateSchema": function_schema}
-        outputs = {
-            **(state or {}),
-            **current,
-            "function": f"{function_schema}.{function}",
-            "trigger": render.IMMUTABLE_TRIGGER,
-        }
-        return outputs, (inputs if inputs and inputs.get("columns") == columns else current)
+        columns = tuple(_trigger_columns(trigger))
+        current = Inputs(schema=schema, table=table, columns=columns, private_schema=trigger.function_schema)
+        outputs = State.taking(
+            state,
+            current,
+            function=f"{trigger.function_schema}.{trigger.function}",
+            trigger=render.IMMUTABLE_TRIGGER,
+        )
+        return outputs, (inputs if inputs is not None and inputs.columns == columns else current)
