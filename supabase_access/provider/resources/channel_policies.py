@@ -63,7 +63,10 @@ class ChannelPolicies(PlainDatabaseResource):
                 parse_pattern(pattern, "channels")
             except ModelError as exc:
                 raise InputError("channels", str(exc)) from exc
-        return {"policies": plain_policies(declared_policies(inputs)), "channels": sorted(set(raw))}
+        policies = inputs.get("policies")
+        if not isinstance(policies, Mapping):
+            raise InputError("policies", "policies: expected a map of policy name to policy")
+        return {"policies": plain_policies(declared_policies(policies)), "channels": sorted(set(raw))}
 
     def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
         with db.connection() as conn:
@@ -103,7 +106,7 @@ class ChannelPolicies(PlainDatabaseResource):
         return changes
 
     def _apply(self, db: Database, inputs: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
-        declared = declared_policies(inputs)
+        declared = declared_policies(inputs["policies"])
         marker = render.stack_marker(CURRENT_STACK.get())
         with write_transaction(db) as conn:
             lock_tables(conn, SCHEMA, [TABLE])
