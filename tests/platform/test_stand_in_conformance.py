@@ -21,9 +21,6 @@ KNOWN_DIFFERENCES = {
         "Supabase's postgres has BYPASSRLS, the stand-in's has not: the db and e2e tiers run without it, "
         "this tier with it"
     ),
-    "authenticator member of postgres": (
-        "granted by Storage's 0002-storage-schema.sql (storage.install_roles on); the stand-in has no Storage"
-    ),
 }
 # PostgreSQL 15: Supabase gives postgres the API roles without ADMIN OPTION (CREATEROLE lets it grant
 # them there); on 16 and later with it (20250605172253_grant_with_admin_to_postgres_16_and_above),

@@ -10,7 +10,7 @@ import psycopg
 
 ROLES: Final = ("anon", "authenticated", "service_role", "authenticator", "postgres")
 API_ROLES: Final = ("anon", "authenticated", "service_role")
-SCHEMAS: Final = ("public", "auth")
+SCHEMAS: Final = ("public", "auth", "storage")
 AUTH_FUNCTIONS: Final = ("uid", "role", "jwt")
 # What auth.uid(), auth.role() and auth.jwt() are asked under: PostgREST's claims, and none.
 CLAIMS: Final = (
@@ -20,6 +20,30 @@ CLAIMS: Final = (
 )
 # The stand-in's auth.users columns (database/00-supabase-platform.sql), which tests and fixtures use.
 USER_COLUMNS: Final = ("id", "email", "is_anonymous", "created_at")
+
+# Storage's tables and the columns of each that the API, the policies and the tests use
+# (database/03-storage.sql's stand-in).
+STORAGE_COLUMNS: Final = {
+    "buckets": (
+        "id", "name", "owner", "owner_id", "public", "file_size_limit", "allowed_mime_types",
+        "created_at", "updated_at",
+    ),
+    "objects": (
+        "id", "bucket_id", "name", "owner", "owner_id", "metadata", "path_tokens", "version",
+        "user_metadata", "created_at", "updated_at", "last_accessed_at",
+    ),
+}  # fmt: skip
+STORAGE_FUNCTIONS: Final = ("foldername", "filename", "extension")
+# Object names the path helpers are asked about: nested, top-level, dot-dot, empty segments, none.
+OBJECT_NAMES: Final = (
+    "avatars/8f0c4a8e/me.png",
+    "me.png",
+    "8f0c4a8e/../other/x.tar.gz",
+    "/lead/slash.txt",
+    "trailing/slash/",
+    "a//b.c",
+    "",
+)
 
 Facts = dict[str, Any]
 
@@ -95,6 +119,52 @@ def facts(dsn: str) -> Facts:
                 for p in ("SELECT", "INSERT", "UPDATE", "DELETE")
                 if conn.execute("select has_table_privilege(%s, 'auth.users', %s)", (role, p)).fetchone() == (True,)
             ]
+        found |= _storage_facts(conn)
+    return found
+
+
+def _storage_facts(conn: psycopg.Connection[Any]) -> Facts:
+    """Storage's tables (owner, RLS, the columns used, who may do what, who may write policies, the
+    delete guard) and its path helpers (kind, who may call them, what they answer)."""
+    found: Facts = {}
+    for table, wanted in STORAGE_COLUMNS.items():
+        relation = f"storage.{table}"
+        owner, rls, force, postgres_manages_policies = conn.execute(
+            "select c.relowner::regrole::text, c.relrowsecurity, c.relforcerowsecurity,"
+            " pg_has_role('postgres', c.relowner, 'USAGE') from pg_class c where c.oid = %s::regclass",
+            (relation,),
+        ).fetchone() or (None, None, None, None)
+        found[f"{relation} owner, rls, force"] = (owner, rls, force)
+        found[f"{relation} policies by postgres"] = postgres_manages_policies
+        columns = dict(
+            conn.execute(
+                "select attname, format_type(atttypid, atttypmod) from pg_attribute"
+                " where attrelid = %s::regclass and attnum > 0 and not attisdropped",
+                (relation,),
+            ).fetchall()
+        )
+        found[f"{relation} columns"] = {c: columns.get(c) for c in wanted}
+        for role in (*API_ROLES, "postgres"):
+            found[f"{relation} privileges of {role}"] = [
+                p
+                for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "SELECT WITH GRANT OPTION")
+                if conn.execute("select has_table_privilege(%s, %s, %s)", (role, relation, p)).fetchone() == (True,)
+            ]
+        found[f"{relation} delete guard"] = conn.execute(
+            "select array_agg(t.tgname::text order by t.tgname) from pg_trigger t"
+            " where t.tgrelid = %s::regclass and not t.tgisinternal and t.tgtype & 8 = 8",
+            (relation,),
+        ).fetchone()
+    for function in STORAGE_FUNCTIONS:
+        found[f"storage.{function}()"] = conn.execute(
+            "select pg_get_function_result(p.oid), p.provolatile::text, p.prosecdef,"
+            " array(select has_function_privilege(r, p.oid, 'EXECUTE') from unnest(%s::text[]) r)"
+            " from pg_proc p where p.pronamespace = 'storage'::regnamespace and p.proname = %s",
+            (list(API_ROLES), function),
+        ).fetchall()
+        found[f"storage.{function}() answers"] = [
+            conn.execute(f"select storage.{function}(%s)::text", (name,)).fetchone() for name in OBJECT_NAMES
+        ]
     return found
 
 

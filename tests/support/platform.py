@@ -58,6 +58,20 @@ ADMIN_OPTION_FOR_16_AND_LATER: Final = (
     "grant anon, authenticated, service_role, postgres to supabase_storage_admin with admin option",
 )
 
+# Supabase's servers let postgres create, alter and drop policies on Storage's tables without owning
+# them: supautils.policy_grants (its configuration lists storage.objects and storage.buckets for
+# postgres), a preloaded library plain PostgreSQL lacks. Emulated here as the stand-in does
+# (database/03-storage.sql): membership of their owner, as Supabase had it before 2025-04. Storage's
+# role step (0002, storage.install_roles) made authenticator a member of postgres, and
+# supabase_storage_admin is a member of authenticator (20231013070755): that membership is taken
+# away first, and so is the 16+ step's postgres for supabase_storage_admin (only that role step
+# needed it), or postgres in supabase_storage_admin would be a cycle (the stand-in never had either).
+POLICY_GRANTS_EMULATION: Final = (
+    "revoke postgres from authenticator",
+    "revoke postgres from supabase_storage_admin cascade",
+    "grant supabase_storage_admin to postgres",
+)
+
 # The explicit-grant platform (every project since 2026-10-30; the project setting "Default privileges
 # for new entities" off), which the shared SQL does not cover: new tables, sequences and functions
 # `postgres` creates in public are no longer granted to the API roles: postgres's default privileges
@@ -193,6 +207,8 @@ class PlatformCluster:
                 str(migration),
                 options="-c search_path=storage",
             )
+        for statement in POLICY_GRANTS_EMULATION:
+            self.psql("supautils.policy_grants's emulation", ADMIN, "-c", statement)
         self.psql(
             "passwords",
             ADMIN,
