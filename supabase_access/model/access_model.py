@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from supabase_access.model.buckets import Bucket, BucketError, bucket_to_plain, parse_buckets
 from supabase_access.model.suggest import unknown_keys_message
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -235,6 +236,8 @@ class AccessModel:
     functions: tuple[DeclaredFunction, ...] = ()
     # `realtime:`: Postgres Changes (published tables, filtered by their kinds) and private channels.
     realtime: RealtimeModel = RealtimeModel()
+    # `buckets:`: Storage buckets, their settings and who owns their objects.
+    buckets: tuple[Bucket, ...] = ()
 
     def table(self, name: str) -> Table:
         for table in self.tables:
@@ -301,15 +304,35 @@ def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
         raise ModelError(f"{setting}.tables: expected a non-empty mapping of table name to ownership")
     tables = tuple(_parse_table(name, spec, f"{setting}.tables.{name}") for name, spec in raw_tables.items())
     functions = _parse_functions(raw.get("functions"), schema, f"{setting}.functions")
+    try:
+        buckets = parse_buckets(raw.get("buckets"), f"{setting}.buckets")
+    except BucketError as exc:
+        raise ModelError(str(exc)) from exc
     model = AccessModel(schema=schema, tables=tables)
     _check_paths(model, setting)
     model = _name_owner_copies(model, setting)
     _check_groups(model, setting)
     from supabase_access.model.realtime import parse_realtime  # it builds on this module's names
 
-    return replace(
-        model, functions=functions, realtime=parse_realtime(raw.get("realtime"), model, f"{setting}.realtime")
+    model = replace(
+        model,
+        functions=functions,
+        realtime=parse_realtime(raw.get("realtime"), model, f"{setting}.realtime"),
+        buckets=buckets,
     )
+    _check_bucket_groups(model, setting)
+    return model
+
+
+def _check_bucket_groups(model: AccessModel, setting: str) -> None:
+    """A `member` bucket names a group table of the model (one with a membership table)."""
+    for bucket in model.buckets:
+        if bucket.kind == "member" and (bucket.group is None or model.membership_of(bucket.group) is None):
+            groups = ", ".join(model.group_names) or "none: add a membership table"
+            raise ModelError(
+                f"{setting}.buckets.{bucket.id}.member.group: {bucket.group!r} is no group of the model "
+                f"(groups: {groups})"
+            )
 
 
 def _parse_functions(raw: object, schema: str, setting: str) -> tuple[DeclaredFunction, ...]:
@@ -349,6 +372,8 @@ def model_to_plain(model: AccessModel) -> dict[str, Any]:
         from supabase_access.model.realtime import realtime_to_plain
 
         plain["realtime"] = realtime_to_plain(model.realtime)
+    if model.buckets:
+        plain["buckets"] = {b.id: bucket_to_plain(b) for b in model.buckets}
     return plain
 
 
@@ -417,7 +442,7 @@ def load_model_file(path: Path, *, setting: str) -> AccessModel:
 
 
 # The top-level keys of a model (file or `supabase-access:model`); any other is a typo.
-MODEL_KEYS = ("schema", "tables", "functions", "realtime")
+MODEL_KEYS = ("schema", "tables", "functions", "realtime", "buckets")
 TABLE_KEYS = (
     "owner",
     "through",
@@ -695,7 +720,7 @@ def _name_owner_copies(model: AccessModel, setting: str) -> AccessModel:
                 )
             table = replace(table, owner_column=column)
         tables.append(table)
-    return AccessModel(model.schema, tuple(tables))
+    return replace(model, tables=tuple(tables))
 
 
 def _parse_through(through: object, setting: str) -> ParentLink:

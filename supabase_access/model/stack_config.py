@@ -14,6 +14,7 @@ from typing import Any
 
 from supabase_access.model.access_model import AccessModel, ModelError, check_identifier, load_model_file, parse_model
 from supabase_access.model.auth_settings import PROJECT_REF_PATTERN, SECRET_AUTH_SETTINGS, validate_auth_settings
+from supabase_access.model.buckets import BucketError, override_buckets
 from supabase_access.model.connection import Connection
 from supabase_access.model.hardening import (
     CRON_SCHEDULE,
@@ -52,6 +53,7 @@ KNOWN_KEYS = (
     "permanentUsersOnly",
     "schemas",
     "definerObjects",
+    "buckets",
 )
 # Settings that must be stored encrypted, and how to set each one again as a secret.
 SECRET_SETTINGS = {
@@ -231,6 +233,7 @@ def parse_stack_settings(
             f"every row). Use `owner`, or set {NAMESPACE}:allowOpenProfileInProd to true if you really mean it."
         )
     model, source = _model(access, project_dir)
+    model = _stack_buckets(model, source, access.get("buckets"), environment)
     force_rls = access.get("forceRls")
     force_rls = False if force_rls is None else force_rls
     if not isinstance(force_rls, bool):
@@ -259,6 +262,33 @@ def parse_stack_settings(
         definers,
         widenings,
     )
+
+
+def _stack_buckets(model: AccessModel, source: str, raw: Any, environment: str) -> AccessModel:
+    """The stack's overrides of the buckets' settings applied; on prod every bucket must say who owns its objects."""
+    try:
+        buckets = override_buckets(model.buckets, raw, f"{NAMESPACE}:buckets")
+    except BucketError as exc:
+        raise ConfigError(str(exc)) from exc
+    unkinded = [b for b in buckets if b.kind is None]
+    if environment == "prod" and unkinded:
+        lines = "; ".join(f"`{b.kind_line}`" for b in unkinded)
+        raise ConfigError(
+            f"{source}: buckets {', '.join(b.id for b in unkinded)} say nobody owns their objects, so prod would open "
+            f"them to no one but the server; give each a kind (owner: folder|ownerId, member: {{group}}, publicRead, "
+            f"serviceOnly), e.g. {lines}"
+        )
+    return replace(model, buckets=buckets)
+
+
+def bucket_warnings(settings: StackSettings) -> list[str]:
+    """What a dev stack says about buckets without a kind (prod refuses them)."""
+    return [
+        f"{settings.model_source}: bucket {b.id} has no kind: dev opens it to everyone; prod will refuse it until "
+        f"it has one (`{b.kind_line}`)"
+        for b in settings.model.buckets
+        if b.kind is None
+    ]
 
 
 def _definer_objects(raw: Any) -> tuple[str, ...]:
