@@ -46,6 +46,7 @@ from supabase_access.provider.resources.retention_policy import RetentionPolicy
 from supabase_access.provider.resources.rls_for_new_tables import RlsForNewTables
 from supabase_access.provider.resources.row_level_security import RowLevelSecurity
 from supabase_access.provider.resources.sequence_privileges import SequencePrivileges
+from supabase_access.provider.resources.storage_bucket import StorageBucket
 from supabase_access.provider.resources.table_grant import TableGrant
 from supabase_access.provider.resources.table_policies import TablePolicies
 from supabase_access.provider.resources.write_quota import WriteQuota
@@ -81,6 +82,7 @@ DATABASE_RESOURCES: tuple[type[DatabaseSteps], ...] = (
     RealtimePublication,
     ChannelPolicies,
     ImmutableColumns,
+    StorageBucket,
 )
 HTTP_RESOURCES: tuple[type[Resource], ...] = (AuthSettings,)
 RESOURCE_TYPES: dict[str, type[Resource]] = {r.token: r for r in (*DATABASE_RESOURCES, *HTTP_RESOURCES)}

@@ -712,6 +712,36 @@ IMMUTABLE_COLUMNS = ResourceSpec.typed(
     ImmutableColumnsState,
 )
 
+
+STORAGE_BUCKET = ResourceSpec(
+    "StorageBucket",
+    "One Storage bucket: its row in storage.buckets (public, file size limit, allowed MIME types) and the policies "
+    "on storage.objects its kind gives, scoped by bucket_id. A row or policy found at the first `up` is taken over "
+    "and put back by destroy; a bucket the stack created is deleted only when no object is left in it.",
+    inputs=(
+        Prop("bucketId", STRING, "The bucket's id (and name).", required=True, replaces=True),
+        Prop(
+            "access",
+            STRING,
+            "Who reaches its objects: owner-folder, owner-id, member, public-read, service-only or open (dev).",
+            required=True,
+        ),
+        Prop(
+            "groupFunction",
+            STRING,
+            "For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among.",
+        ),
+        Prop("public", BOOLEAN, "Storage serves its objects by public URL, without any policy.", default=False),
+        Prop("fileSizeLimit", INTEGER, "The largest object Storage accepts, in bytes; none: the project's limit."),
+        Prop("allowedMimeTypes", STRINGS, "The MIME types Storage accepts (`image/*`); none: any."),
+    ),
+    outputs=(
+        Prop("adopted", MAP, "The bucket row's settings before the stack (taken over); destroy puts them back."),
+        Prop("adoptedPolicies", MAP, "Policies of the same names found before the stack; destroy puts them back."),
+        Prop("policies", MAP, "The bucket's policies on storage.objects as PostgreSQL stores them."),
+    ),
+)
+
 SPECS: tuple[ResourceSpec, ...] = (
     ACCESS_PREFLIGHT,
     ROW_LEVEL_SECURITY,
@@ -732,6 +762,7 @@ SPECS: tuple[ResourceSpec, ...] = (
     REALTIME_PUBLICATION,
     CHANNEL_POLICIES,
     IMMUTABLE_COLUMNS,
+    STORAGE_BUCKET,
 )
 
 # The provider's own configuration (the `supabase-access` provider resource).

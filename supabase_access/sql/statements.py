@@ -1358,3 +1358,113 @@ def create_immutable_trigger(
         sql.Identifier(private_schema, function),
         sql.Literal(", ".join(columns)),
     )
+
+
+# Storage (issue 25): the bucket rows and the policies on storage.objects one bucket's kind gives.
+STORAGE_SCHEMA = "storage"
+BUCKET_ACCESS = ("owner-folder", "owner-id", "member", "public-read", "service-only", "open")
+# What each kind's policies let the API roles do to a bucket's objects.
+STORAGE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+# The first folder of an object's path, as Storage's own helper reads it.
+_FIRST_FOLDER = sql.SQL("(storage.foldername(name))[1]")
+# No `..` segment anywhere in the path (`<uid>/../<other>/x` names another user's folder to whatever
+# resolves the path later), and no empty one (`<uid>//x`).
+_PLAIN_PATH = sql.SQL("not ('..' = any (string_to_array(name, '/')) or '' = any (string_to_array(name, '/')))")
+
+
+def bucket_policy_name(bucket: str, command: str) -> str:
+    """`avatars: select`: the policy's name says which bucket and what for (at most 55 + 8 characters)."""
+    return f"{bucket}: {command.lower()}"
+
+
+def bucket_policies(bucket: str, access: str, group_function: str | None = None) -> tuple[PolicySpec, ...]:
+    """The policies on storage.objects of one bucket's kind: each scoped by `bucket_id = <bucket>`, so
+    a request naming another bucket matches none of them; the caller's id is compared as text, once per
+    statement (`(select auth.uid()::text)`), and a group's ids come from its membership function once
+    per statement."""
+    if access not in BUCKET_ACCESS:
+        raise ValueError(f"unknown bucket access {access!r} (known: {', '.join(BUCKET_ACCESS)})")
+    in_bucket = sql.SQL("bucket_id = {}").format(sql.Literal(bucket))
+    user_id_text = sql.SQL("(select auth.uid()::text)")
+    if access == "service-only":
+        return ()
+    if access == "open":
+        return _bucket_policies(bucket, ("anon", "authenticated"), STORAGE_COMMANDS, in_bucket, in_bucket)
+    if access == "public-read":
+        return _bucket_policies(bucket, ("anon", "authenticated"), ("SELECT",), in_bucket, in_bucket)
+    if access == "owner-id":
+        # Storage writes the uploader's id into owner_id; the API never lets a client choose it.
+        owned = sql.SQL("{} and owner_id = {}").format(in_bucket, user_id_text)
+        return _bucket_policies(bucket, ("authenticated",), STORAGE_COMMANDS, owned, owned)
+    if access == "owner-folder":
+        folder = sql.SQL("{} = {}").format(_FIRST_FOLDER, user_id_text)
+    else:
+        if not group_function:
+            raise ValueError("a member bucket needs the membership's group function (schema.name)")
+        schema, _, name = group_function.partition(".")
+        folder = sql.SQL("{} = any (array(select g::text from {}() as g))").format(
+            _FIRST_FOLDER, sql.Identifier(schema, name)
+        )
+    readable = sql.SQL("{} and {}").format(in_bucket, folder)
+    writable = sql.SQL("{} and {} and {}").format(in_bucket, folder, _PLAIN_PATH)
+    return _bucket_policies(bucket, ("authenticated",), STORAGE_COMMANDS, readable, writable)
+
+
+def _bucket_policies(
+    bucket: str, roles: Sequence[str], commands: Sequence[str], using: sql.Composable, check: sql.Composable
+) -> tuple[PolicySpec, ...]:
+    return tuple(
+        PolicySpec(
+            name=bucket_policy_name(bucket, command),
+            command=command,
+            roles=tuple(sorted(roles)),
+            using=None if command == "INSERT" else using.as_string(),
+            with_check=check.as_string() if command in ("INSERT", "UPDATE") else None,
+        )
+        for command in commands
+    )
+
+
+_BUCKET_SETTINGS = ("public", "file_size_limit", "allowed_mime_types")
+
+
+def read_bucket() -> sql.Composed:
+    return sql.SQL("select {} from storage.buckets where id = %s").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in ("name", *_BUCKET_SETTINGS))
+    )
+
+
+def insert_bucket() -> sql.Composed:
+    """(id, name, public, file_size_limit, allowed_mime_types) as parameters."""
+    return sql.SQL("insert into storage.buckets (id, name, {}) values (%s, %s, %s, %s, %s)").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in _BUCKET_SETTINGS)
+    )
+
+
+def update_bucket() -> sql.SQL:
+    """(name, public, file_size_limit, allowed_mime_types, id) as parameters; only when something differs."""
+    return sql.SQL(
+        "update storage.buckets set name = %s, public = %s, file_size_limit = %s, allowed_mime_types = %s,"
+        " updated_at = now() where id = %s"
+        " and (name, public, file_size_limit, allowed_mime_types) is distinct from (%s, %s, %s, %s)"
+    )
+
+
+def lock_bucket() -> sql.SQL:
+    return sql.SQL("select 1 from storage.buckets where id = %s for update")
+
+
+def count_bucket_objects() -> sql.SQL:
+    return sql.SQL("select count(*) from storage.objects where bucket_id = %s")
+
+
+def delete_empty_bucket() -> tuple[sql.SQL, sql.SQL]:
+    """Storage refuses direct deletes unless its API says so (storage.allow_delete_query, this
+    transaction only); the caller has checked that no object is left."""
+    return (
+        sql.SQL("select set_config('storage.allow_delete_query', 'true', true)"),
+        sql.SQL(
+            "delete from storage.buckets where id = %s"
+            " and not exists (select from storage.objects where bucket_id = %s)"
+        ),
+    )

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from supabase_access.model.access_model import ModelError, model_to_plain, parse_model
+from supabase_access.model.access_model import AccessModel, ModelError, model_to_plain, parse_model
 from supabase_access.model.buckets import Bucket
 from supabase_access.model.stack_config import ConfigError, bucket_warnings, parse_stack_settings
 
@@ -24,7 +24,7 @@ BUCKETS = {
 }
 
 
-def model(buckets: object) -> object:
+def model(buckets: object) -> AccessModel:
     return parse_model({"tables": TEAMS, "buckets": buckets}, setting="m")
 
 
@@ -64,7 +64,7 @@ def test_bad_buckets_are_named(buckets: object, message: str) -> None:
 
 
 def stack(environment: str, buckets: object, overrides: object = None):
-    access = {"environment": environment, "model": {"tables": TEAMS, "buckets": buckets}}
+    access: dict[str, object] = {"environment": environment, "model": {"tables": TEAMS, "buckets": buckets}}
     if overrides is not None:
         access["buckets"] = overrides
     return parse_stack_settings(access, LOCAL, project_dir=REPO)

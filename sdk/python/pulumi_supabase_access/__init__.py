@@ -23,6 +23,7 @@ from .retention_policy import *
 from .rls_for_new_tables import *
 from .row_level_security import *
 from .sequence_privileges import *
+from .storage_bucket import *
 from .table_grant import *
 from .table_policies import *
 from .write_quota import *
@@ -58,6 +59,7 @@ _utilities.register(
    "supabase-access:index:RlsForNewTables": "RlsForNewTables",
    "supabase-access:index:RowLevelSecurity": "RowLevelSecurity",
    "supabase-access:index:SequencePrivileges": "SequencePrivileges",
+   "supabase-access:index:StorageBucket": "StorageBucket",
    "supabase-access:index:TableGrant": "TableGrant",
    "supabase-access:index:TablePolicies": "TablePolicies",
    "supabase-access:index:WriteQuota": "WriteQuota"

@@ -1,0 +1,258 @@
+"""StorageBucket on a real database, through the provider class itself, and the Storage API's requests
+(role and JWT claims set, then its statements on storage.objects) against the policies it makes: an
+avatar bucket (owner folders), a project-files bucket (group folders), a public bucket and a
+server-only bucket, on both grant platforms. Then drift, take-over and an exact destroy."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+
+from review.postgrest import Persona, connect_as_authenticator
+from supabase_access.model.profiles import plan_access
+from supabase_access.model.rule_data import group_lookup_to_plain
+from supabase_access.provider.base import InputError
+from supabase_access.provider.resources.group_functions import GroupFunctions
+from supabase_access.provider.resources.storage_bucket import StorageBucket
+from supabase_access.sql.database import Database
+from tests.support.localdb import both_platforms
+from tests.support.resources import UnreachableDatabase, create
+from tests.support.storage import Refused, StorageCaller, add_user, put_object
+from tests.support.teams_app import load_teams_app, teams_model
+
+pytestmark = pytest.mark.db
+
+GROUPS = "supabase_access_rls.project_members_groups"
+BUCKETS: dict[str, dict[str, Any]] = {
+    "avatars": {"access": "owner-folder", "fileSizeLimit": 1048576, "allowedMimeTypes": ["image/png", "image/*"]},
+    "project-files": {"access": "member", "groupFunction": GROUPS},
+    "site-assets": {"access": "public-read", "public": True},
+    "exports": {"access": "service-only"},
+}
+
+
+def inputs(bucket: str, **changes: Any) -> dict[str, Any]:
+    return {"bucketId": bucket, **BUCKETS[bucket], **changes}
+
+
+def catalog(dsn: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    with psycopg.connect(dsn) as conn:
+        buckets = conn.execute(
+            "select id, name, public, file_size_limit, allowed_mime_types from storage.buckets order by id"
+        ).fetchall()
+        policies = conn.execute(
+            "select policyname, cmd, roles::text, qual, with_check from pg_policies"
+            " where schemaname = 'storage' order by 1"
+        ).fetchall()
+    return buckets, policies
+
+
+@dataclass
+class App:
+    dsn: str
+    db: Database
+    alice: uuid.UUID  # owns project A
+    bob: uuid.UUID  # member of project B (owned by carol)
+    project_a: uuid.UUID
+    project_b: uuid.UUID
+    states: dict[str, dict[str, Any]]
+
+
+@pytest.fixture
+def app(db: Database, fresh_db: str) -> Iterator[App]:
+    load_teams_app(fresh_db)
+    (lookup,) = plan_access(teams_model(), "owner").group_lookups
+    create(GroupFunctions(), db, {"schema": "public", **group_lookup_to_plain(lookup)})
+    alice, bob, carol = (add_user(fresh_db) for _ in range(3))
+    project_a, project_b = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(
+            "insert into projects (id, owner_id, name) values (%s, %s, 'a'), (%s, %s, 'b')",
+            (project_a, alice, project_b, carol),
+        )
+        conn.execute("insert into project_members (project_id, user_id) values (%s, %s)", (project_b, bob))
+    states = {bucket: create(StorageBucket(), db, inputs(bucket))[2] for bucket in BUCKETS}
+    yield App(fresh_db, db, alice, bob, project_a, project_b, states)
+
+
+@pytest.fixture
+def authenticator(fresh_db: str) -> Iterator[psycopg.Connection]:
+    with connect_as_authenticator(fresh_db) as conn:
+        yield conn
+
+
+def user(conn: psycopg.Connection, user_id: uuid.UUID) -> StorageCaller:
+    return StorageCaller(conn, Persona.signed_in(user_id, is_anonymous=False))
+
+
+@both_platforms
+def test_the_buckets_rows_and_policies(app: App) -> None:
+    buckets, policies = catalog(app.dsn)
+    assert buckets == [
+        ("avatars", "avatars", False, 1048576, ["image/png", "image/*"]),
+        ("exports", "exports", False, None, None),
+        ("project-files", "project-files", False, None, None),
+        ("site-assets", "site-assets", True, None, None),
+    ]
+    assert [p[0] for p in policies] == [
+        "avatars: delete",
+        "avatars: insert",
+        "avatars: select",
+        "avatars: update",
+        "project-files: delete",
+        "project-files: insert",
+        "project-files: select",
+        "project-files: update",
+        "site-assets: select",
+    ]
+    assert app.states["exports"]["policies"] == {}
+    assert app.states["avatars"]["adopted"] is None
+
+
+@both_platforms
+def test_a_user_reaches_only_their_own_folder(app: App, authenticator: psycopg.Connection) -> None:
+    alice, bob = user(authenticator, app.alice), user(authenticator, app.bob)
+    assert alice.may_upload("avatars", f"{app.alice}/me.png")
+    assert not alice.may_upload("avatars", f"{app.bob}/me.png"), "another user's folder"
+    assert not alice.may_upload("avatars", "me.png"), "no folder"
+    assert not alice.may_upload("avatars", f"{app.alice}/../{app.bob}/me.png"), "a dot-dot path"
+    assert not alice.may_upload("avatars", f"{app.alice}/..")
+    assert not alice.may_upload("avatars", f"{app.alice}//me.png"), "an empty segment"
+    assert not alice.may_upload("exports", f"{app.alice}/me.png"), "a second bucket id"
+    put_object(app.dsn, "avatars", f"{app.alice}/a.png", app.alice)
+    put_object(app.dsn, "avatars", f"{app.bob}/b.png", app.bob)
+    put_object(app.dsn, "exports", f"{app.alice}/report.csv")
+    # One request naming two buckets sees the caller's own objects of the first only.
+    assert alice.listed("avatars", "exports", "project-files") == {("avatars", f"{app.alice}/a.png")}
+    assert bob.listed("avatars") == {("avatars", f"{app.bob}/b.png")}
+    assert alice.moved("avatars", f"{app.bob}/b.png", "avatars", f"{app.alice}/b.png") == 0
+    assert alice.deleted("avatars", f"{app.bob}/b.png") == 0
+    assert alice.deleted("avatars", f"{app.alice}/a.png") == 1
+    with pytest.raises(Refused):
+        alice.moved("avatars", f"{app.alice}/a.png", "avatars", f"{app.bob}/a.png")
+    with pytest.raises(Refused):
+        alice.moved("avatars", f"{app.alice}/a.png", "exports", f"{app.alice}/a.png")
+
+
+@both_platforms
+def test_a_member_reaches_only_their_groups_folders(app: App, authenticator: psycopg.Connection) -> None:
+    alice, bob = user(authenticator, app.alice), user(authenticator, app.bob)
+    assert bob.may_upload("project-files", f"{app.project_b}/plan.pdf")
+    assert not bob.may_upload("project-files", f"{app.project_a}/plan.pdf"), "a project bob is not in"
+    assert not bob.may_upload("project-files", f"{app.project_b}/../{app.project_a}/plan.pdf")
+    assert alice.may_upload("project-files", f"{app.project_a}/plan.pdf"), "the project's owner"
+    assert not alice.may_upload("project-files", f"{app.project_b}/plan.pdf")
+    put_object(app.dsn, "project-files", f"{app.project_a}/a.pdf")
+    put_object(app.dsn, "project-files", f"{app.project_b}/b.pdf")
+    assert bob.listed("project-files") == {("project-files", f"{app.project_b}/b.pdf")}
+    assert alice.listed("project-files", "avatars") == {("project-files", f"{app.project_a}/a.pdf")}
+    assert bob.deleted("project-files", f"{app.project_a}/a.pdf") == 0
+    assert bob.deleted("project-files", f"{app.project_b}/b.pdf") == 1
+
+
+@both_platforms
+def test_anon_reads_the_public_bucket_only_and_the_server_alone_the_server_bucket(
+    app: App, authenticator: psycopg.Connection
+) -> None:
+    anon = StorageCaller(authenticator, Persona.anon())
+    alice = user(authenticator, app.alice)
+    server = StorageCaller(authenticator, Persona.service())
+    put_object(app.dsn, "site-assets", "logo.png")
+    put_object(app.dsn, "exports", "dump.csv")
+    put_object(app.dsn, "avatars", f"{app.alice}/a.png", app.alice)
+    everything = ("site-assets", "exports", "avatars", "project-files")
+    assert anon.listed(*everything) == {("site-assets", "logo.png")}
+    assert alice.listed("site-assets", "exports") == {("site-assets", "logo.png")}
+    for caller in (anon, alice):
+        assert not caller.may_upload("site-assets", "logo2.png")
+        assert not caller.may_upload("exports", "x.csv")
+        assert caller.deleted("site-assets", "logo.png") == 0
+    assert not anon.may_upload("avatars", f"{app.alice}/x.png")
+    assert server.listed(*everything) == {
+        ("site-assets", "logo.png"),
+        ("exports", "dump.csv"),
+        ("avatars", f"{app.alice}/a.png"),
+    }
+    assert server.may_upload("exports", "new.csv")
+
+
+@both_platforms
+def test_drift_is_seen_and_repaired(app: App) -> None:
+    resource = StorageBucket()
+    state = app.states["avatars"]
+    assert resource.diff_live(app.db, state, inputs("avatars")) == {}
+    with psycopg.connect(app.dsn) as conn:
+        conn.execute("update storage.buckets set public = true, file_size_limit = null where id = 'avatars'")
+        conn.execute("alter policy \"avatars: select\" on storage.objects using (bucket_id = 'avatars')")
+    assert resource.diff_live(app.db, state, inputs("avatars")) == {
+        "public": "update",
+        "fileSizeLimit": "update",
+        "policies": "update",
+    }
+    repaired = resource.update(app.db, state, inputs("avatars"), print)
+    assert repaired["policies"] == state["policies"]
+    assert resource.diff_live(app.db, repaired, inputs("avatars")) == {}
+    # Unchanged inputs do not ask the database.
+    olds = resource.normalize(inputs("avatars"))
+    assert resource.check(UnreachableDatabase(), olds, inputs("avatars")) == olds
+
+
+@both_platforms
+def test_destroy_refuses_a_bucket_with_objects_and_gives_back_the_catalog(db: Database, fresh_db: str) -> None:
+    before = catalog(fresh_db)
+    resource = StorageBucket()
+    _, checked, state = create(resource, db, inputs("site-assets"))
+    put_object(fresh_db, "site-assets", "logo.png")
+    with pytest.raises(InputError, match=r"bucket site-assets holds 1 objects and supabase-access never deletes files"):
+        resource.delete(db, state, print)
+    assert catalog(fresh_db)[0][0][0] == "site-assets", "nothing half-done"
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("set storage.allow_delete_query = 'true'")
+        conn.execute("delete from storage.objects")
+    resource.delete(db, state, print)
+    assert catalog(fresh_db) == before
+
+
+@both_platforms
+def test_a_bucket_and_policy_found_are_taken_over_and_put_back(db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(
+            "insert into storage.buckets (id, name, public, file_size_limit) values ('avatars', 'Avatars', true, 5)"
+        )
+        conn.execute(
+            "create policy \"avatars: select\" on storage.objects for select to anon using (bucket_id = 'avatars')"
+        )
+        conn.execute("create policy other_app on storage.objects for select to authenticated using (false)")
+    before = catalog(fresh_db)
+    resource = StorageBucket()
+    _, _, state = create(resource, db, inputs("avatars"))
+    assert state["adopted"] == {"name": "Avatars", "public": True, "fileSizeLimit": 5, "allowedMimeTypes": None}
+    assert list(state["adoptedPolicies"]) == ["avatars: select"]
+    buckets, policies = catalog(fresh_db)
+    assert buckets == [("avatars", "avatars", False, 1048576, ["image/png", "image/*"])]
+    assert "other_app" in [p[0] for p in policies], "another policy on storage.objects is left alone"
+    put_object(fresh_db, "avatars", "kept.png")
+    resource.delete(db, state, print)
+    after = catalog(fresh_db)
+    assert after == before, "the row and the policy as they were; the object stays"
+
+
+@pytest.mark.parametrize(
+    ("changes", "prop", "message"),
+    [
+        ({"bucketId": "a/../b"}, "bucketId", "is not a bucket id"),
+        ({"access": "owner"}, "access", "access: 'owner' is not one of"),
+        ({"groupFunction": "x.y"}, "groupFunction", "give it for a member bucket, and only for one"),
+        ({"fileSizeLimit": -1}, "fileSizeLimit", "expected a number of bytes"),
+        ({"allowedMimeTypes": ["png"]}, "allowedMimeTypes", "expected MIME types"),
+    ],
+)
+def test_bad_input_names_the_input(changes: dict[str, Any], prop: str, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        StorageBucket().normalize(inputs("avatars", **changes))
+    assert info.value.property == prop and message in info.value.reason

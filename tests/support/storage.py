@@ -1,0 +1,83 @@
+"""Acting as the Storage API does on storage.objects: the caller's role and JWT claims set for one
+transaction (as PostgREST sets them), then its INSERT (upload), SELECT (download, list), UPDATE (move,
+upsert) and DELETE (with storage.allow_delete_query, which Storage sets before its deletes)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import psycopg
+
+from review.postgrest import Persona, as_persona
+
+
+class Refused(Exception):
+    """PostgreSQL refused the statement (a policy's WITH CHECK, or a privilege)."""
+
+
+@dataclass(frozen=True)
+class StorageCaller:
+    """One persona on an authenticator connection; each call is one request, rolled back."""
+
+    conn: psycopg.Connection
+    persona: Persona
+
+    def upload(self, bucket: str, name: str) -> None:
+        with as_persona(self.conn, self.persona) as cur:
+            try:
+                cur.execute(
+                    "insert into storage.objects (bucket_id, name, owner_id) values (%s, %s, %s)",
+                    (bucket, name, (self.persona.claims or {}).get("sub")),
+                )
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise Refused(str(exc)) from exc
+
+    def may_upload(self, bucket: str, name: str) -> bool:
+        try:
+            self.upload(bucket, name)
+        except Refused:
+            return False
+        return True
+
+    def listed(self, *buckets: str) -> set[tuple[str, str]]:
+        """(bucket, name) of what a list or download request may see, in one request naming the buckets."""
+        with as_persona(self.conn, self.persona, method="GET") as cur:
+            rows = cur.execute(
+                "select bucket_id, name from storage.objects where bucket_id = any(%s)", (list(buckets),)
+            ).fetchall()
+        return {(str(b), str(n)) for b, n in rows}
+
+    def moved(self, bucket: str, name: str, new_bucket: str, new_name: str) -> int:
+        """Rows a move changed (0: not visible); Refused when the new place is not the caller's."""
+        with as_persona(self.conn, self.persona) as cur:
+            try:
+                cur.execute(
+                    "update storage.objects set bucket_id = %s, name = %s where bucket_id = %s and name = %s",
+                    (new_bucket, new_name, bucket, name),
+                )
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise Refused(str(exc)) from exc
+            return cur.rowcount
+
+    def deleted(self, bucket: str, name: str) -> int:
+        with as_persona(self.conn, self.persona) as cur:
+            cur.execute("select set_config('storage.allow_delete_query', 'true', true)")
+            cur.execute("delete from storage.objects where bucket_id = %s and name = %s", (bucket, name))
+            return cur.rowcount
+
+
+def add_user(dsn: str, *, anonymous: bool = False) -> uuid.UUID:
+    user = uuid.uuid4()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("insert into auth.users (id, is_anonymous) values (%s, %s)", (user, anonymous))
+    return user
+
+
+def put_object(dsn: str, bucket: str, name: str, owner: uuid.UUID | None = None) -> None:
+    """An object as Storage's own service writes it (the tables' owner side, past RLS)."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "insert into storage.objects (bucket_id, name, owner_id) values (%s, %s, %s)",
+            (bucket, name, None if owner is None else str(owner)),
+        )
