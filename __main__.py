@@ -14,9 +14,10 @@ from components.access_rules import AccessRules, AccessRulesArgs
 from components.auth_settings import declare_auth_settings
 from components.hardening import ProductionHardening, plan_hardening
 from components.realtime import Realtime, RealtimeArgs
+from components.storage import StorageBuckets, StorageBucketsArgs
 from supabase_access.model.access_model import model_to_plain
 from supabase_access.model.profiles import plan_access
-from supabase_access.model.stack_config import NAMESPACE, ConfigError, read_stack_settings
+from supabase_access.model.stack_config import NAMESPACE, ConfigError, bucket_warnings, read_stack_settings
 from supabase_access.sql.database import read_table_columns
 from supabase_access.sql.errors import DatabaseError
 
@@ -47,7 +48,7 @@ except ConfigError as exc:
     # A clean one-line error at preview, before any resource is registered.
     raise pulumi.RunError(str(exc)) from None
 
-for notice in settings.replacement_notices():
+for notice in [*settings.replacement_notices(), *bucket_warnings(settings)]:
     pulumi.log.warn(notice)
 if settings.definer_objects:
     pulumi.log.warn(
@@ -124,6 +125,13 @@ if settings.model.realtime.publish or settings.model.realtime.channels:
             refuse_kindless=settings.environment == "prod",
             source=settings.model_source,
         ),
+        opts=pulumi.ResourceOptions(providers=[database], depends_on=[access]),
+    )
+if settings.model.buckets:
+    # After the access rules: their preflight, and the group functions member buckets' policies call.
+    StorageBuckets(
+        "storage",
+        StorageBucketsArgs(settings.model.buckets, plan, settings.profile),
         opts=pulumi.ResourceOptions(providers=[database], depends_on=[access]),
     )
 declare_auth_settings("auth-settings", settings.auth, provider=database)

@@ -161,3 +161,23 @@ def bucket_to_plain(bucket: Bucket) -> dict[str, Any]:
     if bucket.allowed_mime_types is not None:
         plain["allowedMimeTypes"] = list(bucket.allowed_mime_types)
     return plain
+
+
+# How the provider's StorageBucket names each kind's policies (its `access` input).
+ACCESS_OF_KIND = {
+    ("owner", "folder"): "owner-folder",
+    ("owner", "ownerId"): "owner-id",
+    ("member", None): "member",
+    ("publicRead", None): "public-read",
+    ("serviceOnly", None): "service-only",
+}
+
+
+def bucket_access(bucket: Bucket, profile: str) -> str:
+    """What a bucket's objects are open to under a profile: the open profile (dev) opens every bucket of the
+    model as the seed guide opens its tables; the owner profile gives its kind (none: the server alone)."""
+    if profile == "open":
+        return "open"
+    if bucket.kind is None:
+        return "service-only"
+    return ACCESS_OF_KIND[(bucket.kind, bucket.owner_source if bucket.kind == "owner" else None)]

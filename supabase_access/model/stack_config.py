@@ -168,6 +168,7 @@ OBJECT_KEYS = (
     "writeQuotas",
     "retention",
     "permanentUsersOnly",
+    "buckets",
 )
 FLAG_KEYS = ("allowOpenProfileInProd", "forceRls")
 CONNECTION_KEYS = ("host", "port", "database", "username", "sslmode")

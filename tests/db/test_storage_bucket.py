@@ -22,7 +22,7 @@ from supabase_access.provider.resources.storage_bucket import StorageBucket
 from supabase_access.sql.database import Database
 from tests.support.localdb import both_platforms
 from tests.support.resources import UnreachableDatabase, create
-from tests.support.storage import Refused, StorageCaller, add_user, put_object
+from tests.support.storage import RefusedError, StorageCaller, add_user, bucket_catalog, put_object
 from tests.support.teams_app import load_teams_app, teams_model
 
 pytestmark = pytest.mark.db
@@ -38,18 +38,6 @@ BUCKETS: dict[str, dict[str, Any]] = {
 
 def inputs(bucket: str, **changes: Any) -> dict[str, Any]:
     return {"bucketId": bucket, **BUCKETS[bucket], **changes}
-
-
-def catalog(dsn: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    with psycopg.connect(dsn) as conn:
-        buckets = conn.execute(
-            "select id, name, public, file_size_limit, allowed_mime_types from storage.buckets order by id"
-        ).fetchall()
-        policies = conn.execute(
-            "select policyname, cmd, roles::text, qual, with_check from pg_policies"
-            " where schemaname = 'storage' order by 1"
-        ).fetchall()
-    return buckets, policies
 
 
 @dataclass
@@ -92,7 +80,7 @@ def user(conn: psycopg.Connection, user_id: uuid.UUID) -> StorageCaller:
 
 @both_platforms
 def test_the_buckets_rows_and_policies(app: App) -> None:
-    buckets, policies = catalog(app.dsn)
+    buckets, policies = bucket_catalog(app.dsn)
     assert buckets == [
         ("avatars", "avatars", False, 1048576, ["image/png", "image/*"]),
         ("exports", "exports", False, None, None),
@@ -133,9 +121,9 @@ def test_a_user_reaches_only_their_own_folder(app: App, authenticator: psycopg.C
     assert alice.moved("avatars", f"{app.bob}/b.png", "avatars", f"{app.alice}/b.png") == 0
     assert alice.deleted("avatars", f"{app.bob}/b.png") == 0
     assert alice.deleted("avatars", f"{app.alice}/a.png") == 1
-    with pytest.raises(Refused):
+    with pytest.raises(RefusedError):
         alice.moved("avatars", f"{app.alice}/a.png", "avatars", f"{app.bob}/a.png")
-    with pytest.raises(Refused):
+    with pytest.raises(RefusedError):
         alice.moved("avatars", f"{app.alice}/a.png", "exports", f"{app.alice}/a.png")
 
 
@@ -204,18 +192,18 @@ def test_drift_is_seen_and_repaired(app: App) -> None:
 
 @both_platforms
 def test_destroy_refuses_a_bucket_with_objects_and_gives_back_the_catalog(db: Database, fresh_db: str) -> None:
-    before = catalog(fresh_db)
+    before = bucket_catalog(fresh_db)
     resource = StorageBucket()
-    _, checked, state = create(resource, db, inputs("site-assets"))
+    _, _, state = create(resource, db, inputs("site-assets"))
     put_object(fresh_db, "site-assets", "logo.png")
     with pytest.raises(InputError, match=r"bucket site-assets holds 1 objects and supabase-access never deletes files"):
         resource.delete(db, state, print)
-    assert catalog(fresh_db)[0][0][0] == "site-assets", "nothing half-done"
+    assert bucket_catalog(fresh_db)[0][0][0] == "site-assets", "nothing half-done"
     with psycopg.connect(fresh_db) as conn:
         conn.execute("set storage.allow_delete_query = 'true'")
         conn.execute("delete from storage.objects")
     resource.delete(db, state, print)
-    assert catalog(fresh_db) == before
+    assert bucket_catalog(fresh_db) == before
 
 
 @both_platforms
@@ -228,17 +216,17 @@ def test_a_bucket_and_policy_found_are_taken_over_and_put_back(db: Database, fre
             "create policy \"avatars: select\" on storage.objects for select to anon using (bucket_id = 'avatars')"
         )
         conn.execute("create policy other_app on storage.objects for select to authenticated using (false)")
-    before = catalog(fresh_db)
+    before = bucket_catalog(fresh_db)
     resource = StorageBucket()
     _, _, state = create(resource, db, inputs("avatars"))
     assert state["adopted"] == {"name": "Avatars", "public": True, "fileSizeLimit": 5, "allowedMimeTypes": None}
     assert list(state["adoptedPolicies"]) == ["avatars: select"]
-    buckets, policies = catalog(fresh_db)
+    buckets, policies = bucket_catalog(fresh_db)
     assert buckets == [("avatars", "avatars", False, 1048576, ["image/png", "image/*"])]
     assert "other_app" in [p[0] for p in policies], "another policy on storage.objects is left alone"
     put_object(fresh_db, "avatars", "kept.png")
     resource.delete(db, state, print)
-    after = catalog(fresh_db)
+    after = bucket_catalog(fresh_db)
     assert after == before, "the row and the policy as they were; the object stays"
 
 

@@ -12,7 +12,7 @@ import psycopg
 from review.postgrest import Persona, as_persona
 
 
-class Refused(Exception):
+class RefusedError(Exception):
     """PostgreSQL refused the statement (a policy's WITH CHECK, or a privilege)."""
 
 
@@ -31,12 +31,12 @@ class StorageCaller:
                     (bucket, name, (self.persona.claims or {}).get("sub")),
                 )
             except psycopg.errors.InsufficientPrivilege as exc:
-                raise Refused(str(exc)) from exc
+                raise RefusedError(str(exc)) from exc
 
     def may_upload(self, bucket: str, name: str) -> bool:
         try:
             self.upload(bucket, name)
-        except Refused:
+        except RefusedError:
             return False
         return True
 
@@ -49,7 +49,7 @@ class StorageCaller:
         return {(str(b), str(n)) for b, n in rows}
 
     def moved(self, bucket: str, name: str, new_bucket: str, new_name: str) -> int:
-        """Rows a move changed (0: not visible); Refused when the new place is not the caller's."""
+        """Rows a move changed (0: not visible); RefusedError when the new place is not the caller's."""
         with as_persona(self.conn, self.persona) as cur:
             try:
                 cur.execute(
@@ -57,7 +57,7 @@ class StorageCaller:
                     (new_bucket, new_name, bucket, name),
                 )
             except psycopg.errors.InsufficientPrivilege as exc:
-                raise Refused(str(exc)) from exc
+                raise RefusedError(str(exc)) from exc
             return cur.rowcount
 
     def deleted(self, bucket: str, name: str) -> int:
@@ -81,3 +81,16 @@ def put_object(dsn: str, bucket: str, name: str, owner: uuid.UUID | None = None)
             "insert into storage.objects (bucket_id, name, owner_id) values (%s, %s, %s)",
             (bucket, name, None if owner is None else str(owner)),
         )
+
+
+def bucket_catalog(dsn: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The bucket rows and every policy of the storage schema, as PostgreSQL shows them."""
+    with psycopg.connect(dsn) as conn:
+        buckets = conn.execute(
+            "select id, name, public, file_size_limit, allowed_mime_types from storage.buckets order by id"
+        ).fetchall()
+        policies = conn.execute(
+            "select policyname, cmd, roles::text, qual, with_check from pg_policies"
+            " where schemaname = 'storage' order by 1"
+        ).fetchall()
+    return buckets, policies

@@ -9,7 +9,7 @@ import psycopg
 from supabase_access.model.buckets import BUCKET_ID, MAX_FILE_SIZE, MIME_TYPE
 from supabase_access.model.policy import PolicySpec
 from supabase_access.provider import specs
-from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice
+from supabase_access.provider.base import CURRENT_STACK, InputError, Log, Notice, PlainDatabaseResource
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -19,7 +19,7 @@ SCHEMA = render.STORAGE_SCHEMA
 OBJECTS = "objects"
 
 
-class StorageBucket(DatabaseResource):
+class StorageBucket(PlainDatabaseResource):
     """The bucket row (public, fileSizeLimit, allowedMimeTypes) and the policies its kind gives, in one
     transaction, so a request never sees the bucket half changed.
 
