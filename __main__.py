@@ -111,6 +111,7 @@ access = AccessRules(
         model=model_to_plain(settings.model),
         widenings=settings.widenings,
         functions=settings.model.functions,
+        buckets=tuple(b.id for b in settings.model.buckets),
     ),
     opts=pulumi.ResourceOptions(providers=[database, grants_provider]),
 )

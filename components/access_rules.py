@@ -47,6 +47,8 @@ class AccessRulesArgs:
     definer_objects: tuple[str, ...] = ()
     # Prod: objects created later in the exposed schemas give the API roles nothing (default privileges).
     born_closed: bool = False
+    # The model's Storage buckets (ids): every other bucket of the database fails (prod) or warns, as tables do.
+    buckets: tuple[str, ...] = ()
     # The model's `functions:`: what the API may call in the exposed schemas (prod closes every other).
     functions: tuple[DeclaredFunction, ...] = ()
     # The model (as plain data), for the preflight's widening probe of the extra policies (prod).
@@ -157,6 +159,7 @@ class AccessRules(pulumi.ComponentResource):
             refuse_open_writes=args.refuse_open_writes,
             exposed_schemas=args.exposed_schemas,
             uncovered_tables="fail" if args.refuse_uncovered_tables else "warn",
+            buckets=list(args.buckets) or None,
             table_grants={a.table: a.grants for a in plan.tables if a.grants is not None} or None,
             group_helpers=[group_lookup_to_plain(lookup) for lookup in plan.group_lookups] or None,
             # Left out when none, so stacks made before the setting existed see no change.

@@ -100,6 +100,12 @@ ACCESS_PREFLIGHT = ResourceSpec(
             default=[],
         ),
         Prop(
+            "buckets",
+            STRINGS,
+            "The model's Storage buckets: any other bucket of storage.buckets fails or warns (`uncoveredTables`). "
+            "Left out when the model has none.",
+        ),
+        Prop(
             "uncoveredTables",
             STRING,
             "`fail` (prod) or `warn`: what an exposed table outside the model does to the preview.",

@@ -1134,3 +1134,20 @@ def read_exposed_functions(conn: psycopg.Connection, schema: str, grantees: Sequ
         ExposedFunction(schema, name, arguments, {g: g in holders for g in grantees}, bool(trigger))
         for name, arguments, trigger, holders in rows
     ]
+
+
+def uncovered_buckets(conn: psycopg.Connection, modelled: Sequence[str]) -> list[tuple[str, bool]]:
+    """(id, public) of the Storage buckets neither in `modelled` nor managed by a stack (whose policies
+    on storage.objects carry its mark); none where the database has no Storage."""
+    row = conn.execute("select to_regclass('storage.buckets') is not null").fetchone()
+    if row is None or not row[0]:
+        return []
+    rows = conn.execute(
+        "select b.id, coalesce(b.public, false) from storage.buckets b where not (b.id = any(%s))"
+        " and not exists (select from pg_policy p where p.polrelid = 'storage.objects'::regclass"
+        "  and left(p.polname, length(b.id) + 2) = b.id || ': '"
+        "  and starts_with(coalesce(obj_description(p.oid, 'pg_policy'), ''), %s))"
+        " order by b.id",
+        (list(modelled), render.STACK_MARKER_PREFIX),
+    ).fetchall()
+    return [(str(bucket), bool(public)) for bucket, public in rows]

@@ -16,7 +16,8 @@ import pytest
 from review.postgrest import Persona, connect_as_authenticator
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
-from supabase_access.provider.base import InputError
+from supabase_access.provider.base import CHECK_LOG, InputError
+from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.provider.resources.storage_bucket import StorageBucket
 from supabase_access.sql.database import Database
@@ -244,3 +245,39 @@ def test_bad_input_names_the_input(changes: dict[str, Any], prop: str, message: 
     with pytest.raises(InputError) as info:
         StorageBucket().normalize(inputs("avatars", **changes))
     assert info.value.property == prop and message in info.value.reason
+
+
+PREFLIGHT = {
+    "schema": "public",
+    "tables": ["sessions", "segments", "turns", "actions", "generated_content"],
+    "roles": ["authenticated"],
+    "policies": {},
+    "source": "supabase-access:modelFile (access-model.yaml)",
+    "policySettings": {},
+    "exposedSchemas": ["public"],
+}
+
+
+def test_the_preflight_names_each_bucket_the_model_leaves_out(db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(
+            "insert into storage.buckets (id, name, public) values ('docs', 'docs', false), ('cdn', 'cdn', true)"
+        )
+    # Another stack's bucket (its policies carry that stack's mark) is that stack's to cover.
+    create(StorageBucket(), db, inputs("avatars"))
+    with pytest.raises(InputError) as raised:
+        AccessPreflight().check(db, {}, {**PREFLIGHT, "uncoveredTables": "fail", "buckets": ["docs"]})
+    assert raised.value.property == "buckets"
+    assert raised.value.reason.startswith("storage.buckets holds 1 bucket(s) the model does not cover")
+    assert "cdn: add `cdn: {publicRead: true, public: true}`" in raised.value.reason
+    assert "under `buckets:` in supabase-access:modelFile (access-model.yaml)" in raised.value.reason
+    with pytest.raises(InputError, match=r"docs: add `docs: \{owner: folder\}`"):
+        AccessPreflight().check(db, {}, {**PREFLIGHT, "uncoveredTables": "fail"})
+    # Dev: said, not refused.
+    said: list[str] = []
+    token = CHECK_LOG.set(said.append)
+    try:
+        AccessPreflight().check(db, {}, {**PREFLIGHT, "uncoveredTables": "warn"})
+    finally:
+        CHECK_LOG.reset(token)
+    assert len(said) == 1 and "2 bucket(s) the model does not cover" in said[0]

@@ -26,6 +26,7 @@ class AccessPreflightArgs:
                  source: pulumi.Input[_builtins.str],
                  tables: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]],
                  added_columns: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 buckets: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  column_rules: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  definer_objects: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  exposed_schemas: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
@@ -47,6 +48,7 @@ class AccessPreflightArgs:
         :param pulumi.Input[_builtins.str] source: Where the model comes from, named in errors (e.g. the model file's setting).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] tables: The model's tables; each must exist and be alterable by the login role.
         :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] buckets: The model's Storage buckets: any other bucket of storage.buckets fails or warns (`uncoveredTables`). Left out when the model has none.
         :param pulumi.Input[Mapping[str, Any]] column_rules: Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] definer_objects: Views and functions of the exposed schemas declared to run with their owner's rights (`schema.name`); left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exposed_schemas: The Data API's schemas: a table there that the model leaves out fails or warns (`uncoveredTables`).
@@ -67,6 +69,8 @@ class AccessPreflightArgs:
         pulumi.set(__self__, "tables", tables)
         if added_columns is not None:
             pulumi.set(__self__, "added_columns", added_columns)
+        if buckets is not None:
+            pulumi.set(__self__, "buckets", buckets)
         if column_rules is not None:
             pulumi.set(__self__, "column_rules", column_rules)
         if definer_objects is not None:
@@ -177,6 +181,18 @@ class AccessPreflightArgs:
     @added_columns.setter
     def added_columns(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
         pulumi.set(self, "added_columns", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def buckets(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        The model's Storage buckets: any other bucket of storage.buckets fails or warns (`uncoveredTables`). Left out when the model has none.
+        """
+        return pulumi.get(self, "buckets")
+
+    @buckets.setter
+    def buckets(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "buckets", value)
 
     @_builtins.property
     @pulumi.getter(name="columnRules")
@@ -318,6 +334,7 @@ class AccessPreflight(pulumi.CustomResource):
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
                  added_columns: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 buckets: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  column_rules: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  definer_objects: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  exposed_schemas: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
@@ -342,6 +359,7 @@ class AccessPreflight(pulumi.CustomResource):
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] buckets: The model's Storage buckets: any other bucket of storage.buckets fails or warns (`uncoveredTables`). Left out when the model has none.
         :param pulumi.Input[Mapping[str, Any]] column_rules: Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] definer_objects: Views and functions of the exposed schemas declared to run with their owner's rights (`schema.name`); left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exposed_schemas: The Data API's schemas: a table there that the model leaves out fails or warns (`uncoveredTables`).
@@ -385,6 +403,7 @@ class AccessPreflight(pulumi.CustomResource):
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
                  added_columns: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 buckets: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  column_rules: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  definer_objects: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  exposed_schemas: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
@@ -412,6 +431,7 @@ class AccessPreflight(pulumi.CustomResource):
             __props__ = AccessPreflightArgs.__new__(AccessPreflightArgs)
 
             __props__.__dict__["added_columns"] = added_columns
+            __props__.__dict__["buckets"] = buckets
             __props__.__dict__["column_rules"] = column_rules
             __props__.__dict__["definer_objects"] = definer_objects
             __props__.__dict__["exposed_schemas"] = exposed_schemas
@@ -468,6 +488,7 @@ class AccessPreflight(pulumi.CustomResource):
         __props__ = AccessPreflightArgs.__new__(AccessPreflightArgs)
 
         __props__.__dict__["added_columns"] = None
+        __props__.__dict__["buckets"] = None
         __props__.__dict__["column_rules"] = None
         __props__.__dict__["definer_objects"] = None
         __props__.__dict__["exposed_schemas"] = None
@@ -494,6 +515,14 @@ class AccessPreflight(pulumi.CustomResource):
         Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
         """
         return pulumi.get(self, "added_columns")
+
+    @_builtins.property
+    @pulumi.getter
+    def buckets(self) -> pulumi.Output[Optional[Sequence[_builtins.str]]]:
+        """
+        The model's Storage buckets: any other bucket of storage.buckets fails or warns (`uncoveredTables`). Left out when the model has none.
+        """
+        return pulumi.get(self, "buckets")
 
     @_builtins.property
     @pulumi.getter(name="columnRules")

@@ -14,6 +14,7 @@ from psycopg import sql
 from psycopg.sql import Composed
 
 from supabase_access.model.access_model import ModelError, parse_column_rules, parse_model, suggested_entry
+from supabase_access.model.buckets import BUCKET_ID
 from supabase_access.model.connection import CONNECTION_SETTINGS
 from supabase_access.model.policy import PolicySpec, policy_from_plain
 from supabase_access.provider import claims, ledger, specs
@@ -104,6 +105,9 @@ class AccessPreflight(PlainDatabaseResource):
                 fail = inputs.get("uncoveredTables") == "fail"
                 if uncovered:
                     _collect(problems, lambda: _report_uncovered(uncovered, schema, tables, source, fail=fail))
+                buckets = catalog.uncovered_buckets(conn, [str(b) for b in inputs.get("buckets") or []])
+                if buckets:
+                    _collect(problems, lambda: _report_uncovered_buckets(buckets, source, fail=fail))
                 declared = set(inputs.get("definerObjects") or [])
                 owner_rights = [o for o in found if o.qualified not in declared]
                 if owner_rights:
@@ -265,6 +269,29 @@ def _report_uncovered(
     )
     if fail:
         raise InputError("tables", f"{message}. A prod stack applies nothing until every exposed table is covered")
+    log = CHECK_LOG.get()
+    if log is not None:
+        log(message)
+
+
+def _report_uncovered_buckets(buckets: list[tuple[str, bool]], source: str, *, fail: bool) -> None:
+    """Storage buckets the model leaves out: whoever wrote their policies on storage.objects decides who
+    reaches their files. Each with the model line to add."""
+
+    def line(bucket: str, public: bool) -> str:
+        if not BUCKET_ID.match(bucket):
+            return f"{bucket!r}: the model takes lower-case ids of letters, digits, - and _ (rename the bucket)"
+        if public:
+            return f"add `{bucket}: {{publicRead: true, public: true}}`"
+        return f"add `{bucket}: {{owner: folder}}` (or member: {{group}}, publicRead, serviceOnly)"
+
+    message = (
+        f"storage.buckets holds {len(buckets)} bucket(s) the model does not cover, so nothing here controls who "
+        f"reaches their files. Add them under `buckets:` in {source}: "
+        + "; ".join(f"{bucket}: {line(bucket, public)}" for bucket, public in buckets)
+    )
+    if fail:
+        raise InputError("buckets", f"{message}. A prod stack applies nothing until every bucket is covered")
     log = CHECK_LOG.get()
     if log is not None:
         log(message)
