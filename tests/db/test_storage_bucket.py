@@ -14,6 +14,8 @@ import psycopg
 import pytest
 
 from review.postgrest import Persona, connect_as_authenticator
+from review.storage_matrix import compute_storage_matrix
+from supabase_access.model.access_model import parse_model
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider.base import CHECK_LOG, InputError
@@ -281,3 +283,43 @@ def test_the_preflight_names_each_bucket_the_model_leaves_out(db: Database, fres
     finally:
         CHECK_LOG.reset(token)
     assert len(said) == 1 and "2 bucket(s) the model does not cover" in said[0]
+
+
+def test_the_storage_matrix_shows_each_persona_on_each_bucket(app: App) -> None:
+    model = parse_model(
+        {
+            "tables": {
+                "projects": {"owner": "owner_id"},
+                "project_members": {
+                    "membership": {
+                        "group": "projects",
+                        "column": "project_id",
+                        "user": "user_id",
+                        "role": "role",
+                        "admins": ["admin"],
+                    }
+                },
+            },
+            "buckets": {
+                "avatars": {"owner": "folder"},
+                "project-files": {"member": {"group": "projects"}},
+                "site-assets": {"publicRead": True},
+                "exports": {"serviceOnly": True},
+            },
+        },
+        setting="test",
+    )
+    matrix = compute_storage_matrix(app.dsn, model)
+    assert matrix is not None and not matrix.failed
+    print(matrix.render_compact())
+    # Each cell: upload, download, list, delete; own then other.
+    rows = {line.split()[0]: line.split()[1:] for line in matrix.render_compact().splitlines()[1:5]}
+    everything, nothing, read_only = "✓" * 8, "✗" * 8, "✗✗✓✓✓✓✗✗"
+    own_only = "✓✗✓✗✓✗✓✗"
+    # anon, A, B, P, member, admin, service
+    assert rows["avatars"] == [nothing, own_only, own_only, own_only, nothing, nothing, everything]
+    assert rows["project-files"] == [nothing, own_only, own_only, own_only, own_only, own_only, everything]
+    assert rows["site-assets"] == [read_only] * 6 + [everything]
+    assert rows["exports"] == [nothing] * 6 + [everything]
+    with psycopg.connect(app.dsn) as conn:
+        assert conn.execute("select count(*) from storage.objects").fetchone() == (0,), "the fixture is gone"
