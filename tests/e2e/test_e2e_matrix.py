@@ -66,6 +66,7 @@ def run_review(tmp_path: Path, base: Mapping[str, object], proposed: Mapping[str
 
 
 CELL_KEYS = {"persona", "table", "operation", "whose"}
+STORAGE_KEYS = {"persona", "bucket", "operation", "whose"}
 STATES = {"allowed", "denied", "probe failed", "absent"}
 
 
@@ -81,6 +82,7 @@ def assert_review_json(document: dict[str, Any]) -> None:
         "widens",
         "declaredWidenings",
         "failed",
+        "storage",
     }
     assert document["version"] == 1 and isinstance(document["stack"], str)
     for side in ("before", "after"):
@@ -93,7 +95,13 @@ def assert_review_json(document: dict[str, Any]) -> None:
         assert set(change) == CELL_KEYS | {"before", "after", "widens"}
         assert change["before"] in STATES and change["after"] in STATES and change["before"] != change["after"]
         assert change["widens"] == (change["after"] == "allowed")
-    assert document["widens"] == any(change["widens"] for change in document["changes"])
+    assert set(document["storage"]) == {"after", "changes"}
+    for cell in document["storage"]["after"]:
+        assert set(cell) == STORAGE_KEYS | {"state"} and cell["state"] in STATES
+    for change in document["storage"]["changes"]:
+        assert set(change) == STORAGE_KEYS | {"before", "after", "widens"}
+    every = [*document["changes"], *document["storage"]["changes"]]
+    assert document["widens"] == any(change["widens"] for change in every)
 
 
 def change_lines(output: str) -> list[str]:
@@ -197,3 +205,20 @@ def test_review_lists_a_declared_widening(tmp_path: Path) -> None:
         "Declared widenings (1):\n  supabase-access:extraPolicies.sessions.support_reads widens access: "
         "support staff read every session"
     )
+
+
+def test_review_shows_the_storage_section_and_its_changes(tmp_path: Path) -> None:
+    # The reference app with an avatar bucket (owner folders): dev opens it to everyone, prod to each user's folder.
+    model = {**yaml.safe_load((REPO / "access-model.yaml").read_text()), "buckets": {"avatars": {"owner": "folder"}}}
+    base, proposed = {**OPEN, "supabase-access:model": model}, {**OWNER, "supabase-access:model": model}
+    result = review_process(tmp_path, base, proposed, "--json")
+    assert result.returncode == 2, result.stderr
+    document = json.loads(result.stdout)
+    assert_review_json(document)
+    changes = {(c["persona"], c["operation"], c["whose"]): c["after"] for c in document["storage"]["changes"]}
+    assert changes[("anon", "upload", "own")] == "denied" and changes[("anon", "download", "other")] == "denied"
+    assert changes[("authenticated (anonymous A)", "delete", "other")] == "denied"
+    assert ("authenticated (anonymous A)", "download", "own") not in changes, "a user keeps their own folder"
+    assert not any(persona == "service_role" for persona, _, _ in changes)
+    text = run_review(tmp_path, base, proposed, code=2)
+    assert "Storage after (" in text and "anon · bucket avatars · upload own: allowed → denied" in text
