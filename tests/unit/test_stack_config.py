@@ -400,6 +400,7 @@ BAD_VALUES = {
     "permanentUsersOnly": "[]",
     "schemas": "{}",
     "definerObjects": "{}",
+    "buckets": "[]",
 }
 
 
