@@ -36,8 +36,10 @@ from supabase_access.sql.transaction import lock_tables, write_transaction
 LEDGER_KIND = "table-policies-baseline"
 
 
-def declared_policies(raw: Mapping[str, Any]) -> dict[str, PolicySpec]:
+def declared_policies(raw: object) -> dict[str, PolicySpec]:
     """The declared policies (policy name -> the model's plain data), parsed."""
+    if not isinstance(raw, Mapping):
+        raise InputError("policies", "policies: expected a map of policy name to policy")
     try:
         return {name: policy_from_plain(name, spec, setting=f"policies.{name}") for name, spec in raw.items()}
     except ModelError as exc:
