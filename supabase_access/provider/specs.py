@@ -653,17 +653,26 @@ AUTH_SETTINGS = ResourceSpec(
     ),
 )
 
-REALTIME_PUBLICATION = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class RealtimePublicationInputs(Props):
+    schema: str = prop("The tables' schema.", required=True, replaces=True, fallback="public")
+    tables: tuple[str, ...] = prop("The tables to publish.", required=True)
+    publication: str = prop("The publication.", default="supabase_realtime", replaces=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealtimePublicationState(RealtimePublicationInputs):
+    added: tuple[str, ...] | None = prop("The tables this stack added (destroy takes them out again).")
+
+
+REALTIME_PUBLICATION = ResourceSpec.typed(
     "RealtimePublication",
     "The stack's tables in Supabase's `supabase_realtime` publication (Postgres Changes): each is added when "
     "missing; a subscriber then receives a row's changes only where the table's SELECT policies admit it. Destroy "
     "takes out exactly the tables this stack added (those already published before it stay).",
-    inputs=(
-        Prop("schema", STRING, "The tables' schema.", required=True, replaces=True),
-        Prop("tables", STRINGS, "The tables to publish.", required=True),
-        Prop("publication", STRING, "The publication.", default="supabase_realtime", replaces=True),
-    ),
-    outputs=(Prop("added", STRINGS, "The tables this stack added (destroy takes them out again)."),),
+    RealtimePublicationInputs,
+    RealtimePublicationState,
 )
 
 CHANNEL_POLICIES = ResourceSpec(

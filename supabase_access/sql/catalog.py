@@ -1151,3 +1151,23 @@ def uncovered_buckets(conn: psycopg.Connection, modelled: Sequence[str]) -> list
         (list(modelled), render.STACK_MARKER_PREFIX),
     ).fetchall()
     return [(str(bucket), bool(public)) for bucket, public in rows]
+
+
+# --- Realtime --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    schema: str
+    table: str
+
+
+def published_tables(conn: psycopg.Connection, publication: str, schema: str) -> set[str]:
+    """The tables of `schema` in the publication."""
+    with conn.cursor(row_factory=class_row(PublishedTable)) as cur:
+        return {p.table for p in cur.execute(render.publication_tables(publication)).fetchall() if p.schema == schema}
+
+
+def publication_exists(conn: psycopg.Connection, publication: str) -> bool:
+    query = sql.SQL("select exists (select from pg_catalog.pg_publication where pubname = %s)")
+    return bool(fetch_value(conn, query, (publication,)))

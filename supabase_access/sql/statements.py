@@ -1296,7 +1296,8 @@ def channel_policy(rule: ChannelRule) -> PolicySpec:
 def publication_tables(publication: str) -> sql.Composed:
     """(schema, table) of every table in the publication."""
     return sql.SQL(
-        "select schemaname::text, tablename::text from pg_catalog.pg_publication_tables where pubname = {}"
+        "select schemaname::text as schema, tablename::text as table "
+        "from pg_catalog.pg_publication_tables where pubname = {}"
     ).format(sql.Literal(publication))
 
 
