@@ -728,33 +728,39 @@ IMMUTABLE_COLUMNS = ResourceSpec.typed(
 )
 
 
-STORAGE_BUCKET = ResourceSpec(
+@dataclass(frozen=True, kw_only=True)
+class StorageBucketInputs(Props):
+    bucket_id: str = prop("The bucket's id (and name).", required=True, replaces=True)
+    access: str = prop(
+        "Who reaches its objects: owner-folder, owner-id, member, public-read, service-only or open (dev).",
+        required=True,
+    )
+    group_function: str | None = prop(
+        "For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among."
+    )
+    public: bool = prop("Storage serves its objects by public URL, without any policy.", default=False)
+    file_size_limit: int | None = prop("The largest object Storage accepts, in bytes; none: the project's limit.")
+    allowed_mime_types: tuple[str, ...] | None = prop("The MIME types Storage accepts (`image/*`); none: any.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageBucketState(StorageBucketInputs):
+    adopted: Mapping[str, Any] | None = prop(
+        "The bucket row's settings before the stack (taken over); destroy puts them back."
+    )
+    adopted_policies: Mapping[str, Any] | None = prop(
+        "Policies of the same names found before the stack; destroy puts them back."
+    )
+    policies: Mapping[str, Any] | None = prop("The bucket's policies on storage.objects as PostgreSQL stores them.")
+
+
+STORAGE_BUCKET = ResourceSpec.typed(
     "StorageBucket",
     "One Storage bucket: its row in storage.buckets (public, file size limit, allowed MIME types) and the policies "
     "on storage.objects its kind gives, scoped by bucket_id. A row or policy found at the first `up` is taken over "
     "and put back by destroy; a bucket the stack created is deleted only when no object is left in it.",
-    inputs=(
-        Prop("bucketId", STRING, "The bucket's id (and name).", required=True, replaces=True),
-        Prop(
-            "access",
-            STRING,
-            "Who reaches its objects: owner-folder, owner-id, member, public-read, service-only or open (dev).",
-            required=True,
-        ),
-        Prop(
-            "groupFunction",
-            STRING,
-            "For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among.",
-        ),
-        Prop("public", BOOLEAN, "Storage serves its objects by public URL, without any policy.", default=False),
-        Prop("fileSizeLimit", INTEGER, "The largest object Storage accepts, in bytes; none: the project's limit."),
-        Prop("allowedMimeTypes", STRINGS, "The MIME types Storage accepts (`image/*`); none: any."),
-    ),
-    outputs=(
-        Prop("adopted", MAP, "The bucket row's settings before the stack (taken over); destroy puts them back."),
-        Prop("adoptedPolicies", MAP, "Policies of the same names found before the stack; destroy puts them back."),
-        Prop("policies", MAP, "The bucket's policies on storage.objects as PostgreSQL stores them."),
-    ),
+    StorageBucketInputs,
+    StorageBucketState,
 )
 
 SPECS: tuple[ResourceSpec, ...] = (

@@ -102,7 +102,7 @@ def test_the_buckets_rows_and_policies(app: App) -> None:
         "site-assets: select",
     ]
     assert app.states["exports"]["policies"] == {}
-    assert app.states["avatars"]["adopted"] is None
+    assert app.states["avatars"].get("adopted") is None
 
 
 @both_platforms
@@ -176,20 +176,20 @@ def test_anon_reads_the_public_bucket_only_and_the_server_alone_the_server_bucke
 def test_drift_is_seen_and_repaired(app: App) -> None:
     resource = StorageBucket()
     state = app.states["avatars"]
-    assert resource.diff_live(app.db, state, inputs("avatars")) == {}
+    assert resource.diff(app.db, state, inputs("avatars")).changes == {}
     with psycopg.connect(app.dsn) as conn:
         conn.execute("update storage.buckets set public = true, file_size_limit = null where id = 'avatars'")
         conn.execute("alter policy \"avatars: select\" on storage.objects using (bucket_id = 'avatars')")
-    assert resource.diff_live(app.db, state, inputs("avatars")) == {
+    assert resource.diff(app.db, state, inputs("avatars")).changes == {
         "public": "update",
         "fileSizeLimit": "update",
         "policies": "update",
     }
     repaired = resource.update(app.db, state, inputs("avatars"), print)
     assert repaired["policies"] == state["policies"]
-    assert resource.diff_live(app.db, repaired, inputs("avatars")) == {}
+    assert resource.diff(app.db, repaired, inputs("avatars")).changes == {}
     # Unchanged inputs do not ask the database.
-    olds = resource.normalize(inputs("avatars"))
+    olds = resource.check(app.db, {}, inputs("avatars"))
     assert resource.check(UnreachableDatabase(), olds, inputs("avatars")) == olds
 
 
@@ -245,7 +245,7 @@ def test_a_bucket_and_policy_found_are_taken_over_and_put_back(db: Database, fre
 )
 def test_bad_input_names_the_input(changes: dict[str, Any], prop: str, message: str) -> None:
     with pytest.raises(InputError) as info:
-        StorageBucket().normalize(inputs("avatars", **changes))
+        StorageBucket().check(UnreachableDatabase(), {}, inputs("avatars", **changes))
     assert info.value.property == prop and message in info.value.reason
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
+from psycopg.rows import class_row
 
 from supabase_access.model.buckets import BUCKET_ID, MAX_FILE_SIZE, MIME_TYPE
 from supabase_access.model.policy import PolicySpec
 from supabase_access.provider import specs
-from supabase_access.provider.base import CURRENT_STACK, InputError, Log, Notice, PlainDatabaseResource
+from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice, not_importable
+from supabase_access.provider.specs import StorageBucketInputs as Inputs
+from supabase_access.provider.specs import StorageBucketState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -19,7 +24,25 @@ SCHEMA = render.STORAGE_SCHEMA
 OBJECTS = "objects"
 
 
-class StorageBucket(PlainDatabaseResource):
+@dataclass(frozen=True)
+class BucketRow:
+    """A bucket's row as the resource manages it (and as `adopted` keeps it)."""
+
+    name: str
+    public: bool
+    file_size_limit: int | None
+    allowed_mime_types: list[str] | None
+
+    def plain(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "public": self.public,
+            "fileSizeLimit": self.file_size_limit,
+            "allowedMimeTypes": self.allowed_mime_types,
+        }
+
+
+class StorageBucket(DatabaseResource[Inputs, State]):
     """The bucket row (public, fileSizeLimit, allowedMimeTypes) and the policies its kind gives, in one
     transaction, so a request never sees the bucket half changed.
 
@@ -31,104 +54,89 @@ class StorageBucket(PlainDatabaseResource):
 
     spec = specs.STORAGE_BUCKET
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        bucket = inputs.get("bucketId")
-        if not isinstance(bucket, str) or not BUCKET_ID.match(bucket):
+    def normalize(self, inputs: Inputs) -> Inputs:
+        if not BUCKET_ID.match(inputs.bucket_id):
             raise InputError(
-                "bucketId", f"bucketId: {bucket!r} is not a bucket id (lower-case letters, digits, - and _)"
+                "bucketId", f"bucketId: {inputs.bucket_id!r} is not a bucket id (lower-case letters, digits, - and _)"
             )
-        access = inputs.get("access")
-        if access not in render.BUCKET_ACCESS:
-            raise InputError("access", f"access: {access!r} is not one of {', '.join(render.BUCKET_ACCESS)}")
-        group_function = inputs.get("groupFunction") or None
-        if (access == "member") != (group_function is not None):
+        if inputs.access not in render.BUCKET_ACCESS:
+            raise InputError("access", f"access: {inputs.access!r} is not one of {', '.join(render.BUCKET_ACCESS)}")
+        group_function = inputs.group_function or None
+        if (inputs.access == "member") != (group_function is not None):
             raise InputError("groupFunction", "groupFunction: give it for a member bucket, and only for one")
         if group_function is not None and (
             group_function.count(".") != 1 or not all(part.isidentifier() for part in group_function.split("."))
         ):
             raise InputError("groupFunction", f"groupFunction: expected schema.name, got {group_function!r}")
-        limit = inputs.get("fileSizeLimit")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
-            raise InputError("fileSizeLimit", "fileSizeLimit: expected a number of bytes")
-        if limit is not None and limit > MAX_FILE_SIZE:
-            raise InputError("fileSizeLimit", f"fileSizeLimit: at most {MAX_FILE_SIZE} bytes")
-        types = inputs.get("allowedMimeTypes")
-        if types is not None and not all(isinstance(t, str) and MIME_TYPE.match(t) for t in types):
+        limit = inputs.file_size_limit
+        if limit is not None and not 0 < limit <= MAX_FILE_SIZE:
+            raise InputError("fileSizeLimit", f"fileSizeLimit: expected a number of bytes (1 to {MAX_FILE_SIZE})")
+        types = inputs.allowed_mime_types
+        if types is not None and not all(MIME_TYPE.match(t) for t in types):
             raise InputError("allowedMimeTypes", "allowedMimeTypes: expected MIME types such as image/png or image/*")
-        return {
-            "bucketId": bucket,
-            "access": access,
-            **({"groupFunction": group_function} if group_function else {}),
-            "public": bool(inputs.get("public", False)),
-            **({"fileSizeLimit": int(limit)} if limit is not None else {}),
-            **({"allowedMimeTypes": list(types)} if types is not None else {}),
-        }
+        return replace(inputs, group_function=group_function)
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         with db.connection() as conn:
             if catalog.missing_tables(conn, SCHEMA, ["buckets", OBJECTS]):
                 raise InputError(
                     "bucketId", "bucketId: this database has no storage.buckets and storage.objects (is Storage on?)"
                 )
 
-    def _desired_policies(self, inputs: dict[str, Any]) -> dict[str, PolicySpec]:
-        found = render.bucket_policies(inputs["bucketId"], inputs["access"], inputs.get("groupFunction"))
-        return {p.name: p for p in found}
-
-    def _names(self, bucket: str) -> tuple[str, ...]:
-        return tuple(render.bucket_policy_name(bucket, command) for command in render.STORAGE_COMMANDS)
-
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        bucket = inputs["bucketId"]
-        changes: dict[str, str] = {}
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         with db.connection() as conn:
-            row = _read_row(conn, bucket)
-            live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), self._names(bucket))
+            row = _read_row(conn, inputs.bucket_id)
+            live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), _names(inputs.bucket_id))
         if row is None:
             return {"bucketId": "update"}
-        for key, value in _settings(inputs).items():
-            if row.get(key) != value:
-                changes[key] = "update"
-        if state.get("access") != inputs["access"] or state.get("groupFunction") != inputs.get("groupFunction"):
+        changes = {
+            name: "update"
+            for name, live_value, wanted in (
+                ("public", row.public, inputs.public),
+                ("fileSizeLimit", row.file_size_limit, inputs.file_size_limit),
+                ("allowedMimeTypes", row.allowed_mime_types, _listed(inputs.allowed_mime_types)),
+            )
+            if live_value != wanted
+        }
+        if (state.access, state.group_function) != (inputs.access, inputs.group_function):
             changes["access"] = "update"
-        elif live != state.get("policies"):
+        elif live != dict(state.policies or {}):
             changes["policies"] = "update"
         return changes
 
-    def _apply(self, db: Database, inputs: dict[str, Any], state: dict[str, Any] | None) -> dict[str, Any]:
-        bucket = inputs["bucketId"]
-        names = self._names(bucket)
-        settings = _settings(inputs)
+    def _apply(self, db: Database, inputs: Inputs, state: State | None) -> State:
+        bucket, names = inputs.bucket_id, _names(inputs.bucket_id)
+        values = (inputs.public, inputs.file_size_limit, _listed(inputs.allowed_mime_types))
         with write_transaction(db) as conn:
             lock_tables(conn, SCHEMA, [OBJECTS])
             row = _read_row(conn, bucket)
+            adopted: Mapping[str, Any] | None
             if state is None:
-                adopted = row
+                adopted = None if row is None else row.plain()
                 existing = catalog.read_policies(conn, SCHEMA, OBJECTS)
                 adopted_policies = {name: existing[name].to_plain() for name in names if name in existing}
             else:
-                adopted, adopted_policies = state.get("adopted"), state.get("adoptedPolicies") or {}
-            values = (settings["public"], settings["fileSizeLimit"], settings["allowedMimeTypes"])
+                adopted, adopted_policies = state.adopted, dict(state.adopted_policies or {})
             if row is None:
                 conn.execute(render.insert_bucket(), (bucket, bucket, *values))
             else:
                 conn.execute(render.update_bucket(), (bucket, *values, bucket, bucket, *values))
-            _replace_policies(conn, names, self._desired_policies(inputs).values(), stack_marked=True)
+            policies = render.bucket_policies(bucket, inputs.access, inputs.group_function)
+            _replace_policies(conn, names, policies, marker=render.stack_marker(CURRENT_STACK.get()))
             live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), names)
-        return {**inputs, "adopted": adopted, "adoptedPolicies": adopted_policies, "policies": live}
+        return State.taking(inputs, adopted=adopted, adopted_policies=adopted_policies, policies=live)
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
         state = self._apply(db, inputs, None)
-        if state["adopted"] is not None:
-            log(Notice(f"bucket {inputs['bucketId']} existed: taken over, destroy puts its settings back"))
-        return inputs["bucketId"], state
+        if state.adopted is not None:
+            log(Notice(f"bucket {inputs.bucket_id} existed: taken over, destroy puts its settings back"))
+        return inputs.bucket_id, state
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         return self._apply(db, inputs, state)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
-        bucket = state["bucketId"]
-        adopted = state.get("adopted")
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
+        bucket, adopted = state.bucket_id, state.adopted
         with write_transaction(db) as conn:
             lock_tables(conn, SCHEMA, [OBJECTS])
             row = _read_row(conn, bucket)
@@ -142,10 +150,8 @@ class StorageBucket(PlainDatabaseResource):
                         "through the Storage API (or the dashboard) and run destroy again, or keep the bucket and "
                         f"forget it with `pulumi state delete` on its StorageBucket ({bucket})",
                     )
-            adopted_policies = [
-                _policy_from_plain(name, plain) for name, plain in (state.get("adoptedPolicies") or {}).items()
-            ]
-            _replace_policies(conn, self._names(bucket), adopted_policies, stack_marked=False)
+            taken = [_policy_from_plain(name, plain) for name, plain in (state.adopted_policies or {}).items()]
+            _replace_policies(conn, _names(bucket), taken, marker=None)
             if row is None:
                 return
             if adopted is None:
@@ -153,58 +159,48 @@ class StorageBucket(PlainDatabaseResource):
                 conn.execute(allow)
                 conn.execute(delete, (bucket, bucket))
             else:
-                values = (adopted["public"], adopted["fileSizeLimit"], adopted["allowedMimeTypes"])
-                conn.execute(render.update_bucket(), (adopted["name"], *values, bucket, adopted["name"], *values))
+                name = adopted.get("name") or bucket
+                values = (adopted.get("public"), adopted.get("fileSizeLimit"), adopted.get("allowedMimeTypes"))
+                conn.execute(render.update_bucket(), (name, *values, bucket, name, *values))
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
+        if state is None or inputs is None:
+            raise not_importable("a StorageBucket", "its access kind is the model's, not the database's")
         with db.connection() as conn:
             row = _read_row(conn, resource_id)
-            live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), self._names(resource_id))
+            live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), _names(resource_id))
         if row is None:
             return None
-        if not state:
-            raise InputError("id", "a StorageBucket cannot be imported by its id: its access kind is the model's")
-        current = {
-            **inputs,
-            "public": row["public"],
-            **({"fileSizeLimit": row["fileSizeLimit"]} if row["fileSizeLimit"] is not None else {}),
-            **({"allowedMimeTypes": row["allowedMimeTypes"]} if row["allowedMimeTypes"] is not None else {}),
-        }
-        if row["fileSizeLimit"] is None:
-            current.pop("fileSizeLimit", None)
-        if row["allowedMimeTypes"] is None:
-            current.pop("allowedMimeTypes", None)
-        return {**state, **current, "policies": live}, current
+        current = replace(
+            inputs,
+            public=row.public,
+            file_size_limit=row.file_size_limit,
+            allowed_mime_types=None if row.allowed_mime_types is None else tuple(row.allowed_mime_types),
+        )
+        found = State.taking(current, adopted=state.adopted, adopted_policies=state.adopted_policies, policies=live)
+        return found, current
 
 
-def _settings(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "public": inputs.get("public", False),
-        "fileSizeLimit": inputs.get("fileSizeLimit"),
-        "allowedMimeTypes": inputs.get("allowedMimeTypes"),
-    }
+def _names(bucket: str) -> tuple[str, ...]:
+    return tuple(render.bucket_policy_name(bucket, command) for command in render.STORAGE_COMMANDS)
 
 
-def _read_row(conn: psycopg.Connection, bucket: str) -> dict[str, Any] | None:
-    row = conn.execute(render.read_bucket(), (bucket,)).fetchone()
-    if row is None:
-        return None
-    name, public, limit, types = row
-    return {
-        "name": name,
-        "public": bool(public),
-        "fileSizeLimit": limit,
-        "allowedMimeTypes": None if types is None else list(types),
-    }
+def _listed(types: tuple[str, ...] | None) -> list[str] | None:
+    return None if types is None else list(types)
 
 
-def _ours(policies: dict[str, PolicySpec], names: tuple[str, ...]) -> dict[str, Any]:
+def _read_row(conn: psycopg.Connection, bucket: str) -> BucketRow | None:
+    with conn.cursor(row_factory=class_row(BucketRow)) as cur:
+        return cur.execute(render.read_bucket(), (bucket,)).fetchone()
+
+
+def _ours(policies: Mapping[str, PolicySpec], names: tuple[str, ...]) -> dict[str, Any]:
     return {name: policies[name].to_plain() for name in names if name in policies}
 
 
-def _policy_from_plain(name: str, plain: dict[str, Any]) -> PolicySpec:
+def _policy_from_plain(name: str, plain: Mapping[str, Any]) -> PolicySpec:
     return PolicySpec(
         name=name,
         command=plain["command"],
@@ -215,14 +211,16 @@ def _policy_from_plain(name: str, plain: dict[str, Any]) -> PolicySpec:
     )
 
 
-def _replace_policies(conn: psycopg.Connection, names: tuple[str, ...], policies: Any, *, stack_marked: bool) -> None:
+def _replace_policies(
+    conn: psycopg.Connection, names: tuple[str, ...], policies: Iterable[PolicySpec], *, marker: str | None
+) -> None:
     """Drop this bucket's policies and create `policies`, inside the caller's transaction (the switch is
-    atomic: no request sees a state outside old ∪ new)."""
+    atomic: no request sees a state outside old ∪ new); `marker`: the stack's comment on each."""
     existing = catalog.read_policies(conn, SCHEMA, OBJECTS)
     for name in names:
         if name in existing:
             conn.execute(render.drop_policy(SCHEMA, OBJECTS, name))
     for policy in policies:
         conn.execute(render.create_policy(SCHEMA, OBJECTS, policy))
-        if stack_marked:
-            conn.execute(render.mark_policy(SCHEMA, OBJECTS, policy.name, render.stack_marker(CURRENT_STACK.get())))
+        if marker is not None:
+            conn.execute(render.mark_policy(SCHEMA, OBJECTS, policy.name, marker))
