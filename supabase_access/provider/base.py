@@ -198,7 +198,8 @@ class DatabaseResource(DatabaseSteps, Generic[InputsT, StateT]):
         found = self.on_read(db, resource_id, self.parse_state(state) if state else None, self._known_inputs(inputs))
         if found is None:
             return None
-        return found[0].to_wire(), found[1].to_wire()
+        outputs, current_inputs = found
+        return outputs.to_wire(), current_inputs.to_wire()
 
     # --- the resource's hooks: typed --------------------------------------------------------------------
     def normalize(self, inputs: InputsT) -> InputsT:

@@ -270,7 +270,8 @@ class RetentionPolicy(DatabaseResource[Inputs, State]):
             job = fetch_one(conn, catalog.CRON_JOB, (job_name,)) if cron else None
         if len(functions) != 1:
             return None
-        arguments = functions[0].arguments
+        (purge,) = functions
+        arguments = purge.arguments
         current = Inputs.taking(
             known,
             private_schema=private_schema,
