@@ -282,19 +282,18 @@ def test_owner_profile_policies_per_kind() -> None:
     )
     comments = policies["comments"]
     in_p = '"task_id" = any (array(select "id" from "public"."tasks" where "project_id" = any (array(select {}))))'
-    authored = f'("author_id" = (select auth.uid())) and ({in_p.format(groups_of)})'
-    assert sorted(comments) == [
-        "comments_delete_author_or_admin",
-        "comments_insert_author",
-        "comments_select_member",
-        "comments_update_author",
-    ]
-    assert comments["comments_insert_author"].with_check == authored
-    assert (comments["comments_update_author"].using, comments["comments_update_author"].with_check) == (
-        authored,
-        authored,
-    )
-    assert comments["comments_delete_author_or_admin"].using == f"({authored}) or ({in_p.format(admin_of)})"
+    in_group = in_p.format(groups_of)
+    author = '"author_id" = (select auth.uid())'
+    # Permissive: the members' policies of write: members; restrictive: the row is the user's own.
+    assert {name: (p.permissive, p.using, p.with_check) for name, p in comments.items()} == {
+        "comments_select_member": (True, in_group, None),
+        "comments_insert_member": (True, None, in_group),
+        "comments_update_member": (True, in_group, in_group),
+        "comments_delete_member": (True, in_group, None),
+        "comments_insert_author": (False, None, author),
+        "comments_update_author": (False, author, author),
+        "comments_delete_author_or_admin": (False, f"({author}) or ({in_p.format(admin_of)})", None),
+    }
     assert policies["tasks"]["tasks_update_admin"].with_check == f'"project_id" = any (array(select {admin_of}))'
     assert policies["comments"]["comments_select_member"].using == (
         '"task_id" = any (array(select "id" from "public"."tasks" '
