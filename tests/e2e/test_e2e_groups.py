@@ -5,6 +5,8 @@ table invites: joining someone else's group, moving a membership or a row to ano
 
 from __future__ import annotations
 
+import copy
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +15,9 @@ from typing import Any
 
 import psycopg
 import pytest
+import yaml
 from psycopg.conninfo import make_conninfo
+from pulumi import automation as auto
 
 from review.matrix import OPERATIONS, WHOSE, Cell, compute_matrix
 from review.postgrest import Persona, as_persona, assert_rls_applies, connect_as_authenticator
@@ -22,7 +26,8 @@ from tests.support.catalog_check import undeclared_and_missing
 from tests.support.engine import changes, new_stack
 from tests.support.fault import catalog_snapshot
 from tests.support.localdb import PLATFORMS, create_database_from_template, drop_database
-from tests.support.teams_app import OPEN, OWNER, TABLES, load_teams_app, teams_model
+from tests.support.paths import REPO
+from tests.support.teams_app import MODEL_FILE, OPEN, OWNER, TABLES, load_teams_app, teams_model
 
 pytestmark = pytest.mark.e2e
 
@@ -606,3 +611,39 @@ def test_prod_authors_edit_their_rows_and_admins_delete_any(prod: tuple[Teams, A
     )
     for persona in ("plain", "deputy", "boss"):
         assert teams.run(persona, remove) == 1, persona
+
+
+def test_prod_a_stack_takes_authors_and_grants_in_place(teams_dsn: Any, tmp_path: Path) -> None:
+    """A teams stack from before the new keys (comments write: members, no grants) keeps its policies as
+    they were; adding write: author and grants is one in-place up, and then the new rules hold."""
+    dsn = teams_dsn()
+    model = yaml.safe_load((REPO / MODEL_FILE).read_text())
+    before = copy.deepcopy(model)
+    before["tables"]["comments"] = {"through": {"column": "task_id", "table": "tasks"}, "write": "members"}
+    del before["tables"]["project_members"]["membership"]["grants"]
+    config = {**OWNER, "supabase-access:model": json.dumps(before)}
+    del config["supabase-access:modelFile"]
+    stack = new_stack(tmp_path / "prod", "prod", dsn, config)
+    stack.up()
+    with psycopg.connect(dsn) as conn:
+        old = conn.execute(
+            "select tablename, policyname from pg_policies where tablename in ('comments', 'project_members') "
+            "order by 1, 2"
+        ).fetchall()
+    assert [name for _, name in old] == [
+        "comments_delete_member",
+        "comments_insert_member",
+        "comments_select_member",
+        "comments_update_member",
+        "project_members_delete_admin_or_self",
+        "project_members_insert_admin",
+        "project_members_select_member",
+    ]
+    stack.set_config("supabase-access:model", auto.ConfigValue(json.dumps(model)))
+    upgrade = stack.up()
+    assert "replace" not in (upgrade.summary.resource_changes or {}), upgrade.stdout
+    # In place: the two tables' policies, project_members' Grant (UPDATE) and what RLS revokes, the preflight.
+    assert set(changes(upgrade.summary.resource_changes)) == {"update"}, upgrade.stdout
+    teams = seed(dsn)
+    assert matrix(teams) == PROD_MATRIX
+    assert changes(stack.preview().change_summary) == {}
