@@ -1378,11 +1378,15 @@ def bucket_policy_name(bucket: str, command: str) -> str:
     return f"{bucket}: {command.lower()}"
 
 
-def bucket_policies(bucket: str, access: str, group_function: str | None = None) -> tuple[PolicySpec, ...]:
+def bucket_policies(
+    bucket: str, access: str, group_function: str | None = None, *, public: bool = False
+) -> tuple[PolicySpec, ...]:
     """The policies on storage.objects of one bucket's kind: each scoped by `bucket_id = <bucket>`, so
     a request naming another bucket matches none of them; the caller's id is compared as text, once per
     statement (`(select auth.uid()::text)`), and a group's ids come from its membership function once
-    per statement."""
+    per statement. A `public` bucket's objects are served by URL without any policy, so public-read
+    gives it none: a SELECT policy would only let clients list every file (splinter's
+    public_bucket_allows_listing)."""
     if access not in BUCKET_ACCESS:
         raise ValueError(f"unknown bucket access {access!r} (known: {', '.join(BUCKET_ACCESS)})")
     in_bucket = sql.SQL("bucket_id = {}").format(sql.Literal(bucket))
@@ -1392,6 +1396,8 @@ def bucket_policies(bucket: str, access: str, group_function: str | None = None)
     if access == "open":
         return _bucket_policies(bucket, ("anon", "authenticated"), STORAGE_COMMANDS, in_bucket, in_bucket)
     if access == "public-read":
+        if public:
+            return ()
         return _bucket_policies(bucket, ("anon", "authenticated"), ("SELECT",), in_bucket, in_bucket)
     if access == "owner-id":
         # Storage writes the uploader's id into owner_id; the API never lets a client choose it.

@@ -34,7 +34,9 @@ GROUPS = "supabase_access_rls.project_members_groups"
 BUCKETS: dict[str, dict[str, Any]] = {
     "avatars": {"access": "owner-folder", "fileSizeLimit": 1048576, "allowedMimeTypes": ["image/png", "image/*"]},
     "project-files": {"access": "member", "groupFunction": GROUPS},
-    "site-assets": {"access": "public-read", "public": True},
+    "site-assets": {"access": "public-read"},
+    # Public: served by URL without any policy; a SELECT policy would only let clients list it.
+    "cdn": {"access": "public-read", "public": True},
     "exports": {"access": "service-only"},
 }
 
@@ -86,9 +88,10 @@ def test_the_buckets_rows_and_policies(app: App) -> None:
     buckets, policies = bucket_catalog(app.dsn)
     assert buckets == [
         ("avatars", "avatars", False, 1048576, ["image/png", "image/*"]),
+        ("cdn", "cdn", True, None, None),
         ("exports", "exports", False, None, None),
         ("project-files", "project-files", False, None, None),
-        ("site-assets", "site-assets", True, None, None),
+        ("site-assets", "site-assets", False, None, None),
     ]
     assert [p[0] for p in policies] == [
         "avatars: delete",
@@ -101,7 +104,7 @@ def test_the_buckets_rows_and_policies(app: App) -> None:
         "project-files: update",
         "site-assets: select",
     ]
-    assert app.states["exports"]["policies"] == {}
+    assert app.states["exports"]["policies"] == {} and app.states["cdn"]["policies"] == {}
     assert app.states["avatars"].get("adopted") is None
 
 

@@ -121,7 +121,7 @@ class StorageBucket(DatabaseResource[Inputs, State]):
                 conn.execute(render.insert_bucket(), (bucket, bucket, *values))
             else:
                 conn.execute(render.update_bucket(), (bucket, *values, bucket, bucket, *values))
-            policies = render.bucket_policies(bucket, inputs.access, inputs.group_function)
+            policies = render.bucket_policies(bucket, inputs.access, inputs.group_function, public=inputs.public)
             _replace_policies(conn, names, policies, marker=render.stack_marker(CURRENT_STACK.get()))
             live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), names)
         return State.taking(inputs, adopted=adopted, adopted_policies=adopted_policies, policies=live)
