@@ -3,15 +3,19 @@ update, read, delete): bad input names the input, a hand edit is drift, delete l
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
 import psycopg
 import pytest
 
+from review.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider.base import InputError
 from supabase_access.provider.resources.group_functions import GroupFunctions
+from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from tests.support.resources import UnreachableDatabase, create, read
 from tests.support.teams_app import load_teams_app, teams_model
@@ -99,3 +103,34 @@ def test_force_rls_needs_a_login_role_that_bypasses_rls(teams_db: Database) -> N
     # The local postgres, like a self-hosted one, has no BYPASSRLS (Supabase's has).
     with pytest.raises(InputError, match="supabase-access:forceRls: FORCE ROW LEVEL SECURITY would apply to role"):
         GroupFunctions().check(teams_db, {}, inputs(forceRls=True))
+
+
+def test_grants_and_author_policies_ask_once_per_statement(teams_db: Database, fresh_db: str) -> None:
+    """The policies of grants (project_members) and write: author (comments) as PostgREST's writes meet
+    them: every lookup is an InitPlan (once per statement), none a SubPlan (once per row)."""
+    plan = plan_access(teams_model(), "owner")
+    create(GroupFunctions(), teams_db, inputs())
+    with psycopg.connect(fresh_db) as conn:
+        for statement in render.plan_table_statements(plan):
+            conn.execute(statement)
+    user = uuid.uuid4()
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("insert into auth.users (id) values (%s)", (user,))
+    writes = (
+        "insert into project_members (project_id, user_id, role) values (gen_random_uuid(), gen_random_uuid(), "
+        "'member') on conflict (project_id, user_id) do update set role = excluded.role returning role",
+        "update project_members set role = 'admin' where user_id = gen_random_uuid() returning role",
+        "delete from project_members where user_id = gen_random_uuid()",
+        "update comments set body = 'edited' where id = gen_random_uuid() returning id",
+        "insert into comments (task_id, body) values (gen_random_uuid(), 'x') returning id",
+        "delete from comments where id = gen_random_uuid()",
+    )
+    with connect_as_authenticator(fresh_db) as conn:
+        for statement in writes:
+            with as_persona(conn, Persona.signed_in(user, is_anonymous=False), method="POST") as cur:
+                cur.execute("explain (format json, costs off) " + statement)
+                row = cur.fetchone()
+            assert row is not None
+            text = json.dumps(row[0])
+            assert '"SubPlan' not in text, (statement, text)
+            assert '"Parent Relationship": "InitPlan"' in text, statement
