@@ -126,11 +126,11 @@ def test_grants_and_author_policies_ask_once_per_statement(teams_db: Database, f
         "delete from comments where id = gen_random_uuid()",
     )
     with connect_as_authenticator(fresh_db) as conn:
-        for statement in writes:
+        for write in writes:
             with as_persona(conn, Persona.signed_in(user, is_anonymous=False), method="POST") as cur:
-                cur.execute("explain (format json, costs off) " + statement)
+                cur.execute("explain (format json, costs off) " + write)
                 row = cur.fetchone()
             assert row is not None
             text = json.dumps(row[0])
-            assert '"SubPlan' not in text, (statement, text)
-            assert '"Parent Relationship": "InitPlan"' in text, statement
+            assert '"SubPlan' not in text, (write, text)
+            assert '"Parent Relationship": "InitPlan"' in text, write
