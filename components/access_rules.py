@@ -10,7 +10,7 @@ import pulumi
 import pulumi_postgresql as postgresql
 import pulumi_supabase_access as supabase_access
 
-from components.column_grants import column_grants, table_wide
+from components.column_grants import column_grants, table_wide, withheld_columns
 from supabase_access.model.access_model import DeclaredFunction, column_rules_to_plain
 from supabase_access.model.owner_copy import COLUMN_TYPE
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
@@ -206,6 +206,7 @@ class AccessRules(pulumi.ComponentResource):
                 # one gave it TRUNCATE, ... too); destroy gives back what each held before.
                 revoke_unguarded_from=sorted(plan.grants),
                 revoke_undeclared=_undeclared(_table_wide_grants(plan, table)) or None,
+                withheld_columns=withheld_columns(sorted(plan.grants), plan.columns_of(table)) or None,
                 opts=self._after(),
             )
             for table in self._data.tables

@@ -188,6 +188,11 @@ class RowLevelSecurityInputs(Props):
         "that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only "
         "what it declares; left out when none."
     )
+    withheld_columns: Mapping[str, Mapping[str, tuple[str, ...]]] | None = prop(
+        "Role -> privilege (SELECT, INSERT, UPDATE) -> the columns the table's column rules withhold from that "
+        "role (hidden, readOnly, immutable). A column-level grant of one of them (say one made by hand) is drift "
+        "that `up` takes back; the column Grants never list them. Left out when the table has no column rules."
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

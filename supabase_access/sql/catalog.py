@@ -549,6 +549,33 @@ def privileges_held(
     return {role: [p for p in wanted[role] if p in held.get(role, [])] for role in wanted if held.get(role)}
 
 
+def column_privileges_held(
+    conn: psycopg.Connection, schema: str, table: str, withheld: Mapping[str, Mapping[str, Sequence[str]]]
+) -> dict[str, dict[str, list[str]]]:
+    """role -> privilege -> those of its `withheld` columns it was granted that privilege on, column
+    by column (pg_attribute's own ACLs; table-wide privileges are privileges_held's; one query)."""
+    triples = [(r, p, c) for r, by_privilege in withheld.items() for p, cols in by_privilege.items() for c in cols]
+    if not triples:
+        return {}
+    rows = conn.execute(
+        "select r.rolname, x.privilege_type, a.attname from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+        "cross join lateral aclexplode(a.attacl) x join pg_roles r on r.oid = x.grantee "
+        "join unnest(%s::text[], %s::text[], %s::text[]) w(role, privilege, col) "
+        "on w.role = r.rolname and w.privilege = x.privilege_type and w.col = a.attname "
+        "where n.nspname = %s and c.relname = %s and a.attacl is not null",
+        ([t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples], schema, table),
+    ).fetchall()
+    held: dict[str, dict[str, list[str]]] = {}
+    for role, privilege, column in rows:
+        held.setdefault(role, {}).setdefault(privilege, []).append(column)
+    return {
+        role: {p: [c for c in withheld[role][p] if c in cols] for p, cols in sorted(by_privilege.items())}
+        for role, by_privilege in sorted(held.items())
+    }
+
+
 def column_defaults(conn: psycopg.Connection, schema: str, tables: Sequence[str]) -> dict[str, dict[str, bool]]:
     """table -> column -> whether an insert that leaves it out still gives it a value (a default, an
     identity or a generated column); tables the schema lacks are left out (one query)."""

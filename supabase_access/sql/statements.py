@@ -305,6 +305,16 @@ def revoke(roles: Sequence[str], schema: str, table: str, privileges: Sequence[s
     )
 
 
+def revoke_columns(role: str, schema: str, table: str, privilege: str, columns: Sequence[str]) -> sql.Composed:
+    """Take a privilege on some columns (a column-level grant; a table-wide one is revoke's)."""
+    return sql.SQL("revoke {} ({}) on table {} from {}").format(
+        privilege_list([privilege]),
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        table_ref(schema, table),
+        _role(role),
+    )
+
+
 def grant(role: str, schema: str, tables: Iterable[str], privileges: Sequence[str]) -> sql.Composed:
     return sql.SQL("grant {} on table {} to {}").format(
         privilege_list(privileges),

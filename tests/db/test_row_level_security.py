@@ -105,3 +105,45 @@ def test_the_unguarded_privileges_are_the_servers_maintain_included_on_17(db: Da
     assert api_privileges(fresh_db)["anon"] == set(catalog.GUARDED_PRIVILEGES)
     resource.delete(db, state, print)
     assert table_state(fresh_db) == before  # the exact ACL, `m` included on 17
+
+
+def column_grants(dsn: str) -> set[tuple[str, str, str]]:
+    """(role, privilege, column) of the column-level grants on actions."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select r.rolname, x.privilege_type, a.attname from pg_attribute a cross join aclexplode(a.attacl) x "
+            "join pg_roles r on r.oid = x.grantee where a.attrelid = 'public.actions'::regclass and a.attnum > 0"
+        ).fetchall()
+    return {(r[0], r[1], r[2]) for r in rows}
+
+
+WITHHELD = {"authenticated": {"SELECT": ["payload"], "UPDATE": ["kind", "turn_id"]}}
+
+
+@both_platforms
+def test_a_withheld_column_granted_by_hand_is_drift_taken_back(db: Database, fresh_db: str) -> None:
+    resource = RowLevelSecurity()
+    _, checked, state = create(resource, db, {**INPUTS, "withheldColumns": WITHHELD})
+    with psycopg.connect(fresh_db) as conn:  # what the column Grants give: the allowed columns only
+        conn.execute("grant select (id, kind) on actions to authenticated")
+    assert resource.diff(db, state, checked).has_changes is False
+    with psycopg.connect(fresh_db) as conn:  # a hand edit: a hidden and a read-only column granted
+        conn.execute("grant select (payload), update (kind) on actions to authenticated")
+    assert resource.diff(db, state, checked).changes == {"withheldColumns": "update"}
+    found = read(resource, db, "public.actions", state, checked)
+    assert found is not None
+    assert found[1]["withheldColumns"] == {"authenticated": {"SELECT": [], "UPDATE": ["turn_id"]}}
+    state = resource.update(db, state, checked, print)
+    assert column_grants(fresh_db) == {("authenticated", "SELECT", "id"), ("authenticated", "SELECT", "kind")}
+    assert resource.diff(db, state, checked).has_changes is False
+
+
+def test_withheld_columns_name_the_bad_input(db: Database) -> None:
+    for withheld, message in [
+        ({"authenticated": {"DELETE": ["kind"]}}, "expected one of SELECT, INSERT, UPDATE"),
+        ({"authenticated": {"SELECT": ["nope"]}}, r"public\.actions has no column nope"),
+        ({"nobody_here": {"SELECT": ["kind"]}}, "role nobody_here does not exist"),
+    ]:
+        with pytest.raises(InputError, match=message) as raised:
+            RowLevelSecurity().check(db, {}, {**INPUTS, "withheldColumns": withheld})
+        assert raised.value.property == "withheldColumns"

@@ -219,6 +219,20 @@ def test_the_catalog_holds_what_the_model_gives_column_by_column(prod: tuple[App
     assert [f[0] for f in findings] == ["authenticated_security_definer_function_executable"]
 
 
+def test_a_withheld_column_granted_by_hand_is_drift_the_next_up_takes_back(prod: tuple[App, Any]) -> None:
+    app, stack = prod
+    with psycopg.connect(app.dsn) as conn:
+        conn.execute("grant select (internal_note), update (created_by) on notes to authenticated")
+    assert app.run("member", "select internal_note from notes where id = %(note)s") == ("flagged",)
+    # pulumi-postgresql reads back only the columns its Grants list; RowLevelSecurity sees the rest.
+    assert changes(stack.preview(refresh=True).change_summary) == {"update": 1}
+    stack.up(refresh=True)
+    with REFUSED:
+        app.run("member", "select internal_note from notes where id = %(note)s")
+    assert column_rule_breaches(app.dsn, plan_access(columns_model(), "owner")) == []
+    assert changes(stack.preview(refresh=True).change_summary) == {}
+
+
 def test_a_stack_without_column_rules_upgrades_in_place_and_destroy_is_exact(
     localdb_url: str, localdb_admin_conninfo: str, tmp_path: Path
 ) -> None:

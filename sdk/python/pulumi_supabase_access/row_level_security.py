@@ -23,7 +23,8 @@ class RowLevelSecurityArgs:
                  table: pulumi.Input[_builtins.str],
                  force: pulumi.Input[Optional[_builtins.bool]] = None,
                  revoke_undeclared: pulumi.Input[Optional[Mapping[str, Any]]] = None,
-                 revoke_unguarded_from: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None):
+                 revoke_unguarded_from: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 withheld_columns: pulumi.Input[Optional[Mapping[str, Any]]] = None):
         """
         The set of arguments for constructing a RowLevelSecurity resource.
 
@@ -32,6 +33,7 @@ class RowLevelSecurityArgs:
         :param pulumi.Input[_builtins.bool] force: FORCE row-level security (the table's owner is held to the policies too).
         :param pulumi.Input[Mapping[str, Any]] revoke_undeclared: Role -> table commands (SELECT, INSERT, UPDATE, DELETE) the table's access kind does not give that role (say INSERT on a public-read table), taken before its Grant, whose first apply revokes only what it declares; left out when none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] revoke_unguarded_from: Roles that lose the privileges RLS does not guard on the table (TRUNCATE, REFERENCES, TRIGGER, MAINTAIN on PostgreSQL 17; Supabase gives them to anon and authenticated).
+        :param pulumi.Input[Mapping[str, Any]] withheld_columns: Role -> privilege (SELECT, INSERT, UPDATE) -> the columns the table's column rules withhold from that role (hidden, readOnly, immutable). A column-level grant of one of them (say one made by hand) is drift that `up` takes back; the column Grants never list them. Left out when the table has no column rules.
         """
         pulumi.set(__self__, "schema", schema)
         pulumi.set(__self__, "table", table)
@@ -43,6 +45,8 @@ class RowLevelSecurityArgs:
             pulumi.set(__self__, "revoke_undeclared", revoke_undeclared)
         if revoke_unguarded_from is not None:
             pulumi.set(__self__, "revoke_unguarded_from", revoke_unguarded_from)
+        if withheld_columns is not None:
+            pulumi.set(__self__, "withheld_columns", withheld_columns)
 
     @_builtins.property
     @pulumi.getter
@@ -104,6 +108,18 @@ class RowLevelSecurityArgs:
     def revoke_unguarded_from(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
         pulumi.set(self, "revoke_unguarded_from", value)
 
+    @_builtins.property
+    @pulumi.getter(name="withheldColumns")
+    def withheld_columns(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        Role -> privilege (SELECT, INSERT, UPDATE) -> the columns the table's column rules withhold from that role (hidden, readOnly, immutable). A column-level grant of one of them (say one made by hand) is drift that `up` takes back; the column Grants never list them. Left out when the table has no column rules.
+        """
+        return pulumi.get(self, "withheld_columns")
+
+    @withheld_columns.setter
+    def withheld_columns(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "withheld_columns", value)
+
 
 @pulumi.type_token("supabase-access:index:RowLevelSecurity")
 class RowLevelSecurity(pulumi.CustomResource):
@@ -116,6 +132,7 @@ class RowLevelSecurity(pulumi.CustomResource):
                  revoke_unguarded_from: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  schema: pulumi.Input[Optional[_builtins.str]] = None,
                  table: pulumi.Input[Optional[_builtins.str]] = None,
+                 withheld_columns: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  __props__=None):
         """
         Row-level security on for one table (and FORCE where asked); the privileges RLS does not guard (every one the server knows but SELECT, INSERT, UPDATE, DELETE: TRUNCATE, REFERENCES, TRIGGER, and MAINTAIN on PostgreSQL 17) taken from the named roles. Destroy gives back the flags and privileges from before the stack.
@@ -127,6 +144,7 @@ class RowLevelSecurity(pulumi.CustomResource):
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] revoke_unguarded_from: Roles that lose the privileges RLS does not guard on the table (TRUNCATE, REFERENCES, TRIGGER, MAINTAIN on PostgreSQL 17; Supabase gives them to anon and authenticated).
         :param pulumi.Input[_builtins.str] schema: Schema of the table (e.g. `public`).
         :param pulumi.Input[_builtins.str] table: The table, in `schema`.
+        :param pulumi.Input[Mapping[str, Any]] withheld_columns: Role -> privilege (SELECT, INSERT, UPDATE) -> the columns the table's column rules withhold from that role (hidden, readOnly, immutable). A column-level grant of one of them (say one made by hand) is drift that `up` takes back; the column Grants never list them. Left out when the table has no column rules.
         """
         ...
     @overload
@@ -157,6 +175,7 @@ class RowLevelSecurity(pulumi.CustomResource):
                  revoke_unguarded_from: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  schema: pulumi.Input[Optional[_builtins.str]] = None,
                  table: pulumi.Input[Optional[_builtins.str]] = None,
+                 withheld_columns: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -177,6 +196,7 @@ class RowLevelSecurity(pulumi.CustomResource):
             if table is None and not opts.urn:
                 raise TypeError("Missing required property 'table'")
             __props__.__dict__["table"] = table
+            __props__.__dict__["withheld_columns"] = withheld_columns
             __props__.__dict__["enabled"] = None
             __props__.__dict__["previous"] = None
         super(RowLevelSecurity, __self__).__init__(
@@ -208,6 +228,7 @@ class RowLevelSecurity(pulumi.CustomResource):
         __props__.__dict__["revoke_unguarded_from"] = None
         __props__.__dict__["schema"] = None
         __props__.__dict__["table"] = None
+        __props__.__dict__["withheld_columns"] = None
         return RowLevelSecurity(resource_name, opts=opts, __props__=__props__)
 
     @_builtins.property
@@ -265,4 +286,12 @@ class RowLevelSecurity(pulumi.CustomResource):
         The table, in `schema`.
         """
         return pulumi.get(self, "table")
+
+    @_builtins.property
+    @pulumi.getter(name="withheldColumns")
+    def withheld_columns(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        Role -> privilege (SELECT, INSERT, UPDATE) -> the columns the table's column rules withhold from that role (hidden, readOnly, immutable). A column-level grant of one of them (say one made by hand) is drift that `up` takes back; the column Grants never list them. Left out when the table has no column rules.
+        """
+        return pulumi.get(self, "withheld_columns")
 

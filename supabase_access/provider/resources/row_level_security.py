@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from supabase_access.model.access_model import COLUMN_PRIVILEGES
 from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
     DatabaseResource,
@@ -30,6 +31,7 @@ from supabase_access.provider.base import (
     missing_table,
     split_id,
 )
+from supabase_access.provider.private_schema import table_columns
 from supabase_access.provider.specs import RlsFlags
 from supabase_access.provider.specs import RowLevelSecurityInputs as Inputs
 from supabase_access.provider.specs import RowLevelSecurityState as State
@@ -66,6 +68,7 @@ class RowLevelSecurity(DatabaseResource[Inputs, State]):
             table=identifier({"table": inputs.table}, "table"),
             revoke_unguarded_from=tuple(roles),
             revoke_undeclared=_undeclared(inputs.revoke_undeclared or {}) or None,
+            withheld_columns=_withheld(inputs.withheld_columns or {}) or None,
         )
 
     def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
@@ -79,15 +82,29 @@ class RowLevelSecurity(DatabaseResource[Inputs, State]):
             raise InputError(
                 "revokeUndeclared", f"revokeUndeclared: role {', '.join(missing_undeclared)} does not exist"
             )
+        withheld = checked.withheld_columns or {}
+        with db.connection() as conn:
+            missing_withheld = catalog.missing_roles(conn, list(withheld))
+            columns = table_columns(conn, checked.schema, checked.table)
+        if missing_withheld:
+            raise InputError("withheldColumns", f"withheldColumns: role {', '.join(missing_withheld)} does not exist")
+        unknown = sorted({c for by in withheld.values() for cols in by.values() for c in cols} - set(columns))
+        if unknown:
+            raise InputError(
+                "withheldColumns",
+                f"withheldColumns: {checked.schema}.{checked.table} has no column {', '.join(unknown)}",
+            )
 
     def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         schema, table = inputs.schema, inputs.table
         roles = list(inputs.revoke_unguarded_from)
         undeclared = _plain(inputs.revoke_undeclared)
+        withheld = inputs.withheld_columns or {}
         with db.connection() as conn:
             live = catalog.read_rls(conn, schema, table)
             holders = catalog.roles_holding_unguarded(conn, schema, table, roles) if live else []
             held_again = catalog.roles_holding(conn, schema, table, undeclared) if live and undeclared else []
+            columns_again = catalog.column_privileges_held(conn, schema, table, withheld) if live else {}
         if live is None:
             raise missing_table("table", schema, table)
         changes = compare_fields(
@@ -97,6 +114,8 @@ class RowLevelSecurity(DatabaseResource[Inputs, State]):
             changes["revokeUnguardedFrom"] = "update"
         if undeclared != _plain(state.revoke_undeclared) or held_again:
             changes["revokeUndeclared"] = "update"
+        if withheld != (state.withheld_columns or {}) or columns_again:
+            changes["withheldColumns"] = "update"
         return changes
 
     def _apply(self, db: Database, inputs: Inputs, *, baseline: bool = False) -> catalog.RlsState:
@@ -136,6 +155,11 @@ class RowLevelSecurity(DatabaseResource[Inputs, State]):
             held = catalog.privileges_held(conn, schema, table, _plain(inputs.revoke_undeclared))
             for role, privileges in held.items():
                 conn.execute(render.revoke([role], schema, table, privileges))
+            # A column-level grant of a withheld column (by hand): no column Grant lists it.
+            granted = catalog.column_privileges_held(conn, schema, table, inputs.withheld_columns or {})
+            for role, by_privilege in granted.items():
+                for privilege, columns in by_privilege.items():
+                    conn.execute(render.revoke_columns(role, schema, table, privilege, columns))
             return before
 
     def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
@@ -182,15 +206,26 @@ class RowLevelSecurity(DatabaseResource[Inputs, State]):
             # A declared role that holds one again shows as drift (left out), which `up` repairs.
             holders = set(catalog.roles_holding_unguarded(conn, schema, table, declared)) if live else set()
             held_again = set(catalog.roles_holding(conn, schema, table, undeclared)) if live and undeclared else set()
+            withheld = (known.withheld_columns if known else None) or {}
+            columns_again = catalog.column_privileges_held(conn, schema, table, withheld) if live else {}
         if live is None:
             return None
         still_revoked = {role: tuple(p) for role, p in undeclared.items() if role not in held_again}
+        # A withheld column granted again shows as drift (left out), which `up` repairs.
+        still_withheld = {
+            role: {
+                p: tuple(c for c in cols if c not in columns_again.get(role, {}).get(p, []))
+                for p, cols in by_privilege.items()
+            }
+            for role, by_privilege in withheld.items()
+        }
         read_inputs = Inputs(
             schema=schema,
             table=table,
             force=live.forced,
             revoke_unguarded_from=tuple(r for r in declared if r not in holders),
             revoke_undeclared=still_revoked or None,
+            withheld_columns=still_withheld or None,
         )
         previous = state.previous if state else RlsFlags(enabled=live.enabled, force=live.forced)
         return State.taking(read_inputs, enabled=live.enabled, previous=previous), read_inputs
@@ -240,3 +275,19 @@ def _undeclared(raw: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]
         if privileges:
             undeclared[role] = tuple(sorted(set(privileges), key=catalog.GUARDED_PRIVILEGES.index))
     return undeclared
+
+
+def _withheld(raw: Mapping[str, Mapping[str, tuple[str, ...]]]) -> dict[str, dict[str, tuple[str, ...]]]:
+    withheld: dict[str, dict[str, tuple[str, ...]]] = {}
+    for role, by_privilege in sorted(raw.items()):
+        identifier({"withheldColumns": role}, "withheldColumns")
+        for privilege, columns in sorted(by_privilege.items()):
+            if privilege not in COLUMN_PRIVILEGES:
+                raise InputError(
+                    "withheldColumns",
+                    f"withheldColumns.{role}: expected one of {', '.join(COLUMN_PRIVILEGES)}, got {privilege}",
+                )
+            names = tuple(sorted({identifier({"withheldColumns": c}, "withheldColumns") for c in columns}))
+            if names:
+                withheld.setdefault(role, {})[privilege] = names
+    return withheld
