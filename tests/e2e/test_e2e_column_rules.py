@@ -151,6 +151,17 @@ def test_immutable_columns_hold_past_privileges_in_a_definer_function(prod: tupl
     assert app.run("service_role", "update notes set org_id = %(o)s where id = %(note)s") == 1
 
 
+def test_only_the_author_edits_a_note_whose_author_is_read_only(prod: tuple[App, Any]) -> None:
+    app, _ = prod
+    # The organisation's owner reads the member's note but neither edits nor deletes it, nor takes it over.
+    assert app.run("owner", "select body from notes where id = %(note)s") is not None
+    assert app.run("owner", "update notes set body = 'not mine' where id = %(note)s") == 0
+    assert app.run("owner", "delete from notes where id = %(note)s") == 0
+    with REFUSED:  # the author column is the client's to set on neither insert nor update
+        app.run("owner", "update notes set created_by = %(owner)s where id = %(note)s")
+    assert app.run("service_role", "select created_by from notes where id = %(note)s") == (app.ids["member"],)
+
+
 def test_hidden_columns_are_not_selectable(prod: tuple[App, Any]) -> None:
     app, _ = prod
     for statement in (
@@ -267,7 +278,9 @@ def test_the_access_matrix_shows_the_column_rules_and_probes_as_the_app_writes(p
     assert matrix.notes == ()  # every probe decided by a privilege or a policy (no column rule tripped one)
     member = "authenticated (member of A's groups)"
     own_then_other = "".join(matrix.symbol(Cell(member, "notes", op, whose)) for op in OPERATIONS for whose in WHOSE)
-    assert own_then_other == "✓✗✓✗✓✗✓✗"
+    # The probe row of the member's own organisation is another user's note: read, and insert as the
+    # author, but neither update nor delete (write: author).
+    assert own_then_other == "✓✗✓✗✗✗✗✗"
     text = matrix.render_text()
     assert "notes: readOnly created_by; immutable org_id; hidden from authenticated: internal_note" in text
     assert "profiles: readOnly plan, is_verified" in matrix.render_markdown()
