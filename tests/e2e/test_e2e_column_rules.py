@@ -58,13 +58,14 @@ def seed(dsn: str) -> App:
     """Organisation O of `owner` with `member`; a note of the member's in O; organisation P of `outsider`; profiles."""
     ids: dict[str, Any] = {}
     with psycopg.connect(dsn) as conn:
-        for name in ("owner", "member", "outsider"):
+        for name in ("owner", "member", "outsider", "admin", "newcomer"):
             ids[name] = uuid.uuid4()
             conn.execute("insert into auth.users (id) values (%s)", (ids[name],))
     app = App(dsn, ids)
     (ids["o"],) = app.run("owner", "insert into orgs (name) values ('O') returning id")
     (ids["p"],) = app.run("outsider", "insert into orgs (name) values ('P') returning id")
     app.run("owner", "insert into org_members (org_id, user_id) values (%(o)s, %(member)s)")
+    app.run("owner", "insert into org_members (org_id, user_id, role) values (%(o)s, %(admin)s, 'admin')")
     (ids["note"],) = app.run("member", "insert into notes (org_id, body) values (%(o)s, 'N') returning id")
     app.run("service_role", "update notes set internal_note = 'flagged' where id = %(note)s")
     for name in ("owner", "member"):
@@ -153,13 +154,30 @@ def test_immutable_columns_hold_past_privileges_in_a_definer_function(prod: tupl
 
 def test_only_the_author_edits_a_note_whose_author_is_read_only(prod: tuple[App, Any]) -> None:
     app, _ = prod
-    # The organisation's owner reads the member's note but neither edits nor deletes it, nor takes it over.
-    assert app.run("owner", "select body from notes where id = %(note)s") is not None
-    assert app.run("owner", "update notes set body = 'not mine' where id = %(note)s") == 0
-    assert app.run("owner", "delete from notes where id = %(note)s") == 0
-    with REFUSED:  # the author column is the client's to set on neither insert nor update
-        app.run("owner", "update notes set created_by = %(owner)s where id = %(note)s")
+    # The organisation's owner and an admin read the member's note but do not edit it, nor take it over
+    # (they may delete it: delete: admins, tested with a note of its own below).
+    for who in ("owner", "admin"):
+        assert app.run(who, "select body from notes where id = %(note)s") is not None
+        assert app.run(who, "update notes set body = 'not mine' where id = %(note)s") == 0
+        with REFUSED:  # the author column is the client's to set on neither insert nor update
+            app.run(who, "update notes set created_by = %(owner)s where id = %(note)s")
     assert app.run("service_role", "select created_by from notes where id = %(note)s") == (app.ids["member"],)
+
+
+def test_roles_in_the_organisation_go_only_as_its_grants_say(prod: tuple[App, Any]) -> None:
+    app, _ = prod
+    with REFUSED:  # only the owner adds admins
+        app.run("admin", "insert into org_members (org_id, user_id, role) values (%(o)s, %(newcomer)s, 'admin')")
+    # A member cannot make themself an admin: the row is not theirs to change.
+    assert app.run("member", "update org_members set role = 'admin' where user_id = %(member)s") == 0
+    with REFUSED:
+        app.run("member", "insert into org_members (org_id, user_id, role) values (%(o)s, %(member)s, 'admin')")
+    # An admin adds a member and removes them again; an admin deletes a note (delete: admins) it did not write.
+    assert app.run("admin", "insert into org_members (org_id, user_id) values (%(o)s, %(newcomer)s)") == 1
+    assert app.run("admin", "delete from org_members where user_id = %(newcomer)s") == 1
+    (written,) = app.run("member", "insert into notes (org_id, body) values (%(o)s, 'to go') returning id")
+    assert app.run("admin", "delete from notes where id = %(written)s", {"written": written}) == 1
+    assert app.run("service_role", "select role from org_members where user_id = %(member)s") == ("member",)
 
 
 def test_hidden_columns_are_not_selectable(prod: tuple[App, Any]) -> None:
