@@ -39,9 +39,10 @@ def test_rls_unprepared_with_variant_and_explain(localdb_url: str) -> None:
 @pytest.mark.db
 def test_columns_prints_its_table(localdb_url: str) -> None:
     out = run_bench("columns", "--notes", "200", "--updates", "6", "--blocks", "3")
-    for setting in ("table-wide", "column privileges", "column rules"):
+    for setting in ("table-wide", "column privileges", "column rules", "without either"):
         assert f"| {setting} " in out
     assert "column rules / table-wide: " in out and "target " in out
+    assert "column rules and author policies / without either: " in out
 
 
 @pytest.mark.db
