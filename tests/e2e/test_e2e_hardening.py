@@ -45,13 +45,16 @@ def request(dsn: str, persona: Persona, statement: str, params: tuple[Any, ...])
 
 
 def database_state(dsn: str) -> dict[str, Any]:
-    """What the hardening touches: triggers, private schema and its tables, indexes, generated_content's policies."""
+    """What the hardening touches: the app's triggers, private schema and its tables, indexes,
+    generated_content's policies (Storage's own triggers are the platform's)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         return {
             "triggers": sorted(
                 r[0]
                 for r in conn.execute(
-                    "select tgname || ' on ' || tgrelid::regclass from pg_trigger where not tgisinternal"
+                    "select t.tgname || ' on ' || t.tgrelid::regclass from pg_trigger t "
+                    "join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace "
+                    "where not t.tgisinternal and n.nspname = 'public'"
                 )
             ),
             "schemas": sorted(
