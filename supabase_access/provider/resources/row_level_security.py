@@ -73,19 +73,19 @@ class RowLevelSecurity(DatabaseResource[Inputs, State]):
 
     def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         _table_state(db, checked.schema, checked.table)
+        withheld = checked.withheld_columns or {}
         with db.connection() as conn:
             missing = catalog.missing_roles(conn, list(checked.revoke_unguarded_from))
             missing_undeclared = catalog.missing_roles(conn, list(checked.revoke_undeclared or {}))
+            missing_withheld = catalog.missing_roles(conn, list(withheld))
+            # Only a table with column rules pays for reading its columns.
+            columns = table_columns(conn, checked.schema, checked.table) if withheld else {}
         if missing:
             raise InputError("revokeUnguardedFrom", f"revokeUnguardedFrom: role {', '.join(missing)} does not exist")
         if missing_undeclared:
             raise InputError(
                 "revokeUndeclared", f"revokeUndeclared: role {', '.join(missing_undeclared)} does not exist"
             )
-        withheld = checked.withheld_columns or {}
-        with db.connection() as conn:
-            missing_withheld = catalog.missing_roles(conn, list(withheld))
-            columns = table_columns(conn, checked.schema, checked.table)
         if missing_withheld:
             raise InputError("withheldColumns", f"withheldColumns: role {', '.join(missing_withheld)} does not exist")
         unknown = sorted({c for by in withheld.values() for cols in by.values() for c in cols} - set(columns))
