@@ -2,7 +2,7 @@
 
     python -m bench.versions [--versions 17 15] [--runs 3] BENCH [BENCH'S OPTIONS ...]
 
-BENCH is rls, groups or engine. For each run and version in turn (17, 15, 17, 15, ...), the
+BENCH is rls, groups, engine or storage. For each run and version in turn (17, 15, 17, 15, ...), the
 checkout's cluster is switched to that version (`scripts/localdb start` with
 SUPABASE_ACCESS_PG_VERSION, which makes the cluster anew when the version changes: any kept bench
 database is lost) and the bench runs on it, printing its own table as usual. At the end one table
@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.common import FIGURES_ENV, REPO, format_table, median
 
-BENCHES = ("rls", "groups", "engine")
+BENCHES = ("rls", "groups", "engine", "storage")
 
 
 @dataclass(frozen=True)

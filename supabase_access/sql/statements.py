@@ -1376,11 +1376,20 @@ STORAGE_SCHEMA = "storage"
 BUCKET_ACCESS = ("owner-folder", "owner-id", "member", "public-read", "service-only", "open")
 # What each kind's policies let the API roles do to a bucket's objects.
 STORAGE_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
-# The first folder of an object's path, as Storage's own helper reads it.
-_FIRST_FOLDER = sql.SQL("(storage.foldername(name))[1]")
+# The first folder of an object's path: `(storage.foldername(name))[1]` without the SQL function, which
+# PostgreSQL inlines (parsing its body) at every statement and evaluates as two string_to_array per row;
+# an object at the bucket's root has no folder (foldername gives NULL), hence the `/` test.
+_FIRST_FOLDER = sql.SQL("split_part(name, '/', 1)")
+_IN_A_FOLDER = sql.SQL("strpos(name, '/') > 0")
 # No `..` segment anywhere in the path (`<uid>/../<other>/x` names another user's folder to whatever
 # resolves the path later), and no empty one (`<uid>//x`).
 _PLAIN_PATH = sql.SQL("not ('..' = any (string_to_array(name, '/')) or '' = any (string_to_array(name, '/')))")
+
+
+def first_folder_matches(test: sql.Composable) -> sql.Composed:
+    """`<first folder of name> <test>` (e.g. `= 'x'`), false for an object at the bucket's root: the rows
+    `(storage.foldername(name))[1] <test>` admits."""
+    return sql.SQL("{} {} and {}").format(_FIRST_FOLDER, test, _IN_A_FOLDER)
 
 
 def bucket_policy_name(bucket: str, command: str) -> str:
@@ -1396,10 +1405,18 @@ def bucket_policies(
     statement (`(select auth.uid()::text)`), and a group's ids come from its membership function once
     per statement. A `public` bucket's objects are served by URL without any policy, so public-read
     gives it none: a SELECT policy would only let clients list every file (splinter's
-    public_bucket_allows_listing)."""
+    public_bucket_allows_listing).
+
+    The kinds that check a folder or owner read `case when bucket_id = <bucket> then <check> else false
+    end` (the same rows as `bucket_id = <bucket> and <check>`): PostgreSQL ORs the policies of every
+    bucket into each statement on storage.objects, and an OR whose branches each start with an indexable
+    `bucket_id = ...` makes the planner cost index paths for every bucket's branch at every statement,
+    where the CASE leaves it only the statement's own filter to match (bench.storage). The broad kinds
+    (open, public-read) stay `bucket_id = <bucket>`, the form splinter recognises."""
     if access not in BUCKET_ACCESS:
         raise ValueError(f"unknown bucket access {access!r} (known: {', '.join(BUCKET_ACCESS)})")
-    in_bucket = sql.SQL("bucket_id = {}").format(sql.Literal(bucket))
+    bucket_id = sql.Literal(bucket)
+    in_bucket = sql.SQL("bucket_id = {}").format(bucket_id)
     user_id_text = sql.SQL("(select auth.uid()::text)")
     if access == "service-only":
         return ()
@@ -1409,21 +1426,25 @@ def bucket_policies(
         if public:
             return ()
         return _bucket_policies(bucket, ("anon", "authenticated"), ("SELECT",), in_bucket, in_bucket)
+
+    def in_bucket_only(check: sql.Composable) -> sql.Composable:
+        return sql.SQL("case when bucket_id = {} then {} else false end").format(bucket_id, check)
+
     if access == "owner-id":
         # Storage writes the uploader's id into owner_id; the API never lets a client choose it.
-        owned = sql.SQL("{} and owner_id = {}").format(in_bucket, user_id_text)
+        owned = in_bucket_only(sql.SQL("owner_id = {}").format(user_id_text))
         return _bucket_policies(bucket, ("authenticated",), STORAGE_COMMANDS, owned, owned)
     if access == "owner-folder":
-        folder = sql.SQL("{} = {}").format(_FIRST_FOLDER, user_id_text)
+        folder = first_folder_matches(sql.SQL("= {}").format(user_id_text))
     else:
         if not group_function:
             raise ValueError("a member bucket needs the membership's group function (schema.name)")
         schema, _, name = group_function.partition(".")
-        folder = sql.SQL("{} = any (array(select g::text from {}() as g))").format(
-            _FIRST_FOLDER, sql.Identifier(schema, name)
+        folder = first_folder_matches(
+            sql.SQL("= any (array(select g::text from {}() as g))").format(sql.Identifier(schema, name))
         )
-    readable = sql.SQL("{} and {}").format(in_bucket, folder)
-    writable = sql.SQL("{} and {} and {}").format(in_bucket, folder, _PLAIN_PATH)
+    readable = in_bucket_only(folder)
+    writable = in_bucket_only(sql.SQL("{} and {}").format(folder, _PLAIN_PATH))
     return _bucket_policies(bucket, ("authenticated",), STORAGE_COMMANDS, readable, writable)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from review.postgrest import Persona, connect_as_authenticator
 from review.storage_matrix import compute_storage_matrix
@@ -22,6 +23,7 @@ from supabase_access.provider.base import CHECK_LOG, InputError
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.provider.resources.storage_bucket import StorageBucket
+from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from tests.support.localdb import both_platforms
 from tests.support.resources import UnreachableDatabase, create
@@ -326,3 +328,22 @@ def test_the_storage_matrix_shows_each_persona_on_each_bucket(app: App) -> None:
     assert rows["exports"] == [nothing] * 6 + [everything]
     with psycopg.connect(app.dsn) as conn:
         assert conn.execute("select count(*) from storage.objects").fetchone() == (0,), "the fixture is gone"
+
+
+def test_the_policies_read_the_first_folder_as_storage_foldername(fresh_db: str) -> None:
+    """The policies find an object's first folder without calling storage.foldername (it costs every
+    statement a parse and every row two string_to_array): on awkward paths both admit the same rows."""
+    names = ["u/x.png", "u", "u/", "/u/x", "u//x", "u/../v/x", "../u/x", "", "u/v/w", "uu/x", "u/x/", "u\\x", "%/x"]
+    folders = ["u", "", "uu", "..", "%", None]
+    ours = render.first_folder_matches(sql.SQL("= %(folder)s"))
+    with psycopg.connect(fresh_db) as conn:
+        for name in names:
+            for folder in folders:
+                row = conn.execute(
+                    sql.SQL(
+                        "select coalesce({}, false), coalesce((storage.foldername(name))[1] = %(folder)s, false)"
+                        " from (select %(name)s::text as name) as o"
+                    ).format(ours),
+                    {"name": name, "folder": folder},
+                ).fetchone()
+                assert row is not None and row[0] == row[1], (name, folder, row)
