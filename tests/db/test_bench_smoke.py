@@ -83,6 +83,11 @@ def test_latency_proxy_stops_by_itself(localdb_url: str) -> None:
 def test_storage_prints_its_table(localdb_url: str) -> None:
     out = run_bench("storage", "--objects", "2000", "--users", "50", "--projects", "20", "--repeat", "2")
     assert "| request (a project member)" in out and "policies/by hand" in out
-    for request in ("download my avatar", "list my avatar folder", "download a project's file", "list a project's files"):
+    for request in (
+        "download my avatar",
+        "list my avatar folder",
+        "download a project's file",
+        "list a project's files",
+    ):
         assert f"| {request}" in out
     assert "initplan(s)" in out
