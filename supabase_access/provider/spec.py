@@ -9,6 +9,7 @@ so the program can import it without loading the provider.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import types
 import typing
@@ -79,8 +80,11 @@ class ResourceSpec:
         cls, name: str, description: str, inputs: type[Props], state: type[Props], *, retired: bool = False
     ) -> ResourceSpec:
         """The spec declared by its types: `inputs`' fields are the inputs, the fields `state` (a subclass
-        of `inputs`: state holds the inputs too) adds are the outputs."""
-        assert issubclass(state, inputs), f"{name}: the state type must extend the inputs type"
+        of `inputs`: state holds the inputs too) adds are the outputs. A state that keeps only some of the
+        inputs and adds none (AccessPreflight's) is a base of `inputs` instead."""
+        assert issubclass(state, inputs) or issubclass(inputs, state), (
+            f"{name}: the state type must extend the inputs type (or, keeping some inputs only, be its base)"
+        )
         declared = inputs.props()
         outputs = tuple(p for p in state.props() if p not in declared)
         return cls(name, description, declared, outputs, retired, inputs, state)
@@ -169,7 +173,11 @@ def prop(
         "replaces": replaces,
     }
     if required:
-        return field(metadata=meta) if fallback is UNSET else field(default=fallback, metadata=meta)
+        if fallback is UNSET:
+            return field(metadata=meta)
+        if isinstance(fallback, dict):
+            return field(default_factory=functools.partial(dict, fallback), metadata=meta)
+        return field(default=fallback, metadata=meta)
     if isinstance(default, (list, tuple)):
         items = tuple(default)
         return field(default=items, metadata=meta)

@@ -8,10 +8,8 @@ from typing import Any
 
 from supabase_access.model.connection import DEFAULT_DATABASE, DEFAULT_PORT, DEFAULT_SSLMODE, DEFAULT_USERNAME
 from supabase_access.provider.spec import (
-    BOOLEAN,
     INTEGER,
     MAP,
-    MAPS,
     STRING,
     STRINGS,
     Prop,
@@ -52,116 +50,103 @@ def _private_schema(default: object = PRIVATE_SCHEMA) -> Prop:
     )
 
 
-ACCESS_PREFLIGHT = ResourceSpec(
+ADDED_COLUMNS_DESCRIPTION = (
+    "Table -> column -> type of the columns the stack adds before the policies that name them (owner "
+    "copies): the policies are checked as if they were there. Left out when there are none."
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessPreflightState(Props):
+    """What the preflight keeps in state: the schema and tables it claims. Not the policies again: the
+    engine rewrites the whole state file after every step, so a second copy of every table's policies
+    would cost each step of a large stack. The inputs type extends it."""
+
+    schema: str = prop("Schema of the model's tables.", required=True, fallback="public")
+    tables: tuple[str, ...] = prop(
+        "The model's tables; each must exist and be alterable by the login role.", required=True, fallback=()
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessPreflightInputs(AccessPreflightState):
+    roles: tuple[str, ...] = prop("Roles the policies and grants name; each must exist.", required=True, fallback=())
+    # Table -> policy name -> policy: each table's map is checked (and rendered) by the preflight's normalize.
+    policies: Mapping[str, Any] = prop(
+        "Table -> policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); "
+        "each parsed by PostgreSQL.",
+        required=True,
+        fallback={},
+    )
+    source: str = prop(
+        "Where the model comes from, named in errors (e.g. the model file's setting).",
+        required=True,
+        fallback="the access model",
+    )
+    policy_settings: Mapping[str, str] = prop(
+        "`table.policy` -> the stack setting that declared it, so an error names the setting.",
+        required=True,
+        fallback={},
+    )
+    grants: Mapping[str, tuple[str, ...]] = prop(
+        "Role -> privileges the stack grants on every table: a policy for a role without its command is refused.",
+        default={},
+    )
+    refuse_open_writes: bool = prop(
+        "Refuse a permissive write policy for the API's roles that PostgreSQL reduces to true (prod).", default=False
+    )
+    exposed_schemas: tuple[str, ...] = prop(
+        "The Data API's schemas: a table there that the model leaves out fails or warns (`uncoveredTables`).",
+        default=[],
+    )
+    buckets: tuple[str, ...] | None = prop(
+        "The model's Storage buckets: any other bucket of storage.buckets fails or warns (`uncoveredTables`). "
+        "Left out when the model has none."
+    )
+    uncovered_tables: str = prop(
+        "`fail` (prod) or `warn`: what an exposed table outside the model does to the preview.", default="warn"
+    )
+    definer_objects: tuple[str, ...] | None = prop(
+        "Views and functions of the exposed schemas declared to run with their owner's rights (`schema.name`); "
+        "left out when there are none."
+    )
+    table_grants: Mapping[str, Mapping[str, tuple[str, ...]]] | None = prop(
+        "Table -> role -> privileges, for tables whose access kind grants other than `grants` (public-read, "
+        "service-only, membership tables); left out when there are none."
+    )
+    # GroupFunctions' inputs as the program sent them (group_functions.prelude_for parses each).
+    group_helpers: tuple[Mapping[str, Any], ...] | None = prop(
+        "The group functions the policies call (GroupFunctions' inputs, one per membership table), made inside "
+        "the rolled-back parse of the policies; left out when the model has no groups."
+    )
+    added_columns: Mapping[str, Mapping[str, str]] | None = prop(ADDED_COLUMNS_DESCRIPTION)
+    model: Mapping[str, Any] | None = prop(
+        "The access model (as the model file reads), for the widening probe: with `refuseOpenWrites`, every "
+        "extra permissive policy (`policySettings`) is probed as the API's personas on rows the probe makes in "
+        "its rolled-back transaction, and refused if it gives rows the table's kind does not. Left out when "
+        "there is no extra permissive policy to judge."
+    )
+    widenings: Mapping[str, str] | None = prop(
+        "`table.policy` -> why, for the extra policies declared to widen access (`widens:`): the probe lists "
+        "what they give instead of refusing them. Left out when there are none."
+    )
+    replaced_policies: Mapping[str, Mapping[str, Any]] | None = prop(
+        "Table -> policy name -> the generated policy an extra one replaces (`replaces: true`), which the probe "
+        "judges the replacement against. Left out when there are none."
+    )
+    # Table -> its column rules as the model's plain data (model.access_model.parse_column_rules reads each).
+    column_rules: Mapping[str, Any] | None = prop(
+        "Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named "
+        "must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none."
+    )
+
+
+ACCESS_PREFLIGHT = ResourceSpec.typed(
     "AccessPreflight",
     "Checks, before any other resource runs, that the database can be reached, the tables and roles exist and "
     "PostgreSQL accepts every policy expression: bad input stops `up` with nothing applied.",
-    inputs=(
-        Prop("schema", STRING, "Schema of the model's tables.", required=True),
-        Prop(
-            "tables", STRINGS, "The model's tables; each must exist and be alterable by the login role.", required=True
-        ),
-        Prop("roles", STRINGS, "Roles the policies and grants name; each must exist.", required=True),
-        Prop(
-            "policies",
-            MAP,
-            "Table -> policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); "
-            "each parsed by PostgreSQL.",
-            required=True,
-        ),
-        Prop(
-            "source",
-            STRING,
-            "Where the model comes from, named in errors (e.g. the model file's setting).",
-            required=True,
-        ),
-        Prop(
-            "policySettings",
-            MAP,
-            "`table.policy` -> the stack setting that declared it, so an error names the setting.",
-            required=True,
-        ),
-        Prop(
-            "grants",
-            MAP,
-            "Role -> privileges the stack grants on every table: a policy for a role without its command is refused.",
-            default={},
-        ),
-        Prop(
-            "refuseOpenWrites",
-            BOOLEAN,
-            "Refuse a permissive write policy for the API's roles that PostgreSQL reduces to true (prod).",
-            default=False,
-        ),
-        Prop(
-            "exposedSchemas",
-            STRINGS,
-            "The Data API's schemas: a table there that the model leaves out fails or warns (`uncoveredTables`).",
-            default=[],
-        ),
-        Prop(
-            "buckets",
-            STRINGS,
-            "The model's Storage buckets: any other bucket of storage.buckets fails or warns (`uncoveredTables`). "
-            "Left out when the model has none.",
-        ),
-        Prop(
-            "uncoveredTables",
-            STRING,
-            "`fail` (prod) or `warn`: what an exposed table outside the model does to the preview.",
-            default="warn",
-        ),
-        Prop(
-            "definerObjects",
-            STRINGS,
-            "Views and functions of the exposed schemas declared to run with their owner's rights (`schema.name`); "
-            "left out when there are none.",
-        ),
-        Prop(
-            "tableGrants",
-            MAP,
-            "Table -> role -> privileges, for tables whose access kind grants other than `grants` (public-read, "
-            "service-only, membership tables); left out when there are none.",
-        ),
-        Prop(
-            "groupHelpers",
-            MAPS,
-            "The group functions the policies call (GroupFunctions' inputs, one per membership table), made inside "
-            "the rolled-back parse of the policies; left out when the model has no groups.",
-        ),
-        Prop(
-            "addedColumns",
-            MAP,
-            "Table -> column -> type of the columns the stack adds before the policies that name them (owner "
-            "copies): the policies are checked as if they were there. Left out when there are none.",
-        ),
-        Prop(
-            "model",
-            MAP,
-            "The access model (as the model file reads), for the widening probe: with `refuseOpenWrites`, every "
-            "extra permissive policy (`policySettings`) is probed as the API's personas on rows the probe makes in "
-            "its rolled-back transaction, and refused if it gives rows the table's kind does not. Left out when "
-            "there is no extra permissive policy to judge.",
-        ),
-        Prop(
-            "widenings",
-            MAP,
-            "`table.policy` -> why, for the extra policies declared to widen access (`widens:`): the probe lists "
-            "what they give instead of refusing them. Left out when there are none.",
-        ),
-        Prop(
-            "replacedPolicies",
-            MAP,
-            "Table -> policy name -> the generated policy an extra one replaces (`replaces: true`), which the probe "
-            "judges the replacement against. Left out when there are none.",
-        ),
-        Prop(
-            "columnRules",
-            MAP,
-            "Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named "
-            "must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none.",
-        ),
-    ),
+    AccessPreflightInputs,
+    AccessPreflightState,
 )
 
 
@@ -213,10 +198,6 @@ ROW_LEVEL_SECURITY = ResourceSpec.typed(
     RowLevelSecurityState,
 )
 
-ADDED_COLUMNS_DESCRIPTION = (
-    "Table -> column -> type of the columns the stack adds before the policies that name them (owner "
-    "copies): the policies are checked as if they were there. Left out when there are none."
-)
 # Policy name -> policy, as the model's plain data (model.policy: policy_from_plain, policy_from_stored).
 PolicyMap = Mapping[str, Any]
 

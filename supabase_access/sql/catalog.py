@@ -17,7 +17,7 @@ from supabase_access.sql import statements as render
 # Imported from here too (where they were defined before sql/errors.py held every error type).
 from supabase_access.sql.errors import CatalogError as CatalogError
 from supabase_access.sql.errors import PolicyRejectedError as PolicyRejectedError
-from supabase_access.sql.rows import Query, fetch_value
+from supabase_access.sql.rows import Query, fetch_all, fetch_one, fetch_value
 
 # The table privileges row-level security guards: the Data API's four commands. Every other one
 # the server knows is unguarded: TRUNCATE empties a table whatever its policies, REFERENCES and
@@ -754,17 +754,32 @@ def table_privilege_query() -> sql.SQL:
     )
 
 
-def private_schema_rights(conn: psycopg.Connection, schema: str, table: str) -> tuple[bool, bool, bool, bool]:
-    """(the schema exists, the login role may create schemas, may create in it, `table` is there), one round trip."""
-    row = conn.execute(
-        "select n.oid is not null, has_database_privilege(current_database(), 'CREATE'), "
-        "coalesce(has_schema_privilege(n.oid, 'CREATE'), false), "
-        "exists (select from pg_class c where c.relnamespace = n.oid and c.relname = %s) "
-        "from (select) x left join pg_namespace n on n.nspname = %s",
-        (table, schema),
-    ).fetchone()
-    assert row is not None
-    return bool(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
+@dataclass(frozen=True)
+class PrivateSchemaRights:
+    """What the login role may do about the private schema, and what is there already."""
+
+    exists: bool
+    create_schemas: bool  # may create schemas in the database
+    create_in_schema: bool  # may create in the schema (false when there is none)
+    has_table: bool  # the schema holds the table asked about
+
+
+PRIVATE_SCHEMA_RIGHTS = Query(
+    sql.SQL(
+        "select n.oid is not null as exists, has_database_privilege(current_database(), 'CREATE') as create_schemas, "
+        "coalesce(has_schema_privilege(n.oid, 'CREATE'), false) as create_in_schema, "
+        "exists (select from pg_class c where c.relnamespace = n.oid and c.relname = %s) as has_table "
+        "from (select) x left join pg_namespace n on n.nspname = %s"
+    ),
+    PrivateSchemaRights,
+)
+
+
+def private_schema_rights(conn: psycopg.Connection, schema: str, table: str) -> PrivateSchemaRights:
+    """The login role's rights on the private schema `schema` and whether `table` is there, one round trip."""
+    rights = fetch_one(conn, PRIVATE_SCHEMA_RIGHTS, (table, schema))
+    assert rights is not None  # one row, whether the schema exists or not
+    return rights
 
 
 def database_create_privilege_query() -> sql.SQL:
@@ -1163,21 +1178,31 @@ def read_exposed_functions(conn: psycopg.Connection, schema: str, grantees: Sequ
     ]
 
 
-def uncovered_buckets(conn: psycopg.Connection, modelled: Sequence[str]) -> list[tuple[str, bool]]:
-    """(id, public) of the Storage buckets neither in `modelled` nor managed by a stack (whose policies
-    on storage.objects carry its mark); none where the database has no Storage."""
-    row = conn.execute("select to_regclass('storage.buckets') is not null").fetchone()
-    if row is None or not row[0]:
-        return []
-    rows = conn.execute(
-        "select b.id, coalesce(b.public, false) from storage.buckets b where not (b.id = any(%s))"
+@dataclass(frozen=True)
+class BucketVisibility:
+    id: str
+    public: bool
+
+
+UNCOVERED_BUCKETS = Query(
+    sql.SQL(
+        "select b.id::text as id, coalesce(b.public, false) as public from storage.buckets b"
+        " where not (b.id = any(%s))"
         " and not exists (select from pg_policy p where p.polrelid = 'storage.objects'::regclass"
         "  and left(p.polname, length(b.id) + 2) = b.id || ': '"
         "  and starts_with(coalesce(obj_description(p.oid, 'pg_policy'), ''), %s))"
-        " order by b.id",
-        (list(modelled), render.STACK_MARKER_PREFIX),
-    ).fetchall()
-    return [(str(bucket), bool(public)) for bucket, public in rows]
+        " order by b.id"
+    ),
+    BucketVisibility,
+)
+
+
+def uncovered_buckets(conn: psycopg.Connection, modelled: Sequence[str]) -> list[BucketVisibility]:
+    """The Storage buckets neither in `modelled` nor managed by a stack (whose policies on storage.objects
+    carry its mark); none where the database has no Storage."""
+    if not fetch_value(conn, sql.SQL("select to_regclass('storage.buckets') is not null")):
+        return []
+    return fetch_all(conn, UNCOVERED_BUCKETS, (list(modelled), render.STACK_MARKER_PREFIX))
 
 
 # --- Realtime --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from supabase_access.model.policy import PolicySpec
 from supabase_access.model.profiles import AccessPlan, plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain, rule_to_plain
 from supabase_access.provider.base import CHECK_LOG, InputError
-from supabase_access.provider.resources import access_preflight
+from supabase_access.provider.preflight import widening
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.group_functions import prelude_for
 from supabase_access.sql import catalog
@@ -310,7 +310,7 @@ def test_a_proved_declaration_is_not_probed_again(db: Database, monkeypatch: pyt
     def no_probe(*args: object, **kwargs: object) -> None:
         raise AssertionError("probed again")
 
-    monkeypatch.setattr(access_preflight, "probe_widening", no_probe)
+    monkeypatch.setattr(widening, "probe_widening", no_probe)
     AccessPreflight().check(db, olds, dict(inputs))
     with pytest.raises(AssertionError, match="probed again"):
         AccessPreflight().check(db, olds, {**inputs, "widenings": {"sessions.insert_any": "bulk imports"}})

@@ -14,7 +14,7 @@ from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import InGroup, plan_access
 from supabase_access.model.rule_data import predicate_from_plain, predicate_to_plain
 from supabase_access.provider.base import InputError
-from supabase_access.provider.resources.access_preflight import _report_uncovered
+from supabase_access.provider.preflight.exposed import report_uncovered
 from supabase_access.sql import statements as render
 from supabase_access.sql.catalog import ExposedTable
 from tests.support.program import by_type, run_program
@@ -430,7 +430,7 @@ def test_uncovered_team_tables_get_paths_first_never_an_owner_column_on_a_member
         table("labels"),
     ]
     with pytest.raises(InputError) as info:
-        _report_uncovered(uncovered, "public", ["sessions"], "cfg", fail=True)
+        report_uncovered(uncovered, "public", ["sessions"], "cfg", fail=True)
     text = str(info.value)
     assert "public.projects (RLS off): add `projects: {owner: owner_id}`" in text
     assert "add `project_members: {through: {column: project_id, table: projects}}`" in text
