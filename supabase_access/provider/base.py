@@ -114,20 +114,13 @@ InputsT = TypeVar("InputsT", bound=Props)
 StateT = TypeVar("StateT", bound=Props)
 
 
-class DatabaseResource(DatabaseSteps, Generic[InputsT, StateT]):
-    """A resource that lives in the database, typed: its spec is declared by two frozen dataclasses (inputs,
-    and state, which holds the inputs too; `ResourceSpec.typed`). The steps parse the engine's plain data
-    into them once, here, and hand the resource's hooks objects:
-
-    normalize (no database) and validate (new or changed inputs only) make `check`; `diff_live`;
-    on_create, on_read, on_update, on_delete.
-    """
+class TypedEdge(Resource, Generic[InputsT, StateT]):
+    """Where a typed resource meets the engine: its spec is declared by two frozen dataclasses (inputs, and
+    state, which holds the inputs too; `ResourceSpec.typed`). The engine's plain data is parsed into them
+    once, here, and what goes back is made plain again (`wire`)."""
 
     inputs_type: type[InputsT]
     state_type: type[StateT]
-    # What the inputs mean depends on the database, which changes without them (say the functions of a
-    # schema): `validate` runs at every check, not only for new or changed inputs.
-    validate_every_check: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -137,7 +130,6 @@ class DatabaseResource(DatabaseSteps, Generic[InputsT, StateT]):
             cls.inputs_type = cast(Any, spec.inputs_type)
             cls.state_type = cast(Any, spec.state_type)
 
-    # --- the edge: plain data in, plain data out ------------------------------------------------------
     def parse_inputs(self, values: dict[str, Any]) -> InputsT:
         try:
             return self.inputs_type.from_wire(values)
@@ -159,6 +151,30 @@ class DatabaseResource(DatabaseSteps, Generic[InputsT, StateT]):
         except PropsError:
             return None
 
+    def replaced_props(self, was: StateT, wanted: InputsT) -> list[str]:
+        """The replacing inputs (the spec's) whose value changed."""
+        return [
+            p.name
+            for p in self.spec.inputs
+            if p.replaces and getattr(was, p.python_name) != getattr(wanted, p.python_name)
+        ]
+
+    def wire(self, values: Props) -> dict[str, Any]:
+        """Inputs or state as plain data for the engine (a resource with secrets inside a map marks them here)."""
+        return values.to_wire()
+
+
+class DatabaseResource(DatabaseSteps, TypedEdge[InputsT, StateT]):
+    """A resource that lives in the database, typed (TypedEdge): the steps hand the resource's hooks objects.
+
+    normalize (no database) and validate (new or changed inputs only) make `check`; `diff_live`;
+    on_create, on_read, on_update, on_delete.
+    """
+
+    # What the inputs mean depends on the database, which changes without them (say the functions of a
+    # schema): `validate` runs at every check, not only for new or changed inputs.
+    validate_every_check: ClassVar[bool] = False
+
     def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         """Validate and return the inputs; raise InputError naming the property.
 
@@ -173,11 +189,7 @@ class DatabaseResource(DatabaseSteps, Generic[InputsT, StateT]):
 
     def diff(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> Diff:
         was, wanted = self.parse_state(state), self.parse_inputs(inputs)
-        replaces = [
-            p.name
-            for p in self.spec.inputs
-            if p.replaces and getattr(was, p.python_name) != getattr(wanted, p.python_name)
-        ]
+        replaces = self.replaced_props(was, wanted)
         if replaces:
             return Diff(replaces=replaces)
         return Diff(changes=self.diff_live(db, was, wanted))
@@ -268,47 +280,70 @@ class PlainDatabaseResource(DatabaseSteps, ABC):
         return Diff(changes=self.diff_live(db, state, inputs))
 
 
-class HttpResource(Resource, ABC):
-    """A resource behind an HTTP API: its client comes with the resource (injected), no database per step.
+class HttpResource(TypedEdge[InputsT, StateT], ABC):
+    """A resource behind an HTTP API, typed (TypedEdge): its client comes with the resource (injected), no
+    database per step.
 
-    The same shape as DatabaseResource: normalize and validate make `check`, then diff_live,
-    create, read, update, delete.
+    The same shape as DatabaseResource: normalize and validate (at every check: the client's settings
+    change without the inputs) make `check`, then diff_live, on_create, on_read, on_update, on_delete.
     """
 
+    # --- the edge: plain data in, plain data out ------------------------------------------------------
     def check(self, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-        checked = self.normalize(inputs)
-        self.validate(olds, checked)
-        return checked
+        checked = self.normalize(self.parse_inputs(inputs))
+        self.validate(self._known_inputs(olds), checked)
+        return self.wire(checked)
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        return dict(inputs)
+    def diff(self, state: dict[str, Any], inputs: dict[str, Any]) -> Diff:
+        was, wanted = self.parse_state(state), self.parse_inputs(inputs)
+        replaces = self.replaced_props(was, wanted)
+        if replaces:
+            return Diff(replaces=replaces)
+        return Diff(changes=self.diff_live(was, wanted))
 
-    def validate(self, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def create(self, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
+        resource_id, state = self.on_create(self.parse_inputs(inputs), log)
+        return resource_id, self.wire(state)
+
+    def update(self, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
+        return self.wire(self.on_update(self.parse_state(state), self.parse_inputs(inputs), log))
+
+    def delete(self, state: dict[str, Any], log: Log) -> None:
+        self.on_delete(self.parse_state(state), log)
+
+    def read(
+        self, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        found = self.on_read(resource_id, self.parse_state(state) if state else None, self._known_inputs(inputs))
+        if found is None:
+            return None
+        outputs, current_inputs = found
+        return self.wire(outputs), self.wire(current_inputs)
+
+    # --- the resource's hooks: typed --------------------------------------------------------------------
+    def normalize(self, inputs: InputsT) -> InputsT:
+        return inputs
+
+    def validate(self, olds: InputsT | None, checked: InputsT) -> None:
         """What the client's settings can tell without a request (by default: nothing)."""
         return None
 
     @abstractmethod
-    def diff_live(self, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]: ...
+    def diff_live(self, state: StateT, inputs: InputsT) -> dict[str, str]: ...
 
     @abstractmethod
-    def create(self, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]: ...
+    def on_create(self, inputs: InputsT, log: Log) -> tuple[str, StateT]: ...
 
     @abstractmethod
-    def update(self, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]: ...
+    def on_update(self, state: StateT, inputs: InputsT, log: Log) -> StateT: ...
 
     @abstractmethod
-    def delete(self, state: dict[str, Any], log: Log) -> None: ...
+    def on_delete(self, state: StateT, log: Log) -> None: ...
 
     @abstractmethod
-    def read(
-        self, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None: ...
-
-    def diff(self, state: dict[str, Any], inputs: dict[str, Any]) -> Diff:
-        replaces = self.replaced(state, inputs)
-        if replaces:
-            return Diff(replaces=replaces)
-        return Diff(changes=self.diff_live(state, inputs))
+    def on_read(self, resource_id: str, state: StateT | None, inputs: InputsT | None) -> tuple[StateT, InputsT] | None:
+        """(state, inputs) as the API has them now, or None if the object is gone; `state` and `inputs` are
+        None when the engine has none (`pulumi import`: the id alone)."""
 
 
 def identifier(inputs: Mapping[str, Any], key: str, default: str | None = None) -> str:

@@ -8,7 +8,7 @@ the schema once its last row is forgotten). A record is written once: the first 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -20,6 +20,7 @@ from supabase_access.provider.private_schema import (
     ensure_private_schema,
     lock_private_schema,
 )
+from supabase_access.provider.spec import Props
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -55,6 +56,15 @@ def read(conn: psycopg.Connection, kind: str, obj: str) -> dict[str, Any] | None
         return None
     detail = fetch_value(conn, render.ledger_read(LEDGER_SCHEMA), (kind, obj))
     return None if detail is None else dict(detail)
+
+
+RecordT = TypeVar("RecordT", bound=Props)
+
+
+def read_as(conn: psycopg.Connection, kind: str, obj: str, record_type: type[RecordT]) -> RecordT | None:
+    """`read`, the record parsed into its type (keys the type does not declare are ignored)."""
+    detail = read(conn, kind, obj)
+    return None if detail is None else record_type.from_wire(detail)
 
 
 def forget(conn: psycopg.Connection, kind: str, obj: str) -> None:

@@ -612,31 +612,41 @@ RETENTION_POLICY = ResourceSpec.typed(
     RetentionPolicyState,
 )
 
-AUTH_SETTINGS = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class AuthSettingsInputs(Props):
+    # Falls back to "" so that leaving it out is refused naming the stack setting that holds it.
+    project_ref: str = prop(
+        "The Supabase project's reference (20 lower-case letters).", required=True, replaces=True, fallback=""
+    )
+    settings: Mapping[str, Any] = prop(
+        "Auth setting -> value (the Management API's names); `security_captcha_secret` is kept as a secret.",
+        required=True,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthSettingsState(AuthSettingsInputs):
+    live: Mapping[str, Any] | None = prop(
+        "The managed keys as the project had them when last read or written (hashed ones secret)."
+    )
+    previous: Mapping[str, Any] | None = prop(
+        "The managed keys' values before the stack first changed them; destroy restores them."
+    )
+    sent_secret_hashes: Mapping[str, str] | None = prop(
+        "SHA-256 of each secret value sent, to see a changed secret.", secret=True
+    )
+    applied_secret_hashes: Mapping[str, Any] | None = prop(
+        "The API's hashed answer right after each secret was written.", secret=True
+    )
+
+
+AUTH_SETTINGS = ResourceSpec.typed(
     "AuthSettings",
     "The Supabase Auth settings a stack manages on one project, through the Management API: only the keys set are "
     "sent and watched; destroy puts back the values found before.",
-    inputs=(
-        Prop(
-            "projectRef",
-            STRING,
-            "The Supabase project's reference (20 lower-case letters).",
-            required=True,
-            replaces=True,
-        ),
-        Prop(
-            "settings",
-            MAP,
-            "Auth setting -> value (the Management API's names); `security_captcha_secret` is kept as a secret.",
-            required=True,
-        ),
-    ),
-    outputs=(
-        Prop("live", MAP, "The managed keys as the project had them when last read or written (hashed ones secret)."),
-        Prop("previous", MAP, "The managed keys' values before the stack first changed them; destroy restores them."),
-        Prop("sentSecretHashes", MAP, "SHA-256 of each secret value sent, to see a changed secret.", secret=True),
-        Prop("appliedSecretHashes", MAP, "The API's hashed answer right after each secret was written.", secret=True),
-    ),
+    AuthSettingsInputs,
+    AuthSettingsState,
 )
 
 
@@ -661,31 +671,36 @@ REALTIME_PUBLICATION = ResourceSpec.typed(
     RealtimePublicationState,
 )
 
-CHANNEL_POLICIES = ResourceSpec(
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelPoliciesInputs(Props):
+    policies: PolicyMap = prop(
+        "Policy name -> {command, roles, using, withCheck}: what each policy is (SQL, rendered from the model's "
+        "`realtime.channels`).",
+        required=True,
+    )
+    channels: tuple[str, ...] = prop(
+        "The topic patterns of the stack's channels (`project:{id}`): one stack per pattern on a database, claimed "
+        "in the ledger; a pattern another stack claims stops the preview.",
+        default=[],
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelPoliciesState(ChannelPoliciesInputs):
+    applied: PolicyMap | None = prop(
+        "The policies as PostgreSQL stored them at the last apply (drift is measured from them)."
+    )
+
+
+CHANNEL_POLICIES = ResourceSpec.typed(
     "ChannelPolicies",
     "The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence "
     "channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by hand or "
     "by another stack are never touched; one of theirs with a name the stack declares, or a topic pattern another "
     "stack claims, stops the preview and the apply.",
-    inputs=(
-        Prop(
-            "policies",
-            MAP,
-            "Policy name -> {command, roles, using, withCheck}: what each policy is (SQL, rendered from the model's "
-            "`realtime.channels`).",
-            required=True,
-        ),
-        Prop(
-            "channels",
-            STRINGS,
-            "The topic patterns of the stack's channels (`project:{id}`): one stack per pattern on a database, claimed "
-            "in the ledger; a pattern another stack claims stops the preview.",
-            default=[],
-        ),
-    ),
-    outputs=(
-        Prop("applied", MAP, "The policies as PostgreSQL stored them at the last apply (drift is measured from them)."),
-    ),
+    ChannelPoliciesInputs,
+    ChannelPoliciesState,
 )
 
 

@@ -221,7 +221,8 @@ def test_channel_policies_steps_leave_others_policies_alone(db: Database, fresh_
         with pytest.raises(InputError, match=r"another stack declares news \(stack 'prod'\), ops:\{id\}"):
             ChannelPolicies().check(db, {}, same)
         with pytest.raises(CatalogError, match="another stack declares"):
-            ChannelPolicies().create(db, ChannelPolicies().normalize(same), print)
+            steps = ChannelPolicies()  # straight to the apply, as when another stack claims between preview and up
+            steps.create(db, steps.normalize(steps.parse_inputs(same)).to_wire(), print)
         lobby = parse_model(
             {**model_to_plain(teams_model()), "realtime": {"channels": {"lobby:{id}": {"owner": True}}}}, setting="t"
         )

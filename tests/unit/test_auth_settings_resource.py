@@ -124,7 +124,7 @@ def test_converged_stack_shows_no_diff_on_every_preview(
 ) -> None:
     inputs, state = created(resource, logs)
     for _ in range(3):
-        assert resource.diff_live(state, inputs) == {}
+        assert resource.diff(state, inputs).changes == {}
     assert resource.diff(state, inputs).has_changes is False
     assert len(server.requests_with("PATCH")) == 1
 
@@ -148,7 +148,7 @@ def test_value_changed_behind_the_stacks_back_is_drift_and_up_repairs_it(
     server.set_value(REF, "rate_limit_anonymous_users", 999)
     server.set_value(REF, "external_anonymous_users_enabled", False)
 
-    assert resource.diff_live(state, inputs) == {
+    assert resource.diff(state, inputs).changes == {
         "settings.rate_limit_anonymous_users": "update",
         "settings.external_anonymous_users_enabled": "update",
     }
@@ -164,7 +164,7 @@ def test_value_changed_behind_the_stacks_back_is_drift_and_up_repairs_it(
         "rate_limit_anonymous_users": 25,
         "external_anonymous_users_enabled": True,
     }
-    assert resource.diff_live(repaired, inputs) == {}
+    assert resource.diff(repaired, inputs).changes == {}
 
 
 def test_unmanaged_settings_are_neither_watched_nor_sent(
@@ -172,7 +172,7 @@ def test_unmanaged_settings_are_neither_watched_nor_sent(
 ) -> None:
     inputs, state = created(resource, logs, {"rate_limit_otp": 12})
     server.set_value(REF, "rate_limit_token_refresh", 7)  # not the stack's business
-    assert resource.diff_live(state, inputs) == {}
+    assert resource.diff(state, inputs).changes == {}
     assert [p.body for p in server.requests_with("PATCH")] == [{"rate_limit_otp": 12}]
 
 
@@ -184,12 +184,12 @@ def test_changed_secret_in_the_stack_is_a_diff_once(
 ) -> None:
     _, state = created(resource, logs)
     new_inputs = checked(resource, {**DESIRED, "security_captcha_secret": "0x4AAAAAAAanother-secret"})
-    assert resource.diff_live(state, new_inputs) == {"settings.security_captcha_secret": "update"}
+    assert resource.diff(state, new_inputs).changes == {"settings.security_captcha_secret": "update"}
 
     state = engine_view(resource.update(state, new_inputs, logs.append))
     assert server.requests_with("PATCH")[-1].body == {"security_captcha_secret": "0x4AAAAAAAanother-secret"}
     assert server.config(REF)["security_captcha_secret"] == hash_secret("0x4AAAAAAAanother-secret")
-    assert resource.diff_live(state, new_inputs) == {}
+    assert resource.diff(state, new_inputs).changes == {}
 
 
 def test_secret_replaced_behind_the_stacks_back_is_drift(
@@ -197,11 +197,11 @@ def test_secret_replaced_behind_the_stacks_back_is_drift(
 ) -> None:
     inputs, state = created(resource, logs)
     server.set_value(REF, "security_captcha_secret", "someone-pasted-another-secret")
-    assert resource.diff_live(state, inputs) == {"settings.security_captcha_secret": "update"}
+    assert resource.diff(state, inputs).changes == {"settings.security_captcha_secret": "update"}
 
     state = engine_view(resource.update(state, inputs, logs.append))
     assert server.config(REF)["security_captcha_secret"] == hash_secret(CAPTCHA_SECRET)
-    assert resource.diff_live(state, inputs) == {}
+    assert resource.diff(state, inputs).changes == {}
 
 
 def test_secrets_reach_the_engine_only_marked_secret(
@@ -234,7 +234,7 @@ def test_rate_limits_and_server_errors_are_survived(
     assert waits == [1.0, 1.0]  # Retry-After: 1, as the server said
 
     server.fail_next(500, count=2)  # reads are retried with backoff
-    assert resource.diff_live(state, inputs) == {}
+    assert resource.diff(state, inputs).changes == {}
     server.fail_next(503)
     assert resource.read(REF, state, inputs) is not None
 
@@ -297,14 +297,14 @@ def test_key_dropped_from_the_stack_is_restored_and_new_key_remembered(
 ) -> None:
     _, state = created(resource, logs, {"rate_limit_otp": 12, "rate_limit_web3": 9})
     new_inputs = checked(resource, {"rate_limit_otp": 12, "rate_limit_sms_sent": 30})
-    assert resource.diff_live(state, new_inputs) == {
+    assert resource.diff(state, new_inputs).changes == {
         "settings.rate_limit_web3": "delete",
         "settings.rate_limit_sms_sent": "add",  # already right, but its previous value is recorded
     }
     state = engine_view(resource.update(state, new_inputs, logs.append))
     assert server.config(REF)["rate_limit_web3"] == 30
     assert state["previous"] == {"rate_limit_otp": 30, "rate_limit_sms_sent": 30}
-    assert resource.diff_live(state, new_inputs) == {}
+    assert resource.diff(state, new_inputs).changes == {}
 
 
 def test_read_of_a_project_that_is_gone(server: ManagementApiServer, resource: AuthSettings, logs: list[str]) -> None:
@@ -329,7 +329,7 @@ def test_wrong_token_names_project_and_setting_never_the_token(
     wrong = "sbp_wrong_unit_token_must_not_leak_00000000"
     api.configure({"managementApiUrl": server.base_url, "accessToken": wrong})
     with pytest.raises(ManagementApiAuthError) as caught:
-        resource.diff_live(state, inputs)
+        resource.diff(state, inputs).changes
     message = str(caught.value)
     assert "supabase-access:accessToken" in message and REF in message
     assert wrong not in message and TOKEN not in message

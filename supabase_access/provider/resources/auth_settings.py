@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from supabase_access.management_api.access import ManagementApiAccess, ManagementApiConfigError
@@ -37,6 +38,9 @@ from supabase_access.model.auth_settings import (
 )
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import HttpResource, InputError, Log
+from supabase_access.provider.spec import Props, prop
+from supabase_access.provider.specs import AuthSettingsInputs as Inputs
+from supabase_access.provider.specs import AuthSettingsState as State
 from supabase_access.provider.values import secret_property
 from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import write_transaction
@@ -57,19 +61,19 @@ def _same(live: object, desired: object) -> bool:
     return live == desired and isinstance(live, bool) == isinstance(desired, bool)
 
 
-def _mark_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings with secret values marked, ready for the engine (plain values lose the mark)."""
-    return {key: secret_property(value) if key in SECRET_AUTH_SETTINGS else value for key, value in settings.items()}
+def _marked(settings: Mapping[str, Any], secret: frozenset[str]) -> dict[str, Any]:
+    """Settings with the values of `secret` keys marked, ready for the engine (plain values lose the mark)."""
+    return {key: secret_property(value) if key in secret else value for key, value in settings.items()}
 
 
-def _project_ref(value: object, property_name: str) -> str:
-    if value is None or value == "":
+def _project_ref(value: str, property_name: str) -> str:
+    if not value:
         raise InputError(
             property_name,
             f"{property_name} is not set: set {PROJECT_REF_SETTING} to the project's reference "
             "(the 20 lower-case letters in https://supabase.com/dashboard/project/<ref>)",
         )
-    if not isinstance(value, str) or not PROJECT_REF_PATTERN.match(value):
+    if not PROJECT_REF_PATTERN.match(value):
         raise InputError(
             property_name,
             f"{property_name}: {value!r} is not a Supabase project reference (20 lower-case letters); "
@@ -78,7 +82,16 @@ def _project_ref(value: object, property_name: str) -> str:
     return value
 
 
-class AuthSettings(HttpResource):
+@dataclass(frozen=True)
+class Written:
+    """What a write leaves: the managed keys as the project has them after it, and the secrets' fingerprints."""
+
+    live: Mapping[str, Any]
+    sent: Mapping[str, str]
+    applied: Mapping[str, Any]
+
+
+class AuthSettings(HttpResource[Inputs, State]):
     spec = specs.AUTH_SETTINGS
 
     def __init__(self, api: ManagementApiAccess, database: Callable[[], Database | None] = lambda: None) -> None:
@@ -87,12 +100,21 @@ class AuthSettings(HttpResource):
         self._api = api
         self._database = database
 
+    def wire(self, values: Props) -> dict[str, Any]:
+        """Secrets inside the maps marked as such: the engine keeps only the marks the provider sends back."""
+        wire = values.to_wire()
+        if isinstance(values, Inputs):
+            wire["settings"] = _marked(values.settings, SECRET_AUTH_SETTINGS)
+        if isinstance(values, State) and values.live is not None:
+            wire["live"] = _marked(values.live, HASHED_ON_READ_AUTH_SETTINGS)
+        return wire
+
     # --- what needs writing --------------------------------------------------------------
     @staticmethod
-    def _pending(state: Mapping[str, Any], desired: Mapping[str, Any], live: Mapping[str, Any]) -> Iterator[str]:
+    def _pending(state: State | None, desired: Mapping[str, Any], live: Mapping[str, Any]) -> Iterator[str]:
         """The desired keys the project does not have (as far as can be known for secrets)."""
-        sent = state.get("sentSecretHashes") or {}
-        applied = state.get("appliedSecretHashes") or {}
+        sent = (state and state.sent_secret_hashes) or {}
+        applied = (state and state.applied_secret_hashes) or {}
         for key, value in desired.items():
             if key not in HASHED_ON_READ_AUTH_SETTINGS:
                 if not _same(live.get(key), value):
@@ -102,43 +124,33 @@ class AuthSettings(HttpResource):
             elif applied.get(key) is not None and live.get(key) != applied[key]:
                 yield key  # the API's hash moved since our write: replaced behind our back
 
-    def _state(
-        self,
-        project_ref: str,
-        desired: Mapping[str, Any],
-        live: Mapping[str, Any],
-        previous: Mapping[str, Any],
-        sent: Mapping[str, str],
-        applied: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        return {
-            "projectRef": project_ref,
-            "settings": _mark_secrets(desired),
+    @staticmethod
+    def _state(inputs: Inputs, written: Written, previous: Mapping[str, Any]) -> State:
+        desired = inputs.settings
+        return State.taking(
+            inputs,
             # What the project had for the managed keys when last read or written.
-            "live": {
-                key: secret_property(live.get(key)) if key in HASHED_ON_READ_AUTH_SETTINGS else live.get(key)
-                for key in desired
-            },
-            "previous": dict(previous),
-            # Secret in state: the server marks the spec's secret outputs.
-            "sentSecretHashes": {k: v for k, v in sent.items() if k in desired},
-            "appliedSecretHashes": {k: v for k, v in applied.items() if k in desired},
-        }
+            live={key: written.live.get(key) for key in desired},
+            previous=dict(previous),
+            # Secret in state: the spec says so.
+            sent_secret_hashes={k: v for k, v in written.sent.items() if k in desired},
+            applied_secret_hashes={k: v for k, v in written.applied.items() if k in desired},
+        )
 
     def _write(
         self,
         api: ManagementApi,
-        state: Mapping[str, Any],
+        state: State | None,
         desired: Mapping[str, Any],
         before: Mapping[str, Any],
         restore: Mapping[str, Any],
         log: Log,
-    ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
-        """PATCH what differs (plus restored keys); returns (live after, sent hashes, applied hashes)."""
+    ) -> Written:
+        """PATCH what differs (plus restored keys)."""
         writes = {key: desired[key] for key in self._pending(state, desired, before)}
         live = managed_auth_settings(api.patch_auth_config({**restore, **writes}))
-        sent = dict(state.get("sentSecretHashes") or {})
-        applied = dict(state.get("appliedSecretHashes") or {})
+        sent = dict((state and state.sent_secret_hashes) or {})
+        applied = dict((state and state.applied_secret_hashes) or {})
         for key, value in writes.items():
             if key in HASHED_ON_READ_AUTH_SETTINGS:
                 sent[key] = secret_fingerprint(value)
@@ -148,28 +160,27 @@ class AuthSettings(HttpResource):
                     f"Supabase Management API (project {api.project_ref}): {key} reads {live.get(key)!r} right "
                     f"after setting it to {value!r}; the next preview will show it again"
                 )
-        return live, sent, applied
+        return Written(live, sent, applied)
 
     # --- HttpResource ------------------------------------------------------------------
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        project_ref = _project_ref(inputs.get("projectRef"), "projectRef")
+    def normalize(self, inputs: Inputs) -> Inputs:
+        project_ref = _project_ref(inputs.project_ref, "projectRef")
         try:
-            settings = validate_auth_settings(inputs.get("settings", {}), setting_prefix="settings")
+            settings = validate_auth_settings(inputs.settings, setting_prefix="settings")
         except ValueError as exc:
             raise InputError("settings", str(exc)) from exc
-        return {"projectRef": project_ref, "settings": _mark_secrets(settings)}
+        return Inputs(project_ref=project_ref, settings=settings)
 
-    def validate(self, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def validate(self, olds: Inputs | None, checked: Inputs) -> None:
         if self._api.configured:  # an unknown provider config (preview) is checked at apply time
             try:
                 self._api.connection()
             except ManagementApiConfigError as exc:
-                raise InputError("", f"{exc} (project {checked['projectRef']})") from exc
+                raise InputError("", f"{exc} (project {checked.project_ref})") from exc
 
-    def diff_live(self, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        desired = inputs.get("settings") or {}
-        managed = state.get("settings") or {}
-        with self._api.client(inputs["projectRef"]) as api:
+    def diff_live(self, state: State, inputs: Inputs) -> dict[str, str]:
+        desired, managed = inputs.settings, state.settings
+        with self._api.client(inputs.project_ref) as api:
             live = managed_auth_settings(api.get_auth_config())
         changes = {f"settings.{key}": "update" for key in self._pending(state, desired, live)}
         # A newly managed key still needs its previous value recorded, even if it already matches.
@@ -177,47 +188,44 @@ class AuthSettings(HttpResource):
         changes.update({f"settings.{key}": "delete" for key in managed if key not in desired})
         return changes
 
-    def create(self, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        project_ref, desired = inputs["projectRef"], inputs.get("settings") or {}
+    def on_create(self, inputs: Inputs, log: Log) -> tuple[str, State]:
+        project_ref, desired = inputs.project_ref, inputs.settings
         with self._api.client(project_ref) as api:
             before = managed_auth_settings(api.get_auth_config())
             # A hashed value cannot be sent back, so secrets have no previous value.
             previous = _baseline(
                 self._database(), project_ref, before, [k for k in desired if k not in HASHED_ON_READ_AUTH_SETTINGS]
             )
-            live, sent, applied = self._write(api, {}, desired, before, {}, log)
-        return project_ref, self._state(project_ref, desired, live, previous, sent, applied)
+            written = self._write(api, None, desired, before, {}, log)
+        return project_ref, self._state(inputs, written, previous)
 
-    def update(self, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        project_ref, desired = inputs["projectRef"], inputs.get("settings") or {}
-        previous = dict(state.get("previous") or {})
-        dropped = [key for key in (state.get("settings") or {}) if key not in desired]
+    def on_update(self, state: State, inputs: Inputs, log: Log) -> State:
+        project_ref, desired = inputs.project_ref, inputs.settings
+        previous = dict(state.previous or {})
+        dropped = [key for key in state.settings if key not in desired]
         with self._api.client(project_ref) as api:
             before = managed_auth_settings(api.get_auth_config())
             # Managed from now on: remember what it was.
             new = [key for key in desired if key not in previous and key not in HASHED_ON_READ_AUTH_SETTINGS]
             previous.update(_baseline(self._database(), project_ref, before, new))
             restore = self._restorable({key: previous.pop(key, None) for key in dropped}, project_ref, log)
-            live, sent, applied = self._write(api, state, desired, before, restore, log)
+            written = self._write(api, state, desired, before, restore, log)
         _forget_baseline(self._database(), project_ref, dropped)
-        return self._state(project_ref, desired, live, previous, sent, applied)
+        return self._state(inputs, written, previous)
 
-    def delete(self, state: dict[str, Any], log: Log) -> None:
-        project_ref = state["projectRef"]
-        previous = state.get("previous") or {}
-        restore = self._restorable({key: previous.get(key) for key in state.get("settings") or {}}, project_ref, log)
+    def on_delete(self, state: State, log: Log) -> None:
+        project_ref, previous = state.project_ref, state.previous or {}
+        restore = self._restorable({key: previous.get(key) for key in state.settings}, project_ref, log)
         if restore:
             with self._api.client(project_ref) as api:
                 api.patch_auth_config(restore)
-        _forget_baseline(self._database(), project_ref, list(state.get("settings") or {}))
+        _forget_baseline(self._database(), project_ref, list(state.settings))
 
-    def read(
-        self, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(self, resource_id: str, state: State | None, inputs: Inputs | None) -> tuple[State, Inputs] | None:
         from supabase_access.management_api.client import ManagementApiError
 
         project_ref = _project_ref(resource_id, "id")
-        desired = (inputs or {}).get("settings") or (state or {}).get("settings") or {}
+        desired = (inputs and inputs.settings) or (state and state.settings) or {}
         try:
             with self._api.client(project_ref) as api:
                 live = managed_auth_settings(api.get_auth_config())
@@ -225,14 +233,14 @@ class AuthSettings(HttpResource):
             if exc.status == 404:
                 return None  # the project is gone, and its settings with it
             raise
-        if state:
-            previous = state.get("previous") or {}
-            sent, applied = state.get("sentSecretHashes") or {}, state.get("appliedSecretHashes") or {}
+        current = Inputs(project_ref=project_ref, settings=desired)
+        if state is not None:
+            written = Written(live, state.sent_secret_hashes or {}, state.applied_secret_hashes or {})
+            previous = state.previous or {}
         else:  # import: nothing changed by the stack yet, so what is there now is what to restore
+            written = Written(live, {}, {})
             previous = {key: live.get(key) for key in desired if key not in HASHED_ON_READ_AUTH_SETTINGS}
-            sent, applied = {}, {}
-        outputs = self._state(project_ref, desired, live, previous, sent, applied)
-        return outputs, {"projectRef": project_ref, "settings": _mark_secrets(desired)}
+        return self._state(current, written, previous), current
 
     @staticmethod
     def _restorable(previous: Mapping[str, Any], project_ref: str, log: Log) -> dict[str, Any]:
@@ -256,6 +264,11 @@ class AuthSettings(HttpResource):
 LEDGER_KIND = "auth-settings-baseline"
 
 
+@dataclass(frozen=True, kw_only=True)
+class BaselineRecord(Props):
+    value: Any = prop("The setting's value before the stack first changed it (none: it had none).")
+
+
 def _baseline(db: Database | None, project_ref: str, before: Mapping[str, Any], keys: list[str]) -> dict[str, Any]:
     """What `keys` were before the stack first changed them, recorded in the ledger before any PATCH;
     a record an earlier, interrupted run left stands (its PATCH may be what `before` shows now).
@@ -268,7 +281,8 @@ def _baseline(db: Database | None, project_ref: str, before: Mapping[str, Any], 
         ledger.prepare(conn)
         for key in keys:
             ledger.record(conn, LEDGER_KIND, f"{project_ref}.{key}", {"value": before.get(key)})
-        return {key: (ledger.read(conn, LEDGER_KIND, f"{project_ref}.{key}") or {}).get("value") for key in keys}
+        found = {key: ledger.read_as(conn, LEDGER_KIND, f"{project_ref}.{key}", BaselineRecord) for key in keys}
+        return {key: None if record is None else record.value for key, record in found.items()}
 
 
 def _forget_baseline(db: Database | None, project_ref: str, keys: list[str]) -> None:

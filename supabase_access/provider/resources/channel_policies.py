@@ -19,8 +19,10 @@ from supabase_access.model.access_model import ModelError
 from supabase_access.model.policy import PolicySpec
 from supabase_access.model.realtime import parse_pattern
 from supabase_access.provider import claims, ledger, specs
-from supabase_access.provider.base import CURRENT_STACK, InputError, Log, PlainDatabaseResource
+from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log
 from supabase_access.provider.resources.table_policies import declared_policies, plain_policies
+from supabase_access.provider.specs import ChannelPoliciesInputs as Inputs
+from supabase_access.provider.specs import ChannelPoliciesState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -51,31 +53,27 @@ def _ours(conn: psycopg.Connection) -> dict[str, PolicySpec]:
     return {n: p for n, p in catalog.read_policies(conn, SCHEMA, TABLE).items() if comments.get(n) == marker}
 
 
-class ChannelPolicies(PlainDatabaseResource):
+class ChannelPolicies(DatabaseResource[Inputs, State]):
     spec = specs.CHANNEL_POLICIES
 
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        raw = inputs.get("channels") or []
-        if not isinstance(raw, list):
-            raise InputError("channels", "channels: expected a list of topic patterns")
-        for pattern in raw:
+    def normalize(self, inputs: Inputs) -> Inputs:
+        for pattern in inputs.channels:
             try:
                 parse_pattern(pattern, "channels")
             except ModelError as exc:
                 raise InputError("channels", str(exc)) from exc
-        policies = inputs.get("policies")
-        if not isinstance(policies, Mapping):
-            raise InputError("policies", "policies: expected a map of policy name to policy")
-        return {"policies": plain_policies(declared_policies(policies)), "channels": sorted(set(raw))}
+        return Inputs(
+            policies=plain_policies(declared_policies(inputs.policies)), channels=tuple(sorted(set(inputs.channels)))
+        )
 
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
+    def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         with db.connection() as conn:
             if catalog.missing_tables(conn, SCHEMA, [TABLE]):
                 raise InputError(
                     "policies", f"policies: {SCHEMA}.{TABLE} does not exist (Supabase's Realtime makes it)"
                 )
-            taken = self._taken(conn, checked["policies"])
-            claimed = _claimed_elsewhere(conn, checked["channels"])
+            taken = self._taken(conn, checked.policies)
+            claimed = _claimed_elsewhere(conn, list(checked.channels))
         if taken:
             raise InputError("policies", taken)
         if claimed:
@@ -95,64 +93,63 @@ class ChannelPolicies(PlainDatabaseResource):
             "drop or rename them, or rename the channel"
         )
 
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
+    def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         with db.connection() as conn:
             live = plain_policies(_ours(conn))
-        changes = {}
-        if live != (state.get("applied") or {}):
-            changes["policies"] = "update"
-        if state.get("policies") != inputs["policies"]:
-            changes["policies"] = "update"
-        return changes
+        if live != (state.applied or {}) or state.policies != inputs.policies:
+            return {"policies": "update"}
+        return {}
 
-    def _apply(self, db: Database, inputs: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
-        declared = declared_policies(inputs["policies"])
+    def _apply(self, db: Database, inputs: Inputs, dropped: tuple[str, ...]) -> State:
+        declared = declared_policies(inputs.policies)
         marker = render.stack_marker(CURRENT_STACK.get())
+        channels = list(inputs.channels)
         with write_transaction(db) as conn:
             lock_tables(conn, SCHEMA, [TABLE])
-            taken = self._taken(conn, inputs["policies"]) or _claimed_elsewhere(conn, inputs["channels"])
+            taken = self._taken(conn, inputs.policies) or _claimed_elsewhere(conn, channels)
             if taken:
                 raise CatalogError(taken)
             # The stack's patterns, under the table's lock (the ledger's comes after): of two stacks racing
             # for one pattern, the second sees the first's claim. Patterns it no longer declares are freed.
-            claims.release(conn, CLAIM_SCHEMA, sorted(set(dropped) - set(inputs["channels"])))
-            claims.claim(conn, CLAIM_SCHEMA, {pattern: {} for pattern in inputs["channels"]})
+            claims.release(conn, CLAIM_SCHEMA, sorted(set(dropped) - set(channels)))
+            claims.claim(conn, CLAIM_SCHEMA, {pattern: {} for pattern in channels})
             for name in _ours(conn):
                 conn.execute(render.drop_policy(SCHEMA, TABLE, name))
             for name, policy in declared.items():
                 conn.execute(render.create_policy(SCHEMA, TABLE, policy))
                 conn.execute(render.mark_policy(SCHEMA, TABLE, name, marker))
             applied = plain_policies(_ours(conn))
-        return {**inputs, "applied": applied}
+        return State.taking(inputs, applied=applied)
 
-    def create(self, db: Database, inputs: dict[str, Any], log: Log) -> tuple[str, dict[str, Any]]:
-        return f"{SCHEMA}.{TABLE}:{CURRENT_STACK.get()}", self._apply(db, inputs, [])
+    def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
+        return f"{SCHEMA}.{TABLE}:{CURRENT_STACK.get()}", self._apply(db, inputs, ())
 
-    def update(self, db: Database, state: dict[str, Any], inputs: dict[str, Any], log: Log) -> dict[str, Any]:
-        return self._apply(db, inputs, list(state.get("channels") or []))
+    def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
+        return self._apply(db, inputs, state.channels)
 
-    def delete(self, db: Database, state: dict[str, Any], log: Log) -> None:
+    def on_delete(self, db: Database, state: State, log: Log) -> None:
         with write_transaction(db) as conn:
             if catalog.missing_tables(conn, SCHEMA, [TABLE]):
                 return
             lock_tables(conn, SCHEMA, [TABLE])
             for name in _ours(conn):
                 conn.execute(render.drop_policy(SCHEMA, TABLE, name))
-            claims.release(conn, CLAIM_SCHEMA, state.get("channels") or [])
+            claims.release(conn, CLAIM_SCHEMA, list(state.channels))
         ledger.tidy(db)
 
-    def read(
-        self, db: Database, resource_id: str, state: dict[str, Any], inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def on_read(
+        self, db: Database, resource_id: str, state: State | None, inputs: Inputs | None
+    ) -> tuple[State, Inputs] | None:
         with db.connection() as conn:
             if catalog.missing_tables(conn, SCHEMA, [TABLE]):
                 return None
             live = plain_policies(_ours(conn))
-        known = dict(state or inputs or {})
+        known = state or inputs
+        applied = state.applied if state is not None else None
         # A policy of the stack's changed or dropped by hand: the inputs read back empty, so the next
         # diff shows the change and `up` puts the declared ones back.
-        read_inputs = {
-            "policies": known.get("policies") or {} if live == known.get("applied") else {},
-            "channels": list(known.get("channels") or []),
-        }
-        return {**known, "applied": live, **read_inputs}, read_inputs
+        current = Inputs(
+            policies=(known.policies if known is not None and live == applied else {}),
+            channels=known.channels if known is not None else (),
+        )
+        return State.taking(state, current, applied=live), current
