@@ -55,6 +55,7 @@ from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.provider.resources.immutable_columns import ImmutableColumns
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
+from supabase_access.sql.rows import fetch_values
 
 APP = REPO / "tests" / "fixtures" / "columns_app"
 REFERENCE_TABLES = "sessions, segments, turns, actions, generated_content"
@@ -113,7 +114,7 @@ def prepare(dbname: str, notes: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
         for statement in render.plan_table_statements(plan):
             conn.execute(statement)
         writer = users[1]
-        mine = [row[0] for row in conn.execute("select id from notes where created_by = %s", (writer,)).fetchall()]
+        mine = fetch_values(conn, "select id from notes where created_by = %s", (writer,))
     return writer, mine
 
 
@@ -127,13 +128,11 @@ class Settings:
         self.state: dict[str, object] | None = None
         rules = load_model_file(APP / "access-model.yaml", setting="columns_app").table("notes").columns
         with psycopg.connect(app_conninfo(dbname)) as conn:
-            columns = [
-                r[0]
-                for r in conn.execute(
-                    "select attname from pg_attribute where attrelid = "
-                    "'public.notes'::regclass and attnum > 0 and not attisdropped"
-                )
-            ]
+            columns = fetch_values(
+                conn,
+                "select attname from pg_attribute where attrelid = "
+                "'public.notes'::regclass and attnum > 0 and not attisdropped",
+            )
         crud = ("SELECT", "INSERT", "UPDATE", "DELETE")
         self.column_grants = [
             sql.SQL("grant {} ({}) on public.notes to authenticated").format(

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from supabase_access.sql.database import Database
+from supabase_access.sql.rows import fetch_value
 
 REPO = Path(__file__).resolve().parents[1]
 # The legacy platform (tables granted to the API roles): the benchmarks time policies, not grants.
@@ -169,9 +170,9 @@ def machine_summary(conninfo: str | None = None) -> str:
     parts = [f"{os.cpu_count()} CPUs", f"{memory_gib:.0f} GiB RAM", f"Python {platform.python_version()}"]
     if conninfo is not None:
         with psycopg.connect(conninfo) as conn:
-            row = conn.execute("show server_version").fetchone()
-        if row is not None:
-            parts.append(f"PostgreSQL {row[0]}")
+            version = fetch_value(conn, "show server_version")
+        if version is not None:
+            parts.append(f"PostgreSQL {version}")
     return ", ".join(parts)
 
 

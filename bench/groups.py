@@ -218,7 +218,8 @@ def plan_facts(
         cur.execute("explain (format json, costs off) " + statement, params)
         row = cur.fetchone()
     assert row is not None
-    text = json.dumps(row[0])
+    (plan,) = row
+    text = json.dumps(plan)
     init_plans = text.count('"Parent Relationship": "InitPlan"')
     seq_scans = text.count('"Seq Scan"')
     return f"{init_plans} initplan(s), {seq_scans} seq scan(s)"
@@ -265,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(headers, rows))
         print()
         print(format_table(["the author's update", "policies of comments", "ms", "vs write: members"], author_rows))
-        figures = {row[0]: dict(zip(headers[1:], row[1:], strict=True)) for row in rows}
+        figures = {label: dict(zip(headers[1:], values, strict=True)) for label, *values in rows}
         write_figures(figures, ["owner/explicit"], conninfo=app_conninfo(dbname), load_before=load_before)
         sizes = (
             f"{args.users} users, {args.projects} projects, {args.members} members each, "

@@ -812,7 +812,7 @@ class StatementRunner:
         with as_persona(self.conn, persona_for(setup, subject), method=request.method) as cur:
             text = self._text(cur, setup, statement_of(setup, request), params)
             cur.execute(sql.SQL("explain (analyze, buffers) ") + text, None if self.prepared else params)
-            return "\n".join(row[0] for row in cur.fetchall())
+            return "\n".join(line for (line,) in cur.fetchall())
 
 
 def check_rls_applies(conn: psycopg.Connection[Any], setup: Setup, subject: Subject) -> None:
@@ -988,7 +988,7 @@ def report(
         if "variant" in names:
             row += [ratio(medians["variant"], medians["explicit"])]
         rows.append(row)
-    figures = {row[0]: dict(zip(headers[1:], row[1:], strict=True)) for row in rows}
+    figures = {label: dict(zip(headers[1:], values, strict=True)) for label, *values in rows}
     text = format_table(headers, rows)
     text += (
         f"\n\nms per request (client-side, statement + fetch). Targets: owner/explicit <= {OWNER_OVER_EXPLICIT_MAX}"

@@ -51,6 +51,7 @@ from supabase_access.sql.fixture_rows import (
     insert_user,
     read_shape,
 )
+from supabase_access.sql.rows import fetch_value
 
 OPERATIONS = ("select", "insert", "update", "delete")
 WHOSE = ("own", "other")
@@ -186,7 +187,8 @@ class AccessMatrix:
         operations = ["", "", *OPERATIONS]
         lines = ["  ".join(value.ljust(width) for value, width in zip(operations, spans, strict=True)).rstrip()]
         for number, row in enumerate(rows):
-            if number > 1 and row[0]:
+            persona, *_ = row
+            if number > 1 and persona:
                 lines.append("")  # a blank line between personas
             lines.append("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
         legend = f"{ALLOWED} allowed  {DENIED} denied" + (f"  {FAILED} probe failed (see below)" if self.failed else "")
@@ -257,13 +259,14 @@ def diff(before: AccessMatrix, after: AccessMatrix) -> list[str]:
 
 def _rls_needs_bypass(cur: psycopg.Cursor[TupleRow], shapes: Collection[TableShape]) -> bool:
     """True when FORCE ROW LEVEL SECURITY would stop the connecting role from writing the fixture."""
-    row = cur.execute(
+    needs_bypass = fetch_value(
+        cur.connection,
         "select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace"
         "  where (n.nspname, c.relname) in (select * from unnest(%s::text[], %s::text[])) and c.relforcerowsecurity)"
         " and not (select rolsuper or rolbypassrls from pg_roles where rolname = current_user)",
         ([s.schema for s in shapes], [s.name for s in shapes]),
-    ).fetchone()
-    return bool(row and row[0])
+    )
+    return bool(needs_bypass)
 
 
 def _bypass_rls_if_forced(cur: psycopg.Cursor[TupleRow], fixture: Fixture) -> None:

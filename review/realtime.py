@@ -23,6 +23,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from review.postgrest import Persona
+from supabase_access.sql.rows import fetch_values
 
 EXTENSIONS = ("broadcast", "presence")
 PUBLICATION = "supabase_realtime"
@@ -59,17 +60,18 @@ def join_channel(conn: psycopg.Connection, persona: Persona, topic: str) -> Chan
         raise ValueError("the connection must be idle, not inside a transaction")
     with conn.transaction(force_rollback=True):
         ids = [
-            row[0]
+            message_id
             for extension in EXTENSIONS
-            for row in conn.execute(
+            for message_id in fetch_values(
+                conn,
                 "insert into realtime.messages (topic, extension, private) values (%s, %s, true) returning id",
                 (topic, extension),
-            ).fetchall()
+            )
         ]
         _act_as(conn, persona, topic)
-        received = conn.execute(
-            "select extension from realtime.messages where topic = %s and id = any(%s)", (topic, ids)
-        ).fetchall()
+        received = fetch_values(
+            conn, "select extension from realtime.messages where topic = %s and id = any(%s)", (topic, ids)
+        )
         sent = set()
         for extension in EXTENSIONS:
             try:
@@ -81,7 +83,7 @@ def join_channel(conn: psycopg.Connection, persona: Persona, topic: str) -> Chan
                 sent.add(extension)
             except psycopg.errors.InsufficientPrivilege:
                 pass
-    return ChannelAccess(receive=frozenset(r[0] for r in received), send=frozenset(sent))
+    return ChannelAccess(receive=frozenset(received), send=frozenset(sent))
 
 
 def published_tables(conn: psycopg.Connection, publication: str = PUBLICATION) -> set[tuple[str, str]]:

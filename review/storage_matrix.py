@@ -39,6 +39,7 @@ from review.postgrest import LOCAL_AUTHENTICATOR_PASSWORD, as_persona, connect_a
 from supabase_access.model.access_model import AccessModel
 from supabase_access.model.buckets import Bucket
 from supabase_access.sql.fixture_rows import Fixture
+from supabase_access.sql.rows import fetch_values
 
 STORAGE_OPERATIONS = ("upload", "download", "list", "delete")
 METHODS = {"upload": "POST", "download": "GET", "list": "GET", "delete": "DELETE"}
@@ -206,12 +207,9 @@ def compute_storage_matrix(
     failed: dict[StorageCell, str] = {}
     with psycopg.connect(dsn) as admin:
         # A bucket not there (yet: nothing deployed) has no cell: each of its cells reads "absent".
-        present = {
-            row[0]
-            for row in admin.execute(
-                "select id from storage.buckets where id = any(%s)", ([b.id for b in model.buckets],)
-            )
-        }
+        present = set(
+            fetch_values(admin, "select id from storage.buckets where id = any(%s)", ([b.id for b in model.buckets],))
+        )
         admin.commit()
         buckets = tuple(b for b in model.buckets if b.id in present)
         fixture = create_fixture(admin, model)

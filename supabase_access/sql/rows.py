@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, LiteralString, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -14,6 +14,8 @@ from psycopg.rows import class_row, scalar_row
 R = TypeVar("R")
 
 Params = Sequence[Any] | Mapping[str, Any] | None
+# A statement psycopg runs: composed, or a literal with placeholders.
+Statement = LiteralString | sql.SQL | sql.Composed
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,13 @@ def fetch_all(conn: psycopg.Connection[Any], query: Query[R], params: Params = N
         return cur.execute(query.sql, params).fetchall()
 
 
-def fetch_value(conn: psycopg.Connection[Any], query: sql.SQL | sql.Composed, params: Params = None) -> Any:
+def fetch_value(conn: psycopg.Connection[Any], query: Statement, params: Params = None) -> Any:
     """The one column of a one-column read's first row (None when there is no row)."""
     with conn.cursor(row_factory=scalar_row) as cur:
         return cur.execute(query, params).fetchone()
+
+
+def fetch_values(conn: psycopg.Connection[Any], query: Statement, params: Params = None) -> list[Any]:
+    """The one column of a one-column read, a value a row."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(query, params).fetchall()

@@ -329,7 +329,7 @@ def test_wrong_token_names_project_and_setting_never_the_token(
     wrong = "sbp_wrong_unit_token_must_not_leak_00000000"
     api.configure({"managementApiUrl": server.base_url, "accessToken": wrong})
     with pytest.raises(ManagementApiAuthError) as caught:
-        resource.diff(state, inputs).changes
+        resource.diff(state, inputs)
     message = str(caught.value)
     assert "supabase-access:accessToken" in message and REF in message
     assert wrong not in message and TOKEN not in message
