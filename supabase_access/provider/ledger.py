@@ -8,6 +8,7 @@ the schema once its last row is forgotten). A record is written once: the first 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -38,13 +39,17 @@ def prepare(conn: psycopg.Connection) -> None:
         conn.execute(render.revoke_table_from_api(LEDGER_SCHEMA, render.LEDGER_TABLE))
 
 
-def record(conn: psycopg.Connection, kind: str, obj: str, detail: Mapping[str, Any], *, replace: bool = False) -> None:
-    """Inside the caller's write_transaction, after its table locks.
+def record(
+    conn: psycopg.Connection, kind: str, obj: str, detail: Props | Mapping[str, Any], *, replace: bool = False
+) -> None:
+    """Inside the caller's write_transaction, after its table locks. `detail`: the record's type (read back
+    with `read_as`), or plain data.
 
     The first record of an object stands (a baseline), unless `replace` (what is true right now).
     """
     prepare(conn)
-    conn.execute(render.ledger_record(LEDGER_SCHEMA, replace=replace), (kind, obj, Jsonb(dict(detail))))
+    plain = detail.to_wire() if isinstance(detail, Props) else dict(detail)
+    conn.execute(render.ledger_record(LEDGER_SCHEMA, replace=replace), (kind, obj, Jsonb(plain)))
 
 
 def read(conn: psycopg.Connection, kind: str, obj: str) -> dict[str, Any] | None:
@@ -59,6 +64,14 @@ def read(conn: psycopg.Connection, kind: str, obj: str) -> dict[str, Any] | None
 
 
 RecordT = TypeVar("RecordT", bound=Props)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MadeBy(Props):
+    """A record of the stack that made an object, written in the transaction that made it: a run killed before
+    the engine recorded the object knows it as its own."""
+
+    stack: str | None = None
 
 
 def read_as(conn: psycopg.Connection, kind: str, obj: str, record_type: type[RecordT]) -> RecordT | None:

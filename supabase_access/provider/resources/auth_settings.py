@@ -82,6 +82,10 @@ def _project_ref(value: str, property_name: str) -> str:
     return value
 
 
+# The maps of inputs and state holding secrets, and which of their keys are.
+SECRETS_IN = {"settings": SECRET_AUTH_SETTINGS, "live": HASHED_ON_READ_AUTH_SETTINGS}
+
+
 @dataclass(frozen=True)
 class Written:
     """What a write leaves: the managed keys as the project has them after it, and the secrets' fingerprints."""
@@ -102,12 +106,10 @@ class AuthSettings(HttpResource[Inputs, State]):
 
     def wire(self, values: Props) -> dict[str, Any]:
         """Secrets inside the maps marked as such: the engine keeps only the marks the provider sends back."""
-        wire = values.to_wire()
-        if isinstance(values, Inputs):
-            wire["settings"] = _marked(values.settings, SECRET_AUTH_SETTINGS)
-        if isinstance(values, State) and values.live is not None:
-            wire["live"] = _marked(values.live, HASHED_ON_READ_AUTH_SETTINGS)
-        return wire
+        return {
+            name: _marked(value, SECRETS_IN[name]) if name in SECRETS_IN else value
+            for name, value in values.to_wire().items()
+        }
 
     # --- what needs writing --------------------------------------------------------------
     @staticmethod

@@ -9,7 +9,7 @@ knows what to restore.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, replace
 
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import (
@@ -22,6 +22,7 @@ from supabase_access.provider.base import (
     not_importable,
     split_id,
 )
+from supabase_access.provider.spec import Props
 from supabase_access.provider.specs import DefaultAcl
 from supabase_access.provider.specs import DefaultPrivilegesBaselineInputs as Inputs
 from supabase_access.provider.specs import DefaultPrivilegesBaselineState as State
@@ -31,6 +32,16 @@ from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import write_transaction
 
 LEDGER_KIND = "default-privileges"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefaultsRecord(Props):
+    """The ledger's record of an owner's defaults in a schema: what they were before the first stack (the
+    first record stands), and the stacks that keep them closed."""
+
+    previous: DefaultAcl | None = None
+    roles: tuple[str, ...] = ()
+    stacks: tuple[str, ...] = ()
 
 
 class DefaultPrivilegesBaseline(DatabaseResource[Inputs, State]):
@@ -67,26 +78,24 @@ class DefaultPrivilegesBaseline(DatabaseResource[Inputs, State]):
         # It only remembers (pulumi_postgresql.DefaultPrivileges keeps the live ones): which stacks
         # use the baseline, so the last one gives it back (a stack made before that is added by `up`).
         with db.connection() as conn:
-            recorded = ledger.read(conn, LEDGER_KIND, f"{inputs.owner}.{inputs.schema}") or {}
-        return {} if CURRENT_STACK.get() in (recorded.get("stacks") or []) else {"previous": "update"}
+            recorded = ledger.read_as(conn, LEDGER_KIND, f"{inputs.owner}.{inputs.schema}", DefaultsRecord)
+        return {} if recorded and CURRENT_STACK.get() in recorded.stacks else {"previous": "update"}
 
-    def _register(self, db: Database, inputs: Inputs, previous: DefaultAcl) -> dict[str, Any]:
+    def _register(self, db: Database, inputs: Inputs, previous: DefaultAcl) -> DefaultsRecord:
         """The ledger's record (the first stands: what was there before the first stack), this stack among its users."""
         key = f"{inputs.owner}.{inputs.schema}"
-        found = {"previous": _plain(previous), "roles": list(inputs.roles)}
         with write_transaction(db) as conn:
-            ledger.record(conn, LEDGER_KIND, key, found)
-            known = ledger.read(conn, LEDGER_KIND, key) or {}
-            stacks = sorted({*(known.get("stacks") or []), CURRENT_STACK.get()})
-            ledger.record(conn, LEDGER_KIND, key, {**known, "stacks": stacks}, replace=True)
+            ledger.record(conn, LEDGER_KIND, key, DefaultsRecord(previous=previous, roles=inputs.roles))
+            known = ledger.read_as(conn, LEDGER_KIND, key, DefaultsRecord) or DefaultsRecord()
+            stacks = tuple(sorted({*known.stacks, CURRENT_STACK.get()}))
+            ledger.record(conn, LEDGER_KIND, key, replace(known, stacks=stacks), replace=True)
         return known
 
     def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
         previous = self._read(db, inputs)
         known = self._register(db, inputs, previous)
         # An earlier run's record (killed after closing), or another stack's, holds what was there before it.
-        recorded = State.from_wire({**inputs.to_wire(), "previous": known.get("previous")}).previous
-        return f"{inputs.owner}.{inputs.schema}", State.taking(inputs, previous=recorded or previous)
+        return f"{inputs.owner}.{inputs.schema}", State.taking(inputs, previous=known.previous or previous)
 
     def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
         previous = state.previous or {}
@@ -97,11 +106,11 @@ class DefaultPrivilegesBaseline(DatabaseResource[Inputs, State]):
         owner, schema = state.owner, state.schema
         key = f"{owner}.{schema}"
         with write_transaction(db) as conn:
-            known = ledger.read(conn, LEDGER_KIND, key) or {}
-            others = [s for s in known.get("stacks") or [] if s != CURRENT_STACK.get()]
+            known = ledger.read_as(conn, LEDGER_KIND, key, DefaultsRecord) or DefaultsRecord()
+            others = tuple(s for s in known.stacks if s != CURRENT_STACK.get())
             if others:
                 # The defaults stay closed for the stacks still using them; the last one gives them back.
-                ledger.record(conn, LEDGER_KIND, key, {**known, "stacks": others}, replace=True)
+                ledger.record(conn, LEDGER_KIND, key, replace(known, stacks=others), replace=True)
                 users = ", ".join(others)
                 log(Notice(f"left the default privileges of {owner} in {schema} closed: stack(s) {users} use them"))
                 return
@@ -127,7 +136,3 @@ class DefaultPrivilegesBaseline(DatabaseResource[Inputs, State]):
                 "it holds the default privileges found before a stack closed them, which only that stack saw",
             )
         return state, inputs or Inputs.taking(state)
-
-
-def _plain(acl: DefaultAcl) -> dict[str, dict[str, list[str]]]:
-    return {t: {r: list(p) for r, p in by_role.items()} for t, by_role in acl.items()}

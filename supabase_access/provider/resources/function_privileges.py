@@ -18,13 +18,14 @@ delete gives exactly that back.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import psycopg
 
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import CHECK_LOG, DatabaseResource, InputError, Log, identifier, split_id
+from supabase_access.provider.spec import Props
 from supabase_access.provider.specs import FunctionPrivilegesInputs as Inputs
 from supabase_access.provider.specs import FunctionPrivilegesState as State
 from supabase_access.sql import catalog
@@ -33,6 +34,24 @@ from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import write_transaction
 
 LEDGER_KIND = "function-baseline"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionExecute(Props):
+    """Who held EXECUTE on one function before the stack first changed it (grantee -> holds it)."""
+
+    name: str
+    arguments: str
+    execute: Mapping[str, bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionsRecord(Props):
+    """The ledger's record of a schema's functions: the first one recorded of each stands."""
+
+    functions: tuple[FunctionExecute, ...] = ()
+
+
 PUBLIC = "public"
 MODEL_FUNCTIONS = "supabase-access:model.functions"
 
@@ -152,15 +171,14 @@ class FunctionPrivileges(DatabaseResource[Inputs, State]):
     def on_delete(self, db: Database, state: State, log: Log) -> None:
         schema = state.schema
         with write_transaction(db) as conn:
-            recorded = ledger.read(conn, LEDGER_KIND, schema) or {}
-            entries = recorded.get("functions") or []
-            grantees = sorted({g for e in entries for g in e["execute"]})
+            entries = (ledger.read_as(conn, LEDGER_KIND, schema, FunctionsRecord) or FunctionsRecord()).functions
+            grantees = sorted({g for e in entries for g in e.execute})
             live = {(f.name, f.arguments) for f in catalog.read_exposed_functions(conn, schema, grantees)}
             for entry in entries:
-                if (entry["name"], entry["arguments"]) not in live:
+                if (entry.name, entry.arguments) not in live:
                     continue  # dropped since
-                ref = render.function_ref(schema, entry["name"], entry["arguments"])
-                held = entry["execute"]
+                ref = render.function_ref(schema, entry.name, entry.arguments)
+                held = entry.execute
                 if taken := [g for g, w in held.items() if not w]:
                     conn.execute(render.set_function_execute(ref, taken, grant=False))
                 if given := [g for g, w in held.items() if w]:
@@ -185,15 +203,15 @@ class FunctionPrivileges(DatabaseResource[Inputs, State]):
 
 def _record(conn: psycopg.Connection, schema: str, functions: list[catalog.ExposedFunction]) -> None:
     """The baseline: EXECUTE per grantee on each function before the stack first changed it."""
-    recorded = ledger.read(conn, LEDGER_KIND, schema)
-    entries: list[dict[str, Any]] = list((recorded or {}).get("functions") or [])
-    known = {(e["name"], e["arguments"]) for e in entries}
-    new = [
-        {"name": f.name, "arguments": f.arguments, "execute": f.execute}
+    recorded = ledger.read_as(conn, LEDGER_KIND, schema, FunctionsRecord)
+    entries = recorded.functions if recorded is not None else ()
+    known = {(e.name, e.arguments) for e in entries}
+    new = tuple(
+        FunctionExecute(name=f.name, arguments=f.arguments, execute=f.execute)
         for f in functions
         if (f.name, f.arguments) not in known
-    ]
+    )
     if recorded is None:
-        ledger.record(conn, LEDGER_KIND, schema, {"functions": new})
+        ledger.record(conn, LEDGER_KIND, schema, FunctionsRecord(functions=new))
     elif new:
-        ledger.record(conn, LEDGER_KIND, schema, {**recorded, "functions": [*entries, *new]}, replace=True)
+        ledger.record(conn, LEDGER_KIND, schema, FunctionsRecord(functions=(*entries, *new)), replace=True)

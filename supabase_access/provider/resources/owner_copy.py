@@ -65,6 +65,15 @@ from supabase_access.sql.transaction import autocommit, lock_tables, write_trans
 
 # The ledger's record of which stack added a copy column (and along which path).
 LEDGER_KIND = "owner-copy"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyMadeBy(ledger.MadeBy):
+    """The ledger's record of an owner copy's column: the stack that added it, and the path it copies along."""
+
+    path: tuple[HopEntry, ...] = ()
+
+
 DEFAULT_BATCH_ROWS = 10_000
 MAX_BATCH_ROWS = 1_000_000
 # A fill longer than this reports its progress in the engine's log, and again every as long.
@@ -106,10 +115,6 @@ def _target(inputs: Inputs) -> tuple[OwnerCopyNames, str, int]:
 
 def _typed_path(hops: Sequence[Hop]) -> tuple[HopEntry, ...]:
     return tuple(HopEntry(table=h.table, column=h.column, parent=h.parent, key=h.key) for h in hops)
-
-
-def _plain_path(hops: Sequence[Hop]) -> list[dict[str, str]]:
-    return [hop.to_wire() for hop in _typed_path(hops)]
 
 
 def _describe(names: OwnerCopyNames) -> str:
@@ -274,9 +279,8 @@ def _install(
         execute_together(conn, statements)
         # Which stack added the column, in the transaction that added it: a run killed before the
         # engine recorded the create is finished by the next `up`, and destroy drops only ours.
-        ledger.record(
-            conn, LEDGER_KIND, _describe(names), {"stack": stack, "path": _plain_path(names.hops)}, replace=True
-        )
+        made = CopyMadeBy(stack=stack, path=_typed_path(names.hops))
+        ledger.record(conn, LEDGER_KIND, _describe(names), made, replace=True)
     if not exists:
         log(Notice(f"added column {_describe(names)} (a copy of the owner, kept by triggers); filling it next"))
     return not exists
@@ -441,7 +445,8 @@ def _remove(db: Database, names: OwnerCopyNames, private_schema: str) -> None:
         lock_tables(conn, names.schema, present)
         lock_private_schema(conn, private_schema)
         exists, made_by = _column_owner(conn, names) if names.table in present else (False, None)
-        recorded = (ledger.read(conn, LEDGER_KIND, _describe(names)) or {}).get("stack")
+        made = ledger.read_as(conn, LEDGER_KIND, _describe(names), CopyMadeBy)
+        recorded = made.stack if made is not None else None
         statements: list[Any] = [
             render.drop_trigger(names.schema, table, trigger) for table, trigger in names.triggers if table in present
         ]

@@ -120,7 +120,7 @@ def _finish_build(db: Database, schema: str, table: str, build: str, name: str) 
     with write_transaction(db) as conn:
         # Which stack built it, in the same transaction: its rerun knows it as its own.
         lock_tables(conn, schema, [table])
-        ledger.record(conn, LEDGER_KIND, f"{schema}.{name}", {"stack": CURRENT_STACK.get()}, replace=True)
+        ledger.record(conn, LEDGER_KIND, f"{schema}.{name}", ledger.MadeBy(stack=CURRENT_STACK.get()), replace=True)
         conn.execute(render.rename_index(schema, build, name))
         conn.execute(render.mark_policy_index(schema, name))
 
@@ -154,8 +154,8 @@ def _ensure_index(db: Database, schema: str, table: str, column: str, include: s
         found = find_serving_index(conn, schema, table, column, include)
         if found is not None:
             # Ours only if this stack built it (say a run killed before the engine recorded that).
-            built_by = (ledger.read(conn, LEDGER_KIND, f"{schema}.{found.name}") or {}).get("stack")
-            ours = found.marked and found.name == name and built_by == CURRENT_STACK.get()
+            built = ledger.read_as(conn, LEDGER_KIND, f"{schema}.{found.name}", ledger.MadeBy)
+            ours = found.marked and found.name == name and built is not None and built.stack == CURRENT_STACK.get()
             if not found.marked:
                 log(_reuse_notice(schema, table, column, include, found))
             return found.name, ours

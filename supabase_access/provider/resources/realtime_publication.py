@@ -8,10 +8,13 @@ records whether it was published already, and delete takes out only the tables i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
 
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import DatabaseResource, InputError, Log, identifier, not_importable
+from supabase_access.provider.spec import Props
 from supabase_access.provider.specs import RealtimePublicationInputs as Inputs
 from supabase_access.provider.specs import RealtimePublicationState as State
 from supabase_access.sql import catalog
@@ -20,6 +23,15 @@ from supabase_access.sql.database import Database
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 LEDGER_KIND = "realtime-publication-baseline"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedRecord(Props):
+    """The ledger's record of a table: whether it was in the publication before the stack."""
+
+    published: bool = False
+
+
 # After the tables' locks: one writer of the publication's membership at a time (stacks share it).
 PUBLICATION_LOCK = "(publication)"
 
@@ -68,23 +80,19 @@ class RealtimePublication(DatabaseResource[Inputs, State]):
             live = published(conn, publication, schema)
             for table in inputs.tables:
                 key = _key(publication, schema, table)
-                ledger.record(conn, LEDGER_KIND, key, {"published": table in live})
+                ledger.record(conn, LEDGER_KIND, key, PublishedRecord(published=table in live))
                 if table not in live:
                     conn.execute(render.publication_add_table(publication, schema, table))
             for table in dropped:
                 self._give_back(conn, publication, schema, table, live)
-            added = tuple(
-                t
-                for t in inputs.tables
-                if not (ledger.read(conn, LEDGER_KIND, _key(publication, schema, t)) or {}).get("published")
-            )
+            added = tuple(t for t in inputs.tables if not _was_published(conn, publication, schema, t))
         return State.taking(inputs, added=added)
 
     @staticmethod
     def _give_back(conn: psycopg.Connection, publication: str, schema: str, table: str, live: set[str]) -> None:
         key = _key(publication, schema, table)
-        recorded = ledger.read(conn, LEDGER_KIND, key)
-        if recorded is not None and not recorded.get("published") and table in live:
+        recorded = ledger.read_as(conn, LEDGER_KIND, key, PublishedRecord)
+        if recorded is not None and not recorded.published and table in live:
             conn.execute(render.publication_drop_table(publication, schema, table))
         ledger.forget(conn, LEDGER_KIND, key)
 
@@ -117,3 +125,8 @@ class RealtimePublication(DatabaseResource[Inputs, State]):
             schema=known.schema, tables=tuple(t for t in known.tables if t in live), publication=known.publication
         )
         return State.taking(state, read_inputs), read_inputs
+
+
+def _was_published(conn: psycopg.Connection, publication: str, schema: str, table: str) -> bool:
+    recorded = ledger.read_as(conn, LEDGER_KIND, _key(publication, schema, table), PublishedRecord)
+    return recorded is not None and recorded.published

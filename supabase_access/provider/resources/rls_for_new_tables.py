@@ -8,7 +8,8 @@ default privileges and the next preview's coverage check are what keep such a ta
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import psycopg
 
@@ -24,6 +25,7 @@ from supabase_access.provider.base import (
     not_importable,
 )
 from supabase_access.provider.private_schema import drop_private_schema_if_unused, ensure_private_schema
+from supabase_access.provider.spec import Props
 from supabase_access.provider.specs import RlsForNewTablesInputs as Inputs
 from supabase_access.provider.specs import RlsForNewTablesState as State
 from supabase_access.sql import catalog
@@ -72,9 +74,9 @@ class RlsForNewTables(DatabaseResource[Inputs, State]):
             return State.taking(inputs, installed=False)
         with write_transaction(db) as conn:
             users = _users(conn)
-            users[CURRENT_STACK.get()] = list(inputs.schemas)
+            users[CURRENT_STACK.get()] = inputs.schemas
             self._install(conn, replace(inputs, schemas=_union(users)))
-            ledger.record(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER, {"stacks": users}, replace=True)
+            ledger.record(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER, TriggerUsers(stacks=users), replace=True)
         return State.taking(inputs, installed=True)
 
     def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
@@ -104,7 +106,7 @@ class RlsForNewTables(DatabaseResource[Inputs, State]):
             if users:
                 # One trigger per database: the stacks still using it keep it, for their schemas.
                 self._install(conn, Inputs(private_schema=private, schemas=_union(users)))
-                ledger.record(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER, {"stacks": users}, replace=True)
+                ledger.record(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER, TriggerUsers(stacks=users), replace=True)
                 return
             ledger.forget(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER)
             for statement in render.drop_rls_event_trigger(private):
@@ -124,13 +126,20 @@ class RlsForNewTables(DatabaseResource[Inputs, State]):
 LEDGER_KIND = "rls-for-new-tables"
 
 
-def _users(conn: psycopg.Connection) -> dict[str, list[str]]:
+@dataclass(frozen=True, kw_only=True)
+class TriggerUsers(Props):
+    """The ledger's record: stack -> the schemas it asked the trigger to cover."""
+
+    stacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _users(conn: psycopg.Connection) -> dict[str, tuple[str, ...]]:
     """Stack -> the schemas it asked the trigger to cover (inside a write transaction)."""
-    recorded = ledger.read(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER) or {}
-    return {str(k): list(v) for k, v in (recorded.get("stacks") or {}).items()}
+    recorded = ledger.read_as(conn, LEDGER_KIND, render.RLS_EVENT_TRIGGER, TriggerUsers)
+    return dict(recorded.stacks) if recorded is not None else {}
 
 
-def _union(users: dict[str, list[str]]) -> tuple[str, ...]:
+def _union(users: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
     return tuple(sorted({s for schemas in users.values() for s in schemas}))
 
 

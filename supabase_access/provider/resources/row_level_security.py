@@ -16,7 +16,7 @@ the table's Grants are deleted, gives exactly those back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from supabase_access.model.access_model import COLUMN_PRIVILEGES
@@ -45,6 +45,13 @@ from supabase_access.sql.transaction import lock_tables, write_transaction
 LEDGER_KIND = "rls-baseline"
 # What a state without `previous` (never applied) restores: RLS on, not forced.
 ENABLED = RlsFlags(enabled=True, force=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RlsRecord(RlsFlags):
+    """The ledger's record of a table before the stack: its flags and what the roles held (role -> privileges)."""
+
+    privileges: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _table_state(db: Database, schema: str, table: str) -> catalog.RlsState:
@@ -137,12 +144,12 @@ class RowLevelSecurity(DatabaseResource[Inputs, State]):
             before = catalog.read_rls(conn, schema, table)
             assert before is not None
             if baseline:
-                held = {r: list(catalog.read_table_privileges(conn, r, schema, [table])[table]) for r in roles}
+                found = {r: tuple(catalog.read_table_privileges(conn, r, schema, [table])[table]) for r in roles}
                 ledger.record(
-                    conn, LEDGER_KIND, key, {"enabled": before.enabled, "force": before.forced, "privileges": held}
+                    conn, LEDGER_KIND, key, RlsRecord(enabled=before.enabled, force=before.forced, privileges=found)
                 )
-                recorded = ledger.read(conn, LEDGER_KIND, key) or {}
-                before = catalog.RlsState(bool(recorded.get("enabled")), bool(recorded.get("force")))
+                recorded = ledger.read_as(conn, LEDGER_KIND, key, RlsRecord) or RlsRecord()
+                before = catalog.RlsState(recorded.enabled, recorded.force)
             else:
                 _record_new_roles(conn, key, schema, table, roles)
             # Order matters only across transactions; inside one, no request sees the steps.
@@ -182,12 +189,12 @@ class RowLevelSecurity(DatabaseResource[Inputs, State]):
                 _leave_to(conn, other, schema, table, log)
                 return
             if catalog.read_rls(conn, schema, table) is not None:
-                recorded = ledger.read(conn, LEDGER_KIND, key) or {}
+                recorded = ledger.read_as(conn, LEDGER_KIND, key, RlsRecord) or RlsRecord()
                 conn.execute(render.set_row_level_security(schema, table, enabled=previous.enabled))
                 conn.execute(render.set_force_row_level_security(schema, table, force=previous.force))
                 # The table's Grants are gone by now (they depend on this resource): give back
                 # exactly what the API roles held before the stack.
-                for role, privileges in (recorded.get("privileges") or {}).items():
+                for role, privileges in recorded.privileges.items():
                     conn.execute(render.revoke_all(role, schema, [table]))
                     if privileges:
                         conn.execute(render.grant(role, schema, [table], privileges))
@@ -246,16 +253,16 @@ def _leave_to(conn: Any, other: str, schema: str, table: str, log: Log) -> None:
 def _record_new_roles(conn: Any, key: str, schema: str, table: str, roles: list[str]) -> None:
     """Add to the table's baseline the privileges of the roles it does not hold yet (a role the stack
     started to grant after its first up: service_role, for a stack made before it did)."""
-    recorded = ledger.read(conn, LEDGER_KIND, key)
+    recorded = ledger.read_as(conn, LEDGER_KIND, key, RlsRecord)
     if recorded is None:
         return
-    held = dict(recorded.get("privileges") or {})
+    held = dict(recorded.privileges)
     new = [r for r in roles if r not in held]
     if not new:
         return
     for role in new:
-        held[role] = list(catalog.read_table_privileges(conn, role, schema, [table])[table])
-    ledger.record(conn, LEDGER_KIND, key, {**recorded, "privileges": held}, replace=True)
+        held[role] = tuple(catalog.read_table_privileges(conn, role, schema, [table])[table])
+    ledger.record(conn, LEDGER_KIND, key, replace(recorded, privileges=held), replace=True)
 
 
 def _plain(undeclared: Mapping[str, tuple[str, ...]] | None) -> dict[str, list[str]]:

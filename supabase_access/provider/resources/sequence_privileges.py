@@ -16,13 +16,14 @@ and delete gives exactly those back.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import psycopg
 
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import DatabaseResource, InputError, Log, identifier, missing_table, split_id
+from supabase_access.provider.spec import Props
 from supabase_access.provider.specs import SequencePrivilegesInputs as Inputs
 from supabase_access.provider.specs import SequencePrivilegesState as State
 from supabase_access.sql import catalog
@@ -34,6 +35,22 @@ LEDGER_KIND = "sequence-baseline"
 USAGE = ["USAGE"]
 
 Held = dict[tuple[str, str], dict[str, list[str]]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequenceHeld(Props):
+    """What the roles held on one sequence before the stack first changed it (role -> privileges)."""
+
+    schema: str
+    name: str
+    privileges: Mapping[str, tuple[str, ...]] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequencesRecord(Props):
+    """The ledger's record of a table's sequences: the first one recorded of each stands."""
+
+    sequences: tuple[SequenceHeld, ...] = ()
 
 
 def _roles(names: tuple[str, ...], setting: str) -> tuple[str, ...]:
@@ -112,18 +129,18 @@ class SequencePrivileges(DatabaseResource[Inputs, State]):
         with write_transaction(db) as conn:
             if catalog.read_rls(conn, schema, table) is not None:
                 lock_tables(conn, schema, [table])
-            recorded = ledger.read(conn, LEDGER_KIND, key) or {}
+            recorded = ledger.read_as(conn, LEDGER_KIND, key, SequencesRecord) or SequencesRecord()
             live = {(s.schema, s.name) for s in catalog.read_table_sequences(conn, schema, table)}
-            for entry in recorded.get("sequences") or []:
-                if (entry["schema"], entry["name"]) not in live:
+            for entry in recorded.sequences:
+                if (entry.schema, entry.name) not in live:
                     continue  # dropped since: nothing to give back
-                privileges: dict[str, list[str]] = entry.get("privileges") or {}
+                privileges = entry.privileges or {}
                 if not privileges:
                     continue
-                conn.execute(render.revoke_all_on_sequence(sorted(privileges), entry["schema"], entry["name"]))
+                conn.execute(render.revoke_all_on_sequence(sorted(privileges), entry.schema, entry.name))
                 for role, held in privileges.items():
                     if held:
-                        conn.execute(render.grant_on_sequence(role, entry["schema"], entry["name"], held))
+                        conn.execute(render.grant_on_sequence(role, entry.schema, entry.name, list(held)))
             ledger.forget(conn, LEDGER_KIND, key)
         ledger.tidy(db)
 
@@ -151,15 +168,15 @@ class SequencePrivileges(DatabaseResource[Inputs, State]):
 def _record(conn: psycopg.Connection, key: str, held: Held) -> None:
     """The baseline: what the roles held on each of the table's sequences before the stack first changed
     it. The first record stands; a sequence not in it yet (a serial column added since) is added."""
-    recorded = ledger.read(conn, LEDGER_KIND, key)
-    entries: list[dict[str, Any]] = list((recorded or {}).get("sequences") or [])
-    known = {(e["schema"], e["name"]) for e in entries}
-    new = [
-        {"schema": schema, "name": name, "privileges": by_role}
+    recorded = ledger.read_as(conn, LEDGER_KIND, key, SequencesRecord)
+    entries = recorded.sequences if recorded is not None else ()
+    known = {(e.schema, e.name) for e in entries}
+    new = tuple(
+        SequenceHeld(schema=schema, name=name, privileges={role: tuple(p) for role, p in by_role.items()})
         for (schema, name), by_role in held.items()
         if (schema, name) not in known
-    ]
+    )
     if recorded is None:
-        ledger.record(conn, LEDGER_KIND, key, {"sequences": new})
+        ledger.record(conn, LEDGER_KIND, key, SequencesRecord(sequences=new))
     elif new:
-        ledger.record(conn, LEDGER_KIND, key, {**recorded, "sequences": [*entries, *new]}, replace=True)
+        ledger.record(conn, LEDGER_KIND, key, SequencesRecord(sequences=(*entries, *new)), replace=True)

@@ -6,7 +6,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from psycopg.sql import Composed
@@ -24,6 +24,8 @@ from supabase_access.provider.base import (
     require_table,
     split_id,
 )
+from supabase_access.provider.spec import Props
+from supabase_access.provider.specs import PolicyMap
 from supabase_access.provider.specs import TablePoliciesInputs as Inputs
 from supabase_access.provider.specs import TablePoliciesState as State
 from supabase_access.sql import catalog
@@ -34,6 +36,13 @@ from supabase_access.sql.transaction import lock_tables, write_transaction
 
 # The ledger's record of the policies a table had before the stack first changed it.
 LEDGER_KIND = "table-policies-baseline"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoliciesRecord(Props):
+    """The ledger's record of a table's policies before the stack (as PostgreSQL stored them)."""
+
+    policies: PolicyMap = field(default_factory=dict)
 
 
 def declared_policies(raw: object) -> dict[str, PolicySpec]:
@@ -210,9 +219,9 @@ class TablePolicies(DatabaseResource[Inputs, State]):
             if baseline:
                 found = {n: p.to_plain() for n, p in before.items() if n not in made_by_us}
                 key = f"{schema}.{table}"
-                ledger.record(conn, LEDGER_KIND, key, {"policies": found})
-                recorded = ledger.read(conn, LEDGER_KIND, key) or {}
-                before = stored_policies(recorded.get("policies") or {})
+                ledger.record(conn, LEDGER_KIND, key, PoliciesRecord(policies=found))
+                recorded = ledger.read_as(conn, LEDGER_KIND, key, PoliciesRecord) or PoliciesRecord()
+                before = stored_policies(recorded.policies)
             catalog.replace_policies(conn, schema, table, list(policies.values()), marker=marker)
             return before, catalog.read_policies(conn, schema, table), made_by_us
 
