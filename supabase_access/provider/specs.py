@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from supabase_access.model.connection import DEFAULT_DATABASE, DEFAULT_PORT, DEFAULT_SSLMODE, DEFAULT_USERNAME
@@ -16,6 +16,7 @@ from supabase_access.provider.spec import (
     Props,
     ResourceSpec,
     prop,
+    wire_name,
 )
 
 PRIVATE_SCHEMA = "supabase_access"
@@ -745,8 +746,21 @@ class StorageBucketInputs(Props):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BucketSettings(Props):
+    """A bucket row's settings as `adopted` keeps them, nulls too (destroy writes each back)."""
+
+    name: str | None = None
+    public: bool | None = None
+    file_size_limit: int | None = None
+    allowed_mime_types: tuple[str, ...] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {**dict.fromkeys((wire_name(f.name) for f in fields(self)), None), **super().to_wire()}
+
+
+@dataclass(frozen=True, kw_only=True)
 class StorageBucketState(StorageBucketInputs):
-    adopted: Mapping[str, Any] | None = prop(
+    adopted: BucketSettings | None = prop(
         "The bucket row's settings before the stack (taken over); destroy puts them back."
     )
     adopted_policies: Mapping[str, Any] | None = prop(

@@ -10,9 +10,10 @@ import psycopg
 from psycopg.rows import class_row
 
 from supabase_access.model.buckets import BUCKET_ID, MAX_FILE_SIZE, MIME_TYPE
-from supabase_access.model.policy import PolicySpec
+from supabase_access.model.policy import PolicySpec, policy_from_stored
 from supabase_access.provider import specs
 from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice, not_importable
+from supabase_access.provider.specs import BucketSettings
 from supabase_access.provider.specs import StorageBucketInputs as Inputs
 from supabase_access.provider.specs import StorageBucketState as State
 from supabase_access.sql import catalog
@@ -33,13 +34,13 @@ class BucketRow:
     file_size_limit: int | None
     allowed_mime_types: list[str] | None
 
-    def plain(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "public": self.public,
-            "fileSizeLimit": self.file_size_limit,
-            "allowedMimeTypes": self.allowed_mime_types,
-        }
+    def settings(self) -> BucketSettings:
+        return BucketSettings(
+            name=self.name,
+            public=self.public,
+            file_size_limit=self.file_size_limit,
+            allowed_mime_types=None if self.allowed_mime_types is None else tuple(self.allowed_mime_types),
+        )
 
 
 class StorageBucket(DatabaseResource[Inputs, State]):
@@ -110,9 +111,9 @@ class StorageBucket(DatabaseResource[Inputs, State]):
         with write_transaction(db) as conn:
             lock_tables(conn, SCHEMA, [OBJECTS])
             row = _read_row(conn, bucket)
-            adopted: Mapping[str, Any] | None
+            adopted: BucketSettings | None
             if state is None:
-                adopted = None if row is None else row.plain()
+                adopted = None if row is None else row.settings()
                 existing = catalog.read_policies(conn, SCHEMA, OBJECTS)
                 adopted_policies = {name: existing[name].to_plain() for name in names if name in existing}
             else:
@@ -150,7 +151,7 @@ class StorageBucket(DatabaseResource[Inputs, State]):
                         "through the Storage API (or the dashboard) and run destroy again, or keep the bucket and "
                         f"forget it with `pulumi state delete` on its StorageBucket ({bucket})",
                     )
-            taken = [_policy_from_plain(name, plain) for name, plain in (state.adopted_policies or {}).items()]
+            taken = [policy_from_stored(name, plain) for name, plain in (state.adopted_policies or {}).items()]
             _replace_policies(conn, _names(bucket), taken, marker=None)
             if row is None:
                 return
@@ -159,8 +160,8 @@ class StorageBucket(DatabaseResource[Inputs, State]):
                 conn.execute(allow)
                 conn.execute(delete, (bucket, bucket))
             else:
-                name = adopted.get("name") or bucket
-                values = (adopted.get("public"), adopted.get("fileSizeLimit"), adopted.get("allowedMimeTypes"))
+                name = adopted.name or bucket
+                values = (adopted.public, adopted.file_size_limit, _listed(adopted.allowed_mime_types))
                 conn.execute(render.update_bucket(), (name, *values, bucket, name, *values))
 
     def on_read(
@@ -198,17 +199,6 @@ def _read_row(conn: psycopg.Connection, bucket: str) -> BucketRow | None:
 
 def _ours(policies: Mapping[str, PolicySpec], names: tuple[str, ...]) -> dict[str, Any]:
     return {name: policies[name].to_plain() for name in names if name in policies}
-
-
-def _policy_from_plain(name: str, plain: Mapping[str, Any]) -> PolicySpec:
-    return PolicySpec(
-        name=name,
-        command=plain["command"],
-        roles=tuple(plain["roles"]),
-        permissive=plain["permissive"],
-        using=plain.get("using"),
-        with_check=plain.get("withCheck"),
-    )
 
 
 def _replace_policies(
