@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
                 )
         headers = ["request (a project member)", "rows", "policies ms", "by hand ms", "policies/by hand", "plan"]
         print(format_table(headers, rows))
-        figures = {row[0]: dict(zip(headers[1:], row[1:], strict=True)) for row in rows}
+        figures = {label: dict(zip(headers[1:], values, strict=True)) for label, *values in rows}
         write_figures(figures, ["policies/by hand"], conninfo=app_conninfo(dbname), load_before=load_before)
         print(
             f"{args.objects} objects (half avatars, half project files), {args.users} users, {args.projects} "

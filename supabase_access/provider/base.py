@@ -243,43 +243,6 @@ class DatabaseResource(DatabaseSteps, TypedEdge[InputsT, StateT]):
         `inputs` are None when the engine has none (`pulumi import`: the id alone)."""
 
 
-class PlainDatabaseResource(DatabaseSteps, ABC):
-    """A database resource not yet declared by types (issue 23: being converted): its hooks take plain data.
-
-    The same shape: normalize (no database) and validate (new or changed inputs only) make `check`;
-    `diff_live`; create, read, update, delete.
-    """
-
-    def check(self, db: Database, olds: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-        """Validate and return the inputs; raise InputError naming the property.
-
-        The inputs are normalised, and the database is asked (`validate`) only when they differ
-        from the last apply's: those passed then, and diff reads the live state anyway.
-        """
-        checked = self.normalize(inputs)
-        if checked != olds:
-            self.validate(db, olds, checked)
-        return checked
-
-    def normalize(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The inputs with defaults filled in, checked without the database."""
-        return dict(inputs)
-
-    def validate(self, db: Database, olds: dict[str, Any], checked: dict[str, Any]) -> None:
-        """What only the database can tell about new or changed inputs (by default: nothing to ask)."""
-        return None
-
-    @abstractmethod
-    def diff_live(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, str]:
-        """Compare the live database with the desired inputs (no replacement keys changed)."""
-
-    def diff(self, db: Database, state: dict[str, Any], inputs: dict[str, Any]) -> Diff:
-        replaces = self.replaced(state, inputs)
-        if replaces:
-            return Diff(replaces=replaces)
-        return Diff(changes=self.diff_live(db, state, inputs))
-
-
 class HttpResource(TypedEdge[InputsT, StateT], ABC):
     """A resource behind an HTTP API, typed (TypedEdge): its client comes with the resource (injected), no
     database per step.

@@ -9,9 +9,7 @@ from typing import Any
 from supabase_access.model.connection import DEFAULT_DATABASE, DEFAULT_PORT, DEFAULT_SSLMODE, DEFAULT_USERNAME
 from supabase_access.provider.spec import (
     INTEGER,
-    MAP,
     STRING,
-    STRINGS,
     Prop,
     Props,
     ResourceSpec,
@@ -31,24 +29,6 @@ def schema_prop() -> Any:
 def table_prop(what: str = "The table") -> Any:
     """The `table` field of a resource on one table."""
     return prop(f"{what}, in `schema`.", required=True, replaces=True)
-
-
-def _schema(*, replaces: bool = True) -> Prop:
-    return Prop("schema", STRING, SCHEMA_DESCRIPTION, required=True, replaces=replaces)
-
-
-def _table(what: str = "The table") -> Prop:
-    return Prop("table", STRING, f"{what}, in `schema`.", required=True, replaces=True)
-
-
-def _private_schema(default: object = PRIVATE_SCHEMA) -> Prop:
-    return Prop(
-        "privateSchema",
-        STRING,
-        "The provider's own schema for its helpers and ledger; never exposed to the Data API.",
-        default=default,
-        replaces=True,
-    )
 
 
 ADDED_COLUMNS_DESCRIPTION = (
