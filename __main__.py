@@ -112,6 +112,7 @@ access = AccessRules(
         widenings=settings.widenings,
         functions=settings.model.functions,
         buckets=tuple(b.id for b in settings.model.buckets),
+        published=settings.model.realtime.publish,
     ),
     opts=pulumi.ResourceOptions(providers=[database, grants_provider]),
 )

@@ -49,6 +49,8 @@ class AccessRulesArgs:
     born_closed: bool = False
     # The model's Storage buckets (ids): every other bucket of the database fails (prod) or warns, as tables do.
     buckets: tuple[str, ...] = ()
+    # The model's `realtime.publish`: one without a kind (outside `tables:`) fails (prod) or warns.
+    published: tuple[str, ...] = ()
     # The model's `functions:`: what the API may call in the exposed schemas (prod closes every other).
     functions: tuple[DeclaredFunction, ...] = ()
     # The model (as plain data), for the preflight's widening probe of the extra policies (prod).
@@ -160,6 +162,7 @@ class AccessRules(pulumi.ComponentResource):
             exposed_schemas=args.exposed_schemas,
             uncovered_tables="fail" if args.refuse_uncovered_tables else "warn",
             buckets=list(args.buckets) or None,
+            published=list(args.published) or None,
             table_grants={a.table: a.grants for a in plan.tables if a.grants is not None} or None,
             group_helpers=[group_lookup_to_plain(lookup) for lookup in plan.group_lookups] or None,
             # Left out when none, so stacks made before the setting existed see no change.

@@ -9,7 +9,8 @@
         "ops:{id}": {serviceOnly: true}
 
 A published table's changes reach a subscriber when its SELECT policies admit the row for the
-subscriber's role and claims, so the table's kind decides (a published table must be in `tables:`).
+subscriber's role and claims, so the table's kind decides (one outside `tables:` has none: the
+preflight refuses it on prod with the line to add, and warns on dev).
 A channel's kind becomes policies on `realtime.messages` (Realtime Authorization): SELECT to receive,
 INSERT to send, for the extensions broadcast and presence, the topic read from `realtime.topic()`.
 The open profile (dev) opens every declared channel to anon and authenticated, as it opens the tables.
@@ -52,23 +53,18 @@ def parse_realtime(raw: object, model: AccessModel, setting: str) -> RealtimeMod
     if unknown:
         raise ModelError(unknown_keys_message(setting, unknown, REALTIME_KEYS))
     return RealtimeModel(
-        publish=_parse_publish(raw.get("publish"), model, f"{setting}.publish"),
+        publish=_parse_publish(raw.get("publish"), f"{setting}.publish"),
         channels=_parse_channels(raw.get("channels"), model, f"{setting}.channels"),
     )
 
 
-def _parse_publish(raw: object, model: AccessModel, setting: str) -> tuple[str, ...]:
+def _parse_publish(raw: object, setting: str) -> tuple[str, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
         raise ModelError(f"{setting}: expected a list of the model's tables whose changes Realtime sends")
+    # A table outside `tables:` has no kind: the preflight refuses it on prod with its line, dev warns.
     names = tuple(check_identifier(name, setting) for name in raw)
-    for name in names:
-        if name not in model.table_names:
-            raise ModelError(
-                f"{setting}: {name!r} has no kind (its SELECT policies decide who receives its changes): "
-                f"add it to tables: (known: {', '.join(model.table_names)})"
-            )
     if len(set(names)) != len(names):
         raise ModelError(f"{setting}: a table is named twice")
     return names

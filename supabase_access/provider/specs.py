@@ -84,6 +84,11 @@ class AccessPreflightInputs(AccessPreflightState):
         "The model's Storage buckets: any other bucket of storage.buckets fails or warns (`uncoveredTables`). "
         "Left out when the model has none."
     )
+    published: tuple[str, ...] | None = prop(
+        "The model's `realtime.publish` tables: one outside `tables` (no kind), like any table of the "
+        "`supabase_realtime` publication the model leaves out, fails or warns (`uncoveredTables`). Left out "
+        "when the model publishes none."
+    )
     uncovered_tables: str = prop(
         "`fail` (prod) or `warn`: what an exposed table outside the model does to the preview.", default="warn"
     )

@@ -101,25 +101,48 @@ class ExposedTable:
     foreign_keys: tuple[tuple[tuple[str, ...], str, str, tuple[str, ...]], ...]
 
 
+# A table's schema, name, RLS flag and foreign keys (as ExposedTable holds them), from pg_class c.
+_TABLE_SHAPE = (
+    "select n.nspname::text, c.relname::text, c.relrowsecurity, "
+    "coalesce((select jsonb_agg(jsonb_build_array("
+    "  array(select a.attname::text from unnest(k.conkey) with ordinality u(n, i) "
+    "    join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i), "
+    "  rn.nspname, rc.relname, "
+    "  array(select a.attname::text from unnest(k.confkey) with ordinality u(n, i) "
+    "    join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i)) order by k.conname) "
+    "  from pg_constraint k join pg_class rc on rc.oid = k.confrelid "
+    "  join pg_namespace rn on rn.oid = rc.relnamespace where k.conrelid = c.oid and k.contype = 'f'), '[]') "
+    "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+)
+
+
 def _tables_outside_query(
     schemas: Sequence[str], model_schema: str, model_tables: Iterable[str]
 ) -> tuple[str, tuple[Any, ...]]:
     """The tables of `schemas` that are not `model_schema`.`model_tables` (partitions count as their parent)."""
     return (
-        "select n.nspname::text, c.relname::text, c.relrowsecurity, "
-        "coalesce((select jsonb_agg(jsonb_build_array("
-        "  array(select a.attname::text from unnest(k.conkey) with ordinality u(n, i) "
-        "    join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i), "
-        "  rn.nspname, rc.relname, "
-        "  array(select a.attname::text from unnest(k.confkey) with ordinality u(n, i) "
-        "    join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i)) order by k.conname) "
-        "  from pg_constraint k join pg_class rc on rc.oid = k.confrelid "
-        "  join pg_namespace rn on rn.oid = rc.relnamespace where k.conrelid = c.oid and k.contype = 'f'), '[]') "
-        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "where n.nspname = any(%s) and c.relkind in ('r', 'p') and not c.relispartition "
+        _TABLE_SHAPE + "where n.nspname = any(%s) and c.relkind in ('r', 'p') and not c.relispartition "
         "and not (n.nspname = %s and c.relname = any(%s)) order by 1, 2",
         (list(schemas), model_schema, list(model_tables)),
     )
+
+
+def kindless_published_tables(
+    conn: psycopg.Connection,
+    publication: str,
+    model_schema: str,
+    model_tables: Sequence[str],
+    declared: Sequence[str],
+) -> list[ExposedTable]:
+    """The tables Realtime sends the changes of without the model giving them a kind: those in the
+    publication, and `declared` ones (of `model_schema`, about to be published), outside `model_tables`."""
+    rows = conn.execute(
+        _TABLE_SHAPE + "where c.relkind in ('r', 'p') and not (n.nspname = %s and c.relname = any(%s)) "
+        "and ((n.nspname = %s and c.relname = any(%s)) or exists (select from pg_catalog.pg_publication_tables p "
+        "  where p.pubname = %s and p.schemaname = n.nspname and p.tablename = c.relname)) order by 1, 2",
+        (model_schema, list(model_tables), model_schema, list(declared), publication),
+    ).fetchall()
+    return _exposed_tables(rows)
 
 
 def _exposed_tables(rows: list[Any]) -> list[ExposedTable]:

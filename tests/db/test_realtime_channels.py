@@ -20,7 +20,8 @@ from supabase_access.model.access_model import AccessModel, model_to_plain, pars
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.realtime import plan_channels
 from supabase_access.model.rule_data import group_lookup_to_plain
-from supabase_access.provider.base import CURRENT_STACK, InputError
+from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, InputError
+from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.channel_policies import ChannelPolicies
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.provider.resources.realtime_publication import RealtimePublication
@@ -354,3 +355,57 @@ def test_a_join_asks_the_membership_once_per_statement(prod_app: tuple[Database,
     assert plan.count("project_members_groups") == 1, plan
     assert plan.count("InitPlan") >= 2, plan  # the topic and the groups
     assert "SubPlan" not in plan, plan
+
+
+PREFLIGHT = {
+    "schema": "public",
+    "tables": ["sessions", "segments", "turns", "actions", "generated_content"],
+    "roles": ["authenticated"],
+    "policies": {},
+    "source": "supabase-access:modelFile (access-model.yaml)",
+    "policySettings": {},
+    "exposedSchemas": ["public"],
+}
+
+
+def test_the_preflight_names_each_published_table_without_a_kind(db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("create schema internal")
+        conn.execute(
+            "create table internal.audit (id bigint primary key, user_id uuid references auth.users (id)); "
+            "create table public.feed (id bigint primary key, user_id uuid references auth.users (id)); "
+            "alter publication supabase_realtime add table internal.audit, public.sessions"
+        )
+    # Prod: a table published by hand outside the exposed schemas, and one realtime.publish names
+    # that tables: leaves out (the Data API exposes it too: named once, in that report).
+    with pytest.raises(InputError) as raised:
+        AccessPreflight().check(db, {}, {**PREFLIGHT, "uncoveredTables": "fail", "published": ["sessions", "feed"]})
+    text = raised.value.reason
+    assert "public.feed (RLS off, published to supabase_realtime): add `feed: {owner: user_id}`" in text
+    assert "realtime.publish: supabase_realtime publishes 1 table(s) the model gives no kind" in text
+    assert (
+        "internal.audit (RLS off): the model describes schema public only: take it out of the publication "
+        "(`alter publication supabase_realtime drop table internal.audit`)" in text
+    )
+    assert "A prod stack applies nothing until every published table has a kind" in text
+    assert text.count("public.feed") == 1
+    # Dev: said, not refused.
+    said: list[str] = []
+    token = CHECK_LOG.set(said.append)
+    try:
+        AccessPreflight().check(db, {}, {**PREFLIGHT, "published": ["feed"]})
+    finally:
+        CHECK_LOG.reset(token)
+    assert len(said) == 2 and "internal.audit" in said[1] and "published to supabase_realtime" in said[0]
+    # Quiet once each published table has a kind (the model's, or out of the publication).
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("alter publication supabase_realtime drop table internal.audit")
+    said.clear()
+    token = CHECK_LOG.set(said.append)
+    try:
+        AccessPreflight().check(
+            db, {}, {**PREFLIGHT, "tables": [*PREFLIGHT["tables"], "feed"], "published": ["sessions", "feed"]}
+        )
+    finally:
+        CHECK_LOG.reset(token)
+    assert said == []

@@ -103,7 +103,10 @@ def test_prod_channels_changes_splinter_and_exact_destroy(teams_dsn: Any, tmp_pa
     hand_made_policy(dsn)
     before = catalog_snapshot(dsn)
     stack = new_stack(tmp_path / "prod", "prod", dsn, model_config(OWNER, REALTIME))
-    stack.up()
+    said: list[str] = []
+    stack.up(on_output=said.append)
+    # Quiet when every published table, channel and bucket has its kind.
+    assert not [line for line in said if "no kind" in line or "does not cover" in line]
     ids = seed(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         project = f"project:{ids['p']}"
@@ -148,3 +151,47 @@ def test_a_kindless_channel_stops_prod_and_warns_on_dev(teams_dsn: Any, tmp_path
         assert join_channel(conn, persona(ids, "anon"), f"room:{ids['p']}") == FULL
         assert join_channel(conn, persona(ids, "anon"), "other:1") == NOTHING
     dev.destroy()
+
+
+KINDLESS_SETUP = """
+create schema internal;
+create table internal.feed_log (id bigint primary key, user_id uuid references auth.users (id));
+create table public.feed (id bigint primary key, user_id uuid references auth.users (id));
+alter publication supabase_realtime add table internal.feed_log;
+insert into storage.buckets (id, name) values ('legacy', 'legacy');
+"""
+
+
+def test_published_tables_and_buckets_without_a_kind_stop_prod_and_warn_on_dev(teams_dsn: Any, tmp_path: Path) -> None:
+    """Issue 25 item 4: a table Realtime publishes (realtime.publish names it, or it was published by hand)
+    and a bucket without a kind are refused on prod with the line to add; dev says so in the preview and
+    applies, and its destroy gives the catalog back."""
+    dsn = teams_dsn()
+    with psycopg.connect(dsn) as conn:
+        conn.execute(KINDLESS_SETUP)
+    before = catalog_snapshot(dsn)
+    published = {"publish": ["tasks", "feed"]}
+    prod = new_stack(tmp_path / "prod", "prod", dsn, model_config(OWNER, published))
+    with pytest.raises(auto.errors.CommandError) as refused:
+        prod.preview()
+    text = " ".join(str(refused.value).split())
+    assert "public.feed (RLS off, published to supabase_realtime): add `feed: {owner: user_id}`" in text
+    assert "supabase_realtime publishes 1 table(s) the model gives no kind" in text
+    assert "(`alter publication supabase_realtime drop table internal.feed_log`)" in text
+    assert "legacy: add `legacy: {owner: folder}`" in text
+    assert catalog_snapshot(dsn) == before
+    config = model_config(OPEN, published)
+    model = json.loads(config["supabase-access:model"])
+    config["supabase-access:model"] = json.dumps({**model, "buckets": {"drafts": {"public": False}}})
+    dev = new_stack(tmp_path / "dev", "dev", dsn, config)
+    preview = " ".join(dev.preview().stdout.split())
+    assert "warning: realtime.publish: supabase_realtime publishes 1 table(s) the model gives no kind" in preview
+    assert "public.feed (RLS off, published to supabase_realtime): add `feed: {owner: user_id}`" in preview
+    assert "legacy: add `legacy: {owner: folder}`" in preview
+    assert "bucket drafts has no kind: dev opens it to everyone" in preview
+    assert "A prod stack applies nothing" not in preview
+    dev.up()
+    with psycopg.connect(dsn) as conn:
+        assert {("public", "feed"), ("public", "tasks")} <= published_tables(conn)
+    dev.destroy()
+    assert catalog_snapshot(dsn) == before

@@ -33,6 +33,7 @@ class AccessPreflightArgs:
                  grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  group_helpers: pulumi.Input[Optional[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
                  model: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 published: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  refuse_open_writes: pulumi.Input[Optional[_builtins.bool]] = None,
                  replaced_policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  table_grants: pulumi.Input[Optional[Mapping[str, Any]]] = None,
@@ -55,6 +56,7 @@ class AccessPreflightArgs:
         :param pulumi.Input[Mapping[str, Any]] grants: Role -> privileges the stack grants on every table: a policy for a role without its command is refused.
         :param pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] group_helpers: The group functions the policies call (GroupFunctions' inputs, one per membership table), made inside the rolled-back parse of the policies; left out when the model has no groups.
         :param pulumi.Input[Mapping[str, Any]] model: The access model (as the model file reads), for the widening probe: with `refuseOpenWrites`, every extra permissive policy (`policySettings`) is probed as the API's personas on rows the probe makes in its rolled-back transaction, and refused if it gives rows the table's kind does not. Left out when there is no extra permissive policy to judge.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] published: The model's `realtime.publish` tables: one outside `tables` (no kind), like any table of the `supabase_realtime` publication the model leaves out, fails or warns (`uncoveredTables`). Left out when the model publishes none.
         :param pulumi.Input[_builtins.bool] refuse_open_writes: Refuse a permissive write policy for the API's roles that PostgreSQL reduces to true (prod).
         :param pulumi.Input[Mapping[str, Any]] replaced_policies: Table -> policy name -> the generated policy an extra one replaces (`replaces: true`), which the probe judges the replacement against. Left out when there are none.
         :param pulumi.Input[Mapping[str, Any]] table_grants: Table -> role -> privileges, for tables whose access kind grants other than `grants` (public-read, service-only, membership tables); left out when there are none.
@@ -83,6 +85,8 @@ class AccessPreflightArgs:
             pulumi.set(__self__, "group_helpers", group_helpers)
         if model is not None:
             pulumi.set(__self__, "model", model)
+        if published is not None:
+            pulumi.set(__self__, "published", published)
         if refuse_open_writes is None:
             refuse_open_writes = False
         if refuse_open_writes is not None:
@@ -267,6 +271,18 @@ class AccessPreflightArgs:
         pulumi.set(self, "model", value)
 
     @_builtins.property
+    @pulumi.getter
+    def published(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        The model's `realtime.publish` tables: one outside `tables` (no kind), like any table of the `supabase_realtime` publication the model leaves out, fails or warns (`uncoveredTables`). Left out when the model publishes none.
+        """
+        return pulumi.get(self, "published")
+
+    @published.setter
+    def published(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "published", value)
+
+    @_builtins.property
     @pulumi.getter(name="refuseOpenWrites")
     def refuse_open_writes(self) -> pulumi.Input[Optional[_builtins.bool]]:
         """
@@ -343,6 +359,7 @@ class AccessPreflight(pulumi.CustomResource):
                  model: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  policy_settings: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 published: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  refuse_open_writes: pulumi.Input[Optional[_builtins.bool]] = None,
                  replaced_policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  roles: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
@@ -368,6 +385,7 @@ class AccessPreflight(pulumi.CustomResource):
         :param pulumi.Input[Mapping[str, Any]] model: The access model (as the model file reads), for the widening probe: with `refuseOpenWrites`, every extra permissive policy (`policySettings`) is probed as the API's personas on rows the probe makes in its rolled-back transaction, and refused if it gives rows the table's kind does not. Left out when there is no extra permissive policy to judge.
         :param pulumi.Input[Mapping[str, Any]] policies: Table -> policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); each parsed by PostgreSQL.
         :param pulumi.Input[Mapping[str, Any]] policy_settings: `table.policy` -> the stack setting that declared it, so an error names the setting.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] published: The model's `realtime.publish` tables: one outside `tables` (no kind), like any table of the `supabase_realtime` publication the model leaves out, fails or warns (`uncoveredTables`). Left out when the model publishes none.
         :param pulumi.Input[_builtins.bool] refuse_open_writes: Refuse a permissive write policy for the API's roles that PostgreSQL reduces to true (prod).
         :param pulumi.Input[Mapping[str, Any]] replaced_policies: Table -> policy name -> the generated policy an extra one replaces (`replaces: true`), which the probe judges the replacement against. Left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] roles: Roles the policies and grants name; each must exist.
@@ -412,6 +430,7 @@ class AccessPreflight(pulumi.CustomResource):
                  model: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  policy_settings: pulumi.Input[Optional[Mapping[str, Any]]] = None,
+                 published: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  refuse_open_writes: pulumi.Input[Optional[_builtins.bool]] = None,
                  replaced_policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  roles: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
@@ -444,6 +463,7 @@ class AccessPreflight(pulumi.CustomResource):
             if policy_settings is None and not opts.urn:
                 raise TypeError("Missing required property 'policy_settings'")
             __props__.__dict__["policy_settings"] = policy_settings
+            __props__.__dict__["published"] = published
             if refuse_open_writes is None:
                 refuse_open_writes = False
             __props__.__dict__["refuse_open_writes"] = refuse_open_writes
@@ -497,6 +517,7 @@ class AccessPreflight(pulumi.CustomResource):
         __props__.__dict__["model"] = None
         __props__.__dict__["policies"] = None
         __props__.__dict__["policy_settings"] = None
+        __props__.__dict__["published"] = None
         __props__.__dict__["refuse_open_writes"] = None
         __props__.__dict__["replaced_policies"] = None
         __props__.__dict__["roles"] = None
@@ -587,6 +608,14 @@ class AccessPreflight(pulumi.CustomResource):
         `table.policy` -> the stack setting that declared it, so an error names the setting.
         """
         return pulumi.get(self, "policy_settings")
+
+    @_builtins.property
+    @pulumi.getter
+    def published(self) -> pulumi.Output[Optional[Sequence[_builtins.str]]]:
+        """
+        The model's `realtime.publish` tables: one outside `tables` (no kind), like any table of the `supabase_realtime` publication the model leaves out, fails or warns (`uncoveredTables`). Left out when the model publishes none.
+        """
+        return pulumi.get(self, "published")
 
     @_builtins.property
     @pulumi.getter(name="refuseOpenWrites")

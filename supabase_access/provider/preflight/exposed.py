@@ -1,14 +1,18 @@
 """What the Data API exposes beyond the model: tables of the exposed schemas the model leaves out,
-Storage buckets it does not cover, and views and functions that act with their owner's rights. Each
+Storage buckets it does not cover, tables Realtime publishes without a kind, and views and functions
+that act with their owner's rights. Each
 reported with the model line or statement that fixes it; a prod stack (`uncoveredTables: fail`) stops."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import psycopg
 from psycopg import sql
 
 from supabase_access.model.access_model import suggested_entry
 from supabase_access.model.buckets import BUCKET_ID
+from supabase_access.model.realtime import PUBLICATION
 from supabase_access.provider import claims
 from supabase_access.provider.base import CHECK_LOG, InputError
 from supabase_access.provider.specs import AccessPreflightInputs as Inputs
@@ -23,14 +27,28 @@ def exposed_problems(conn: psycopg.Connection, checked: Inputs, problems: list[I
     the preview; otherwise it is a warning."""
     schema, tables, source = checked.schema, list(checked.tables), checked.source
     fail = checked.uncovered_tables == "fail"
-    uncovered, found = catalog.exposed_surface(conn, checked.exposed_schemas, schema, tables)
-    if uncovered:
-        uncovered = _not_managed_elsewhere(conn, uncovered)
-    buckets = catalog.uncovered_buckets(conn, checked.buckets or ())
+    # Realtime sends a published table's changes to whoever its grants and policies admit: it needs a kind.
+    kindless = catalog.kindless_published_tables(conn, PUBLICATION, schema, tables, checked.published or ())
+    if kindless:
+        kindless = _not_managed_elsewhere(conn, kindless)
+    uncovered: list[catalog.ExposedTable] = []
+    found: list[catalog.OwnerRightsObject] = []
+    buckets: list[catalog.BucketVisibility] = []
+    if checked.exposed_schemas:
+        uncovered, found = catalog.exposed_surface(conn, checked.exposed_schemas, schema, tables)
+        if uncovered:
+            uncovered = _not_managed_elsewhere(conn, uncovered)
+        buckets = catalog.uncovered_buckets(conn, checked.buckets or ())
+    published = {(t.schema, t.table) for t in kindless}
+    # Named once: a kindless published table the Data API exposes is in the exposed tables' report.
+    kindless = [t for t in kindless if t not in uncovered]
     declared = set(checked.definer_objects or ())
     owner_rights = [o for o in found if o.qualified not in declared]
     for report in (
-        (lambda: report_uncovered(uncovered, schema, tables, source, fail=fail)) if uncovered else None,
+        (lambda: report_uncovered(uncovered, schema, tables, source, fail=fail, published=published))
+        if uncovered
+        else None,
+        (lambda: _report_kindless_published(kindless, schema, tables, source, fail=fail)) if kindless else None,
         (lambda: _report_uncovered_buckets(buckets, source, fail=fail)) if buckets else None,
         (lambda: _report_owner_rights(conn, owner_rights, fail=fail)) if owner_rights else None,
     ):
@@ -51,9 +69,55 @@ def _warn_or_fail(property: str, message: str, refusal: str, *, fail: bool) -> N
 
 
 def report_uncovered(
-    uncovered: list[catalog.ExposedTable], schema: str, tables: list[str], source: str, *, fail: bool
+    uncovered: list[catalog.ExposedTable],
+    schema: str,
+    tables: list[str],
+    source: str,
+    *,
+    fail: bool,
+    published: Collection[tuple[str, str]] = (),
 ) -> None:
     """Tables the Data API exposes that the model leaves out: each with the model line to add."""
+    hint = f"take {{schema}} out of {EXPOSED_SCHEMAS_SETTING}"
+    described = _with_lines(uncovered, schema, tables, other_schema=hint, published=published)
+    where = f"under `tables:` in {source}"
+    message = (
+        f"{EXPOSED_SCHEMAS_SETTING}: the Data API exposes {len(uncovered)} table(s) the model does not cover, so "
+        f"nothing here controls who reaches them (Supabase's default privileges give anon and authenticated "
+        f"everything on a new table). Add them {where}: " + "; ".join(described)
+    )
+    refusal = "A prod stack applies nothing until every exposed table is covered"
+    _warn_or_fail("tables", message, refusal, fail=fail)
+
+
+def _report_kindless_published(
+    kindless: list[catalog.ExposedTable], schema: str, tables: list[str], source: str, *, fail: bool
+) -> None:
+    """Tables in supabase_realtime (or the model's realtime.publish) without a kind: each with its line."""
+    hint = f"take it out of the publication (`alter publication {PUBLICATION} drop table {{table}}`)"
+    described = _with_lines(
+        kindless, schema, tables, other_schema=hint, published=(), instead="take it out of the publication"
+    )
+    message = (
+        f"realtime.publish: {PUBLICATION} publishes {len(kindless)} table(s) the model gives no kind, so nothing "
+        "here decides who receives their row changes (Realtime sends each to every subscriber the table's own "
+        f"grants and policies admit). Add them under `tables:` in {source}: " + "; ".join(described)
+    )
+    refusal = "A prod stack applies nothing until every published table has a kind"
+    _warn_or_fail("published", message, refusal, fail=fail)
+
+
+def _with_lines(
+    uncovered: list[catalog.ExposedTable],
+    schema: str,
+    tables: list[str],
+    *,
+    other_schema: str,
+    published: Collection[tuple[str, str]],
+    instead: str = "move it out of the exposed schemas",
+) -> list[str]:
+    """Each table with the model line to add (guessed from its foreign keys), or what to do instead;
+    `other_schema` (with {schema} and {table}) for a table outside the model's schema."""
     # A table may hang under another uncovered one (comments -> tasks -> projects): guess in rounds.
     # A path beats an owner column (see suggested_entry), so a table that references another table
     # still waiting for its line waits too, unless nothing else can move.
@@ -78,9 +142,12 @@ def report_uncovered(
         known = (*known, *found)
     described = []
     for t in uncovered:
-        state = "RLS on" if t.rls else "RLS off"
+        state = ("RLS on" if t.rls else "RLS off") + (
+            f", published to {PUBLICATION}" if (t.schema, t.table) in published else ""
+        )
         if t.schema != schema:
-            hint = f"the model describes schema {schema} only: take {t.schema} out of {EXPOSED_SCHEMAS_SETTING}"
+            qualified = f"{t.schema}.{t.table}"
+            hint = f"the model describes schema {schema} only: " + other_schema.format(schema=t.schema, table=qualified)
         elif t.table in lines:
             hint = f"add `{lines[t.table]}`"
         else:
@@ -88,17 +155,10 @@ def report_uncovered(
                 "no column references auth.users or a table of the model: give it an owner column "
                 f"(`{t.table}: {{owner: <column>}}`), declare it `{t.table}: {{publicRead: true}}` (everyone "
                 f"signed in reads, the server writes) or `{t.table}: {{serviceOnly: true}}` (the server alone), "
-                "or move it out of the exposed schemas"
+                f"or {instead}"
             )
         described.append(f"{t.schema}.{t.table} ({state}): {hint}")
-    where = f"under `tables:` in {source}"
-    message = (
-        f"{EXPOSED_SCHEMAS_SETTING}: the Data API exposes {len(uncovered)} table(s) the model does not cover, so "
-        f"nothing here controls who reaches them (Supabase's default privileges give anon and authenticated "
-        f"everything on a new table). Add them {where}: " + "; ".join(described)
-    )
-    refusal = "A prod stack applies nothing until every exposed table is covered"
-    _warn_or_fail("tables", message, refusal, fail=fail)
+    return described
 
 
 def _report_uncovered_buckets(buckets: list[catalog.BucketVisibility], source: str, *, fail: bool) -> None:

@@ -51,6 +51,9 @@ class AccessPreflight(DatabaseResource[Inputs, State]):
             inputs,
             schema=schema,
             tables=tuple(identifier({"tables": t}, "tables") for t in inputs.tables),
+            published=tuple(identifier({"published": t}, "published") for t in inputs.published)
+            if inputs.published
+            else None,
             roles=tuple(identifier({"roles": r}, "roles") for r in inputs.roles),
             exposed_schemas=tuple(identifier({"exposedSchemas": s}, "exposedSchemas") for s in inputs.exposed_schemas),
             policies=policies,
@@ -66,7 +69,7 @@ class AccessPreflight(DatabaseResource[Inputs, State]):
         problems: list[InputError] = []
         with db.connection() as conn:
             skip = table_problems(conn, checked, problems)
-            if checked.exposed_schemas:
+            if checked.exposed_schemas or checked.published:
                 exposed_problems(conn, checked, problems)
             policy_problems(
                 conn,
