@@ -29,7 +29,7 @@ from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from supabase_access.sql.errors import CatalogError
 from tests.support.localdb import both_platforms
-from tests.support.resources import UnreachableDatabase, create, read
+from tests.support.resources import REFERENCE_PREFLIGHT, UnreachableDatabase, create, read
 from tests.support.teams_app import load_teams_app, teams_model
 
 pytestmark = pytest.mark.db
@@ -357,15 +357,7 @@ def test_a_join_asks_the_membership_once_per_statement(prod_app: tuple[Database,
     assert "SubPlan" not in plan, plan
 
 
-PREFLIGHT = {
-    "schema": "public",
-    "tables": ["sessions", "segments", "turns", "actions", "generated_content"],
-    "roles": ["authenticated"],
-    "policies": {},
-    "source": "supabase-access:modelFile (access-model.yaml)",
-    "policySettings": {},
-    "exposedSchemas": ["public"],
-}
+PREFLIGHT = REFERENCE_PREFLIGHT
 
 
 def test_the_preflight_names_each_published_table_without_a_kind(db: Database, fresh_db: str) -> None:

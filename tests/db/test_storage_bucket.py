@@ -26,7 +26,7 @@ from supabase_access.provider.resources.storage_bucket import StorageBucket
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from tests.support.localdb import both_platforms
-from tests.support.resources import UnreachableDatabase, create
+from tests.support.resources import REFERENCE_PREFLIGHT, UnreachableDatabase, create
 from tests.support.storage import RefusedError, StorageCaller, add_user, bucket_catalog, put_object
 from tests.support.teams_app import load_teams_app, teams_model
 
@@ -254,15 +254,7 @@ def test_bad_input_names_the_input(changes: dict[str, Any], prop: str, message: 
     assert info.value.property == prop and message in info.value.reason
 
 
-PREFLIGHT = {
-    "schema": "public",
-    "tables": ["sessions", "segments", "turns", "actions", "generated_content"],
-    "roles": ["authenticated"],
-    "policies": {},
-    "source": "supabase-access:modelFile (access-model.yaml)",
-    "policySettings": {},
-    "exposedSchemas": ["public"],
-}
+PREFLIGHT = REFERENCE_PREFLIGHT
 
 
 def test_the_preflight_names_each_bucket_the_model_leaves_out(db: Database, fresh_db: str) -> None:

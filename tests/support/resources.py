@@ -49,3 +49,15 @@ def read(
         assert resource.spec.undeclared(found[0]) == [], f"{resource.spec.name} reads undeclared state"
         assert resource.spec.undeclared(found[1]) == [], f"{resource.spec.name} reads undeclared inputs"
     return found
+
+
+# AccessPreflight's inputs for the reference app's model, with the Data API's schema.
+REFERENCE_PREFLIGHT: dict[str, Any] = {
+    "schema": "public",
+    "tables": ["sessions", "segments", "turns", "actions", "generated_content"],
+    "roles": ["authenticated"],
+    "policies": {},
+    "source": "supabase-access:modelFile (access-model.yaml)",
+    "policySettings": {},
+    "exposedSchemas": ["public"],
+}
