@@ -15,6 +15,11 @@ real `pulumi` CLI and provider plugin, each stack on a throwaway database cloned
 
 Issue 6's targets: a no-change preview of the 5-table stack within 2x the empty program's; the
 N-table first `up` within 3x the 5-table one.
+
+`--state-writes` shows where a first up's time goes: each round also times the first up of a fresh
+5- and N-table stack with PULUMI_SKIP_CHECKPOINTS=true, the engine writing the state once at the end
+instead of twice per resource (a file backend rewrites the whole state file each time, so a first up
+of n resources writes O(n^2) bytes). A diagnosis only: an interrupted run of that kind loses what it did.
 """
 
 from __future__ import annotations
@@ -168,13 +173,20 @@ class Figures:
     drift: list[str] = field(default_factory=list)
 
 
-def pulumi(stack: auto.Stack, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+# The engine's own switch: the state is written once, when the run ends, not around every resource step.
+ONE_STATE_WRITE = {"PULUMI_SKIP_CHECKPOINTS": "true"}
+ONE_STATE_WRITE_LABEL = ", state written once"
+
+
+def pulumi(
+    stack: auto.Stack, *args: str, extra_env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Time one `pulumi` command on the stack, run as a user runs it (the CLI itself, not the
     Automation API, whose event-log reader polls every 0.1 s and parses each event in this process)."""
     workspace = stack.workspace
     assert isinstance(workspace, auto.LocalWorkspace) and workspace.work_dir
     command = ["pulumi", *args, "--stack", stack.name, "--non-interactive"]
-    env = {**os.environ, **(workspace.env_vars or {})}
+    env = {**os.environ, **(workspace.env_vars or {}), **(extra_env or {})}
     started = time.perf_counter()
     result = subprocess.run(command, cwd=workspace.work_dir, env=env, capture_output=True, text=True, check=False)
     return time.perf_counter() - started, result
@@ -182,7 +194,8 @@ def pulumi(stack: auto.Stack, *args: str) -> tuple[float, subprocess.CompletedPr
 
 def first_up(stack: auto.Stack, figures: Figures, label: str) -> None:
     print(f"bench.engine: {label}: pulumi up", file=sys.stderr)
-    seconds, result = pulumi(stack, "up", "--yes", "--skip-preview")
+    extra_env = ONE_STATE_WRITE if label.endswith(ONE_STATE_WRITE_LABEL) else None
+    seconds, result = pulumi(stack, "up", "--yes", "--skip-preview", extra_env=extra_env)
     if result.returncode != 0:
         raise SystemExit(f"bench.engine: {label}: pulumi up failed:\n{result.stdout}\n{result.stderr}")
     figures.up.append(seconds)
@@ -198,22 +211,35 @@ def no_change_preview(stack: auto.Stack, figures: Figures, label: str) -> None:
     figures.preview.append(seconds)
 
 
-def run_round(work: Path, round_index: int, tables: int, previews: int, results: dict[str, Figures]) -> None:
+def app_stacks(work: Path, name: str, tables: int, databases: contextlib.ExitStack) -> dict[str, auto.Stack]:
+    """A 5-table and an N-table stack, each on a fresh database."""
+    five_db = databases.enter_context(scratch_database("bench_engine"))
+    many_db = databases.enter_context(scratch_database("bench_engine"))
+    suffixes = copy_suffixes(tables)
+    create_copies(app_conninfo(many_db), suffixes)
+    many_config = {**LOCAL_STACK, "supabase-access:model": json.dumps(inline_model(suffixes))}
+    return {
+        "5 tables": new_stack(work / f"five-{name}", "local", app_conninfo(five_db), LOCAL_STACK),
+        f"{tables} tables": new_stack(work / f"many-{name}", "local", app_conninfo(many_db), many_config),
+    }
+
+
+def run_round(
+    work: Path, round_index: int, tables: int, previews: int, results: dict[str, Figures], state_writes: bool
+) -> None:
     """Fresh stacks and databases; the first ups in turn, then the previews in turn, one of each program
-    after the other, so the ratios compare runs made at the same moments on a machine whose speed drifts."""
+    after the other, so the ratios compare runs made at the same moments on a machine whose speed drifts.
+    With `state_writes`, the first ups of two more app stacks follow, the state written once."""
     with contextlib.ExitStack() as databases:
-        five_db = databases.enter_context(scratch_database("bench_engine"))
-        many_db = databases.enter_context(scratch_database("bench_engine"))
-        suffixes = copy_suffixes(tables)
-        create_copies(app_conninfo(many_db), suffixes)
-        many_config = {**LOCAL_STACK, "supabase-access:model": json.dumps(inline_model(suffixes))}
         stacks = {
             "empty program": empty_stack(work / f"empty-{round_index}"),
-            "5 tables": new_stack(work / f"five-{round_index}", "local", app_conninfo(five_db), LOCAL_STACK),
-            f"{tables} tables": new_stack(work / f"many-{round_index}", "local", app_conninfo(many_db), many_config),
+            **app_stacks(work, str(round_index), tables, databases),
         }
+        once = app_stacks(work, f"once-{round_index}", tables, databases) if state_writes else {}
         for label, stack in stacks.items():
             first_up(stack, results[label], label)
+        for label, stack in once.items():
+            first_up(stack, results[label + ONE_STATE_WRITE_LABEL], label + ONE_STATE_WRITE_LABEL)
         for _ in range(previews):
             for label, stack in stacks.items():
                 no_change_preview(stack, results[label], label)
@@ -221,10 +247,7 @@ def run_round(work: Path, round_index: int, tables: int, previews: int, results:
 
 def report(results: dict[str, Figures], tables: int) -> tuple[str, bool, dict[str, dict[str, str]]]:
     empty, five, many = results["empty program"], results["5 tables"], results[f"{tables} tables"]
-    rows = [
-        [name, f"{median(f.preview):.2f}", f"{min(f.preview):.2f}", f"{median(f.up):.2f}", f"{min(f.up):.2f}"]
-        for name, f in results.items()
-    ]
+    rows = [[name, *_seconds(f.preview), *_seconds(f.up)] for name, f in results.items()]
     preview_ratio = median(five.preview) / median(empty.preview)
     up_ratio = median(many.up) / median(five.up)
     preview_ok, up_ok = preview_ratio <= PREVIEW_OVER_EMPTY_MAX, up_ratio <= UP_50_OVER_5_MAX
@@ -235,6 +258,19 @@ def report(results: dict[str, Figures], tables: int) -> tuple[str, bool, dict[st
         f"\nfirst up, {tables} tables / 5 tables: {up_ratio:.2f}"
         f" (target <= {UP_50_OVER_5_MAX:g}: {'met' if up_ok else 'MISSED'})"
     )
+    once_five, once_many = (
+        results.get("5 tables" + ONE_STATE_WRITE_LABEL),
+        results.get(f"{tables} tables" + ONE_STATE_WRITE_LABEL),
+    )
+    state_figures = {}
+    if once_five and once_many:
+        once_ratio = median(once_many.up) / median(once_five.up)
+        share = 1 - median(once_many.up) / median(many.up)
+        text += (
+            f"\nfirst up, {tables} tables / 5 tables, state written once (PULUMI_SKIP_CHECKPOINTS): {once_ratio:.2f}"
+            f"\nshare of the {tables}-table first up spent writing the state around each step: {share:.0%}"
+        )
+        state_figures = {f"first up, {tables} tables / 5 tables, state written once": {"value": f"{once_ratio:.2f}"}}
     for name, f in results.items():
         if f.drift:
             text += f"\nnote: {name}: a no-change preview reported changes: {f.drift}"
@@ -242,9 +278,15 @@ def report(results: dict[str, Figures], tables: int) -> tuple[str, bool, dict[st
         "no-change preview, 5 tables / empty program": {"value": f"{preview_ratio:.2f}"},
         f"first up, {tables} tables / 5 tables": {"value": f"{up_ratio:.2f}"},
         **{f"{name}: first up s": {"value": f"{median(f.up):.2f}"} for name, f in results.items()},
-        **{f"{name}: preview s": {"value": f"{median(f.preview):.2f}"} for name, f in results.items()},
+        **{f"{name}: preview s": {"value": f"{median(f.preview):.2f}"} for name, f in results.items() if f.preview},
+        **state_figures,
     }
     return text, preview_ok and up_ok, figures
+
+
+def _seconds(values: Sequence[float]) -> list[str]:
+    """Median and minimum, or dashes for a figure not taken (no previews of the state-written-once stacks)."""
+    return [f"{median(values):.2f}", f"{min(values):.2f}"] if values else ["-", "-"]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -252,6 +294,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tables", type=int, default=50, help="tables of the large stack (a multiple of 5)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds, each on fresh stacks and databases")
     parser.add_argument("--previews", type=int, default=3, help="no-change previews after each first up")
+    parser.add_argument(
+        "--state-writes",
+        action="store_true",
+        help="also time first ups with the state written once at the end (PULUMI_SKIP_CHECKPOINTS): what the"
+        " state writes around each resource cost",
+    )
     args = parser.parse_args(argv)
     if args.tables < 10 or args.repeat < 1 or args.previews < 1:
         parser.error("--tables must be at least 10; --repeat and --previews at least 1")
@@ -263,9 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_toolchain()
     load_before = os.getloadavg()
     results = {"empty program": Figures(), "5 tables": Figures(), f"{args.tables} tables": Figures()}
+    if args.state_writes:
+        results |= {f"{label}{ONE_STATE_WRITE_LABEL}": Figures() for label in ("5 tables", f"{args.tables} tables")}
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as work:
         for round_index in range(args.repeat):
-            run_round(Path(work), round_index, args.tables, args.previews, results)
+            run_round(Path(work), round_index, args.tables, args.previews, results, args.state_writes)
         machine = machine_summary(app_conninfo("postgres"))
     table, met, figures = report(results, args.tables)
     write_figures(figures, ["value"], conninfo=app_conninfo("postgres"), load_before=load_before)

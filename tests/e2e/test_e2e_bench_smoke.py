@@ -9,10 +9,17 @@ from tests.support.bench import run_bench
 
 @pytest.mark.e2e
 def test_engine_prints_its_table(localdb_url: str) -> None:
-    out = run_bench("engine", "--tables", "10", "--repeat", "1", "--previews", "1", timeout=600)
+    out = run_bench("engine", "--tables", "10", "--repeat", "1", "--previews", "1", "--state-writes", timeout=600)
     assert "| program " in out and "preview median s" in out
-    for program in ("empty program", "5 tables", "10 tables"):
+    for program in (
+        "empty program",
+        "5 tables",
+        "10 tables",
+        "5 tables, state written once",
+        "10 tables, state written once",
+    ):
         assert f"| {program}" in out
+    assert "spent writing the state around each step" in out
 
 
 @pytest.mark.e2e
