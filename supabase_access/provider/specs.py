@@ -677,14 +677,19 @@ class ChannelPoliciesState(ChannelPoliciesInputs):
     applied: PolicyMap | None = prop(
         "The policies as PostgreSQL stored them at the last apply (drift is measured from them)."
     )
+    adopted: PolicyMap | None = prop(
+        "Policies made by hand that opened the stack's channels wider than their kinds, found and dropped at the "
+        "first apply: destroy puts them back."
+    )
 
 
 CHANNEL_POLICIES = ResourceSpec.typed(
     "ChannelPolicies",
     "The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence "
-    "channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by hand or "
-    "by another stack are never touched; one of theirs with a name the stack declares, or a topic pattern another "
-    "stack claims, stops the preview and the apply.",
+    "channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by another "
+    "stack are never touched, nor those made by hand that open none of its channels; one made by hand that opens them "
+    "wider than their kinds is drift the next apply drops. A policy of theirs with a name the stack declares, or a "
+    "topic pattern another stack claims, stops the preview and the apply.",
     ChannelPoliciesInputs,
     ChannelPoliciesState,
 )
@@ -757,8 +762,9 @@ class StorageBucketState(StorageBucketInputs):
 STORAGE_BUCKET = ResourceSpec.typed(
     "StorageBucket",
     "One Storage bucket: its row in storage.buckets (public, file size limit, allowed MIME types) and the policies "
-    "on storage.objects its kind gives, scoped by bucket_id. A row or policy found at the first `up` is taken over "
-    "and put back by destroy; a bucket the stack created is deleted only when no object is left in it.",
+    "on storage.objects its kind gives, scoped by bucket_id. A policy on storage.objects no stack declares that opens "
+    "the bucket wider than its kind is drift the next apply drops. A row or policy found at the first `up` is taken "
+    "over and put back by destroy; a bucket the stack created is deleted only when no object is left in it.",
     StorageBucketInputs,
     StorageBucketState,
 )

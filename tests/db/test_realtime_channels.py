@@ -279,6 +279,65 @@ def test_channel_policies_steps_leave_others_policies_alone(db: Database, fresh_
 
 
 @both_platforms
+def test_a_policy_made_by_hand_that_opens_a_channel_is_drift_and_taken_back(
+    db: Database, fresh_db: str, stack: str
+) -> None:
+    """realtime.messages is shared, so a policy no stack marks is judged by what it lets a persona do on the
+    stack's channels: one that opens them is drift `up` takes back (found at the first `up`: taken over and put
+    back by destroy); one on a topic of its own, or narrower, is left alone."""
+    load_teams_app(fresh_db)
+    model = realtime_model()
+    (lookup,) = plan_access(model, "owner").group_lookups
+    create(GroupFunctions(), db, {"schema": "public", **group_lookup_to_plain(lookup)})
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(
+            'create policy "lobby by hand" on realtime.messages for select to authenticated '
+            "using ((select realtime.topic()) = 'lobby')"
+        )
+        conn.execute(
+            'create policy "everyone hears" on realtime.messages for select to anon, authenticated using (true)'
+        )
+    before = policy_names(fresh_db)
+    app = App(fresh_db)
+    resource = ChannelPolicies()
+    logged: list[str] = []
+    resource_id, checked, state = create(resource, db, channel_inputs(model, "owner", stack), logged.append)
+    assert list(state["adopted"]) == ["everyone hears"]
+    assert any(
+        "dropped the policy 'everyone hears'" in m
+        and "anon (no JWT) may receive broadcast on project:{id}" in m
+        and "destroy puts it back" in m
+        for m in logged
+    ), logged
+    mine = f"project:{app.project}"
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert join_channel(conn, Persona.anon(), mine) == NOTHING
+        assert join_channel(conn, app.persona(app.other), "lobby").receive == BOTH
+    # Made by hand after the first `up`: drift that a preview and a refresh show, taken back by `up`.
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute('create policy "send anywhere" on realtime.messages for insert to authenticated with check (true)')
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert join_channel(conn, app.persona(app.other), mine).send == BOTH
+    assert resource.diff(db, state, checked).changes == {"policies": "update"}
+    refreshed = read(resource, db, resource_id, state, checked)
+    assert refreshed is not None and "send anywhere" in refreshed[0]["applied"] and refreshed[1]["policies"] == {}
+    logged.clear()
+    state = resource.update(db, state, checked, logged.append)
+    assert any(
+        "dropped the policy 'send anywhere'" in m and "user B may send presence on user:{id}" in m for m in logged
+    )
+    assert not any("destroy puts it back" in m for m in logged)
+    assert resource.diff(db, state, checked).changes == {}
+    assert read(resource, db, resource_id, state, checked) == (state, checked)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert join_channel(conn, app.persona(app.other), mine) == NOTHING
+        assert join_channel(conn, app.persona(app.member), mine) == FULL
+        assert join_channel(conn, app.persona(app.other), "lobby").receive == BOTH
+    resource.delete(db, state, print)
+    assert policy_names(fresh_db) == before
+
+
+@both_platforms
 def test_publication_gives_back_exactly_what_was_there(db: Database, fresh_db: str, stack: str) -> None:
     load_teams_app(fresh_db)
     with psycopg.connect(fresh_db) as conn:

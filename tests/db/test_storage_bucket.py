@@ -26,7 +26,7 @@ from supabase_access.provider.resources.storage_bucket import StorageBucket
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from tests.support.localdb import both_platforms
-from tests.support.resources import REFERENCE_PREFLIGHT, UnreachableDatabase, create
+from tests.support.resources import REFERENCE_PREFLIGHT, UnreachableDatabase, create, read
 from tests.support.storage import RefusedError, StorageCaller, add_user, bucket_catalog, put_object
 from tests.support.teams_app import load_teams_app, teams_model
 
@@ -196,6 +196,82 @@ def test_drift_is_seen_and_repaired(app: App) -> None:
     # Unchanged inputs do not ask the database.
     olds = resource.check(app.db, {}, inputs("avatars"))
     assert resource.check(UnreachableDatabase(), olds, inputs("avatars")) == olds
+
+
+def policy_names(dsn: str) -> set[str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("select policyname from pg_policies where schemaname = 'storage' and tablename = 'objects'")
+        return {str(name) for (name,) in rows.fetchall()}
+
+
+@both_platforms
+def test_a_policy_made_by_hand_that_opens_a_bucket_is_drift_and_taken_back(
+    app: App, authenticator: psycopg.Connection
+) -> None:
+    """Tables: an undeclared policy is drift TablePolicies drops. storage.objects is shared, so a policy no
+    stack marks is judged by what it lets a persona do to the bucket's objects: only a widening is taken back."""
+    put_object(app.dsn, "avatars", f"{app.alice}/a.png", app.alice)
+    put_object(app.dsn, "exports", "dump.csv")
+    anon, bob = StorageCaller(authenticator, Persona.anon()), user(authenticator, app.bob)
+    with psycopg.connect(app.dsn) as conn:
+        # The dashboard's one-click mistake, and a subtler one: any signed-in user may overwrite any object.
+        conn.execute('create policy "open" on storage.objects for select to anon using (true)')
+        conn.execute(
+            'create policy "signed in" on storage.objects for all to public using ((select auth.uid()) is not null)'
+        )
+        # Left alone: another app's bucket, a rule narrower than the kind's, and another stack's (marked) policy.
+        conn.execute("create policy theirs on storage.objects for all to authenticated using (bucket_id = 'other-app')")
+        conn.execute(
+            'create policy "own avatars" on storage.objects for select to authenticated '
+            "using (bucket_id = 'avatars' and owner_id = (select auth.uid())::text)"
+        )
+        conn.execute(
+            "create policy \"staging-files: select\" on storage.objects for select using (bucket_id = 'staging-files')"
+        )
+        conn.execute(
+            'comment on policy "staging-files: select" on storage.objects '
+            "is 'supabase-access: created by stack staging'"
+        )
+    assert anon.listed("avatars", "exports") == {("avatars", f"{app.alice}/a.png"), ("exports", "dump.csv")}
+    assert bob.moved("avatars", f"{app.alice}/a.png", "avatars", f"{app.alice}/b.png") == 1
+    kept = policy_names(app.dsn) - {"open", "signed in"}
+    resource = StorageBucket()
+    for bucket in ("avatars", "exports", "project-files", "cdn"):
+        assert resource.diff(app.db, app.states[bucket], inputs(bucket)).changes == {"policies": "update"}, bucket
+    # A refresh reads them back among the bucket's own policies: `preview --refresh` shows them.
+    refreshed = read(resource, app.db, "avatars", app.states["avatars"], inputs("avatars"))
+    assert refreshed is not None and {"open", "signed in"} <= set(refreshed[0]["policies"])
+    logged: list[str] = []
+    state = resource.update(app.db, app.states["avatars"], inputs("avatars"), logged.append)
+    assert any(
+        "dropped the policy 'open'" in m and "anon (no JWT) may download or list an object of user A" in m
+        for m in logged
+    )
+    assert any(
+        "dropped the policy 'signed in'" in m and "user B may overwrite or move an object of user A" in m
+        for m in logged
+    )
+    assert policy_names(app.dsn) == kept | set(state["policies"])
+    assert state["policies"] == app.states["avatars"]["policies"]
+    for bucket in ("avatars", "exports", "project-files", "site-assets", "cdn"):
+        assert resource.diff(app.db, app.states[bucket], inputs(bucket)).changes == {}, bucket
+    assert anon.listed("avatars", "exports") == set()
+    assert bob.moved("avatars", f"{app.alice}/a.png", "avatars", f"{app.alice}/b.png") == 0
+
+
+@both_platforms
+def test_a_widening_policy_found_at_the_first_up_is_taken_over_and_put_back(db: Database, fresh_db: str) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute('create policy "open" on storage.objects for all to anon, authenticated using (true)')
+    before = bucket_catalog(fresh_db)
+    resource = StorageBucket()
+    logged: list[str] = []
+    _, _, state = create(resource, db, inputs("exports"), logged.append)
+    assert list(state["adoptedPolicies"]) == ["open"]
+    assert any("dropped the policy 'open'" in m and "destroy puts it back" in m for m in logged)
+    assert "open" not in policy_names(fresh_db)
+    resource.delete(db, state, print)
+    assert bucket_catalog(fresh_db) == before
 
 
 @both_platforms

@@ -144,3 +144,43 @@ def test_a_prod_bucket_without_a_kind_stops_the_preview_with_the_line(teams_dsn:
     with pytest.raises(Exception, match=r"`avatars: \{owner: folder\}`") as info:
         stack.preview()
     assert "avatars" in str(info.value)
+
+
+def test_a_policy_made_by_hand_that_opens_the_buckets_is_drift_and_up_takes_it_back(
+    teams_dsn: str, tmp_path: Path
+) -> None:
+    """As a policy made by hand on a table of the model: `preview --refresh` shows it, `up` drops it. Only one
+    that widens the stack's buckets: another app's policy on storage.objects is left as it is, and destroy gives
+    back the catalog exactly."""
+    dsn = teams_dsn
+    with psycopg.connect(dsn) as conn:
+        conn.execute("create policy other_app on storage.objects for select to anon using (bucket_id = 'other-app')")
+    before = catalog_snapshot(dsn), bucket_catalog(dsn)
+    stack = new_stack(tmp_path / "prod", "prod", dsn, stack_config("prod"))
+    stack.up()
+    alice = add_user(dsn)
+    put_object(dsn, "avatars", f"{alice}/me.png", alice)
+    put_object(dsn, "exports", "dump.csv")
+    with psycopg.connect(dsn) as conn:
+        conn.execute('create policy "open" on storage.objects for select to anon using (true)')
+    with connect_as_authenticator(dsn) as conn:
+        anon = StorageCaller(conn, Persona.anon())
+        assert anon.listed("avatars", "exports") == {("avatars", f"{alice}/me.png"), ("exports", "dump.csv")}
+        preview = stack.preview(refresh=True, diff=True)
+        # The private buckets it opens (not site-assets, which anon reads anyway) are updates, naming it.
+        assert changes(preview.change_summary) == {"update": 4}
+        assert '"open"' in preview.stdout or "open:" in preview.stdout, preview.stdout
+        output: list[str] = []
+        stack.up(on_output=output.append)
+        assert "dropped the policy 'open' on storage.objects" in "".join(output)
+        assert anon.listed("avatars", "exports") == set()
+    with psycopg.connect(dsn) as conn:
+        names = {n for (n,) in conn.execute("select policyname from pg_policies where schemaname = 'storage'")}
+    assert "other_app" in names and "open" not in names
+    stack.refresh()
+    assert changes(stack.preview().change_summary) == {}
+    with psycopg.connect(dsn) as conn:
+        conn.execute("set storage.allow_delete_query = 'true'")
+        conn.execute("delete from storage.objects")
+    stack.destroy()
+    assert (catalog_snapshot(dsn), bucket_catalog(dsn)) == before

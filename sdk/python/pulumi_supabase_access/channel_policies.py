@@ -66,7 +66,7 @@ class ChannelPolicies(pulumi.CustomResource):
                  policies: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  __props__=None):
         """
-        The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by hand or by another stack are never touched; one of theirs with a name the stack declares, or a topic pattern another stack claims, stops the preview and the apply.
+        The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by another stack are never touched, nor those made by hand that open none of its channels; one made by hand that opens them wider than their kinds is drift the next apply drops. A policy of theirs with a name the stack declares, or a topic pattern another stack claims, stops the preview and the apply.
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
@@ -80,7 +80,7 @@ class ChannelPolicies(pulumi.CustomResource):
                  args: ChannelPoliciesArgs,
                  opts: Optional[pulumi.ResourceOptions] = None):
         """
-        The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by hand or by another stack are never touched; one of theirs with a name the stack declares, or a topic pattern another stack claims, stops the preview and the apply.
+        The stack's policies on `realtime.messages` (Realtime Authorization of private Broadcast and Presence channels): SELECT to receive, INSERT to send, each marked as the stack's. Policies of the table made by another stack are never touched, nor those made by hand that open none of its channels; one made by hand that opens them wider than their kinds is drift the next apply drops. A policy of theirs with a name the stack declares, or a topic pattern another stack claims, stops the preview and the apply.
 
         :param str resource_name: The name of the resource.
         :param ChannelPoliciesArgs args: The arguments to use to populate this resource's properties.
@@ -112,6 +112,7 @@ class ChannelPolicies(pulumi.CustomResource):
             if policies is None and not opts.urn:
                 raise TypeError("Missing required property 'policies'")
             __props__.__dict__["policies"] = policies
+            __props__.__dict__["adopted"] = None
             __props__.__dict__["applied"] = None
         super(ChannelPolicies, __self__).__init__(
             'supabase-access:index:ChannelPolicies',
@@ -135,10 +136,19 @@ class ChannelPolicies(pulumi.CustomResource):
 
         __props__ = ChannelPoliciesArgs.__new__(ChannelPoliciesArgs)
 
+        __props__.__dict__["adopted"] = None
         __props__.__dict__["applied"] = None
         __props__.__dict__["channels"] = None
         __props__.__dict__["policies"] = None
         return ChannelPolicies(resource_name, opts=opts, __props__=__props__)
+
+    @_builtins.property
+    @pulumi.getter
+    def adopted(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        Policies made by hand that opened the stack's channels wider than their kinds, found and dropped at the first apply: destroy puts them back.
+        """
+        return pulumi.get(self, "adopted")
 
     @_builtins.property
     @pulumi.getter

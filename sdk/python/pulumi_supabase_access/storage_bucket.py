@@ -135,7 +135,7 @@ class StorageBucket(pulumi.CustomResource):
                  public: pulumi.Input[Optional[_builtins.bool]] = None,
                  __props__=None):
         """
-        One Storage bucket: its row in storage.buckets (public, file size limit, allowed MIME types) and the policies on storage.objects its kind gives, scoped by bucket_id. A row or policy found at the first `up` is taken over and put back by destroy; a bucket the stack created is deleted only when no object is left in it.
+        One Storage bucket: its row in storage.buckets (public, file size limit, allowed MIME types) and the policies on storage.objects its kind gives, scoped by bucket_id. A policy on storage.objects no stack declares that opens the bucket wider than its kind is drift the next apply drops. A row or policy found at the first `up` is taken over and put back by destroy; a bucket the stack created is deleted only when no object is left in it.
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
@@ -153,7 +153,7 @@ class StorageBucket(pulumi.CustomResource):
                  args: StorageBucketArgs,
                  opts: Optional[pulumi.ResourceOptions] = None):
         """
-        One Storage bucket: its row in storage.buckets (public, file size limit, allowed MIME types) and the policies on storage.objects its kind gives, scoped by bucket_id. A row or policy found at the first `up` is taken over and put back by destroy; a bucket the stack created is deleted only when no object is left in it.
+        One Storage bucket: its row in storage.buckets (public, file size limit, allowed MIME types) and the policies on storage.objects its kind gives, scoped by bucket_id. A policy on storage.objects no stack declares that opens the bucket wider than its kind is drift the next apply drops. A row or policy found at the first `up` is taken over and put back by destroy; a bucket the stack created is deleted only when no object is left in it.
 
         :param str resource_name: The name of the resource.
         :param StorageBucketArgs args: The arguments to use to populate this resource's properties.

@@ -10,7 +10,8 @@ declares stops the apply, naming it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -19,17 +20,27 @@ from supabase_access.model.access_model import ModelError
 from supabase_access.model.policy import PolicySpec
 from supabase_access.model.realtime import parse_pattern
 from supabase_access.provider import claims, ledger, specs
-from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log
-from supabase_access.provider.resources.table_policies import declared_policies, plain_policies
+from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice
+from supabase_access.provider.resources.table_policies import declared_policies, plain_policies, stored_policies
 from supabase_access.provider.specs import ChannelPoliciesInputs as Inputs
 from supabase_access.provider.specs import ChannelPoliciesState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from supabase_access.sql.errors import CatalogError
+from supabase_access.sql.foreign_policies import (
+    ForeignPolicies,
+    ProbeRow,
+    dropped_lines,
+    foreign_widenings,
+    probe_personas,
+    user_id,
+)
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 SCHEMA, TABLE = render.REALTIME_SCHEMA, render.REALTIME_MESSAGES
+# What a client joins a private channel for: one message per extension (review/realtime.py asks the same).
+EXTENSIONS = ("broadcast", "presence")
 # Channel claims live beside table claims in the ledger, as `realtime.messages.<pattern>`.
 CLAIM_SCHEMA = f"{SCHEMA}.{TABLE}"
 
@@ -44,6 +55,36 @@ def _claimed_elsewhere(conn: psycopg.Connection, patterns: list[str]) -> str | N
         f"channels: another stack declares {described} on this database: a topic is one channel whoever declares it, "
         "so one stack says who may join it. Take the pattern out of one stack's realtime.channels"
     )
+
+
+def _foreign_widenings(conn: psycopg.Connection, patterns: Sequence[str]) -> ForeignPolicies:
+    """Policies on realtime.messages no stack marks that let a persona receive or send on one of the stack's
+    channels what its kind does not: probed on each pattern's topic for user A's id and for a group's."""
+    personas = probe_personas()
+    a = user_id(personas, "user A")
+    rows = []
+    for pattern in patterns:
+        prefix, has_id = parse_pattern(pattern, "channels")
+        topics = (
+            [(f"{prefix}{a}", "user A's id"), (f"{prefix}{uuid.uuid4()}", "a group's id")] if has_id else [(prefix, "")]
+        )
+        rows += [
+            ProbeRow(
+                f"{extension} on {pattern}{f' ({why})' if why else ''}",
+                {"topic": topic, "extension": extension, "private": True},
+                {"realtime.topic": topic},
+            )
+            for topic, why in topics
+            for extension in EXTENSIONS
+        ]
+    return foreign_widenings(conn, SCHEMA, TABLE, personas, rows, {"select": "receive", "insert": "send"})
+
+
+def _log_foreign(log: Log, foreign: ForeignPolicies, *, taken_over: bool) -> None:
+    for line in dropped_lines(f"{SCHEMA}.{TABLE}", "the stack's channels", foreign, taken_over=taken_over):
+        log(Notice(line))
+    if foreign.unprobed:
+        log(foreign.unprobed)
 
 
 def _ours(conn: psycopg.Connection) -> dict[str, PolicySpec]:
@@ -96,11 +137,13 @@ class ChannelPolicies(DatabaseResource[Inputs, State]):
     def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         with db.connection() as conn:
             live = plain_policies(_ours(conn))
-        if live != (state.applied or {}) or state.policies != inputs.policies:
+            foreign = _foreign_widenings(conn, inputs.channels)
+        if live != (state.applied or {}) or state.policies != inputs.policies or foreign.widening:
             return {"policies": "update"}
         return {}
 
-    def _apply(self, db: Database, inputs: Inputs, dropped: tuple[str, ...]) -> State:
+    def _apply(self, db: Database, inputs: Inputs, dropped: tuple[str, ...], log: Log, state: State | None) -> State:
+        """`state`: the last apply's (None: the first, which takes over the policies made by hand it drops)."""
         declared = declared_policies(inputs.policies)
         marker = render.stack_marker(CURRENT_STACK.get())
         channels = list(inputs.channels)
@@ -118,14 +161,21 @@ class ChannelPolicies(DatabaseResource[Inputs, State]):
             for name, policy in declared.items():
                 conn.execute(render.create_policy(SCHEMA, TABLE, policy))
                 conn.execute(render.mark_policy(SCHEMA, TABLE, name, marker))
+            # Policies made by hand that open the stack's channels wider than their kinds: taken back here (as
+            # TablePolicies drops an undeclared policy); found at the first `up`, put back by destroy.
+            foreign = _foreign_widenings(conn, channels)
+            for name in foreign.widening:
+                conn.execute(render.drop_policy(SCHEMA, TABLE, name))
             applied = plain_policies(_ours(conn))
-        return State.taking(inputs, applied=applied)
+        _log_foreign(log, foreign, taken_over=state is None)
+        adopted = plain_policies(foreign.policies) if state is None else state.adopted
+        return State.taking(inputs, applied=applied, adopted=adopted or None)
 
     def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
-        return f"{SCHEMA}.{TABLE}:{CURRENT_STACK.get()}", self._apply(db, inputs, ())
+        return f"{SCHEMA}.{TABLE}:{CURRENT_STACK.get()}", self._apply(db, inputs, (), log, None)
 
     def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
-        return self._apply(db, inputs, state.channels)
+        return self._apply(db, inputs, state.channels, log, state)
 
     def on_delete(self, db: Database, state: State, log: Log) -> None:
         with write_transaction(db) as conn:
@@ -134,6 +184,10 @@ class ChannelPolicies(DatabaseResource[Inputs, State]):
             lock_tables(conn, SCHEMA, [TABLE])
             for name in _ours(conn):
                 conn.execute(render.drop_policy(SCHEMA, TABLE, name))
+            existing = catalog.read_policies(conn, SCHEMA, TABLE)
+            for name, policy in stored_policies(state.adopted).items():
+                if name not in existing:  # one made again by hand since is left as it is
+                    conn.execute(render.create_policy(SCHEMA, TABLE, policy))
             claims.release(conn, CLAIM_SCHEMA, list(state.channels))
         ledger.tidy(db)
 
@@ -144,7 +198,9 @@ class ChannelPolicies(DatabaseResource[Inputs, State]):
             if catalog.missing_tables(conn, SCHEMA, [TABLE]):
                 return None
             live = plain_policies(_ours(conn))
-        known = state or inputs
+            known = state or inputs
+            # A policy made by hand that widens the stack's channels reads back among its own: drift.
+            live |= plain_policies(_foreign_widenings(conn, known.channels if known is not None else ()).policies)
         applied = state.applied if state is not None else None
         # A policy of the stack's changed or dropped by hand: the inputs read back empty, so the next
         # diff shows the change and `up` puts the declared ones back.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,10 +20,20 @@ from supabase_access.provider.specs import StorageBucketState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
+from supabase_access.sql.foreign_policies import (
+    ForeignPolicies,
+    ProbeRow,
+    dropped_lines,
+    foreign_widenings,
+    probe_personas,
+    user_id,
+)
 from supabase_access.sql.transaction import lock_tables, write_transaction
 
 SCHEMA = render.STORAGE_SCHEMA
 OBJECTS = "objects"
+# What the Storage API's statements do to an object, as a finding says it.
+STORAGE_VERBS = {"select": "download or list", "insert": "upload", "update": "overwrite or move", "delete": "delete"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ class StorageBucket(DatabaseResource[Inputs, State]):
         with db.connection() as conn:
             row = _read_row(conn, inputs.bucket_id)
             live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), _names(inputs.bucket_id))
+            foreign = _foreign_widenings(conn, inputs.bucket_id)
         if row is None:
             return {"bucketId": "update"}
         changes = {
@@ -101,11 +113,11 @@ class StorageBucket(DatabaseResource[Inputs, State]):
         }
         if (state.access, state.group_function) != (inputs.access, inputs.group_function):
             changes["access"] = "update"
-        elif live != dict(state.policies or {}):
+        elif live != dict(state.policies or {}) or foreign.widening:
             changes["policies"] = "update"
         return changes
 
-    def _apply(self, db: Database, inputs: Inputs, state: State | None) -> State:
+    def _apply(self, db: Database, inputs: Inputs, state: State | None, log: Log) -> State:
         bucket, names = inputs.bucket_id, _names(inputs.bucket_id)
         values = (inputs.public, inputs.file_size_limit, _listed(inputs.allowed_mime_types))
         with write_transaction(db) as conn:
@@ -124,17 +136,26 @@ class StorageBucket(DatabaseResource[Inputs, State]):
                 conn.execute(render.update_bucket(), (bucket, *values, bucket, bucket, *values))
             policies = render.bucket_policies(bucket, inputs.access, inputs.group_function, public=inputs.public)
             _replace_policies(conn, names, policies, marker=render.stack_marker(CURRENT_STACK.get()))
+            # Policies made by hand that open this bucket's objects wider than its kind: taken back in this
+            # same transaction (as TablePolicies drops an undeclared policy); found at the first `up`, they
+            # are taken over and put back by destroy.
+            foreign = _foreign_widenings(conn, bucket)
+            for name in foreign.widening:
+                conn.execute(render.drop_policy(SCHEMA, OBJECTS, name))
+            if state is None:
+                adopted_policies |= {name: p.to_plain() for name, p in foreign.policies.items()}
             live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), names)
+        _log_foreign(log, bucket, foreign, taken_over=state is None)
         return State.taking(inputs, adopted=adopted, adopted_policies=adopted_policies, policies=live)
 
     def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
-        state = self._apply(db, inputs, None)
+        state = self._apply(db, inputs, None, log)
         if state.adopted is not None:
             log(Notice(f"bucket {inputs.bucket_id} existed: taken over, destroy puts its settings back"))
         return inputs.bucket_id, state
 
     def on_update(self, db: Database, state: State, inputs: Inputs, log: Log) -> State:
-        return self._apply(db, inputs, state)
+        return self._apply(db, inputs, state, log)
 
     def on_delete(self, db: Database, state: State, log: Log) -> None:
         bucket, adopted = state.bucket_id, state.adopted
@@ -151,8 +172,14 @@ class StorageBucket(DatabaseResource[Inputs, State]):
                         "through the Storage API (or the dashboard) and run destroy again, or keep the bucket and "
                         f"forget it with `pulumi state delete` on its StorageBucket ({bucket})",
                     )
-            taken = [policy_from_stored(name, plain) for name, plain in (state.adopted_policies or {}).items()]
-            _replace_policies(conn, _names(bucket), taken, marker=None)
+            existing = catalog.read_policies(conn, SCHEMA, OBJECTS)
+            names = _names(bucket)
+            taken = [
+                policy_from_stored(name, plain)
+                for name, plain in (state.adopted_policies or {}).items()
+                if name in names or name not in existing  # one made again by hand since is left as it is
+            ]
+            _replace_policies(conn, names, taken, marker=None)
             if row is None:
                 return
             if adopted is None:
@@ -172,6 +199,8 @@ class StorageBucket(DatabaseResource[Inputs, State]):
         with db.connection() as conn:
             row = _read_row(conn, resource_id)
             live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), _names(resource_id))
+            # A policy made by hand that widens the bucket reads back among its own: drift the diff shows.
+            live |= {name: p.to_plain() for name, p in _foreign_widenings(conn, resource_id).policies.items()}
         if row is None:
             return None
         current = replace(
@@ -182,6 +211,29 @@ class StorageBucket(DatabaseResource[Inputs, State]):
         )
         found = State.taking(current, adopted=state.adopted, adopted_policies=state.adopted_policies, policies=live)
         return found, current
+
+
+def _foreign_widenings(conn: psycopg.Connection, bucket: str) -> ForeignPolicies:
+    """Policies on storage.objects no stack marks that let a persona reach an object of `bucket` the bucket's
+    kind does not: probed on objects of user A, of user B and in a folder nobody owns (a group's)."""
+    personas = probe_personas()
+    a, b = user_id(personas, "user A"), user_id(personas, "user B")
+    rows = [
+        ProbeRow(f"an object of {label} in bucket {bucket}", {"bucket_id": bucket, "name": f"{owner}/probe.txt", **who})
+        for label, owner, who in (
+            ("user A", a, {"owner": a, "owner_id": a}),
+            ("user B", b, {"owner": b, "owner_id": b}),
+            ("nobody (a group's folder)", str(uuid.uuid4()), {}),
+        )
+    ]
+    return foreign_widenings(conn, SCHEMA, OBJECTS, personas, rows, STORAGE_VERBS)
+
+
+def _log_foreign(log: Log, bucket: str, foreign: ForeignPolicies, *, taken_over: bool) -> None:
+    for line in dropped_lines("storage.objects", f"bucket {bucket}", foreign, taken_over=taken_over):
+        log(Notice(line))
+    if foreign.unprobed:
+        log(foreign.unprobed)
 
 
 def _names(bucket: str) -> tuple[str, ...]:
