@@ -126,6 +126,8 @@ if settings.model.realtime.publish or settings.model.realtime.channels:
             profile=settings.profile,
             refuse_kindless=settings.environment == "prod",
             source=settings.model_source,
+            private_only=settings.environment == "prod",
+            project_ref=settings.auth.project_ref if settings.auth and settings.auth.reaches_management_api else None,
         ),
         opts=pulumi.ResourceOptions(providers=[database], depends_on=[access]),
     )

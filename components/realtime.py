@@ -12,6 +12,13 @@ from supabase_access.model.access_model import AccessModel
 from supabase_access.model.realtime import plan_channels, realtime_problems
 from supabase_access.sql.statements import channel_policy
 
+PUBLIC_ACCESS_WARNING = (
+    'Realtime: the project\'s "Allow public access" is left as it is, so a client may still join any topic as a '
+    "public channel, where realtime.messages' policies are not asked. Set supabase-access:projectRef and "
+    "`pulumi config set --secret supabase-access:accessToken <token>` for this stack to turn it off (the Management "
+    "API's private_only), or turn it off in the dashboard (Project Settings > Realtime)"
+)
+
 
 @dataclass
 class RealtimeArgs:
@@ -21,6 +28,10 @@ class RealtimeArgs:
     refuse_kindless: bool
     # Where the model came from, named in the messages.
     source: str
+    # Prod: public channels refused (Realtime's private_only), so every join meets the channels' policies.
+    private_only: bool = False
+    # The project whose Realtime settings the stack manages; None: it cannot reach the Management API.
+    project_ref: str | None = None
 
 
 class Realtime(pulumi.ComponentResource):
@@ -63,4 +74,19 @@ class Realtime(pulumi.ComponentResource):
             if realtime.channels
             else None
         )
+        self.settings = None
+        if args.private_only and realtime.channels:
+            if args.project_ref is None:
+                pulumi.log.warn(PUBLIC_ACCESS_WARNING, resource=self)
+            else:
+                self.settings = supabase_access.RealtimeSettings(
+                    f"{name}-settings",
+                    project_ref=args.project_ref,
+                    settings={"private_only": True},
+                    # Once the private channels' policies are there: turning public access off first
+                    # would refuse every join meanwhile.
+                    opts=pulumi.ResourceOptions(
+                        parent=self, depends_on=[self.channel_policies] if self.channel_policies else []
+                    ),
+                )
         self.register_outputs({"published": list(realtime.publish), "channels": [c.pattern for c in realtime.channels]})

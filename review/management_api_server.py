@@ -1,10 +1,12 @@
-"""A local stand-in for the Supabase Management API's auth config endpoints.
+"""A local stand-in for the Supabase Management API's auth and Realtime config endpoints.
 
 Serves `GET` and `PATCH /v1/projects/{ref}/config/auth` on 127.0.0.1 as the OpenAPI spec
 describes: bearer-token check, `UpdateAuthConfigBody` validation of every PATCH (its own
 small validator, deliberately independent of the client code under test), partial
 updates, the full `AuthConfigResponse` in every answer, and `security_captcha_secret`
-answered hashed as the real API does. Tests can queue failures (401, 429, 5xx, dropped
+answered hashed as the real API does. `GET` and `PATCH /v1/projects/{ref}/config/realtime`
+likewise (`UpdateRealtimeConfigBody`, no other property; the PATCH answers 204 without a
+body, the GET the full `RealtimeConfigResponse`). Tests can queue failures (401, 429, 5xx, dropped
 connections, slow answers) and change values behind the client's back.
 
     with ManagementApiServer(token="t") as server:
@@ -34,6 +36,7 @@ DEFAULT_OPENAPI_PATH = REPO_ROOT.parent / "shared" / "supabase-management-api" /
 FALLBACK_SCHEMA_PATH = REPO_ROOT / "supabase_access" / "model" / "data" / "auth_config_schema.json"
 
 AUTH_CONFIG_PATH = re.compile(r"^/v1/projects/(?P<ref>[^/]+)/config/auth$")
+REALTIME_CONFIG_PATH = re.compile(r"^/v1/projects/(?P<ref>[^/]+)/config/realtime$")
 # The spec's `ref` path parameter: minLength 20, maxLength 20, pattern ^[a-z]+$.
 PROJECT_REF = re.compile(r"^[a-z]{20}$")
 HASHED_SETTINGS = frozenset({"security_captcha_secret"})
@@ -53,6 +56,10 @@ PROJECT_DEFAULTS: dict[str, object] = {
     "security_captcha_secret": None,
 }
 
+# A new project's Realtime: public channels allowed ("Allow public access" on), presence on; the
+# rate limits and pool are the spec's nullable "not set".
+REALTIME_DEFAULTS: dict[str, object] = {"private_only": False, "suspend": False, "presence_enabled": True}
+
 DEFAULT_RATE_LIMIT_HEADERS: dict[str, str] = {
     "Retry-After": "1",
     "X-RateLimit-Limit": "120",
@@ -60,6 +67,8 @@ DEFAULT_RATE_LIMIT_HEADERS: dict[str, str] = {
     "X-RateLimit-Reset": "1",
 }
 
+# Words for people, not rules (the Realtime body's properties carry them).
+_ANNOTATIONS = frozenset({"description", "example"})
 _VALIDATED_KEYWORDS = frozenset({"type", "nullable", "minimum", "maximum", "enum", "pattern", "format"})
 # Loose on purpose: the fake only needs to tell an address from a non-address.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -140,19 +149,36 @@ def _is_iso_datetime(value: str) -> bool:
     return True
 
 
-def _load_schemas(openapi_path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """(UpdateAuthConfigBody property schemas, AuthConfigResponse field names)."""
-    document = json.loads(openapi_path.read_text(encoding="utf-8"))
-    schemas = document["components"]["schemas"]
-    update_properties: dict[str, dict[str, Any]] = schemas["UpdateAuthConfigBody"]["properties"]
+@dataclass(frozen=True)
+class _ConfigSchemas:
+    """One config endpoint's schemas: its PATCH body's property schemas and its GET answer's fields."""
+
+    update_properties: dict[str, dict[str, Any]]
+    response_fields: list[str]
+
+
+def _config_schemas(schemas: Mapping[str, Any], update: str, response: str, source: Path) -> _ConfigSchemas:
+    update_properties: dict[str, dict[str, Any]] = schemas[update]["properties"]
     for name, schema in update_properties.items():
-        unknown = set(schema) - _VALIDATED_KEYWORDS
+        unknown = set(schema) - _VALIDATED_KEYWORDS - _ANNOTATIONS
         formats_known = schema.get("format") in (None, "email", "date-time")
         if unknown or not formats_known:
             # Fail loudly rather than let a spec change skip validation silently.
-            raise ValueError(f"{openapi_path}: cannot validate {name}: {schema}")
-    response_schema = schemas.get("AuthConfigResponse", schemas["UpdateAuthConfigBody"])
-    return update_properties, list(response_schema["properties"])
+            raise ValueError(f"{source}: cannot validate {name}: {schema}")
+    return _ConfigSchemas(update_properties, list(schemas.get(response, schemas[update])["properties"]))
+
+
+def _load_schemas(openapi_path: Path) -> tuple[_ConfigSchemas, _ConfigSchemas | None]:
+    """The auth config's schemas, and the Realtime config's (None in the auth-only extract)."""
+    document = json.loads(openapi_path.read_text(encoding="utf-8"))
+    schemas = document["components"]["schemas"]
+    auth = _config_schemas(schemas, "UpdateAuthConfigBody", "AuthConfigResponse", openapi_path)
+    realtime = (
+        _config_schemas(schemas, "UpdateRealtimeConfigBody", "RealtimeConfigResponse", openapi_path)
+        if "UpdateRealtimeConfigBody" in schemas
+        else None
+    )
+    return auth, realtime
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -195,10 +221,12 @@ class ManagementApiServer:
         else:
             spec_path = FALLBACK_SCHEMA_PATH
         self.spec_path = spec_path
-        self.update_properties, self.response_fields = _load_schemas(spec_path)
+        auth, self._realtime_schemas = _load_schemas(spec_path)
+        self.update_properties, self.response_fields = auth.update_properties, auth.response_fields
         self._token = token
         self._lock = threading.Lock()
         self._projects: dict[str, dict[str, object]] = {}
+        self._realtime: dict[str, dict[str, object]] = {}
         self._planned: deque[_PlannedAnswer] = deque()
         self._requests: list[RecordedRequest] = []
         self._httpd: _HttpServer | None = None
@@ -268,6 +296,16 @@ class ManagementApiServer:
         with self._lock:
             self._project(ref)[key] = value
 
+    def set_realtime_value(self, ref: str, key: str, value: object) -> None:
+        """Change a Realtime setting behind the client's back (a dashboard edit)."""
+        with self._lock:
+            self._realtime_project(ref)[key] = value
+
+    def realtime_config(self, ref: str) -> dict[str, object]:
+        """What a GET of the Realtime config would answer now."""
+        with self._lock:
+            return dict(self._realtime_project(ref))
+
     def config(self, ref: str) -> dict[str, object]:
         """What a GET would answer now (secret hashed)."""
         with self._lock:
@@ -289,6 +327,14 @@ class ManagementApiServer:
             state.update(PROJECT_DEFAULTS)
             self._projects[ref] = state
         return self._projects[ref]
+
+    def _realtime_project(self, ref: str) -> dict[str, object]:
+        if ref not in self._realtime:
+            fields = self._realtime_schemas.response_fields if self._realtime_schemas else list(REALTIME_DEFAULTS)
+            state: dict[str, object] = dict.fromkeys(fields)
+            state.update(REALTIME_DEFAULTS)
+            self._realtime[ref] = state
+        return self._realtime[ref]
 
     def _answer_view(self, state: Mapping[str, object]) -> dict[str, object]:
         view = dict(state)
@@ -326,11 +372,14 @@ class ManagementApiServer:
 
     def _route(
         self, handler: _Handler, method: str, path: str, raw: str, body: object
-    ) -> tuple[int, dict[str, object]]:
+    ) -> tuple[int, dict[str, object] | None]:
         expected = f"Bearer {self._token}".encode()
         given = handler.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             return 401, {"message": "Unauthorized"}
+        realtime = REALTIME_CONFIG_PATH.match(path)
+        if realtime is not None and self._realtime_schemas is not None:
+            return self._route_realtime(method, path, realtime.group("ref"), raw, body, self._realtime_schemas)
         match = AUTH_CONFIG_PATH.match(path)
         if match is None:
             return 404, {"message": f"Cannot {method} {path}"}
@@ -356,17 +405,39 @@ class ManagementApiServer:
                     state[key] = value
             return 200, self._answer_view(state)
 
+    def _route_realtime(
+        self, method: str, path: str, ref: str, raw: str, body: object, schemas: _ConfigSchemas
+    ) -> tuple[int, dict[str, object] | None]:
+        if not PROJECT_REF.match(ref):
+            return 400, {"message": ["ref must be 20 lower-case letters"]}
+        if method == "GET":
+            with self._lock:
+                return 200, dict(self._realtime_project(ref))
+        if method != "PATCH":
+            return 405, {"message": f"Cannot {method} {path}"}
+        if raw and isinstance(body, str):
+            return 400, {"message": "request body is not valid JSON"}
+        # additionalProperties: false, so an unknown property is refused like the auth body's.
+        problems = validate_update_body(body, schemas.update_properties)
+        if problems:
+            return 400, {"message": problems, "error": "Bad Request", "statusCode": 400}
+        assert isinstance(body, dict)
+        with self._lock:
+            self._realtime_project(ref).update(body)
+        return 204, None
+
     @staticmethod
     def _send(
         handler: _Handler,
         status: int,
-        payload: Mapping[str, object],
+        payload: Mapping[str, object] | None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        data = json.dumps(payload).encode()
+        data = b"" if payload is None else json.dumps(payload).encode()
         try:
             handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
+            if payload is not None:
+                handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(data)))
             for name, value in (headers or {}).items():
                 handler.send_header(name, value)

@@ -1,4 +1,5 @@
-"""Client for the Supabase Management API's auth config (`/v1/projects/{ref}/config/auth`).
+"""Client for the Supabase Management API's auth and Realtime config
+(`/v1/projects/{ref}/config/auth`, `/v1/projects/{ref}/config/realtime`).
 
 Retry policy, all inside urllib3's `Retry` mounted on the session's adapters:
 - 429 means the request was not processed, so GET and PATCH both wait as the API says
@@ -157,7 +158,7 @@ class _BearerAuth(AuthBase):
 
 
 class ManagementApi:
-    """GET and PATCH one project's auth config.
+    """GET and PATCH one project's auth config and Realtime config.
 
     `token_setting` is the config key that holds the token (e.g.
     `supabase-access:accessToken`); errors name it and the project, never the token.
@@ -241,39 +242,58 @@ class ManagementApi:
         secrets = [value for key, value in changes.items() if key in SECRET_AUTH_SETTINGS and isinstance(value, str)]
         return self._call("PATCH", dict(changes), secrets)
 
-    def _call(self, method: str, body: dict[str, object] | None, secrets: Collection[str] = ()) -> dict[str, Any]:
-        hidden = [self._token, *secrets]
-        try:
-            response = self._session.request(
-                method, self.base_url + self.auth_config_path, json=body, timeout=self._timeout
-            )
-        except requests.RequestException as error:
-            raise self._transport_error(method, error, hidden) from error
-        return self._interpret(method, response, hidden)
+    @property
+    def realtime_config_path(self) -> str:
+        return f"/v1/projects/{self.project_ref}/config/realtime"
 
-    def _where(self, method: str) -> str:
-        return f"{method} {self.auth_config_path} (project {self.project_ref})"
+    def get_realtime_config(self) -> dict[str, Any]:
+        """The project's full `RealtimeConfigResponse` (`private_only`: public channels refused)."""
+        return self._call("GET", None, path=self.realtime_config_path)
+
+    def patch_realtime_config(self, changes: Mapping[str, object]) -> dict[str, Any]:
+        """Send only `changes` (a partial update; the API answers 204), then read the full config back."""
+        if changes:
+            self._call("PATCH", dict(changes), path=self.realtime_config_path)
+        return self.get_realtime_config()
+
+    def _call(
+        self, method: str, body: dict[str, object] | None, secrets: Collection[str] = (), *, path: str | None = None
+    ) -> dict[str, Any]:
+        hidden = [self._token, *secrets]
+        path = path or self.auth_config_path
+        try:
+            response = self._session.request(method, self.base_url + path, json=body, timeout=self._timeout)
+        except requests.RequestException as error:
+            raise self._transport_error(method, path, error, hidden) from error
+        return self._interpret(method, path, response, hidden)
+
+    def _where(self, method: str, path: str) -> str:
+        return f"{method} {path} (project {self.project_ref})"
 
     def _transport_error(
-        self, method: str, error: requests.RequestException, hidden: Collection[str]
+        self, method: str, path: str, error: requests.RequestException, hidden: Collection[str]
     ) -> ManagementApiError:
         reason = _scrub(_innermost_reason(error), hidden)
         if method != "GET" and not _never_sent(error):
             return ManagementApiWriteOutcomeUnknownError(
-                f"Supabase Management API: {self._where(method)} failed after the request "
+                f"Supabase Management API: {self._where(method, path)} failed after the request "
                 f"was sent ({reason}); the change may or may not have been applied. "
                 "It is not retried automatically: run `pulumi refresh` to read the "
-                "project's current auth settings, then run the update again.",
+                "project's current settings, then run the update again.",
                 project_ref=self.project_ref,
             )
         return ManagementApiError(
-            f"Supabase Management API: {self._where(method)} could not reach "
+            f"Supabase Management API: {self._where(method, path)} could not reach "
             f"{self.base_url} ({reason}); nothing was changed.",
             project_ref=self.project_ref,
         )
 
-    def _interpret(self, method: str, response: requests.Response, hidden: Collection[str]) -> dict[str, Any]:
+    def _interpret(
+        self, method: str, path: str, response: requests.Response, hidden: Collection[str]
+    ) -> dict[str, Any]:
         status = response.status_code
+        if status == 204 and method != "GET":
+            return {}  # applied; the answer has no body by definition (the Realtime config's PATCH)
         if 200 <= status < 300:
             try:
                 payload = response.json()
@@ -283,7 +303,8 @@ class ManagementApi:
                 return payload
             applied = " The change was applied." if method != "GET" else ""
             raise ManagementApiError(
-                f"Supabase Management API: {self._where(method)} answered {status} without a JSON object.{applied}",
+                f"Supabase Management API: {self._where(method, path)} answered {status} without a JSON object."
+                f"{applied}",
                 project_ref=self.project_ref,
                 status=status,
             )
@@ -297,7 +318,7 @@ class ManagementApi:
                 else "is not allowed to do this on this project"
             )
             raise ManagementApiAuthError(
-                f"Supabase Management API: {self._where(method)} answered {status}: "
+                f"Supabase Management API: {self._where(method, path)} answered {status}: "
                 f"the access token from {self.token_setting} {problem}. Check that "
                 f"{self.token_setting} holds a personal access token with access to "
                 f"project {self.project_ref}. API message: {detail}",
@@ -306,7 +327,7 @@ class ManagementApi:
             )
         if status == 429:
             raise ManagementApiRateLimitError(
-                f"Supabase Management API: {self._where(method)} was still rate limited "
+                f"Supabase Management API: {self._where(method, path)} was still rate limited "
                 f"(429) after {attempts} attempt(s); nothing was changed. The API allows "
                 "about 120 requests per minute per user and project: wait a minute and "
                 f"run again. API message: {detail}",
@@ -315,16 +336,17 @@ class ManagementApi:
             )
         if status >= 500 and method != "GET":
             raise ManagementApiWriteOutcomeUnknownError(
-                f"Supabase Management API: {self._where(method)} answered {status} "
+                f"Supabase Management API: {self._where(method, path)} answered {status} "
                 f"({detail}); the change may or may not have been applied. It is not "
                 "retried automatically: run `pulumi refresh` to read the project's "
-                "current auth settings, then run the update again.",
+                "current settings, then run the update again.",
                 project_ref=self.project_ref,
                 status=status,
             )
         after = f" after {attempts} attempt(s)" if status >= 500 else ""
         raise ManagementApiError(
-            f"Supabase Management API: {self._where(method)} answered {status} {response.reason}{after}: {detail}",
+            f"Supabase Management API: {self._where(method, path)} answered {status} {response.reason}{after}: "
+            f"{detail}",
             project_ref=self.project_ref,
             status=status,
         )

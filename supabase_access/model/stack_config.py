@@ -460,6 +460,11 @@ class AuthStackSettings:
     def declared(self) -> bool:
         return not self.missing
 
+    @property
+    def reaches_management_api(self) -> bool:
+        """The project ref and access token are set (other resources than AuthSettings may use them)."""
+        return self.project_ref is not None and ACCESS_TOKEN_SETTING not in self.missing
+
     def skip_message(self) -> str:
         what = f"the values in {AUTH_SETTINGS_SETTING} are not applied" if self.settings else "none are managed"
         how = {

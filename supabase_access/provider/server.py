@@ -42,6 +42,7 @@ from supabase_access.provider.resources.immutable_columns import ImmutableColumn
 from supabase_access.provider.resources.owner_copy import OwnerCopy
 from supabase_access.provider.resources.policy_index import PolicyIndex
 from supabase_access.provider.resources.realtime_publication import RealtimePublication
+from supabase_access.provider.resources.realtime_settings import RealtimeSettings
 from supabase_access.provider.resources.retention_policy import RetentionPolicy
 from supabase_access.provider.resources.rls_for_new_tables import RlsForNewTables
 from supabase_access.provider.resources.row_level_security import RowLevelSecurity
@@ -84,7 +85,7 @@ DATABASE_RESOURCES: tuple[type[DatabaseSteps], ...] = (
     ImmutableColumns,
     StorageBucket,
 )
-HTTP_RESOURCES: tuple[type[Resource], ...] = (AuthSettings,)
+HTTP_RESOURCES: tuple[type[Resource], ...] = (AuthSettings, RealtimeSettings)
 RESOURCE_TYPES: dict[str, type[Resource]] = {r.token: r for r in (*DATABASE_RESOURCES, *HTTP_RESOURCES)}
 
 
@@ -92,6 +93,7 @@ def provider_resources(api: ManagementApiAccess, database: Callable[[], Database
     """One instance of each resource for a provider process, given what they reach the outside with."""
     resources: dict[str, Resource] = {r.token: r() for r in DATABASE_RESOURCES}
     resources[AuthSettings.token] = AuthSettings(api, database)
+    resources[RealtimeSettings.token] = RealtimeSettings(api, database)
     return resources
 
 

@@ -637,6 +637,36 @@ AUTH_SETTINGS = ResourceSpec.typed(
 
 
 @dataclass(frozen=True, kw_only=True)
+class RealtimeSettingsInputs(Props):
+    # Falls back to "" so that leaving it out is refused naming the stack setting that holds it.
+    project_ref: str = prop(
+        "The Supabase project's reference (20 lower-case letters).", required=True, replaces=True, fallback=""
+    )
+    settings: Mapping[str, Any] = prop(
+        "Realtime setting -> value (the Management API's names: `private_only`).", required=True
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealtimeSettingsState(RealtimeSettingsInputs):
+    live: Mapping[str, Any] | None = prop("The managed keys as the project had them when last read or written.")
+    previous: Mapping[str, Any] | None = prop(
+        "The managed keys' values before the stack first changed them; destroy restores them."
+    )
+
+
+REALTIME_SETTINGS = ResourceSpec.typed(
+    "RealtimeSettings",
+    "The Supabase Realtime settings a stack manages on one project, through the Management API "
+    "(`/v1/projects/{ref}/config/realtime`): `private_only` refuses public channels (the dashboard's \"Allow public "
+    "access\" off), so every join goes through the channels' policies on realtime.messages. Only the keys set are "
+    "sent and watched; destroy puts back the values found before.",
+    RealtimeSettingsInputs,
+    RealtimeSettingsState,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RealtimePublicationInputs(Props):
     schema: str = prop("The tables' schema.", required=True, replaces=True, fallback="public")
     tables: tuple[str, ...] = prop("The tables to publish.", required=True)
@@ -786,6 +816,7 @@ SPECS: tuple[ResourceSpec, ...] = (
     WRITE_QUOTA,
     RETENTION_POLICY,
     AUTH_SETTINGS,
+    REALTIME_SETTINGS,
     REALTIME_PUBLICATION,
     CHANNEL_POLICIES,
     IMMUTABLE_COLUMNS,

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pulumi import automation as auto
 
 from review.management_api_server import PROJECT_DEFAULTS, ManagementApiServer, hash_secret
 from tests.support.engine import changes, engine_env, new_stack
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.e2e
 
@@ -144,3 +146,39 @@ def test_wrong_token_names_the_setting_and_project_never_the_token(
     assert "supabase-access:accessToken" in text and f"project {REF}" in text
     assert wrong not in text and TOKEN not in text
     assert server.requests_with("PATCH") == []
+
+
+def test_prod_with_private_channels_turns_public_access_off_and_destroy_gives_it_back(
+    tmp_path: Path, fresh_db: str, server: ManagementApiServer
+) -> None:
+    """Issue 25: a prod stack whose model has private channels sets Realtime's private_only (the
+    dashboard's "Allow public access" off) through the Management API; a dashboard edit is drift a
+    refreshed preview shows and `up` repairs; destroy puts back what the project had."""
+    model = yaml.safe_load((REPO / "access-model.yaml").read_text())
+    model["realtime"] = {"channels": {"user:{id}": {"owner": True}}}
+    config = {
+        "supabase-access:environment": "prod",
+        "supabase-access:profile": "owner",
+        "supabase-access:projectRef": REF,
+        "supabase-access:managementApiUrl": server.base_url,
+        "supabase-access:model": json.dumps(model),
+    }
+    stack = new_stack(tmp_path / "local-prod", "local-prod", fresh_db, config)
+    stack.set_config("supabase-access:accessToken", auto.ConfigValue(TOKEN, secret=True))
+    assert server.realtime_config(REF)["private_only"] is False
+    first = stack.up()
+    assert server.realtime_config(REF)["private_only"] is True
+    assert [p.body for p in server.requests_with("PATCH") if p.path.endswith("/realtime")] == [{"private_only": True}]
+    assert "Allow public access" not in first.stdout
+    assert changed(stack.preview(refresh=True).change_summary) == {}
+
+    server.set_realtime_value(REF, "private_only", False)  # "Allow public access" turned on in the dashboard
+    preview = stack.preview(diff=True, refresh=True)
+    assert changed(preview.change_summary) == {"update": 1}
+    assert "private_only" in preview.stdout
+    stack.up()
+    assert server.realtime_config(REF)["private_only"] is True
+
+    stack.destroy()
+    assert server.realtime_config(REF)["private_only"] is False
+    assert TOKEN not in exported_state(stack)

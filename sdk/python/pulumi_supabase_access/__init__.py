@@ -19,6 +19,7 @@ from .owner_copy import *
 from .policy_index import *
 from .provider import *
 from .realtime_publication import *
+from .realtime_settings import *
 from .retention_policy import *
 from .rls_for_new_tables import *
 from .row_level_security import *
@@ -55,6 +56,7 @@ _utilities.register(
    "supabase-access:index:OwnerCopy": "OwnerCopy",
    "supabase-access:index:PolicyIndex": "PolicyIndex",
    "supabase-access:index:RealtimePublication": "RealtimePublication",
+   "supabase-access:index:RealtimeSettings": "RealtimeSettings",
    "supabase-access:index:RetentionPolicy": "RetentionPolicy",
    "supabase-access:index:RlsForNewTables": "RlsForNewTables",
    "supabase-access:index:RowLevelSecurity": "RowLevelSecurity",

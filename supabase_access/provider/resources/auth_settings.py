@@ -66,7 +66,7 @@ def _marked(settings: Mapping[str, Any], secret: frozenset[str]) -> dict[str, An
     return {key: secret_property(value) if key in secret else value for key, value in settings.items()}
 
 
-def _project_ref(value: str, property_name: str) -> str:
+def project_ref_input(value: str, property_name: str) -> str:
     if not value:
         raise InputError(
             property_name,
@@ -166,7 +166,7 @@ class AuthSettings(HttpResource[Inputs, State]):
 
     # --- HttpResource ------------------------------------------------------------------
     def normalize(self, inputs: Inputs) -> Inputs:
-        project_ref = _project_ref(inputs.project_ref, "projectRef")
+        project_ref = project_ref_input(inputs.project_ref, "projectRef")
         try:
             settings = validate_auth_settings(inputs.settings, setting_prefix="settings")
         except ValueError as exc:
@@ -195,7 +195,7 @@ class AuthSettings(HttpResource[Inputs, State]):
         with self._api.client(project_ref) as api:
             before = managed_auth_settings(api.get_auth_config())
             # A hashed value cannot be sent back, so secrets have no previous value.
-            previous = _baseline(
+            previous = record_baseline(
                 self._database(), project_ref, before, [k for k in desired if k not in HASHED_ON_READ_AUTH_SETTINGS]
             )
             written = self._write(api, None, desired, before, {}, log)
@@ -209,24 +209,24 @@ class AuthSettings(HttpResource[Inputs, State]):
             before = managed_auth_settings(api.get_auth_config())
             # Managed from now on: remember what it was.
             new = [key for key in desired if key not in previous and key not in HASHED_ON_READ_AUTH_SETTINGS]
-            previous.update(_baseline(self._database(), project_ref, before, new))
-            restore = self._restorable({key: previous.pop(key, None) for key in dropped}, project_ref, log)
+            previous.update(record_baseline(self._database(), project_ref, before, new))
+            restore = restorable({key: previous.pop(key, None) for key in dropped}, project_ref, log)
             written = self._write(api, state, desired, before, restore, log)
-        _forget_baseline(self._database(), project_ref, dropped)
+        forget_baseline(self._database(), project_ref, dropped)
         return self._state(inputs, written, previous)
 
     def on_delete(self, state: State, log: Log) -> None:
         project_ref, previous = state.project_ref, state.previous or {}
-        restore = self._restorable({key: previous.get(key) for key in state.settings}, project_ref, log)
+        restore = restorable({key: previous.get(key) for key in state.settings}, project_ref, log)
         if restore:
             with self._api.client(project_ref) as api:
                 api.patch_auth_config(restore)
-        _forget_baseline(self._database(), project_ref, list(state.settings))
+        forget_baseline(self._database(), project_ref, list(state.settings))
 
     def on_read(self, resource_id: str, state: State | None, inputs: Inputs | None) -> tuple[State, Inputs] | None:
         from supabase_access.management_api.client import ManagementApiError
 
-        project_ref = _project_ref(resource_id, "id")
+        project_ref = project_ref_input(resource_id, "id")
         desired = (inputs and inputs.settings) or (state and state.settings) or {}
         try:
             with self._api.client(project_ref) as api:
@@ -244,22 +244,22 @@ class AuthSettings(HttpResource[Inputs, State]):
             previous = {key: live.get(key) for key in desired if key not in HASHED_ON_READ_AUTH_SETTINGS}
         return self._state(current, written, previous), current
 
-    @staticmethod
-    def _restorable(previous: Mapping[str, Any], project_ref: str, log: Log) -> dict[str, Any]:
-        """The values that can be PATCHed back; says which cannot and why (never the values)."""
-        hashed = sorted(key for key in previous if key in HASHED_ON_READ_AUTH_SETTINGS)
-        unknown = sorted(key for key, value in previous.items() if value is None and key not in hashed)
-        if hashed:
-            log(
-                f"Supabase project {project_ref}: {', '.join(hashed)} left as it is: the API only shows it "
-                "hashed, so the earlier value cannot be put back (change it in the dashboard if needed)"
-            )
-        if unknown:
-            log(
-                f"Supabase project {project_ref}: {', '.join(unknown)} left as it is: it had no value before "
-                "the stack set it, and the API has no call to clear a setting"
-            )
-        return {key: value for key, value in previous.items() if key not in hashed and value is not None}
+
+def restorable(previous: Mapping[str, Any], project_ref: str, log: Log) -> dict[str, Any]:
+    """The values that can be PATCHed back; says which cannot and why (never the values)."""
+    hashed = sorted(key for key in previous if key in HASHED_ON_READ_AUTH_SETTINGS)
+    unknown = sorted(key for key, value in previous.items() if value is None and key not in hashed)
+    if hashed:
+        log(
+            f"Supabase project {project_ref}: {', '.join(hashed)} left as it is: the API only shows it "
+            "hashed, so the earlier value cannot be put back (change it in the dashboard if needed)"
+        )
+    if unknown:
+        log(
+            f"Supabase project {project_ref}: {', '.join(unknown)} left as it is: it had no value before "
+            "the stack set it, and the API has no call to clear a setting"
+        )
+    return {key: value for key, value in previous.items() if key not in hashed and value is not None}
 
 
 # The ledger's record of a setting's value before the stack first changed it.
@@ -271,7 +271,9 @@ class BaselineRecord(Props):
     value: Any = prop("The setting's value before the stack first changed it (none: it had none).")
 
 
-def _baseline(db: Database | None, project_ref: str, before: Mapping[str, Any], keys: list[str]) -> dict[str, Any]:
+def record_baseline(
+    db: Database | None, project_ref: str, before: Mapping[str, Any], keys: list[str], kind: str = LEDGER_KIND
+) -> dict[str, Any]:
     """What `keys` were before the stack first changed them, recorded in the ledger before any PATCH;
     a record an earlier, interrupted run left stands (its PATCH may be what `before` shows now).
 
@@ -282,16 +284,16 @@ def _baseline(db: Database | None, project_ref: str, before: Mapping[str, Any], 
     with write_transaction(db) as conn:
         ledger.prepare(conn)
         for key in keys:
-            ledger.record(conn, LEDGER_KIND, f"{project_ref}.{key}", {"value": before.get(key)})
-        found = {key: ledger.read_as(conn, LEDGER_KIND, f"{project_ref}.{key}", BaselineRecord) for key in keys}
+            ledger.record(conn, kind, f"{project_ref}.{key}", {"value": before.get(key)})
+        found = {key: ledger.read_as(conn, kind, f"{project_ref}.{key}", BaselineRecord) for key in keys}
         return {key: None if record is None else record.value for key, record in found.items()}
 
 
-def _forget_baseline(db: Database | None, project_ref: str, keys: list[str]) -> None:
+def forget_baseline(db: Database | None, project_ref: str, keys: list[str], kind: str = LEDGER_KIND) -> None:
     """Once the keys are put back (or no longer managed), their records go; the ledger with its last one."""
     if db is None or not keys:
         return
     with write_transaction(db) as conn:
         for key in keys:
-            ledger.forget(conn, LEDGER_KIND, f"{project_ref}.{key}")
+            ledger.forget(conn, kind, f"{project_ref}.{key}")
     ledger.tidy(db)
