@@ -83,6 +83,15 @@ def project_ref_input(value: str, property_name: str) -> str:
 
 
 # The maps of inputs and state holding secrets, and which of their keys are.
+def check_api_settings(api: ManagementApiAccess, project_ref: str) -> None:
+    """The provider's Management API settings, as far as they tell without a request."""
+    if api.configured:  # an unknown provider config (preview) is checked at apply time
+        try:
+            api.connection()
+        except ManagementApiConfigError as exc:
+            raise InputError("", f"{exc} (project {project_ref})") from exc
+
+
 SECRETS_IN = {"settings": SECRET_AUTH_SETTINGS, "live": HASHED_ON_READ_AUTH_SETTINGS}
 
 
@@ -174,11 +183,7 @@ class AuthSettings(HttpResource[Inputs, State]):
         return Inputs(project_ref=project_ref, settings=settings)
 
     def validate(self, olds: Inputs | None, checked: Inputs) -> None:
-        if self._api.configured:  # an unknown provider config (preview) is checked at apply time
-            try:
-                self._api.connection()
-            except ManagementApiConfigError as exc:
-                raise InputError("", f"{exc} (project {checked.project_ref})") from exc
+        check_api_settings(self._api, checked.project_ref)
 
     def diff_live(self, state: State, inputs: Inputs) -> dict[str, str]:
         desired, managed = inputs.settings, state.settings

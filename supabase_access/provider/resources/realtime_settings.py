@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from supabase_access.management_api.access import ManagementApiAccess, ManagementApiConfigError
+from supabase_access.management_api.access import ManagementApiAccess
 from supabase_access.provider import specs
 from supabase_access.provider.base import HttpResource, InputError, Log
 from supabase_access.provider.resources.auth_settings import (
+    check_api_settings,
     forget_baseline,
     project_ref_input,
     record_baseline,
@@ -104,11 +105,7 @@ class RealtimeSettings(HttpResource[Inputs, State]):
         return Inputs(project_ref=project_ref, settings=settings)
 
     def validate(self, olds: Inputs | None, checked: Inputs) -> None:
-        if self._api.configured:  # an unknown provider config (preview) is checked at apply time
-            try:
-                self._api.connection()
-            except ManagementApiConfigError as exc:
-                raise InputError("", f"{exc} (project {checked.project_ref})") from exc
+        check_api_settings(self._api, checked.project_ref)
 
     def diff_live(self, state: State, inputs: Inputs) -> dict[str, str]:
         with self._api.client(inputs.project_ref) as api:
