@@ -10,7 +10,6 @@ and after it.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from pulumi import automation as auto
 
 from review.postgrest import Persona, as_persona, connect_as_authenticator
 from tests.support.engine import new_stack
+from tests.support.fault import Prober, wider
 
 pytestmark = pytest.mark.e2e
 
@@ -91,31 +91,6 @@ def _run(conn: psycopg.Connection, persona: Persona, statement: str, command: st
         return 0
 
 
-class Prober:
-    """Probes in a thread until stopped; `samples` holds every probe taken."""
-
-    def __init__(self, dsn: str, owner: uuid.UUID) -> None:
-        self.samples: list[Probe] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(dsn, owner), daemon=True)
-
-    def _loop(self, dsn: str, owner: uuid.UUID) -> None:
-        while not self._stop.is_set():
-            self.samples.append(probe(dsn, owner))
-
-    def __enter__(self) -> Prober:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(60)
-
-
-def wider(sample: Probe, old: Probe, new: Probe) -> dict[str, tuple[int, int, int]]:
-    return {cell: (n, old[cell], new[cell]) for cell, n in sample.items() if n > max(old[cell], new[cell])}
-
-
 Change = Callable[[auto.Stack], None]
 
 
@@ -157,7 +132,7 @@ def test_no_probe_sees_access_outside_old_or_new(tmp_path: Path, fresh_db: str, 
     stack = new_stack(tmp_path / "stack", "dev", fresh_db, config)
     stack.up()
     old = probe(fresh_db, owner)
-    with Prober(fresh_db, owner) as prober:
+    with Prober(lambda: probe(fresh_db, owner)) as prober:
         change(stack)
     new = probe(fresh_db, owner)
     assert prober.samples, "the prober took no sample"

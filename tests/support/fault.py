@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -206,3 +207,30 @@ def recover(stack: auto.Stack) -> None:
     assert isinstance(workspace, auto.LocalWorkspace) and workspace.work_dir
     result = run_recover(Path(workspace.work_dir), stack.name)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+class Prober:
+    """Takes `sample()` (what the personas can do right now, per cell) in a thread until stopped, beside a change
+    under test; `samples` holds every one taken."""
+
+    def __init__(self, sample: Callable[[], dict[str, int]]) -> None:
+        self.samples: list[dict[str, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(sample,), daemon=True)
+
+    def _loop(self, sample: Callable[[], dict[str, int]]) -> None:
+        while not self._stop.is_set():
+            self.samples.append(sample())
+
+    def __enter__(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
+def wider(sample: dict[str, int], old: dict[str, int], new: dict[str, int]) -> dict[str, tuple[int, int, int]]:
+    """The cells of `sample` beyond both the stable state before a change and the one after it."""
+    return {cell: (n, old[cell], new[cell]) for cell, n in sample.items() if n > max(old[cell], new[cell])}
