@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from review.postgrest import Persona, connect_as_authenticator
+from review.postgrest import Persona, as_persona, connect_as_authenticator
 from review.storage_matrix import compute_storage_matrix
 from supabase_access.model.access_model import parse_model
 from supabase_access.model.profiles import plan_access
@@ -133,6 +133,56 @@ def test_a_user_reaches_only_their_own_folder(app: App, authenticator: psycopg.C
         alice.moved("avatars", f"{app.alice}/a.png", "avatars", f"{app.bob}/a.png")
     with pytest.raises(RefusedError):
         alice.moved("avatars", f"{app.alice}/a.png", "exports", f"{app.alice}/a.png")
+
+
+@both_platforms
+def test_an_owner_id_bucket_as_the_storage_api(db: Database, fresh_db: str, authenticator: psycopg.Connection) -> None:
+    """`owner: ownerId`: Storage writes the uploader's id into owner_id; each user then reads, overwrites, moves
+    and deletes their own objects only, wherever in the bucket they are, and nobody else's."""
+    create(StorageBucket(), db, {"bucketId": "uploads", "access": "owner-id"})
+    create(StorageBucket(), db, inputs("exports"))
+    alice_id, bob_id = add_user(fresh_db), add_user(fresh_db)
+    alice, bob = user(authenticator, alice_id), user(authenticator, bob_id)
+    anon = StorageCaller(authenticator, Persona.anon())
+    # An upload as Storage makes it (owner_id: the JWT's sub), committed: the object is alice's.
+    with as_persona(authenticator, alice.persona, commit=True) as cur:
+        cur.execute(
+            "insert into storage.objects (bucket_id, name, owner_id) values ('uploads', 'shared/report.pdf', %s) "
+            "returning owner_id",
+            (str(alice_id),),
+        )
+        assert cur.fetchone() == (str(alice_id),)
+    put_object(fresh_db, "uploads", "shared/theirs.pdf", bob_id)
+    put_object(fresh_db, "uploads", "orphan.pdf")  # owner_id null: nobody's but the server's
+    # Uploads: only with the caller's own id; another's, none, or a second bucket in the request are refused.
+    assert alice.may_upload("uploads", f"{bob_id}/in-bobs-folder.pdf"), "the folder does not matter, owner_id does"
+    for owner in (str(bob_id), None, "", f"{alice_id} "):
+        with as_persona(authenticator, alice.persona) as cur, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            cur.execute(
+                "insert into storage.objects (bucket_id, name, owner_id) values ('uploads', 'x.pdf', %s)", (owner,)
+            )
+    assert not alice.may_upload("exports", "x.pdf"), "a second bucket id"
+    assert not anon.may_upload("uploads", "x.pdf")
+    # Download and list: each their own.
+    assert alice.listed("uploads", "exports") == {("uploads", "shared/report.pdf")}
+    assert bob.listed("uploads") == {("uploads", "shared/theirs.pdf")}
+    assert anon.listed("uploads") == set()
+    # Overwrite and move: their own only, and never handing an object to someone else.
+    assert alice.moved("uploads", "shared/report.pdf", "uploads", "shared/report-v2.pdf") == 1
+    assert alice.moved("uploads", "shared/theirs.pdf", "uploads", "shared/mine-now.pdf") == 0
+    assert bob.moved("uploads", "shared/report.pdf", "uploads", "x.pdf") == 0
+    with as_persona(authenticator, alice.persona) as cur, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        cur.execute(
+            "update storage.objects set owner_id = %s where bucket_id = 'uploads' and name = 'shared/report.pdf'",
+            (str(bob_id),),
+        )
+    with pytest.raises(RefusedError):
+        alice.moved("uploads", "shared/report.pdf", "exports", "report.pdf")
+    # Delete: their own only.
+    assert bob.deleted("uploads", "shared/report.pdf") == 0
+    assert anon.deleted("uploads", "shared/report.pdf") == 0
+    assert alice.deleted("uploads", "orphan.pdf") == 0
+    assert alice.deleted("uploads", "shared/report.pdf") == 1
 
 
 @both_platforms
