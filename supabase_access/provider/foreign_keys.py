@@ -4,12 +4,13 @@ definition a removal dropped), and adding one back validated, or NOT VALID with 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import psycopg
 
 from supabase_access.provider import ledger
 from supabase_access.provider.base import split_id
+from supabase_access.provider.spec import Props
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
@@ -18,9 +19,21 @@ from supabase_access.sql.rows import fetch_value
 LEDGER_KIND = "constraint-removal"
 
 
+@dataclass(frozen=True, kw_only=True)
+class ForeignKeyRecord(Props):
+    """The ledger's record of a foreign key a removal dropped: its definition, and its shape for counting the
+    rows that violate it once it is back."""
+
+    definition: str | None = None
+    columns: tuple[str, ...] = ()
+    ref_schema: str = ""
+    ref_table: str = ""
+    ref_columns: tuple[str, ...] = ()
+
+
 def read_live_foreign_key(
     db: Database, resource_id: str, *, with_ledger: bool = False
-) -> tuple[str, str, str, catalog.ForeignKeyInfo | None, dict[str, Any] | None] | None:
+) -> tuple[str, str, str, catalog.ForeignKeyInfo | None, ForeignKeyRecord | None] | None:
     """(schema, table, constraint, the key as it is, its ledger record if asked) for a resource id, one
     connection; None when the table is gone."""
     schema, table, constraint = split_id(resource_id, 3, "public.sessions.sessions_user_id_fkey")
@@ -28,7 +41,7 @@ def read_live_foreign_key(
         if catalog.missing_tables(conn, schema, [table]):
             return None
         info = catalog.read_foreign_key(conn, schema, table, constraint)
-        recorded = ledger.read(conn, LEDGER_KIND, ledger_key(schema, table, constraint)) if with_ledger else None
+        recorded = read_record(conn, schema, table, constraint) if with_ledger else None
     return schema, table, constraint, info, recorded
 
 
@@ -87,23 +100,23 @@ def ledger_key(schema: str, table: str, constraint: str) -> str:
     return f"{schema}.{table}.{constraint}"
 
 
-def to_ledger(info: catalog.ForeignKeyInfo) -> dict[str, Any]:
-    return {
-        "definition": info.definition,
-        "columns": list(info.columns),
-        "refSchema": info.ref_schema,
-        "refTable": info.ref_table,
-        "refColumns": list(info.ref_columns),
-    }
+def read_record(conn: psycopg.Connection, schema: str, table: str, constraint: str) -> ForeignKeyRecord | None:
+    return ledger.read_as(conn, LEDGER_KIND, ledger_key(schema, table, constraint), ForeignKeyRecord)
 
 
-def from_ledger(detail: dict[str, Any] | None) -> catalog.ForeignKeyInfo | None:
-    if not detail or not detail.get("definition"):
+def to_ledger(info: catalog.ForeignKeyInfo) -> ForeignKeyRecord:
+    return ForeignKeyRecord(
+        definition=info.definition,
+        columns=info.columns,
+        ref_schema=info.ref_schema,
+        ref_table=info.ref_table,
+        ref_columns=info.ref_columns,
+    )
+
+
+def from_ledger(record: ForeignKeyRecord | None) -> catalog.ForeignKeyInfo | None:
+    if record is None or not record.definition:
         return None
     return catalog.ForeignKeyInfo(
-        str(detail["definition"]),
-        tuple(detail.get("columns") or ()),
-        str(detail.get("refSchema") or ""),
-        str(detail.get("refTable") or ""),
-        tuple(detail.get("refColumns") or ()),
+        record.definition, record.columns, record.ref_schema, record.ref_table, record.ref_columns
     )

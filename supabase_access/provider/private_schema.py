@@ -11,8 +11,7 @@ from typing import Any
 
 import psycopg
 
-from supabase_access.model import hardening
-from supabase_access.provider.base import InputError, identifier, missing_table
+from supabase_access.provider.base import InputError, missing_table
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database, execute_together
@@ -32,10 +31,6 @@ def positive_int(inputs: Mapping[str, Any], key: str, maximum: int, *, optional:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise InputError(key, f"{key}: expected a whole number from 1 to {maximum}, got {value!r}")
     return value
-
-
-def private_schema_name(inputs: Mapping[str, Any]) -> str:
-    return identifier(inputs, "privateSchema", hardening.PRIVATE_SCHEMA)
 
 
 def dry_run(db: Database, property: str, what: str, private_schema: str, statements: Sequence[Any]) -> None:

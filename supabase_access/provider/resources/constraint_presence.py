@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from supabase_access.provider import ledger, specs
+from supabase_access.provider import specs
 from supabase_access.provider.base import DatabaseResource, InputError, Log, Notice, identifier, require_table
 from supabase_access.provider.foreign_keys import (
-    LEDGER_KIND,
     add_foreign_key,
     count_violations,
     foreign_key_shape,
     from_ledger,
-    ledger_key,
     not_valid_warning,
     read_live_foreign_key,
+    read_record,
 )
 from supabase_access.provider.specs import ConstraintPresenceInputs as Inputs
 from supabase_access.provider.specs import ConstraintPresenceState as State
@@ -87,7 +86,7 @@ class ConstraintPresence(DatabaseResource[Inputs, State]):
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
             # A removal's record (ledger) holds the exact definition it dropped here.
-            known = from_ledger(ledger.read(conn, LEDGER_KIND, ledger_key(schema, table, constraint)))
+            known = from_ledger(read_record(conn, schema, table, constraint))
             info = catalog.read_foreign_key(conn, schema, table, constraint)
             if info is None:
                 ref_schema, ref_table = inputs.referenced_table.split(".", 1)

@@ -24,6 +24,7 @@ from supabase_access.provider.foreign_keys import (
     ledger_key,
     not_valid_warning,
     read_live_foreign_key,
+    read_record,
     to_ledger,
 )
 from supabase_access.provider.private_schema import check_private_schema
@@ -62,7 +63,7 @@ class ConstraintRemoval(DatabaseResource[Inputs, State]):
         key = ledger_key(schema, table, constraint)
         with write_transaction(db) as conn:
             lock_tables(conn, schema, [table])
-            known = ledger.read(conn, LEDGER_KIND, key)
+            known = read_record(conn, schema, table, constraint)
             info = catalog.read_foreign_key(conn, schema, table, constraint)
             if info is None:
                 return from_ledger(known)
@@ -106,7 +107,7 @@ class ConstraintRemoval(DatabaseResource[Inputs, State]):
         schema, table, constraint = state.schema, state.table, state.constraint
         key = ledger_key(schema, table, constraint)
         with db.connection() as conn:
-            known = from_ledger(ledger.read(conn, LEDGER_KIND, key))
+            known = from_ledger(read_record(conn, schema, table, constraint))
         definition = state.definition or (known.definition if known else None)
         if not definition:
             log(f"cannot restore {constraint} on {schema}.{table}: its definition was never known")
