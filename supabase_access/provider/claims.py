@@ -12,6 +12,7 @@ leaves a table another stack manages as it is. The claim goes with the stack's A
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -23,6 +24,13 @@ from supabase_access.sql import statements as render
 from supabase_access.sql.errors import CatalogError
 
 LEDGER_KIND = "stack"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim(ledger.MadeBy):
+    """A table's claim: the stack that manages it, and role -> the privileges that stack grants there."""
+
+    grants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _key(schema: str, table: str) -> str:
@@ -50,13 +58,16 @@ def read(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> dict[s
     return {wanted[obj]: dict(detail) for obj, detail in rows}
 
 
+def read_claims(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> dict[str, Claim]:
+    """`read`, each claim parsed into its type."""
+    return {table: Claim.from_wire(detail) for table, detail in read(conn, schema, tables).items()}
+
+
 def others(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> dict[str, str]:
     """table -> the other stack that manages it (none for this stack's own or unclaimed tables)."""
     stack = CURRENT_STACK.get()
     return {
-        t: str(claim.get("stack"))
-        for t, claim in read(conn, schema, tables).items()
-        if claim.get("stack") and claim.get("stack") != stack
+        t: claim.stack for t, claim in read_claims(conn, schema, tables).items() if claim.stack and claim.stack != stack
     }
 
 
@@ -67,8 +78,8 @@ def other_stack(conn: psycopg.Connection, schema: str, table: str) -> str | None
 
 def owner_grants(conn: psycopg.Connection, schema: str, table: str) -> dict[str, list[str]]:
     """Role -> privileges the stack that claims the table grants there (as its claim recorded them)."""
-    claim = read(conn, schema, [table]).get(table) or {}
-    return {str(r): list(p) for r, p in (claim.get("grants") or {}).items()}
+    claim = read_claims(conn, schema, [table]).get(table) or Claim()
+    return {r: list(p) for r, p in claim.grants.items()}
 
 
 def refusal(schema: str, taken: Mapping[str, str]) -> str:
@@ -89,15 +100,16 @@ def claim(conn: psycopg.Connection, schema: str, grants: Mapping[str, Mapping[st
     stack = CURRENT_STACK.get()
     ledger.prepare(conn)
     for table, by_role in sorted(grants.items()):
-        detail = {"stack": stack, "grants": {r: list(p) for r, p in by_role.items()}}
+        detail = Claim(stack=stack, grants={r: tuple(p) for r, p in by_role.items()})
         conn.execute(
-            render.ledger_record(ledger.LEDGER_SCHEMA, replace=True), (LEDGER_KIND, _key(schema, table), Jsonb(detail))
+            render.ledger_record(ledger.LEDGER_SCHEMA, replace=True),
+            (LEDGER_KIND, _key(schema, table), Jsonb(detail.to_wire())),
         )
 
 
 def release(conn: psycopg.Connection, schema: str, tables: Iterable[str]) -> None:
     """Inside a write transaction (after any table's lock): forget this stack's claims on them."""
     stack = CURRENT_STACK.get()
-    for table, found in read(conn, schema, tables).items():
-        if found.get("stack") == stack:
+    for table, found in read_claims(conn, schema, tables).items():
+        if found.stack == stack:
             ledger.forget(conn, LEDGER_KIND, _key(schema, table))

@@ -7,7 +7,6 @@ the schema once its last row is forgotten). A record is written once: the first 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -39,17 +38,14 @@ def prepare(conn: psycopg.Connection) -> None:
         conn.execute(render.revoke_table_from_api(LEDGER_SCHEMA, render.LEDGER_TABLE))
 
 
-def record(
-    conn: psycopg.Connection, kind: str, obj: str, detail: Props | Mapping[str, Any], *, replace: bool = False
-) -> None:
-    """Inside the caller's write_transaction, after its table locks. `detail`: the record's type (read back
-    with `read_as`), or plain data.
+def record(conn: psycopg.Connection, kind: str, obj: str, detail: Props, *, replace: bool = False) -> None:
+    """Inside the caller's write_transaction, after its table locks. `detail`: the record, a `Props` type
+    declared beside the resource that keeps it (read back with `read_as`).
 
     The first record of an object stands (a baseline), unless `replace` (what is true right now).
     """
     prepare(conn)
-    plain = detail.to_wire() if isinstance(detail, Props) else dict(detail)
-    conn.execute(render.ledger_record(LEDGER_SCHEMA, replace=replace), (kind, obj, Jsonb(plain)))
+    conn.execute(render.ledger_record(LEDGER_SCHEMA, replace=replace), (kind, obj, Jsonb(detail.to_wire())))
 
 
 def read(conn: psycopg.Connection, kind: str, obj: str) -> dict[str, Any] | None:

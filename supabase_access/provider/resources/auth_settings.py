@@ -289,7 +289,7 @@ def record_baseline(
     with write_transaction(db) as conn:
         ledger.prepare(conn)
         for key in keys:
-            ledger.record(conn, kind, f"{project_ref}.{key}", {"value": before.get(key)})
+            ledger.record(conn, kind, f"{project_ref}.{key}", BaselineRecord(value=before.get(key)))
         found = {key: ledger.read_as(conn, kind, f"{project_ref}.{key}", BaselineRecord) for key in keys}
         return {key: None if record is None else record.value for key, record in found.items()}
 
