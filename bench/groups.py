@@ -11,6 +11,10 @@ them (review.postgrest): as `authenticated` under the policies ("owner"), and as
 ratio, and whether each plan calls the group function once (an InitPlan) and reads by index.
 Then times the author's update of their comment (comments: `write: author`) under the author
 policies against the same statement under the `write: members` policies (swapped in, then back).
+With `--project-id-copy`, last, a prototype of issue 26 item 3: comments get a plain copy of their
+task's project id (filled once, indexed; no trigger keeps it, so it is no product), and the author's
+edit and a task's comments are timed under comments' policies as rendered today and with their
+member test on that column instead of the path through tasks (swapped in, then back).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from bench.common import (
 from review.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.model.access_model import AccessModel, load_model_file
 from supabase_access.model.policy_lookups import policy_lookups
-from supabase_access.model.profiles import plan_access
+from supabase_access.model.profiles import InGroup, plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.sql import catalog
@@ -262,10 +266,14 @@ def run(args: argparse.Namespace) -> int:
                     ]
                 )
             author_rows = author_against_members(dbname, conn, member, params, args.repeat)
+            copy_rows = project_id_copy(dbname, conn, member, params, args.repeat) if args.project_id_copy else []
         headers = ["request (a plain member)", "rows", "owner ms", "explicit ms", "owner/explicit", "owner plan"]
         print(format_table(headers, rows))
         print()
         print(format_table(["the author's update", "policies of comments", "ms", "vs write: members"], author_rows))
+        if copy_rows:
+            print()
+            print(format_table(["request (a plain member)", "comments' member test", "ms", "/explicit"], copy_rows))
         figures = {label: dict(zip(headers[1:], values, strict=True)) for label, *values in rows}
         write_figures(figures, ["owner/explicit"], conninfo=app_conninfo(dbname), load_before=load_before)
         sizes = (
@@ -322,6 +330,73 @@ def author_against_members(
     ]
 
 
+def comment_policies_on_copy(column: str) -> tuple[Any, ...]:
+    """Comments' policies as rendered today, with each group test through tasks replaced by the
+    same test on the comment's own copy of the project id (`column`)."""
+    model = teams_model()
+    plan = plan_access(model, "owner")
+    (group,) = plan.group_lookups
+    hops, _ = model.ownership_path("comments")
+    replaced = {}
+    for helper in (group.member_function, group.admin_function):
+        path = render.render_predicate(model.schema, InGroup(hops, hops[0].column, group.helper_schema, helper))
+        replaced[path] = render.render_predicate(model.schema, InGroup((), column, group.helper_schema, helper))
+
+    def on_copy(text: str | None) -> str | None:
+        for path, copy in replaced.items():
+            text = None if text is None else text.replace(path, copy)
+        return text
+
+    return tuple(
+        replace(p, using=on_copy(p.using), with_check=on_copy(p.with_check)) for p in comment_policies("author")
+    )
+
+
+def project_id_copy(
+    dbname: str, conn: psycopg.Connection[Any], member: Persona, params: dict[str, Any], repeat: int
+) -> list[list[str]]:
+    """Issue 26 item 3, a prototype: the comments' member test on a copy of the project id, against
+    today's rendering and the hand-written statement, in alternating blocks; today's policies restored."""
+    policies = {
+        "through tasks (today)": comment_policies("author"),
+        "on a project_id copy": comment_policies_on_copy("project_id"),
+    }
+    requests = [r for r in REQUESTS if r.name in ("a task's comments", "edit my comment")]
+    times: dict[tuple[str, str], list[float]] = {}
+    service = Persona.service()
+    with psycopg.connect(app_conninfo(dbname), autocommit=True) as admin:
+        admin.execute("alter table comments add column project_id uuid")
+        admin.execute("update comments c set project_id = t.project_id from tasks t where t.id = c.task_id")
+        admin.execute("create index comments_project_id_copy_idx on comments (project_id)")
+        admin.execute("vacuum analyze comments")
+        try:
+            for block in range(4):
+                for name in list(policies) if block % 2 == 0 else list(policies)[::-1]:
+                    with admin.transaction():
+                        catalog.replace_policies(admin, "public", "comments", policies[name])
+                    for request in requests:
+                        time_request(conn, member, request.owner, params, request.method)  # re-plans after the swap
+                        for _ in range(max(1, repeat // 2)):
+                            times.setdefault((request.name, name), []).append(
+                                time_request(conn, member, request.owner, params, request.method)
+                            )
+                            times.setdefault((request.name, "explicit"), []).append(
+                                time_request(conn, service, request.explicit, params, request.method)
+                            )
+        finally:
+            with admin.transaction():
+                catalog.replace_policies(admin, "public", "comments", comment_policies("author"))
+            admin.execute("alter table comments drop column project_id")
+    rows = []
+    for request in requests:
+        explicit = median(times[(request.name, "explicit")])
+        for name in policies:
+            ms = median(times[(request.name, name)])
+            rows.append([request.name, name, f"{ms * 1000:.2f}", ratio(ms, explicit)])
+        rows.append([request.name, "hand-written (service_role)", f"{explicit * 1000:.2f}", "1.00"])
+    return rows
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--users", type=int, default=2000)
@@ -331,6 +406,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--comments", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--project-id-copy", action="store_true",
+        help="also time comments' member test on a copy of the project id (a prototype of issue 26 item 3)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.projects > args.users:
         parser.error("--projects: at most one project per user")

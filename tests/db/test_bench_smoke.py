@@ -47,11 +47,15 @@ def test_columns_prints_its_table(localdb_url: str) -> None:
 
 @pytest.mark.db
 def test_groups_prints_its_table(localdb_url: str) -> None:
-    out = run_bench("groups", "--users", "30", "--projects", "20", "--tasks", "5", "--comments", "2", "--repeat", "2")
+    out = run_bench(
+        "groups", "--users", "30", "--projects", "20", "--tasks", "5", "--comments", "2", "--repeat", "2",
+        "--project-id-copy",
+    )  # fmt: skip
     assert "| request (a plain member)" in out and "owner/explicit" in out
     for request in ("list a project's tasks", "a task's comments", "my projects' members"):
         assert f"| {request}" in out
     assert "initplan(s)" in out
+    assert "on a project_id copy" in out and "hand-written (service_role)" in out
 
 
 @pytest.mark.db
