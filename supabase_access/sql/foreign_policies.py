@@ -224,7 +224,7 @@ def _rows_source(columns: Sequence[tuple[str, str]], rows: Sequence[ProbeRow]) -
         for name, kind in columns:
             fields.append(sql.SQL("%s::{} as {}").format(sql.SQL(kind), sql.Identifier(name)))
             value = row.values.get(name)
-            params.append(json.dumps(value) if isinstance(value, (dict, list)) else value)
+            params.append(json.dumps(value) if isinstance(value, dict) else value)  # a list is an array
         selects.append(sql.SQL("select ") + sql.SQL(", ").join(fields))
     return sql.SQL("(") + sql.SQL(" union all ").join(selects) + sql.SQL(")"), params
 

@@ -269,6 +269,10 @@ def test_a_policy_made_by_hand_that_opens_a_bucket_is_drift_and_taken_back(
         conn.execute(
             'create policy "signed in" on storage.objects for all to public using ((select auth.uid()) is not null)'
         )
+        # One that reads Storage's generated column: anyone signed in may delete any object in a folder.
+        conn.execute(
+            'create policy "tokens" on storage.objects for delete to authenticated using (cardinality(path_tokens) > 1)'
+        )
         # Left alone: another app's bucket, a rule narrower than the kind's, and another stack's (marked) policy.
         conn.execute("create policy theirs on storage.objects for all to authenticated using (bucket_id = 'other-app')")
         conn.execute(
@@ -284,7 +288,7 @@ def test_a_policy_made_by_hand_that_opens_a_bucket_is_drift_and_taken_back(
         )
     assert anon.listed("avatars", "exports") == {("avatars", f"{app.alice}/a.png"), ("exports", "dump.csv")}
     assert bob.moved("avatars", f"{app.alice}/a.png", "avatars", f"{app.alice}/b.png") == 1
-    kept = policy_names(app.dsn) - {"open", "signed in"}
+    kept = policy_names(app.dsn) - {"open", "signed in", "tokens"}
     resource = StorageBucket()
     for bucket in ("avatars", "exports", "project-files", "cdn"):
         assert resource.diff(app.db, app.states[bucket], inputs(bucket)).changes == {"policies": "update"}, bucket
@@ -301,6 +305,7 @@ def test_a_policy_made_by_hand_that_opens_a_bucket_is_drift_and_taken_back(
         "dropped the policy 'signed in'" in m and "user B may overwrite or move an object of user A" in m
         for m in logged
     )
+    assert any("dropped the policy 'tokens'" in m and "user B may delete an object of user A" in m for m in logged)
     assert policy_names(app.dsn) == kept | set(state["policies"])
     assert state["policies"] == app.states["avatars"]["policies"]
     for bucket in ("avatars", "exports", "project-files", "site-assets", "cdn"):

@@ -219,7 +219,11 @@ def _foreign_widenings(conn: psycopg.Connection, bucket: str) -> ForeignPolicies
     personas = probe_personas()
     a, b = user_id(personas, "user A"), user_id(personas, "user B")
     rows = [
-        ProbeRow(f"an object of {label} in bucket {bucket}", {"bucket_id": bucket, "name": f"{owner}/probe.txt", **who})
+        ProbeRow(
+            f"an object of {label} in bucket {bucket}",
+            # path_tokens: Storage's generated column (string_to_array(name, '/')), which policies may read.
+            {"bucket_id": bucket, "name": f"{owner}/probe.txt", "path_tokens": [owner, "probe.txt"], **who},
+        )
         for label, owner, who in (
             ("user A", a, {"owner": a, "owner_id": a}),
             ("user B", b, {"owner": b, "owner_id": b}),
