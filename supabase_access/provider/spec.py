@@ -87,6 +87,9 @@ class ResourceSpec:
         )
         declared = inputs.props()
         outputs = tuple(p for p in state.props() if p not in declared)
+        # A replacing input is compared with the state's value (DatabaseResource.diff): the state must keep it.
+        kept = {p.name for p in state.props()}
+        assert all(p.name in kept for p in declared if p.replaces), f"{name}: the state must keep each replacing input"
         return cls(name, description, declared, outputs, retired, inputs, state)
 
     def __post_init__(self) -> None:
