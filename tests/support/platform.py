@@ -6,7 +6,8 @@ How it is built (the folder's README gives the order): `initdb` with bootstrap s
 `supabase_admin`, which make `postgres` NOSUPERUSER ... BYPASSRLS, the newer role/grant migrations,
 the auth migrations as `supabase_auth_admin`); on PostgreSQL 16 and later, what Supabase's 16+/17
 images add (below); Storage's migrations in numeric order as `supabase_storage_admin` with
-`search_path=storage`; then the reference app's `database/01` and `02` as `postgres`, as a project's
+`search_path=storage`; Realtime's part (`database/00-supabase-realtime.sql`: Realtime's own migrations
+are not in the shared SQL); then the reference app's `database/01` and `02` as `postgres`, as a project's
 owner loads its schema. Two template databases come out of it, one per grant platform (below); the
 tests clone them, so a cluster is built once per session and version.
 """
@@ -36,6 +37,7 @@ PLATFORM_DIR: Final = REPO.parent / "shared" / "supabase-platform"
 BUILD_SCRIPT: Final = PLATFORM_DIR / "build.sh"
 POSTGRES_BIN_SCRIPT: Final = REPO / "scripts" / "postgres-bin"
 STORAGE_MIGRATIONS: Final = PLATFORM_DIR / "storage"
+REALTIME_SQL: Final = REPO / "database" / "00-supabase-realtime.sql"
 APP_SCHEMA: Final = (REPO / "database" / "01-app-schema.sql", REPO / "database" / "02-baseline-access.sql")
 ADMIN: Final = "supabase_admin"
 # What the stacks log in with. Not build.sh's `postgres`: Pulumi masks every occurrence of a secret's value.
@@ -209,6 +211,10 @@ class PlatformCluster:
             )
         for statement in POLICY_GRANTS_EMULATION:
             self.psql("supautils.policy_grants's emulation", ADMIN, "-c", statement)
+        # Realtime's part (realtime.messages, realtime.topic()), which the Realtime service's own migrations
+        # make on a project and the shared SQL does not hold: the stand-in, checked against Supabase's
+        # documented definition (tests/db/test_realtime_schema.py), with its emulation of policy_grants.
+        self.psql("Realtime's part", ADMIN, "-1", "-f", str(REALTIME_SQL))
         self.psql(
             "passwords",
             ADMIN,
