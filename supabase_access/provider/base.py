@@ -309,12 +309,12 @@ class HttpResource(TypedEdge[InputsT, StateT], ABC):
         None when the engine has none (`pulumi import`: the id alone)."""
 
 
-def identifier(inputs: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = inputs.get(key, default)
+def identifier(value: object, setting: str) -> str:
+    """`value` as an identifier, or the input error naming the input (`setting`) that holds it."""
     try:
-        return check_identifier(value, key)
+        return check_identifier(value, setting)
     except ModelError as exc:
-        raise InputError(key, str(exc)) from exc
+        raise InputError(setting, str(exc)) from exc
 
 
 def not_importable(kind: str, why: str) -> InputError:

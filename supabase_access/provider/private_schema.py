@@ -23,13 +23,13 @@ TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
 SCHEMA_LOCK = "(private schema)"
 
 
-def positive_int(inputs: Mapping[str, Any], key: str, maximum: int, *, optional: bool = False) -> int | None:
-    value = inputs.get(key)
+def positive_int(value: object, setting: str, maximum: int, *, optional: bool = False) -> int | None:
+    """`value` as a count from 1 to `maximum` (None when optional and unset), or the input error naming `setting`."""
     if value is None and optional:
         return None
     # bool is an int in Python; `true` is not a count.
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InputError(key, f"{key}: expected a whole number from 1 to {maximum}, got {value!r}")
+        raise InputError(setting, f"{setting}: expected a whole number from 1 to {maximum}, got {value!r}")
     return value
 
 

@@ -38,7 +38,7 @@ class AccessPreflight(DatabaseResource[Inputs, State]):
     validate_every_check: ClassVar[bool] = True
 
     def normalize(self, inputs: Inputs) -> Inputs:
-        schema = identifier({"schema": inputs.schema}, "schema")
+        schema = identifier(inputs.schema, "schema")
         policies = {}
         for table, raw in inputs.policies.items():
             if not isinstance(raw, Mapping):
@@ -50,12 +50,10 @@ class AccessPreflight(DatabaseResource[Inputs, State]):
         return replace(
             inputs,
             schema=schema,
-            tables=tuple(identifier({"tables": t}, "tables") for t in inputs.tables),
-            published=tuple(identifier({"published": t}, "published") for t in inputs.published)
-            if inputs.published
-            else None,
-            roles=tuple(identifier({"roles": r}, "roles") for r in inputs.roles),
-            exposed_schemas=tuple(identifier({"exposedSchemas": s}, "exposedSchemas") for s in inputs.exposed_schemas),
+            tables=tuple(identifier(t, "tables") for t in inputs.tables),
+            published=tuple(identifier(t, "published") for t in inputs.published) if inputs.published else None,
+            roles=tuple(identifier(r, "roles") for r in inputs.roles),
+            exposed_schemas=tuple(identifier(s, "exposedSchemas") for s in inputs.exposed_schemas),
             policies=policies,
         )
 

@@ -45,19 +45,17 @@ class ConstraintPresence(DatabaseResource[Inputs, State]):
         on_delete = (inputs.on_delete or "cascade").lower()
         if on_delete not in render.ON_DELETE_ACTIONS:
             raise InputError("onDelete", f"onDelete: {on_delete!r} is not one of {', '.join(render.ON_DELETE_ACTIONS)}")
-        columns = tuple(identifier({"columns": c}, "columns") for c in inputs.columns)
-        ref_columns = tuple(
-            identifier({"referencedColumns": c}, "referencedColumns") for c in inputs.referenced_columns or ("id",)
-        )
+        columns = tuple(identifier(c, "columns") for c in inputs.columns)
+        ref_columns = tuple(identifier(c, "referencedColumns") for c in inputs.referenced_columns or ("id",))
         if not columns or len(columns) != len(ref_columns):
             raise InputError("columns", "columns: give as many columns as referencedColumns (at least one)")
         return Inputs(
-            schema=identifier({"schema": inputs.schema}, "schema"),
-            table=identifier({"table": inputs.table}, "table"),
-            constraint=identifier({"constraint": inputs.constraint}, "constraint"),
+            schema=identifier(inputs.schema, "schema"),
+            table=identifier(inputs.table, "table"),
+            constraint=identifier(inputs.constraint, "constraint"),
             columns=columns,
-            referenced_table=f"{identifier({'referencedTable': ref_schema or 'public'}, 'referencedTable')}."
-            f"{identifier({'referencedTable': ref_table}, 'referencedTable')}",
+            referenced_table=f"{identifier(ref_schema or 'public', 'referencedTable')}."
+            f"{identifier(ref_table, 'referencedTable')}",
             referenced_columns=ref_columns,
             on_delete=on_delete,
         )

@@ -42,9 +42,9 @@ class ConstraintRemoval(DatabaseResource[Inputs, State]):
     def normalize(self, inputs: Inputs) -> Inputs:
         return replace(
             inputs,
-            schema=identifier({"schema": inputs.schema}, "schema"),
-            table=identifier({"table": inputs.table}, "table"),
-            constraint=identifier({"constraint": inputs.constraint}, "constraint"),
+            schema=identifier(inputs.schema, "schema"),
+            table=identifier(inputs.table, "table"),
+            constraint=identifier(inputs.constraint, "constraint"),
         )
 
     def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:

@@ -48,12 +48,12 @@ class DefaultPrivilegesBaseline(DatabaseResource[Inputs, State]):
     spec = specs.DEFAULT_PRIVILEGES_BASELINE
 
     def normalize(self, inputs: Inputs) -> Inputs:
-        roles = [identifier({"roles": r}, "roles") for r in inputs.roles]
+        roles = [identifier(r, "roles") for r in inputs.roles]
         if not roles:
             raise InputError("roles", "roles: name the roles whose default privileges the stack manages")
         return Inputs(
-            owner=identifier({"owner": inputs.owner}, "owner"),
-            schema=identifier({"schema": inputs.schema}, "schema"),
+            owner=identifier(inputs.owner, "owner"),
+            schema=identifier(inputs.schema, "schema"),
             roles=tuple(sorted(set(roles))),
         )
 

@@ -85,7 +85,7 @@ def _undeclared_open(functions: list[catalog.ExposedFunction], inputs: Inputs) -
 
 
 def _identifiers(names: tuple[str, ...], setting: str) -> tuple[str, ...]:
-    return tuple(sorted({identifier({setting: n}, setting) for n in names}))
+    return tuple(sorted({identifier(n, setting) for n in names}))
 
 
 class FunctionPrivileges(DatabaseResource[Inputs, State]):
@@ -98,12 +98,12 @@ class FunctionPrivileges(DatabaseResource[Inputs, State]):
         roles = _identifiers(inputs.roles, "roles")
         checked_declared = {}
         for name, callers in sorted(inputs.declared.items()):
-            identifier({"declared": name}, "declared")
+            identifier(name, "declared")
             if set(callers) - set(roles):
                 raise InputError("declared", f"declared.{name}: expected a list of roles among {', '.join(roles)}")
             checked_declared[name] = tuple(sorted(callers))
         return Inputs(
-            schema=identifier({"schema": inputs.schema}, "schema"),
+            schema=identifier(inputs.schema, "schema"),
             roles=roles,
             server=_identifiers(inputs.server, "server"),
             declared=checked_declared,

@@ -50,17 +50,17 @@ def group_lookup(inputs: Inputs) -> GroupLookup:
     if admins and inputs.role is None:
         raise InputError("admins", "admins: name the column holding each member's role (role)")
     return GroupLookup(
-        membership_table=identifier({"membershipTable": inputs.membership_table}, "membershipTable"),
+        membership_table=identifier(inputs.membership_table, "membershipTable"),
         membership=Membership(
-            group=identifier({"group": inputs.group}, "group"),
-            column=identifier({"column": inputs.column}, "column"),
-            user=identifier({"user": inputs.user}, "user"),
-            key=identifier({"key": inputs.key}, "key"),
-            role=None if inputs.role is None else identifier({"role": inputs.role}, "role"),
+            group=identifier(inputs.group, "group"),
+            column=identifier(inputs.column, "column"),
+            user=identifier(inputs.user, "user"),
+            key=identifier(inputs.key, "key"),
+            role=None if inputs.role is None else identifier(inputs.role, "role"),
             admins=tuple(admins),
         ),
-        group_owner_column=identifier({"groupOwnerColumn": inputs.group_owner_column}, "groupOwnerColumn"),
-        helper_schema=identifier({"helperSchema": inputs.helper_schema or HELPER_SCHEMA}, "helperSchema"),
+        group_owner_column=identifier(inputs.group_owner_column, "groupOwnerColumn"),
+        helper_schema=identifier(inputs.helper_schema or HELPER_SCHEMA, "helperSchema"),
     )
 
 
@@ -99,7 +99,7 @@ class GroupFunctions(DatabaseResource[Inputs, State]):
 
     def normalize(self, inputs: Inputs) -> Inputs:
         lookup = group_lookup(inputs)
-        schema = identifier({"schema": inputs.schema or "public"}, "schema")
+        schema = identifier(inputs.schema or "public", "schema")
         return _inputs_of(schema, lookup, force_rls=bool(inputs.force_rls))
 
     def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:

@@ -69,10 +69,10 @@ class ImmutableColumns(DatabaseResource[Inputs, State]):
         if not inputs.columns:
             raise InputError("columns", "columns: expected a non-empty list of column names")
         return Inputs(
-            schema=identifier({"schema": inputs.schema}, "schema"),
-            table=identifier({"table": inputs.table}, "table"),
-            columns=tuple(identifier({"columns": c}, "columns") for c in inputs.columns),
-            private_schema=identifier({"privateSchema": inputs.private_schema}, "privateSchema"),
+            schema=identifier(inputs.schema, "schema"),
+            table=identifier(inputs.table, "table"),
+            columns=tuple(identifier(c, "columns") for c in inputs.columns),
+            private_schema=identifier(inputs.private_schema, "privateSchema"),
         )
 
     def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:

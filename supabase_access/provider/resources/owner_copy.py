@@ -88,7 +88,7 @@ def _path(inputs: Inputs, table: str) -> tuple[Hop, ...]:
     hops = []
     below = table
     for hop in inputs.path:
-        parsed = Hop(*(identifier({key: getattr(hop, key)}, key) for key in ("table", "column", "parent", "key")))
+        parsed = Hop(*(identifier(getattr(hop, key), key) for key in ("table", "column", "parent", "key")))
         if parsed.table != below:
             raise InputError("path", f"path: the hop from {parsed.table} does not continue from {below}")
         hops.append(parsed)
@@ -98,19 +98,17 @@ def _path(inputs: Inputs, table: str) -> tuple[Hop, ...]:
 
 def _target(inputs: Inputs) -> tuple[OwnerCopyNames, str, int]:
     schema, table, column = (
-        identifier({"schema": inputs.schema}, "schema"),
-        identifier({"table": inputs.table}, "table"),
-        identifier({"column": inputs.column}, "column"),
+        identifier(inputs.schema, "schema"),
+        identifier(inputs.table, "table"),
+        identifier(inputs.column, "column"),
     )
     hops = _path(inputs, table)
     first, *_ = hops
     if column == first.column:
         raise InputError("column", f"column: {column} is the path's own column on {table}; name another")
-    names = OwnerCopyNames(schema, table, column, hops, identifier({"rootColumn": inputs.root_column}, "rootColumn"))
-    batch = (
-        positive_int({"batchSize": inputs.batch_size}, "batchSize", MAX_BATCH_ROWS, optional=True) or DEFAULT_BATCH_ROWS
-    )
-    return names, identifier({"privateSchema": inputs.private_schema}, "privateSchema"), batch
+    names = OwnerCopyNames(schema, table, column, hops, identifier(inputs.root_column, "rootColumn"))
+    batch = positive_int(inputs.batch_size, "batchSize", MAX_BATCH_ROWS, optional=True) or DEFAULT_BATCH_ROWS
+    return names, identifier(inputs.private_schema, "privateSchema"), batch
 
 
 def _typed_path(hops: Sequence[Hop]) -> tuple[HopEntry, ...]:

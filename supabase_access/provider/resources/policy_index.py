@@ -47,10 +47,10 @@ INDEX_BUILD_TIMEOUT = "2h"
 
 def _checked(inputs: Inputs) -> Inputs:
     checked = Inputs(
-        schema=identifier({"schema": inputs.schema}, "schema"),
-        table=identifier({"table": inputs.table}, "table"),
-        column=identifier({"column": inputs.column}, "column"),
-        include=identifier({"include": inputs.include}, "include"),
+        schema=identifier(inputs.schema, "schema"),
+        table=identifier(inputs.table, "table"),
+        column=identifier(inputs.column, "column"),
+        include=identifier(inputs.include, "include"),
     )
     if checked.column == checked.include:
         raise InputError(
@@ -208,7 +208,7 @@ class PolicyIndex(DatabaseResource[Inputs, State]):
 
     def normalize(self, inputs: Inputs) -> Inputs:
         _checked(inputs)
-        return replace(inputs, schema=identifier({"schema": inputs.schema}, "schema"))
+        return replace(inputs, schema=identifier(inputs.schema, "schema"))
 
     def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         target = _checked(checked)

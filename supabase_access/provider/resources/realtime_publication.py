@@ -48,9 +48,9 @@ class RealtimePublication(DatabaseResource[Inputs, State]):
 
     def normalize(self, inputs: Inputs) -> Inputs:
         return Inputs(
-            schema=identifier({"schema": inputs.schema}, "schema"),
-            tables=tuple(sorted({identifier({"tables": t}, "tables") for t in inputs.tables})),
-            publication=identifier({"publication": inputs.publication}, "publication"),
+            schema=identifier(inputs.schema, "schema"),
+            tables=tuple(sorted({identifier(t, "tables") for t in inputs.tables})),
+            publication=identifier(inputs.publication, "publication"),
         )
 
     def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:

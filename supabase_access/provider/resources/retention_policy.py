@@ -42,7 +42,7 @@ JOB_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def _days(value: int | None, setting: str) -> int | None:
-    return positive_int({setting: value}, setting, hardening.MAX_RETENTION_DAYS, optional=True)
+    return positive_int(value, setting, hardening.MAX_RETENTION_DAYS, optional=True)
 
 
 def _retention(inputs: Inputs) -> hardening.RetentionTarget:
@@ -57,15 +57,13 @@ def _retention(inputs: Inputs) -> hardening.RetentionTarget:
     if not JOB_NAME.match(job_name):
         raise InputError("jobName", f"jobName: {job_name!r} is not a job name (letters, digits, _ . : -)")
     owned = tuple(
-        hardening.OwnedTable(
-            identifier({"table": t.table}, "table"), identifier({"ownerColumn": t.owner_column}, "ownerColumn")
-        )
+        hardening.OwnedTable(identifier(t.table, "table"), identifier(t.owner_column, "ownerColumn"))
         for t in inputs.owned_tables
     )
     return hardening.RetentionTarget(
-        schema=identifier({"schema": inputs.schema}, "schema"),
+        schema=identifier(inputs.schema, "schema"),
         owned_tables=owned,
-        sessions_table=identifier({"sessionsTable": inputs.sessions_table}, "sessionsTable"),
+        sessions_table=identifier(inputs.sessions_table, "sessionsTable"),
         sessions_timestamp_column=identifier(
             {"sessionsTimestampColumn": inputs.sessions_timestamp_column}, "sessionsTimestampColumn"
         ),
@@ -77,7 +75,7 @@ def _retention(inputs: Inputs) -> hardening.RetentionTarget:
 
 
 def _private_schema(inputs: Inputs) -> str:
-    return identifier({"privateSchema": inputs.private_schema}, "privateSchema")
+    return identifier(inputs.private_schema, "privateSchema")
 
 
 def _purge_body(target: hardening.RetentionTarget) -> str:

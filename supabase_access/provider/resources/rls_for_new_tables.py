@@ -38,10 +38,10 @@ class RlsForNewTables(DatabaseResource[Inputs, State]):
     spec = specs.RLS_FOR_NEW_TABLES
 
     def normalize(self, inputs: Inputs) -> Inputs:
-        schemas = [identifier({"schemas": s}, "schemas") for s in inputs.schemas]
+        schemas = [identifier(s, "schemas") for s in inputs.schemas]
         if not schemas:
             raise InputError("schemas", "schemas: name the exposed schemas")
-        private = identifier({"privateSchema": inputs.private_schema or hardening.PRIVATE_SCHEMA}, "privateSchema")
+        private = identifier(inputs.private_schema or hardening.PRIVATE_SCHEMA, "privateSchema")
         return Inputs(schemas=tuple(sorted(set(schemas))), private_schema=private)
 
     def _refusal(self, db: Database, inputs: Inputs) -> str | None:

@@ -66,13 +66,11 @@ class RowLevelSecurity(DatabaseResource[Inputs, State]):
     spec = specs.ROW_LEVEL_SECURITY
 
     def normalize(self, inputs: Inputs) -> Inputs:
-        roles = sorted(
-            {identifier({"revokeUnguardedFrom": r}, "revokeUnguardedFrom") for r in inputs.revoke_unguarded_from}
-        )
+        roles = sorted({identifier(r, "revokeUnguardedFrom") for r in inputs.revoke_unguarded_from})
         return replace(
             inputs,
-            schema=identifier({"schema": inputs.schema}, "schema"),
-            table=identifier({"table": inputs.table}, "table"),
+            schema=identifier(inputs.schema, "schema"),
+            table=identifier(inputs.table, "table"),
             revoke_unguarded_from=tuple(roles),
             revoke_undeclared=_undeclared(inputs.revoke_undeclared or {}) or None,
             withheld_columns=_withheld(inputs.withheld_columns or {}) or None,
@@ -272,7 +270,7 @@ def _plain(undeclared: Mapping[str, tuple[str, ...]] | None) -> dict[str, list[s
 def _undeclared(raw: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
     undeclared = {}
     for role, privileges in sorted(raw.items()):
-        identifier({"revokeUndeclared": role}, "revokeUndeclared")
+        identifier(role, "revokeUndeclared")
         # The commands a table's access kind does not give; the others go by revokeUnguardedFrom.
         if not set(privileges) <= set(catalog.GUARDED_PRIVILEGES):
             raise InputError(
@@ -287,14 +285,14 @@ def _undeclared(raw: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]
 def _withheld(raw: Mapping[str, Mapping[str, tuple[str, ...]]]) -> dict[str, dict[str, tuple[str, ...]]]:
     withheld: dict[str, dict[str, tuple[str, ...]]] = {}
     for role, by_privilege in sorted(raw.items()):
-        identifier({"withheldColumns": role}, "withheldColumns")
+        identifier(role, "withheldColumns")
         for privilege, columns in sorted(by_privilege.items()):
             if privilege not in COLUMN_PRIVILEGES:
                 raise InputError(
                     "withheldColumns",
                     f"withheldColumns.{role}: expected one of {', '.join(COLUMN_PRIVILEGES)}, got {privilege}",
                 )
-            names = tuple(sorted({identifier({"withheldColumns": c}, "withheldColumns") for c in columns}))
+            names = tuple(sorted({identifier(c, "withheldColumns") for c in columns}))
             if names:
                 withheld.setdefault(role, {})[privilege] = names
     return withheld

@@ -54,7 +54,7 @@ class SequencesRecord(Props):
 
 
 def _roles(names: tuple[str, ...], setting: str) -> tuple[str, ...]:
-    return tuple(sorted({identifier({setting: r}, setting) for r in names}))
+    return tuple(sorted({identifier(r, setting) for r in names}))
 
 
 def _wanted(sequences: list[catalog.TableSequence], inputs: Inputs) -> Held:
@@ -74,8 +74,8 @@ class SequencePrivileges(DatabaseResource[Inputs, State]):
         if set(usage) - set(roles):
             raise InputError("usage", f"usage: {', '.join(sorted(set(usage) - set(roles)))} not in roles")
         return Inputs(
-            schema=identifier({"schema": inputs.schema}, "schema"),
-            table=identifier({"table": inputs.table}, "table"),
+            schema=identifier(inputs.schema, "schema"),
+            table=identifier(inputs.table, "table"),
             roles=roles,
             usage=usage,
         )

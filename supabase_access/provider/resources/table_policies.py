@@ -69,9 +69,7 @@ def added_columns(raw: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
         for column, kind in columns.items():
             if kind not in render.ADDABLE_COLUMN_TYPES:
                 raise InputError("addedColumns", f"addedColumns.{table}.{column}: unsupported type {kind!r}")
-            added.setdefault(identifier({"addedColumns": table}, "addedColumns"), {})[
-                identifier({"addedColumns": column}, "addedColumns")
-            ] = kind
+            added.setdefault(identifier(table, "addedColumns"), {})[identifier(column, "addedColumns")] = kind
     return added
 
 
@@ -160,11 +158,11 @@ class TablePolicies(DatabaseResource[Inputs, State]):
     spec = specs.TABLE_POLICIES
 
     def normalize(self, inputs: Inputs) -> Inputs:
-        schema = identifier({"schema": inputs.schema}, "schema")
+        schema = identifier(inputs.schema, "schema")
         checked = Inputs.taking(
             inputs,
             schema=schema,
-            table=identifier({"table": inputs.table}, "table"),
+            table=identifier(inputs.table, "table"),
             policies=rendered_policies(schema, inputs.policies),
         )
         declared_policies(checked.policies)  # names a malformed policy before the database is asked

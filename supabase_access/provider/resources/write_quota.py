@@ -59,18 +59,18 @@ UNLOGGED = "u"  # pg_class.relpersistence
 
 
 def _quota_target(inputs: Inputs) -> tuple[hardening.WriteQuotaTarget, str]:
-    schema, table = identifier({"schema": inputs.schema}, "schema"), identifier({"table": inputs.table}, "table")
-    window_seconds = positive_int({"windowSeconds": inputs.window_seconds}, "windowSeconds", MAX_WINDOW_SECONDS)
+    schema, table = identifier(inputs.schema, "schema"), identifier(inputs.table, "table")
+    window_seconds = positive_int(inputs.window_seconds, "windowSeconds", MAX_WINDOW_SECONDS)
     assert window_seconds is not None
     label = inputs.window_label or f"{window_seconds} seconds"
     if not WINDOW_LABEL.match(label):
         raise InputError("windowLabel", f"windowLabel: expected a few lower-case words like 'hour', got {label!r}")
-    limit = positive_int({"limit": inputs.limit}, "limit", hardening.MAX_QUOTA_LIMIT)
+    limit = positive_int(inputs.limit, "limit", hardening.MAX_QUOTA_LIMIT)
     assert limit is not None
     target = hardening.WriteQuotaTarget(
         schema=schema, table=table, limit=limit, window_seconds=window_seconds, window_label=label
     )
-    private_schema = identifier({"privateSchema": inputs.private_schema}, "privateSchema")
+    private_schema = identifier(inputs.private_schema, "privateSchema")
     return target, private_schema
 
 
