@@ -64,9 +64,7 @@ def _retention(inputs: Inputs) -> hardening.RetentionTarget:
         schema=identifier(inputs.schema, "schema"),
         owned_tables=owned,
         sessions_table=identifier(inputs.sessions_table, "sessionsTable"),
-        sessions_timestamp_column=identifier(
-            {"sessionsTimestampColumn": inputs.sessions_timestamp_column}, "sessionsTimestampColumn"
-        ),
+        sessions_timestamp_column=identifier(inputs.sessions_timestamp_column, "sessionsTimestampColumn"),
         anonymous_users_days=anonymous_days,
         sessions_days=sessions_days,
         schedule=schedule,
