@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -823,8 +823,13 @@ def _check_groups(model: AccessModel, setting: str) -> None:
             )
 
 
-# (columns, referenced schema, referenced table, referenced columns) of one foreign key.
-ForeignKeyShape = tuple[tuple[str, ...], str, str, tuple[str, ...]]
+class ForeignKeyShape(NamedTuple):
+    """One foreign key of a table, as the catalog reads it."""
+
+    columns: tuple[str, ...]
+    referenced_schema: str
+    referenced_table: str
+    referenced_columns: tuple[str, ...]
 
 
 def suggested_entry(
@@ -838,9 +843,9 @@ def suggested_entry(
     someone else's parent (join their project); owned through the parent, only its owner writes.
     """
     single = [
-        (cols[0], ref_schema, ref_table, ref_cols[0])
-        for cols, ref_schema, ref_table, ref_cols in foreign_keys
-        if len(cols) == 1
+        (fk.columns[0], fk.referenced_schema, fk.referenced_table, fk.referenced_columns[0])
+        for fk in foreign_keys
+        if len(fk.columns) == 1
     ]
     for column, ref_schema, ref_table, ref_column in single:
         if ref_schema == schema and ref_table in model_tables and ref_table != table:

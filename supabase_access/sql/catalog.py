@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from supabase_access.model.access_model import ForeignKeyShape
 from supabase_access.model.owner_copy import OwnerCopyNames
 from supabase_access.model.policy import PolicySpec
 from supabase_access.sql import statements as render
@@ -97,8 +98,7 @@ class ExposedTable:
     schema: str
     table: str
     rls: bool
-    # (columns, referenced schema, referenced table, referenced columns) of each foreign key.
-    foreign_keys: tuple[tuple[tuple[str, ...], str, str, tuple[str, ...]], ...]
+    foreign_keys: tuple[ForeignKeyShape, ...]
 
 
 # A table's schema, name, RLS flag and foreign keys (as ExposedTable holds them), from pg_class c.
@@ -152,7 +152,7 @@ def _exposed_tables(rows: list[Any]) -> list[ExposedTable]:
             table,
             bool(rls),
             tuple(
-                (tuple(cols), str(ref_schema), str(ref_table), tuple(ref_cols))
+                ForeignKeyShape(tuple(cols), str(ref_schema), str(ref_table), tuple(ref_cols))
                 for cols, ref_schema, ref_table, ref_cols in fks
             ),
         )

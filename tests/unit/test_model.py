@@ -7,6 +7,7 @@ import pytest
 
 from supabase_access.model.access_model import (
     AccessModel,
+    ForeignKeyShape,
     Hop,
     ModelError,
     load_model_file,
@@ -139,9 +140,9 @@ def test_a_copied_owner_column_answers_reads_and_writes_also_check_the_path() ->
 
 
 def test_the_line_suggested_for_a_table_outside_the_model_follows_its_foreign_keys() -> None:
-    users = (("owner_id",), "auth", "users", ("id",))
-    project = (("project_id",), "public", "projects", ("id",))
-    by_code = (("project_code",), "public", "projects", ("code",))
+    users = ForeignKeyShape(("owner_id",), "auth", "users", ("id",))
+    project = ForeignKeyShape(("project_id",), "public", "projects", ("id",))
+    by_code = ForeignKeyShape(("project_code",), "public", "projects", ("code",))
     assert suggested_entry("projects", (users,), "public", ("sessions",)) == "projects: {owner: owner_id}"
     assert suggested_entry("tasks", (project,), "public", ("projects",)) == (
         "tasks: {through: {column: project_id, table: projects}}"
@@ -151,7 +152,7 @@ def test_the_line_suggested_for_a_table_outside_the_model_follows_its_foreign_ke
     )
     assert suggested_entry("tasks", (project,), "public", ("sessions",)) is None
     # A membership table references both: its parent comes first, never `owner: user_id` (issue 14's self-join).
-    member = (("user_id",), "auth", "users", ("id",))
+    member = ForeignKeyShape(("user_id",), "auth", "users", ("id",))
     assert suggested_entry("project_members", (member, project), "public", ("projects",)) == (
         "project_members: {through: {column: project_id, table: projects}}"
     )

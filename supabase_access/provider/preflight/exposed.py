@@ -181,7 +181,7 @@ def _report_uncovered_buckets(buckets: list[catalog.BucketVisibility], source: s
 
 
 def _references(table: catalog.ExposedTable, schema: str, others: set[str]) -> bool:
-    return any(ref_schema == schema and ref_table in others for _, ref_schema, ref_table, _ in table.foreign_keys)
+    return any(fk.referenced_schema == schema and fk.referenced_table in others for fk in table.foreign_keys)
 
 
 def _report_owner_rights(conn: psycopg.Connection, found: list[catalog.OwnerRightsObject], *, fail: bool) -> None:
