@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from supabase_access.model.access_model import ModelError, model_to_plain, parse_model
+from supabase_access.model.access_model import ForeignKeyShape, ModelError, model_to_plain, parse_model
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import InGroup, plan_access
 from supabase_access.model.rule_data import predicate_from_plain, predicate_to_plain
@@ -419,7 +419,7 @@ def test_the_reference_stack_declares_no_new_inputs() -> None:
 
 def test_uncovered_team_tables_get_paths_first_never_an_owner_column_on_a_membership() -> None:
     def table(name: str, *refs: tuple[str, str, str]) -> ExposedTable:
-        keys = tuple(((column,), schema, target, ("id",)) for column, schema, target in refs)
+        keys = tuple(ForeignKeyShape((column,), schema, target, ("id",)) for column, schema, target in refs)
         return ExposedTable("public", name, False, keys)
 
     uncovered = [
