@@ -7,26 +7,21 @@ preflight passes, other tables are changed, and the provider waits for sessions'
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 from pulumi import automation as auto
 
-from supabase_access.sql.transaction import LOCK_NAMESPACE
 from tests.support.engine import changes, new_stack
 from tests.support.fault import (
     GONE_WITHIN_SECONDS,
-    alive,
     catalog_snapshot,
-    descendants,
     index_validity,
     kill,
+    kill_up_waiting_on,
     plugin_backends,
-    reap,
     recover,
-    start_up,
     up_waiting_on_index_build,
     wait_until,
 )
@@ -34,38 +29,14 @@ from tests.support.fault import (
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 
 OPEN = {"supabase-access:environment": "dev", "supabase-access:profile": "open"}
-PLUGIN_MODULE = "supabase_access.provider"
 
 
 @pytest.mark.parametrize("tree", [False, True], ids=["cli-alone", "process-tree"])
 def test_kill_during_a_lock_wait_leaves_no_backend_and_up_recovers(tmp_path: Path, fresh_db: str, tree: bool) -> None:
     stack = new_stack(tmp_path / "local", "local", fresh_db, OPEN)
-    kill_up_waiting_on(tmp_path / "local", fresh_db, "sessions", tree=tree)
+    kill_up_waiting_on(tmp_path / "local", fresh_db, "public.sessions", tree=tree)
     recover(stack)
     assert changes(stack.preview().change_summary) == {}
-
-
-def kill_up_waiting_on(
-    work_dir: Path, dsn: str, table: str, *, tree: bool, after: Callable[[], bool] | None = None
-) -> None:
-    """Start `up` while another session holds `table`'s provider lock; once `after` holds (if given)
-    and the plugin waits for the lock, kill the CLI (or its whole tree). Still holding the lock, the
-    plugin's backend and process must go because the plugin went."""
-    with psycopg.connect(dsn, autocommit=True, application_name="fault-test-holder") as holder:
-        holder.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}public.{table}",))
-        cli = start_up(work_dir, work_dir.name)
-        below: list[int] = []
-        try:
-            if after is not None:
-                wait_until(after, 25, "the change before the lock is applied")
-            wait_until(lambda: bool(plugin_backends(dsn, waiting=True)), 25, "the provider waits for the lock")
-            below = kill(cli, tree=tree)
-            wait_until(lambda: not plugin_backends(dsn), GONE_WITHIN_SECONDS, "no plugin backend is left")
-            wait_until(lambda: not [p for p in below if alive(p, PLUGIN_MODULE)], 5, "no plugin process is left")
-        finally:
-            reap(below or descendants(cli.pid))
-            cli.kill()
-        holder.execute("select pg_advisory_unlock_all()")
 
 
 OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
@@ -112,7 +83,7 @@ def test_a_first_up_killed_after_opening_a_table_leaves_destroy_exact(tmp_path: 
     before_stack = catalog_snapshot(fresh_db)
     stack = new_stack(tmp_path / "local", "local", fresh_db, OPEN)
     kill_up_waiting_on(
-        tmp_path / "local", fresh_db, "segments", tree=True, after=lambda: open_policies_on_sessions(fresh_db)
+        tmp_path / "local", fresh_db, "public.segments", tree=True, after=lambda: open_policies_on_sessions(fresh_db)
     )
     recover(stack)
     assert changes(stack.preview().change_summary) == {}

@@ -11,19 +11,12 @@ import pytest
 
 from review.postgrest import Persona
 from review.realtime import ChannelAccess, join_channel
-from supabase_access.sql.transaction import LOCK_NAMESPACE
 from tests.e2e.test_e2e_realtime import REALTIME, hand_made_policy, model_config, seed
 from tests.support.engine import changes, new_stack
 from tests.support.fault import (
-    GONE_WITHIN_SECONDS,
     catalog_snapshot,
-    descendants,
-    kill,
-    plugin_backends,
-    reap,
+    kill_up_waiting_on,
     recover,
-    start_up,
-    wait_until,
 )
 from tests.support.teams_app import OWNER, load_teams_app
 
@@ -46,18 +39,7 @@ def test_channel_policies_killed_while_waiting_apply_nothing_and_recover(tmp_pat
     hand_made_policy(fresh_db)
     before = catalog_snapshot(fresh_db)
     stack = new_stack(tmp_path / "local-prod", "local-prod", fresh_db, model_config(OWNER, REALTIME))
-    below: list[int] = []
-    with psycopg.connect(fresh_db, autocommit=True, application_name="fault-test-holder") as holder:
-        holder.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}realtime.messages",))
-        cli = start_up(tmp_path / "local-prod", "local-prod")
-        try:
-            wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 120, "ChannelPolicies wait for the lock")
-            below = kill(cli, tree=True)
-            wait_until(lambda: not plugin_backends(fresh_db), GONE_WITHIN_SECONDS, "no plugin backend is left")
-        finally:
-            reap(below or descendants(cli.pid))
-            cli.kill()
-            holder.execute("select pg_advisory_unlock_all()")
+    kill_up_waiting_on(tmp_path / "local-prod", fresh_db, "realtime.messages", tree=True, wait_seconds=120)
     assert stack_policies(fresh_db) == []  # nothing half-applied
     recover(stack)
     assert len(stack_policies(fresh_db)) == 5

@@ -15,20 +15,13 @@ import pytest
 from pulumi import automation as auto
 
 from review.postgrest import Persona, as_persona, connect_as_authenticator
-from supabase_access.sql.transaction import LOCK_NAMESPACE
 from tests.e2e.test_e2e_storage import BUCKETS, stack_config
 from tests.support.engine import changes, new_stack
 from tests.support.fault import (
-    GONE_WITHIN_SECONDS,
     Prober,
     catalog_snapshot,
-    descendants,
-    kill,
-    plugin_backends,
-    reap,
+    kill_up_waiting_on,
     recover,
-    start_up,
-    wait_until,
     wider,
 )
 from tests.support.storage import StorageCaller, add_user, bucket_catalog, put_object
@@ -89,19 +82,8 @@ def test_a_bucket_change_killed_while_waiting_never_opens_more_than_old_or_new(t
     put_object(fresh_db, "exports", "dump.csv")
     old = probe(fresh_db, users)
     stack.set_all_config({k: auto.ConfigValue(v) for k, v in with_buckets(CHANGED).items()})
-    below: list[int] = []
     with Prober(lambda: probe(fresh_db, users)) as prober:
-        with psycopg.connect(fresh_db, autocommit=True, application_name="fault-test-holder") as holder:
-            holder.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}storage.objects",))
-            cli = start_up(tmp_path / "prod", "prod")
-            try:
-                wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 120, "a bucket waits for the lock")
-                below = kill(cli, tree=True)
-                wait_until(lambda: not plugin_backends(fresh_db), GONE_WITHIN_SECONDS, "no plugin backend is left")
-            finally:
-                reap(below or descendants(cli.pid))
-                cli.kill()
-                holder.execute("select pg_advisory_unlock_all()")
+        kill_up_waiting_on(tmp_path / "prod", fresh_db, "storage.objects", tree=True, wait_seconds=120)
         assert probe(fresh_db, users) == old, "nothing half-applied"
         recover(stack)
     new = probe(fresh_db, users)

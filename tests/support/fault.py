@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 from pulumi import automation as auto
 
+from supabase_access.sql.transaction import LOCK_NAMESPACE
 from tests.support.engine import REPO, engine_env
 
 # application_name of the provider's connections (supabase_access/sql/database.py).
@@ -105,6 +106,40 @@ def reap(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# The provider's module, in the command line of its plugin processes.
+PLUGIN_MODULE = "supabase_access.provider"
+
+
+def kill_up_waiting_on(
+    work_dir: Path,
+    dsn: str,
+    locked: str,
+    *,
+    tree: bool,
+    after: Callable[[], bool] | None = None,
+    wait_seconds: float = 25,
+) -> None:
+    """Start `up` while another session holds the provider's lock on `locked` (`schema.table`); once
+    `after` holds (if given) and the plugin waits for the lock, kill the CLI (or its whole tree). Still
+    holding the lock, the plugin's backend and process must go because the plugin went."""
+    with psycopg.connect(dsn, autocommit=True, application_name="fault-test-holder") as holder:
+        holder.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}{locked}",))
+        cli = start_up(work_dir, work_dir.name)
+        below: list[int] = []
+        try:
+            if after is not None:
+                wait_until(after, wait_seconds, "the change before the lock is applied")
+            waiting = "the provider waits for the lock"
+            wait_until(lambda: bool(plugin_backends(dsn, waiting=True)), wait_seconds, waiting)
+            below = kill(cli, tree=tree)
+            wait_until(lambda: not plugin_backends(dsn), GONE_WITHIN_SECONDS, "no plugin backend is left")
+            wait_until(lambda: not [p for p in below if alive(p, PLUGIN_MODULE)], 5, "no plugin process is left")
+        finally:
+            reap(below or descendants(cli.pid))
+            cli.kill()
+        holder.execute("select pg_advisory_unlock_all()")
 
 
 def catalog_snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
