@@ -56,7 +56,7 @@ def secret_fingerprint(value: object) -> str:
     return hashlib.sha256(str(value).encode()).hexdigest()
 
 
-def _same(live: object, desired: object) -> bool:
+def same_json_value(live: object, desired: object) -> bool:
     # True == 1 in Python; JSON keeps booleans and numbers apart, so do we.
     return live == desired and isinstance(live, bool) == isinstance(desired, bool)
 
@@ -128,7 +128,7 @@ class AuthSettings(HttpResource[Inputs, State]):
         applied = (state and state.applied_secret_hashes) or {}
         for key, value in desired.items():
             if key not in HASHED_ON_READ_AUTH_SETTINGS:
-                if not _same(live.get(key), value):
+                if not same_json_value(live.get(key), value):
                     yield key
             elif sent.get(key) != secret_fingerprint(value):
                 yield key  # never sent, or the stack now wants a different secret
@@ -166,7 +166,7 @@ class AuthSettings(HttpResource[Inputs, State]):
             if key in HASHED_ON_READ_AUTH_SETTINGS:
                 sent[key] = secret_fingerprint(value)
                 applied[key] = live.get(key)
-            elif not _same(live.get(key), value):
+            elif not same_json_value(live.get(key), value):
                 log(
                     f"Supabase Management API (project {api.project_ref}): {key} reads {live.get(key)!r} right "
                     f"after setting it to {value!r}; the next preview will show it again"

@@ -25,6 +25,7 @@ from supabase_access.provider.resources.auth_settings import (
     project_ref_input,
     record_baseline,
     restorable,
+    same_json_value,
 )
 from supabase_access.provider.specs import RealtimeSettingsInputs as Inputs
 from supabase_access.provider.specs import RealtimeSettingsState as State
@@ -58,11 +59,6 @@ def validate_realtime_settings(settings: object, *, setting_prefix: str) -> dict
     return {name: settings[name] for name in MANAGED_REALTIME_SETTINGS if name in settings}
 
 
-def _differs(live: object, desired: object) -> bool:
-    # True == 1 in Python; JSON keeps booleans and numbers apart, so do we.
-    return live != desired or isinstance(live, bool) != isinstance(desired, bool)
-
-
 class RealtimeSettings(HttpResource[Inputs, State]):
     spec = specs.REALTIME_SETTINGS
 
@@ -80,12 +76,12 @@ class RealtimeSettings(HttpResource[Inputs, State]):
         self, api: ManagementApi, desired: Mapping[str, Any], before: Mapping[str, Any], log: Log
     ) -> dict[str, object]:
         """PATCH what differs from `before`; the managed settings after it."""
-        writes = {key: value for key, value in desired.items() if _differs(before.get(key), value)}
+        writes = {key: value for key, value in desired.items() if not same_json_value(before.get(key), value)}
         if not writes:
             return dict(before)
         live = managed_realtime_settings(api.patch_realtime_config(writes))
         for key, value in writes.items():
-            if _differs(live.get(key), value):
+            if not same_json_value(live.get(key), value):
                 log(
                     f"Supabase Management API (project {api.project_ref}): Realtime's {key} reads {live.get(key)!r} "
                     f"right after setting it to {value!r}; the next preview will show it again"
@@ -110,7 +106,7 @@ class RealtimeSettings(HttpResource[Inputs, State]):
     def diff_live(self, state: State, inputs: Inputs) -> dict[str, str]:
         with self._api.client(inputs.project_ref) as api:
             live = self._live(api)
-        changes = {f"settings.{k}": "update" for k, v in inputs.settings.items() if _differs(live.get(k), v)}
+        changes = {f"settings.{k}": "update" for k, v in inputs.settings.items() if not same_json_value(live.get(k), v)}
         # A newly managed key still needs its previous value recorded, even if it already matches.
         changes.update(
             {
