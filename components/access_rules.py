@@ -236,12 +236,13 @@ class AccessRules(pulumi.ComponentResource):
         before the policies that read it."""
         return {
             copy.table: supabase_access.OwnerCopy(
-                f"{copy.table}-{copy.column}-owner-copy",
+                f"{copy.table}-{copy.column}-{'group' if copy.group else 'owner'}-copy",
                 schema=self._schema,
                 table=copy.table,
                 column=copy.column,
                 path=[{"table": h.table, "column": h.column, "parent": h.parent, "key": h.key} for h in copy.hops],
                 root_column=copy.root_column,
+                group=copy.group or None,
                 opts=self._after(*(self.row_level_security[t] for t in (copy.table, *(h.parent for h in copy.hops)))),
             )
             for copy in self._plan.owner_copies
@@ -492,13 +493,14 @@ def _undeclared(grants: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
 
 
 def _copies_read(access: TableAccess, copies: set[str]) -> tuple[str, ...]:
-    """The tables among `copies` whose copied owner column the table's rules compare."""
+    """The tables among `copies` whose copied column (of the owner, or of the group: the end of a group
+    path) the table's rules compare."""
     read = {
         path.root_table
         for rule in access.rules
         for predicate in (rule.using, rule.with_check)
         if predicate is not None
-        for path in predicate.owner_paths()
+        for path in predicate.owner_paths(groups=True)
     }
     return tuple(sorted(read & copies))
 

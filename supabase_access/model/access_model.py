@@ -163,6 +163,9 @@ class Table:
     # owner_column is a copy of the owner that supabase-access adds, fills and keeps right
     # (`copyOwner`), not a column of the app's own: the owner profile manages it.
     owner_copy: bool = False
+    # A copy of the group's key that supabase-access adds, fills and keeps right on a table two or more
+    # hops below its group (`copyGroup`): its policies test membership on it, as a `member` table's do.
+    group_copy: str | None = None
     # readOnly, immutable and hidden: column privileges (and a trigger for immutable) narrow the grants.
     columns: ColumnRules = ColumnRules()
 
@@ -312,6 +315,7 @@ def parse_model(raw: Mapping[str, Any], *, setting: str) -> AccessModel:
     _check_paths(model, setting)
     model = _name_owner_copies(model, setting)
     _check_groups(model, setting)
+    model = _name_group_copies(model, setting)
     from supabase_access.model.realtime import parse_realtime  # it builds on this module's names
 
     model = replace(
@@ -407,6 +411,8 @@ def _kind_to_plain(table: Table) -> dict[str, Any]:
     plain: dict[str, Any] = {}
     if table.owner_column is not None:
         plain["copyOwner" if table.owner_copy else "owner"] = table.owner_column
+    if table.group_copy is not None:
+        plain["copyGroup"] = table.group_copy
     if table.parent is not None:
         link = {"column": table.parent.column, "key": table.parent.key}
         plain |= (
@@ -455,6 +461,7 @@ TABLE_KEYS = (
     "delete",
     "userForeignKey",
     "copyOwner",
+    "copyGroup",
     "readOnly",
     "immutable",
     "hidden",
@@ -533,6 +540,7 @@ def _parse_kind(table_name: str, spec: Mapping[str, Any], setting: str) -> Table
         author_column=author,
         delete=delete,
         owner_copy=copy is not None,
+        group_copy=_parse_copy_group(spec, setting),
     )
 
 
@@ -707,8 +715,8 @@ def _name_owner_copies(model: AccessModel, setting: str) -> AccessModel:
             if model.membership_of(root.name) is not None:
                 raise ModelError(
                     f"{setting}.tables.{table.name}.copyOwner: the path ends at the group {root.name!r}, whose rows "
-                    "are its members'; a copy of the owner is for rows one user owns (copying the group is not kept "
-                    "yet)"
+                    "are its members'; a copy of the owner is for rows one user owns (copy the group's key with "
+                    "'copyGroup: true')"
                 )
         if table.owner_column == UNNAMED_COPY:
             assert table.parent is not None and root.owner_column is not None
@@ -719,6 +727,48 @@ def _name_owner_copies(model: AccessModel, setting: str) -> AccessModel:
                     "column; name it (copyOwner: <column>)"
                 )
             table = replace(table, owner_column=column)
+        tables.append(table)
+    return replace(model, tables=tuple(tables))
+
+
+def _parse_copy_group(spec: Mapping[str, Any], setting: str) -> str | None:
+    """`copyGroup: true` (UNNAMED_COPY: named like the column holding the group's key) or a column name."""
+    copy = spec.get("copyGroup", False)
+    if copy is False:
+        return None
+    where = f"{setting}.copyGroup"
+    if copy is True:
+        return UNNAMED_COPY
+    if isinstance(copy, str):
+        return check_identifier(copy, where)
+    raise ModelError(f"{where}: expected true (a column named like the one holding the group's key) or a column name")
+
+
+def _name_group_copies(model: AccessModel, setting: str) -> AccessModel:
+    """Check each `copyGroup` table is two or more hops below its group, and name its column."""
+    tables = []
+    for table in model.tables:
+        if table.group_copy is not None:
+            where = f"{setting}.tables.{table.name}.copyGroup"
+            found = model.group_path(table.name)
+            if found is None:
+                raise ModelError(
+                    f"{where}: only a table under a group (a path through 'through' to a 'member' table) can carry "
+                    "a copy of its group's key"
+                )
+            hops, _ = found
+            if len(hops) < 2:
+                raise ModelError(
+                    f"{where}: {table.name} holds its group's key already ({hops[0].column}); a copy is for tables "
+                    "two or more hops below their group"
+                )
+            column = table.group_copy or hops[-1].column
+            if column in (hops[0].column, table.author_column):
+                raise ModelError(
+                    f"{where}: the copy would be named {column}, a column the model gives another role; name it "
+                    "(copyGroup: <column>)"
+                )
+            table = replace(table, group_copy=column)
         tables.append(table)
     return replace(model, tables=tuple(tables))
 

@@ -1,4 +1,5 @@
-"""The objects that keep a copy of the owner on a table deep in an ownership path (`copyOwner`).
+"""The objects that keep a copy of the owner on a table deep in an ownership path (`copyOwner`),
+or of the group's key on a table two or more hops below its group (`copyGroup`).
 
 Pure names and shapes: no Pulumi, no database. A table two or more hops from its owner pays for
 its policy on every statement (the owned parents' keys are gathered up the path); a column
@@ -7,6 +8,8 @@ the table takes it from the parent on every insert and on every update that re-p
 (or touches the copy, which a client never sets), and a trigger on each table above passes a
 change of its link (or of the root's owner) down. A CHECK constraint keeps it present, a foreign
 key to auth.users (on delete cascade) keeps it real, an index serves its policy and the cascade.
+A group's copy is the same with the group table's key in place of the owner column, and its
+foreign key references that key (on delete cascade).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class OwnerCopyNames:
     column: str
     hops: tuple[Hop, ...]
     root_column: str
+    # A copy of the group's key (`copyGroup`: root_column is the group table's key), not of the owner.
+    group: bool = False
 
     def _base(self) -> str:
         return f"{self.table}_{self.column}"

@@ -164,7 +164,7 @@ class _OwnerPaths(PredicateVisitor[tuple[OwnedByCurrentUser, ...]]):
         return (predicate,)
 
     def in_group(self, predicate: InGroup) -> tuple[OwnedByCurrentUser, ...]:
-        if not self._groups or len(predicate.hops) <= 1:
+        if not self._groups or not predicate.hops:
             return ()
         top = predicate.hops[-1]
         return (OwnedByCurrentUser(predicate.hops[:-1], top.table, top.column),)
@@ -283,11 +283,13 @@ class KeptForeignKey:
 
 @dataclass(frozen=True)
 class OwnerCopy:
-    """A copy of the owner that the plan adds to `table` and keeps right (the model's `copyOwner`).
+    """A copy of the owner that the plan adds to `table` and keeps right (the model's `copyOwner`),
+    or with `group` of the group's key (`copyGroup`).
 
-    `hops` lead from `table` up to `root_table`, whose `root_column` holds the owner; the copy in
-    `column` always equals it (a trigger on `table` takes it from the parent on every insert and
-    re-parenting update; triggers on the tables above pass a change down).
+    `hops` lead from `table` up to `root_table`, whose `root_column` holds the owner (the group
+    table and its key, for a group); the copy in `column` always equals it (a trigger on `table`
+    takes it from the parent on every insert and re-parenting update; triggers on the tables above
+    pass a change down).
     """
 
     table: str
@@ -295,6 +297,7 @@ class OwnerCopy:
     hops: tuple[Hop, ...]
     root_table: str
     root_column: str
+    group: bool = False
 
 
 @dataclass(frozen=True)
@@ -318,7 +321,7 @@ class AccessPlan:
                 return access.grants
         return self.grants
 
-    # The owner copies the plan keeps (the owner profile: every `copyOwner` of the model).
+    # The owner copies the plan keeps (the owner profile: every `copyOwner` and `copyGroup` of the model).
     owner_copies: tuple[OwnerCopy, ...] = ()
     # The model's column rules (readOnly, immutable, hidden), per table that has any; every profile keeps them.
     column_rules: tuple[tuple[str, ColumnRules], ...] = ()
@@ -388,7 +391,10 @@ def _owner_plan(model: AccessModel) -> AccessPlan:
             if t.user_foreign_key is not None and t.owner_column is not None
         ),
         group_lookups=tuple(lookups[group] for group in sorted(lookups)),
-        owner_copies=tuple(_owner_copy(model, t) for t in model.tables if t.owner_copy),
+        owner_copies=(
+            *(_owner_copy(model, t) for t in model.tables if t.owner_copy),
+            *(_group_copy(model, t) for t in model.tables if t.group_copy is not None),
+        ),
     )
 
 
@@ -446,7 +452,7 @@ def _owned_rules(model: AccessModel, table: Table, lookups: dict[str, GroupLooku
     hops, root = model.ownership_path(table.name)
     group = lookups.get(root.name)
     if group is not None and hops:
-        return _group_row_rules(table, hops, group)
+        return _group_row_rules(table, _via_group_copy(model, hops), group)
     owned = _owned(hops, root)
     if group is not None:
         # The group row itself: its owner writes it; its members read it too.
@@ -465,6 +471,18 @@ def _owned_rules(model: AccessModel, table: Table, lookups: dict[str, GroupLooku
     written: Predicate = owned if through is None else AllOf((owned, _owned(*through)))
     # WITH CHECK on insert and update: no row may land under someone else.
     return _rules(table.name, "own", owned, written, commands=TABLE_COMMANDS)
+
+
+def _via_group_copy(model: AccessModel, hops: tuple[Hop, ...]) -> tuple[Hop, ...]:
+    """The path up to a group, ending at the first table on it with a copy of the group's key
+    (`copyGroup`): the last hop goes from that copy straight to the group. Its BEFORE trigger sets
+    the copy from the parent before a policy sees the row, whatever the client sent, so a write
+    is checked on it as surely as on the path (as with copyOwner)."""
+    for level, hop in enumerate(hops):
+        copy = model.table(hop.table).group_copy
+        if copy is not None:
+            return (*hops[:level], Hop(hop.table, copy, hops[-1].parent, hops[-1].key))
+    return hops
 
 
 def _group_writer(kind: str, hops: tuple[Hop, ...], group: GroupLookup) -> tuple[Predicate, str]:
@@ -587,3 +605,10 @@ def _owner_copy(model: AccessModel, table: Table) -> OwnerCopy:
     hops, root = through
     assert root.owner_column is not None
     return OwnerCopy(table.name, table.owner_column, hops, root.name, root.owner_column)
+
+
+def _group_copy(model: AccessModel, table: Table) -> OwnerCopy:
+    found = model.group_path(table.name)
+    assert found is not None and table.group_copy is not None  # guaranteed by parse_model
+    hops, _ = found
+    return OwnerCopy(table.name, table.group_copy, hops, hops[-1].parent, hops[-1].key, group=True)

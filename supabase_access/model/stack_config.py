@@ -239,11 +239,11 @@ def parse_stack_settings(
     force_rls = False if force_rls is None else force_rls
     if not isinstance(force_rls, bool):
         raise ConfigError(f"{NAMESPACE}:forceRls: expected true or false")
-    copies = [t.name for t in model.tables if t.owner_copy]
+    copies = [t.name for t in model.tables if t.owner_copy or t.group_copy is not None]
     if force_rls and profile == "owner" and copies:
         # The copies' triggers read the parent rows as the table owner, whom FORCE would show none.
         raise ConfigError(
-            f"{NAMESPACE}:forceRls: the owner copies of {', '.join(copies)} ({source}: copyOwner) are kept by "
+            f"{NAMESPACE}:forceRls: the copies of {', '.join(copies)} ({source}: copyOwner, copyGroup) are kept by "
             "triggers that read the rows up the path as the tables' owner, and FORCE ROW LEVEL SECURITY would hide "
             "every row from it. Turn forceRls off, or keep the owner column yourself (`owner` and `through`)"
         )

@@ -529,7 +529,14 @@ class OwnerCopyInputs(Props):
         "the first from the copy's table. A change computes every copy again.",
         required=True,
     )
-    root_column: str = prop("The owner column of the last hop's parent (uuid, auth.users.id).", required=True)
+    root_column: str = prop(
+        "The owner column of the last hop's parent (uuid, auth.users.id), or with `group` the group table's key.",
+        required=True,
+    )
+    group: bool | None = prop(
+        "The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is "
+        "its key (uuid), and the foreign key references it instead of auth.users (id)."
+    )
     private_schema: str = private_schema_prop()
     batch_size: int | None = prop("About how many rows each transaction of the fill updates (default 10,000).")
 
@@ -540,16 +547,19 @@ class OwnerCopyState(OwnerCopyInputs):
     triggers: tuple[str, ...] | None = prop("The triggers, `table.name`.")
     index: str | None = prop("The index on the copy.")
     check_constraint: str | None = prop("The CHECK that the copy is present wherever the row has a parent.")
-    foreign_key: str | None = prop("The foreign key to auth.users (id), on delete cascade.")
+    foreign_key: str | None = prop(
+        "The foreign key to auth.users (id), or to the group's key with `group`, on delete cascade."
+    )
     validated: bool | None = prop("Whether both constraints are validated (false while rows have no owner to copy).")
 
 
 OWNER_COPY = ResourceSpec.typed(
     "OwnerCopy",
-    "A copy of the owner on a table deep in an ownership path (the model's copyOwner): a column added without a "
+    "A copy of the owner on a table deep in an ownership path (the model's copyOwner), or of the group's key two or "
+    "more hops below a group (copyGroup): a column added without a "
     "long lock, filled in batches, kept right by triggers (from the parent on every insert and re-parenting, passed "
-    "down when a table above changes), present (a validated CHECK), a user (a foreign key to auth.users, on delete "
-    "cascade) and indexed (built CONCURRENTLY). Destroy drops all of it.",
+    "down when a table above changes), present (a validated CHECK), a user or a group (a foreign key to auth.users or "
+    "the group table, on delete cascade) and indexed (built CONCURRENTLY). Destroy drops all of it.",
     OwnerCopyInputs,
     OwnerCopyState,
 )

@@ -1147,9 +1147,17 @@ def add_owner_copy_check(schema: str, names: OwnerCopyNames) -> sql.Composed:
 
 
 def add_owner_copy_foreign_key(schema: str, names: OwnerCopyNames) -> sql.Composed:
+    """To auth.users (id), or for a group's copy to the group's key: the copy names a real row."""
+    referenced = (
+        sql.SQL("{} ({})").format(table_ref(schema, names.hops[-1].parent), sql.Identifier(names.root_column))
+        if names.group
+        else sql.SQL("auth.users (id)")
+    )
     return sql.SQL(
-        "alter table {} add constraint {} foreign key ({}) references auth.users (id) on delete cascade not valid"
-    ).format(table_ref(schema, names.table), sql.Identifier(names.foreign_key), sql.Identifier(names.column))
+        "alter table {} add constraint {} foreign key ({}) references {} on delete cascade not valid"
+    ).format(
+        table_ref(schema, names.table), sql.Identifier(names.foreign_key), sql.Identifier(names.column), referenced
+    )
 
 
 def create_owner_copy_index(schema: str, table: str, index: str, column: str) -> sql.Composed:

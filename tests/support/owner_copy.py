@@ -1,12 +1,16 @@
 """The reference app's model with a copy of the owner on `actions` (copyOwner), as data, as a
-parsed model and as a prod stack's config."""
+parsed model and as a prod stack's config; the teams app's with a copy of the project on `comments`
+(copyGroup)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import yaml
+
 from supabase_access.model.access_model import AccessModel, parse_model
+from tests.support.teams_app import TEAMS_APP
 
 
 def copy_model_data(copy: object = True) -> dict[str, Any]:
@@ -31,3 +35,15 @@ COPY_OWNER = {
     "supabase-access:profile": "owner",
     "supabase-access:model": json.dumps(copy_model_data()),
 }
+
+
+def group_copy_model_data(copy: object = True) -> dict[str, Any]:
+    """The teams app's model with a copy of the project id on `comments` (copyGroup), two hops below
+    its project."""
+    raw: dict[str, Any] = yaml.safe_load((TEAMS_APP / "access-model.yaml").read_text())
+    raw["tables"]["comments"]["copyGroup"] = copy
+    return raw
+
+
+def group_copy_model(copy: object = True) -> AccessModel:
+    return parse_model(group_copy_model_data(copy), setting="m")

@@ -134,7 +134,7 @@ def test_a_dev_stack_never_adds_a_copy() -> None:
 
 
 def test_force_rls_with_a_copy_is_refused_naming_the_settings() -> None:
-    with pytest.raises(Exception, match="supabase-access:forceRls: the owner copies of actions"):
+    with pytest.raises(Exception, match="supabase-access:forceRls: the copies of actions"):
         run_program(
             {
                 "supabase-access:environment": "prod",

@@ -25,16 +25,18 @@ class OwnerCopyArgs:
                  schema: pulumi.Input[_builtins.str],
                  table: pulumi.Input[_builtins.str],
                  batch_size: pulumi.Input[Optional[_builtins.int]] = None,
+                 group: pulumi.Input[Optional[_builtins.bool]] = None,
                  private_schema: pulumi.Input[Optional[_builtins.str]] = None):
         """
         The set of arguments for constructing a OwnerCopy resource.
 
         :param pulumi.Input[_builtins.str] column: The copy's column (added by the stack; a column of that name must not exist).
         :param pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] path: The hops up to the owner, `{table, column, parent, key}` each: `table.column` references `parent.key`, the first from the copy's table. A change computes every copy again.
-        :param pulumi.Input[_builtins.str] root_column: The owner column of the last hop's parent (uuid, auth.users.id).
+        :param pulumi.Input[_builtins.str] root_column: The owner column of the last hop's parent (uuid, auth.users.id), or with `group` the group table's key.
         :param pulumi.Input[_builtins.str] schema: Schema of the table (e.g. `public`).
         :param pulumi.Input[_builtins.str] table: The table that gets the copy, in `schema`.
         :param pulumi.Input[_builtins.int] batch_size: About how many rows each transaction of the fill updates (default 10,000).
+        :param pulumi.Input[_builtins.bool] group: The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid), and the foreign key references it instead of auth.users (id).
         :param pulumi.Input[_builtins.str] private_schema: The provider's own schema for its helpers and ledger; never exposed to the Data API.
         """
         pulumi.set(__self__, "column", column)
@@ -44,6 +46,8 @@ class OwnerCopyArgs:
         pulumi.set(__self__, "table", table)
         if batch_size is not None:
             pulumi.set(__self__, "batch_size", batch_size)
+        if group is not None:
+            pulumi.set(__self__, "group", group)
         if private_schema is None:
             private_schema = 'supabase_access'
         if private_schema is not None:
@@ -77,7 +81,7 @@ class OwnerCopyArgs:
     @pulumi.getter(name="rootColumn")
     def root_column(self) -> pulumi.Input[_builtins.str]:
         """
-        The owner column of the last hop's parent (uuid, auth.users.id).
+        The owner column of the last hop's parent (uuid, auth.users.id), or with `group` the group table's key.
         """
         return pulumi.get(self, "root_column")
 
@@ -122,6 +126,18 @@ class OwnerCopyArgs:
         pulumi.set(self, "batch_size", value)
 
     @_builtins.property
+    @pulumi.getter
+    def group(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+        The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid), and the foreign key references it instead of auth.users (id).
+        """
+        return pulumi.get(self, "group")
+
+    @group.setter
+    def group(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "group", value)
+
+    @_builtins.property
     @pulumi.getter(name="privateSchema")
     def private_schema(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
@@ -142,6 +158,7 @@ class OwnerCopy(pulumi.CustomResource):
                  opts: Optional[pulumi.ResourceOptions] = None,
                  batch_size: pulumi.Input[Optional[_builtins.int]] = None,
                  column: pulumi.Input[Optional[_builtins.str]] = None,
+                 group: pulumi.Input[Optional[_builtins.bool]] = None,
                  path: pulumi.Input[Optional[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
                  private_schema: pulumi.Input[Optional[_builtins.str]] = None,
                  root_column: pulumi.Input[Optional[_builtins.str]] = None,
@@ -149,15 +166,16 @@ class OwnerCopy(pulumi.CustomResource):
                  table: pulumi.Input[Optional[_builtins.str]] = None,
                  __props__=None):
         """
-        A copy of the owner on a table deep in an ownership path (the model's copyOwner): a column added without a long lock, filled in batches, kept right by triggers (from the parent on every insert and re-parenting, passed down when a table above changes), present (a validated CHECK), a user (a foreign key to auth.users, on delete cascade) and indexed (built CONCURRENTLY). Destroy drops all of it.
+        A copy of the owner on a table deep in an ownership path (the model's copyOwner), or of the group's key two or more hops below a group (copyGroup): a column added without a long lock, filled in batches, kept right by triggers (from the parent on every insert and re-parenting, passed down when a table above changes), present (a validated CHECK), a user or a group (a foreign key to auth.users or the group table, on delete cascade) and indexed (built CONCURRENTLY). Destroy drops all of it.
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.int] batch_size: About how many rows each transaction of the fill updates (default 10,000).
         :param pulumi.Input[_builtins.str] column: The copy's column (added by the stack; a column of that name must not exist).
+        :param pulumi.Input[_builtins.bool] group: The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid), and the foreign key references it instead of auth.users (id).
         :param pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] path: The hops up to the owner, `{table, column, parent, key}` each: `table.column` references `parent.key`, the first from the copy's table. A change computes every copy again.
         :param pulumi.Input[_builtins.str] private_schema: The provider's own schema for its helpers and ledger; never exposed to the Data API.
-        :param pulumi.Input[_builtins.str] root_column: The owner column of the last hop's parent (uuid, auth.users.id).
+        :param pulumi.Input[_builtins.str] root_column: The owner column of the last hop's parent (uuid, auth.users.id), or with `group` the group table's key.
         :param pulumi.Input[_builtins.str] schema: Schema of the table (e.g. `public`).
         :param pulumi.Input[_builtins.str] table: The table that gets the copy, in `schema`.
         """
@@ -168,7 +186,7 @@ class OwnerCopy(pulumi.CustomResource):
                  args: OwnerCopyArgs,
                  opts: Optional[pulumi.ResourceOptions] = None):
         """
-        A copy of the owner on a table deep in an ownership path (the model's copyOwner): a column added without a long lock, filled in batches, kept right by triggers (from the parent on every insert and re-parenting, passed down when a table above changes), present (a validated CHECK), a user (a foreign key to auth.users, on delete cascade) and indexed (built CONCURRENTLY). Destroy drops all of it.
+        A copy of the owner on a table deep in an ownership path (the model's copyOwner), or of the group's key two or more hops below a group (copyGroup): a column added without a long lock, filled in batches, kept right by triggers (from the parent on every insert and re-parenting, passed down when a table above changes), present (a validated CHECK), a user or a group (a foreign key to auth.users or the group table, on delete cascade) and indexed (built CONCURRENTLY). Destroy drops all of it.
 
         :param str resource_name: The name of the resource.
         :param OwnerCopyArgs args: The arguments to use to populate this resource's properties.
@@ -187,6 +205,7 @@ class OwnerCopy(pulumi.CustomResource):
                  opts: Optional[pulumi.ResourceOptions] = None,
                  batch_size: pulumi.Input[Optional[_builtins.int]] = None,
                  column: pulumi.Input[Optional[_builtins.str]] = None,
+                 group: pulumi.Input[Optional[_builtins.bool]] = None,
                  path: pulumi.Input[Optional[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
                  private_schema: pulumi.Input[Optional[_builtins.str]] = None,
                  root_column: pulumi.Input[Optional[_builtins.str]] = None,
@@ -205,6 +224,7 @@ class OwnerCopy(pulumi.CustomResource):
             if column is None and not opts.urn:
                 raise TypeError("Missing required property 'column'")
             __props__.__dict__["column"] = column
+            __props__.__dict__["group"] = group
             if path is None and not opts.urn:
                 raise TypeError("Missing required property 'path'")
             __props__.__dict__["path"] = path
@@ -253,6 +273,7 @@ class OwnerCopy(pulumi.CustomResource):
         __props__.__dict__["column"] = None
         __props__.__dict__["foreign_key"] = None
         __props__.__dict__["functions"] = None
+        __props__.__dict__["group"] = None
         __props__.__dict__["index"] = None
         __props__.__dict__["path"] = None
         __props__.__dict__["private_schema"] = None
@@ -291,7 +312,7 @@ class OwnerCopy(pulumi.CustomResource):
     @pulumi.getter(name="foreignKey")
     def foreign_key(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The foreign key to auth.users (id), on delete cascade.
+        The foreign key to auth.users (id), or to the group's key with `group`, on delete cascade.
         """
         return pulumi.get(self, "foreign_key")
 
@@ -302,6 +323,14 @@ class OwnerCopy(pulumi.CustomResource):
         The trigger functions, `schema.name`.
         """
         return pulumi.get(self, "functions")
+
+    @_builtins.property
+    @pulumi.getter
+    def group(self) -> pulumi.Output[Optional[_builtins.bool]]:
+        """
+        The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid), and the foreign key references it instead of auth.users (id).
+        """
+        return pulumi.get(self, "group")
 
     @_builtins.property
     @pulumi.getter
@@ -331,7 +360,7 @@ class OwnerCopy(pulumi.CustomResource):
     @pulumi.getter(name="rootColumn")
     def root_column(self) -> pulumi.Output[_builtins.str]:
         """
-        The owner column of the last hop's parent (uuid, auth.users.id).
+        The owner column of the last hop's parent (uuid, auth.users.id), or with `group` the group table's key.
         """
         return pulumi.get(self, "root_column")
 

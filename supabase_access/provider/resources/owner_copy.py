@@ -106,7 +106,9 @@ def _target(inputs: Inputs) -> tuple[OwnerCopyNames, str, int]:
     first, *_ = hops
     if column == first.column:
         raise InputError("column", f"column: {column} is the path's own column on {table}; name another")
-    names = OwnerCopyNames(schema, table, column, hops, identifier(inputs.root_column, "rootColumn"))
+    names = OwnerCopyNames(
+        schema, table, column, hops, identifier(inputs.root_column, "rootColumn"), group=bool(inputs.group)
+    )
     batch = positive_int(inputs.batch_size, "batchSize", MAX_BATCH_ROWS, optional=True) or DEFAULT_BATCH_ROWS
     return names, identifier(inputs.private_schema, "privateSchema"), batch
 
@@ -119,10 +121,18 @@ def _describe(names: OwnerCopyNames) -> str:
     return f"{names.schema}.{names.table}.{names.column}"
 
 
+def _copied(names: OwnerCopyNames) -> str:
+    return "the group's key" if names.group else "the owner"
+
+
+def _setting(names: OwnerCopyNames) -> str:
+    return "copyGroup" if names.group else "copyOwner"
+
+
 def _about_column(names: OwnerCopyNames) -> str:
     path = " -> ".join([names.table, *(h.parent for h in names.hops)])
     return (
-        f"the owner ({names.hops[-1].parent}.{names.root_column}) along {path}, for the RLS policies; "
+        f"{_copied(names)} ({names.hops[-1].parent}.{names.root_column}) along {path}, for the RLS policies; "
         "a trigger sets it, clients never do"
     )
 
@@ -141,12 +151,12 @@ def _refuse_foreign_column(names: OwnerCopyNames, made_by: str | None) -> InputE
     if made_by is None:
         reason = "was not created by supabase-access"
         fix = (
-            "keep it as the app's own column (`owner` and `through` in the model, no `copyOwner`), "
-            "or name the copy otherwise (`copyOwner: <column>`)"
+            f"keep it as the app's own column (no `{_setting(names)}` in the model), "
+            f"or name the copy otherwise (`{_setting(names)}: <column>`)"
         )
     else:
         reason = f"is kept by stack {made_by}, not {stack}"
-        fix = "destroy that stack's copy first, or name this one otherwise (`copyOwner: <column>`)"
+        fix = f"destroy that stack's copy first, or name this one otherwise (`{_setting(names)}: <column>`)"
     return InputError("column", f"column: {_describe(names)} exists and {reason}; {fix}")
 
 
@@ -280,7 +290,7 @@ def _install(
         made = CopyMadeBy(stack=stack, path=_typed_path(names.hops))
         ledger.record(conn, LEDGER_KIND, _describe(names), made, replace=True)
     if not exists:
-        log(Notice(f"added column {_describe(names)} (a copy of the owner, kept by triggers); filling it next"))
+        log(Notice(f"added column {_describe(names)} (a copy of {_copied(names)}, kept by triggers); filling it next"))
     return not exists
 
 
@@ -399,15 +409,19 @@ def _ensure_constraints(db: Database, names: OwnerCopyNames, log: Log) -> bool:
             conn.execute(render.add_owner_copy_foreign_key(names.schema, names))
             conn.execute(
                 render.comment_on_constraint(
-                    names.schema, names.table, names.foreign_key, marker(stack, "the owner copy is a user")
+                    names.schema,
+                    names.table,
+                    names.foreign_key,
+                    marker(stack, "the copy is a group" if names.group else "the owner copy is a user"),
                 )
             )
         present[names.foreign_key] = False
     validated = True
     if not present[names.foreign_key] and not _validate(db, names, names.foreign_key):
         validated = False
+        referenced = f"{names.hops[-1].parent}.{names.root_column}" if names.group else "auth.users"
         log(
-            f"{_describe(names)}: some copies name no user of auth.users (the owner column they copy holds such "
+            f"{_describe(names)}: some copies name no row of {referenced} (the column they copy holds such "
             f"values), so foreign key {names.foreign_key} stays NOT VALID (new rows are checked). Fix those rows; "
             "the next `pulumi up` validates it"
         )
@@ -417,8 +431,8 @@ def _ensure_constraints(db: Database, names: OwnerCopyNames, log: Log) -> bool:
             unfilled = fetch_value(conn, catalog.count_unfilled_query(names.schema, names)) or 0
         log(
             f"{_describe(names)}: {unfilled:,} row(s) link to no row up the path ({names.link}), so they have no "
-            f"owner to copy and constraint {names.check_constraint} stays NOT VALID (new rows are checked). Fix or "
-            "delete those rows; the next `pulumi up` fills and validates them"
+            f"{'group' if names.group else 'owner'} to copy and constraint {names.check_constraint} stays NOT "
+            "VALID (new rows are checked). Fix or delete those rows; the next `pulumi up` fills and validates them"
         )
     return validated
 
@@ -488,10 +502,20 @@ class OwnerCopy(DatabaseResource[Inputs, State]):
             root = names.hops[-1].parent
             owner_type = table_columns(conn, names.schema, root)[names.root_column]
             if owner_type != COLUMN_TYPE:
+                why = (
+                    "a copy of a group's key is made for uuid keys (as Supabase tables' ids)"
+                    if names.group
+                    else f"a copy of the owner references auth.users (id), so the owner column must be {COLUMN_TYPE}"
+                )
                 raise InputError(
-                    "rootColumn",
-                    f"rootColumn: {names.schema}.{root}.{names.root_column} is {owner_type}; a copy of the owner "
-                    f"references auth.users (id), so the owner column must be {COLUMN_TYPE}",
+                    "rootColumn", f"rootColumn: {names.schema}.{root}.{names.root_column} is {owner_type}; {why}"
+                )
+            same_column = olds is not None and (olds.table, olds.column) == (names.table, names.column)
+            if same_column and olds is not None and bool(olds.group) != names.group:
+                raise InputError(
+                    "group",
+                    f"group: {_describe(names)} cannot change between a copy of the owner and of a group's key; "
+                    "name the new copy otherwise",
                 )
             exists, made_by = _column_owner(conn, names)
             if exists and made_by != CURRENT_STACK.get():
