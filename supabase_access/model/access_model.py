@@ -690,11 +690,16 @@ def _parse_copy_owner(spec: Mapping[str, Any], setting: str) -> str | None:
             f"{where}: give either 'owner' (a column the app keeps itself) or 'copyOwner' (a column supabase-access "
             "adds and keeps right), not both; 'userForeignKey' goes with 'owner'"
         )
+    return _copy_column(copy, where, "the owner column")
+
+
+def _copy_column(copy: object, where: str, named_like: str) -> str:
+    """`true`: UNNAMED_COPY (named like the column it copies, once the model is whole), or a column name."""
     if copy is True:
         return UNNAMED_COPY
     if isinstance(copy, str):
         return check_identifier(copy, where)
-    raise ModelError(f"{where}: expected true (a column named like the owner column) or a column name")
+    raise ModelError(f"{where}: expected true (a column named like {named_like}) or a column name")
 
 
 def _name_owner_copies(model: AccessModel, setting: str) -> AccessModel:
@@ -734,14 +739,7 @@ def _name_owner_copies(model: AccessModel, setting: str) -> AccessModel:
 def _parse_copy_group(spec: Mapping[str, Any], setting: str) -> str | None:
     """`copyGroup: true` (UNNAMED_COPY: named like the column holding the group's key) or a column name."""
     copy = spec.get("copyGroup", False)
-    if copy is False:
-        return None
-    where = f"{setting}.copyGroup"
-    if copy is True:
-        return UNNAMED_COPY
-    if isinstance(copy, str):
-        return check_identifier(copy, where)
-    raise ModelError(f"{where}: expected true (a column named like the one holding the group's key) or a column name")
+    return None if copy is False else _copy_column(copy, f"{setting}.copyGroup", "the one holding the group's key")
 
 
 def _name_group_copies(model: AccessModel, setting: str) -> AccessModel:

@@ -25,7 +25,7 @@ from supabase_access.sql.database import Database
 from tests.support import resources
 from tests.support.fault import catalog_snapshot
 from tests.support.localdb import legacy_platform
-from tests.support.owner_copy import group_copy_model
+from tests.support.owner_copy import copy_counts, group_copy_model
 from tests.support.teams_app import load_teams_app
 
 pytestmark = pytest.mark.db
@@ -85,13 +85,11 @@ def add_projects(dsn: str) -> dict[str, uuid.UUID]:
 
 def copies(dsn: str) -> tuple[int, int, int]:
     """(comments, comments with a copy, comments whose copy is their task's project)."""
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "select count(*), count(c.project_id), count(*) filter (where c.project_id = t.project_id) "
-            "from comments c join tasks t on t.id = c.task_id"
-        ).fetchone()
-    assert row is not None
-    return row[0], row[1], row[2]
+    return copy_counts(
+        dsn,
+        "select count(*), count(c.project_id), count(*) filter (where c.project_id = t.project_id) "
+        "from comments c join tasks t on t.id = c.task_id",
+    )
 
 
 def task_of(dsn: str, project: uuid.UUID) -> uuid.UUID:

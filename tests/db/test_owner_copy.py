@@ -22,7 +22,7 @@ from supabase_access.sql.database import Database
 from tests.support import resources
 from tests.support.fault import catalog_snapshot
 from tests.support.localdb import legacy_platform
-from tests.support.owner_copy import copy_model
+from tests.support.owner_copy import copy_counts, copy_model
 from tests.support.resources import UnreachableDatabase
 
 pytestmark = pytest.mark.db
@@ -74,13 +74,11 @@ def add_rows(dsn: str, users: int = 2, sessions: int = 2, turns: int = 3, action
 
 def copies(dsn: str) -> tuple[int, int, int]:
     """(actions, actions with a copy, actions whose copy is their session's owner)."""
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "select count(*), count(a.user_id), count(*) filter (where a.user_id = s.user_id) from actions a "
-            "join turns t on t.id = a.turn_id join sessions s on s.id = t.session_id"
-        ).fetchone()
-    assert row is not None
-    return row[0], row[1], row[2]
+    return copy_counts(
+        dsn,
+        "select count(*), count(a.user_id), count(*) filter (where a.user_id = s.user_id) from actions a "
+        "join turns t on t.id = a.turn_id join sessions s on s.id = t.session_id",
+    )
 
 
 def apply_owner_profile(dsn: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg
 import yaml
 
 from supabase_access.model.access_model import AccessModel, parse_model
@@ -47,3 +48,11 @@ def group_copy_model_data(copy: object = True) -> dict[str, Any]:
 
 def group_copy_model(copy: object = True) -> AccessModel:
     return parse_model(group_copy_model_data(copy), setting="m")
+
+
+def copy_counts(dsn: str, query: str) -> tuple[int, int, int]:
+    """(rows, rows with a copy, rows whose copy is right), as `query` counts them."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0], row[1], row[2]
