@@ -1,20 +1,21 @@
 """What the group policies cost a member's requests, against the same request written by hand.
 
     python -m bench.groups [--users 2000 --projects 2000 --members 4 --tasks 50 --comments 4 --repeat 30]
+                           [--group-copy deep|none] [--compare-path]
 
 Creates a database of its own from `supabase_template_legacy`, replaces the reference app with the teams
-app (tests/fixtures/teams_app), applies the owner profile's policies, grants, group functions and
-lookup indexes with the provider's own resources (GroupFunctions, PolicyIndex) and statements,
-fills it with generated data, and times a member's typical requests exactly as PostgREST runs
+app (tests/fixtures/teams_app), applies the owner profile's policies, grants, group functions,
+lookup indexes and copies of the group's key with the provider's own resources (GroupFunctions,
+PolicyIndex, OwnerCopy) and statements (`--group-copy deep`, the default: `copyGroup: true` on every
+table two or more hops below its group, comments; `none`: the teams app's model as it is), fills it
+with generated data (the copies' triggers fill them), and times a member's typical requests exactly as PostgREST runs
 them (review.postgrest): as `authenticated` under the policies ("owner"), and as `service_role`
 (no RLS) with the membership filter written by hand ("explicit"). Prints the medians, their
 ratio, and whether each plan calls the group function once (an InitPlan) and reads by index.
 Then times the author's update of their comment (comments: `write: author`) under the author
 policies against the same statement under the `write: members` policies (swapped in, then back).
-With `--project-id-copy`, last, a prototype of issue 26 item 3: comments get a plain copy of their
-task's project id (filled once, indexed; no trigger keeps it, so it is no product), and the author's
-edit and a task's comments are timed under comments' policies as rendered today and with their
-member test on that column instead of the path through tasks (swapped in, then back).
+With `--compare-path` (and a copy), last: the author's edit and a task's comments timed under
+comments' policies on the copy and as rendered without it (the path through tasks), swapped in turn.
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ from bench.common import (
     scratch_database,
     write_figures,
 )
+from bench.rls import build_owner_copies
 from review.postgrest import Persona, as_persona, connect_as_authenticator
-from supabase_access.model.access_model import AccessModel, load_model_file
+from supabase_access.model.access_model import AccessModel, load_model_file, model_to_plain, parse_model
 from supabase_access.model.policy_lookups import policy_lookups
-from supabase_access.model.profiles import InGroup, plan_access
+from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.sql import catalog
@@ -57,6 +59,15 @@ REFERENCE_TABLES = "sessions, segments, turns, actions, generated_content"
 
 def teams_model() -> AccessModel:
     return load_model_file(TEAMS_APP / "access-model.yaml", setting="tests/fixtures/teams_app/access-model.yaml")
+
+
+def with_group_copies(model: AccessModel) -> AccessModel:
+    """The model with `copyGroup: true` on every table two or more hops below its group (comments)."""
+    deep = {t.name for t in model.tables if (found := model.group_path(t.name)) is not None and len(found[0]) >= 2}
+    raw = model_to_plain(model)
+    for name in deep:
+        raw["tables"][name]["copyGroup"] = True
+    return parse_model(raw, setting="bench.groups")
 
 
 def load_teams_app(conninfo: str) -> None:
@@ -117,9 +128,10 @@ REQUESTS = (
 )
 
 
-def apply_owner_profile(dbname: str) -> None:
-    """RLS, grants, group functions, policies and lookup indexes of the owner profile, as `up` makes them."""
-    model = teams_model()
+def apply_owner_profile(dbname: str, model: AccessModel) -> list[str]:
+    """Copies of the group's key, RLS, grants, group functions, policies and lookup indexes of the
+    owner profile, as `up` makes them; returns what the copies reported."""
+    copies = build_owner_copies(dbname, model)
     plan = plan_access(model, "owner")
     db = provider_database(dbname)
     try:
@@ -134,6 +146,7 @@ def apply_owner_profile(dbname: str) -> None:
             build_lookup_index(db, dbname, plan.schema, found.table, found.column, found.include)
     finally:
         db.close()
+    return copies
 
 
 def generate(dbname: str, args: argparse.Namespace) -> None:
@@ -231,8 +244,9 @@ def plan_facts(
 
 def run(args: argparse.Namespace) -> int:
     with scratch_database("bench_groups", keep=args.keep) as dbname:
+        model = with_group_copies(teams_model()) if args.group_copy == "deep" else teams_model()
         load_teams_app(app_conninfo(dbname))
-        apply_owner_profile(dbname)
+        apply_owner_profile(dbname, model)
         generate(dbname, args)
         params = subject(dbname)
         member = Persona.signed_in(params["user"], is_anonymous=False)
@@ -265,8 +279,13 @@ def run(args: argparse.Namespace) -> int:
                         plan_facts(conn, member, request.owner, params, request.method),
                     ]
                 )
-            author_rows = author_against_members(dbname, conn, member, params, args.repeat)
-            copy_rows = project_id_copy(dbname, conn, member, params, args.repeat) if args.project_id_copy else []
+            author_rows = author_against_members(dbname, conn, member, params, args.repeat, model)
+            copied = any(t.group_copy for t in model.tables)
+            copy_rows = (
+                copy_against_path(dbname, conn, member, params, args.repeat, model)
+                if args.compare_path and copied
+                else []
+            )
         headers = ["request (a plain member)", "rows", "owner ms", "explicit ms", "owner/explicit", "owner plan"]
         print(format_table(headers, rows))
         print()
@@ -277,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
         figures = {label: dict(zip(headers[1:], values, strict=True)) for label, *values in rows}
         write_figures(figures, ["owner/explicit"], conninfo=app_conninfo(dbname), load_before=load_before)
         sizes = (
+            f"copyGroup on {', '.join(t.name for t in model.tables if t.group_copy) or 'no table'}; "
             f"{args.users} users, {args.projects} projects, {args.members} members each, "
             f"{args.tasks} tasks per project, {args.comments} comments per task; median of {args.repeat}"
         )
@@ -290,9 +310,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def comment_policies(write: str) -> tuple[Any, ...]:
+def comment_policies(model: AccessModel, write: str) -> tuple[Any, ...]:
     """The owner profile's policies of comments with `write: author` (the teams app's) or `write: members`."""
-    model = teams_model()
     if write == "members":
         tables = tuple(
             replace(t, write="members", author_column=None, delete=None) if t.name == "comments" else t
@@ -303,7 +322,7 @@ def comment_policies(write: str) -> tuple[Any, ...]:
 
 
 def author_against_members(
-    dbname: str, conn: psycopg.Connection[Any], member: Persona, params: dict[str, Any], repeat: int
+    dbname: str, conn: psycopg.Connection[Any], member: Persona, params: dict[str, Any], repeat: int, model: AccessModel
 ) -> list[list[str]]:
     """The author's update of their comment, timed under each set of policies in turn (blocks of runs,
     alternating, so a drift of the machine's speed falls on both), the author policies restored last."""
@@ -312,12 +331,12 @@ def author_against_members(
         for block in range(4):
             for write in ("members", "author") if block % 2 else ("author", "members"):
                 with admin.transaction():
-                    catalog.replace_policies(admin, "public", "comments", comment_policies(write))
+                    catalog.replace_policies(admin, "public", "comments", comment_policies(model, write))
                 time_request(conn, member, EDIT_MY_COMMENT, params, "PATCH")  # re-plans after the swap
                 for _ in range(max(1, repeat // 2)):
                     times[write].append(time_request(conn, member, EDIT_MY_COMMENT, params, "PATCH"))
         with admin.transaction():
-            catalog.replace_policies(admin, "public", "comments", comment_policies("author"))
+            catalog.replace_policies(admin, "public", "comments", comment_policies(model, "author"))
     author, members = median(times["author"]), median(times["members"])
     return [
         [
@@ -330,45 +349,19 @@ def author_against_members(
     ]
 
 
-def comment_policies_on_copy(column: str) -> tuple[Any, ...]:
-    """Comments' policies as rendered today, with each group test through tasks replaced by the
-    same test on the comment's own copy of the project id (`column`)."""
-    model = teams_model()
-    plan = plan_access(model, "owner")
-    (group,) = plan.group_lookups
-    hops, _ = model.ownership_path("comments")
-    replaced = {}
-    for helper in (group.member_function, group.admin_function):
-        path = render.render_predicate(model.schema, InGroup(hops, hops[0].column, group.helper_schema, helper))
-        replaced[path] = render.render_predicate(model.schema, InGroup((), column, group.helper_schema, helper))
-
-    def on_copy(text: str | None) -> str | None:
-        for path, copy in replaced.items():
-            text = None if text is None else text.replace(path, copy)
-        return text
-
-    return tuple(
-        replace(p, using=on_copy(p.using), with_check=on_copy(p.with_check)) for p in comment_policies("author")
-    )
-
-
-def project_id_copy(
-    dbname: str, conn: psycopg.Connection[Any], member: Persona, params: dict[str, Any], repeat: int
+def copy_against_path(
+    dbname: str, conn: psycopg.Connection[Any], member: Persona, params: dict[str, Any], repeat: int, model: AccessModel
 ) -> list[list[str]]:
-    """Issue 26 item 3, a prototype: the comments' member test on a copy of the project id, against
-    today's rendering and the hand-written statement, in alternating blocks; today's policies restored."""
+    """Comments' policies on their copy of the project id (copyGroup) against the same policies without
+    it (the path through tasks) and the hand-written statement, in alternating blocks; the copy's restored."""
     policies = {
-        "through tasks (today)": comment_policies("author"),
-        "on a project_id copy": comment_policies_on_copy("project_id"),
+        "through tasks (no copy)": comment_policies(teams_model(), "author"),
+        "on the copy (copyGroup)": comment_policies(model, "author"),
     }
     requests = [r for r in REQUESTS if r.name in ("a task's comments", "edit my comment")]
     times: dict[tuple[str, str], list[float]] = {}
     service = Persona.service()
     with psycopg.connect(app_conninfo(dbname), autocommit=True) as admin:
-        admin.execute("alter table comments add column project_id uuid")
-        admin.execute("update comments c set project_id = t.project_id from tasks t where t.id = c.task_id")
-        admin.execute("create index comments_project_id_copy_idx on comments (project_id)")
-        admin.execute("vacuum analyze comments")
         try:
             for block in range(4):
                 for name in list(policies) if block % 2 == 0 else list(policies)[::-1]:
@@ -385,8 +378,7 @@ def project_id_copy(
                             )
         finally:
             with admin.transaction():
-                catalog.replace_policies(admin, "public", "comments", comment_policies("author"))
-            admin.execute("alter table comments drop column project_id")
+                catalog.replace_policies(admin, "public", "comments", comment_policies(model, "author"))
     rows = []
     for request in requests:
         explicit = median(times[(request.name, "explicit")])
@@ -407,8 +399,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument(
-        "--project-id-copy", action="store_true",
-        help="also time comments' member test on a copy of the project id (a prototype of issue 26 item 3)",
+        "--group-copy", choices=("deep", "none"), default="deep",
+        help="copyGroup on every table two or more hops below its group (deep, the default), or on none",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compare-path", action="store_true",
+        help="also time comments' policies on the copy against the same policies without it (the path)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.projects > args.users:

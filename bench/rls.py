@@ -684,7 +684,7 @@ def with_owner_copies(model: AccessModel, *, min_hops: int = 2) -> AccessModel:
 
 
 def build_owner_copies(dbname: str, model: AccessModel) -> list[str]:
-    """The owner copies the model asks for, added and filled by the provider's own OwnerCopy resource,
+    """The owner (and group) copies the model asks for, added and filled by the provider's own OwnerCopy resource,
     as `pulumi up` adds them to an owner stack's database; returns what it reported."""
     from supabase_access.provider.base import CURRENT_STACK
     from supabase_access.provider.resources.owner_copy import OwnerCopy
@@ -700,13 +700,14 @@ def build_owner_copies(dbname: str, model: AccessModel) -> list[str]:
 
     try:
         for copy in plan_access(model, "owner").owner_copies:
-            print(f"bench.rls: owner copy {copy.table}.{copy.column}", file=sys.stderr)
+            print(f"bench: {'group' if copy.group else 'owner'} copy {copy.table}.{copy.column}", file=sys.stderr)
             inputs = {
                 "schema": model.schema,
                 "table": copy.table,
                 "column": copy.column,
                 "path": [{"table": h.table, "column": h.column, "parent": h.parent, "key": h.key} for h in copy.hops],
                 "rootColumn": copy.root_column,
+                "group": copy.group or None,
             }
             started = time.perf_counter()
             resource.create(db, resource.check(db, {}, inputs), log)

@@ -49,13 +49,14 @@ def test_columns_prints_its_table(localdb_url: str) -> None:
 def test_groups_prints_its_table(localdb_url: str) -> None:
     out = run_bench(
         "groups", "--users", "30", "--projects", "20", "--tasks", "5", "--comments", "2", "--repeat", "2",
-        "--project-id-copy",
+        "--compare-path",
     )  # fmt: skip
     assert "| request (a plain member)" in out and "owner/explicit" in out
     for request in ("list a project's tasks", "a task's comments", "my projects' members"):
         assert f"| {request}" in out
     assert "initplan(s)" in out
-    assert "on a project_id copy" in out and "hand-written (service_role)" in out
+    assert "copyGroup on comments" in out
+    assert "on the copy (copyGroup)" in out and "through tasks (no copy)" in out and "hand-written (service_role)" in out
 
 
 @pytest.mark.db
