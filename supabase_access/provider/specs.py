@@ -797,6 +797,13 @@ class StorageBucketState(StorageBucketInputs):
         "Policies of the same names found before the stack; destroy puts them back."
     )
     policies: Mapping[str, Any] | None = prop("The bucket's policies on storage.objects as PostgreSQL stores them.")
+    rendered_digest: str | None = prop(
+        "SHA-256 of the policies the provider rendered for the bucket at the last apply: a newer supabase-access "
+        "that renders them otherwise finds them out of date without asking PostgreSQL when it renders the same."
+    )
+    normalized: Mapping[str, Any] | None = prop(
+        "The bucket's policies as the last apply left them, recorded when a refresh finds drift."
+    )
 
 
 STORAGE_BUCKET = ResourceSpec.typed(

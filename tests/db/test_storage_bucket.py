@@ -23,6 +23,7 @@ from supabase_access.provider.base import CHECK_LOG, InputError
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.provider.resources.storage_bucket import StorageBucket
+from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
 from tests.support.localdb import both_platforms
@@ -240,12 +241,93 @@ def test_drift_is_seen_and_repaired(app: App) -> None:
         "fileSizeLimit": "update",
         "policies": "update",
     }
+    # A refresh records the drift in the state; the preview after it still shows it.
+    refreshed = read(resource, app.db, "avatars", state, inputs("avatars"))
+    assert refreshed is not None and refreshed[0]["policies"] != state["policies"]
+    assert resource.diff(app.db, refreshed[0], inputs("avatars")).changes == {
+        "public": "update",
+        "fileSizeLimit": "update",
+        "policies": "update",
+    }
     repaired = resource.update(app.db, state, inputs("avatars"), print)
     assert repaired["policies"] == state["policies"]
     assert resource.diff(app.db, repaired, inputs("avatars")).changes == {}
     # Unchanged inputs do not ask the database.
     olds = resource.check(app.db, {}, inputs("avatars"))
     assert resource.check(UnreachableDatabase(), olds, inputs("avatars")) == olds
+
+
+# The object policies of the folder kinds as supabase-access rendered them before 058bda8 (same rows
+# admitted, slower): `bucket_id = ... and (storage.foldername(name))[1] = ...`.
+OLD_FIRST_FOLDER = "(storage.foldername(name))[1]"
+OLD_PLAIN_PATH = "not ('..' = any (string_to_array(name, '/')) or '' = any (string_to_array(name, '/')))"
+OLD_FOLDER_TESTS = {
+    "avatars": f"{OLD_FIRST_FOLDER} = (select auth.uid()::text)",
+    "project-files": f"{OLD_FIRST_FOLDER} = any (array(select g::text from {GROUPS}() as g))",
+}
+
+
+def make_old_policies(dsn: str, bucket: str) -> None:
+    """Replace `bucket`'s object policies by their old rendering, as a stack made back then has them."""
+    readable = f"bucket_id = '{bucket}' and {OLD_FOLDER_TESTS[bucket]}"
+    writable = f"{readable} and {OLD_PLAIN_PATH}"
+    with psycopg.connect(dsn) as conn:
+        for command in ("select", "insert", "update", "delete"):
+            name = sql.Identifier(f"{bucket}: {command}")
+            clauses = {
+                "select": f"using ({readable})",
+                "insert": f"with check ({writable})",
+                "update": f"using ({readable}) with check ({writable})",
+                "delete": f"using ({readable})",
+            }[command]
+            conn.execute(sql.SQL("drop policy {} on storage.objects").format(name))
+            conn.execute(
+                sql.SQL("create policy {} on storage.objects for {} to authenticated {}").format(
+                    name,
+                    sql.SQL(command),
+                    sql.SQL(clauses),  # type: ignore[arg-type]  # the test's own text
+                )
+            )
+            conn.execute(
+                sql.SQL("comment on policy {} on storage.objects is 'supabase-access: created by stack test'").format(
+                    name
+                )
+            )
+
+
+def old_state(dsn: str, state: dict[str, Any], bucket: str) -> dict[str, Any]:
+    """The state such a stack has: the old policies as PostgreSQL stored them, no rendering digest."""
+    with psycopg.connect(dsn) as conn:
+        live = {name: p.to_plain() for name, p in catalog.read_policies(conn, "storage", "objects").items()}
+    ours = {name: live[name] for name in state["policies"]}
+    return {k: v for k, v in state.items() if k not in ("renderedDigest", "normalized")} | {"policies": ours}
+
+
+@both_platforms
+def test_a_stack_made_with_an_older_rendering_gets_todays_policies_in_place(
+    app: App, authenticator: psycopg.Connection
+) -> None:
+    """Object policies rendered by an older supabase-access (same access, another form) stay until the
+    bucket's inputs change, unless the diff compares them with today's rendering: it does, and the update
+    makes them again in the bucket's own transaction; then nothing is left to change."""
+    resource = StorageBucket()
+    for bucket in OLD_FOLDER_TESTS:
+        todays = app.states[bucket]["policies"]
+        make_old_policies(app.dsn, bucket)
+        state = old_state(app.dsn, app.states[bucket], bucket)
+        assert state["policies"] != todays
+        alice = user(authenticator, app.alice)
+        own = f"{app.alice}/a.png" if bucket == "avatars" else f"{app.project_a}/a.png"
+        assert alice.may_upload(bucket, own) and not alice.may_upload(bucket, f"{app.bob}/a.png")
+        diff = resource.diff(app.db, state, inputs(bucket))
+        assert diff.changes == {"policies": "update"} and not diff.replaces, bucket
+        upgraded = resource.update(app.db, state, inputs(bucket), print)
+        assert upgraded["policies"] == todays and upgraded["renderedDigest"] == app.states[bucket]["renderedDigest"]
+        assert resource.diff(app.db, upgraded, inputs(bucket)).changes == {}, bucket
+        assert alice.may_upload(bucket, own) and not alice.may_upload(bucket, f"{app.bob}/a.png")
+    # A state from before the digest whose policies are today's: PostgreSQL's answer says nothing changed.
+    state = {k: v for k, v in app.states["site-assets"].items() if k != "renderedDigest"}
+    assert resource.diff(app.db, state, inputs("site-assets")).changes == {}
 
 
 def policy_names(dsn: str) -> set[str]:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.e2e.test_e2e_storage import stack_config
+from tests.e2e.test_fault_storage import probe
 from tests.support.engine import REPO, changes, new_stack, write_project
-from tests.support.fault import catalog_snapshot
+from tests.support.fault import Prober, catalog_snapshot, wider
 from tests.support.localdb import legacy_platform
+from tests.support.storage import add_user, put_object
+from tests.support.teams_app import load_teams_app
 
 # Written against the legacy platform's auto-grants (what the stack closes or keeps from them).
 pytestmark = [pytest.mark.e2e, legacy_platform]
@@ -19,6 +24,9 @@ pytestmark = [pytest.mark.e2e, legacy_platform]
 TABLE_GRANT_MAIN = "d3a36f78f2e137ce8648bd30c0af62c1b2f3381c"
 # The last main before one spec per resource (issue 12): each resource described three times.
 BEFORE_SPECS_MAIN = "835353a1f2c7216d1f76859ff25269c912cebddf"
+# The last main whose Storage object policies read the first folder with storage.foldername (058bda8
+# renders it as split_part, the bucket scoped by a CASE: same access, faster).
+FOLDERNAME_MAIN = "4007220586f6d4c38d0b1570d4e24ab9aaa787fd"
 OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
 TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
 
@@ -137,3 +145,49 @@ def without_server(snapshot: dict[str, list[tuple[object, ...]]]) -> dict[str, l
         for schema, name, acl, *rest in snapshot["tables"]
     ]
     return {**snapshot, "tables": tables}
+
+
+def object_policies(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select policyname, concat_ws(' | ', qual, with_check) from pg_policies "
+            "where schemaname = 'storage' and tablename = 'objects'"
+        ).fetchall()
+    return {str(name): str(text) for name, text in rows}
+
+
+def test_a_stack_with_older_object_policies_gets_todays_in_place(tmp_path: Path, fresh_db: str) -> None:
+    """Object policies an older main rendered (same access, slower) are out of date: the preview shows an update
+    of each bucket concerned (no replace), `up` makes them again in the bucket's own transaction while a prober
+    acting as the Storage API sees the access of before in every sample, then nothing is left to change."""
+    load_teams_app(fresh_db)
+    old_main = checkout(FOLDERNAME_MAIN, tmp_path / "old-main")
+    work_dir = tmp_path / "prod"
+    stack = new_stack(work_dir, "prod", fresh_db, stack_config("prod"), program=old_main)
+    stack.up()
+    old_form = {name for name, text in object_policies(fresh_db).items() if "foldername" in text}
+    assert {"avatars: select", "project-files: select"} <= old_form, object_policies(fresh_db)
+    users = {name: add_user(fresh_db) for name in ("alice", "bob", "carol")}
+    project = uuid.uuid4()
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("insert into projects (id, owner_id, name) values (%s, %s, 'a')", (project, users["alice"]))
+    put_object(fresh_db, "avatars", f"{users['alice']}/me.png", users["alice"])
+    put_object(fresh_db, "project-files", f"{project}/plan.pdf")
+    put_object(fresh_db, "exports", "dump.csv")
+    before = probe(fresh_db, users)
+
+    write_project(work_dir)  # today's program and provider: same config
+    preview = stack.preview(diff=True)
+    # The two folder kinds' buckets, in place; nothing else changed since that main.
+    assert changes(preview.change_summary) == {"update": 2}, preview.stdout
+    for bucket in ("avatars", "project-files"):
+        assert f"StorageBucket::{bucket}-bucket]" in preview.stdout, preview.stdout
+    with Prober(lambda: probe(fresh_db, users)) as prober:
+        upgrade = stack.up()
+    assert "replace" not in (upgrade.summary.resource_changes or {}), upgrade.stdout
+    assert [name for name, text in object_policies(fresh_db).items() if "foldername" in text] == []
+    assert probe(fresh_db, users) == before
+    assert prober.samples, "the prober took no sample"
+    violations = [w for sample in prober.samples if (w := wider(sample, before, before))]
+    assert violations == [], f"{len(violations)} of {len(prober.samples)} samples saw wider access: {violations[:3]}"
+    assert changes(stack.preview(refresh=True).change_summary) == {}

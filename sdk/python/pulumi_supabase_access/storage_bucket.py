@@ -199,7 +199,9 @@ class StorageBucket(pulumi.CustomResource):
             __props__.__dict__["public"] = public
             __props__.__dict__["adopted"] = None
             __props__.__dict__["adopted_policies"] = None
+            __props__.__dict__["normalized"] = None
             __props__.__dict__["policies"] = None
+            __props__.__dict__["rendered_digest"] = None
         super(StorageBucket, __self__).__init__(
             'supabase-access:index:StorageBucket',
             resource_name,
@@ -229,8 +231,10 @@ class StorageBucket(pulumi.CustomResource):
         __props__.__dict__["bucket_id"] = None
         __props__.__dict__["file_size_limit"] = None
         __props__.__dict__["group_function"] = None
+        __props__.__dict__["normalized"] = None
         __props__.__dict__["policies"] = None
         __props__.__dict__["public"] = None
+        __props__.__dict__["rendered_digest"] = None
         return StorageBucket(resource_name, opts=opts, __props__=__props__)
 
     @_builtins.property
@@ -291,6 +295,14 @@ class StorageBucket(pulumi.CustomResource):
 
     @_builtins.property
     @pulumi.getter
+    def normalized(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        The bucket's policies as the last apply left them, recorded when a refresh finds drift.
+        """
+        return pulumi.get(self, "normalized")
+
+    @_builtins.property
+    @pulumi.getter
     def policies(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
         """
         The bucket's policies on storage.objects as PostgreSQL stores them.
@@ -304,4 +316,12 @@ class StorageBucket(pulumi.CustomResource):
         Storage serves its objects by public URL, without any policy.
         """
         return pulumi.get(self, "public")
+
+    @_builtins.property
+    @pulumi.getter(name="renderedDigest")
+    def rendered_digest(self) -> pulumi.Output[Optional[_builtins.str]]:
+        """
+        SHA-256 of the policies the provider rendered for the bucket at the last apply: a newer supabase-access that renders them otherwise finds them out of date without asking PostgreSQL when it renders the same.
+        """
+        return pulumi.get(self, "rendered_digest")
 

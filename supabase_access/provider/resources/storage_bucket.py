@@ -14,12 +14,14 @@ from supabase_access.model.buckets import BUCKET_ID, MAX_FILE_SIZE, MIME_TYPE
 from supabase_access.model.policy import PolicySpec, policy_from_stored
 from supabase_access.provider import specs
 from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice, not_importable
+from supabase_access.provider.resources.table_policies import declaration_digest, plain_policies
 from supabase_access.provider.specs import BucketSettings
 from supabase_access.provider.specs import StorageBucketInputs as Inputs
 from supabase_access.provider.specs import StorageBucketState as State
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.database import Database
+from supabase_access.sql.errors import PolicyRejectedError
 from supabase_access.sql.foreign_policies import (
     ForeignPolicies,
     ProbeRow,
@@ -100,6 +102,7 @@ class StorageBucket(DatabaseResource[Inputs, State]):
             row = _read_row(conn, inputs.bucket_id)
             live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), _names(inputs.bucket_id))
             foreign = _foreign_widenings(conn, inputs.bucket_id)
+            desired = _desired(conn, state, inputs)
         if row is None:
             return {"bucketId": "update"}
         changes = {
@@ -113,7 +116,7 @@ class StorageBucket(DatabaseResource[Inputs, State]):
         }
         if (state.access, state.group_function) != (inputs.access, inputs.group_function):
             changes["access"] = "update"
-        elif live != dict(state.policies or {}) or foreign.widening:
+        elif live != desired or foreign.widening:
             changes["policies"] = "update"
         return changes
 
@@ -134,7 +137,7 @@ class StorageBucket(DatabaseResource[Inputs, State]):
                 conn.execute(render.insert_bucket(), (bucket, bucket, *values))
             else:
                 conn.execute(render.update_bucket(), (bucket, *values, bucket, bucket, *values))
-            policies = render.bucket_policies(bucket, inputs.access, inputs.group_function, public=inputs.public)
+            policies = _rendered(inputs)
             _replace_policies(conn, names, policies, marker=render.stack_marker(CURRENT_STACK.get()))
             # Policies made by hand that open this bucket's objects wider than its kind: taken back in this
             # same transaction (as TablePolicies drops an undeclared policy); found at the first `up`, they
@@ -146,7 +149,14 @@ class StorageBucket(DatabaseResource[Inputs, State]):
                 adopted_policies |= {name: p.to_plain() for name, p in foreign.policies.items()}
             live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), names)
         _log_foreign(log, bucket, foreign, taken_over=state is None)
-        return State.taking(inputs, adopted=adopted, adopted_policies=adopted_policies, policies=live)
+        return State.taking(
+            inputs,
+            adopted=adopted,
+            adopted_policies=adopted_policies,
+            policies=live,
+            rendered_digest=_digest(policies),
+            normalized=None,
+        )
 
     def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
         state = self._apply(db, inputs, None, log)
@@ -209,8 +219,43 @@ class StorageBucket(DatabaseResource[Inputs, State]):
             file_size_limit=row.file_size_limit,
             allowed_mime_types=None if row.allowed_mime_types is None else tuple(row.allowed_mime_types),
         )
-        found = State.taking(current, adopted=state.adopted, adopted_policies=state.adopted_policies, policies=live)
+        # What the last apply left, before the drift, unless recorded already (as TablePolicies keeps it).
+        normalized = state.normalized if state.normalized is not None or state.policies == live else state.policies
+        found = State.taking(
+            current,
+            adopted=state.adopted,
+            adopted_policies=state.adopted_policies,
+            policies=live,
+            rendered_digest=state.rendered_digest,
+            normalized=normalized,
+        )
         return found, current
+
+
+def _rendered(inputs: Inputs) -> tuple[PolicySpec, ...]:
+    """The policies this code renders for a bucket's inputs: what `up` makes."""
+    return render.bucket_policies(inputs.bucket_id, inputs.access, inputs.group_function, public=inputs.public)
+
+
+def _digest(policies: Iterable[PolicySpec]) -> str:
+    return declaration_digest({p.name: p.to_plain() for p in policies})
+
+
+def _desired(conn: psycopg.Connection, state: State, inputs: Inputs) -> dict[str, Any] | None:
+    """The bucket's policies as PostgreSQL stores what this code renders for `inputs`, as TablePolicies
+    finds its desired set: the last apply's when it rendered the same, or when the inputs changed (their
+    update makes the policies again anyway); otherwise (a stack made by a supabase-access that rendered
+    them otherwise, or a state from before `renderedDigest`) PostgreSQL parses today's rendering on a
+    scratch copy of storage.objects (no lock on it). None: PostgreSQL refused it (a group function
+    dropped by hand): the update makes the policies again, and names the error if it remains."""
+    rendered = _rendered(inputs)
+    applied = dict((state.normalized if state.normalized is not None else state.policies) or {})
+    if state.rendered_digest == _digest(rendered) or _rendered(state) != rendered:
+        return applied
+    try:
+        return plain_policies(catalog.normalize_policies(conn, SCHEMA, OBJECTS, {p.name: p for p in rendered}))
+    except PolicyRejectedError:
+        return None
 
 
 def _foreign_widenings(conn: psycopg.Connection, bucket: str) -> ForeignPolicies:
