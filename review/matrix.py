@@ -424,7 +424,7 @@ def compute_matrix(
         try:
             with connect_as_authenticator(dsn, authenticator_password) as api:
                 allowed, failed, notes = probe_all(api, fixture)
-            realtime = realtime_section(dsn, fixture, allowed) if model.realtime != RealtimeModel() else None
+                realtime = realtime_section(api, fixture, allowed) if model.realtime != RealtimeModel() else None
         finally:
             delete_fixture(admin, fixture)
     labels = tuple(p.label for p in personas_for(model))
@@ -442,21 +442,20 @@ def _topic(fixture: Fixture, channel: Channel, spec: ProbePersona, whose: str) -
     return f"{channel.prefix}{fixture.user_ids[user]}"
 
 
-def realtime_section(dsn: str, fixture: Fixture, allowed: Mapping[Cell, bool]) -> RealtimeSection:
-    """Joins as Realtime authorizes them (the dsn's role writes the probe messages, then acts as each
-    persona); a published table's changes reach whom its select cells admit (Realtime selects the row
-    as the subscriber's role)."""
+def realtime_section(api: psycopg.Connection, fixture: Fixture, allowed: Mapping[Cell, bool]) -> RealtimeSection:
+    """Joins as Realtime authorizes them, on the authenticator connection `api` (see join_channel); a
+    published table's changes reach whom its select cells admit (Realtime selects the row as the
+    subscriber's role)."""
     model = fixture.model
     specs = personas_for(model)
     joins: dict[tuple[str, str, str], ChannelAccess] = {}
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for spec in specs:
-            persona = persona_of(spec, fixture)
-            for channel, whose in itertools.product(model.realtime.channels, REALTIME_WHOSE):
-                joins[(spec.label, channel.pattern, whose)] = join_channel(
-                    conn, persona, _topic(fixture, channel, spec, whose)
-                )
-        live = published_tables(conn)
+    for spec in specs:
+        persona = persona_of(spec, fixture)
+        for channel, whose in itertools.product(model.realtime.channels, REALTIME_WHOSE):
+            joins[(spec.label, channel.pattern, whose)] = join_channel(
+                api, persona, _topic(fixture, channel, spec, whose)
+            )
+    live = published_tables(api)
     published = tuple(t for t in model.table_names if (model.schema, t) in live)
     changes = {
         (spec.label, table, whose): allowed.get(Cell(spec.label, table, "select", whose), False)

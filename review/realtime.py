@@ -9,8 +9,11 @@ role: an insert the policies admit means it may send. Everything is rolled back.
 Postgres Changes: a change of a row is delivered to a subscriber when the table is in the
 `supabase_realtime` publication and the subscriber's role, with its claims, may select the row.
 
-The connection is the database owner's (`postgres`, as Realtime's is an admin's): it writes the
-probe messages, then acts as the client's role through SET LOCAL ROLE, never as itself.
+Realtime writes the read check's probe messages as its own admin login. Here the connection is
+`authenticator`'s (as PostgREST's; `postgres` works too): it writes them as `service_role` (BYPASSRLS,
+the role Realtime's server-side broadcasts act as) through SET LOCAL ROLE, then acts as the client's
+role with its claims, and the send check's message is inserted as that role. Nothing is written as the
+login itself, and no superuser is needed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from supabase_access.sql.rows import fetch_values
 
 EXTENSIONS = ("broadcast", "presence")
 PUBLICATION = "supabase_realtime"
+# Writes the read check's probe messages (Realtime's admin login does): bypasses RLS, may insert them.
+MESSAGE_WRITER = "service_role"
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ def join_channel(conn: psycopg.Connection, persona: Persona, topic: str) -> Chan
     if conn.info.transaction_status != TransactionStatus.IDLE:
         raise ValueError("the connection must be idle, not inside a transaction")
     with conn.transaction(force_rollback=True):
+        conn.execute(sql.SQL("set local role {}").format(sql.Identifier(MESSAGE_WRITER)))
         ids = [
             message_id
             for extension in EXTENSIONS

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from review.matrix import compute_matrix
-from review.postgrest import Persona
+from review.postgrest import Persona, connect_as_authenticator
 from review.realtime import ChannelAccess, delivers_change, join_channel, published_tables, realtime_changes
 from supabase_access.model.access_model import AccessModel, model_to_plain, parse_model
 from supabase_access.model.profiles import plan_access
@@ -112,7 +112,7 @@ def prod_app(db: Database, fresh_db: str, stack: str) -> tuple[Database, App]:
 @both_platforms
 def test_members_join_and_send_on_their_projects_channel_only(prod_app: tuple[Database, App], fresh_db: str) -> None:
     _, app = prod_app
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+    with connect_as_authenticator(fresh_db) as conn:
 
         def join(persona: Persona, topic: str) -> ChannelAccess:
             return join_channel(conn, persona, topic)
@@ -162,7 +162,7 @@ def test_changes_reach_only_the_subscribers_the_select_policies_admit(
     prod_app: tuple[Database, App], fresh_db: str
 ) -> None:
     _, app = prod_app
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+    with connect_as_authenticator(fresh_db) as conn:
         assert published_tables(conn) == {("public", "tasks"), ("public", "labels")}
         task = [("id", app.task)]
         assert delivers_change(conn, app.persona(app.member), "public", "tasks", task)
@@ -310,13 +310,13 @@ def test_a_policy_made_by_hand_that_opens_a_channel_is_drift_and_taken_back(
         for m in logged
     ), logged
     mine = f"project:{app.project}"
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+    with connect_as_authenticator(fresh_db) as conn:
         assert join_channel(conn, Persona.anon(), mine) == NOTHING
         assert join_channel(conn, app.persona(app.other), "lobby").receive == BOTH
     # Made by hand after the first `up`: drift that a preview and a refresh show, taken back by `up`.
     with psycopg.connect(fresh_db) as conn:
         conn.execute('create policy "send anywhere" on realtime.messages for insert to authenticated with check (true)')
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+    with connect_as_authenticator(fresh_db) as conn:
         assert join_channel(conn, app.persona(app.other), mine).send == BOTH
     assert resource.diff(db, state, checked).changes == {"policies": "update"}
     refreshed = read(resource, db, resource_id, state, checked)
@@ -329,7 +329,7 @@ def test_a_policy_made_by_hand_that_opens_a_channel_is_drift_and_taken_back(
     assert not any("destroy puts it back" in m for m in logged)
     assert resource.diff(db, state, checked).changes == {}
     assert read(resource, db, resource_id, state, checked) == (state, checked)
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+    with connect_as_authenticator(fresh_db) as conn:
         assert join_channel(conn, app.persona(app.other), mine) == NOTHING
         assert join_channel(conn, app.persona(app.member), mine) == FULL
         assert join_channel(conn, app.persona(app.other), "lobby").receive == BOTH

@@ -26,8 +26,8 @@ import uuid
 import psycopg
 import pytest
 
-from review.postgrest import Persona
-from review.realtime import join_channel, published_tables
+from review.postgrest import Persona, connect_as_authenticator
+from review.realtime import ChannelAccess, join_channel, published_tables
 from tests.support.localdb import both_platforms
 
 pytestmark = pytest.mark.db
@@ -127,11 +127,42 @@ def test_publication_is_supabases(fresh_db: str) -> None:
 @both_platforms
 def test_without_policies_no_private_channel_joins(fresh_db: str) -> None:
     user = Persona.signed_in(uuid.uuid4(), is_anonymous=False)
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        for persona in (Persona.anon(), user):
-            access = join_channel(conn, persona, "project:1")
-            assert (access.receive, access.send) == (frozenset(), frozenset())
-        # service_role bypasses row-level security, as Realtime's server-side broadcasts do.
-        access = join_channel(conn, Persona.service(), "project:1")
-        assert access.receive == access.send == frozenset({"broadcast", "presence"})
+    # authenticator (as PostgREST and the review connect; it holds nothing on realtime.messages itself)
+    # and the database owner: the join is asked the same way on both.
+    for connect in (connect_as_authenticator, lambda dsn: psycopg.connect(dsn, autocommit=True)):
+        with connect(fresh_db) as conn:
+            for persona in (Persona.anon(), user):
+                access = join_channel(conn, persona, "project:1")
+                assert (access.receive, access.send) == (frozenset(), frozenset())
+            # service_role bypasses row-level security, as Realtime's server-side broadcasts do.
+            access = join_channel(conn, Persona.service(), "project:1")
+            assert access.receive == access.send == frozenset({"broadcast", "presence"})
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from realtime.messages").fetchone() == (0,)
+
+
+@both_platforms
+def test_a_join_on_an_authenticator_connection_writes_as_realtime_would(fresh_db: str) -> None:
+    """The login itself writes nothing (authenticator may not); the probe messages are written as service_role,
+    the send check's as the persona, whose INSERT policy decides; a policy admitting a user's sends to their
+    own topic only is honoured, and the persona's claims are what the policies read."""
+    me, other = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(
+            "create policy mine on realtime.messages for all to authenticated "
+            "using (realtime.topic() = 'user:' || (select auth.uid())::text) "
+            "with check (realtime.topic() = 'user:' || (select auth.uid())::text)"
+        )
+    with connect_as_authenticator(fresh_db) as conn:
+        # Not even USAGE on the schema: whatever it writes there, it writes as another role.
+        assert conn.execute("select current_user, has_schema_privilege('realtime', 'usage')").fetchone() == (
+            "authenticator",
+            False,
+        )
+        persona = Persona.signed_in(me, is_anonymous=False)
+        both = frozenset({"broadcast", "presence"})
+        assert join_channel(conn, persona, f"user:{me}") == ChannelAccess(both, both)
+        assert join_channel(conn, persona, f"user:{other}") == ChannelAccess(frozenset(), frozenset())
+        assert conn.execute("select current_user").fetchone() == ("authenticator",)
+    with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from realtime.messages").fetchone() == (0,)

@@ -134,8 +134,9 @@ def test_buckets_and_channels_as_on_a_hosted_project(tmp_path: Path, platform_db
         else:  # dev opens the model's buckets and channels, as it opens the tables
             assert len(as_anon.listed(*every)) == 4
             assert as_anon.may_upload("exports", "x.csv")
-    # As Realtime authorizes a join: the messages written by its own login, then read and sent as the user.
-    with psycopg.connect(platform_db, autocommit=True) as conn:
+    # As Realtime authorizes a join (the probe messages written as service_role, then read and sent as the
+    # user), on an authenticator connection.
+    with connect_as_authenticator(platform_db) as conn:
         theirs_channel = join_channel(conn, alice, f"project:{theirs}")
         if stack_name == "prod":
             assert join_channel(conn, alice, f"project:{mine}") == ChannelAccess(BOTH, BOTH)
