@@ -26,6 +26,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from review.postgrest import Persona
+from supabase_access.sql import statements as render
 from supabase_access.sql.rows import fetch_values
 
 EXTENSIONS = ("broadcast", "presence")
@@ -93,9 +94,8 @@ def join_channel(conn: psycopg.Connection, persona: Persona, topic: str) -> Chan
 
 
 def published_tables(conn: psycopg.Connection, publication: str = PUBLICATION) -> set[tuple[str, str]]:
-    rows = conn.execute(
-        "select schemaname, tablename from pg_publication_tables where pubname = %s", (publication,)
-    ).fetchall()
+    """(schema, table) of each published table, a partitioned one as itself (not its partitions)."""
+    rows = conn.execute(render.publication_tables(publication)).fetchall()
     return {(str(s), str(t)) for s, t in rows}
 
 

@@ -135,14 +135,38 @@ def kindless_published_tables(
     declared: Sequence[str],
 ) -> list[ExposedTable]:
     """The tables Realtime sends the changes of without the model giving them a kind: those in the
-    publication, and `declared` ones (of `model_schema`, about to be published), outside `model_tables`."""
-    rows = conn.execute(
-        _TABLE_SHAPE + "where c.relkind in ('r', 'p') and not (n.nspname = %s and c.relname = any(%s)) "
-        "and ((n.nspname = %s and c.relname = any(%s)) or exists (select from pg_catalog.pg_publication_tables p "
-        "  where p.pubname = %s and p.schemaname = n.nspname and p.tablename = c.relname)) order by 1, 2",
-        (model_schema, list(model_tables), model_schema, list(declared), publication),
-    ).fetchall()
+    publication, and `declared` ones (of `model_schema`, about to be published), outside `model_tables`.
+    A partition counts as its root (the partitioned table the model names): the publication lists a
+    partitioned table's partitions unless it publishes via the partition root, and a partition may be
+    published alone; either way the changes are the root's rows, which its kind governs."""
+    query = sql.SQL(
+        _TABLE_SHAPE + "where c.relkind in ('r', 'p') and not c.relispartition "
+        "and not (n.nspname = %s and c.relname = any(%s)) "
+        "and ((n.nspname = %s and c.relname = any(%s)) "
+        "  or (n.nspname::text, c.relname::text) in (select * from ({}) as published)) order by 1, 2"
+    ).format(render.publication_tables(publication))
+    rows = conn.execute(query, (model_schema, list(model_tables), model_schema, list(declared))).fetchall()
     return _exposed_tables(rows)
+
+
+def published_members(
+    conn: psycopg.Connection, publication: str, tables: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[str]]:
+    """For each (schema, table), the relations added to the publication that publish its rows: itself, or
+    partitions of it added alone (`schema.name`, what `alter publication ... drop table` takes). None for
+    a table published by `for all tables` or `for tables in schema`."""
+    rows = conn.execute(
+        "select rn.nspname::text, root.relname::text, "
+        "  array_agg(format('%%I.%%I', mn.nspname, m.relname) order by m.relname) "
+        "from pg_catalog.pg_publication_rel r join pg_catalog.pg_publication p on p.oid = r.prpubid "
+        "join pg_catalog.pg_class m on m.oid = r.prrelid join pg_catalog.pg_namespace mn on mn.oid = m.relnamespace "
+        "join pg_catalog.pg_class root on root.oid = coalesce(pg_catalog.pg_partition_root(m.oid), m.oid) "
+        "join pg_catalog.pg_namespace rn on rn.oid = root.relnamespace "
+        "where p.pubname = %s and (rn.nspname, root.relname) in (select * from unnest(%s::text[], %s::text[])) "
+        "group by 1, 2",
+        (publication, [s for s, _ in tables], [t for _, t in tables]),
+    ).fetchall()
+    return {(schema, table): list(members) for schema, table, members in rows}
 
 
 def _exposed_tables(rows: list[Any]) -> list[ExposedTable]:

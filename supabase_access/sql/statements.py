@@ -1312,11 +1312,21 @@ def channel_policy(rule: ChannelRule) -> PolicySpec:
 
 
 def publication_tables(publication: str) -> sql.Composed:
-    """(schema, table) of every table in the publication."""
+    """(schema, table) of every table in the publication, a partition counted as its root (the partitioned
+    table): pg_publication_tables lists a partitioned table's partitions unless the publication publishes
+    via the root, and none at all while it has no partition, hence the tables added too (pg_publication_rel)."""
     return sql.SQL(
-        "select schemaname::text as schema, tablename::text as table "
-        "from pg_catalog.pg_publication_tables where pubname = {}"
-    ).format(sql.Literal(publication))
+        "select distinct rn.nspname::text as schema, root.relname::text as table from ("
+        "  select pc.oid from pg_catalog.pg_publication_tables p "
+        "  join pg_catalog.pg_namespace pn on pn.nspname = p.schemaname "
+        "  join pg_catalog.pg_class pc on pc.relnamespace = pn.oid and pc.relname = p.tablename "
+        "  where p.pubname = {publication} "
+        "  union select r.prrelid from pg_catalog.pg_publication_rel r "
+        "  join pg_catalog.pg_publication pp on pp.oid = r.prpubid where pp.pubname = {publication}"
+        ") as member (oid) "
+        "join pg_catalog.pg_class root on root.oid = coalesce(pg_catalog.pg_partition_root(member.oid), member.oid) "
+        "join pg_catalog.pg_namespace rn on rn.oid = root.relnamespace"
+    ).format(publication=sql.Literal(publication))
 
 
 def publication_add_table(publication: str, schema: str, table: str) -> sql.Composed:

@@ -5,7 +5,7 @@ reported with the model line or statement that fixes it; a prod stack (`uncovere
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import psycopg
 from psycopg import sql
@@ -48,7 +48,7 @@ def exposed_problems(conn: psycopg.Connection, checked: Inputs, problems: list[I
         (lambda: report_uncovered(uncovered, schema, tables, source, fail=fail, published=published))
         if uncovered
         else None,
-        (lambda: _report_kindless_published(kindless, schema, tables, source, fail=fail)) if kindless else None,
+        (lambda: _report_kindless_published(conn, kindless, schema, tables, source, fail=fail)) if kindless else None,
         (lambda: _report_uncovered_buckets(buckets, source, fail=fail)) if buckets else None,
         (lambda: _report_owner_rights(conn, owner_rights, fail=fail)) if owner_rights else None,
     ):
@@ -91,12 +91,27 @@ def report_uncovered(
 
 
 def _report_kindless_published(
-    kindless: list[catalog.ExposedTable], schema: str, tables: list[str], source: str, *, fail: bool
+    conn: psycopg.Connection,
+    kindless: list[catalog.ExposedTable],
+    schema: str,
+    tables: list[str],
+    source: str,
+    *,
+    fail: bool,
 ) -> None:
-    """Tables in supabase_realtime (or the model's realtime.publish) without a kind: each with its line."""
+    """Tables in supabase_realtime (or the model's realtime.publish) without a kind: each with its line. A
+    partitioned table is named (its partitions are its rows); the statement that takes it out names what
+    was added: the table, or the partitions published alone."""
     hint = f"take it out of the publication (`alter publication {PUBLICATION} drop table {{table}}`)"
+    members = catalog.published_members(conn, PUBLICATION, [(t.schema, t.table) for t in kindless])
     described = _with_lines(
-        kindless, schema, tables, other_schema=hint, published=(), instead="take it out of the publication"
+        kindless,
+        schema,
+        tables,
+        other_schema=hint,
+        published=(),
+        instead="take it out of the publication",
+        members={f"{s}.{t}": ", ".join(names) for (s, t), names in members.items()},
     )
     message = (
         f"realtime.publish: {PUBLICATION} publishes {len(kindless)} table(s) the model gives no kind, so nothing "
@@ -115,9 +130,11 @@ def _with_lines(
     other_schema: str,
     published: Collection[tuple[str, str]],
     instead: str = "move it out of the exposed schemas",
+    members: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Each table with the model line to add (guessed from its foreign keys), or what to do instead;
-    `other_schema` (with {schema} and {table}) for a table outside the model's schema."""
+    `other_schema` (with {schema} and {table}) for a table outside the model's schema; `members`: what
+    {table} reads for a qualified name (its partitions published alone), when not the name itself."""
     # A table may hang under another uncovered one (comments -> tasks -> projects): guess in rounds.
     # A path beats an owner column (see suggested_entry), so a table that references another table
     # still waiting for its line waits too, unless nothing else can move.
@@ -147,7 +164,8 @@ def _with_lines(
         )
         if t.schema != schema:
             qualified = f"{t.schema}.{t.table}"
-            hint = f"the model describes schema {schema} only: " + other_schema.format(schema=t.schema, table=qualified)
+            named = (members or {}).get(qualified, qualified)
+            hint = f"the model describes schema {schema} only: " + other_schema.format(schema=t.schema, table=named)
         elif t.table in lines:
             hint = f"add `{lines[t.table]}`"
         else:
