@@ -71,9 +71,13 @@ def with_group_copies(model: AccessModel) -> AccessModel:
 
 
 def load_teams_app(conninfo: str) -> None:
+    """The teams app, and the index an app keeps on the foreign key its requests filter tasks by
+    (splinter's unindexed_foreign_keys): with copyGroup no policy searches tasks by project, so no
+    lookup index of the stack's serves "list a project's tasks" any more."""
     with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
         conn.execute(f"drop table {REFERENCE_TABLES} cascade")
         conn.execute((TEAMS_APP / "schema.sql").read_text())
+        conn.execute("create index tasks_project_id_idx on tasks (project_id)")
 
 
 EDIT_MY_COMMENT = "update comments set body = 'edited' where id = %(comment)s returning id"

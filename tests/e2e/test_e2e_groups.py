@@ -647,3 +647,36 @@ def test_prod_a_stack_takes_authors_and_grants_in_place(teams_dsn: Any, tmp_path
     teams = seed(dsn)
     assert matrix(teams) == PROD_MATRIX
     assert changes(stack.preview().change_summary) == {}
+
+
+def test_prod_copy_group_on_a_stack_with_rows_then_destroy_is_exact(teams_dsn: Any, tmp_path: Path) -> None:
+    """`copyGroup: true` on comments of a prod stack holding rows: one up adds, fills and indexes the copy
+    and moves the policies onto it; every persona keeps exactly its access; destroy gives back the catalog."""
+    dsn = teams_dsn()
+    before = catalog_snapshot(dsn)
+    model = yaml.safe_load((REPO / MODEL_FILE).read_text())
+    config = {**OWNER, "supabase-access:model": json.dumps(model)}
+    del config["supabase-access:modelFile"]
+    stack = new_stack(tmp_path / "prod", "prod", dsn, config)
+    stack.up()
+    teams = seed(dsn)
+    model["tables"]["comments"]["copyGroup"] = True
+    stack.set_config("supabase-access:model", auto.ConfigValue(json.dumps(model)))
+    upgrade = stack.up()
+    assert "replace" not in (upgrade.summary.resource_changes or {}), upgrade.stdout
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(
+            "select count(*), count(*) filter (where c.project_id = t.project_id) from comments c "
+            "join tasks t on t.id = c.task_id"
+        ).fetchone() == (1, 1)
+        policy = conn.execute(
+            "select qual from pg_policies where tablename = 'comments' and policyname = 'comments_select_member'"
+        ).fetchone()
+    assert policy is not None and "project_id = ANY" in str(policy[0]) and "task_id" not in str(policy[0])
+    assert matrix(teams) == PROD_MATRIX
+    # A comment under Q's task, claiming P: the copy says Q, so the member of P is refused.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        teams.run("member", "insert into comments (task_id, body, project_id) values (%(q_task)s, 'x', %(p)s)")
+    assert changes(stack.preview().change_summary) == {}
+    stack.destroy()
+    assert catalog_snapshot(dsn) == before
