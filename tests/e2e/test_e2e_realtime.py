@@ -23,7 +23,7 @@ from pulumi import automation as auto
 from review.postgrest import Persona
 from review.realtime import ChannelAccess, delivers_change, join_channel, published_tables
 from supabase_access.model.access_model import model_to_plain
-from tests.support.engine import new_stack
+from tests.support.engine import changes, new_stack
 from tests.support.fault import catalog_snapshot
 from tests.support.localdb import PLATFORMS, create_database_from_template, drop_database
 from tests.support.splinter import lint, must_fix
@@ -194,4 +194,50 @@ def test_published_tables_and_buckets_without_a_kind_stop_prod_and_warn_on_dev(t
     with psycopg.connect(dsn) as conn:
         assert {("public", "feed"), ("public", "tasks")} <= published_tables(conn)
     dev.destroy()
+    assert catalog_snapshot(dsn) == before
+
+
+def test_a_policy_made_by_hand_that_widens_a_channel_is_drift_and_up_takes_it_back(
+    teams_dsn: Any, tmp_path: Path
+) -> None:
+    """As on Storage (test_e2e_storage): a permissive policy on realtime.messages no stack marks is judged by
+    what it lets a persona do on the stack's channels. One found at the first `up` is taken over (dropped,
+    put back by destroy); one made after is drift the preview shows as the ChannelPolicies update and `up`
+    drops, each with a notice saying what it let whom do; the hand-made lobby policy, narrower, stays."""
+    dsn = teams_dsn()
+    hand_made_policy(dsn)
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            'create policy "everyone hears" on realtime.messages for select to anon, authenticated using (true)'
+        )
+    before = catalog_snapshot(dsn)
+    stack = new_stack(tmp_path / "prod", "prod", dsn, model_config(OWNER, REALTIME))
+    said: list[str] = []
+    stack.up(on_output=said.append)
+    output = "".join(said)
+    assert "dropped the policy 'everyone hears' on realtime.messages" in output, output
+    assert "destroy puts it back" in output
+    ids = seed(dsn)
+    project = f"project:{ids['p']}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert join_channel(conn, persona(ids, "anon"), project) == NOTHING
+        assert join_channel(conn, persona(ids, "outsider"), project) == NOTHING
+    with psycopg.connect(dsn) as conn:
+        conn.execute('create policy "send anywhere" on realtime.messages for insert to authenticated with check (true)')
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert join_channel(conn, persona(ids, "outsider"), project).send == BOTH
+    preview = stack.preview(diff=True)
+    assert changes(preview.change_summary) == {"update": 1}, preview.stdout
+    assert "supabase-access:index:ChannelPolicies" in preview.stdout, preview.stdout
+    said.clear()
+    stack.up(on_output=said.append)
+    output = " ".join("".join(said).split())
+    assert "dropped the policy 'send anywhere' on realtime.messages" in output, output
+    assert "user B may send" in output, output
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert join_channel(conn, persona(ids, "outsider"), project) == NOTHING
+        assert join_channel(conn, persona(ids, "member"), project) == FULL
+        assert join_channel(conn, persona(ids, "outsider"), "lobby").receive == BOTH
+    stack.preview(refresh=True, expect_no_changes=True)
+    stack.destroy()
     assert catalog_snapshot(dsn) == before
