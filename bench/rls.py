@@ -852,9 +852,9 @@ def measure(
 
     A group's policies stay installed for a whole block, as they stay in production, so cached
     plans are reused; untimed warm-up runs re-plan after the swap. Within a block the group's
-    setups take turns, one run each (see `block_groups`). Each setup has subjects of its own,
-    so the dead rows that one setup's rolled-back writes leave are never in another's way;
-    `verify_agreement` compares the setups on shared subjects beforehand.
+    setups take turns, one run each, the first of a round alternating (see `block_groups`). Each
+    setup has subjects of its own, so the dead rows that one setup's rolled-back writes leave are
+    never in another's way; `verify_agreement` compares the setups on shared subjects beforehand.
     """
     cells = {(request.name, setup.name): Cell() for request in REQUESTS for setup in setups}
     verification, pool = subjects[:VERIFICATION_SUBJECTS], subjects[VERIFICATION_SUBJECTS:]
@@ -886,14 +886,17 @@ def measure(
                             cell = cells[(request.name, setup.name)]
                             warm_up(runner, setup, request, own[setup.name][0], cell, first=block == 0)
                         turn = [s for s in group if wants_more(cells[(request.name, s.name)], block)]
+                        rounds = 0
                         while turn:
-                            for setup in turn:
+                            # Who goes first alternates, so that neither side always follows the other.
+                            for setup in turn if rounds % 2 == 0 else turn[::-1]:
                                 cell = cells[(request.name, setup.name)]
                                 timed_subjects = own[setup.name][1:]
                                 subject = timed_subjects[len(cell.seconds) % len(timed_subjects)]
                                 elapsed, _ = runner.run(setup, request, subject)
                                 cell.seconds.append(elapsed)
                             turn = [s for s in turn if wants_more(cells[(request.name, s.name)], block)]
+                            rounds += 1
                     # The block's rolled-back writes left dead rows under its subjects; without this
                     # they slow that group's later reads until autovacuum happens to come by.
                     admin.execute(VACUUM_WRITTEN)
