@@ -12,7 +12,7 @@ import pulumi_supabase_access as supabase_access
 
 from components.column_grants import column_grants, table_wide, withheld_columns
 from supabase_access.model.access_model import DeclaredFunction, column_rules_to_plain
-from supabase_access.model.owner_copy import COLUMN_TYPE
+from supabase_access.model.owner_copy import COLUMN_TYPE, type_of
 from supabase_access.model.policy_lookups import PolicyLookup, policy_lookups
 from supabase_access.model.profiles import (
     API_ROLES,
@@ -96,7 +96,10 @@ class PolicyData:
                 a.table: {r.name: rule_to_plain(r) for r in a.rules if r.name in extra_names.get(a.table, ())}
                 for a in plan.tables
             },
-            added_columns={copy.table: {copy.column: COLUMN_TYPE} for copy in plan.owner_copies},
+            added_columns={
+                copy.table: {copy.column: type_of(copy.root_table, copy.root_column) if copy.group else COLUMN_TYPE}
+                for copy in plan.owner_copies
+            },
         )
 
     @property

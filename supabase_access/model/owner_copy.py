@@ -22,6 +22,13 @@ from supabase_access.model.access_model import Hop, short_identifier
 MARKER_PREFIX = "supabase-access: owner copy kept by stack "
 # The copy's column type: it references auth.users (id).
 COLUMN_TYPE = "uuid"
+# The types a group's key may have to be copied (the copy takes the key's type).
+GROUP_KEY_TYPES = (COLUMN_TYPE, "bigint", "integer", "text")
+
+
+def type_of(table: str, column: str) -> str:
+    """An added column's type given as the type of another column of the schema (a group's key)."""
+    return f"{table}.{column}"
 
 
 def marker(stack: str, about: str = "") -> str:

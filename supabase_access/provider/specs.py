@@ -33,7 +33,8 @@ def table_prop(what: str = "The table") -> Any:
 
 ADDED_COLUMNS_DESCRIPTION = (
     "Table -> column -> type of the columns the stack adds before the policies that name them (owner "
-    "copies): the policies are checked as if they were there. Left out when there are none."
+    "copies; a type `table.column` is that column's, as a group's copy takes its key's): the policies are checked "
+    "as if they were there. Left out when there are none."
 )
 
 
@@ -535,7 +536,8 @@ class OwnerCopyInputs(Props):
     )
     group: bool | None = prop(
         "The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is "
-        "its key (uuid), and the foreign key references it instead of auth.users (id)."
+        "its key (uuid, bigint, integer or text: the copy takes its type), and the foreign key references it "
+        "instead of auth.users (id)."
     )
     private_schema: str = private_schema_prop()
     batch_size: int | None = prop("About how many rows each transaction of the fill updates (default 10,000).")

@@ -373,8 +373,27 @@ def _name_the_rejection(
 
 
 # table -> column -> type: columns the stack adds before it applies the policies (an owner copy),
-# which the policies may already name when they are checked.
+# which the policies may already name when they are checked. A type `table.column` is that column's
+# (a group's copy takes its key's type), read by `resolve_added_types`.
 AddedColumns = Mapping[str, Mapping[str, str]]
+
+
+def resolve_added_types(conn: psycopg.Connection, schema: str, added: AddedColumns) -> dict[str, dict[str, str]]:
+    """`added` with each `table.column` type replaced by that column's type in `schema`."""
+    resolved: dict[str, dict[str, str]] = {}
+    for table, columns in added.items():
+        for column, kind in columns.items():
+            if "." in kind:
+                source_table, source_column = kind.split(".", 1)
+                found = fetch_all(conn, TABLE_COLUMNS, (schema, source_table))
+                kind = next((c.type for c in found if c.name == source_column), "")
+                if not kind:
+                    raise CatalogError(
+                        f"addedColumns.{table}.{column}: {schema}.{source_table}.{source_column}, whose type it takes, "
+                        "does not exist"
+                    )
+            resolved.setdefault(table, {})[column] = kind
+    return resolved
 
 
 def _added_column_statements(
@@ -383,6 +402,7 @@ def _added_column_statements(
     """The columns to add, inside the checking transaction (rolled back): to the scratch copy of
     `table`, and to any other table whose column a policy's subquery names and which lacks it
     still. Only those are altered (a lock held for the rolled-back transaction's milliseconds)."""
+    added = resolve_added_types(conn, schema, added)
     others = [(t, c) for t, columns in added.items() if t != table for c in columns]
     existing: set[tuple[str, str]] = set()
     if others:

@@ -16,7 +16,7 @@ from psycopg import sql
 from supabase_access.model.access_model import Hop
 from supabase_access.model.hardening import QUOTA_SQLSTATE
 from supabase_access.model.owner_copy import COLUMN_TYPE as OWNER_COPY_TYPE
-from supabase_access.model.owner_copy import OwnerCopyNames, Watched
+from supabase_access.model.owner_copy import GROUP_KEY_TYPES, OwnerCopyNames, Watched
 from supabase_access.model.policy import PolicySpec
 from supabase_access.model.profiles import (
     AccessPlan,
@@ -209,8 +209,9 @@ def create_scratch_copy(schema: str, table: str, scratch: str) -> sql.Composed:
     )
 
 
-# Types a column the stack adds may have (an owner copy references auth.users (id)).
-ADDABLE_COLUMN_TYPES = ("uuid",)
+# Types a column the stack adds may have (an owner copy references auth.users (id); a group's copy
+# takes its key's type).
+ADDABLE_COLUMN_TYPES = GROUP_KEY_TYPES
 
 
 def add_column_if_missing(schema: str | None, table: str, column: str, kind: str) -> sql.Composed:
@@ -1067,10 +1068,12 @@ def create_owner_copy_function(private_schema: str, function: str, body: str) ->
     ).format(sql.Identifier(private_schema, function), _dollar_quoted(body, "copy"))
 
 
-def add_owner_copy_column(schema: str, table: str, column: str) -> sql.Composed:
+def add_owner_copy_column(schema: str, table: str, column: str, kind: str = OWNER_COPY_TYPE) -> sql.Composed:
     # Nullable, no default: a catalog change only (no rewrite), under a lock held for milliseconds.
+    if kind not in ADDABLE_COLUMN_TYPES:
+        raise ValueError(f"unsupported type {kind!r} for a copy (known: {', '.join(ADDABLE_COLUMN_TYPES)})")
     return sql.SQL("alter table {} add column {} {}").format(
-        table_ref(schema, table), sql.Identifier(column), sql.SQL(OWNER_COPY_TYPE)
+        table_ref(schema, table), sql.Identifier(column), sql.SQL(kind)
     )
 
 

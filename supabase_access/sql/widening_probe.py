@@ -27,6 +27,7 @@ from psycopg.rows import TupleRow
 
 from supabase_access.model.access_model import AccessModel
 from supabase_access.model.policy import PolicySpec
+from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
 from supabase_access.sql.fixture_rows import (
     AUTH_USERS,
@@ -180,12 +181,13 @@ def _make_fixture(
     ).fetchall()
     users = read_shape(cur, *AUTH_USERS)
     keys = ("A", "B", "S", *(GROUP_USERS if model.group_names else ()))
+    added_types = catalog.resolve_added_types(conn, schema, added)
     with conn.pipeline():
         for statement in prelude:
             cur.execute(statement)
         # An owner copy not made yet: its column, for the policies that name it (left empty: its rows
         # are then nobody's, which can only make the extra policies look wider, never narrower).
-        for table, columns in added.items():
+        for table, columns in added_types.items():
             for column, kind in columns.items():
                 cur.execute(render.add_column_if_missing(schema, table, column, kind))
         for table, name in existing:

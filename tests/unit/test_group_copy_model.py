@@ -10,6 +10,8 @@ import pytest
 from supabase_access.model.access_model import Hop, ModelError, model_to_plain, parse_model
 from supabase_access.model.owner_copy import OwnerCopyNames
 from supabase_access.model.profiles import InGroup, plan_access
+from supabase_access.provider.base import InputError
+from supabase_access.provider.resources.table_policies import added_columns
 from supabase_access.sql import statements as render
 from tests.support.owner_copy import group_copy_model, group_copy_model_data
 
@@ -101,3 +103,11 @@ def test_the_copy_takes_the_group_key_and_references_the_group() -> None:
     )
     owner = OwnerCopyNames("public", copy.table, copy.column, copy.hops, "owner_id")
     assert "references auth.users (id)" in render.add_owner_copy_foreign_key("public", owner).as_string()
+
+
+def test_an_added_column_may_take_another_columns_type() -> None:
+    assert added_columns({"comments": {"project_id": "projects.id"}}) == {"comments": {"project_id": "projects.id"}}
+    assert added_columns({"cards": {"org_id": "bigint"}}) == {"cards": {"org_id": "bigint"}}
+    for bad in ("projects.id; drop table x", "projects.id.x", "numeric", "Projects.id"):
+        with pytest.raises(InputError, match=r"addedColumns\.comments\.project_id: unsupported type"):
+            added_columns({"comments": {"project_id": bad}})

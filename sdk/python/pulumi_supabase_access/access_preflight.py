@@ -48,7 +48,7 @@ class AccessPreflightArgs:
         :param pulumi.Input[_builtins.str] schema: Schema of the model's tables.
         :param pulumi.Input[_builtins.str] source: Where the model comes from, named in errors (e.g. the model file's setting).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] tables: The model's tables; each must exist and be alterable by the login role.
-        :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies; a type `table.column` is that column's, as a group's copy takes its key's): the policies are checked as if they were there. Left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] buckets: The model's Storage buckets: any other bucket of storage.buckets fails or warns (`uncoveredTables`). Left out when the model has none.
         :param pulumi.Input[Mapping[str, Any]] column_rules: Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] definer_objects: Views and functions of the exposed schemas declared to run with their owner's rights (`schema.name`); left out when there are none.
@@ -178,7 +178,7 @@ class AccessPreflightArgs:
     @pulumi.getter(name="addedColumns")
     def added_columns(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
         """
-        Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        Table -> column -> type of the columns the stack adds before the policies that name them (owner copies; a type `table.column` is that column's, as a group's copy takes its key's): the policies are checked as if they were there. Left out when there are none.
         """
         return pulumi.get(self, "added_columns")
 
@@ -375,7 +375,7 @@ class AccessPreflight(pulumi.CustomResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
-        :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies; a type `table.column` is that column's, as a group's copy takes its key's): the policies are checked as if they were there. Left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] buckets: The model's Storage buckets: any other bucket of storage.buckets fails or warns (`uncoveredTables`). Left out when the model has none.
         :param pulumi.Input[Mapping[str, Any]] column_rules: Table -> its column rules as the model reads (`readOnly`, `immutable`, `hidden`): every column named must exist, and a readOnly column needs a default (the API never sets it). Left out when there are none.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] definer_objects: Views and functions of the exposed schemas declared to run with their owner's rights (`schema.name`); left out when there are none.
@@ -533,7 +533,7 @@ class AccessPreflight(pulumi.CustomResource):
     @pulumi.getter(name="addedColumns")
     def added_columns(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
         """
-        Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        Table -> column -> type of the columns the stack adds before the policies that name them (owner copies; a type `table.column` is that column's, as a group's copy takes its key's): the policies are checked as if they were there. Left out when there are none.
         """
         return pulumi.get(self, "added_columns")
 

@@ -36,7 +36,7 @@ class OwnerCopyArgs:
         :param pulumi.Input[_builtins.str] schema: Schema of the table (e.g. `public`).
         :param pulumi.Input[_builtins.str] table: The table that gets the copy, in `schema`.
         :param pulumi.Input[_builtins.int] batch_size: About how many rows each transaction of the fill updates (default 10,000).
-        :param pulumi.Input[_builtins.bool] group: The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid), and the foreign key references it instead of auth.users (id).
+        :param pulumi.Input[_builtins.bool] group: The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid, bigint, integer or text: the copy takes its type), and the foreign key references it instead of auth.users (id).
         :param pulumi.Input[_builtins.str] private_schema: The provider's own schema for its helpers and ledger; never exposed to the Data API.
         """
         pulumi.set(__self__, "column", column)
@@ -129,7 +129,7 @@ class OwnerCopyArgs:
     @pulumi.getter
     def group(self) -> pulumi.Input[Optional[_builtins.bool]]:
         """
-        The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid), and the foreign key references it instead of auth.users (id).
+        The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid, bigint, integer or text: the copy takes its type), and the foreign key references it instead of auth.users (id).
         """
         return pulumi.get(self, "group")
 
@@ -172,7 +172,7 @@ class OwnerCopy(pulumi.CustomResource):
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.int] batch_size: About how many rows each transaction of the fill updates (default 10,000).
         :param pulumi.Input[_builtins.str] column: The copy's column (added by the stack; a column of that name must not exist).
-        :param pulumi.Input[_builtins.bool] group: The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid), and the foreign key references it instead of auth.users (id).
+        :param pulumi.Input[_builtins.bool] group: The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid, bigint, integer or text: the copy takes its type), and the foreign key references it instead of auth.users (id).
         :param pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] path: The hops up to the owner, `{table, column, parent, key}` each: `table.column` references `parent.key`, the first from the copy's table. A change computes every copy again.
         :param pulumi.Input[_builtins.str] private_schema: The provider's own schema for its helpers and ledger; never exposed to the Data API.
         :param pulumi.Input[_builtins.str] root_column: The owner column of the last hop's parent (uuid, auth.users.id), or with `group` the group table's key.
@@ -328,7 +328,7 @@ class OwnerCopy(pulumi.CustomResource):
     @pulumi.getter
     def group(self) -> pulumi.Output[Optional[_builtins.bool]]:
         """
-        The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid), and the foreign key references it instead of auth.users (id).
+        The copy is of a group's key (the model's copyGroup): the path ends at the group table, `rootColumn` is its key (uuid, bigint, integer or text: the copy takes its type), and the foreign key references it instead of auth.users (id).
         """
         return pulumi.get(self, "group")
 

@@ -29,7 +29,7 @@ class TablePoliciesArgs:
         :param pulumi.Input[Mapping[str, Any]] policies: Policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); in state, the policies as PostgreSQL stores them.
         :param pulumi.Input[_builtins.str] schema: Schema of the table (e.g. `public`).
         :param pulumi.Input[_builtins.str] table: The table, in `schema`.
-        :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies; a type `table.column` is that column's, as a group's copy takes its key's): the policies are checked as if they were there. Left out when there are none.
         """
         pulumi.set(__self__, "policies", policies)
         pulumi.set(__self__, "schema", schema)
@@ -77,7 +77,7 @@ class TablePoliciesArgs:
     @pulumi.getter(name="addedColumns")
     def added_columns(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
         """
-        Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        Table -> column -> type of the columns the stack adds before the policies that name them (owner copies; a type `table.column` is that column's, as a group's copy takes its key's): the policies are checked as if they were there. Left out when there are none.
         """
         return pulumi.get(self, "added_columns")
 
@@ -102,7 +102,7 @@ class TablePolicies(pulumi.CustomResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
-        :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        :param pulumi.Input[Mapping[str, Any]] added_columns: Table -> column -> type of the columns the stack adds before the policies that name them (owner copies; a type `table.column` is that column's, as a group's copy takes its key's): the policies are checked as if they were there. Left out when there are none.
         :param pulumi.Input[Mapping[str, Any]] policies: Policy name -> policy (command, roles, permissive, using, withCheck, or a rule sent as data); in state, the policies as PostgreSQL stores them.
         :param pulumi.Input[_builtins.str] schema: Schema of the table (e.g. `public`).
         :param pulumi.Input[_builtins.str] table: The table, in `schema`.
@@ -194,7 +194,7 @@ class TablePolicies(pulumi.CustomResource):
     @pulumi.getter(name="addedColumns")
     def added_columns(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
         """
-        Table -> column -> type of the columns the stack adds before the policies that name them (owner copies): the policies are checked as if they were there. Left out when there are none.
+        Table -> column -> type of the columns the stack adds before the policies that name them (owner copies; a type `table.column` is that column's, as a group's copy takes its key's): the policies are checked as if they were there. Left out when there are none.
         """
         return pulumi.get(self, "added_columns")
 

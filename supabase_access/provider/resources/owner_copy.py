@@ -30,7 +30,7 @@ import psycopg
 
 from supabase_access.model import hardening
 from supabase_access.model.access_model import Hop
-from supabase_access.model.owner_copy import COLUMN_TYPE, OwnerCopyNames, marked_by, marker
+from supabase_access.model.owner_copy import COLUMN_TYPE, GROUP_KEY_TYPES, OwnerCopyNames, marked_by, marker
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import (
     CURRENT_STACK,
@@ -257,8 +257,10 @@ def _install(
                 render.comment_on_function(private_schema, function, marker(stack, f"keeps {_describe(names)}")),
             ]
         if not exists:
+            root = names.hops[-1].parent
+            kind = table_columns(conn, names.schema, root)[names.root_column] if names.group else COLUMN_TYPE
             statements += [
-                render.add_owner_copy_column(names.schema, names.table, names.column),
+                render.add_owner_copy_column(names.schema, names.table, names.column, kind),
                 render.comment_on_column(names.schema, names.table, names.column, marker(stack, _about_column(names))),
             ]
         for table, trigger in [*names.triggers, *((w.table, names.ancestor_trigger) for w in gone)]:
@@ -501,9 +503,9 @@ class OwnerCopy(DatabaseResource[Inputs, State]):
                 )
             root = names.hops[-1].parent
             owner_type = table_columns(conn, names.schema, root)[names.root_column]
-            if owner_type != COLUMN_TYPE:
+            if owner_type not in (GROUP_KEY_TYPES if names.group else (COLUMN_TYPE,)):
                 why = (
-                    "a copy of a group's key is made for uuid keys (as Supabase tables' ids)"
+                    f"a copy of a group's key is made for keys of type {', '.join(GROUP_KEY_TYPES)}"
                     if names.group
                     else f"a copy of the owner references auth.users (id), so the owner column must be {COLUMN_TYPE}"
                 )

@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg.sql import Composed
 
-from supabase_access.model.access_model import ModelError
+from supabase_access.model.access_model import IDENTIFIER, ModelError
 from supabase_access.model.policy import PolicySpec, policy_from_plain, policy_from_stored
 from supabase_access.provider import claims, ledger, specs
 from supabase_access.provider.base import (
@@ -57,7 +57,8 @@ def declared_policies(raw: object) -> dict[str, PolicySpec]:
 
 def added_columns(raw: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
     """`addedColumns`: table -> column -> type, the columns the stack adds before the policies
-    (an owner copy), which the policies may name before they exist."""
+    (an owner copy), which the policies may name before they exist. A type `table.column` is that
+    column's (a group's copy takes its key's type)."""
     raw = raw or {}
     problem = "addedColumns: expected a map of table to {column: type}"
     if not isinstance(raw, Mapping):
@@ -67,7 +68,10 @@ def added_columns(raw: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
         if not isinstance(columns, Mapping):
             raise InputError("addedColumns", problem)
         for column, kind in columns.items():
-            if kind not in render.ADDABLE_COLUMN_TYPES:
+            if not isinstance(kind, str) or not (
+                kind in render.ADDABLE_COLUMN_TYPES
+                or (kind.count(".") == 1 and all(IDENTIFIER.match(part) for part in kind.split(".")))
+            ):
                 raise InputError("addedColumns", f"addedColumns.{table}.{column}: unsupported type {kind!r}")
             added.setdefault(identifier(table, "addedColumns"), {})[identifier(column, "addedColumns")] = kind
     return added
