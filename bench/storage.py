@@ -36,6 +36,7 @@ from bench.common import (
 )
 from bench.groups import load_teams_app, plan_facts, teams_model, time_request
 from review.postgrest import Persona, as_persona, connect_as_authenticator
+from supabase_access.model.buckets import CALLER_FUNCTION
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider.resources.group_functions import GroupFunctions
@@ -105,7 +106,7 @@ def apply_buckets(dbname: str) -> None:
         functions.create(db, functions.check(db, {}, {"schema": "public", **group_lookup_to_plain(lookup)}), print)
         bucket = StorageBucket()
         for inputs in (
-            {"bucketId": "avatars", "access": "owner-folder"},
+            {"bucketId": "avatars", "access": "owner-folder", "callerFunction": CALLER_FUNCTION},
             {
                 "bucketId": "project-files",
                 "access": "member",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_supabase_access as supabase_access
 
-from supabase_access.model.buckets import Bucket, bucket_access
+from supabase_access.model.buckets import Bucket, bucket_access, caller_function
 from supabase_access.model.profiles import AccessPlan
 
 
@@ -45,6 +45,7 @@ class StorageBuckets(pulumi.ComponentResource):
                 bucket_id=bucket.id,
                 access=access,
                 group_function=group_function,
+                caller_function=caller_function(access),
                 public=bucket.public,
                 file_size_limit=bucket.file_size_limit,
                 allowed_mime_types=None if bucket.allowed_mime_types is None else list(bucket.allowed_mime_types),

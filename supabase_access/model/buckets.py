@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from supabase_access.model.helper_schema import HELPER_SCHEMA
 from supabase_access.model.suggest import unknown_keys_message
 
 # Storage's bucket ids are free text; the model keeps to names that read well in a path, a policy
@@ -181,3 +182,14 @@ def bucket_access(bucket: Bucket, profile: str) -> str:
     if bucket.kind is None:
         return "service-only"
     return ACCESS_OF_KIND[(bucket.kind, bucket.owner_source if bucket.kind == "owner" else None)]
+
+
+# The owner kinds' policies read the caller's id through a function of ours (StorageBucket makes it), in the
+# schema of the group functions: not exposed to the Data API.
+OWNER_ACCESS = ("owner-folder", "owner-id")
+CALLER_FUNCTION = f"{HELPER_SCHEMA}.auth_uid_text"
+
+
+def caller_function(access: str) -> str | None:
+    """`schema.name` of the function giving a bucket's policies the caller's id, for the kinds that compare it."""
+    return CALLER_FUNCTION if access in OWNER_ACCESS else None

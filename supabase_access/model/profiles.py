@@ -27,6 +27,7 @@ from supabase_access.model.access_model import (
     Table,
     short_identifier,
 )
+from supabase_access.model.helper_schema import HELPER_SCHEMA
 
 PROFILES = ("open", "owner")
 TABLE_COMMANDS: tuple[str, ...] = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -35,9 +36,6 @@ API_ROLES = ("anon", "authenticated")
 # default privileges), reaches only what it is granted, so every table of the model declares it.
 SERVER_ROLE = "service_role"
 SERVER_PRIVILEGES: dict[str, tuple[str, ...]] = {SERVER_ROLE: TABLE_COMMANDS}
-# The schema of the functions that tell which groups the current user belongs to: the policies of
-# group rows call them (SECURITY DEFINER, so a membership table's policies can ask about itself).
-HELPER_SCHEMA = "supabase_access_rls"
 
 
 T = TypeVar("T")

@@ -32,7 +32,8 @@ from supabase_access.model.access_model import (
     check_identifier,
     short_identifier,
 )
-from supabase_access.model.profiles import API_ROLES, HELPER_SCHEMA, GroupLookup
+from supabase_access.model.helper_schema import HELPER_SCHEMA
+from supabase_access.model.profiles import API_ROLES, GroupLookup
 from supabase_access.model.suggest import unknown_keys_message
 
 PUBLICATION = "supabase_realtime"

@@ -772,6 +772,11 @@ class StorageBucketInputs(Props):
     group_function: str | None = prop(
         "For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among."
     )
+    caller_function: str | None = prop(
+        "For `owner-folder` and `owner-id`: the function (`schema.name`, in a schema of supabase-access's) that gives "
+        "the policies the caller's id (auth.uid() as text), made with the bucket's policies and dropped with the last "
+        "policy that calls it; left out: the policies call auth.uid() themselves."
+    )
     public: bool = prop("Storage serves its objects by public URL, without any policy.", default=False)
     file_size_limit: int | None = prop("The largest object Storage accepts, in bytes; none: the project's limit.")
     allowed_mime_types: tuple[str, ...] | None = prop("The MIME types Storage accepts (`image/*`); none: any.")

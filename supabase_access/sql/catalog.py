@@ -1043,6 +1043,34 @@ GROUP_FUNCTION = Query(
 )
 
 
+@dataclass(frozen=True)
+class CallerFunction:
+    body: str
+    config: list[str]  # proconfig: `name=value` settings
+    definer: bool  # SECURITY DEFINER
+    volatility: str  # provolatile: s (stable)
+    language: str
+    executors: list[str]  # who may EXECUTE it besides its owner (`public` for PUBLIC), sorted
+    comment: str | None
+
+
+# The function giving owner buckets' policies the caller's id, by schema and name.
+CALLER_FUNCTION = Query(
+    sql.SQL(
+        "select p.prosrc as body, coalesce(p.proconfig, '{}') as config, p.prosecdef as definer, "
+        "p.provolatile::text as volatility, l.lanname as language, "
+        "array(select coalesce(r.rolname, 'public') "
+        "from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
+        "left join pg_roles r on r.oid = a.grantee "
+        "where a.privilege_type = 'EXECUTE' and a.grantee <> p.proowner order by 1) as executors, "
+        "obj_description(p.oid, 'pg_proc') as comment "
+        "from pg_proc p join pg_namespace n on n.oid = p.pronamespace join pg_language l on l.oid = p.prolang "
+        "where n.nspname = %s and p.proname = %s and p.pronargs = 0"
+    ),
+    CallerFunction,
+)
+
+
 # --- Owner copies ----------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from psycopg import sql
 from review.postgrest import Persona, as_persona, connect_as_authenticator
 from review.storage_matrix import compute_storage_matrix
 from supabase_access.model.access_model import parse_model
+from supabase_access.model.buckets import CALLER_FUNCTION
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider.base import CHECK_LOG, InputError
@@ -35,7 +36,12 @@ pytestmark = pytest.mark.db
 
 GROUPS = "supabase_access_rls.project_members_groups"
 BUCKETS: dict[str, dict[str, Any]] = {
-    "avatars": {"access": "owner-folder", "fileSizeLimit": 1048576, "allowedMimeTypes": ["image/png", "image/*"]},
+    "avatars": {
+        "access": "owner-folder",
+        "callerFunction": CALLER_FUNCTION,
+        "fileSizeLimit": 1048576,
+        "allowedMimeTypes": ["image/png", "image/*"],
+    },
     "project-files": {"access": "member", "groupFunction": GROUPS},
     "site-assets": {"access": "public-read"},
     # Public: served by URL without any policy; a SELECT policy would only let clients list it.
@@ -140,7 +146,7 @@ def test_a_user_reaches_only_their_own_folder(app: App, authenticator: psycopg.C
 def test_an_owner_id_bucket_as_the_storage_api(db: Database, fresh_db: str, authenticator: psycopg.Connection) -> None:
     """`owner: ownerId`: Storage writes the uploader's id into owner_id; each user then reads, overwrites, moves
     and deletes their own objects only, wherever in the bucket they are, and nobody else's."""
-    create(StorageBucket(), db, {"bucketId": "uploads", "access": "owner-id"})
+    create(StorageBucket(), db, {"bucketId": "uploads", "access": "owner-id", "callerFunction": CALLER_FUNCTION})
     create(StorageBucket(), db, inputs("exports"))
     alice_id, bob_id = add_user(fresh_db), add_user(fresh_db)
     alice, bob = user(authenticator, alice_id), user(authenticator, bob_id)

@@ -22,6 +22,7 @@ class StorageBucketArgs:
                  access: pulumi.Input[_builtins.str],
                  bucket_id: pulumi.Input[_builtins.str],
                  allowed_mime_types: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 caller_function: pulumi.Input[Optional[_builtins.str]] = None,
                  file_size_limit: pulumi.Input[Optional[_builtins.int]] = None,
                  group_function: pulumi.Input[Optional[_builtins.str]] = None,
                  public: pulumi.Input[Optional[_builtins.bool]] = None):
@@ -31,6 +32,7 @@ class StorageBucketArgs:
         :param pulumi.Input[_builtins.str] access: Who reaches its objects: owner-folder, owner-id, member, public-read, service-only or open (dev).
         :param pulumi.Input[_builtins.str] bucket_id: The bucket's id (and name).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] allowed_mime_types: The MIME types Storage accepts (`image/*`); none: any.
+        :param pulumi.Input[_builtins.str] caller_function: For `owner-folder` and `owner-id`: the function (`schema.name`, in a schema of supabase-access's) that gives the policies the caller's id (auth.uid() as text), made with the bucket's policies and dropped with the last policy that calls it; left out: the policies call auth.uid() themselves.
         :param pulumi.Input[_builtins.int] file_size_limit: The largest object Storage accepts, in bytes; none: the project's limit.
         :param pulumi.Input[_builtins.str] group_function: For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among.
         :param pulumi.Input[_builtins.bool] public: Storage serves its objects by public URL, without any policy.
@@ -39,6 +41,8 @@ class StorageBucketArgs:
         pulumi.set(__self__, "bucket_id", bucket_id)
         if allowed_mime_types is not None:
             pulumi.set(__self__, "allowed_mime_types", allowed_mime_types)
+        if caller_function is not None:
+            pulumi.set(__self__, "caller_function", caller_function)
         if file_size_limit is not None:
             pulumi.set(__self__, "file_size_limit", file_size_limit)
         if group_function is not None:
@@ -83,6 +87,18 @@ class StorageBucketArgs:
     @allowed_mime_types.setter
     def allowed_mime_types(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
         pulumi.set(self, "allowed_mime_types", value)
+
+    @_builtins.property
+    @pulumi.getter(name="callerFunction")
+    def caller_function(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        For `owner-folder` and `owner-id`: the function (`schema.name`, in a schema of supabase-access's) that gives the policies the caller's id (auth.uid() as text), made with the bucket's policies and dropped with the last policy that calls it; left out: the policies call auth.uid() themselves.
+        """
+        return pulumi.get(self, "caller_function")
+
+    @caller_function.setter
+    def caller_function(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "caller_function", value)
 
     @_builtins.property
     @pulumi.getter(name="fileSizeLimit")
@@ -130,6 +146,7 @@ class StorageBucket(pulumi.CustomResource):
                  access: pulumi.Input[Optional[_builtins.str]] = None,
                  allowed_mime_types: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  bucket_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 caller_function: pulumi.Input[Optional[_builtins.str]] = None,
                  file_size_limit: pulumi.Input[Optional[_builtins.int]] = None,
                  group_function: pulumi.Input[Optional[_builtins.str]] = None,
                  public: pulumi.Input[Optional[_builtins.bool]] = None,
@@ -142,6 +159,7 @@ class StorageBucket(pulumi.CustomResource):
         :param pulumi.Input[_builtins.str] access: Who reaches its objects: owner-folder, owner-id, member, public-read, service-only or open (dev).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] allowed_mime_types: The MIME types Storage accepts (`image/*`); none: any.
         :param pulumi.Input[_builtins.str] bucket_id: The bucket's id (and name).
+        :param pulumi.Input[_builtins.str] caller_function: For `owner-folder` and `owner-id`: the function (`schema.name`, in a schema of supabase-access's) that gives the policies the caller's id (auth.uid() as text), made with the bucket's policies and dropped with the last policy that calls it; left out: the policies call auth.uid() themselves.
         :param pulumi.Input[_builtins.int] file_size_limit: The largest object Storage accepts, in bytes; none: the project's limit.
         :param pulumi.Input[_builtins.str] group_function: For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among.
         :param pulumi.Input[_builtins.bool] public: Storage serves its objects by public URL, without any policy.
@@ -173,6 +191,7 @@ class StorageBucket(pulumi.CustomResource):
                  access: pulumi.Input[Optional[_builtins.str]] = None,
                  allowed_mime_types: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  bucket_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 caller_function: pulumi.Input[Optional[_builtins.str]] = None,
                  file_size_limit: pulumi.Input[Optional[_builtins.int]] = None,
                  group_function: pulumi.Input[Optional[_builtins.str]] = None,
                  public: pulumi.Input[Optional[_builtins.bool]] = None,
@@ -192,6 +211,7 @@ class StorageBucket(pulumi.CustomResource):
             if bucket_id is None and not opts.urn:
                 raise TypeError("Missing required property 'bucket_id'")
             __props__.__dict__["bucket_id"] = bucket_id
+            __props__.__dict__["caller_function"] = caller_function
             __props__.__dict__["file_size_limit"] = file_size_limit
             __props__.__dict__["group_function"] = group_function
             if public is None:
@@ -229,6 +249,7 @@ class StorageBucket(pulumi.CustomResource):
         __props__.__dict__["adopted_policies"] = None
         __props__.__dict__["allowed_mime_types"] = None
         __props__.__dict__["bucket_id"] = None
+        __props__.__dict__["caller_function"] = None
         __props__.__dict__["file_size_limit"] = None
         __props__.__dict__["group_function"] = None
         __props__.__dict__["normalized"] = None
@@ -276,6 +297,14 @@ class StorageBucket(pulumi.CustomResource):
         The bucket's id (and name).
         """
         return pulumi.get(self, "bucket_id")
+
+    @_builtins.property
+    @pulumi.getter(name="callerFunction")
+    def caller_function(self) -> pulumi.Output[Optional[_builtins.str]]:
+        """
+        For `owner-folder` and `owner-id`: the function (`schema.name`, in a schema of supabase-access's) that gives the policies the caller's id (auth.uid() as text), made with the bucket's policies and dropped with the last policy that calls it; left out: the policies call auth.uid() themselves.
+        """
+        return pulumi.get(self, "caller_function")
 
     @_builtins.property
     @pulumi.getter(name="fileSizeLimit")

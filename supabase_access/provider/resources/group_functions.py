@@ -15,7 +15,8 @@ from typing import Any
 import psycopg
 
 from supabase_access.model.access_model import MAX_ROLE_VALUE, Membership
-from supabase_access.model.profiles import HELPER_SCHEMA, GroupLookup
+from supabase_access.model.helper_schema import HELPER_SCHEMA
+from supabase_access.model.profiles import GroupLookup
 from supabase_access.provider import claims, specs
 from supabase_access.provider.base import (
     DatabaseResource,
@@ -117,7 +118,7 @@ class GroupFunctions(DatabaseResource[Inputs, State]):
                 {membership.key: "key", lookup.group_owner_column: "groupOwnerColumn"},
                 table_property="group",
             )
-            _check_helper_schema(conn, lookup.helper_schema)
+            check_helper_schema(conn, lookup.helper_schema, "helperSchema")
             # The functions read both tables as their owner: RLS must not filter that role.
             require_rls_not_filtering(conn, "membershipTable", schema, [lookup.membership_table, membership.group])
             if checked.force_rls:
@@ -193,20 +194,21 @@ class GroupFunctions(DatabaseResource[Inputs, State]):
         return (state, inputs or Inputs.taking(state)) if present else None
 
 
-def _check_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
+def check_helper_schema(conn: psycopg.Connection, helper_schema: str, setting: str) -> None:
+    """The helper schema can be made, or is ours (`setting`: the input naming it)."""
     found = fetch_one(conn, catalog.SCHEMA_COMMENT, (helper_schema,))
     if found is None:
         if not catalog.may_create_schemas(conn):
             raise InputError(
-                "helperSchema",
-                f"helperSchema: schema {helper_schema} does not exist and role {conn.info.user} may not create "
+                setting,
+                f"{setting}: schema {helper_schema} does not exist and role {conn.info.user} may not create "
                 "schemas in this database (grant create on database to it, as Supabase does for postgres)",
             )
     elif found.comment != render.HELPER_SCHEMA_MARKER:
         # authenticated gets USAGE there: it must hold our functions only.
         raise InputError(
-            "helperSchema",
-            f"helperSchema: schema {helper_schema} exists but was not created by supabase-access; choose another name",
+            setting,
+            f"{setting}: schema {helper_schema} exists but was not created by supabase-access; choose another name",
         )
 
 
@@ -223,19 +225,36 @@ def _require_bypass(conn: psycopg.Connection, lookup: GroupLookup) -> None:
         )
 
 
-def _lock_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
+def lock_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
     lock_tables(conn, helper_schema, [HELPER_SCHEMA_LOCK])
 
 
 def _install(conn: psycopg.Connection, schema: str, lookup: GroupLookup) -> None:
-    _lock_helper_schema(conn, lookup.helper_schema)
-    if fetch_one(conn, catalog.SCHEMA_COMMENT, (lookup.helper_schema,)) is None:
-        for statement in render.create_helper_schema(lookup.helper_schema):
-            conn.execute(statement)
+    ensure_helper_schema(conn, lookup.helper_schema)
     for function, admins in _functions(lookup):
         conn.execute(render.create_group_function(schema, lookup, admins=admins))
         for statement in render.group_function_access(lookup, function):
             conn.execute(statement)
+
+
+def ensure_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
+    """Its lock (held to the transaction's end), and the schema made if missing."""
+    lock_helper_schema(conn, helper_schema)
+    if fetch_one(conn, catalog.SCHEMA_COMMENT, (helper_schema,)) is None:
+        for statement in render.create_helper_schema(helper_schema):
+            conn.execute(statement)
+
+
+def drop_helper_schema_if_empty(conn: psycopg.Connection, helper_schema: str) -> None:
+    """The helper schema, if ours and nothing (ours or not) is left in it; the caller holds its lock."""
+    found = fetch_one(conn, catalog.SCHEMA_COMMENT, (helper_schema,))
+    if found is None or found.comment != render.HELPER_SCHEMA_MARKER:
+        return
+    try:
+        with conn.transaction():
+            conn.execute(render.drop_private_schema(helper_schema))
+    except psycopg.errors.DependentObjectsStillExist:
+        pass  # other functions still live there
 
 
 def _live_function(conn: psycopg.Connection, helper_schema: str, function: str) -> tuple[str, list[str], bool] | None:
@@ -251,18 +270,11 @@ def _function_state(function: catalog.GroupFunction | None) -> tuple[str, list[s
 
 def _drop(db: Database, lookup: GroupLookup) -> None:
     with write_transaction(db) as conn:
-        _lock_helper_schema(conn, lookup.helper_schema)
+        lock_helper_schema(conn, lookup.helper_schema)
         for function, _ in _functions(lookup):
             if _live_function(conn, lookup.helper_schema, function) is not None:
                 conn.execute(render.drop_group_function(lookup.helper_schema, function))
-        found = fetch_one(conn, catalog.SCHEMA_COMMENT, (lookup.helper_schema,))
-        if found is None or found.comment != render.HELPER_SCHEMA_MARKER:
-            return
-        try:
-            with conn.transaction():
-                conn.execute(render.drop_private_schema(lookup.helper_schema))
-        except psycopg.errors.DependentObjectsStillExist:
-            pass  # another membership table's functions still live there
+        drop_helper_schema_if_empty(conn, lookup.helper_schema)
 
 
 def prelude_for(schema: str, raw: Sequence[Mapping[str, Any]]) -> list[psycopg.sql.Composed]:

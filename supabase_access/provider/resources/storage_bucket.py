@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from supabase_access.model.buckets import BUCKET_ID, MAX_FILE_SIZE, MIME_TYPE
+from supabase_access.model.buckets import BUCKET_ID, MAX_FILE_SIZE, MIME_TYPE, OWNER_ACCESS
 from supabase_access.model.policy import PolicySpec, policy_from_stored
-from supabase_access.provider import specs
+from supabase_access.provider import caller_function, specs
 from supabase_access.provider.base import CURRENT_STACK, DatabaseResource, InputError, Log, Notice, not_importable
 from supabase_access.provider.resources.table_policies import declaration_digest, plain_policies
 from supabase_access.provider.specs import BucketSettings
@@ -82,13 +82,20 @@ class StorageBucket(DatabaseResource[Inputs, State]):
             group_function.count(".") != 1 or not all(part.isidentifier() for part in group_function.split("."))
         ):
             raise InputError("groupFunction", f"groupFunction: expected schema.name, got {group_function!r}")
+        caller = inputs.caller_function or None
+        if caller is not None:
+            if inputs.access not in OWNER_ACCESS:
+                raise InputError(
+                    "callerFunction", f"callerFunction: give it for an {' or '.join(OWNER_ACCESS)} bucket only"
+                )
+            caller = ".".join(caller_function.parse(caller))
         limit = inputs.file_size_limit
         if limit is not None and not 0 < limit <= MAX_FILE_SIZE:
             raise InputError("fileSizeLimit", f"fileSizeLimit: expected a number of bytes (1 to {MAX_FILE_SIZE})")
         types = inputs.allowed_mime_types
         if types is not None and not all(MIME_TYPE.match(t) for t in types):
             raise InputError("allowedMimeTypes", "allowedMimeTypes: expected MIME types such as image/png or image/*")
-        return replace(inputs, group_function=group_function)
+        return replace(inputs, group_function=group_function, caller_function=caller)
 
     def validate(self, db: Database, olds: Inputs | None, checked: Inputs) -> None:
         with db.connection() as conn:
@@ -96,6 +103,8 @@ class StorageBucket(DatabaseResource[Inputs, State]):
                 raise InputError(
                     "bucketId", "bucketId: this database has no storage.buckets and storage.objects (is Storage on?)"
                 )
+            if checked.caller_function is not None:
+                caller_function.check(conn, checked.caller_function)
 
     def diff_live(self, db: Database, state: State, inputs: Inputs) -> dict[str, str]:
         with db.connection() as conn:
@@ -103,6 +112,7 @@ class StorageBucket(DatabaseResource[Inputs, State]):
             live = _ours(catalog.read_policies(conn, SCHEMA, OBJECTS), _names(inputs.bucket_id))
             foreign = _foreign_widenings(conn, inputs.bucket_id)
             desired = _desired(conn, state, inputs)
+            caller_as_made = inputs.caller_function is None or caller_function.is_as_made(conn, inputs.caller_function)
         if row is None:
             return {"bucketId": "update"}
         changes = {
@@ -118,6 +128,9 @@ class StorageBucket(DatabaseResource[Inputs, State]):
             changes["access"] = "update"
         elif live != desired or foreign.widening:
             changes["policies"] = "update"
+        if state.caller_function != inputs.caller_function or not caller_as_made:
+            # A stack made before the function: its policies are made again, calling it (one transaction).
+            changes["callerFunction"] = "update"
         return changes
 
     def _apply(self, db: Database, inputs: Inputs, state: State | None, log: Log) -> State:
@@ -137,8 +150,13 @@ class StorageBucket(DatabaseResource[Inputs, State]):
                 conn.execute(render.insert_bucket(), (bucket, bucket, *values))
             else:
                 conn.execute(render.update_bucket(), (bucket, *values, bucket, bucket, *values))
+            if inputs.caller_function is not None:
+                caller_function.install(conn, inputs.caller_function)
             policies = _rendered(inputs)
             _replace_policies(conn, names, policies, marker=render.stack_marker(CURRENT_STACK.get()))
+            previous_caller = None if state is None else state.caller_function
+            if previous_caller is not None and previous_caller != inputs.caller_function:
+                caller_function.drop_if_unused(conn, previous_caller)
             # Policies made by hand that open this bucket's objects wider than its kind: taken back in this
             # same transaction (as TablePolicies drops an undeclared policy); found at the first `up`, they
             # are taken over and put back by destroy.
@@ -190,6 +208,8 @@ class StorageBucket(DatabaseResource[Inputs, State]):
                 if name in names or name not in existing  # one made again by hand since is left as it is
             ]
             _replace_policies(conn, names, taken, marker=None)
+            if state.caller_function is not None:
+                caller_function.drop_if_unused(conn, state.caller_function)
             if row is None:
                 return
             if adopted is None:
@@ -234,7 +254,13 @@ class StorageBucket(DatabaseResource[Inputs, State]):
 
 def _rendered(inputs: Inputs) -> tuple[PolicySpec, ...]:
     """The policies this code renders for a bucket's inputs: what `up` makes."""
-    return render.bucket_policies(inputs.bucket_id, inputs.access, inputs.group_function, public=inputs.public)
+    return render.bucket_policies(
+        inputs.bucket_id,
+        inputs.access,
+        inputs.group_function,
+        public=inputs.public,
+        caller_function=inputs.caller_function,
+    )
 
 
 def _digest(policies: Iterable[PolicySpec]) -> str:
