@@ -111,10 +111,16 @@ def test_owner_buckets_read_the_caller_through_a_function_of_ours(db: Database, 
         )
         conn.execute("select set_config('request.jwt.claims', '', true)")
         assert conn.execute("select supabase_access_rls.auth_uid_text()").fetchone() == (None,)
+
     # Splinter: the policies' caller is read once per statement (auth_rls_initplan), the function's
     # search_path is fixed, and the Data API (public) reaches none of it.
-    ours = [f for f in must_fix(lint(fresh_db)) if "storage" in f[3] or "auth_uid_text" in f[3]]
-    assert ours == []
+    def ours() -> list[str]:
+        return [f[0] for f in must_fix(lint(fresh_db)) if "storage" in f[3] or "auth_uid_text" in f[3]]
+
+    assert ours() == []
+    with psycopg.connect(fresh_db) as conn:  # what the lint would say of it without its search_path
+        conn.execute("alter function supabase_access_rls.auth_uid_text() reset search_path")
+    assert ours() == ["function_search_path_mutable"]
 
 
 @both_platforms
@@ -250,6 +256,10 @@ def test_a_function_or_schema_not_ours_of_that_name_is_never_replaced(db: Databa
         conn.execute("create schema supabase_access_rls")
     with pytest.raises(InputError, match="callerFunction: schema supabase_access_rls exists but was not created"):
         StorageBucket().check(db, {}, AVATARS)
+    # Never in a schema the Data API exposes, nor in Supabase's.
+    for schema in ("public", "auth", "storage"):
+        with pytest.raises(InputError, match=f"callerFunction: schema {schema} exists but was not created"):
+            StorageBucket().check(db, {}, {**AVATARS, "callerFunction": f"{schema}.auth_uid_text"})
     with psycopg.connect(fresh_db) as conn:
         conn.execute("drop schema supabase_access_rls")
     create(StorageBucket(), db, UPLOADS)  # the schema is ours now
