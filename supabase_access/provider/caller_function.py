@@ -69,6 +69,11 @@ def install(conn: psycopg.Connection, value: str) -> None:
     conn.execute(render.create_caller_function(schema, name))
     for statement in render.caller_function_access(schema, name):
         conn.execute(statement)
+    # CREATE OR REPLACE keeps the function's ACL: EXECUTE granted by hand to another role goes too.
+    made = fetch_one(conn, catalog.CALLER_FUNCTION, (schema, name))
+    others = [] if made is None else [g for g in made.executors if g not in EXPECTED.executors]
+    if others:
+        conn.execute(render.revoke_function_execute(schema, name, others))
 
 
 def drop_if_unused(conn: psycopg.Connection, value: str) -> None:

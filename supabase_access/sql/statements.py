@@ -974,6 +974,14 @@ def caller_function_access(helper_schema: str, function: str) -> tuple[sql.Compo
     )
 
 
+def revoke_function_execute(helper_schema: str, function: str, grantees: Sequence[str]) -> sql.Composed:
+    """EXECUTE taken back from `grantees` (`public` for PUBLIC)."""
+    return sql.SQL("revoke all on function {}() from {}").format(
+        sql.Identifier(helper_schema, function),
+        sql.SQL(", ").join(sql.SQL("public") if g == "public" else sql.Identifier(g) for g in grantees),
+    )
+
+
 def create_helper_schema(helper_schema: str) -> tuple[sql.Composed, ...]:
     """The policies of authenticated users call the helpers, so that role needs USAGE (nothing else)."""
     ref = sql.Identifier(helper_schema)

@@ -25,7 +25,7 @@ from supabase_access.provider.resources.storage_bucket import StorageBucket
 from supabase_access.sql import catalog
 from supabase_access.sql.database import Database
 from supabase_access.sql.rows import fetch_one
-from tests.support.fault import catalog_snapshot
+from tests.support.fault import Prober, catalog_snapshot
 from tests.support.localdb import both_platforms
 from tests.support.resources import UnreachableDatabase, create
 from tests.support.splinter import lint, must_fix
@@ -63,21 +63,22 @@ def objects_policies(dsn: str, bucket: str) -> list[tuple[str, str | None, str |
     return [(str(n), q, c) for n, q, c in rows]
 
 
-def owner_access(dsn: str, alice: uuid.UUID, bob: uuid.UUID) -> dict[str, Any]:
-    """What alice, bob and anon may do in avatars (owner folders), as the Storage API asks."""
+def owner_access(dsn: str, alice: uuid.UUID, bob: uuid.UUID) -> dict[str, int]:
+    """What alice, bob and anon may do in avatars (owner folders), as the Storage API asks: rows or yes (1)."""
     with connect_as_authenticator(dsn) as conn:
         a = StorageCaller(conn, Persona.signed_in(alice, is_anonymous=False))
         b = StorageCaller(conn, Persona.signed_in(bob, is_anonymous=False))
         anon = StorageCaller(conn, Persona.anon())
         return {
-            "alice lists": a.listed("avatars"),
-            "bob lists": b.listed("avatars"),
-            "anon lists": anon.listed("avatars"),
-            "alice uploads her own": a.may_upload("avatars", f"{alice}/new.png"),
-            "alice uploads into bob's": a.may_upload("avatars", f"{bob}/new.png"),
-            "alice uploads a dot-dot path": a.may_upload("avatars", f"{alice}/../{bob}/x.png"),
-            "anon uploads": anon.may_upload("avatars", f"{alice}/new.png"),
+            "alice lists": len(a.listed("avatars")),
+            "bob lists": len(b.listed("avatars")),
+            "anon lists": len(anon.listed("avatars")),
+            "alice uploads her own": int(a.may_upload("avatars", f"{alice}/new.png")),
+            "alice uploads into bob's": int(a.may_upload("avatars", f"{bob}/new.png")),
+            "alice uploads a dot-dot path": int(a.may_upload("avatars", f"{alice}/../{bob}/x.png")),
+            "anon uploads": int(anon.may_upload("avatars", f"{alice}/new.png")),
             "bob deletes alice's": b.deleted("avatars", f"{alice}/a.png"),
+            "bob moves alice's": b.moved("avatars", f"{alice}/a.png", "avatars", f"{bob}/a.png"),
         }
 
 
@@ -135,6 +136,7 @@ def test_the_caller_function_drift_is_seen_and_repaired(db: Database, fresh_db: 
         "set search_path = '' as $$ begin return 'x'; end $$",
         f"grant execute on function {ref} to anon",
         f"grant execute on function {ref} to public",
+        f"grant execute on function {ref} to service_role, authenticator",
         f"alter function {ref} security definer",
         f"alter function {ref} volatile",
         f"alter function {ref} reset search_path",
@@ -212,7 +214,8 @@ def test_it_shares_the_helper_schema_with_the_group_functions(db: Database, fres
 def test_a_stack_made_before_it_is_updated_in_place_with_the_same_access(db: Database, fresh_db: str) -> None:
     """A bucket whose policies call auth.uid() themselves (state without callerFunction): the next `up` is
     an update, not a replacement, that makes the function and the policies again in one transaction (the
-    bucket's objects and rows stay); each persona's access is the same before and after."""
+    bucket's objects and rows stay), and a prober acting as the Storage API beside it never sees access
+    other than before; and back again (a program that leaves callerFunction out)."""
     resource = StorageBucket()
     old_inputs = {"bucketId": "avatars", "access": "owner-folder"}
     _, _, old_state = create(resource, db, old_inputs)
@@ -221,16 +224,31 @@ def test_a_stack_made_before_it_is_updated_in_place_with_the_same_access(db: Dat
     put_object(fresh_db, "avatars", f"{alice}/a.png", alice)
     put_object(fresh_db, "avatars", f"{bob}/b.png", bob)
     access = owner_access(fresh_db, alice, bob)
-    assert access["alice lists"] == {("avatars", f"{alice}/a.png")} and access["bob deletes alice's"] == 0
+    assert access == {
+        "alice lists": 1,
+        "bob lists": 1,
+        "anon lists": 0,
+        "alice uploads her own": 1,
+        "alice uploads into bob's": 0,
+        "alice uploads a dot-dot path": 0,
+        "anon uploads": 0,
+        "bob deletes alice's": 0,
+        "bob moves alice's": 0,
+    }
     diff = resource.diff(db, old_state, AVATARS)
     assert diff.replaces == [] and diff.changes == {"callerFunction": "update"}
-    state = resource.update(db, old_state, resource.check(db, old_inputs, AVATARS), print)
-    assert all("auth_uid_text()" in (q or c or "") for _, q, c in objects_policies(fresh_db, "avatars"))
-    assert owner_access(fresh_db, alice, bob) == access
-    assert resource.diff(db, state, AVATARS).changes == {}
-    # And back (a program that leaves it out): the policies call auth.uid() again, the function goes.
-    state = resource.update(db, state, old_inputs, print)
-    assert function_row(fresh_db) is None
+    with Prober(lambda: owner_access(fresh_db, alice, bob)) as prober:
+        state = old_state
+        for _ in range(3):
+            state = resource.update(db, state, resource.check(db, old_inputs, AVATARS), print)
+            assert all("auth_uid_text()" in (q or c or "") for _, q, c in objects_policies(fresh_db, "avatars"))
+            assert resource.diff(db, state, AVATARS).changes == {}
+            state = resource.update(db, state, resource.check(db, AVATARS, old_inputs), print)
+            assert function_row(fresh_db) is None
+        state = resource.update(db, state, resource.check(db, old_inputs, AVATARS), print)
+    assert prober.samples, "the prober took no sample"
+    assert [s for s in prober.samples if s != access] == []
+    print(f"rendering switched 7 times: {len(prober.samples)} samples, each the access of before")
     assert owner_access(fresh_db, alice, bob) == access
 
 
