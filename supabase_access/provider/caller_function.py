@@ -85,7 +85,7 @@ def drop_if_unused(conn: psycopg.Connection, value: str) -> None:
         return
     try:
         with conn.transaction():
-            conn.execute(render.drop_group_function(schema, name))
+            conn.execute(render.drop_helper_function(schema, name))
     except psycopg.errors.DependentObjectsStillExist:
         return  # another bucket's policies (this stack's or another's) still call it
     drop_helper_schema_if_empty(conn, schema)

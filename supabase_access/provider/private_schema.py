@@ -85,14 +85,21 @@ def ensure_private_schema(conn: psycopg.Connection, private_schema: str) -> None
 def drop_private_schema_if_unused(db: Database, private_schema: str) -> None:
     with write_transaction(db) as conn:
         lock_private_schema(conn, private_schema)
-        found = fetch_one(conn, catalog.SCHEMA_COMMENT, (private_schema,))
-        if found is None or found.comment != render.PRIVATE_SCHEMA_MARKER:
-            return
-        try:
-            with conn.transaction():
-                conn.execute(render.drop_private_schema(private_schema))
-        except psycopg.errors.DependentObjectsStillExist:
-            pass  # another quota or the retention function still lives there
+        drop_schema_if_empty(conn, private_schema, render.PRIVATE_SCHEMA_MARKER)
+
+
+def drop_schema_if_empty(conn: psycopg.Connection, schema: str, marker: str) -> None:
+    """`schema`, if its comment is `marker` (ours) and nothing (ours or not) is left in it; the caller holds
+    its lock. A function another resource keeps there (another quota, the retention function, a group or
+    caller function) keeps it."""
+    found = fetch_one(conn, catalog.SCHEMA_COMMENT, (schema,))
+    if found is None or found.comment != marker:
+        return
+    try:
+        with conn.transaction():
+            conn.execute(render.drop_private_schema(schema))
+    except psycopg.errors.DependentObjectsStillExist:
+        pass
 
 
 def table_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:

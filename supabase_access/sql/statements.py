@@ -942,7 +942,7 @@ def group_function_access(lookup: GroupLookup, function: str) -> tuple[sql.Compo
     )
 
 
-def drop_group_function(helper_schema: str, function: str) -> sql.Composed:
+def drop_helper_function(helper_schema: str, function: str) -> sql.Composed:
     return sql.SQL("drop function if exists {}()").format(sql.Identifier(helper_schema, function))
 
 

@@ -4,15 +4,12 @@ order for every transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from supabase_access.provider.base import CURRENT_STACK, InputError
+from supabase_access.provider.base import InputError
 from supabase_access.provider.private_schema import lock_private_schema
 from supabase_access.provider.resources.access_preflight import AccessPreflight
 from supabase_access.provider.resources.default_privileges_baseline import DefaultPrivilegesBaseline
@@ -20,7 +17,7 @@ from supabase_access.provider.resources.row_level_security import RowLevelSecuri
 from supabase_access.sql.database import Database
 from supabase_access.sql.errors import CatalogError
 from supabase_access.sql.transaction import LockOrderError, lock_tables, write_transaction
-from tests.support.resources import create
+from tests.support.resources import create, stack
 
 pytestmark = pytest.mark.db
 
@@ -32,15 +29,6 @@ PREFLIGHT = {
     "source": "test model",
     "grants": {"anon": [], "authenticated": ["SELECT", "INSERT", "UPDATE", "DELETE"]},
 }
-
-
-@contextmanager
-def stack(name: str) -> Iterator[None]:
-    token = CURRENT_STACK.set(name)
-    try:
-        yield
-    finally:
-        CURRENT_STACK.reset(token)
 
 
 def acl_and_rls(dsn: str, table: str) -> tuple[object, ...]:

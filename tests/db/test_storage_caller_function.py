@@ -7,8 +7,6 @@ policy calling it, and the personas' access unchanged, also for a stack made bef
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -19,7 +17,7 @@ from supabase_access.model.buckets import CALLER_FUNCTION
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider import caller_function
-from supabase_access.provider.base import CURRENT_STACK, InputError
+from supabase_access.provider.base import InputError
 from supabase_access.provider.resources.group_functions import GroupFunctions
 from supabase_access.provider.resources.storage_bucket import StorageBucket
 from supabase_access.sql import catalog
@@ -27,7 +25,7 @@ from supabase_access.sql.database import Database
 from supabase_access.sql.rows import fetch_one
 from tests.support.fault import Prober, catalog_snapshot
 from tests.support.localdb import both_platforms
-from tests.support.resources import UnreachableDatabase, create
+from tests.support.resources import UnreachableDatabase, create, stack
 from tests.support.splinter import lint, must_fix
 from tests.support.storage import StorageCaller, add_user, put_object
 from tests.support.teams_app import load_teams_app, teams_model
@@ -37,15 +35,6 @@ pytestmark = pytest.mark.db
 SCHEMA, NAME = CALLER_FUNCTION.split(".")
 AVATARS = {"bucketId": "avatars", "access": "owner-folder", "callerFunction": CALLER_FUNCTION}
 UPLOADS = {"bucketId": "uploads", "access": "owner-id", "callerFunction": CALLER_FUNCTION}
-
-
-@contextmanager
-def stack(name: str) -> Iterator[None]:
-    token = CURRENT_STACK.set(name)
-    try:
-        yield
-    finally:
-        CURRENT_STACK.reset(token)
 
 
 def function_row(dsn: str) -> catalog.CallerFunction | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from supabase_access.provider.base import DatabaseSteps
+from supabase_access.provider.base import CURRENT_STACK, DatabaseSteps
 from supabase_access.provider.values import plain_map, state_properties
 from supabase_access.sql.database import Database
 
@@ -23,6 +23,16 @@ class UnreachableDatabase(Database):
     def connection(self) -> Iterator[psycopg.Connection]:
         raise AssertionError("the database was asked")
         yield  # pragma: no cover
+
+
+@contextmanager
+def stack(name: str) -> Iterator[None]:
+    """The provider runs as stack `name` (its marks on what it makes) inside the block."""
+    token = CURRENT_STACK.set(name)
+    try:
+        yield
+    finally:
+        CURRENT_STACK.reset(token)
 
 
 def engine_view(resource: DatabaseSteps, values: dict[str, Any]) -> dict[str, Any]:

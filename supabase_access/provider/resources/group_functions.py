@@ -27,7 +27,7 @@ from supabase_access.provider.base import (
     not_importable,
     split_id,
 )
-from supabase_access.provider.private_schema import require_columns, require_rls_not_filtering
+from supabase_access.provider.private_schema import drop_schema_if_empty, require_columns, require_rls_not_filtering
 from supabase_access.provider.spec import PropsError
 from supabase_access.provider.specs import GroupFunctionsInputs as Inputs
 from supabase_access.provider.specs import GroupFunctionsState as State
@@ -246,15 +246,8 @@ def ensure_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
 
 
 def drop_helper_schema_if_empty(conn: psycopg.Connection, helper_schema: str) -> None:
-    """The helper schema, if ours and nothing (ours or not) is left in it; the caller holds its lock."""
-    found = fetch_one(conn, catalog.SCHEMA_COMMENT, (helper_schema,))
-    if found is None or found.comment != render.HELPER_SCHEMA_MARKER:
-        return
-    try:
-        with conn.transaction():
-            conn.execute(render.drop_private_schema(helper_schema))
-    except psycopg.errors.DependentObjectsStillExist:
-        pass  # other functions still live there
+    """The helper schema, if ours and nothing is left in it; the caller holds its lock."""
+    drop_schema_if_empty(conn, helper_schema, render.HELPER_SCHEMA_MARKER)
 
 
 def _live_function(conn: psycopg.Connection, helper_schema: str, function: str) -> tuple[str, list[str], bool] | None:
@@ -273,7 +266,7 @@ def _drop(db: Database, lookup: GroupLookup) -> None:
         lock_helper_schema(conn, lookup.helper_schema)
         for function, _ in _functions(lookup):
             if _live_function(conn, lookup.helper_schema, function) is not None:
-                conn.execute(render.drop_group_function(lookup.helper_schema, function))
+                conn.execute(render.drop_helper_function(lookup.helper_schema, function))
         drop_helper_schema_if_empty(conn, lookup.helper_schema)
 
 
