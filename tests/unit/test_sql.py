@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from supabase_access.model.access_model import load_model_file
+from supabase_access.model.buckets import CALLER_FUNCTION, caller_function
 from supabase_access.model.policy import PolicySpec
 from supabase_access.model.profiles import plan_access
 from supabase_access.sql import statements as render
@@ -59,3 +60,26 @@ def test_a_kept_foreign_key_renders_as_postgresql_prints_it() -> None:
     )
     with pytest.raises(ValueError, match="ON DELETE"):
         render.foreign_key_definition(["user_id"], "auth", "users", ["id"], "cascade; drop table x")
+
+
+@pytest.mark.parametrize(
+    ("access", "function"),
+    [
+        ("owner-folder", CALLER_FUNCTION),
+        ("owner-id", CALLER_FUNCTION),
+        ("member", None),
+        ("public-read", None),
+        ("service-only", None),
+        ("open", None),
+    ],
+)
+def test_the_owner_kinds_read_the_caller_through_the_function_of_ours(access: str, function: str | None) -> None:
+    assert caller_function(access) == function
+    policies = render.bucket_policies("b", access, "s.groups" if access == "member" else None, caller_function=function)
+    expressions = [e for p in policies for e in (p.using, p.with_check) if e is not None]
+    if function is None:
+        assert not any("auth_uid_text" in e for e in expressions)
+        return
+    assert expressions and all(
+        '(select "supabase_access_rls"."auth_uid_text"())' in e and "auth.uid()" not in e for e in expressions
+    )
