@@ -6,7 +6,6 @@ policy calling it, and the personas' access unchanged, also for a stack made bef
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import psycopg
@@ -27,7 +26,7 @@ from tests.support.fault import Prober, catalog_snapshot
 from tests.support.localdb import both_platforms
 from tests.support.resources import UnreachableDatabase, create, stack
 from tests.support.splinter import lint, must_fix
-from tests.support.storage import StorageCaller, add_user, put_object
+from tests.support.storage import StorageCaller, add_user, owner_access, put_object
 from tests.support.teams_app import load_teams_app, teams_model
 
 pytestmark = pytest.mark.db
@@ -50,25 +49,6 @@ def objects_policies(dsn: str, bucket: str) -> list[tuple[str, str | None, str |
             (f"{bucket}: %",),
         ).fetchall()
     return [(str(n), q, c) for n, q, c in rows]
-
-
-def owner_access(dsn: str, alice: uuid.UUID, bob: uuid.UUID) -> dict[str, int]:
-    """What alice, bob and anon may do in avatars (owner folders), as the Storage API asks: rows or yes (1)."""
-    with connect_as_authenticator(dsn) as conn:
-        a = StorageCaller(conn, Persona.signed_in(alice, is_anonymous=False))
-        b = StorageCaller(conn, Persona.signed_in(bob, is_anonymous=False))
-        anon = StorageCaller(conn, Persona.anon())
-        return {
-            "alice lists": len(a.listed("avatars")),
-            "bob lists": len(b.listed("avatars")),
-            "anon lists": len(anon.listed("avatars")),
-            "alice uploads her own": int(a.may_upload("avatars", f"{alice}/new.png")),
-            "alice uploads into bob's": int(a.may_upload("avatars", f"{bob}/new.png")),
-            "alice uploads a dot-dot path": int(a.may_upload("avatars", f"{alice}/../{bob}/x.png")),
-            "anon uploads": int(anon.may_upload("avatars", f"{alice}/new.png")),
-            "bob deletes alice's": b.deleted("avatars", f"{alice}/a.png"),
-            "bob moves alice's": b.moved("avatars", f"{alice}/a.png", "avatars", f"{bob}/a.png"),
-        }
 
 
 @both_platforms

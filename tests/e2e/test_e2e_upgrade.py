@@ -14,7 +14,7 @@ from tests.e2e.test_fault_storage import probe
 from tests.support.engine import REPO, changes, new_stack, write_project
 from tests.support.fault import Prober, catalog_snapshot, wider
 from tests.support.localdb import legacy_platform
-from tests.support.storage import add_user, put_object
+from tests.support.storage import add_user, bucket_catalog, owner_access, put_object
 from tests.support.teams_app import load_teams_app
 
 # Written against the legacy platform's auto-grants (what the stack closes or keeps from them).
@@ -27,6 +27,8 @@ BEFORE_SPECS_MAIN = "835353a1f2c7216d1f76859ff25269c912cebddf"
 # The last main whose Storage object policies read the first folder with storage.foldername (058bda8
 # renders it as split_part, the bucket scoped by a CASE: same access, faster).
 FOLDERNAME_MAIN = "4007220586f6d4c38d0b1570d4e24ab9aaa787fd"
+# The last main whose owner buckets' policies called auth.uid() themselves (before callerFunction, issue 25).
+BEFORE_CALLER_FUNCTION_MAIN = "e7e97ea46decd45586b758e84cf27bd16abc0871"
 OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
 TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
 
@@ -191,3 +193,43 @@ def test_a_stack_with_older_object_policies_gets_todays_in_place(tmp_path: Path,
     violations = [w for sample in prober.samples if (w := wider(sample, before, before))]
     assert violations == [], f"{len(violations)} of {len(prober.samples)} samples saw wider access: {violations[:3]}"
     assert changes(stack.preview(refresh=True).change_summary) == {}
+
+
+def test_a_stack_with_an_owner_bucket_made_before_the_caller_function_updates_it_in_place(
+    tmp_path: Path, fresh_db: str
+) -> None:
+    """The owner bucket's StorageBucket gains callerFunction: an update (no replace) that makes the function and
+    the bucket's policies again in one transaction, while a prober acting as the Storage API sees the access of
+    before in every sample; then nothing left to change, and destroy gives back the catalog exactly."""
+    load_teams_app(fresh_db)
+    before = catalog_snapshot(fresh_db), bucket_catalog(fresh_db)
+    old = checkout(BEFORE_CALLER_FUNCTION_MAIN, tmp_path / "old-main")
+    work_dir = tmp_path / "stack"
+    stack = new_stack(work_dir, "prod", fresh_db, stack_config("prod"), program=old)
+    stack.up()
+    alice, bob = add_user(fresh_db), add_user(fresh_db)
+    put_object(fresh_db, "avatars", f"{alice}/a.png", alice)
+    put_object(fresh_db, "avatars", f"{bob}/b.png", bob)
+    access = owner_access(fresh_db, alice, bob)
+    assert access["alice lists"] == 1 and access["alice uploads into bob's"] == 0, access
+
+    write_project(work_dir)  # today's program and provider: same config
+    with Prober(lambda: owner_access(fresh_db, alice, bob)) as prober:
+        upgrade = stack.up(diff=True)
+    assert changes(upgrade.summary.resource_changes) == {"update": 1}, upgrade.stdout
+    assert "supabase-access:index:StorageBucket" in upgrade.stdout and "callerFunction" in upgrade.stdout
+    assert prober.samples, "the prober took no sample"
+    assert [s for s in prober.samples if s != access] == []
+    with psycopg.connect(fresh_db) as conn:
+        quals = conn.execute(
+            "select coalesce(qual, '') || coalesce(with_check, '') from pg_policies"
+            " where schemaname = 'storage' and policyname like 'avatars: %'"
+        ).fetchall()
+    assert quals and all("auth_uid_text()" in q and "auth.uid()" not in q for (q,) in quals), quals
+    assert changes(stack.preview(refresh=True).change_summary) == {}
+
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("set storage.allow_delete_query = 'true'")
+        conn.execute("delete from storage.objects")
+    stack.destroy()
+    assert (catalog_snapshot(fresh_db), bucket_catalog(fresh_db)) == before

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from review.postgrest import Persona, as_persona
+from review.postgrest import Persona, as_persona, connect_as_authenticator
 
 
 class RefusedError(Exception):
@@ -65,6 +65,25 @@ class StorageCaller:
             cur.execute("select set_config('storage.allow_delete_query', 'true', true)")
             cur.execute("delete from storage.objects where bucket_id = %s and name = %s", (bucket, name))
             return cur.rowcount
+
+
+def owner_access(dsn: str, alice: uuid.UUID, bob: uuid.UUID) -> dict[str, int]:
+    """What alice, bob and anon may do in avatars (owner folders), as the Storage API asks: rows or yes (1)."""
+    with connect_as_authenticator(dsn) as conn:
+        a = StorageCaller(conn, Persona.signed_in(alice, is_anonymous=False))
+        b = StorageCaller(conn, Persona.signed_in(bob, is_anonymous=False))
+        anon = StorageCaller(conn, Persona.anon())
+        return {
+            "alice lists": len(a.listed("avatars")),
+            "bob lists": len(b.listed("avatars")),
+            "anon lists": len(anon.listed("avatars")),
+            "alice uploads her own": int(a.may_upload("avatars", f"{alice}/new.png")),
+            "alice uploads into bob's": int(a.may_upload("avatars", f"{bob}/new.png")),
+            "alice uploads a dot-dot path": int(a.may_upload("avatars", f"{alice}/../{bob}/x.png")),
+            "anon uploads": int(anon.may_upload("avatars", f"{alice}/new.png")),
+            "bob deletes alice's": b.deleted("avatars", f"{alice}/a.png"),
+            "bob moves alice's": b.moved("avatars", f"{alice}/a.png", "avatars", f"{bob}/a.png"),
+        }
 
 
 def add_user(dsn: str, *, anonymous: bool = False) -> uuid.UUID:
