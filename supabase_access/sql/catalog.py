@@ -1310,9 +1310,9 @@ class PublishedTable:
 
 
 def published_tables(conn: psycopg.Connection, publication: str, schema: str) -> set[str]:
-    """The tables of `schema` in the publication."""
+    """The tables of `schema` the publication publishes whole (see statements.publication_members)."""
     with conn.cursor(row_factory=class_row(PublishedTable)) as cur:
-        return {p.table for p in cur.execute(render.publication_tables(publication)).fetchall() if p.schema == schema}
+        return {p.table for p in cur.execute(render.publication_members(publication)).fetchall() if p.schema == schema}
 
 
 def publication_exists(conn: psycopg.Connection, publication: str) -> bool:

@@ -1368,6 +1368,21 @@ def publication_tables(publication: str) -> sql.Composed:
     ).format(publication=sql.Literal(publication))
 
 
+def publication_members(publication: str) -> sql.Composed:
+    """(schema, table) of every table the publication publishes whole: added itself (a partitioned table
+    with all its partitions), or by `for all tables` / `for tables in schema`. A partition added alone
+    publishes only its own rows: it makes neither itself nor its partitioned table a member here."""
+    return sql.SQL(
+        "select n.nspname::text as schema, c.relname::text as table from pg_catalog.pg_publication p "
+        "join pg_catalog.pg_class c on c.relkind in ('r', 'p') and not c.relispartition "
+        "join pg_catalog.pg_namespace n on n.oid = c.relnamespace "
+        "where p.pubname = {} and (p.puballtables "
+        "  or exists (select from pg_catalog.pg_publication_rel r where r.prpubid = p.oid and r.prrelid = c.oid) "
+        "  or exists (select from pg_catalog.pg_publication_namespace s "
+        "    where s.pnpubid = p.oid and s.pnnspid = c.relnamespace))"
+    ).format(sql.Literal(publication))
+
+
 def publication_add_table(publication: str, schema: str, table: str) -> sql.Composed:
     return sql.SQL("alter publication {} add table only {}").format(
         sql.Identifier(publication), table_ref(schema, table)

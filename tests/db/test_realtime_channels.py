@@ -545,3 +545,25 @@ def test_a_partitioned_table_is_published_as_one(db: Database, fresh_db: str, vi
     resource.delete(db, state, print)
     with psycopg.connect(fresh_db) as conn:
         assert published_tables(conn) == set()
+
+
+@both_platforms
+def test_a_partition_published_alone_does_not_publish_its_partitioned_table(db: Database, fresh_db: str) -> None:
+    """A partition added by hand publishes its own rows only: the model's partitioned table is added whole,
+    and destroy takes out what the stack added, leaving the partition as it was."""
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(PARTITIONED_EVENTS)
+        conn.execute("alter publication supabase_realtime add table public.events_2024")
+    resource = RealtimePublication()
+    _, checked, state = create(resource, db, {"schema": "public", "tables": ["events"]})
+    assert state["added"] == ["events"]
+    members = (
+        "select r.prrelid::regclass::text from pg_publication_rel r join pg_publication p on p.oid = r.prpubid "
+        "where p.pubname = 'supabase_realtime' order by 1"
+    )
+    with psycopg.connect(fresh_db) as conn:
+        assert [m for (m,) in conn.execute(members).fetchall()] == ["events", "events_2024"]
+    assert resource.diff(db, state, checked).changes == {}
+    resource.delete(db, state, print)
+    with psycopg.connect(fresh_db) as conn:
+        assert [m for (m,) in conn.execute(members).fetchall()] == ["events_2024"]
