@@ -651,7 +651,8 @@ def test_prod_a_stack_takes_authors_and_grants_in_place(teams_dsn: Any, tmp_path
 
 def test_prod_copy_group_on_a_stack_with_rows_then_destroy_is_exact(teams_dsn: Any, tmp_path: Path) -> None:
     """`copyGroup: true` on comments of a prod stack holding rows: one up adds, fills and indexes the copy
-    and moves the policies onto it; every persona keeps exactly its access; destroy gives back the catalog."""
+    and moves the policies onto it; every persona keeps exactly its access; taking it out again drops it;
+    destroy gives back the catalog."""
     dsn = teams_dsn()
     before = catalog_snapshot(dsn)
     model = yaml.safe_load((REPO / MODEL_FILE).read_text())
@@ -678,5 +679,15 @@ def test_prod_copy_group_on_a_stack_with_rows_then_destroy_is_exact(teams_dsn: A
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         teams.run("member", "insert into comments (task_id, body, project_id) values (%(q_task)s, 'x', %(p)s)")
     assert changes(stack.preview().change_summary) == {}
+    # Taken back out: the policies walk the path again before the copy goes, column and all.
+    del model["tables"]["comments"]["copyGroup"]
+    stack.set_config("supabase-access:model", auto.ConfigValue(json.dumps(model)))
+    stack.up()
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(
+            "select count(*) from information_schema.columns where table_name = 'comments' "
+            "and column_name = 'project_id'"
+        ).fetchone() == (0,)
+    assert matrix(teams) == PROD_MATRIX
     stack.destroy()
     assert catalog_snapshot(dsn) == before
