@@ -543,6 +543,19 @@ REQUESTS: tuple[Request, ...] = (
         compare_rows=False,
     ),
     Request(
+        # supabase-js's insert() without select() (Prefer: return=minimal): PostgREST returns `1`, which
+        # reads no column, so PostgreSQL checks the new row against the INSERT policy only, not the SELECT one.
+        "insert a turn, return=minimal",
+        "POST",
+        "insert into turns (session_id, segment_id, speaker, content)"
+        " values (%(session_id)s, %(segment_id)s, 'user', 'a new turn') returning 1",
+        "insert into turns (session_id, segment_id, speaker, content)"
+        " select %(session_id)s, %(segment_id)s, 'user', 'a new turn'"
+        " where exists (select from sessions where id = %(session_id)s and user_id = %(user_id)s) returning 1",
+        session_filter=True,
+        compare_rows=False,
+    ),
+    Request(
         # The table two hops down: with copyOwner, its trigger takes the owner from the turn.
         "insert an action",
         "POST",
