@@ -710,6 +710,24 @@ def read_foreign_key(conn: psycopg.Connection, schema: str, table: str, constrai
     )
 
 
+def deleted_with(conn: psycopg.Connection, schema: str, table: str, root_schema: str, root_table: str) -> bool:
+    """Whether deleting a `root_table` row takes the `table` rows under it or is refused while they are there:
+    a chain of foreign keys that cascade, restrict or take no action leads from `table` to `root_table`.
+    False when every chain keeps the rows (a key that sets null or a default) or none exists."""
+    return bool(
+        fetch_value(
+            conn,
+            "with recursive reach(rel) as ("
+            "  select to_regclass(format('%%I.%%I', %s::text, %s::text))::oid"
+            "  union"
+            "  select k.confrelid from pg_catalog.pg_constraint k join reach r on k.conrelid = r.rel"
+            "  where k.contype = 'f' and k.confdeltype in ('c', 'r', 'a')"
+            ") select exists (select from reach where rel = to_regclass(format('%%I.%%I', %s::text, %s::text))::oid)",
+            (schema, table, root_schema, root_table),
+        )
+    )
+
+
 def current_user(conn: psycopg.Connection) -> str:
     row = conn.execute("select current_user").fetchone()
     return str(row[0]) if row else "?"

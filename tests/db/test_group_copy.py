@@ -17,7 +17,7 @@ from supabase_access.model.owner_copy import marked_by, type_of
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider import ledger
-from supabase_access.provider.base import CURRENT_STACK, InputError
+from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, InputError
 from supabase_access.provider.resources.group_functions import GroupFunctions, prelude_for
 from supabase_access.provider.resources.owner_copy import LEDGER_KIND, OwnerCopy
 from supabase_access.sql import catalog
@@ -287,3 +287,33 @@ def test_a_bigint_group_key_is_copied_as_bigint_and_policies_are_checked_before_
         ).fetchone() == (3,)
     OwnerCopy().delete(teams_db, outputs, log)
     assert catalog_snapshot(fresh_db) == before
+
+
+def test_rows_the_app_keeps_when_their_group_goes_are_warned_of(teams_db: Database, fresh_db: str) -> None:
+    """Boards kept (org_id set null) when their org goes: the copy's cascade would delete their cards."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(BIGINT_GROUPS)
+    (copy,) = plan_access(parse_model(BIGINT_MODEL, setting="m"), "owner").owner_copies
+    inputs = {
+        "schema": "public",
+        "table": "cards",
+        "column": copy.column,
+        "path": [{"table": h.table, "column": h.column, "parent": h.parent, "key": h.key} for h in copy.hops],
+        "rootColumn": copy.root_column,
+        "group": True,
+    }
+    said: list[str] = []
+    token = CHECK_LOG.set(said.append)
+    try:
+        OwnerCopy().check(teams_db, {}, inputs)
+        assert said == []
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.execute(
+                "alter table boards drop constraint boards_org_id_fkey, alter column org_id drop not null, "
+                "add constraint boards_org_id_fkey foreign key (org_id) references orgs (id) on delete set null"
+            )
+        OwnerCopy().check(teams_db, {}, inputs)
+    finally:
+        CHECK_LOG.reset(token)
+    (warning,) = said
+    assert warning.startswith("tables.cards.copyGroup: deleting a public.orgs row will delete the public.cards rows")

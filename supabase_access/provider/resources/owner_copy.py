@@ -33,6 +33,7 @@ from supabase_access.model.access_model import Hop
 from supabase_access.model.owner_copy import COLUMN_TYPE, GROUP_KEY_TYPES, OwnerCopyNames, marked_by, marker
 from supabase_access.provider import ledger, specs
 from supabase_access.provider.base import (
+    CHECK_LOG,
     CURRENT_STACK,
     DatabaseResource,
     InputError,
@@ -134,6 +135,22 @@ def _about_column(names: OwnerCopyNames) -> str:
     return (
         f"{_copied(names)} ({names.hops[-1].parent}.{names.root_column}) along {path}, for the RLS policies; "
         "a trigger sets it, clients never do"
+    )
+
+
+def _rows_the_copy_would_delete(conn: psycopg.Connection, names: OwnerCopyNames) -> str | None:
+    """The copy's foreign key deletes a row with its owner or group (on delete cascade). That is the app's own
+    outcome when its keys from the table lead there cascading (or refuse the delete); where the app keeps the
+    rows instead (a key that sets null or a default, or none), the copy would delete them: said at preview."""
+    root_schema, root = ("auth", "users") if not names.group else (names.schema, names.hops[-1].parent)
+    if catalog.deleted_with(conn, names.schema, names.table, root_schema, root):
+        return None
+    setting = f"tables.{names.table}.{_setting(names)}"
+    return (
+        f"{setting}: deleting a {root_schema}.{root} row will delete the {names.schema}.{names.table} rows under it "
+        f"(the copy's foreign key cascades), but the app's foreign keys from {names.table} keep them (no chain of "
+        f"keys that cascade, restrict or take no action leads to {root}: one sets null or a default, or is "
+        f"missing). Make the path's keys cascade, or leave {_setting(names)} out if those rows must outlive it"
     )
 
 
@@ -522,6 +539,10 @@ class OwnerCopy(DatabaseResource[Inputs, State]):
             exists, made_by = _column_owner(conn, names)
             if exists and made_by != CURRENT_STACK.get():
                 raise _refuse_foreign_column(names, made_by)
+            warning = _rows_the_copy_would_delete(conn, names)
+            log = CHECK_LOG.get()
+            if warning is not None and log is not None:
+                log(warning)
             # The triggers read the path as the login role: rows RLS hid from it would give no owner.
             require_rls_not_filtering(conn, "table", names.schema, names.tables)
             check_private_schema(conn, private_schema)
