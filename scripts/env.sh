@@ -136,8 +136,22 @@ except (ValueError, KeyError, TypeError):
 print(sum(op.get("type") == "creating" for op in pending))' 2>/dev/null || echo 0
 }
 
+# A killed run can leave the file backend's `<stack>.json.attrs` sidecar empty (the storage library
+# rewrites it in place): every command then fails with "failed to load checkpoint: EOF". Say what fixes it.
+supabase_access_torn_sidecars_hint() {
+  local state sidecar
+  [[ ${PULUMI_BACKEND_URL:-} == file://* ]] || return 0
+  state=${PULUMI_BACKEND_URL#file://}
+  state=${state%%\?*}
+  for sidecar in "$state"/.pulumi/stacks/*/*.json.attrs; do
+    if [ -e "$sidecar" ] && [ ! -s "$sidecar" ]; then
+      echo "scripts/env.sh: $sidecar is empty: a killed run was writing the checkpoint. Run scripts/recover [stack] (or scripts/recover [stack] --destroy to destroy the stack)." >&2
+    fi
+  done
+}
+
 pulumi() {
-  local passphrase pending
+  local passphrase pending code=0
   passphrase=$(supabase_access_passphrase_for "$@")
   # A destroy after an interrupted run leaves the objects of the creates it never recorded.
   if [ "$(supabase_access_command "$@")" = destroy ]; then
@@ -148,8 +162,10 @@ pulumi() {
     fi
   fi
   if [ -n "$passphrase" ]; then
-    PULUMI_CONFIG_PASSPHRASE=$passphrase command pulumi "$@"
+    PULUMI_CONFIG_PASSPHRASE=$passphrase command pulumi "$@" || code=$?
   else
-    command pulumi "$@"
+    command pulumi "$@" || code=$?
   fi
+  if ((code)); then supabase_access_torn_sidecars_hint; fi
+  return "$code"
 }

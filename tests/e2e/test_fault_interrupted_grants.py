@@ -122,15 +122,43 @@ def pending_operations(stack: auto.Stack) -> list[dict[str, object]]:
     return list((stack.export_stack().deployment or {}).get("pending_operations") or [])
 
 
+def checkpoint_of(work_dir: Path) -> Path:
+    return work_dir / "state" / ".pulumi" / "stacks" / "supabase-access" / f"{work_dir.name}.json"
+
+
+def pending_operations_on_disk(work_dir: Path) -> list[dict[str, object]]:
+    """Read from the checkpoint file itself: the kill may have landed while the storage library rewrote the
+    `.attrs` sidecar beside it (left empty, every CLI command fails until scripts/recover removes it), but
+    the checkpoint is replaced by a rename, so it is whole."""
+    latest = json.loads(checkpoint_of(work_dir).read_text())["checkpoint"]["latest"]
+    return list(latest.get("pending_operations") or [])
+
+
+def wrapped_pulumi(work_dir: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """`command` through scripts/env.sh's pulumi, as an operator types it."""
+    return subprocess.run(
+        ["bash", "-c", f'source "{REPO}/scripts/env.sh" && {command}'],
+        cwd=work_dir,
+        env={**os.environ, **engine_env(work_dir / "state")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("damage", ["empty-sidecar", "torn-checkpoint"])
 def test_recover_repairs_the_checkpoint_and_clears_pending_creates(tmp_path: Path, fresh_db: str, damage: str) -> None:
     work_dir = tmp_path / "local"
     stack, before, _ = killed_while_grants_wait(work_dir, fresh_db, OPEN)
-    checkpoint = work_dir / "state" / ".pulumi" / "stacks" / "supabase-access" / "local.json"
+    checkpoint = checkpoint_of(work_dir)
     if damage == "empty-sidecar":
-        # A kill during the checkpoint write leaves the storage library's sidecar empty: every command then fails.
+        # A kill during the checkpoint write leaves the storage library's sidecar empty: every command then fails,
+        # and scripts/env.sh's pulumi says what fixes it.
         Path(f"{checkpoint}.attrs").write_bytes(b"")
         failure, repair = "failed to load checkpoint: EOF", "removed"
+        told = wrapped_pulumi(work_dir, "pulumi stack export -s local")
+        assert told.returncode != 0 and "is empty: a killed run was writing the checkpoint" in told.stderr, told.stderr
+        assert "Run scripts/recover [stack]" in told.stderr
     else:
         # A checkpoint cut short (a full disk, a copy interrupted): Pulumi's own copies hold the last good one.
         checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
@@ -151,23 +179,13 @@ def test_recover_repairs_the_checkpoint_and_clears_pending_creates(tmp_path: Pat
 def test_recover_then_destroy_gives_back_the_pre_stack_catalog(tmp_path: Path, fresh_db: str) -> None:
     work_dir = tmp_path / "local"
     stack, before, _ = killed_while_grants_wait(work_dir, fresh_db, OPEN)
-    assert [op["type"] for op in pending_operations(stack)], "the killed run left pending operations"
+    assert [op["type"] for op in pending_operations_on_disk(work_dir)], "the killed run left pending operations"
 
     # A bare cancel + destroy would leave the objects of creates the killed run never recorded:
-    # scripts/env.sh's pulumi refuses it and names the way out.
-    bare = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f'source "{REPO}/scripts/env.sh" && pulumi cancel --yes -s local && pulumi destroy --yes -s local',
-        ],
-        cwd=work_dir,
-        env={**os.environ, **engine_env(work_dir / "state")},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert bare.returncode == 1 and "scripts/recover [stack] --destroy" in bare.stderr, bare.stdout + bare.stderr
+    # scripts/env.sh's pulumi refuses it and names the way out (or, when the kill emptied the checkpoint's
+    # sidecar, the cancel fails and it names the same way out).
+    bare = wrapped_pulumi(work_dir, "pulumi cancel --yes -s local && pulumi destroy --yes -s local")
+    assert bare.returncode != 0 and "scripts/recover [stack] --destroy" in bare.stderr, bare.stdout + bare.stderr
     result = run_recover(work_dir, "local", "--destroy")
     assert result.returncode == 0, result.stdout + result.stderr
     assert catalog_snapshot(fresh_db) == before
