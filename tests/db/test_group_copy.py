@@ -14,10 +14,11 @@ import pytest
 from review.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.model.access_model import parse_model
 from supabase_access.model.owner_copy import marked_by, type_of
+from supabase_access.model.profiles import OwnerCopy as PlannedCopy
 from supabase_access.model.profiles import plan_access
 from supabase_access.model.rule_data import group_lookup_to_plain
 from supabase_access.provider import ledger
-from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, InputError
+from supabase_access.provider.base import CURRENT_STACK, InputError
 from supabase_access.provider.resources.group_functions import GroupFunctions, prelude_for
 from supabase_access.provider.resources.owner_copy import LEDGER_KIND, OwnerCopy
 from supabase_access.sql import catalog
@@ -26,7 +27,7 @@ from supabase_access.sql.database import Database
 from tests.support import resources
 from tests.support.fault import catalog_snapshot
 from tests.support.localdb import legacy_platform
-from tests.support.owner_copy import copy_counts, group_copy_model
+from tests.support.owner_copy import check_warnings_around, copy_counts, group_copy_model
 from tests.support.teams_app import load_teams_app
 
 pytestmark = pytest.mark.db
@@ -241,6 +242,18 @@ BIGINT_MODEL = {
 }
 
 
+def bigint_copy_inputs(copy: PlannedCopy) -> dict[str, Any]:
+    """OwnerCopy's inputs for the bigint model's copy on cards."""
+    return {
+        "schema": "public",
+        "table": "cards",
+        "column": copy.column,
+        "path": [{"table": h.table, "column": h.column, "parent": h.parent, "key": h.key} for h in copy.hops],
+        "rootColumn": copy.root_column,
+        "group": True,
+    }
+
+
 def test_a_bigint_group_key_is_copied_as_bigint_and_policies_are_checked_before_it_exists(
     teams_db: Database, fresh_db: str
 ) -> None:
@@ -267,14 +280,7 @@ def test_a_bigint_group_key_is_copied_as_bigint_and_policies_are_checked_before_
             catalog.normalize_policies(conn, "public", "cards", specs, prelude, added={"cards": {"org_id": "uuid"}})
         added = {"cards": {"org_id": type_of(copy.root_table, copy.root_column)}}
         assert set(catalog.normalize_policies(conn, "public", "cards", specs, prelude, added=added)) == set(specs)
-    inputs = {
-        "schema": "public",
-        "table": "cards",
-        "column": copy.column,
-        "path": [{"table": h.table, "column": h.column, "parent": h.parent, "key": h.key} for h in copy.hops],
-        "rootColumn": copy.root_column,
-        "group": True,
-    }
+    inputs = bigint_copy_inputs(copy)
     _, _, outputs = resources.create(OwnerCopy(), teams_db, inputs, log)
     assert outputs["validated"] is True
     with psycopg.connect(fresh_db) as conn:
@@ -294,26 +300,13 @@ def test_rows_the_app_keeps_when_their_group_goes_are_warned_of(teams_db: Databa
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute(BIGINT_GROUPS)
     (copy,) = plan_access(parse_model(BIGINT_MODEL, setting="m"), "owner").owner_copies
-    inputs = {
-        "schema": "public",
-        "table": "cards",
-        "column": copy.column,
-        "path": [{"table": h.table, "column": h.column, "parent": h.parent, "key": h.key} for h in copy.hops],
-        "rootColumn": copy.root_column,
-        "group": True,
-    }
-    said: list[str] = []
-    token = CHECK_LOG.set(said.append)
-    try:
-        OwnerCopy().check(teams_db, {}, inputs)
-        assert said == []
-        with psycopg.connect(fresh_db, autocommit=True) as conn:
-            conn.execute(
-                "alter table boards drop constraint boards_org_id_fkey, alter column org_id drop not null, "
-                "add constraint boards_org_id_fkey foreign key (org_id) references orgs (id) on delete set null"
-            )
-        OwnerCopy().check(teams_db, {}, inputs)
-    finally:
-        CHECK_LOG.reset(token)
-    (warning,) = said
+    before, after = check_warnings_around(
+        teams_db,
+        fresh_db,
+        bigint_copy_inputs(copy),
+        "alter table boards drop constraint boards_org_id_fkey, alter column org_id drop not null, "
+        "add constraint boards_org_id_fkey foreign key (org_id) references orgs (id) on delete set null",
+    )
+    assert before == []
+    (warning,) = after
     assert warning.startswith("tables.cards.copyGroup: deleting a public.orgs row will delete the public.cards rows")

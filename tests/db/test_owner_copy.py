@@ -14,7 +14,7 @@ from review.postgrest import Persona, as_persona, connect_as_authenticator
 from supabase_access.model.owner_copy import OwnerCopyNames, marked_by
 from supabase_access.model.profiles import plan_access
 from supabase_access.provider import ledger
-from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, InputError
+from supabase_access.provider.base import CURRENT_STACK, InputError
 from supabase_access.provider.resources.owner_copy import LEDGER_KIND, OwnerCopy, _install
 from supabase_access.sql import catalog
 from supabase_access.sql import statements as render
@@ -22,7 +22,7 @@ from supabase_access.sql.database import Database
 from tests.support import resources
 from tests.support.fault import catalog_snapshot
 from tests.support.localdb import legacy_platform
-from tests.support.owner_copy import copy_counts, copy_model
+from tests.support.owner_copy import check_warnings_around, copy_counts, copy_model
 from tests.support.resources import UnreachableDatabase
 
 pytestmark = pytest.mark.db
@@ -228,27 +228,21 @@ def test_a_column_of_the_apps_own_is_refused_and_kept(db: Database, fresh_db: st
 
 def test_rows_the_app_keeps_when_their_owner_goes_are_warned_of(db: Database, fresh_db: str, stack: None) -> None:
     """The copy's foreign key cascades: where the app's keys keep a row when its owner goes, preview says so."""
-    said: list[str] = []
-    token = CHECK_LOG.set(said.append)
-    try:
-        with psycopg.connect(fresh_db, autocommit=True) as conn:
-            conn.execute("alter table sessions drop constraint if exists sessions_user_id_fkey")
-            conn.execute(
-                "alter table sessions add constraint sessions_user_id_fkey foreign key (user_id) "
-                "references auth.users (id) on delete cascade"
-            )
-        OwnerCopy().check(db, {}, INPUTS)
-        assert said == []
-        with psycopg.connect(fresh_db, autocommit=True) as conn:
-            conn.execute(
-                "alter table sessions drop constraint sessions_user_id_fkey, alter column user_id drop not null, "
-                "add constraint sessions_user_id_fkey foreign key (user_id) references auth.users (id) "
-                "on delete set null"
-            )
-        OwnerCopy().check(db, {}, INPUTS)
-    finally:
-        CHECK_LOG.reset(token)
-    (warning,) = said
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("alter table sessions drop constraint if exists sessions_user_id_fkey")
+        conn.execute(
+            "alter table sessions add constraint sessions_user_id_fkey foreign key (user_id) "
+            "references auth.users (id) on delete cascade"
+        )
+    before, after = check_warnings_around(
+        db,
+        fresh_db,
+        INPUTS,
+        "alter table sessions drop constraint sessions_user_id_fkey, alter column user_id drop not null, "
+        "add constraint sessions_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null",
+    )
+    assert before == []
+    (warning,) = after
     assert warning.startswith("tables.actions.copyOwner: deleting a auth.users row will delete the public.actions rows")
     assert "keep them" in warning
 

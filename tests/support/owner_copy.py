@@ -11,6 +11,9 @@ import psycopg
 import yaml
 
 from supabase_access.model.access_model import AccessModel, parse_model
+from supabase_access.provider.resources.owner_copy import OwnerCopy
+from supabase_access.sql.database import Database
+from tests.support import resources
 from tests.support.teams_app import TEAMS_APP
 
 
@@ -56,3 +59,14 @@ def copy_counts(dsn: str, query: str) -> tuple[int, int, int]:
         row = conn.execute(query).fetchone()
     assert row is not None
     return row[0], row[1], row[2]
+
+
+def check_warnings_around(db: Database, dsn: str, inputs: dict[str, Any], change: str) -> tuple[list[str], list[str]]:
+    """What OwnerCopy's check warns the preview of, before and after `change` (SQL run as the table owner)."""
+    with resources.check_warnings() as said:
+        OwnerCopy().check(db, {}, inputs)
+        before = list(said)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(change)  # type: ignore[arg-type]  # a test's own SQL
+        OwnerCopy().check(db, {}, inputs)
+    return before, said[len(before) :]

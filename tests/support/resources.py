@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from supabase_access.provider.base import CURRENT_STACK, DatabaseSteps
+from supabase_access.provider.base import CHECK_LOG, CURRENT_STACK, DatabaseSteps
 from supabase_access.provider.values import plain_map, state_properties
 from supabase_access.sql.database import Database
 
@@ -33,6 +33,17 @@ def stack(name: str) -> Iterator[None]:
         yield
     finally:
         CURRENT_STACK.reset(token)
+
+
+@contextmanager
+def check_warnings() -> Iterator[list[str]]:
+    """What the resources' checks say to the preview inside the block (the engine's warnings), in order."""
+    said: list[str] = []
+    token = CHECK_LOG.set(said.append)
+    try:
+        yield said
+    finally:
+        CHECK_LOG.reset(token)
 
 
 def engine_view(resource: DatabaseSteps, values: dict[str, Any]) -> dict[str, Any]:
