@@ -67,8 +67,9 @@ def test_a_fill_killed_midway_is_finished_by_the_next_up(tmp_path: Path, fresh_d
     cli = start_up(tmp_path / "local-prod", "local-prod")
     below: list[int] = []
     try:
-        # Once the column is in, our lock on actions stops the fill at its next batch.
-        wait_until(lambda: column_added(fresh_db), 60, "the column is added")
+        # Once the fill has written a batch, our lock on actions stops it at its next one (taken as soon as the
+        # column is in, the lock could stop the fill before its first batch: nothing filled, not midway).
+        wait_until(lambda: column_added(fresh_db) and copies(fresh_db)[1] > 0, 60, "the fill has written a batch")
         with psycopg.connect(fresh_db, autocommit=True, application_name="fault-test-holder") as holder:
             holder.execute("select pg_advisory_lock(hashtext(%s))", (f"{LOCK_NAMESPACE}public.actions",))
             wait_until(lambda: bool(plugin_backends(fresh_db, waiting=True)), 25, "the fill waits for the lock")
