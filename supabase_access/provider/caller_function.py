@@ -47,6 +47,11 @@ def check(conn: psycopg.Connection, value: str) -> None:
     """The schema can be made or is ours, and a function of that name is missing or ours."""
     schema, name = parse(value)
     check_helper_schema(conn, schema, SETTING)
+    _refuse_foreign(conn, schema, name)
+
+
+def _refuse_foreign(conn: psycopg.Connection, schema: str, name: str) -> None:
+    """A function of that name not marked as ours is never replaced."""
     found = fetch_one(conn, catalog.CALLER_FUNCTION, (schema, name))
     if found is not None and found.comment != render.CALLER_FUNCTION_MARKER:
         raise InputError(
@@ -63,9 +68,7 @@ def install(conn: psycopg.Connection, value: str) -> None:
     holds storage.objects' lock: the helper schema's comes after it)."""
     schema, name = parse(value)
     ensure_helper_schema(conn, schema)
-    found = fetch_one(conn, catalog.CALLER_FUNCTION, (schema, name))
-    if found is not None and found.comment != render.CALLER_FUNCTION_MARKER:
-        raise InputError(SETTING, f"{SETTING}: function {schema}.{name}() exists but was not made by supabase-access")
+    _refuse_foreign(conn, schema, name)
     conn.execute(render.create_caller_function(schema, name))
     for statement in render.caller_function_access(schema, name):
         conn.execute(statement)
