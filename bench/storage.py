@@ -110,7 +110,7 @@ def apply_buckets(dbname: str) -> None:
             {
                 "bucketId": "project-files",
                 "access": "member",
-                "groupFunction": f"{lookup.helper_schema}.{lookup.member_function}",
+                "groupFunction": f"{lookup.helper_schema}.{lookup.member_ids_function}",
             },
         ):
             bucket.create(db, bucket.check(db, {}, inputs), print)

@@ -26,7 +26,7 @@ class StorageBuckets(pulumi.ComponentResource):
     def __init__(self, name: str, args: StorageBucketsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("supabase-access:components:StorageBuckets", name, None, opts)
         functions = {
-            lookup.membership.group: f"{lookup.helper_schema}.{lookup.member_function}"
+            lookup.membership.group: f"{lookup.helper_schema}.{lookup.member_ids_function}"
             for lookup in args.plan.group_lookups
         }
         self.buckets = {}

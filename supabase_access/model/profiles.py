@@ -233,8 +233,9 @@ Predicate = (
 
 @dataclass(frozen=True)
 class GroupLookup:
-    """The two functions that give the current user's groups of one group table: those they belong
-    to (`member_function`) and those they administer (`admin_function`), owned ones included."""
+    """The functions that give the current user's groups of one group table: those they belong to
+    (`member_function`, and `member_ids_function`: the same as one text[] for Storage folders) and
+    those they administer (`admin_function`), owned ones included."""
 
     membership_table: str
     membership: Membership
@@ -248,6 +249,10 @@ class GroupLookup:
     @property
     def admin_function(self) -> str:
         return short_identifier(self.membership_table, suffix="_admin_groups")
+
+    @property
+    def member_ids_function(self) -> str:
+        return short_identifier(self.membership_table, suffix="_group_ids")
 
 
 @dataclass(frozen=True)

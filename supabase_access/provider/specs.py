@@ -770,7 +770,8 @@ class StorageBucketInputs(Props):
         required=True,
     )
     group_function: str | None = prop(
-        "For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among."
+        "For `member`: the membership's group ids function (`schema.name`, giving the user's groups as text[]) whose "
+        "ids the first folder must be among."
     )
     caller_function: str | None = prop(
         "For `owner-folder` and `owner-id`: the function (`schema.name`, in a schema of supabase-access's) that gives "

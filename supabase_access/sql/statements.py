@@ -878,8 +878,9 @@ HELPER_SCHEMA_MARKER = "supabase-access: functions the RLS policies of group row
 GROUP_FUNCTION_MARKER = "supabase-access: the groups of the current user, for RLS policies"
 
 
-def group_function_body(schema: str, lookup: GroupLookup, *, admins: bool) -> str:
-    """The groups the current user belongs to (admins: administers), owned ones included."""
+def group_function_body(schema: str, lookup: GroupLookup, *, admins: bool, as_text: bool = False) -> str:
+    """The groups the current user belongs to (admins: administers), owned ones included; as_text: the
+    groups they belong to as one text[] (what member buckets compare a Storage folder with)."""
     membership = lookup.membership
     role_test: sql.Composable = sql.SQL("")
     if admins:
@@ -889,16 +890,20 @@ def group_function_body(schema: str, lookup: GroupLookup, *, admins: bool) -> st
             role_test = sql.SQL(" and m.{}::text = any ({}::text[])").format(
                 sql.Identifier(membership.role), sql.Literal(list(membership.admins))
             )
+    template = (
+        "\nbegin\n"
+        "  return {open}\n"
+        "  select m.{column}{cast} from {membership} m where m.{user} = (select auth.uid()){role_test}\n"
+        "  union\n"
+        "  select g.{key}{cast} from {group} g where g.{owner} = (select auth.uid()){close};\n"
+        "end\n"
+    )
     return (
-        sql.SQL(
-            "\nbegin\n"
-            "  return query\n"
-            "  select m.{column} from {membership} m where m.{user} = (select auth.uid()){role_test}\n"
-            "  union\n"
-            "  select g.{key} from {group} g where g.{owner} = (select auth.uid());\n"
-            "end\n"
-        )
+        sql.SQL(template)
         .format(
+            open=sql.SQL("array(" if as_text else "query"),
+            close=sql.SQL(")" if as_text else ""),
+            cast=sql.SQL("::text" if as_text else ""),
             column=sql.Identifier(membership.column),
             membership=table_ref(schema, lookup.membership_table),
             user=sql.Identifier(membership.user),
@@ -911,24 +916,35 @@ def group_function_body(schema: str, lookup: GroupLookup, *, admins: bool) -> st
     )
 
 
-def create_group_function(schema: str, lookup: GroupLookup, *, admins: bool) -> sql.Composed:
+def create_group_function(schema: str, lookup: GroupLookup, *, admins: bool, as_text: bool = False) -> sql.Composed:
     """SECURITY DEFINER: it reads the membership table past its own policies (which call it), as
     the tables' owner; row_security off makes it fail loudly where RLS would still filter that owner
-    (FORCE ROW LEVEL SECURITY) instead of recursing. STABLE and called as `array(select f())`, it
-    runs once per statement. PL/pgSQL, not SQL: PostgreSQL 15 and 17 plan a SQL function's query
-    again at every statement that calls it (about 0.3 ms here, more than the rest of a member's
-    request), where PL/pgSQL keeps the plan for the connection's life."""
-    function = lookup.admin_function if admins else lookup.member_function
+    (FORCE ROW LEVEL SECURITY) instead of recursing. STABLE and called as `array(select f())` (as_text:
+    `(select f())`), it runs once per statement. PL/pgSQL, not SQL: PostgreSQL 15 and 17 plan a SQL
+    function's query again at every statement that calls it (about 0.3 ms here, more than the rest of
+    a member's request), where PL/pgSQL keeps the plan for the connection's life.
+
+    as_text (the member groups as text[]): a policy on storage.objects reads it in an initPlan with no
+    FROM, which PostgreSQL plans in a few microseconds, where `array(select g::text from f() g)` costs a
+    function scan's planning at every Storage request, of any bucket (bench.storage)."""
+    returns: sql.Composable
+    if as_text:
+        function, returns = lookup.member_ids_function, sql.SQL("text[]")
+    else:
+        function = lookup.admin_function if admins else lookup.member_function
+        returns = sql.SQL("setof {}%type").format(
+            sql.Identifier(schema, lookup.membership.group, lookup.membership.key)
+        )
     return sql.SQL(
-        "create or replace function {}() returns setof {}%type\n"
+        "create or replace function {}() returns {}\n"
         "language plpgsql stable security definer\n"
         "set search_path = ''\n"
         "set row_security = off\n"
         "as {}"
     ).format(
         sql.Identifier(lookup.helper_schema, function),
-        sql.Identifier(schema, lookup.membership.group, lookup.membership.key),
-        _dollar_quoted_any(group_function_body(schema, lookup, admins=admins), "groups"),
+        returns,
+        _dollar_quoted_any(group_function_body(schema, lookup, admins=admins, as_text=as_text), "groups"),
     )
 
 
@@ -1479,10 +1495,10 @@ def bucket_policies(
 ) -> tuple[PolicySpec, ...]:
     """The policies on storage.objects of one bucket's kind: each scoped by `bucket_id = <bucket>`, so
     a request naming another bucket matches none of them; the caller's id is compared as text, once per
-    statement (`(select auth.uid()::text)`), and a group's ids come from its membership function once
-    per statement. A `public` bucket's objects are served by URL without any policy, so public-read
-    gives it none: a SELECT policy would only let clients list every file (splinter's
-    public_bucket_allows_listing).
+    statement (`(select auth.uid()::text)`), and a group's ids, as text, from the membership's group ids
+    function (`group_function`, GroupLookup.member_ids_function) once per statement. A `public` bucket's
+    objects are served by URL without any policy, so public-read gives it none: a SELECT policy would only
+    let clients list every file (splinter's public_bucket_allows_listing).
 
     The kinds that check a folder or owner read `case when bucket_id = <bucket> then <check> else false
     end` (the same rows as `bucket_id = <bucket> and <check>`): PostgreSQL ORs the policies of every
@@ -1520,11 +1536,10 @@ def bucket_policies(
         folder = first_folder_matches(sql.SQL("= {}").format(user_id_text))
     else:
         if not group_function:
-            raise ValueError("a member bucket needs the membership's group function (schema.name)")
+            raise ValueError("a member bucket needs the membership's group ids function (schema.name)")
         schema, _, name = group_function.partition(".")
-        folder = first_folder_matches(
-            sql.SQL("= any (array(select g::text from {}() as g))").format(sql.Identifier(schema, name))
-        )
+        # The cast makes `(select f())` an array expression, not ANY's subquery form.
+        folder = first_folder_matches(sql.SQL("= any ((select {}())::text[])").format(sql.Identifier(schema, name)))
     readable = in_bucket_only(folder)
     writable = in_bucket_only(sql.SQL("{} and {}").format(folder, _PLAIN_PATH))
     return _bucket_policies(bucket, ("authenticated",), STORAGE_COMMANDS, readable, writable)

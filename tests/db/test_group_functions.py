@@ -47,7 +47,11 @@ def test_create_diff_repair_and_delete(teams_db: Database, fresh_db: str) -> Non
     resource = GroupFunctions()
     resource_id, checked, state = create(resource, teams_db, inputs())
     assert resource_id == "public.project_members"
-    assert helpers(fresh_db) == [("project_members_admin_groups", True), ("project_members_groups", True)]
+    assert helpers(fresh_db) == [
+        ("project_members_admin_groups", True),
+        ("project_members_group_ids", True),
+        ("project_members_groups", True),
+    ]
     assert resource.diff(teams_db, state, checked).changes == {}
     assert read(resource, teams_db, resource_id, state, checked) == (state, checked)
     # Unchanged inputs do not ask the database again.
@@ -66,6 +70,38 @@ def test_create_diff_repair_and_delete(teams_db: Database, fresh_db: str) -> Non
     assert helpers(fresh_db) == []
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select to_regnamespace('supabase_access_rls')").fetchone() == (None,)
+
+
+def test_the_group_ids_function_gives_the_member_groups_as_text(teams_db: Database, fresh_db: str) -> None:
+    """The text[] form member buckets read gives the same groups as the member function; a stack made
+    before it (the function missing) is still found by read, previews an update, and the update makes it."""
+    resource = GroupFunctions()
+    resource_id, checked, state = create(resource, teams_db, inputs())
+    owner, member, outsider = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("insert into auth.users (id) select unnest(%s::uuid[])", ([owner, member, outsider],))
+        owned, joined = (
+            row[0]
+            for row in conn.execute(
+                "insert into projects (owner_id, name) values (%s, 'a'), (%s, 'b') returning id::text", (owner, member)
+            ).fetchall()
+        )
+        conn.execute("insert into project_members (project_id, user_id) values (%s, %s)", (owned, member))
+    with connect_as_authenticator(fresh_db) as conn:
+        for who, expected in ((owner, [owned]), (member, sorted([owned, joined])), (outsider, [])):
+            with as_persona(conn, Persona.signed_in(who, is_anonymous=False)) as cur:
+                (ids,) = cur.execute("select supabase_access_rls.project_members_group_ids()").fetchone() or (None,)
+                (groups,) = cur.execute(
+                    "select array(select g::text from supabase_access_rls.project_members_groups() g)"
+                ).fetchone() or (None,)
+            assert sorted(ids) == sorted(groups) == expected
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("drop function supabase_access_rls.project_members_group_ids()")
+    assert read(resource, teams_db, resource_id, state, checked) == (state, checked)
+    assert resource.diff(teams_db, state, checked).changes == {"memberFunction": "update"}
+    resource.update(teams_db, state, checked, print)
+    assert resource.diff(teams_db, state, checked).changes == {}
+    assert ("project_members_group_ids", True) in helpers(fresh_db)
 
 
 @pytest.mark.parametrize(

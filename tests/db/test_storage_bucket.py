@@ -34,7 +34,9 @@ from tests.support.teams_app import load_teams_app, teams_model
 
 pytestmark = pytest.mark.db
 
-GROUPS = "supabase_access_rls.project_members_groups"
+GROUPS = "supabase_access_rls.project_members_group_ids"
+# The set-returning member function that member buckets called before the ids function.
+MEMBER_GROUPS = "supabase_access_rls.project_members_groups"
 BUCKETS: dict[str, dict[str, Any]] = {
     "avatars": {
         "access": "owner-folder",
@@ -269,7 +271,7 @@ OLD_FIRST_FOLDER = "(storage.foldername(name))[1]"
 OLD_PLAIN_PATH = "not ('..' = any (string_to_array(name, '/')) or '' = any (string_to_array(name, '/')))"
 OLD_FOLDER_TESTS = {
     "avatars": f"{OLD_FIRST_FOLDER} = (select auth.uid()::text)",
-    "project-files": f"{OLD_FIRST_FOLDER} = any (array(select g::text from {GROUPS}() as g))",
+    "project-files": f"{OLD_FIRST_FOLDER} = any (array(select g::text from {MEMBER_GROUPS}() as g))",
 }
 
 
@@ -334,6 +336,14 @@ def test_a_stack_made_with_an_older_rendering_gets_todays_policies_in_place(
     # A state from before the digest whose policies are today's: PostgreSQL's answer says nothing changed.
     state = {k: v for k, v in app.states["site-assets"].items() if k != "renderedDigest"}
     assert resource.diff(app.db, state, inputs("site-assets")).changes == {}
+    # A member bucket made when it read the set-returning member function: its groupFunction input changes.
+    make_old_policies(app.dsn, "project-files")
+    state = old_state(app.dsn, app.states["project-files"], "project-files") | {"groupFunction": MEMBER_GROUPS}
+    diff = resource.diff(app.db, state, inputs("project-files"))
+    assert diff.changes == {"groupFunction": "update"} and not diff.replaces
+    upgraded = resource.update(app.db, state, inputs("project-files"), print)
+    assert upgraded["policies"] == app.states["project-files"]["policies"]
+    assert resource.diff(app.db, upgraded, inputs("project-files")).changes == {}
 
 
 def policy_names(dsn: str) -> set[str]:

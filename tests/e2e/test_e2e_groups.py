@@ -375,6 +375,7 @@ def test_prod_grants_follow_the_access_kinds(prod: tuple[Teams, Any]) -> None:
     config = ['search_path=""', "row_security=off"]
     assert helpers == [
         ("project_members_admin_groups", True, config, False, True),
+        ("project_members_group_ids", True, config, False, True),
         ("project_members_groups", True, config, False, True),
     ]
     # One permissive policy per role and command (Supabase's multiple_permissive_policies), none on audit_log.

@@ -34,7 +34,7 @@ class StorageBucketArgs:
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] allowed_mime_types: The MIME types Storage accepts (`image/*`); none: any.
         :param pulumi.Input[_builtins.str] caller_function: For `owner-folder` and `owner-id`: the function (`schema.name`, in a schema of supabase-access's) that gives the policies the caller's id (auth.uid() as text), made with the bucket's policies and dropped with the last policy that calls it; left out: the policies call auth.uid() themselves.
         :param pulumi.Input[_builtins.int] file_size_limit: The largest object Storage accepts, in bytes; none: the project's limit.
-        :param pulumi.Input[_builtins.str] group_function: For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among.
+        :param pulumi.Input[_builtins.str] group_function: For `member`: the membership's group ids function (`schema.name`, giving the user's groups as text[]) whose ids the first folder must be among.
         :param pulumi.Input[_builtins.bool] public: Storage serves its objects by public URL, without any policy.
         """
         pulumi.set(__self__, "access", access)
@@ -116,7 +116,7 @@ class StorageBucketArgs:
     @pulumi.getter(name="groupFunction")
     def group_function(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among.
+        For `member`: the membership's group ids function (`schema.name`, giving the user's groups as text[]) whose ids the first folder must be among.
         """
         return pulumi.get(self, "group_function")
 
@@ -161,7 +161,7 @@ class StorageBucket(pulumi.CustomResource):
         :param pulumi.Input[_builtins.str] bucket_id: The bucket's id (and name).
         :param pulumi.Input[_builtins.str] caller_function: For `owner-folder` and `owner-id`: the function (`schema.name`, in a schema of supabase-access's) that gives the policies the caller's id (auth.uid() as text), made with the bucket's policies and dropped with the last policy that calls it; left out: the policies call auth.uid() themselves.
         :param pulumi.Input[_builtins.int] file_size_limit: The largest object Storage accepts, in bytes; none: the project's limit.
-        :param pulumi.Input[_builtins.str] group_function: For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among.
+        :param pulumi.Input[_builtins.str] group_function: For `member`: the membership's group ids function (`schema.name`, giving the user's groups as text[]) whose ids the first folder must be among.
         :param pulumi.Input[_builtins.bool] public: Storage serves its objects by public URL, without any policy.
         """
         ...
@@ -318,7 +318,7 @@ class StorageBucket(pulumi.CustomResource):
     @pulumi.getter(name="groupFunction")
     def group_function(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        For `member`: the membership's group function (`schema.name`) whose ids the first folder must be among.
+        For `member`: the membership's group ids function (`schema.name`, giving the user's groups as text[]) whose ids the first folder must be among.
         """
         return pulumi.get(self, "group_function")
 

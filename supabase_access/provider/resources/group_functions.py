@@ -1,5 +1,6 @@
-"""GroupFunctions: the two functions that tell the policies of group rows which groups the current
-user belongs to (`<membership>_groups`) and administers (`<membership>_admin_groups`).
+"""GroupFunctions: the functions that tell the policies of group rows which groups the current user
+belongs to (`<membership>_groups`; `<membership>_group_ids`, the same as text[] for Storage folders)
+and administers (`<membership>_admin_groups`).
 
 They are SECURITY DEFINER, so a membership table's own policies can ask who belongs to a group
 without reading the table through those policies again (PostgreSQL refuses such a loop as
@@ -10,6 +11,7 @@ infinite recursion). They live in a schema of their own, not exposed to the Data
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -82,17 +84,30 @@ def _inputs_of(schema: str, lookup: GroupLookup, *, force_rls: bool) -> Inputs:
     )
 
 
+@dataclass(frozen=True)
+class _Function:
+    name: str
+    admins: bool
+    as_text: bool = False
+    # The input a drifted function shows as changed in the preview.
+    shown_as: str = "memberFunction"
+
+
 def creation_statements(schema: str, lookup: GroupLookup) -> list[psycopg.sql.Composed]:
-    """The helper schema (if missing) and both functions, as create and the preflight's dry run make them."""
+    """The helper schema (if missing) and the functions, as create and the preflight's dry run make them."""
     return [
         *render.create_helper_schema(lookup.helper_schema)[:1],
-        render.create_group_function(schema, lookup, admins=False),
-        render.create_group_function(schema, lookup, admins=True),
+        *(render.create_group_function(schema, lookup, admins=f.admins, as_text=f.as_text) for f in _functions(lookup)),
     ]
 
 
-def _functions(lookup: GroupLookup) -> tuple[tuple[str, bool], ...]:
-    return ((lookup.member_function, False), (lookup.admin_function, True))
+def _functions(lookup: GroupLookup) -> tuple[_Function, ...]:
+    """The member and admin functions first: a stack made before the ids function has those two only."""
+    return (
+        _Function(lookup.member_function, admins=False),
+        _Function(lookup.admin_function, admins=True, shown_as="adminFunction"),
+        _Function(lookup.member_ids_function, admins=False, as_text=True),
+    )
 
 
 class GroupFunctions(DatabaseResource[Inputs, State]):
@@ -152,12 +167,14 @@ class GroupFunctions(DatabaseResource[Inputs, State]):
             return changed
         lookup = group_lookup(inputs)
         functions = _functions(lookup)
-        with db.connection() as conn:  # both functions in one round trip: this runs on every preview
-            live = read_together(conn, *((catalog.GROUP_FUNCTION, (lookup.helper_schema, f)) for f, _ in functions))
-        for (_, admins), rows in zip(functions, live, strict=True):
-            expected = render.group_function_body(inputs.schema, lookup, admins=admins)
+        with db.connection() as conn:  # the functions in one round trip: this runs on every preview
+            live = read_together(conn, *((catalog.GROUP_FUNCTION, (lookup.helper_schema, f.name)) for f in functions))
+        for function, rows in zip(functions, live, strict=True):
+            expected = render.group_function_body(
+                inputs.schema, lookup, admins=function.admins, as_text=function.as_text
+            )
             if _function_state(next(iter(rows), None)) != (expected, EXPECTED_CONFIG, True):
-                return {"adminFunction" if admins else "memberFunction": "update"}
+                return {function.shown_as: "update"}
         return {}
 
     def on_create(self, db: Database, inputs: Inputs, log: Log) -> tuple[str, State]:
@@ -190,7 +207,10 @@ class GroupFunctions(DatabaseResource[Inputs, State]):
             raise not_importable("GroupFunctions", f"declare the membership {schema}.{table} in the model instead")
         lookup = group_lookup(state)
         with db.connection() as conn:
-            present = all(_live_function(conn, lookup.helper_schema, f) is not None for f, _ in _functions(lookup))
+            # The member and admin functions: an ids function missing (a stack made before it) is drift.
+            present = all(
+                _live_function(conn, lookup.helper_schema, f.name) is not None for f in _functions(lookup)[:2]
+            )
         return (state, inputs or Inputs.taking(state)) if present else None
 
 
@@ -231,9 +251,9 @@ def lock_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
 
 def _install(conn: psycopg.Connection, schema: str, lookup: GroupLookup) -> None:
     ensure_helper_schema(conn, lookup.helper_schema)
-    for function, admins in _functions(lookup):
-        conn.execute(render.create_group_function(schema, lookup, admins=admins))
-        for statement in render.group_function_access(lookup, function):
+    for function in _functions(lookup):
+        conn.execute(render.create_group_function(schema, lookup, admins=function.admins, as_text=function.as_text))
+        for statement in render.group_function_access(lookup, function.name):
             conn.execute(statement)
 
 
@@ -264,9 +284,9 @@ def _function_state(function: catalog.GroupFunction | None) -> tuple[str, list[s
 def _drop(db: Database, lookup: GroupLookup) -> None:
     with write_transaction(db) as conn:
         lock_helper_schema(conn, lookup.helper_schema)
-        for function, _ in _functions(lookup):
-            if _live_function(conn, lookup.helper_schema, function) is not None:
-                conn.execute(render.drop_helper_function(lookup.helper_schema, function))
+        for function in _functions(lookup):
+            if _live_function(conn, lookup.helper_schema, function.name) is not None:
+                conn.execute(render.drop_helper_function(lookup.helper_schema, function.name))
         drop_helper_schema_if_empty(conn, lookup.helper_schema)
 
 

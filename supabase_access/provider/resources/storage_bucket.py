@@ -124,8 +124,10 @@ class StorageBucket(DatabaseResource[Inputs, State]):
             )
             if live_value != wanted
         }
-        if (state.access, state.group_function) != (inputs.access, inputs.group_function):
+        if state.access != inputs.access:
             changes["access"] = "update"
+        elif state.group_function != inputs.group_function:
+            changes["groupFunction"] = "update"
         elif live != desired or foreign.widening:
             changes["policies"] = "update"
         if state.caller_function != inputs.caller_function or not caller_as_made:
