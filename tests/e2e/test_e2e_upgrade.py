@@ -180,10 +180,12 @@ def test_a_stack_with_older_object_policies_gets_todays_in_place(tmp_path: Path,
 
     write_project(work_dir)  # today's program and provider: same config
     preview = stack.preview(diff=True)
-    # The two folder kinds' buckets, in place; nothing else changed since that main.
-    assert changes(preview.change_summary) == {"update": 2}, preview.stdout
+    # The two folder kinds' buckets, in place, and the group functions gaining the ids function member
+    # buckets read; nothing else changed since that main.
+    assert changes(preview.change_summary) == {"update": 3}, preview.stdout
     for bucket in ("avatars", "project-files"):
         assert f"StorageBucket::{bucket}-bucket]" in preview.stdout, preview.stdout
+    assert "GroupFunctions::project_members-group-functions]" in preview.stdout, preview.stdout
     with Prober(lambda: probe(fresh_db, users)) as prober:
         upgrade = stack.up()
     assert "replace" not in (upgrade.summary.resource_changes or {}), upgrade.stdout
@@ -216,8 +218,11 @@ def test_a_stack_with_an_owner_bucket_made_before_the_caller_function_updates_it
     write_project(work_dir)  # today's program and provider: same config
     with Prober(lambda: owner_access(fresh_db, alice, bob)) as prober:
         upgrade = stack.up(diff=True)
-    assert changes(upgrade.summary.resource_changes) == {"update": 1}, upgrade.stdout
+    # The avatars bucket's callerFunction; the project-files bucket's groupFunction and its GroupFunctions
+    # (the ids function member buckets read, made since that main).
+    assert changes(upgrade.summary.resource_changes) == {"update": 3}, upgrade.stdout
     assert "supabase-access:index:StorageBucket" in upgrade.stdout and "callerFunction" in upgrade.stdout
+    assert "project_members_group_ids" in upgrade.stdout, upgrade.stdout
     assert prober.samples, "the prober took no sample"
     assert [s for s in prober.samples if s != access] == []
     with psycopg.connect(fresh_db) as conn:
