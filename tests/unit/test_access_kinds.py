@@ -379,6 +379,20 @@ def test_group_functions_quote_role_values_and_pick_a_free_dollar_tag() -> None:
     assert statement.endswith("$groups1$")
 
 
+def test_the_group_ids_function_is_the_member_groups_as_one_text_array() -> None:
+    (lookup,) = plan_access(teams_model(), "owner").group_lookups
+    statement = render.create_group_function("public", lookup, admins=False, as_text=True).as_string(None)
+    assert '"supabase_access_rls"."project_members_group_ids"() returns text[]' in statement
+    body = render.group_function_body("public", lookup, admins=False, as_text=True)
+    member = render.group_function_body("public", lookup, admins=False)
+    assert body.startswith("\nbegin\n  return array(\n") and body.endswith(");\nend\n")
+    # The same two queries as the member function's, each id as text.
+    assert body.replace("::text", "").replace("array(", "query").replace(");", ";") == member
+    assert lookup.member_ids_function == "project_members_group_ids"
+    (policy, *_) = render.bucket_policies("files", "member", "supabase_access_rls.project_members_group_ids")
+    assert '= any ((select "supabase_access_rls"."project_members_group_ids"())::text[])' in (policy.using or "")
+
+
 def test_a_teams_stack_declares_the_group_functions_and_per_table_grants() -> None:
     resources = by_type(run_program({"supabase-access:environment": "prod", "supabase-access:modelFile": MODEL_FILE}))
     (functions,) = resources["supabase-access:index:GroupFunctions"]
