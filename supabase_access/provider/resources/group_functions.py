@@ -89,7 +89,7 @@ class _Function:
     name: str
     admins: bool
     as_text: bool = False
-    # The input a drifted function shows as changed in the preview.
+    # The property a drifted function shows as changed in the preview (an output of the resource).
     shown_as: str = "memberFunction"
 
 
