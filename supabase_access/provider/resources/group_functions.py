@@ -92,17 +92,23 @@ class _Function:
     # The property a drifted function shows as changed in the preview (an output of the resource).
     shown_as: str = "memberFunction"
 
+    def create(self, schema: str, lookup: GroupLookup) -> psycopg.sql.Composed:
+        return render.create_group_function(schema, lookup, admins=self.admins, as_text=self.as_text)
+
+    def body(self, schema: str, lookup: GroupLookup) -> str:
+        return render.group_function_body(schema, lookup, admins=self.admins, as_text=self.as_text)
+
 
 def creation_statements(schema: str, lookup: GroupLookup) -> list[psycopg.sql.Composed]:
     """The helper schema (if missing) and the functions, as create and the preflight's dry run make them."""
     return [
         *render.create_helper_schema(lookup.helper_schema)[:1],
-        *(render.create_group_function(schema, lookup, admins=f.admins, as_text=f.as_text) for f in _functions(lookup)),
+        *(f.create(schema, lookup) for f in _functions(lookup)),
     ]
 
 
 def _functions(lookup: GroupLookup) -> tuple[_Function, ...]:
-    """The member and admin functions first: a stack made before the ids function has those two only."""
+    """A stack made before the ids function (as_text) has the other two only."""
     return (
         _Function(lookup.member_function, admins=False),
         _Function(lookup.admin_function, admins=True, shown_as="adminFunction"),
@@ -170,10 +176,8 @@ class GroupFunctions(DatabaseResource[Inputs, State]):
         with db.connection() as conn:  # the functions in one round trip: this runs on every preview
             live = read_together(conn, *((catalog.GROUP_FUNCTION, (lookup.helper_schema, f.name)) for f in functions))
         for function, rows in zip(functions, live, strict=True):
-            expected = render.group_function_body(
-                inputs.schema, lookup, admins=function.admins, as_text=function.as_text
-            )
-            if _function_state(next(iter(rows), None)) != (expected, EXPECTED_CONFIG, True):
+            expected = (function.body(inputs.schema, lookup), EXPECTED_CONFIG, True)
+            if _function_state(next(iter(rows), None)) != expected:
                 return {function.shown_as: "update"}
         return {}
 
@@ -209,7 +213,9 @@ class GroupFunctions(DatabaseResource[Inputs, State]):
         with db.connection() as conn:
             # The member and admin functions: an ids function missing (a stack made before it) is drift.
             present = all(
-                _live_function(conn, lookup.helper_schema, f.name) is not None for f in _functions(lookup)[:2]
+                _live_function(conn, lookup.helper_schema, f.name) is not None
+                for f in _functions(lookup)
+                if not f.as_text
             )
         return (state, inputs or Inputs.taking(state)) if present else None
 
@@ -252,7 +258,7 @@ def lock_helper_schema(conn: psycopg.Connection, helper_schema: str) -> None:
 def _install(conn: psycopg.Connection, schema: str, lookup: GroupLookup) -> None:
     ensure_helper_schema(conn, lookup.helper_schema)
     for function in _functions(lookup):
-        conn.execute(render.create_group_function(schema, lookup, admins=function.admins, as_text=function.as_text))
+        conn.execute(function.create(schema, lookup))
         for statement in render.group_function_access(lookup, function.name):
             conn.execute(statement)
 
