@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.test_e2e_storage import stack_config
 from tests.e2e.test_fault_storage import probe
 from tests.support.engine import REPO, changes, new_stack, write_project
-from tests.support.fault import Prober, catalog_snapshot, wider
+from tests.support.fault import Prober, catalog_snapshot, kill_up_waiting_on, recover, wider
 from tests.support.localdb import legacy_platform
 from tests.support.storage import add_user, bucket_catalog, owner_access, put_object
 from tests.support.teams_app import load_teams_app
@@ -29,6 +29,8 @@ BEFORE_SPECS_MAIN = "835353a1f2c7216d1f76859ff25269c912cebddf"
 FOLDERNAME_MAIN = "4007220586f6d4c38d0b1570d4e24ab9aaa787fd"
 # The last main whose owner buckets' policies called auth.uid() themselves (before callerFunction, issue 25).
 BEFORE_CALLER_FUNCTION_MAIN = "e7e97ea46decd45586b758e84cf27bd16abc0871"
+# The last main whose member buckets read <membership>_groups() (before <membership>_group_ids()).
+BEFORE_GROUP_IDS_MAIN = "dd7ec4b2c06ac9a7d1f78de0154927d724c68026"
 OWNER = {"supabase-access:environment": "prod", "supabase-access:profile": "owner"}
 TABLES = ("sessions", "segments", "turns", "actions", "generated_content")
 
@@ -231,6 +233,69 @@ def test_a_stack_with_an_owner_bucket_made_before_the_caller_function_updates_it
             " where schemaname = 'storage' and policyname like 'avatars: %'"
         ).fetchall()
     assert quals and all("auth_uid_text()" in q and "auth.uid()" not in q for (q,) in quals), quals
+    assert changes(stack.preview(refresh=True).change_summary) == {}
+
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("set storage.allow_delete_query = 'true'")
+        conn.execute("delete from storage.objects")
+    stack.destroy()
+    assert (catalog_snapshot(fresh_db), bucket_catalog(fresh_db)) == before
+
+
+def group_ids_function_made(dsn: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("select to_regprocedure('supabase_access_rls.project_members_group_ids()')").fetchone()
+    return row is not None and row[0] is not None
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize(
+    "locked",
+    [
+        "supabase_access_rls.(helper schema)",  # GroupFunctions about to make the ids function
+        "storage.objects",  # the functions made, the member bucket about to read them
+    ],
+    ids=["group-functions", "bucket"],
+)
+def test_the_group_ids_upgrade_killed_while_waiting_opens_nothing_and_recovers(
+    tmp_path: Path, fresh_db: str, locked: str
+) -> None:
+    """A stack from before <membership>_group_ids(), its upgrade `up` killed (the whole tree) while a step waits
+    for its lock: nothing half-applied, a prober acting as the Storage API sees the access of before in every
+    sample, through scripts/recover too; then nothing left to change, and destroy gives back the catalog."""
+    load_teams_app(fresh_db)
+    before = catalog_snapshot(fresh_db), bucket_catalog(fresh_db)
+    old_main = checkout(BEFORE_GROUP_IDS_MAIN, tmp_path / "old-main")
+    work_dir = tmp_path / "prod"
+    stack = new_stack(work_dir, "prod", fresh_db, stack_config("prod"), program=old_main)
+    stack.up()
+    users = {name: add_user(fresh_db) for name in ("alice", "bob", "carol")}
+    project = uuid.uuid4()
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("insert into projects (id, owner_id, name) values (%s, %s, 'a')", (project, users["alice"]))
+        conn.execute("insert into project_members (project_id, user_id) values (%s, %s)", (project, users["bob"]))
+    put_object(fresh_db, "project-files", f"{project}/plan.pdf")
+    put_object(fresh_db, "avatars", f"{users['alice']}/me.png", users["alice"])
+    old = probe(fresh_db, users)
+    assert old["bob list project-files"] == 1 and old["carol list project-files"] == 0, old
+
+    write_project(work_dir)  # today's program and provider: same config
+    with Prober(lambda: probe(fresh_db, users)) as prober:
+        kill_up_waiting_on(work_dir, fresh_db, locked, tree=True, wait_seconds=120)
+        assert probe(fresh_db, users) == old, "nothing half-applied"
+        # Killed where meant: before the ids function, or with it made and the bucket not yet reading it.
+        assert group_ids_function_made(fresh_db) == (locked == "storage.objects")
+        recover(stack)
+    assert probe(fresh_db, users) == old
+    assert prober.samples, "the prober took no sample"
+    violations = [w for sample in prober.samples if (w := wider(sample, old, old))]
+    assert violations == [], f"{len(violations)} of {len(prober.samples)} samples saw wider access: {violations[:3]}"
+    with psycopg.connect(fresh_db) as conn:
+        quals = conn.execute(
+            "select string_agg(coalesce(qual, '') || coalesce(with_check, ''), ' ') from pg_policies"
+            " where schemaname = 'storage' and policyname like 'project-files: %'"
+        ).fetchone()
+    assert quals is not None and "project_members_group_ids()" in quals[0], quals
     assert changes(stack.preview(refresh=True).change_summary) == {}
 
     with psycopg.connect(fresh_db) as conn:
